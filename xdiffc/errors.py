@@ -1,0 +1,17 @@
+"""Typed errors that users can catch, each naming what is wrong and what to do."""
+
+
+class XdiffcError(Exception):
+    """Base class of every error raised on purpose by xdiffc."""
+
+
+class CorruptStreamError(XdiffcError, ValueError):
+    """A compressed stream is truncated, damaged, foreign, or of an unknown format version.
+
+    Raised instead of returning garbage: the stream's checksum, magic and section
+    lengths are all verified before any value is reconstructed.
+    """
+
+
+class ModelMismatchError(XdiffcError):
+    """A stream (or store) was encoded with a model that is not the one offered for decoding."""
