@@ -1,0 +1,12 @@
+"""xdiffc: error-bounded lossy compression for climate model output.
+
+    >>> import xdiffc
+    >>> blob = xdiffc.compress(x, rel_tol=1e-3)   # every valid value within 0.1% of the range
+    >>> y = xdiffc.decompress(blob)               # same shape and dtype as x
+"""
+
+from .core import compress, decompress
+from .errors import CorruptStreamError, ModelMismatchError, XdiffcError
+
+__all__ = ["compress", "decompress", "CorruptStreamError", "ModelMismatchError", "XdiffcError"]
+__version__ = "0.1.0"

@@ -1,0 +1,175 @@
+"""The xdiffc container: a small binary header, named sections, and a CRC32.
+
+Layout (all integers little-endian; see docs/format.md for the full description)::
+
+    magic      4 bytes  b"XDFC"
+    version    u8       FORMAT_VERSION
+    header     varint length + bytes (see :class:`Header`)
+    nsections  u8
+    sections   nsections x (u8 name length, name, varint length, payload)
+    crc32      u32      over every byte before it
+
+Everything is validated before a value is reconstructed: a truncated, damaged or
+foreign stream raises :class:`~xdiffc.errors.CorruptStreamError`.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import CorruptStreamError
+
+MAGIC = b"XDFC"
+FORMAT_VERSION = 1
+
+MODES = ("pointwise", "lossless", "l2")
+
+
+def _varint(n: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+class _Reader:
+    """Bounds-checked reading of a byte string; every overrun is a CorruptStreamError."""
+
+    def __init__(self, buf: bytes | memoryview, pos: int = 0, end: int | None = None):
+        self.buf = memoryview(buf)
+        self.pos = pos
+        self.end = len(self.buf) if end is None else end
+
+    def take(self, n: int) -> memoryview:
+        if n < 0 or self.pos + n > self.end:
+            raise CorruptStreamError("the stream is truncated: a field runs past its end")
+        out = self.buf[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def u8(self) -> int:
+        return self.take(1)[0]
+
+    def f64(self) -> float:
+        return struct.unpack("<d", self.take(8))[0]
+
+    def varint(self) -> int:
+        n, shift = 0, 0
+        while True:
+            b = self.u8()
+            n |= (b & 0x7F) << shift
+            if not b & 0x80:
+                return n
+            shift += 7
+            if shift > 63:
+                raise CorruptStreamError("the stream holds a malformed length field")
+
+    def text(self) -> str:
+        raw = bytes(self.take(self.u8()))
+        try:
+            return raw.decode("ascii")
+        except UnicodeDecodeError:
+            raise CorruptStreamError("the stream holds a malformed name") from None
+
+
+@dataclass(frozen=True)
+class Header:
+    """What a decoder needs before it reads any section.
+
+    ``tol`` is the absolute bound that was enforced (0 for lossless);
+    ``rel_tol`` is recorded for information when the user gave one (NaN otherwise).
+    ``model_id``/``model_sha256`` are empty when no model was used.
+    """
+
+    dtype: str
+    shape: tuple[int, ...]
+    order: str = "C"
+    mode: str = "pointwise"
+    tol: float = 0.0
+    rel_tol: float = float("nan")
+    model_id: str = ""
+    model_sha256: str = ""
+
+    def pack(self) -> bytes:
+        out = bytearray()
+        for s in (self.dtype, self.order, self.mode, self.model_id, self.model_sha256):
+            raw = s.encode("ascii")
+            out += bytes([len(raw)]) + raw
+        out += bytes([len(self.shape)])
+        for n in self.shape:
+            out += _varint(n)
+        out += struct.pack("<dd", self.tol, self.rel_tol)
+        return bytes(out)
+
+    @classmethod
+    def unpack(cls, r: _Reader) -> "Header":
+        dtype, order, mode, model_id, model_sha = (r.text() for _ in range(5))
+        shape = tuple(r.varint() for _ in range(r.u8()))
+        tol, rel_tol = r.f64(), r.f64()
+        if order not in ("C", "F") or mode not in MODES:
+            raise CorruptStreamError(f"the stream header is malformed (order={order!r}, mode={mode!r})")
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            raise CorruptStreamError(f"the stream names an unknown dtype {dtype!r}") from None
+        if dt.kind not in "fiub" or not (tol >= 0):
+            raise CorruptStreamError(f"the stream header is malformed (dtype={dtype!r}, tol={tol!r})")
+        return cls(dtype, shape, order, mode, tol, rel_tol, model_id, model_sha)
+
+
+@dataclass
+class Stream:
+    """A header plus named byte sections, in the order they were added."""
+
+    header: Header
+    sections: dict[str, bytes] = field(default_factory=dict)
+
+    def to_bytes(self) -> bytes:
+        out = bytearray(MAGIC) + bytes([FORMAT_VERSION])
+        head = self.header.pack()
+        out += _varint(len(head)) + head
+        out += bytes([len(self.sections)])
+        for name, payload in self.sections.items():
+            raw = name.encode("ascii")
+            out += bytes([len(raw)]) + raw + _varint(len(payload)) + payload
+        out += struct.pack("<I", zlib.crc32(out))
+        return bytes(out)
+
+    @classmethod
+    def from_bytes(cls, blob: bytes | bytearray | memoryview) -> "Stream":
+        buf = memoryview(blob).cast("B")
+        if len(buf) < len(MAGIC) + 1 + 4 or bytes(buf[:4]) != MAGIC:
+            raise CorruptStreamError("not an xdiffc stream (the magic bytes b'XDFC' are missing)")
+        version = buf[4]
+        if version != FORMAT_VERSION:
+            raise CorruptStreamError(
+                f"this stream uses xdiffc format version {version}; this xdiffc reads version "
+                f"{FORMAT_VERSION}. Decode it with the xdiffc release that wrote it."
+            )
+        (crc,) = struct.unpack("<I", buf[-4:])
+        if zlib.crc32(buf[:-4]) != crc:
+            raise CorruptStreamError("the stream's checksum does not match: it is truncated or damaged")
+        r = _Reader(buf, 5, len(buf) - 4)
+        header = Header.unpack(_Reader(r.take(r.varint())))
+        sections: dict[str, bytes] = {}
+        for _ in range(r.u8()):
+            name = r.text()
+            sections[name] = bytes(r.take(r.varint()))
+        if r.pos != r.end:
+            raise CorruptStreamError("the stream has trailing bytes after its last section")
+        return cls(header, sections)
+
+    def section(self, name: str) -> bytes:
+        try:
+            return self.sections[name]
+        except KeyError:
+            raise CorruptStreamError(f"the stream lacks its {name!r} section") from None

@@ -1,0 +1,64 @@
+"""SZ3 (through ``pysz``, ABS mode) as a residual coder.
+
+SZ3 cannot skip points, so masked points are first filled with their previous valid
+neighbour (:func:`xdiffc.masking.fill_gaps`). SZ3 works in float32 when the bound is far
+above float32 resolution, which halves the cost of its unpredictable values; the guarantee
+layer repairs any point that this rounding pushes past the bound.
+
+Payload: u8 dtype code (0 float32, 1 float64) + the SZ3 stream.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import CorruptStreamError
+from ..masking import fill_gaps
+
+#: SZ3 handles at most four dimensions; leading dimensions are merged.
+_MAX_NDIM = 4
+_DTYPES = (np.float32, np.float64)
+
+
+def _sz_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    shape = tuple(n for n in shape if n != 1) or (1,)
+    if len(shape) > _MAX_NDIM:
+        shape = (int(np.prod(shape[: len(shape) - _MAX_NDIM + 1])),) + shape[-_MAX_NDIM + 1 :]
+    return shape
+
+
+def _config(tol: float):
+    from pysz import szConfig, szErrorBoundMode
+
+    cfg = szConfig()  # a fresh config per call: pysz configs are not shared between threads
+    cfg.errorBoundMode = szErrorBoundMode.ABS
+    cfg.absErrorBound = float(tol)
+    return cfg
+
+
+def encode(values: np.ndarray, tol: float, skip: np.ndarray | None = None) -> bytes:
+    from pysz import sz
+
+    x = values if skip is None else fill_gaps(values, skip)
+    amax = float(np.max(np.abs(x))) if x.size else 0.0
+    # float32 keeps ~7 digits: use it only where its rounding is far below the bound.
+    code = 0 if amax * 2.0**-22 < tol and amax < 1e37 else 1
+    arr = np.ascontiguousarray(x, dtype=_DTYPES[code]).reshape(_sz_shape(x.shape))
+    blob, _ = sz.compress(arr, _config(tol))
+    return bytes([code]) + blob.tobytes()
+
+
+def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = None) -> np.ndarray:
+    from pysz import sz
+
+    if len(payload) < 2 or payload[0] > 1:
+        raise CorruptStreamError("the stream's SZ3 section is damaged")
+    dtype = _DTYPES[payload[0]]
+    try:
+        out = sz.decompress(np.frombuffer(payload, np.uint8, offset=1), dtype, _sz_shape(shape))
+    except Exception as err:  # pysz raises RuntimeError/ValueError for bad input
+        raise CorruptStreamError(f"the stream's SZ3 section is damaged ({err})") from None
+    out = out[0] if isinstance(out, tuple) else out
+    if out.size != int(np.prod(shape, dtype=np.int64)):
+        raise CorruptStreamError("the stream's SZ3 section has the wrong size")
+    return np.asarray(out, np.float64).reshape(shape)

@@ -1,0 +1,55 @@
+"""The pointwise guarantee: every valid value ends within ``tol`` of the original, in the output dtype.
+
+Predictors and residual coders work in float64; the cast to float32 (or float64 rounding in
+``prediction + residual``) can push a value just past the bound. This module finds every such
+point *after* the final cast and stores its exact value, so the bound holds by construction,
+not by hoping the arithmetic was exact.
+
+Exceptions payload: zstd( varint count, then delta-coded flat indices as u64 ) + zstd( exact values ).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import zstandard
+
+from .errors import CorruptStreamError
+
+_ZSTD_LEVEL = 9
+
+
+def violations(x: np.ndarray, y: np.ndarray, tol: float, valid: np.ndarray | None) -> np.ndarray:
+    """Flat indices where ``|y - x| > tol`` (computed in float64 on the output-dtype values) among valid points."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad = ~(np.abs(y.astype(np.float64) - x.astype(np.float64)) <= tol)
+    if valid is not None:
+        bad &= valid
+    return np.flatnonzero(bad)
+
+
+def encode_exceptions(x: np.ndarray, idx: np.ndarray) -> bytes:
+    """Store the exact values of ``x`` at flat indices ``idx`` (sorted)."""
+    if idx.size == 0:
+        return b""
+    deltas = np.diff(idx.astype(np.uint64), prepend=np.uint64(0))
+    body = np.uint64(idx.size).tobytes() + deltas.tobytes() + np.ascontiguousarray(x.ravel()[idx]).tobytes()
+    return zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(body)
+
+
+def apply_exceptions(y: np.ndarray, payload: bytes) -> None:
+    """Write the exact values stored by :func:`encode_exceptions` into ``y`` in place."""
+    if not payload:
+        return
+    try:
+        body = zstandard.ZstdDecompressor().decompress(payload, max_output_size=8 + y.size * (8 + y.itemsize))
+    except zstandard.ZstdError as err:
+        raise CorruptStreamError(f"the stream's exception section is damaged ({err})") from None
+    if len(body) < 8:
+        raise CorruptStreamError("the stream's exception section is truncated")
+    n = int(np.frombuffer(body[:8], np.uint64)[0])
+    if n > y.size or len(body) != 8 + n * (8 + y.itemsize):
+        raise CorruptStreamError("the stream's exception section has the wrong length")
+    idx = np.cumsum(np.frombuffer(body, np.uint64, n, 8), dtype=np.uint64)
+    if n and idx[-1] >= y.size:
+        raise CorruptStreamError("the stream's exception section points outside the array")
+    y.ravel()[idx.astype(np.int64)] = np.frombuffer(body, y.dtype, n, 8 + 8 * n)

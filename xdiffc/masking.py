@@ -1,0 +1,76 @@
+"""Points that are not data: NaN, +-inf and fill values. They come back bit-exactly.
+
+The mask is stored as packed bits and the exact values as raw bytes, both zstd-compressed;
+a land mask repeated over time costs almost nothing. Masked points are "don't care" for
+the predictors and residual coders, which never read their values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import numpy as np
+import zstandard
+
+from .errors import CorruptStreamError
+
+#: Values at least this large in magnitude are treated as fill (remapped junk such as -9.97e36).
+FILL_THRESHOLD = 1e30
+
+_ZSTD_LEVEL = 9
+
+
+def special_mask(x: np.ndarray, fill_values: Iterable[float] = (), threshold: float = FILL_THRESHOLD) -> np.ndarray:
+    """True where ``x`` is NaN, infinite, one of ``fill_values``, or at least ``threshold`` in magnitude."""
+    mask = ~np.isfinite(x)
+    if threshold is not None and np.isfinite(threshold):
+        with np.errstate(invalid="ignore"):
+            mask |= np.abs(x) >= threshold
+    for v in fill_values:
+        if v is None or np.isnan(v):
+            continue
+        mask |= x == x.dtype.type(v)
+    return mask
+
+
+def encode(x: np.ndarray, mask: np.ndarray) -> tuple[bytes, bytes]:
+    """Return (packed mask, exact masked values), each zstd-compressed."""
+    zc = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
+    bits = zc.compress(np.packbits(mask.ravel()).tobytes())
+    values = zc.compress(np.ascontiguousarray(x[mask]).tobytes())
+    return bits, values
+
+
+def decode(bits: bytes, values: bytes, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse of :func:`encode`: the boolean mask and the exact values at its True points."""
+    size = int(np.prod(shape, dtype=np.int64))
+    try:
+        zd = zstandard.ZstdDecompressor()
+        packed = np.frombuffer(zd.decompress(bits, max_output_size=(size + 7) // 8 + 1), np.uint8)
+        mask = np.unpackbits(packed, count=size).astype(bool).reshape(shape)
+        raw = zd.decompress(values, max_output_size=max(1, int(mask.sum())) * dtype.itemsize + 1)
+        vals = np.frombuffer(raw, dtype)
+    except (zstandard.ZstdError, ValueError) as err:
+        raise CorruptStreamError(f"the stream's mask of missing values is damaged ({err})") from None
+    if vals.size != mask.sum():
+        raise CorruptStreamError("the stream's missing values do not match its mask")
+    return mask, vals
+
+
+def fill_gaps(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """A copy of ``x`` with masked points replaced by the previous valid value in C order.
+
+    Predictors that cannot skip points (SZ3) then see a field without artificial jumps.
+    Leading masked points take the first valid value; an all-masked array becomes zeros.
+    """
+    flat = np.ascontiguousarray(x).ravel().copy()
+    m = mask.ravel()
+    if not m.any():
+        return flat.reshape(x.shape)
+    valid = np.flatnonzero(~m)
+    if valid.size == 0:
+        return np.zeros_like(x)
+    idx = np.where(m, 0, np.arange(flat.size))
+    np.maximum.accumulate(idx, out=idx)
+    idx[: valid[0]] = valid[0]
+    return flat[idx].reshape(x.shape)
