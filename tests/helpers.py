@@ -1,0 +1,19 @@
+"""Assertions shared by the test modules."""
+
+import numpy as np
+
+from xdiffc.masking import special_mask
+
+
+def assert_bounded(x: np.ndarray, y: np.ndarray, tol: float, fill_values=()) -> None:
+    """The contract: same shape and dtype, valid values within tol in the output dtype, missing values bit-exact."""
+    x = np.asarray(x)
+    assert y.shape == x.shape and y.dtype == x.dtype
+    if x.dtype.kind != "f":
+        np.testing.assert_array_equal(y, x)
+        return
+    missing = special_mask(x.astype(x.dtype.newbyteorder("=")), fill_values)
+    with np.errstate(invalid="ignore", over="ignore"):
+        err = np.abs(y.astype(np.float64) - x.astype(np.float64))
+    assert np.all(err[~missing] <= tol), f"max error {err[~missing].max()} > tol {tol}"
+    assert np.array_equal(y[missing].view(np.uint8), x[missing].view(np.uint8)), "missing values moved"
