@@ -1,0 +1,147 @@
+"""Properties of the interpolation residual coder: error bound, determinism, damage handling, ratio."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xdiffc.coders import interp
+from xdiffc.errors import CorruptStreamError
+
+
+def _roundtrip(values: np.ndarray, tol: float, skip: np.ndarray | None = None) -> bytes:
+    """Encode and decode, assert the bound at every kept point, and return the payload."""
+    payload = interp.encode(values, tol, skip)
+    out = interp.decode(payload, values.shape, skip)
+    assert out.dtype == np.float64 and out.shape == values.shape
+    kept = np.ones(values.shape, bool) if skip is None else ~skip
+    assert np.all(np.abs(out - values)[kept] <= tol)
+    return payload
+
+
+@st.composite
+def _fields(draw: st.DrawFn) -> tuple[np.ndarray, float, np.ndarray | None]:
+    """A random field (smooth, rough, constant, huge or tiny), a tolerance and maybe a skip mask."""
+    ndim = draw(st.integers(0, 5))
+    shape = tuple(draw(st.lists(st.integers(0, 9 if ndim < 3 else 4), min_size=ndim, max_size=ndim)))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    kind = draw(st.sampled_from(["smooth", "noise", "constant", "huge", "tiny"]))
+    values = rng.normal(size=shape)
+    if kind == "smooth" and ndim:
+        values = np.cumsum(values, axis=-1)
+    elif kind == "constant":
+        values = np.full(shape, draw(st.floats(-1e300, 1e300)))
+    elif kind == "huge":
+        values = values * 1e30
+    elif kind == "tiny":
+        values = values * 1e-300
+    tol = draw(st.sampled_from([1e-320, 1e-300, 1e-12, 1e-3, 0.5, 1e3, 1e40, 1e300, 1.7e308]))
+    skip = None
+    if draw(st.booleans()):
+        skip = rng.random(shape) < draw(st.sampled_from([0.1, 0.5, 1.0]))
+        values = np.where(skip, draw(st.sampled_from([np.nan, 1e36, -np.inf])), values)
+    return np.ascontiguousarray(values, dtype=np.float64), tol, skip
+
+
+@settings(max_examples=150, deadline=None)
+@given(_fields())
+def test_bound_holds_everywhere(case: tuple[np.ndarray, float, np.ndarray | None]) -> None:
+    """Every kept point is reconstructed within tol, whatever the field, tolerance and mask."""
+    _roundtrip(*case)
+
+
+@settings(max_examples=30, deadline=None)
+@given(_fields())
+def test_encoding_is_deterministic(case: tuple[np.ndarray, float, np.ndarray | None]) -> None:
+    """Encoding the same input twice gives identical bytes, and decoding twice identical arrays."""
+    values, tol, skip = case
+    payload = interp.encode(values, tol, skip)
+    assert interp.encode(values, tol, skip) == payload
+    first, second = (interp.decode(payload, values.shape, skip) for _ in range(2))
+    assert np.array_equal(first.view(np.uint64), second.view(np.uint64))
+
+
+@pytest.mark.parametrize("shape", [(), (0,), (1,), (1, 1, 1), (0, 5), (3, 2, 4, 2, 3)])
+def test_degenerate_shapes(shape: tuple[int, ...]) -> None:
+    """0-D, empty, single-point and 5-D arrays round-trip."""
+    values = np.arange(int(np.prod(shape)), dtype=np.float64).reshape(shape) * 0.37
+    _roundtrip(values, 0.01)
+
+
+def test_fully_skipped_field_ignores_junk() -> None:
+    """A field that is all skipped decodes without reading its (NaN) values."""
+    values = np.full((6, 7), np.nan)
+    _roundtrip(values, 0.1, np.ones(values.shape, bool))
+
+
+def test_extreme_values_are_stored_exactly() -> None:
+    """Values whose codes overflow (huge range, tiny tol) still satisfy the bound."""
+    rng = np.random.default_rng(1)
+    values = rng.normal(size=(17, 9)) * 1e307
+    _roundtrip(values, 1e-3)
+
+
+def test_smooth_field_compresses_well() -> None:
+    """A smooth 3-D field at tol = 1e-2 of its range compresses by more than 20x (vs float32)."""
+    x = np.linspace(0.0, 6.0, 48)
+    field = np.sin(x)[:, None, None] * np.cos(x)[None, :, None] + np.sin(2 * x)[None, None, :]
+    payload = _roundtrip(field, 1e-2 * float(np.ptp(field)))
+    assert field.size * 4 / len(payload) > 20
+
+
+def test_masked_points_cost_nothing() -> None:
+    """Skipping most of a noisy field shrinks the payload roughly in proportion."""
+    rng = np.random.default_rng(2)
+    values = rng.normal(size=(40, 50))
+    skip = np.zeros(values.shape, bool)
+    skip[:, 10:] = True
+    assert len(_roundtrip(values, 1e-3, skip)) < 0.3 * len(_roundtrip(values, 1e-3))
+
+
+def _small_payloads() -> list[tuple[bytes, tuple[int, ...], np.ndarray | None]]:
+    """Small payloads covering both entropy coders, unpredictable values and a skip mask."""
+    rng = np.random.default_rng(3)
+    smooth = np.cumsum(rng.normal(size=(6, 7)), axis=1)
+    skip = rng.random(smooth.shape) < 0.3
+    wild = smooth.copy()
+    wild[2, 3] = 1e300
+    noise = rng.normal(size=(48, 48))
+    cases = [(smooth, 0.05, None), (smooth, 0.05, skip), (wild, 1e-3, None), (noise, 0.3, None)]
+    return [(interp.encode(v, t, s), v.shape, s) for v, t, s in cases]
+
+
+def test_small_payloads_use_both_coders() -> None:
+    """The damage tests below exercise both entropy coders."""
+    assert {p[1] for p, _, _ in _small_payloads()} == {interp.CODER_ANS, interp.CODER_ZSTD}
+
+
+def test_truncated_payload_raises() -> None:
+    """Every proper prefix of a payload is rejected with CorruptStreamError."""
+    for payload, shape, skip in _small_payloads():
+        for n in range(len(payload)):
+            with pytest.raises(CorruptStreamError):
+                interp.decode(payload[:n], shape, skip)
+
+
+def test_flipped_bytes_never_crash() -> None:
+    """A damaged payload either decodes to something or raises CorruptStreamError, nothing else."""
+    rng = np.random.default_rng(4)
+    for payload, shape, skip in _small_payloads():
+        for pos in range(len(payload)):
+            damaged = bytearray(payload)
+            damaged[pos] ^= 1 << int(rng.integers(8))
+            try:
+                interp.decode(bytes(damaged), shape, skip)
+            except CorruptStreamError:
+                pass
+
+
+def test_trailing_bytes_and_bad_version_raise() -> None:
+    """Extra bytes after the payload, or an unknown version byte, are rejected."""
+    payload, shape, skip = _small_payloads()[0]
+    with pytest.raises(CorruptStreamError):
+        interp.decode(payload + b"\0", shape, skip)
+    with pytest.raises(CorruptStreamError):
+        interp.decode(bytes([interp.VERSION + 1]) + payload[1:], shape, skip)

@@ -1,0 +1,522 @@
+"""Model-free residual coder: multilevel interpolation prediction, linear quantisation, entropy coding.
+
+The field is predicted coarse-to-fine, in the spirit of SZ3's interpolation predictor
+(written from scratch here).  Level ``L`` holds only the origin, predicted as zero; each
+finer level ``l`` (stride ``s = 2**l``, half stride ``h = s // 2``) visits the dimensions in
+order, and the pass for dimension ``d`` predicts the points that are odd multiples of ``h``
+along ``d``, multiples of ``h`` along earlier dimensions and multiples of ``s`` along later
+ones, from already reconstructed neighbours at distance ``h`` and ``3h`` along ``d``.
+Each pass is one vectorised numpy step, with linear or cubic interpolation chosen per pass
+by the encoder (whichever leaves the smaller residuals) and recorded in the payload.
+
+The residual ``v - pred`` is quantised with bin width ``2 * eb_l``, where the level bound
+``eb_l = tol / min(alpha**(l - 1), beta)`` is tighter on coarse levels because their points
+predict many others.  The reconstruction ``pred + q * 2 * eb_l`` is checked against ``tol``
+in float64; points that fail, or whose code would leave the code range, are stored as raw
+float64 ("unpredictable").  Skipped points (a mask shared with the decoder) get no symbol
+and are reconstructed as their (finite) prediction.  Encoder and decoder run the very same
+elementwise IEEE float64 operations, so the reconstruction is bit-identical everywhere.
+
+Symbols are ``q + RADIUS`` for ``|q| < RADIUS`` and 0 for unpredictable points.  They are
+entropy coded either with rANS (``constriction``) under static per-(level group, context
+class) histograms, the context class being the local activity ``|right - left| / bin`` of
+the two interpolation neighbours, or with zstandard on the raw uint16 symbols; the encoder
+keeps the smaller.
+
+Payload layout (little-endian; ``uv`` = unsigned LEB128 varint):
+
+====================  =======================================================
+``u8``                format version (1)
+``u8``                entropy coder: 0 = rANS, 1 = zstd
+``f64``               tol (as given to ``encode``)
+``f64``, ``f64``      alpha, beta of the level bounds
+``u8``                G, number of level groups (level ``l`` uses group ``min(l, G) - 1``)
+``u8``                K, number of context classes, then ``K - 1`` ``u8`` cut indices
+                      into the fixed activity threshold table ``_ACTIVITY_EDGES``
+``uv``                number of unpredictable values, then that many raw ``f64``
+bytes                 one bit per pass (1 = cubic), ``numpy.packbits`` order
+rANS body             ``G * K`` histograms (group-major), each ``uv`` number of
+                      nonzero bins then, per bin, ``uv`` gap to the previous symbol
+                      (first: the symbol itself) and ``uv`` count; then ``uv``
+                      number of 32-bit words and the rANS words
+zstd body             ``uv`` frame length, then one zstd frame of the uint16 symbols
+====================  =======================================================
+
+Symbols are emitted pass by pass (origin first); within a pass by context class, and
+within a class in C order of the pass's target points with the interpolation axis moved
+first.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+
+import constriction
+import numpy as np
+import zstandard
+
+from ..errors import CorruptStreamError
+
+VERSION = 1
+RADIUS = 1 << 15
+CODER_ANS = 0
+CODER_ZSTD = 1
+
+# Activity (|right - left| neighbour difference, in bins) thresholds of the fine context classes.
+_ACTIVITY_EDGES = np.array([0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0])
+_MAX_TOL = 2.0**1000  # larger tolerances are clamped so that bin widths stay finite
+_ALPHA = 1.5
+_BETA = 4.0
+_GROUPS = 4
+_CUTS = (1, 3, 5, 7)
+
+
+# ----------------------------------------------------------------------------- geometry
+
+
+def _levels(shape: tuple[int, ...]) -> int:
+    """Number of refinement levels: the smallest L with 2**L >= every extent."""
+    return max(int(n) for n in shape).bit_length() - 1 + (max(shape) & (max(shape) - 1) != 0)
+
+
+def _group_base(level: int, groups: int, n_cls: int) -> int:
+    """Index of the first model of the level group that ``level`` belongs to."""
+    return (max(1, min(level, groups)) - 1) * n_cls
+
+
+def _passes(shape: tuple[int, ...]) -> Iterator[tuple[int, int, tuple[slice, ...]]]:
+    """Yield (level, dim, index) for every non-empty pass, in coding order.
+
+    ``arr[index]`` is a view whose axis ``dim`` alternates known (even) and target (odd) points.
+    """
+    for level in range(_levels(shape), 0, -1):
+        h, s = 1 << (level - 1), 1 << level
+        for d in range(len(shape)):
+            if shape[d] > h:
+                yield level, d, tuple(slice(None, None, h if k <= d else s) for k in range(len(shape)))
+
+
+def _level_bins(tol: float, alpha: float, beta: float, levels: int) -> list[float]:
+    """Bin width per level (index = level), with a tighter bound on coarse levels."""
+    bins, div = [2.0 * tol], 1.0
+    for _ in range(levels):
+        bins.append(2.0 * (tol / min(div, beta)))
+        div = div * alpha
+    return bins
+
+
+# ----------------------------------------------------------------------------- prediction
+
+
+def _predict(even: np.ndarray, n_odd: int, cubic: bool) -> np.ndarray:
+    """Interpolate the ``n_odd`` points between the rows of ``even`` (along axis 0).
+
+    Linear in the interior, linear extrapolation (or copy) at a missing right neighbour;
+    cubic where four neighbours exist, one-sided quadratic next to the edges.
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return _interpolate(even, n_odd, cubic)
+
+
+def _interpolate(even: np.ndarray, n_odd: int, cubic: bool) -> np.ndarray:
+    """Body of ``_predict`` (overflow to inf is allowed: such points become unpredictable)."""
+    n_even = even.shape[0]
+    n_mid = min(n_odd, n_even - 1)
+    pred = np.empty((n_odd,) + even.shape[1:])
+    pred[:n_mid] = (even[:n_mid] + even[1 : n_mid + 1]) * 0.5
+    if n_mid < n_odd:
+        last = even[n_odd - 1]
+        pred[n_odd - 1] = last * 1.5 - even[n_odd - 2] * 0.5 if n_odd >= 2 else last
+    if cubic and n_even >= 4:
+        top = min(n_odd - 1, n_even - 3)
+        a, b, c, e = even[0:top], even[1 : top + 1], even[2 : top + 2], even[3 : top + 3]
+        pred[1 : top + 1] = ((b + c) * 9.0 - (a + e)) * 0.0625
+        pred[0] = (even[0] * 3.0 + even[1] * 6.0 - even[2]) * 0.125
+        if n_mid - 1 > top:
+            j = n_mid - 1
+            pred[j] = (even[j] * 6.0 + even[j + 1] * 3.0 - even[j - 1]) * 0.125
+    return pred
+
+
+def _classes(even: np.ndarray, n_odd: int, inv_bin: float, cuts: np.ndarray) -> np.ndarray:
+    """Context class of each target point from the activity of its two neighbours."""
+    n_mid = min(n_odd, even.shape[0] - 1)
+    act = np.zeros((n_odd,) + even.shape[1:])
+    with np.errstate(over="ignore", invalid="ignore"):
+        act[:n_mid] = np.abs(even[1 : n_mid + 1] - even[:n_mid]) * inv_bin
+    fine = np.searchsorted(_ACTIVITY_EDGES, act, side="left")
+    return np.searchsorted(cuts, fine, side="right").astype(np.uint8)
+
+
+# ----------------------------------------------------------------------------- byte helpers
+
+
+def _uvarint(n: int) -> bytes:
+    """Unsigned LEB128 encoding of ``n``."""
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+class _Reader:
+    """Bounds-checked cursor over a payload; every shortfall raises CorruptStreamError."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = memoryview(data), 0
+
+    def take(self, n: int) -> memoryview:
+        """Next ``n`` bytes."""
+        if n < 0 or self.pos + n > len(self.data):
+            raise CorruptStreamError("interp payload is truncated")
+        chunk = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return chunk
+
+    def u8(self) -> int:
+        """Next byte."""
+        return self.take(1)[0]
+
+    def f64(self) -> float:
+        """Next little-endian float64."""
+        return struct.unpack("<d", self.take(8))[0]
+
+    def uvarint(self, limit: int) -> int:
+        """Next LEB128 integer, which must not exceed ``limit``."""
+        n = shift = 0
+        while True:
+            byte = self.u8()
+            n |= (byte & 0x7F) << shift
+            shift += 7
+            if n > limit or shift > 70:
+                raise CorruptStreamError("interp payload holds an out-of-range count")
+            if not byte & 0x80:
+                return n
+
+    def rest(self) -> memoryview:
+        """All remaining bytes."""
+        return self.take(len(self.data) - self.pos)
+
+
+# ----------------------------------------------------------------------------- encoder
+
+
+class _Streams:
+    """Symbols of one encoding, in decode order, with their level group and context class."""
+
+    def __init__(self) -> None:
+        self.symbols: list[np.ndarray] = []
+        self.models: list[int] = []
+        self.unpred: list[np.ndarray] = []
+
+
+def _quantise(
+    target: np.ndarray, pred: np.ndarray, keep: np.ndarray, bin_: float, tol: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Quantise the kept targets; return (symbols of kept points, reconstruction of all)."""
+    with np.errstate(all="ignore"):
+        q = np.rint((target - pred) / bin_)
+        ok = np.abs(q) < RADIUS
+        q = np.where(ok, q, 0.0)
+        recon = pred + q * bin_
+        ok &= np.abs(recon - target) <= tol
+    ok &= keep
+    sym = np.where(ok, q + RADIUS, 0.0).astype(np.uint16)
+    recon = np.where(ok, recon, np.where(keep, target, _finite(pred)))
+    return sym, recon
+
+
+def _finite(x: np.ndarray) -> np.ndarray:
+    """``x`` with non-finite entries replaced by zero (reconstruction of skipped points)."""
+    return np.where(np.isfinite(x), x, 0.0)
+
+
+def _cost(target: np.ndarray, pred: np.ndarray, keep: np.ndarray, inv_bin: float) -> float:
+    """Encoder-only heuristic cost of a prediction: summed clipped residual in bins."""
+    with np.errstate(all="ignore"):
+        r = np.fmin(np.abs(target - pred) * inv_bin, 1e6)
+    return float(np.sum(r, where=keep))
+
+
+def _predict_all(
+    values: np.ndarray, keep: np.ndarray, tol: float, bins: list[float], cuts: np.ndarray, groups: int
+) -> tuple[_Streams, list[bool]]:
+    """Run the predictor over the whole field, collecting symbols and the per-pass choices."""
+    out, kinds = _Streams(), []
+    recon = np.zeros(values.shape)
+    n_cls = len(cuts) + 1
+    top = len(bins) - 1
+    origin = (0,) * values.ndim
+    sym, rec = _quantise(values[origin][None], np.zeros(1), keep[origin][None], bins[top], tol)
+    recon[origin] = rec[0]
+    _collect(out, values[origin][None], sym, keep[origin][None], np.zeros(1, np.uint8), _group_base(top, groups, n_cls), n_cls)
+    for level, d, index in _passes(values.shape):
+        view = np.moveaxis(recon[index], d, 0)
+        target = np.moveaxis(values[index], d, 0)[1::2]
+        kept = np.moveaxis(keep[index], d, 0)[1::2]
+        even, n_odd = view[0::2], view.shape[0] // 2
+        lin, cub = _predict(even, n_odd, False), _predict(even, n_odd, True)
+        cubic = _cost(target, cub, kept, 1.0 / bins[level]) < _cost(target, lin, kept, 1.0 / bins[level])
+        kinds.append(cubic)
+        sym, view[1::2] = _quantise(target, cub if cubic else lin, kept, bins[level], tol)
+        cls = _classes(even, n_odd, 1.0 / bins[level], cuts)
+        _collect(out, target, sym, kept, cls, _group_base(level, groups, n_cls), n_cls)
+    return out, kinds
+
+
+def _collect(
+    out: _Streams, target: np.ndarray, sym: np.ndarray, kept: np.ndarray, cls: np.ndarray, base: int, n_cls: int
+) -> None:
+    """Append one pass's symbols (grouped by class) and unpredictable values to ``out``."""
+    for c in range(n_cls):
+        sel = kept & (cls == c)
+        s = sym[sel]
+        if s.size:
+            out.symbols.append(s)
+            out.models.append(base + c)
+            out.unpred.append(target[sel][s == 0])
+
+
+def _histogram_bytes(hist: np.ndarray) -> bytes:
+    """Sparse histogram: number of nonzero bins, then (gap, count) varint pairs."""
+    nz = np.flatnonzero(hist)
+    gaps = np.diff(nz, prepend=0)
+    parts = [_uvarint(nz.size)]
+    for g, c in zip(gaps.tolist(), hist[nz].tolist()):
+        parts.append(_uvarint(g) + _uvarint(c))
+    return b"".join(parts)
+
+
+def _ans_body(streams: _Streams, n_models: int) -> bytes:
+    """Histograms plus rANS words for all symbols."""
+    hists = np.zeros((n_models, 2 * RADIUS), np.int64)
+    for s, m in zip(streams.symbols, streams.models):
+        hists[m] += np.bincount(s, minlength=2 * RADIUS)
+    models = [_model(h) for h in hists]
+    coder = constriction.stream.stack.AnsCoder()
+    for s, m in zip(reversed(streams.symbols), reversed(streams.models)):
+        lo, model = models[m]
+        if model is not None:
+            coder.encode_reverse(s.astype(np.int32) - lo, model)
+    words = coder.get_compressed().astype("<u4")
+    head = b"".join(_histogram_bytes(h) for h in hists)
+    return head + _uvarint(words.size) + words.tobytes()
+
+
+def _model(hist: np.ndarray) -> tuple[int, object]:
+    """(lowest symbol, categorical model over the used symbol range) for a histogram.
+
+    The model is None when at most one symbol occurs: such symbols cost no bits at all.
+    """
+    nz = np.flatnonzero(hist)
+    if nz.size <= 1:
+        return (int(nz[0]) if nz.size else -1), None
+    lo, hi = int(nz[0]), int(nz[-1])
+    probs = hist[lo : hi + 1].astype(np.float64)
+    return lo, constriction.stream.model.Categorical(probs, perfect=False)
+
+
+def _zstd_body(streams: _Streams) -> bytes:
+    """One zstd frame of the uint16 symbols."""
+    allsym = np.concatenate(streams.symbols) if streams.symbols else np.zeros(0, np.uint16)
+    frame = zstandard.ZstdCompressor(level=19).compress(allsym.astype("<u2").tobytes())
+    return _uvarint(len(frame)) + frame
+
+
+def encode(values: np.ndarray, tol: float, skip: np.ndarray | None = None) -> bytes:
+    """Compress ``values`` so that ``decode`` returns them within ``tol`` wherever ``skip`` is False."""
+    values = np.ascontiguousarray(values, dtype=np.float64)
+    if not (np.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be finite and positive, got {tol!r}")
+    keep = np.ones(values.shape, bool) if skip is None else ~np.asarray(skip, bool).reshape(values.shape)
+    work_tol = min(float(tol), _MAX_TOL)
+    shape = values.shape if values.ndim else (1,)
+    values, keep = values.reshape(shape), keep.reshape(shape)
+    cuts = np.array(_CUTS, np.uint8)
+    head = struct.pack("<BBddd", VERSION, 0, float(tol), _ALPHA, _BETA) + bytes([_GROUPS, len(cuts)]) + cuts.tobytes()
+    if values.size == 0:
+        return head + _uvarint(0)
+    bins = _level_bins(work_tol, _ALPHA, _BETA, _levels(shape))
+    streams, kinds = _predict_all(values, keep, work_tol, bins, cuts, _GROUPS)
+    unpred = np.concatenate(streams.unpred) if streams.unpred else np.zeros(0)
+    mid = _uvarint(unpred.size) + unpred.astype("<f8").tobytes() + np.packbits(np.array(kinds, bool)).tobytes()
+    bodies = {CODER_ANS: _ans_body(streams, _GROUPS * (len(cuts) + 1)), CODER_ZSTD: _zstd_body(streams)}
+    coder = min(bodies, key=lambda k: len(bodies[k]))
+    return head[:1] + bytes([coder]) + head[2:] + mid + bodies[coder]
+
+
+# ----------------------------------------------------------------------------- decoder
+
+
+class _SymbolSource:
+    """Hands out the symbols of one model in decode order, from rANS or a zstd frame."""
+
+    def __init__(self, coder: int, reader: _Reader, n_models: int, n_symbols: int) -> None:
+        self.coder = coder
+        if coder == CODER_ANS:
+            self.models = [_read_model(reader, n_symbols) for _ in range(n_models)]
+            n_words = reader.uvarint(len(reader.data))
+            words = np.frombuffer(reader.take(4 * n_words), "<u4").astype(np.uint32)
+            if len(reader.rest()):
+                raise CorruptStreamError("interp payload has trailing bytes")
+            self.ans = constriction.stream.stack.AnsCoder(words)
+        else:
+            self.flat = _unzstd(reader.take(reader.uvarint(len(reader.data))), n_symbols)
+            if len(reader.rest()):
+                raise CorruptStreamError("interp payload has trailing bytes")
+            self.pos = 0
+
+    def take(self, model: int, n: int) -> np.ndarray:
+        """Next ``n`` symbols coded with ``model``."""
+        if self.coder == CODER_ZSTD:
+            if self.pos + n > self.flat.size:
+                raise CorruptStreamError("interp zstd frame holds too few symbols")
+            self.pos += n
+            return self.flat[self.pos - n : self.pos]
+        lo, m = self.models[model]
+        if m is None:
+            if lo < 0:
+                raise CorruptStreamError("interp payload uses an empty histogram")
+            return np.full(n, lo, np.int64)
+        try:
+            return np.asarray(self.ans.decode(m, n), np.int64) + lo
+        except Exception as exc:  # constriction reports damage with assorted exception types
+            raise CorruptStreamError("interp rANS stream is damaged") from exc
+
+    def finish(self) -> None:
+        """Check that every coded symbol was consumed."""
+        done = self.pos == self.flat.size if self.coder == CODER_ZSTD else self.ans.is_empty()
+        if not done:
+            raise CorruptStreamError("interp payload holds more symbols than the shape needs")
+
+
+def _read_model(reader: _Reader, n_symbols: int) -> tuple[int, object]:
+    """Parse one sparse histogram into (lowest symbol, model)."""
+    n_bins = reader.uvarint(2 * RADIUS)
+    hist = np.zeros(2 * RADIUS, np.int64)
+    sym = 0
+    for i in range(n_bins):
+        gap = reader.uvarint(2 * RADIUS)
+        sym += gap
+        count = reader.uvarint(max(n_symbols, 1))
+        if sym >= 2 * RADIUS or (i and not gap) or not count:
+            raise CorruptStreamError("interp histogram is malformed")
+        hist[sym] = count
+    return _model(hist)
+
+
+def _unzstd(data: memoryview, n_symbols: int) -> np.ndarray:
+    """Decompress the zstd symbol frame, which must hold exactly ``n_symbols`` uint16."""
+    try:
+        raw = zstandard.ZstdDecompressor().decompress(bytes(data), max_output_size=2 * n_symbols + 1)
+    except zstandard.ZstdError as exc:
+        raise CorruptStreamError("interp zstd frame is damaged") from exc
+    if len(raw) != 2 * n_symbols:
+        raise CorruptStreamError("interp zstd frame has the wrong length")
+    return np.frombuffer(raw, "<u2").astype(np.int64)
+
+
+def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = None) -> np.ndarray:
+    """Reconstruct the float64 array of ``shape`` that ``encode`` compressed into ``payload``."""
+    shape = tuple(int(n) for n in shape)
+    keep = np.ones(shape, bool) if skip is None else ~np.asarray(skip, bool).reshape(shape)
+    work = shape if shape else (1,)
+    keep = keep.reshape(work)
+    r = _Reader(payload)
+    if r.u8() != VERSION:
+        raise CorruptStreamError("interp payload has an unknown format version")
+    coder = r.u8()
+    tol, alpha, beta = r.f64(), r.f64(), r.f64()
+    groups, n_cuts = r.u8(), r.u8()
+    cuts = np.frombuffer(r.take(n_cuts), np.uint8)
+    if coder not in (CODER_ANS, CODER_ZSTD) or not (np.isfinite(tol) and tol > 0) or groups < 1:
+        raise CorruptStreamError("interp payload header is invalid")
+    if not (np.isfinite(alpha) and np.isfinite(beta) and alpha >= 1 and beta >= 1):
+        raise CorruptStreamError("interp payload header is invalid")
+    n_keep = int(keep.sum())
+    unpred = np.frombuffer(r.take(8 * r.uvarint(n_keep)), "<f8")
+    if keep.size == 0:
+        if len(r.rest()):
+            raise CorruptStreamError("interp payload has trailing bytes")
+        return np.zeros(shape)
+    n_pass = sum(1 for _ in _passes(work))
+    kinds = np.unpackbits(np.frombuffer(r.take((n_pass + 7) // 8), np.uint8))[:n_pass].astype(bool)
+    source = _SymbolSource(coder, r, groups * (n_cuts + 1), n_keep)
+    bins = _level_bins(min(tol, _MAX_TOL), alpha, beta, _levels(work))
+    recon = _reconstruct(work, keep, bins, cuts, groups, kinds, source, unpred)
+    source.finish()
+    return recon.reshape(shape)
+
+
+class _Unpredictables:
+    """Cursor over the raw unpredictable values."""
+
+    def __init__(self, values: np.ndarray) -> None:
+        self.values, self.pos = values, 0
+
+    def take(self, n: int) -> np.ndarray:
+        """Next ``n`` raw values."""
+        if self.pos + n > self.values.size:
+            raise CorruptStreamError("interp payload lacks unpredictable values")
+        self.pos += n
+        return self.values[self.pos - n : self.pos]
+
+
+def _reconstruct(
+    shape: tuple[int, ...],
+    keep: np.ndarray,
+    bins: list[float],
+    cuts: np.ndarray,
+    groups: int,
+    kinds: np.ndarray,
+    source: _SymbolSource,
+    unpred: np.ndarray,
+) -> np.ndarray:
+    """Replay the encoder's prediction passes, dequantising the decoded symbols."""
+    raw = _Unpredictables(unpred)
+    recon = np.zeros(shape)
+    n_cls = len(cuts) + 1
+    top = len(bins) - 1
+    origin = (0,) * len(shape)
+    base = _group_base(top, groups, n_cls)
+    recon[origin] = _dequantise(np.zeros(1), keep[origin][None], np.zeros(1, np.uint8), bins[top], base, n_cls, source, raw)[0]
+    for i, (level, d, index) in enumerate(_passes(shape)):
+        view = np.moveaxis(recon[index], d, 0)
+        kept = np.moveaxis(keep[index], d, 0)[1::2]
+        even, n_odd = view[0::2], view.shape[0] // 2
+        pred = _predict(even, n_odd, bool(kinds[i]))
+        cls = _classes(even, n_odd, 1.0 / bins[level], cuts)
+        view[1::2] = _dequantise(pred, kept, cls, bins[level], _group_base(level, groups, n_cls), n_cls, source, raw)
+    if raw.pos != unpred.size:
+        raise CorruptStreamError("interp payload holds surplus unpredictable values")
+    return recon
+
+
+def _dequantise(
+    pred: np.ndarray,
+    kept: np.ndarray,
+    cls: np.ndarray,
+    bin_: float,
+    base: int,
+    n_cls: int,
+    source: _SymbolSource,
+    raw: _Unpredictables,
+) -> np.ndarray:
+    """Reconstruct one pass: kept points from their symbols, skipped ones from the prediction."""
+    out = _finite(pred)
+    for c in range(n_cls):
+        sel = kept & (cls == c)
+        n = int(np.count_nonzero(sel))
+        if not n:
+            continue
+        sym = source.take(base + c, n)
+        q = sym.astype(np.float64) - RADIUS
+        with np.errstate(all="ignore"):
+            rec = pred[sel] + q * bin_
+        bad = sym == 0
+        rec[bad] = raw.take(int(np.count_nonzero(bad)))
+        out[sel] = rec
+    return out
