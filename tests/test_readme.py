@@ -1,0 +1,46 @@
+"""The README's two commands, as a new user runs them."""
+
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _readme_commands() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    block = re.search(r"```bash\n(.*?)```", text, re.S).group(1)
+    return [line.split("#")[0].strip() for line in block.strip().splitlines()]
+
+
+def test_readme_starts_with_the_two_commands():
+    assert _readme_commands() == ["make demo", "make test"]
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_demo_command_runs_and_checks_the_bound():
+    """`xdiffc demo` as installed (the README's first command runs exactly this after setup)."""
+    exe = Path(sys.executable).with_name("xdiffc")
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "xdiffc.cli"]
+    out = subprocess.run(cmd + ["demo"], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert "every value within its bound" in out.stdout
+    rows = [line for line in out.stdout.splitlines() if line.startswith(("trefht:", "tos:"))]
+    assert len(rows) >= 6
+    for row in rows:
+        cr, cr_sz3 = (float(v) for v in row.split()[2:4])
+        assert cr > 1 and cr_sz3 > 0
+
+
+@pytest.mark.skipif(shutil.which("git") is None or shutil.which("make") is None, reason="needs git and make")
+def test_make_demo_on_a_fresh_clone(tmp_path):
+    """The first README command on a fresh clone of the committed tree: sets up its own venv and runs the demo."""
+    clone = tmp_path / "xdiffc"
+    subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
+    out = subprocess.run(["make", "demo"], cwd=clone, capture_output=True, text=True, timeout=900)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert "every value within its bound" in out.stdout
