@@ -5,8 +5,9 @@
     >>> y = xdiffc.decompress(blob)               # same shape and dtype as x
 """
 
+from .codec import GCDTCCodec
 from .core import compress, decompress
 from .errors import CorruptStreamError, ModelMismatchError, XdiffcError
 
-__all__ = ["compress", "decompress", "CorruptStreamError", "ModelMismatchError", "XdiffcError"]
+__all__ = ["compress", "decompress", "GCDTCCodec", "CorruptStreamError", "ModelMismatchError", "XdiffcError"]
 __version__ = "0.1.0"

@@ -1,0 +1,164 @@
+"""``GCDTCCodec``: xdiffc as a numcodecs codec, for Zarr format 2 arrays and anything else numcodecs drives.
+
+The codec holds plain, JSON-serialisable configuration only (bound, model id and hash, decoder
+steps, fill values), never a model object: codecs are pickled into Dask graphs and written into
+Zarr metadata. It is registered through the ``numcodecs.codecs`` entry point, so
+``numcodecs.get_codec({"id": "xdiffc.gcdtc", ...})`` works without importing xdiffc.
+
+With ``zarr_format=2`` give it as the array's compressor: zarr then hands it each chunk as an
+N-D array, padded at the array's edges with the array's fill value.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+from numcodecs.abc import Codec
+from numcodecs.compat import ensure_contiguous_ndarray, ensure_ndarray_like, ndarray_copy
+
+from .bitstream import Header, Stream
+from .core import compress, decompress
+from .errors import ModelMismatchError
+
+#: Model names that this xdiffc can encode with -> (model id, sha256); ("", "") is the model-free
+#: predictor. "default" names the shipped model; until one ships it is the model-free predictor.
+MODELS: dict[str, tuple[str, str]] = {"default": ("", ""), "none": ("", "")}
+
+#: Decoder steps used when none are given (the neural decoder's few-step setting).
+DEFAULT_STEPS = 4
+
+
+def _resolve_model(name: str | None) -> tuple[str, str]:
+    """The (model id, sha256) that model name ``name`` stands for; ``None`` means model-free."""
+    key = "none" if name is None else name
+    try:
+        return MODELS[key]
+    except KeyError:
+        raise ValueError(f"unknown model {name!r}; this xdiffc knows {sorted(MODELS)}") from None
+
+
+def _check_bound(name: str, value: float | None) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    return value
+
+
+def _finite_fills(values: Iterable[float]) -> tuple[float, ...]:
+    """Finite fill values as sorted unique floats: NaN and +-inf are always kept exactly anyway."""
+    out = {float(v) for v in np.ravel(np.asarray(list(values), dtype=np.float64))}
+    return tuple(sorted(v for v in out if math.isfinite(v)))
+
+
+def _model_label(model_id: str, sha256: str) -> str:
+    return f"model {model_id!r} (sha256 {sha256})" if model_id else "the model-free predictor"
+
+
+class GCDTCCodec(Codec):
+    """Error-bounded lossy codec: every finite, non-fill value comes back within the bound.
+
+    Parameters
+    ----------
+    tol : float
+        Absolute bound. Give exactly one of ``tol`` and ``rel_tol``.
+    rel_tol : float
+        Bound as a fraction of the value range *of each chunk*; chunks then get different
+        absolute bounds. ``ds.gcdtc`` therefore always passes an absolute ``tol``.
+    model_id, model_sha256 : str
+        The model the chunks are encoded with; empty for the model-free predictor. Decoding a
+        chunk written with another model raises :class:`~xdiffc.errors.ModelMismatchError`.
+    steps : int
+        Deterministic denoising steps of the neural decoder; the model-free predictor ignores it.
+    fill_values : sequence of float
+        ``_FillValue``/``missing_value`` and the like; those points come back bit-exactly.
+    """
+
+    codec_id = "xdiffc.gcdtc"
+
+    def __init__(
+        self,
+        tol: float | None = None,
+        rel_tol: float | None = None,
+        model_id: str = "",
+        model_sha256: str = "",
+        steps: int = DEFAULT_STEPS,
+        fill_values: Sequence[float] = (),
+    ):
+        self.tol = _check_bound("tol", tol)
+        self.rel_tol = _check_bound("rel_tol", rel_tol)
+        if (self.tol is None) == (self.rel_tol is None):
+            raise ValueError("give exactly one of tol (absolute bound) or rel_tol (fraction of each chunk's range)")
+        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
+            raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
+        self.model_id = str(model_id)
+        self.model_sha256 = str(model_sha256)
+        self.steps = int(steps)
+        self.fill_values = _finite_fills(fill_values)
+
+    def get_config(self) -> dict:
+        return {
+            "id": self.codec_id,
+            "tol": self.tol,
+            "rel_tol": self.rel_tol,
+            "model_id": self.model_id,
+            "model_sha256": self.model_sha256,
+            "steps": self.steps,
+            "fill_values": list(self.fill_values),
+        }
+
+    @classmethod
+    def from_config(cls, config: dict) -> GCDTCCodec:
+        """Inverse of :meth:`get_config`; the ``id`` key may be present (numcodecs strips it first)."""
+        config = dict(config)
+        if config.pop("id", cls.codec_id) != cls.codec_id:
+            raise ValueError(f"not an {cls.codec_id} config: {config!r}")
+        return cls(**config)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "id")
+        return f"GCDTCCodec({args})"
+
+    def encode_batch(self, arrays: Sequence[np.ndarray], extra_fill_values: Iterable[float] = ()) -> list[bytes]:
+        """Encode several chunks of one array at once.
+
+        This is where a model runs one batched forward pass; the model-free predictor
+        codes the chunks one by one. ``extra_fill_values`` (such as the Zarr array's
+        ``fill_value``, which pads edge chunks) are kept exactly like ``fill_values``.
+        """
+        if self.model_id:
+            raise ModelMismatchError(
+                f"this xdiffc cannot encode with {_model_label(self.model_id, self.model_sha256)}: "
+                f"only {sorted(MODELS)} are available; choose one of them"
+            )
+        fills = self.fill_values + _finite_fills(extra_fill_values)
+        return [compress(a, self.tol, self.rel_tol, fill_values=fills) for a in arrays]
+
+    def decode_batch(self, blobs: Sequence[bytes]) -> list[np.ndarray]:
+        """Decode several chunks; raises ModelMismatchError for a chunk written with another model."""
+        for blob in blobs:
+            self._check_model(Stream.from_bytes(blob).header)
+        return [decompress(blob) for blob in blobs]
+
+    def _check_model(self, header: Header) -> None:
+        if header.model_id and (header.model_id, header.model_sha256) != (self.model_id, self.model_sha256):
+            raise ModelMismatchError(
+                f"this chunk was encoded with {_model_label(header.model_id, header.model_sha256)}, "
+                f"but the codec is configured for {_model_label(self.model_id, self.model_sha256)}; "
+                f"install that model and open the data with a codec that names it"
+            )
+
+    def encode(self, buf) -> bytes:
+        """Compress one chunk (an N-D float array keeps its shape in the stream)."""
+        return self.encode_batch([np.asarray(ensure_ndarray_like(buf))])[0]
+
+    def decode(self, buf, out=None) -> np.ndarray:
+        """Decompress one chunk to its original shape and dtype (or into ``out``)."""
+        blob = ensure_contiguous_ndarray(buf).tobytes()
+        y = self.decode_batch([blob])[0]
+        return y if out is None else ndarray_copy(y, out)

@@ -1,0 +1,124 @@
+"""``GCDTCZarrCodec``: xdiffc as a Zarr v3 array-to-bytes codec (a *serializer*).
+
+    zarr.create_array(store, shape=..., chunks=..., dtype="float32",
+                      serializer=GCDTCZarrCodec(tol=0.05), compressors=None)
+
+It is shape-aware, so it is the array's serializer, never one of its ``compressors``. It is
+registered under the name ``"xdiffc.gcdtc"`` through the ``zarr.codecs`` entry point, so a process
+that only imports xarray or zarr opens the store.
+
+- Edge chunks arrive padded to the full chunk shape with the array's ``fill_value``: that value
+  is treated as a fill value (kept exactly), so padding never widens the range or costs bits.
+- Chunks equal to ``fill_value`` everywhere are skipped by zarr (``write_empty_chunks=False``)
+  and read back as ``fill_value``; an all-NaN chunk with a NaN ``fill_value`` reads back as NaN.
+- Zarr calls codecs concurrently from threads. The codec holds only immutable configuration,
+  and each batch is coded in a worker thread, so concurrent calls share no state.
+- Zarr hands over chunks in batches (``codec_pipeline.batch_size``); each batch goes to
+  :meth:`GCDTCCodec.encode_batch` in one call, where a model can batch its forward pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy as np
+from zarr.abc.codec import ArrayBytesCodec
+from zarr.core.array_spec import ArraySpec
+from zarr.core.buffer import Buffer, NDBuffer
+from zarr.core.common import parse_named_configuration
+
+from .codec import DEFAULT_STEPS, GCDTCCodec
+from .errors import CorruptStreamError
+
+CODEC_NAME = "xdiffc.gcdtc"
+_DTYPE_KINDS = "fiub"
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+@dataclass(frozen=True)
+class GCDTCZarrCodec(ArrayBytesCodec):
+    """Zarr v3 serializer with a hard pointwise bound; takes the same arguments as :class:`GCDTCCodec`."""
+
+    is_fixed_size = False
+
+    tol: float | None
+    rel_tol: float | None
+    model_id: str
+    model_sha256: str
+    steps: int
+    fill_values: tuple[float, ...]
+
+    def __init__(
+        self,
+        *,
+        tol: float | None = None,
+        rel_tol: float | None = None,
+        model_id: str = "",
+        model_sha256: str = "",
+        steps: int = DEFAULT_STEPS,
+        fill_values: Iterable[float] = (),
+    ) -> None:
+        checked = GCDTCCodec(tol, rel_tol, model_id, model_sha256, steps, tuple(fill_values))
+        for key, value in checked.get_config().items():
+            if key != "id":
+                object.__setattr__(self, key, tuple(value) if key == "fill_values" else value)
+
+    @property
+    def numcodec(self) -> GCDTCCodec:
+        """The equivalent numcodecs codec (for Zarr format 2 arrays, or direct use)."""
+        return GCDTCCodec(self.tol, self.rel_tol, self.model_id, self.model_sha256, self.steps, self.fill_values)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Self:
+        _, configuration = parse_named_configuration(data, CODEC_NAME, require_configuration=False)
+        return cls(**(configuration or {}))
+
+    def to_dict(self) -> dict[str, Any]:
+        config = self.numcodec.get_config()
+        del config["id"]
+        return {"name": CODEC_NAME, "configuration": config}
+
+    def validate(self, *, shape, dtype, chunk_grid) -> None:
+        native = dtype.to_native_dtype()
+        if not isinstance(native, np.dtype) or native.kind not in _DTYPE_KINDS or (
+            native.kind == "f" and native.newbyteorder("=") not in _FLOATS
+        ):
+            raise TypeError(
+                f"the xdiffc.gcdtc serializer handles float32 and float64 (integers and booleans "
+                f"losslessly); this array has dtype {native}. Cast it, or use the default serializer."
+            )
+
+    def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
+        raise NotImplementedError("xdiffc.gcdtc output size depends on the data")
+
+    async def encode(self, chunks_and_specs: Iterable[tuple[NDBuffer | None, ArraySpec]]) -> list[Buffer | None]:
+        items = list(chunks_and_specs)
+        todo = [(i, chunk.as_numpy_array(), spec) for i, (chunk, spec) in enumerate(items) if chunk is not None]
+        out: list[Buffer | None] = [None] * len(items)
+        if not todo:
+            return out
+        fills = {spec.fill_value for _, _, spec in todo if spec.fill_value is not None}
+        blobs = await asyncio.to_thread(self.numcodec.encode_batch, [a for _, a, _ in todo], fills)
+        for (i, _, spec), blob in zip(todo, blobs, strict=True):
+            out[i] = spec.prototype.buffer.from_bytes(blob)
+        return out
+
+    async def decode(self, chunks_and_specs: Iterable[tuple[Buffer | None, ArraySpec]]) -> list[NDBuffer | None]:
+        items = list(chunks_and_specs)
+        todo = [(i, chunk.to_bytes(), spec) for i, (chunk, spec) in enumerate(items) if chunk is not None]
+        out: list[NDBuffer | None] = [None] * len(items)
+        if not todo:
+            return out
+        arrays = await asyncio.to_thread(self.numcodec.decode_batch, [b for _, b, _ in todo])
+        for (i, _, spec), y in zip(todo, arrays, strict=True):
+            expected = spec.dtype.to_native_dtype()
+            if y.shape != spec.shape or y.dtype.newbyteorder("=") != expected.newbyteorder("="):
+                raise CorruptStreamError(
+                    f"a chunk decodes to shape {y.shape} dtype {y.dtype}, but the array expects "
+                    f"shape {spec.shape} dtype {expected}: the store is damaged or mixed up"
+                )
+            out[i] = spec.prototype.nd_buffer.from_numpy_array(y.astype(expected, copy=False))
+        return out
