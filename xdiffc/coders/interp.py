@@ -39,7 +39,9 @@ rANS body             ``G * K`` histograms (group-major), each ``uv`` number of
                       nonzero bins then, per bin, ``uv`` gap to the previous symbol
                       (first: the symbol itself) and ``uv`` count; then ``uv``
                       number of 32-bit words and the rANS words
-zstd body             ``uv`` frame length, then one zstd frame of the uint16 symbols
+zstd body             ``uv`` frame length, then one zstd frame holding the zigzag codes
+                      (0 = unpredictable, ``2q + 1`` for ``q >= 0``, ``-2q`` for ``q < 0``)
+                      of all symbols as a low-byte plane followed by a high-byte plane
 ====================  =======================================================
 
 Symbols are emitted pass by pass (origin first); within a pass by context class, and
@@ -49,8 +51,10 @@ first.
 
 from __future__ import annotations
 
+import itertools
 import struct
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import constriction
 import numpy as np
@@ -66,10 +70,12 @@ CODER_ZSTD = 1
 # Activity (|right - left| neighbour difference, in bins) thresholds of the fine context classes.
 _ACTIVITY_EDGES = np.array([0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0])
 _MAX_TOL = 2.0**1000  # larger tolerances are clamped so that bin widths stay finite
+_N_FINE = _ACTIVITY_EDGES.size + 1
 _ALPHA = 1.5
 _BETA = 4.0
-_GROUPS = 4
-_CUTS = (1, 3, 5, 7)
+_MAX_GROUPS = 8
+_SAMPLE_SIZE = 1 << 16  # points of the block on which the axis order is chosen
+_ZSTD_LEVEL = 19
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -80,9 +86,9 @@ def _levels(shape: tuple[int, ...]) -> int:
     return max(int(n) for n in shape).bit_length() - 1 + (max(shape) & (max(shape) - 1) != 0)
 
 
-def _group_base(level: int, groups: int, n_cls: int) -> int:
-    """Index of the first model of the level group that ``level`` belongs to."""
-    return (max(1, min(level, groups)) - 1) * n_cls
+def _group(level: int, groups: int) -> int:
+    """Level group of ``level``: the finest levels get their own, the coarse ones share the last."""
+    return max(1, min(level, groups)) - 1
 
 
 def _passes(shape: tuple[int, ...]) -> Iterator[tuple[int, int, tuple[slice, ...]]]:
@@ -139,14 +145,13 @@ def _interpolate(even: np.ndarray, n_odd: int, cubic: bool) -> np.ndarray:
     return pred
 
 
-def _classes(even: np.ndarray, n_odd: int, inv_bin: float, cuts: np.ndarray) -> np.ndarray:
-    """Context class of each target point from the activity of its two neighbours."""
+def _fine_classes(even: np.ndarray, n_odd: int, inv_bin: float) -> np.ndarray:
+    """Fine context class of each target point from the activity of its two neighbours."""
     n_mid = min(n_odd, even.shape[0] - 1)
     act = np.zeros((n_odd,) + even.shape[1:])
     with np.errstate(over="ignore", invalid="ignore"):
         act[:n_mid] = np.abs(even[1 : n_mid + 1] - even[:n_mid]) * inv_bin
-    fine = np.searchsorted(_ACTIVITY_EDGES, act, side="left")
-    return np.searchsorted(cuts, fine, side="right").astype(np.uint8)
+    return np.searchsorted(_ACTIVITY_EDGES, act, side="left").astype(np.uint8)
 
 
 # ----------------------------------------------------------------------------- byte helpers
@@ -204,19 +209,19 @@ class _Reader:
 # ----------------------------------------------------------------------------- encoder
 
 
-class _Streams:
-    """Symbols of one encoding, in decode order, with their level group and context class."""
+class _PassRecord(NamedTuple):
+    """What one prediction pass produced for its kept points, in C order."""
 
-    def __init__(self) -> None:
-        self.symbols: list[np.ndarray] = []
-        self.models: list[int] = []
-        self.unpred: list[np.ndarray] = []
+    level: int
+    sym: np.ndarray  # uint16 symbols
+    fine: np.ndarray  # fine context class of each symbol
+    unpred: np.ndarray  # raw values of the points whose symbol is 0
 
 
 def _quantise(
     target: np.ndarray, pred: np.ndarray, keep: np.ndarray, bin_: float, tol: float
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Quantise the kept targets; return (symbols of kept points, reconstruction of all)."""
+    """Quantise the kept targets; return (symbols of all points, reconstruction of all)."""
     with np.errstate(all="ignore"):
         q = np.rint((target - pred) / bin_)
         ok = np.abs(q) < RADIUS
@@ -241,18 +246,23 @@ def _cost(target: np.ndarray, pred: np.ndarray, keep: np.ndarray, inv_bin: float
     return float(np.sum(r, where=keep))
 
 
+def _record(level: int, target: np.ndarray, sym: np.ndarray, kept: np.ndarray, fine: np.ndarray) -> _PassRecord:
+    """Keep only the kept points of one pass."""
+    s = sym[kept]
+    return _PassRecord(level, s, fine[kept], target[kept][s == 0])
+
+
 def _predict_all(
-    values: np.ndarray, keep: np.ndarray, tol: float, bins: list[float], cuts: np.ndarray, groups: int
-) -> tuple[_Streams, list[bool]]:
-    """Run the predictor over the whole field, collecting symbols and the per-pass choices."""
-    out, kinds = _Streams(), []
+    values: np.ndarray, keep: np.ndarray, tol: float, bins: list[float]
+) -> tuple[list[_PassRecord], list[bool]]:
+    """Run the predictor over the whole field, collecting each pass's output and cubic choice."""
     recon = np.zeros(values.shape)
-    n_cls = len(cuts) + 1
     top = len(bins) - 1
     origin = (0,) * values.ndim
-    sym, rec = _quantise(values[origin][None], np.zeros(1), keep[origin][None], bins[top], tol)
+    target, kept = values[origin][None], keep[origin][None]
+    sym, rec = _quantise(target, np.zeros(1), kept, bins[top], tol)
     recon[origin] = rec[0]
-    _collect(out, values[origin][None], sym, keep[origin][None], np.zeros(1, np.uint8), _group_base(top, groups, n_cls), n_cls)
+    records, kinds = [_record(top, target, sym, kept, np.zeros(1, np.uint8))], []
     for level, d, index in _passes(values.shape):
         view = np.moveaxis(recon[index], d, 0)
         target = np.moveaxis(values[index], d, 0)[1::2]
@@ -262,22 +272,100 @@ def _predict_all(
         cubic = _cost(target, cub, kept, 1.0 / bins[level]) < _cost(target, lin, kept, 1.0 / bins[level])
         kinds.append(cubic)
         sym, view[1::2] = _quantise(target, cub if cubic else lin, kept, bins[level], tol)
-        cls = _classes(even, n_odd, 1.0 / bins[level], cuts)
-        _collect(out, target, sym, kept, cls, _group_base(level, groups, n_cls), n_cls)
-    return out, kinds
+        records.append(_record(level, target, sym, kept, _fine_classes(even, n_odd, 1.0 / bins[level])))
+    return records, kinds
 
 
-def _collect(
-    out: _Streams, target: np.ndarray, sym: np.ndarray, kept: np.ndarray, cls: np.ndarray, base: int, n_cls: int
-) -> None:
-    """Append one pass's symbols (grouped by class) and unpredictable values to ``out``."""
-    for c in range(n_cls):
-        sel = kept & (cls == c)
-        s = sym[sel]
-        if s.size:
-            out.symbols.append(s)
-            out.models.append(base + c)
-            out.unpred.append(target[sel][s == 0])
+# ----------------------------------------------------------------------------- model choice
+
+
+def _count_table(records: list[_PassRecord], levels: int) -> np.ndarray:
+    """Symbol counts indexed [level, fine class, distinct symbol]."""
+    syms = np.concatenate([r.sym for r in records])
+    _, dense = np.unique(syms, return_inverse=True)
+    n_sym = int(dense.max()) + 1 if dense.size else 1
+    lv = np.concatenate([np.full(r.sym.size, r.level) for r in records])
+    fine = np.concatenate([r.fine for r in records]).astype(np.int64)
+    flat = (lv * _N_FINE + fine) * n_sym + dense.ravel()
+    return np.bincount(flat, minlength=(levels + 1) * _N_FINE * n_sym).reshape(levels + 1, _N_FINE, n_sym)
+
+
+def _model_bits(counts: np.ndarray) -> np.ndarray:
+    """Estimated coded size in bits (entropy plus stored histogram) of each row of ``counts``."""
+    total = counts.sum(axis=-1, keepdims=True)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = np.where(counts > 0, counts * np.log2(total / np.maximum(counts, 1)), 0.0).sum(axis=-1)
+    varint = np.where(counts > 0, 2.0 + np.floor(np.log2(np.maximum(counts, 1)) / 7), 0.0).sum(axis=-1)
+    return ent + 8.0 * (1.0 + varint)
+
+
+def _merge_classes(table: np.ndarray) -> tuple[float, list[int]]:
+    """Greedily merge adjacent fine classes of a [group, fine, symbol] table; return (bits, cuts)."""
+    starts = list(range(_N_FINE))
+    parts = [table[:, f] for f in range(_N_FINE)]
+    bits = [float(_model_bits(p).sum()) for p in parts]
+    while len(parts) > 1:
+        gains = [bits[i] + bits[i + 1] - float(_model_bits(parts[i] + parts[i + 1]).sum()) for i in range(len(parts) - 1)]
+        i = int(np.argmax(gains))
+        if gains[i] <= 0:
+            break
+        parts[i : i + 2] = [parts[i] + parts[i + 1]]
+        bits[i : i + 2] = [bits[i] + bits[i + 1] - gains[i]]
+        del starts[i + 1]
+    return sum(bits), starts[1:]
+
+
+def _choose_models(records: list[_PassRecord], levels: int) -> tuple[float, int, list[int]]:
+    """Pick the level grouping and context classes of smallest estimated size: (bits, groups, cuts)."""
+    table = _count_table(records, levels)
+    best: tuple[float, int, list[int]] = (np.inf, 1, [])
+    for groups in range(1, min(max(levels, 1), _MAX_GROUPS) + 1):
+        grouped = np.zeros((groups,) + table.shape[1:], np.int64)
+        for lv in range(levels + 1):
+            grouped[_group(lv, groups)] += table[lv]
+        bits, cuts = _merge_classes(grouped)
+        best = min(best, (bits + 64.0 * sum(r.unpred.size for r in records), groups, cuts))
+    return best
+
+
+def _choose_order(values: np.ndarray, keep: np.ndarray, tol: float) -> tuple[int, ...]:
+    """Axis order (a permutation) whose prediction codes a central sample block smallest.
+
+    The last axis in the order gets the most (and closest) interpolation steps.
+    """
+    ndim = values.ndim
+    orders = list(itertools.permutations(range(ndim))) if ndim <= 3 else [tuple(range(ndim)), tuple(range(ndim))[::-1]]
+    if len(orders) == 1:
+        return orders[0]
+    ext = list(values.shape)
+    while np.prod(ext) > _SAMPLE_SIZE:
+        ext[int(np.argmax(ext))] //= 2
+    block = tuple(slice((n - e) // 2, (n - e) // 2 + e) for n, e in zip(values.shape, ext))
+    costs = []
+    for order in orders:
+        v, k = np.ascontiguousarray(values[block].transpose(order)), np.ascontiguousarray(keep[block].transpose(order))
+        bins = _level_bins(tol, _ALPHA, _BETA, _levels(v.shape))
+        costs.append(_choose_models(_predict_all(v, k, tol, bins)[0], _levels(v.shape))[0])
+    return orders[int(np.argmin(costs))]
+
+
+# ----------------------------------------------------------------------------- payload assembly
+
+
+def _layout(records: list[_PassRecord], groups: int, cuts: list[int]) -> tuple[list[tuple[int, np.ndarray]], np.ndarray]:
+    """Symbols as (model, symbols) segments in decode order, and the unpredictables in that order."""
+    segments, unpred = [], []
+    n_cls = len(cuts) + 1
+    cut_arr = np.array(cuts, np.int64)
+    for r in records:
+        cls = np.searchsorted(cut_arr, r.fine, side="right")
+        order = np.argsort(cls, kind="stable")
+        sym, cls = r.sym[order], cls[order]
+        unpred.append(r.unpred[np.argsort(cls[sym == 0], kind="stable")] if n_cls > 1 else r.unpred)
+        bounds = np.searchsorted(cls, np.arange(n_cls + 1))
+        base = _group(r.level, groups) * n_cls
+        segments += [(base + c, sym[bounds[c] : bounds[c + 1]]) for c in range(n_cls) if bounds[c + 1] > bounds[c]]
+    return segments, np.concatenate(unpred)
 
 
 def _histogram_bytes(hist: np.ndarray) -> bytes:
@@ -290,14 +378,14 @@ def _histogram_bytes(hist: np.ndarray) -> bytes:
     return b"".join(parts)
 
 
-def _ans_body(streams: _Streams, n_models: int) -> bytes:
+def _ans_body(segments: list[tuple[int, np.ndarray]], n_models: int) -> bytes:
     """Histograms plus rANS words for all symbols."""
     hists = np.zeros((n_models, 2 * RADIUS), np.int64)
-    for s, m in zip(streams.symbols, streams.models):
+    for m, s in segments:
         hists[m] += np.bincount(s, minlength=2 * RADIUS)
     models = [_model(h) for h in hists]
     coder = constriction.stream.stack.AnsCoder()
-    for s, m in zip(reversed(streams.symbols), reversed(streams.models)):
+    for m, s in reversed(segments):
         lo, model = models[m]
         if model is not None:
             coder.encode_reverse(s.astype(np.int32) - lo, model)
@@ -319,11 +407,30 @@ def _model(hist: np.ndarray) -> tuple[int, object]:
     return lo, constriction.stream.model.Categorical(probs, perfect=False)
 
 
-def _zstd_body(streams: _Streams) -> bytes:
-    """One zstd frame of the uint16 symbols."""
-    allsym = np.concatenate(streams.symbols) if streams.symbols else np.zeros(0, np.uint16)
-    frame = zstandard.ZstdCompressor(level=19).compress(allsym.astype("<u2").tobytes())
+def _zstd_body(segments: list[tuple[int, np.ndarray]]) -> bytes:
+    """Length-prefixed zstd frame of the zigzag codes, low bytes first, then high bytes.
+
+    Splitting the bytes keeps the (mostly zero) high bytes from breaking up matches among
+    the low bytes; zstd's long-range matching then finds residual patterns that repeat
+    (e.g. from one time step to the next), which the static rANS models cannot.
+    """
+    sym = np.concatenate([s for _, s in segments]).astype(np.int64) if segments else np.zeros(0, np.int64)
+    q = sym - RADIUS
+    zz = np.where(sym == 0, 0, np.where(q >= 0, 2 * q + 1, -2 * q))
+    planes = np.concatenate([zz & 0xFF, zz >> 8]).astype(np.uint8)
+    frame = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(planes.tobytes())
     return _uvarint(len(frame)) + frame
+
+
+def _assemble(
+    coder: int, tol: float, order: tuple[int, ...], records: list[_PassRecord], kinds: list[bool], groups: int, cuts: list[int]
+) -> bytes:
+    """The complete payload for one entropy coder and model configuration."""
+    segments, unpred = _layout(records, groups, cuts)
+    head = struct.pack("<BBddd", VERSION, coder, tol, _ALPHA, _BETA) + bytes(order) + bytes([groups, len(cuts)] + cuts)
+    mid = _uvarint(unpred.size) + unpred.astype("<f8").tobytes() + np.packbits(np.array(kinds, bool)).tobytes()
+    body = _ans_body(segments, groups * (len(cuts) + 1)) if coder == CODER_ANS else _zstd_body(segments)
+    return head + mid + body
 
 
 def encode(values: np.ndarray, tol: float, skip: np.ndarray | None = None) -> bytes:
@@ -335,17 +442,17 @@ def encode(values: np.ndarray, tol: float, skip: np.ndarray | None = None) -> by
     work_tol = min(float(tol), _MAX_TOL)
     shape = values.shape if values.ndim else (1,)
     values, keep = values.reshape(shape), keep.reshape(shape)
-    cuts = np.array(_CUTS, np.uint8)
-    head = struct.pack("<BBddd", VERSION, 0, float(tol), _ALPHA, _BETA) + bytes([_GROUPS, len(cuts)]) + cuts.tobytes()
+    order = tuple(range(len(shape)))
     if values.size == 0:
-        return head + _uvarint(0)
-    bins = _level_bins(work_tol, _ALPHA, _BETA, _levels(shape))
-    streams, kinds = _predict_all(values, keep, work_tol, bins, cuts, _GROUPS)
-    unpred = np.concatenate(streams.unpred) if streams.unpred else np.zeros(0)
-    mid = _uvarint(unpred.size) + unpred.astype("<f8").tobytes() + np.packbits(np.array(kinds, bool)).tobytes()
-    bodies = {CODER_ANS: _ans_body(streams, _GROUPS * (len(cuts) + 1)), CODER_ZSTD: _zstd_body(streams)}
-    coder = min(bodies, key=lambda k: len(bodies[k]))
-    return head[:1] + bytes([coder]) + head[2:] + mid + bodies[coder]
+        return struct.pack("<BBddd", VERSION, CODER_ANS, tol, _ALPHA, _BETA) + bytes(order) + bytes([1, 0]) + _uvarint(0)
+    order = _choose_order(values, keep, work_tol)
+    values, keep = np.ascontiguousarray(values.transpose(order)), np.ascontiguousarray(keep.transpose(order))
+    levels = _levels(values.shape)
+    records, kinds = _predict_all(values, keep, work_tol, _level_bins(work_tol, _ALPHA, _BETA, levels))
+    _, groups, cuts = _choose_models(records, levels)
+    ans = _assemble(CODER_ANS, float(tol), order, records, kinds, groups, cuts)
+    zstd = _assemble(CODER_ZSTD, float(tol), order, records, kinds, 1, [])
+    return min(ans, zstd, key=len)
 
 
 # ----------------------------------------------------------------------------- decoder
@@ -409,46 +516,74 @@ def _read_model(reader: _Reader, n_symbols: int) -> tuple[int, object]:
 
 
 def _unzstd(data: memoryview, n_symbols: int) -> np.ndarray:
-    """Decompress the zstd symbol frame, which must hold exactly ``n_symbols`` uint16."""
+    """Decompress the zstd frame of ``n_symbols`` zigzag codes back into symbols."""
     try:
         raw = zstandard.ZstdDecompressor().decompress(bytes(data), max_output_size=2 * n_symbols + 1)
     except zstandard.ZstdError as exc:
         raise CorruptStreamError("interp zstd frame is damaged") from exc
     if len(raw) != 2 * n_symbols:
         raise CorruptStreamError("interp zstd frame has the wrong length")
-    return np.frombuffer(raw, "<u2").astype(np.int64)
+    planes = np.frombuffer(raw, np.uint8).astype(np.int64)
+    zz = planes[:n_symbols] | (planes[n_symbols:] << 8)
+    q = np.where(zz & 1, (zz - 1) >> 1, -(zz >> 1))
+    return np.where(zz == 0, 0, q + RADIUS)
+
+
+class _Header(NamedTuple):
+    """Decoded fixed part of a payload."""
+
+    coder: int
+    tol: float
+    alpha: float
+    beta: float
+    order: tuple[int, ...]
+    groups: int
+    cuts: np.ndarray
+
+
+def _read_header(r: _Reader, ndim: int) -> _Header:
+    """Parse and validate the header fields up to the context cuts."""
+    if r.u8() != VERSION:
+        raise CorruptStreamError("interp payload has an unknown format version")
+    coder = r.u8()
+    tol, alpha, beta = r.f64(), r.f64(), r.f64()
+    order = tuple(r.take(ndim))
+    groups, n_cuts = r.u8(), r.u8()
+    cuts = np.frombuffer(r.take(n_cuts), np.uint8).astype(np.int64)
+    valid = (
+        coder in (CODER_ANS, CODER_ZSTD)
+        and np.isfinite(tol) and tol > 0
+        and np.isfinite(alpha) and np.isfinite(beta) and alpha >= 1 and beta >= 1
+        and sorted(order) == list(range(ndim))
+        and 1 <= groups <= _MAX_GROUPS
+        and bool(np.all(np.diff(cuts) > 0)) and bool(np.all((cuts >= 1) & (cuts < _N_FINE)))
+    )
+    if not valid:
+        raise CorruptStreamError("interp payload header is invalid")
+    return _Header(coder, tol, alpha, beta, order, groups, cuts)
 
 
 def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = None) -> np.ndarray:
     """Reconstruct the float64 array of ``shape`` that ``encode`` compressed into ``payload``."""
     shape = tuple(int(n) for n in shape)
     keep = np.ones(shape, bool) if skip is None else ~np.asarray(skip, bool).reshape(shape)
-    work = shape if shape else (1,)
-    keep = keep.reshape(work)
+    keep = keep.reshape(shape if shape else (1,))
     r = _Reader(payload)
-    if r.u8() != VERSION:
-        raise CorruptStreamError("interp payload has an unknown format version")
-    coder = r.u8()
-    tol, alpha, beta = r.f64(), r.f64(), r.f64()
-    groups, n_cuts = r.u8(), r.u8()
-    cuts = np.frombuffer(r.take(n_cuts), np.uint8)
-    if coder not in (CODER_ANS, CODER_ZSTD) or not (np.isfinite(tol) and tol > 0) or groups < 1:
-        raise CorruptStreamError("interp payload header is invalid")
-    if not (np.isfinite(alpha) and np.isfinite(beta) and alpha >= 1 and beta >= 1):
-        raise CorruptStreamError("interp payload header is invalid")
+    h = _read_header(r, keep.ndim)
+    keep = np.ascontiguousarray(keep.transpose(h.order))
     n_keep = int(keep.sum())
     unpred = np.frombuffer(r.take(8 * r.uvarint(n_keep)), "<f8")
     if keep.size == 0:
         if len(r.rest()):
             raise CorruptStreamError("interp payload has trailing bytes")
         return np.zeros(shape)
-    n_pass = sum(1 for _ in _passes(work))
+    n_pass = sum(1 for _ in _passes(keep.shape))
     kinds = np.unpackbits(np.frombuffer(r.take((n_pass + 7) // 8), np.uint8))[:n_pass].astype(bool)
-    source = _SymbolSource(coder, r, groups * (n_cuts + 1), n_keep)
-    bins = _level_bins(min(tol, _MAX_TOL), alpha, beta, _levels(work))
-    recon = _reconstruct(work, keep, bins, cuts, groups, kinds, source, unpred)
+    source = _SymbolSource(h.coder, r, h.groups * (h.cuts.size + 1), n_keep)
+    bins = _level_bins(min(h.tol, _MAX_TOL), h.alpha, h.beta, _levels(keep.shape))
+    recon = _reconstruct(keep, bins, h.cuts, h.groups, kinds, source, unpred)
     source.finish()
-    return recon.reshape(shape)
+    return np.ascontiguousarray(recon.transpose(np.argsort(h.order))).reshape(shape)
 
 
 class _Unpredictables:
@@ -466,7 +601,6 @@ class _Unpredictables:
 
 
 def _reconstruct(
-    shape: tuple[int, ...],
     keep: np.ndarray,
     bins: list[float],
     cuts: np.ndarray,
@@ -477,19 +611,20 @@ def _reconstruct(
 ) -> np.ndarray:
     """Replay the encoder's prediction passes, dequantising the decoded symbols."""
     raw = _Unpredictables(unpred)
+    shape = keep.shape
     recon = np.zeros(shape)
     n_cls = len(cuts) + 1
     top = len(bins) - 1
     origin = (0,) * len(shape)
-    base = _group_base(top, groups, n_cls)
+    base = _group(top, groups) * n_cls
     recon[origin] = _dequantise(np.zeros(1), keep[origin][None], np.zeros(1, np.uint8), bins[top], base, n_cls, source, raw)[0]
     for i, (level, d, index) in enumerate(_passes(shape)):
         view = np.moveaxis(recon[index], d, 0)
         kept = np.moveaxis(keep[index], d, 0)[1::2]
         even, n_odd = view[0::2], view.shape[0] // 2
         pred = _predict(even, n_odd, bool(kinds[i]))
-        cls = _classes(even, n_odd, 1.0 / bins[level], cuts)
-        view[1::2] = _dequantise(pred, kept, cls, bins[level], _group_base(level, groups, n_cls), n_cls, source, raw)
+        cls = np.searchsorted(cuts, _fine_classes(even, n_odd, 1.0 / bins[level]), side="right")
+        view[1::2] = _dequantise(pred, kept, cls, bins[level], _group(level, groups) * n_cls, n_cls, source, raw)
     if raw.pos != unpred.size:
         raise CorruptStreamError("interp payload holds surplus unpredictable values")
     return recon
