@@ -18,10 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import guarantee, masking
+from . import guarantee, masking, predicted
 from .bitstream import Header, Stream
 from .coders import RESIDUAL_CODERS, lossless
-from .errors import CorruptStreamError
+from .errors import CorruptStreamError, ModelMismatchError
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +30,10 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 MIN_LOSSY_SIZE = 16
 #: Coders never see a bound above this, so 2*tol stays finite.
 _MAX_CODER_TOL = 1e300
+#: The model path is tried only on chunks of at least this many values with 2 or more dimensions.
+MIN_MODEL_SIZE = 4096
+#: Denoising steps of the neural decoder unless the caller says otherwise (recorded in the stream).
+DEFAULT_STEPS = 4
 
 
 def _check_bound(name: str, value: float | None) -> float | None:
@@ -61,6 +65,7 @@ def resolve_tol(x: np.ndarray, valid: np.ndarray | None, tol: float | None, rel_
 @dataclass
 class _Candidate:
     sections: dict[str, bytes]
+    predictor: object = None
 
     @property
     def nbytes(self) -> int:
@@ -84,19 +89,28 @@ def _working_layout(arr: np.ndarray) -> tuple[np.ndarray, str]:
     return np.ascontiguousarray(work, dtype=work.dtype.newbyteorder("=")), order
 
 
-def _pointwise_candidates(work: np.ndarray, tol: float, mask: np.ndarray) -> list[_Candidate]:
+def _residual_candidates(work: np.ndarray, values: np.ndarray, tol: float, mask: np.ndarray,
+                         prediction: np.ndarray | None = None) -> list[_Candidate]:
+    """Code ``values - prediction`` with every residual coder; each candidate is checked in the output dtype.
+
+    ``y = cast(prediction + decoded residual)`` is exactly what the decoder computes, so the
+    violations found here are all the points that need exact storage.
+    """
     valid = ~mask
     skip = mask if mask.any() else None
-    values = work.astype(np.float64)
+    target = values if prediction is None else values - prediction
+    if skip is not None and prediction is not None:
+        target = np.where(skip, 0.0, target)
     coder_tol = min(tol, _MAX_CODER_TOL)
     out = []
     for name, coder in RESIDUAL_CODERS.items():
         try:
-            payload = coder.encode(values, coder_tol, skip)
-            y = coder.decode(payload, work.shape, skip).astype(work.dtype)
+            payload = coder.encode(target, coder_tol, skip)
+            residual = coder.decode(payload, work.shape, skip)
         except Exception as err:  # a coder that cannot handle this input is simply not a candidate
             log.debug("residual coder %s skipped: %s", name, err)
             continue
+        y = (residual if prediction is None else prediction + residual).astype(work.dtype)
         bad = guarantee.violations(work, y, tol, valid)
         sections = {name: payload}
         if bad.size:
@@ -112,6 +126,9 @@ def compress(
     *,
     fill_values: Iterable[float] = (),
     fill_threshold: float = masking.FILL_THRESHOLD,
+    model=None,
+    steps: int | None = None,
+    device: str | None = None,
 ) -> bytes:
     """Compress a numpy array so that every valid value moves by at most the bound.
 
@@ -128,6 +145,13 @@ def compress(
         Values that mark missing data (``_FillValue``, ``missing_value``); kept bit-exactly.
     fill_threshold : float
         Values at least this large in magnitude are also treated as fill (default 1e30).
+    model : str, path or ModelPredictor, optional
+        A learned predictor to try block by block ("default" is the shipped model). Blocks where
+        it does not pay are coded model-free; the stream records the model's id and sha256.
+    steps : int, optional
+        Denoising steps of the neural decoder (default :data:`DEFAULT_STEPS`).
+    device : str, optional
+        Where the model runs ("cpu", "cuda"); default: CUDA when available.
 
     Returns
     -------
@@ -149,18 +173,56 @@ def compress(
     sections: dict[str, bytes] = {}
     if mask.any():
         sections["mask"], sections["special"] = masking.encode(work, mask)
-    candidates = _pointwise_candidates(work, bound, mask)
+    values = work.astype(np.float64)
+    candidates = _residual_candidates(work, values, bound, mask)
+    predictor = _resolve_predictor(model, device)
+    if predictor is not None and work.ndim >= 2 and work.size >= MIN_MODEL_SIZE:
+        candidates += _model_candidates(predictor, work, values, bound, mask, steps or DEFAULT_STEPS)
     best = min(candidates, key=lambda c: c.nbytes, default=None)
     if best is None or best.nbytes + sum(map(len, sections.values())) >= exact.nbytes:
         return Stream(Header(mode="lossless", **{**header, "tol": 0.0}), exact.sections).to_bytes()
     sections.update(best.sections)
+    if best.predictor is not None:
+        header.update(model_id=best.predictor.model_id, model_sha256=best.predictor.sha256)
     return Stream(Header(mode="pointwise", **header), sections).to_bytes()
 
 
-def decompress(blob: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
+def _model_candidates(predictor, work: np.ndarray, values: np.ndarray, tol: float, mask: np.ndarray,
+                      steps: int) -> list[_Candidate]:
+    filled = masking.fill_gaps(values, mask) if mask.any() else values
+    chosen = predicted.choose_blocks(predictor, filled, mask, tol, steps, work.dtype)
+    if chosen is None:
+        return []
+    out = _residual_candidates(work, values, chosen.tol, mask, chosen.prediction)
+    for c in out:
+        c.sections = {"model": chosen.payload, **c.sections}
+        c.predictor = predictor
+    return out
+
+
+def _default_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _resolve_predictor(model, device: str | None, sha256: str | None = None):
+    """None, a loaded predictor, or a name/path resolved through the per-process model cache."""
+    if model is None or not isinstance(model, (str, bytes)) and hasattr(model, "analyse"):
+        return model
+    from .model import load_model
+
+    return load_model(str(model), sha256=sha256, device=device or _default_device())
+
+
+def decompress(blob: bytes | bytearray | memoryview | np.ndarray, *, model=None, device: str | None = None) -> np.ndarray:
     """Rebuild the array from a stream written by :func:`compress`: same shape, dtype and memory order.
 
-    Raises :class:`~xdiffc.errors.CorruptStreamError` for a truncated, damaged or foreign stream.
+    A stream coded with a model needs that model: the shipped one is found by its id; for your
+    own, pass ``model=PATH`` (or a loaded predictor).
+
+    Raises :class:`~xdiffc.errors.CorruptStreamError` for a truncated, damaged or foreign stream,
+    and :class:`~xdiffc.errors.ModelMismatchError` when the model offered is not the stream's.
     """
     if isinstance(blob, np.ndarray):
         blob = blob.tobytes()
@@ -172,7 +234,7 @@ def decompress(blob: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
     if h.mode == "lossless":
         y = lossless.decode(stream.section("raw"), work_shape, native)
     elif h.mode == "pointwise":
-        y = _decode_pointwise(stream, work_shape, native)
+        y = _decode_pointwise(stream, work_shape, native, model, device)
     else:
         raise CorruptStreamError(f"this xdiffc cannot decode mode {h.mode!r}")
     if h.order == "F":
@@ -180,7 +242,23 @@ def decompress(blob: bytes | bytearray | memoryview | np.ndarray) -> np.ndarray:
     return y.astype(dtype, copy=False)
 
 
-def _decode_pointwise(stream: Stream, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+def _stream_predictor(header: Header, model, device: str | None):
+    """The predictor a stream needs, checked against the id and sha256 it records."""
+    wanted = f"model {header.model_id!r} (sha256 {header.model_sha256})"
+    try:
+        predictor = _resolve_predictor(model if model is not None else header.model_id, device,
+                                       None if model is not None else header.model_sha256)
+    except (FileNotFoundError, ValueError) as err:
+        raise ModelMismatchError(f"this stream was encoded with {wanted}, which cannot be loaded here ({err}); "
+                                 f"pass model=PATH to that model file") from None
+    if predictor.sha256 != header.model_sha256:
+        raise ModelMismatchError(f"this stream was encoded with {wanted}, but the model offered is "
+                                 f"{predictor.model_id!r} (sha256 {predictor.sha256}); pass model=PATH to the right file")
+    return predictor
+
+
+def _decode_pointwise(stream: Stream, shape: tuple[int, ...], dtype: np.dtype, model=None,
+                      device: str | None = None) -> np.ndarray:
     if dtype not in FLOAT_DTYPES:
         raise CorruptStreamError(f"a pointwise stream cannot hold dtype {dtype}")
     mask = special = None
@@ -189,7 +267,13 @@ def _decode_pointwise(stream: Stream, shape: tuple[int, ...], dtype: np.dtype) -
     names = [n for n in RESIDUAL_CODERS if n in stream.sections]
     if len(names) != 1:
         raise CorruptStreamError("the stream does not name exactly one residual coder")
-    y = RESIDUAL_CODERS[names[0]].decode(stream.sections[names[0]], shape, mask).astype(dtype)
+    residual = RESIDUAL_CODERS[names[0]].decode(stream.sections[names[0]], shape, mask)
+    if "model" in stream.sections:
+        if not stream.header.model_sha256:
+            raise CorruptStreamError("the stream has a model section but names no model")
+        predictor = _stream_predictor(stream.header, model, device)
+        residual = predictor.reconstruct(stream.sections["model"], shape) + residual
+    y = residual.astype(dtype)
     if mask is not None:
         y[mask] = special
     guarantee.apply_exceptions(y, stream.sections.get("exc", b""))
