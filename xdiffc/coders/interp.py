@@ -10,9 +10,9 @@ Each pass is one vectorised numpy step, with linear or cubic interpolation chose
 by the encoder (whichever leaves the smaller residuals) and recorded in the payload.
 
 The residual ``v - pred`` is quantised with bin width ``2 * eb_l``, where the level bound
-``eb_l = tol / min(alpha**(l - 1), beta)`` is tighter on coarse levels because their points
-predict many others.  The reconstruction ``pred + q * 2 * eb_l`` is checked against ``tol``
-in float64; points that fail, or whose code would leave the code range, are stored as raw
+``eb_l = tol / min(alpha**(l - 1), beta)`` can be made tighter on coarse levels (SZ3's
+trick; the format carries alpha and beta, the encoder writes 1 and 1, which measured best).
+The reconstruction ``pred + q * 2 * eb_l`` is checked against ``tol`` in float64; points that fail, or whose code would leave the code range, are stored as raw
 float64 ("unpredictable").  Skipped points (a mask shared with the decoder) get no symbol
 and are reconstructed as their (finite) prediction.  Encoder and decoder run the very same
 elementwise IEEE float64 operations, so the reconstruction is bit-identical everywhere.
@@ -20,8 +20,9 @@ elementwise IEEE float64 operations, so the reconstruction is bit-identical ever
 Symbols are ``q + RADIUS`` for ``|q| < RADIUS`` and 0 for unpredictable points.  They are
 entropy coded either with rANS (``constriction``) under static per-(level group, context
 class) histograms, the context class being the local activity ``|right - left| / bin`` of
-the two interpolation neighbours, or with zstandard on the raw uint16 symbols; the encoder
-keeps the smaller.
+the two interpolation neighbours (groups and classes chosen by the encoder from estimated
+sizes), or with zstandard on zigzag byte planes; the encoder keeps the smaller.  The axis
+order of the passes is chosen on a central sample block and stored as a permutation.
 
 Payload layout (little-endian; ``uv`` = unsigned LEB128 varint):
 
@@ -30,9 +31,12 @@ Payload layout (little-endian; ``uv`` = unsigned LEB128 varint):
 ``u8``                entropy coder: 0 = rANS, 1 = zstd
 ``f64``               tol (as given to ``encode``)
 ``f64``, ``f64``      alpha, beta of the level bounds
-``u8``                G, number of level groups (level ``l`` uses group ``min(l, G) - 1``)
-``u8``                K, number of context classes, then ``K - 1`` ``u8`` cut indices
-                      into the fixed activity threshold table ``_ACTIVITY_EDGES``
+``u8`` * ndim         axis order: the field is coded as ``values.transpose(order)``
+``u8``                G, number of level groups (level ``l`` uses group
+                      ``max(1, min(l, G)) - 1``; the origin counts as level ``L``)
+``u8``                number of context cuts ``K - 1``, then the cuts (``u8`` each,
+                      increasing fine-class indices where a new class starts; fine
+                      class = position of the activity in ``_ACTIVITY_EDGES``)
 ``uv``                number of unpredictable values, then that many raw ``f64``
 bytes                 one bit per pass (1 = cubic), ``numpy.packbits`` order
 rANS body             ``G * K`` histograms (group-major), each ``uv`` number of
