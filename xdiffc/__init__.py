@@ -8,6 +8,7 @@
 from .codec import GCDTCCodec
 from .core import compress, decompress
 from .errors import CorruptStreamError, ModelMismatchError, XdiffcError
+from . import accessor  # registers ds.gcdtc
 
 __all__ = ["compress", "decompress", "GCDTCCodec", "CorruptStreamError", "ModelMismatchError", "XdiffcError"]
 __version__ = "0.1.0"

@@ -1,0 +1,286 @@
+"""``ds.gcdtc``: compress a Dataset in one line, write it to Zarr, and look at the error.
+
+    ds.gcdtc.to_zarr("out.zarr", tol={"T": 0.1}, rel_tol=1e-3)   # then: xr.open_zarr("out.zarr")
+
+What is lossy: floating-point data variables (float32, float64), including CF-packed ones, which
+are unpacked and compressed as floats with the bound in physical units. What is never lossy,
+found through cf-xarray and the CF attributes rather than through names: coordinates, axes, cell
+bounds, cell measures, coefficients of a parametric vertical coordinate, latitude/longitude and
+time stored as data variables (E3SM's ``lat(ncol)``), time-like values, and integer, boolean and
+string variables. They keep their own encoding. Data variables without the time dimension of a
+Dataset that has one (cell areas and weights that CF does not mark, static fields) are stored
+exactly too, unless ``tol`` names them.
+
+Each lossy variable gets an absolute bound: its entry in ``tol``, or ``rel_tol`` times the range
+of its valid values over the *whole* variable (one reduction, lazy with Dask), so that every
+chunk of a variable has the same bound. Its attrs record the bound (``xdiffc_tol``, and
+``xdiffc_rel_tol`` where a relative bound was given).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Hashable, Iterable, Mapping
+
+import cf_xarray  # noqa: F401  (registers ds.cf)
+import dask
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+
+from .codec import DEFAULT_STEPS, GCDTCCodec, _check_bound, _resolve_model
+from .masking import FILL_THRESHOLD
+from .zarr_codec import GCDTCZarrCodec
+
+ATTR_TOL = "xdiffc_tol"
+ATTR_REL_TOL = "xdiffc_rel_tol"
+LOSSY_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+#: CF packing keys dropped from a lossy variable's encoding: it is stored as the float it decodes to.
+PACKING_KEYS = ("scale_factor", "add_offset", "dtype")
+#: Chunks of variables without Dask chunks hold about this many bytes, split along leading dimensions.
+DEFAULT_CHUNK_BYTES = 16 * 2**20
+#: Attributes whose values name other variables that belong to the coordinate system.
+_REFERENCE_ATTRS = ("bounds", "climatology", "cell_measures", "coordinates")
+
+
+def _referenced(ds: xr.Dataset) -> set[Hashable]:
+    """Variables named by CF references: bounds, cell measures, coordinates, parametric-coordinate terms."""
+    names: set[Hashable] = set()
+    for var in ds.variables.values():
+        for attr in _REFERENCE_ATTRS:
+            text = var.attrs.get(attr, var.encoding.get(attr))
+            if isinstance(text, str):
+                names.update(w for w in text.replace(":", " ").split() if w in ds.variables)
+    for dim_coord, terms in ds.cf.formula_terms.items():
+        # coefficients such as hyam(lev) and P0 are part of the coordinate; a field such as PS(time, lat, lon) is not
+        dims = set(ds[dim_coord].dims)
+        names.update(n for n in terms.values() if n in ds.variables and set(ds[n].dims) <= dims)
+    return names
+
+
+def _time_like(var: xr.Variable) -> bool:
+    units = var.attrs.get("units", var.encoding.get("units"))
+    return var.dtype.kind in "mMO" or isinstance(units, str) and " since " in units
+
+
+def never_lossy(ds: xr.Dataset) -> set[Hashable]:
+    """Names of the variables of ``ds`` that must be stored exactly."""
+    names: set[Hashable] = set(ds.coords) | _referenced(ds)
+    cf = ds.cf
+    for mapping in (cf.bounds, cf.cell_measures, cf.coordinates, cf.axes):
+        for values in mapping.values():
+            names.update(values)
+    # latitude, longitude and time held as data variables (E3SM's lat(ncol)), found by CF criteria
+    promoted = ds.set_coords([n for n in ds.data_vars if n not in names]).cf.coordinates
+    for key in ("latitude", "longitude", "time"):
+        names.update(promoted.get(key, ()))
+    names.update(n for n, v in ds.variables.items() if _time_like(v) or v.dtype.kind not in "fc")
+    return names
+
+
+def static_fields(ds: xr.Dataset) -> set[Hashable]:
+    """Data variables without the time dimension in a Dataset that has one (E3SM's ``area``, CESM's ``gw``).
+
+    They are grid metadata (weights, areas) or small static fields: stored exactly, unless named in ``tol``.
+    """
+    time_dims = {d for name in ds.cf.axes.get("T", []) for d in ds[name].dims}
+    return {n for n, v in ds.data_vars.items() if time_dims and not time_dims & set(v.dims)}
+
+
+def _fill_values(var: xr.Variable) -> list[float]:
+    """The CF fill values of a variable (``_FillValue``, ``missing_value``), from its encoding or attrs."""
+    out: list[float] = []
+    for key in ("_FillValue", "missing_value"):
+        value = var.encoding.get(key, var.attrs.get(key))
+        if value is not None:
+            out.extend(float(v) for v in np.ravel(value))
+    return out
+
+
+def _valid(da: xr.DataArray) -> xr.DataArray:
+    """True where a value is data: finite, below the fill threshold, and not a fill value."""
+    ok = np.isfinite(da) & (abs(da) < FILL_THRESHOLD)
+    for fill in _fill_values(da.variable):
+        ok &= da != da.dtype.type(fill)
+    return ok
+
+
+def _zarr_chunks(var: xr.Variable, chunks: Mapping[Hashable, int] | None) -> tuple[int, ...]:
+    """The Zarr chunk shape: ``chunks[dim]`` where given, else the Dask chunk, else about 16 MiB per chunk."""
+    chunks = chunks or {}
+    out = []
+    budget = max(1, DEFAULT_CHUNK_BYTES // var.dtype.itemsize)
+    for axis in reversed(range(var.ndim)):
+        dim, size = var.dims[axis], var.shape[axis]
+        if dim in chunks:
+            n = int(chunks[dim])
+        elif var.chunks is not None:
+            n = var.chunks[axis][0]
+        else:
+            n = max(1, min(size, budget))
+        n = max(1, min(n, size))
+        budget = max(1, budget // n)
+        out.append(n)
+    return tuple(reversed(out))
+
+
+def _aligned(var: xr.Variable, chunks: tuple[int, ...]) -> xr.Variable:
+    """Dask chunks equal to the Zarr chunks: each task then writes whole Zarr chunks, never decoding
+    and re-encoding a chunk that another task wrote (which would compound the error)."""
+    if var.chunks is None:
+        return var
+    wanted = tuple(tuple(min(c, n - i) for i in range(0, n, c)) for c, n in zip(chunks, var.shape))
+    return var if var.chunks == wanted else var.chunk(dict(zip(var.dims, chunks)))
+
+
+class _Plan:
+    """Which variables are lossy, and the absolute bound (and relative one, if any) of each."""
+
+    def __init__(self, ds: xr.Dataset, tol, rel_tol, exclude: Iterable[Hashable]):
+        fixed, static = never_lossy(ds), static_fields(ds)
+        exclude = set(exclude)
+        per_var = dict(tol) if isinstance(tol, Mapping) else {}
+        scalar_tol = None if isinstance(tol, Mapping) else _check_bound("tol", tol)
+        rel_tol = _check_bound("rel_tol", rel_tol)
+        for name, value in per_var.items():
+            _check_bound(f"tol[{name!r}]", value)
+        unknown = [n for n in (*per_var, *exclude) if n not in ds.variables]
+        if unknown:
+            raise ValueError(f"no variable named {unknown} in this Dataset; its variables are {sorted(map(str, ds.variables))}")
+        for name in per_var:
+            if ds[name].dtype not in LOSSY_DTYPES:
+                raise TypeError(f"tol names {name!r}, of dtype {ds[name].dtype}: xdiffc compresses float32 and "
+                                f"float64 lossily; cast it first (ds[{name!r}].astype('float32'))")
+            if name in fixed or name in exclude:
+                why = "is excluded" if name in exclude else "is a coordinate, bound, cell measure or time: never lossy"
+                raise ValueError(f"tol names {name!r}, which {why}")
+        self.tol: dict[Hashable, float] = {}
+        self.rel_tol: dict[Hashable, float] = {}
+        for name, da in ds.data_vars.items():
+            if name in fixed or name in exclude or name in static and name not in per_var:
+                continue
+            if da.dtype not in LOSSY_DTYPES:
+                warnings.warn(f"{name!r} has dtype {da.dtype}, which xdiffc cannot compress lossily: stored losslessly",
+                              stacklevel=3)
+            elif name in per_var or scalar_tol is not None:
+                self.tol[name] = float(per_var.get(name, scalar_tol))
+            elif rel_tol is not None:
+                self.rel_tol[name] = rel_tol
+        lazy = [ds[n].where(_valid(ds[n])) for n in self.rel_tol]
+        ranges = dask.compute(*[(d.max(), d.min()) for d in lazy])
+        for name, (hi, lo) in zip(list(self.rel_tol), ranges):
+            span = float(hi) - float(lo)
+            self.tol[name] = self.rel_tol[name] * span if math.isfinite(span) else 0.0
+
+    @property
+    def lossy(self) -> list[Hashable]:
+        return list(self.tol)
+
+
+class _Encoder:
+    """Builds one lossy variable: encoding for ``to_zarr`` and the attrs that record its bound."""
+
+    def __init__(self, model: str | None, steps: int, chunks, zarr_format: int):
+        self.model = _resolve_model(model)
+        self.steps, self.chunks, self.zarr_format = steps, chunks, zarr_format
+
+    def __call__(self, var: xr.Variable, tol: float, rel_tol: float | None) -> xr.Variable:
+        encoding = {k: v for k, v in var.encoding.items() if k not in PACKING_KEYS}
+        config = dict(tol=tol, model_id=self.model[0], model_sha256=self.model[1], steps=self.steps,
+                      fill_values=_fill_values(var))
+        if self.zarr_format == 2:
+            encoding.update(compressors=[GCDTCCodec(**config)], filters=None)
+            encoding.pop("serializer", None)
+        else:
+            encoding.update(serializer=GCDTCZarrCodec(**config), compressors=None, filters=None)
+        encoding["chunks"] = _zarr_chunks(var, self.chunks)
+        attrs = {**var.attrs, ATTR_TOL: tol}
+        if rel_tol is not None:
+            attrs[ATTR_REL_TOL] = rel_tol
+        out = _aligned(var, encoding["chunks"]).copy(deep=False)
+        out.attrs, out.encoding = attrs, encoding
+        return out
+
+
+def _stored_bytes(source, names: Iterable[Hashable]) -> dict[Hashable, float]:
+    """Bytes each array occupies in a Zarr store (chunks plus its metadata document); NaN without a store."""
+    if source is None:
+        return {n: math.nan for n in names}
+    group = zarr.open_group(source, mode="r")
+    return {n: float(group[str(n)].nbytes_stored()) for n in names}
+
+
+@xr.register_dataset_accessor("gcdtc")
+class GCDTCAccessor:
+    """``ds.gcdtc``: xdiffc for xarray Datasets (see :mod:`xdiffc.accessor`)."""
+
+    def __init__(self, ds: xr.Dataset):
+        self._ds = ds
+
+    def compress(self, tol: float | Mapping[Hashable, float] | None = None, rel_tol: float | None = 1e-3,
+                 model: str | None = "default", chunks: Mapping[Hashable, int] | None = None,
+                 exclude: Iterable[Hashable] = (), *, steps: int = DEFAULT_STEPS, zarr_format: int = 3) -> xr.Dataset:
+        """The same Dataset (same values, attrs, coords), its lossy variables carrying the codec for ``to_zarr``.
+
+        ``tol``: absolute bound for every lossy variable, or ``{name: bound}``; ``rel_tol`` (a fraction
+        of each variable's value range) covers the variables ``tol`` does not name. ``chunks``:
+        ``{dim: size}`` for the Zarr chunks (default: the Dask chunks, else about 16 MiB). Dask
+        chunks are re-chunked to the Zarr chunks. ``exclude``: names to keep exact.
+        """
+        plan = _Plan(self._ds, tol, rel_tol, exclude)
+        encode = _Encoder(model, steps, chunks, zarr_format)
+        out = self._ds.copy(deep=False)
+        for name in plan.lossy:
+            out[name] = encode(self._ds[name].variable, plan.tol[name], plan.rel_tol.get(name))
+        return out
+
+    def to_zarr(self, store, tol: float | Mapping[Hashable, float] | None = None, rel_tol: float | None = 1e-3, *,
+                model: str | None = "default", chunks: Mapping[Hashable, int] | None = None,
+                exclude: Iterable[Hashable] = (), steps: int = DEFAULT_STEPS, **to_zarr_kwargs):
+        """Compress and write to ``store`` with consolidated metadata; ``xr.open_zarr(store)`` reads it back.
+
+        Returns ``store``, or with ``compute=False`` the Dask object to ``.compute()``.
+        """
+        zarr_format = to_zarr_kwargs.get("zarr_format") or 3
+        ds = self.compress(tol, rel_tol, model, chunks, exclude, steps=steps, zarr_format=zarr_format)
+        to_zarr_kwargs.setdefault("consolidated", True)
+        result = ds.to_zarr(store, **to_zarr_kwargs)
+        return store if to_zarr_kwargs.get("compute", True) else result
+
+    def roundtrip(self, tol: float | Mapping[Hashable, float] | None = None, rel_tol: float | None = 1e-3,
+                  **kwargs) -> xr.Dataset:
+        """Compress into an in-memory Zarr store and read it back, loaded: the Dataset a reader would get."""
+        store = zarr.storage.MemoryStore()
+        self.to_zarr(store, tol, rel_tol, **kwargs)
+        out = xr.open_zarr(store).load()
+        out.encoding["source"] = store
+        return out
+
+    def error_report(self, other: xr.Dataset) -> pd.DataFrame:
+        """Per lossy variable of ``other`` (a decompressed copy of this Dataset): the error against the bound.
+
+        Columns: ``tol``, ``max_abs_err``, ``max_err_over_bound`` (must be <= 1), ``nrmse`` (RMSE over
+        the range of the valid values), ``specials_moved`` (points whose NaN/fill status changed:
+        must be 0) and ``ratio`` (in-memory bytes over the bytes stored in ``other.encoding["source"]``,
+        chunks plus array metadata; NaN when ``other`` did not come from a Zarr store).
+        """
+        names = [n for n in other.data_vars if ATTR_TOL in other[n].attrs]
+        lazy = []
+        for n in names:
+            x, y = self._ds[n], other[n]
+            ok = _valid(x)
+            moved = (ok != _valid(y)).sum()
+            err = abs(y.astype(np.float64) - x.astype(np.float64)).where(ok)
+            lazy.append((err.max(), (err**2).mean(), x.where(ok).max() - x.where(ok).min(), moved))
+        stats = dask.compute(*lazy)
+        stored = _stored_bytes(other.encoding.get("source"), names)
+        rows = {}
+        for n, (max_err, mse, span, moved) in zip(names, stats):
+            tol, max_err, span = float(other[n].attrs[ATTR_TOL]), np.nan_to_num(float(max_err)), float(span)
+            rows[n] = {"tol": tol, "max_abs_err": max_err,
+                       "max_err_over_bound": max_err / tol if tol else (0.0 if max_err == 0 else math.inf),
+                       "nrmse": math.sqrt(float(mse)) / span if span > 0 else 0.0,
+                       "specials_moved": int(moved), "ratio": self._ds[n].nbytes / stored[n]}
+        return pd.DataFrame.from_dict(rows, orient="index")
