@@ -1,8 +1,9 @@
 """Rate-distortion benchmark: xdiffc against SZ3, ZFP and BitRound+zstd at the same absolute bound.
 
 For each field and each eps the bound is tol = eps * (max - min) over the valid points (not NaN,
-inf, fill or |x| >= 1e30). Every compressor gets the raw field as stored on disk; CR is
-x.nbytes / stored bytes; errors are measured over the valid points on the output-dtype values.
+inf, fill or |x| >= 1e30). xdiffc gets the raw field as stored on disk and restores its missing
+points exactly; the baselines get it with missing points gap-filled (``xdiffc.baselines.prepare``).
+CR is x.nbytes / stored bytes; errors are measured over the valid points on the output-dtype values.
 
     python benchmarks/rate_distortion.py                  # the 11 fields of the brief, eps 1e-2..1e-4
     python benchmarks/rate_distortion.py --all            # every float field in the data directory
@@ -30,11 +31,9 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
-import zstandard
 
 import xdiffc
 from xdiffc import baselines, masking
-from xdiffc.baselines import _without_nan
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -60,7 +59,6 @@ DEFAULT_FIELDS = [
 DEFAULT_EPS = (1e-2, 1e-3, 1e-4)
 COMPRESSORS = ("xdiffc", "sz3", "zfp", "bitround_zstd")
 TITLES = {"xdiffc": "xdiffc", "sz3": "SZ3", "zfp": "ZFP", "bitround_zstd": "BitRound+zstd"}
-BITROUND_LEVEL = 9  # zstd level handed to baselines.bitround_zstd, and used to rebuild its stream
 
 
 @dataclass
@@ -129,12 +127,6 @@ def _best(fn: Callable[[], object], repeat: int) -> tuple[float, object]:
     return min(times), out
 
 
-def _same_size(name: str, ours: int, reference: int) -> None:
-    if ours != reference:
-        raise RuntimeError(f"{name}: timed call stored {ours} bytes, xdiffc.baselines.{name} {reference}; "
-                           "their configurations differ, bring this script back in line with baselines.py")
-
-
 def run_xdiffc(f: Field, tol: float, repeat: int) -> Run:
     """xdiffc.compress / decompress; the blob includes the mask and the exact missing values."""
     t_enc, blob = _best(lambda: xdiffc.compress(f.x, tol=tol, fill_values=f.fills), repeat)
@@ -142,49 +134,13 @@ def run_xdiffc(f: Field, tol: float, repeat: int) -> Run:
     return Run(len(blob), y, t_enc, t_dec)
 
 
-def run_sz3(f: Field, tol: float, repeat: int) -> Run:
-    """pysz in ABS mode, configured as xdiffc.baselines.sz3, compress and decompress timed apart."""
-    from pysz import sz, szConfig, szErrorBoundMode
-
-    cfg = szConfig()
-    cfg.errorBoundMode = szErrorBoundMode.ABS
-    cfg.absErrorBound = float(tol)
-    arr = _without_nan(f.x)
-    t_enc, (blob, _) = _best(lambda: sz.compress(arr, cfg), repeat)
-    t_dec, (y, _) = _best(lambda: sz.decompress(blob, arr.dtype, arr.shape), repeat)
-    _same_size("sz3", blob.nbytes, baselines.sz3(f.x, tol)[0])
-    return Run(blob.nbytes, np.asarray(y), t_enc, t_dec)
-
-
-def run_zfp(f: Field, tol: float, repeat: int) -> Run:
-    """zfpy in fixed-accuracy mode, configured as xdiffc.baselines.zfp, compress and decompress timed apart."""
-    import zfpy
-
-    arr = _without_nan(f.x)
-    t_enc, blob = _best(lambda: zfpy.compress_numpy(arr, tolerance=float(tol)), repeat)
-    t_dec, y = _best(lambda: zfpy.decompress_numpy(blob), repeat)
-    _same_size("zfp", len(blob), baselines.zfp(f.x, tol)[0])
+def run_baseline(name: str, f: Field, tol: float, repeat: int) -> Run:
+    """A baseline of xdiffc.baselines on its prepared (gap-filled) array, compress and decompress timed apart."""
+    base = baselines.BASELINES[name]
+    arr = baselines.prepare(f.x, f.mask)
+    t_enc, blob = _best(lambda: base.encode(arr, tol), repeat)
+    t_dec, y = _best(lambda: base.decode(blob, arr.dtype, arr.shape), repeat)
     return Run(len(blob), y, t_enc, t_dec)
-
-
-def run_bitround(f: Field, tol: float, repeat: int) -> Run:
-    """xdiffc.baselines.bitround_zstd timed as the encoder; its byte-shuffled zstd stream rebuilt and decoded."""
-    t_enc, (nbytes, rounded) = _best(lambda: baselines.bitround_zstd(f.x, tol, level=BITROUND_LEVEL), repeat)
-    size = rounded.itemsize
-    shuffled = np.ascontiguousarray(np.ascontiguousarray(rounded).view(np.uint8).reshape(-1, size).T)
-    blob = zstandard.ZstdCompressor(level=BITROUND_LEVEL).compress(shuffled.tobytes())
-    _same_size("bitround_zstd", len(blob), nbytes)
-
-    def decode() -> np.ndarray:
-        raw = np.frombuffer(zstandard.ZstdDecompressor().decompress(blob), np.uint8).reshape(size, -1)
-        return np.ascontiguousarray(raw.T).view(rounded.dtype).reshape(rounded.shape)
-
-    t_dec, y = _best(decode, repeat)
-    return Run(nbytes, y, t_enc, t_dec)
-
-
-RUNNERS: dict[str, Callable[[Field, float, int], Run]] = {
-    "xdiffc": run_xdiffc, "sz3": run_sz3, "zfp": run_zfp, "bitround_zstd": run_bitround}
 
 
 def bench_field(f: Field, eps_list: list[float], repeat: int) -> list[dict]:
@@ -196,7 +152,7 @@ def bench_field(f: Field, eps_list: list[float], repeat: int) -> list[dict]:
     for eps in eps_list:
         tol = eps * vrange
         for name in COMPRESSORS:
-            run = RUNNERS[name](f, tol, repeat)
+            run = run_xdiffc(f, tol, repeat) if name == "xdiffc" else run_baseline(name, f, tol, repeat)
             err = np.abs(np.asarray(run.y, dtype=f.x.dtype)[valid].astype(np.float64) - x_valid)
             err[np.isnan(err)] = np.inf
             max_err = float(err.max())

@@ -46,7 +46,7 @@ def run_demo(samples=None, eps_list=None) -> int:
                 exact = np.array_equal(y[~valid].view(np.uint8), x[~valid].view(np.uint8))
                 ok = err <= tol and exact and y.shape == x.shape and y.dtype == x.dtype
                 failures += not ok
-                cr, cr_sz = x.nbytes / len(blob), x.nbytes / baselines.sz3(x, tol)[0]
+                cr, cr_sz = x.nbytes / len(blob), x.nbytes / baselines.run("sz3", x, tol, ~valid)[0]
                 mb = x.nbytes / 1e6
                 print(f"{label:<22}{eps:>8.0e}{cr:>11.1f}{cr_sz:>9.1f}{cr / cr_sz:>7.2f}x{err / tol:>15.3f}"
                       f"{mb / (t1 - t0):>10.1f}{mb / (t2 - t1):>10.1f}{'' if ok else '  BOUND VIOLATED'}")
