@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import warnings
+from pathlib import Path
 
 import cftime
 import numpy as np
@@ -204,6 +204,8 @@ def test_unknown_name_in_tol_lists_the_variables():
         ds.gcdtc.compress(tol={"lat": 0.1})
     with pytest.raises(ValueError, match="excluded"):
         ds.gcdtc.compress(tol={"TREFHT": 0.1}, exclude=["TREFHT"])
+    with pytest.raises(ValueError, match="encoding= names lossy variables"):
+        ds.gcdtc.to_zarr(zarr.storage.MemoryStore(), encoding={"TREFHT": {"chunks": (1, 64, 128)}})
 
 
 @pytest.mark.parametrize("bad", [dict(tol=-1.0), dict(tol=float("nan")), dict(tol={"TREFHT": float("inf")}),
@@ -255,3 +257,12 @@ def test_error_report_measures_and_catches_violations():
     row = ds.gcdtc.error_report(bad).loc["tos"]
     assert row.max_err_over_bound == pytest.approx(0.2 / 0.05, rel=0.3) and row.specials_moved == 1
     assert np.isnan(row.ratio)
+
+
+def test_example_script_ends_with_the_error_report(tmp_path):
+    script = Path(__file__).parents[1] / "examples" / "compress_dataset.py"
+    out = subprocess.run([sys.executable, "-W", "ignore", str(script), str(tmp_path / "e.zarr")],
+                         capture_output=True, text=True, check=True).stdout
+    header, row = out.strip().splitlines()[-2:]
+    assert header.split() == ["tol", "max_abs_err", "max_err_over_bound", "nrmse", "specials_moved", "ratio"]
+    assert row.split()[0] == "tos" and float(row.split()[3]) <= 1 and row.split()[5] == "0"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 import sys
 
@@ -29,6 +30,7 @@ def test_dict_round_trip_and_registry():
     assert d == {"name": "xdiffc.gcdtc", "configuration": {"tol": 0.1, "rel_tol": None, "model_id": "",
                                                           "model_sha256": "", "steps": 3, "fill_values": [1e20]}}
     assert GCDTCZarrCodec.from_dict(d) == codec
+    assert pickle.loads(pickle.dumps(codec)) == codec
     assert zarr.registry.get_codec_class("xdiffc.gcdtc") is GCDTCZarrCodec
     with pytest.raises(ValueError):
         GCDTCZarrCodec(tol=-1.0)

@@ -243,8 +243,13 @@ class GCDTCAccessor:
 
         Returns ``store``, or with ``compute=False`` the Dask object to ``.compute()``.
         """
-        zarr_format = to_zarr_kwargs.get("zarr_format") or 3
+        zarr_format = to_zarr_kwargs.get("zarr_format") or zarr.config.get("default_zarr_format")
         ds = self.compress(tol, rel_tol, model, chunks, exclude, steps=steps, zarr_format=zarr_format)
+        clash = [n for n in to_zarr_kwargs.get("encoding") or {} if ATTR_TOL in ds[n].attrs]
+        if clash:
+            # xarray would replace, not merge, their encoding: the codec would silently be dropped
+            raise ValueError(f"encoding= names lossy variables {clash}, whose encoding xdiffc sets; "
+                             f"give their chunks through chunks= instead, or exclude them")
         to_zarr_kwargs.setdefault("consolidated", True)
         result = ds.to_zarr(store, **to_zarr_kwargs)
         return store if to_zarr_kwargs.get("compute", True) else result
