@@ -1,0 +1,541 @@
+"""The paper's guarantee: every block's L2 error within tau, by a PCA correction of its residual.
+
+GCDTC (arXiv 2502.12951) bounds the error per block, not per point.  With ``R = max - min``
+over the valid points and ``eps`` the NRMSE target, every block ``b`` of the reconstruction
+``y`` (in the output dtype) meets
+
+    ||x_b - y_b||_2 <= eps * sqrt(n_b) * R,        n_b = valid points of the block,
+
+so the global NRMSE = RMSE / R is at most ``eps``.  A block is an ``ph x pw`` patch (8 x 8 by
+default) of each slice, the slice being the last two axes (a 1-D array is one row, cut into runs
+of ``ph * pw`` values).  Patches at the edges are padded; padding and missing points count
+neither in the norm nor in ``n_b``.  ``eps * sqrt(n_b)`` is the stricter of the two possible
+bounds of a partial patch (``sqrt(D)`` would let its points err more): it is the one under
+which the global NRMSE bound still holds.
+
+Pipeline (encoder; the decoder replays the two reconstruction steps):
+
+1. Base: the residual ``values - prediction`` (no prediction: the values) is coded by the
+   interpolation coder :mod:`xdiffc.coders.interp` under the pointwise bound
+   ``base_c * eps * R``.  A uniform error of width ``2 tol`` has RMS ``tol / sqrt(3)``, so with
+   ``base_c`` near ``sqrt(3)`` most patches already meet tau; ``base_c`` is recorded.  The
+   paper's base is a neural prediction: pass it as ``prediction`` (the decoder needs the same).
+2. Correction: patches whose error (checked on the output-dtype values) exceeds tau get a PCA
+   correction.  The basis is the eigenvectors of the uncentred second moment of those patches'
+   normalised residuals (they have ~zero mean, and the decoder then needs no mean), computed in
+   float64, stored as integers in units of ``2**-bits`` (coarse: see :data:`BASIS_EXTRA_BITS`),
+   and used *as stored* by the encoder too.  Each patch is
+   projected, its coefficients sorted by magnitude and quantised with bin ``2 eps`` (normalised
+   units; ``step = 2 eps R`` in data units), and the fewest are kept that bring the patch within
+   tau, quantisation error included, as checked on the decoder's exact arithmetic.
+3. A patch that no number of coefficients brings within tau (partial patches, rounding) is stored
+   exactly.  So the bound holds by construction, with a relative margin :data:`MARGIN` on the
+   squared norm that absorbs a checker's different summation order.
+
+The corrected patch is ``y = cast(((hat + t_0) + t_1) + ...)`` with ``t_j = (q_j * step) *
+basis[:, idx_j]``, accumulated coefficient by coefficient in ascending index order with numpy
+elementwise operations only (no BLAS), so encoder and decoder compute bit-identical values
+everywhere; the stored basis entries are exact float64 values (integers times a power of two).
+
+A constant field (``R == 0``) gets the bound 0: it comes back exactly (its patches are stored
+exactly, which zstd reduces to almost nothing).
+
+Sections returned by :func:`encode`:
+
+``l2base``: the :mod:`~xdiffc.coders.interp` payload of the base.
+
+``pca`` (little-endian; ``uv`` = unsigned LEB128 varint; a *block* is a coded array of
+non-negative integers: ``u8`` 0 then a frame of its low and high byte planes, or ``u8`` 1 then a
+sparse histogram (``uv`` bins, then ``uv`` gap and ``uv`` count per bin) and ``uv`` number of
+32-bit rANS words and the words, whichever is smaller; a *frame* is ``uv`` length + zstd frame):
+
+================  ==============================================================
+``u8``            format version (1)
+``uv``, ``uv``    patch rows ``ph``, columns ``pw`` as given (1-D arrays use runs of ph*pw)
+``f64`` x 4       eps, R, step, base_c
+``uv`` x 3        patches in all, corrected patches C, exactly stored patches E
+``u8``            bits of the basis entries (this and the next five iff C > 0)
+block             basis codes ``rint(v * 2**bits)``, zigzag-coded, ``D x D`` in C order,
+                  column ``j`` = component ``j`` by decreasing variance
+frame             packed bits over all patches: corrected
+block             ``count - 1`` per corrected patch, in patch order
+block             kept coefficient indices, ascending within a patch
+block             their quantised values ``q``, zigzag-coded
+frame             packed bits over all patches: stored exactly (iff E > 0)
+frame             the exact values (output dtype) of the valid points of those patches
+``u32``           CRC32 of the ``l2base`` section followed by all of the above
+================  ==============================================================
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from typing import NamedTuple
+
+import constriction
+import numpy as np
+import zstandard
+
+from .coders import interp
+from .errors import CorruptStreamError
+
+VERSION = 1
+#: Pointwise bound of the base, in units of eps * R (measured: see benchmarks/l2_mode.py).
+BASE_C = math.sqrt(3.0)
+#: The encoder enforces err^2 <= (1 - MARGIN) * tau^2, so a checker that sums in another order agrees.
+MARGIN = 1e-9
+_ZSTD_LEVEL = 19
+_MAX_D = 4096
+#: Basis entries are stored as integers in units of 2**-bits with bits = log2(sqrt(D)) + BASIS_EXTRA_BITS:
+#: a step of half a typical entry (1/sqrt(D)).  Measured on the benchmark fields (D=64): 3 to 12 bits
+#: give the same coefficient counts, and each bit costs ~0.07 byte per entry, so coarse is best.
+BASIS_EXTRA_BITS = 1
+_MAX_BITS = 14
+_PACK_ZSTD, _PACK_ANS = 0, 1
+
+
+# ----------------------------------------------------------------------------- geometry
+
+
+class _Grid(NamedTuple):
+    """The field viewed as ``lead`` slices of ``rows x cols``, cut into ``ph x pw`` patches."""
+
+    lead: int
+    rows: int
+    cols: int
+    ph: int
+    pw: int
+
+    @classmethod
+    def of(cls, shape: tuple[int, ...], patch: tuple[int, int]) -> "_Grid":
+        """Grid of an array of ``shape`` (ndim >= 1); a 1-D array is one row cut into runs of ph*pw."""
+        ph, pw = (int(p) for p in patch)
+        if not (1 <= ph and 1 <= pw and ph * pw <= _MAX_D):
+            raise ValueError(f"patch must be two positive sizes with at most {_MAX_D} values, got {patch!r}")
+        if len(shape) == 0:
+            raise ValueError("the L2 mode needs an array of at least one dimension")
+        if len(shape) == 1:
+            return cls(1, 1, int(shape[0]), 1, ph * pw)
+        return cls(math.prod(shape[:-2]), int(shape[-2]), int(shape[-1]), ph, pw)
+
+    @property
+    def d(self) -> int:
+        return self.ph * self.pw
+
+    @property
+    def blocks(self) -> tuple[int, int]:
+        return -(-self.rows // self.ph), -(-self.cols // self.pw)
+
+    @property
+    def n_patches(self) -> int:
+        nr, nc = self.blocks
+        return self.lead * nr * nc
+
+    def patches(self, a: np.ndarray) -> np.ndarray:
+        """``a`` (any array of the grid's size) as (n_patches, D), padded with zeros (False)."""
+        nr, nc = self.blocks
+        padded = np.zeros((self.lead, nr * self.ph, nc * self.pw), a.dtype)
+        padded[:, : self.rows, : self.cols] = a.reshape(self.lead, self.rows, self.cols)
+        return padded.reshape(self.lead, nr, self.ph, nc, self.pw).transpose(0, 1, 3, 2, 4).reshape(-1, self.d)
+
+    def unpatch(self, p: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+        """Inverse of :meth:`patches`, cropped and reshaped to ``shape``."""
+        nr, nc = self.blocks
+        full = p.reshape(self.lead, nr, nc, self.ph, self.pw).transpose(0, 1, 3, 2, 4)
+        full = full.reshape(self.lead, nr * self.ph, nc * self.pw)
+        return np.ascontiguousarray(full[:, : self.rows, : self.cols]).reshape(shape)
+
+
+# ----------------------------------------------------------------------------- byte helpers
+
+
+def _uvarint(n: int) -> bytes:
+    """Unsigned LEB128 encoding of ``n``."""
+    out = bytearray()
+    while True:
+        byte, n = n & 0x7F, n >> 7
+        out.append(byte | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+class _Reader:
+    """Bounds-checked cursor over the ``pca`` section; every shortfall raises CorruptStreamError."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = memoryview(data), 0
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise CorruptStreamError("the L2 guarantee section is truncated")
+        self.pos += n
+        return bytes(self.data[self.pos - n : self.pos])
+
+    def u8(self) -> int:
+        return self.take(1)[0]
+
+    def f64(self) -> float:
+        return struct.unpack("<d", self.take(8))[0]
+
+    def uvarint(self, limit: int) -> int:
+        """Next LEB128 integer, which must not exceed ``limit``."""
+        n = shift = 0
+        while True:
+            byte = self.u8()
+            n |= (byte & 0x7F) << shift
+            shift += 7
+            if n > limit or shift > 70:
+                raise CorruptStreamError("the L2 guarantee section holds an out-of-range count")
+            if not byte & 0x80:
+                return n
+
+    def frame(self, size: int) -> bytes:
+        """A zstd frame that must decompress to exactly ``size`` bytes."""
+        data = self.take(self.uvarint(len(self.data)))
+        try:
+            raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=max(size, 1))
+        except zstandard.ZstdError as err:
+            raise CorruptStreamError(f"the L2 guarantee section is damaged ({err})") from None
+        if len(raw) != size:
+            raise CorruptStreamError("the L2 guarantee section holds a frame of the wrong length")
+        return raw
+
+    def done(self) -> None:
+        if self.pos != len(self.data):
+            raise CorruptStreamError("the L2 guarantee section has trailing bytes")
+
+
+def _frame(raw: bytes) -> bytes:
+    """Length-prefixed zstd frame."""
+    body = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(raw)
+    return _uvarint(len(body)) + body
+
+
+def _zigzag(q: np.ndarray) -> np.ndarray:
+    return np.where(q >= 0, 2 * q, -2 * q - 1)
+
+
+def _unzigzag(z: np.ndarray) -> np.ndarray:
+    return np.where(z & 1, -(z >> 1) - 1, z >> 1)
+
+
+def _pack_ints(sym: np.ndarray) -> bytes:
+    """Non-negative integers below 2**16: the smaller of rANS (static histogram) and zstd byte planes."""
+    sym = sym.astype(np.int64)
+    planes = np.concatenate([sym & 0xFF, sym >> 8]).astype(np.uint8)
+    zstd = bytes([_PACK_ZSTD]) + _frame(planes.tobytes())
+    hist = np.bincount(sym, minlength=1)
+    nz = np.flatnonzero(hist)
+    if nz.size <= 1:
+        return zstd
+    head = _uvarint(nz.size) + b"".join(_uvarint(int(g)) + _uvarint(int(c)) for g, c in zip(np.diff(nz, prepend=0), hist[nz]))
+    coder = constriction.stream.stack.AnsCoder()
+    coder.encode_reverse((sym - nz[0]).astype(np.int32), _categorical(hist[nz[0] :]))
+    words = coder.get_compressed().astype("<u4")
+    ans = bytes([_PACK_ANS]) + head + _uvarint(words.size) + words.tobytes()
+    return min(ans, zstd, key=len)
+
+
+def _categorical(hist: np.ndarray):
+    return constriction.stream.model.Categorical(hist.astype(np.float64), perfect=False)
+
+
+def _unpack_ints(r: _Reader, n: int, limit: int) -> np.ndarray:
+    """Inverse of :func:`_pack_ints` for ``n`` values, each checked to be below ``limit``."""
+    kind = r.u8()
+    if kind == _PACK_ZSTD:
+        planes = np.frombuffer(r.frame(2 * n), np.uint8).astype(np.int64)
+        sym = planes[:n] | (planes[n:] << 8)
+    elif kind == _PACK_ANS:
+        hist = np.zeros(1 << 16, np.int64)
+        at = 0
+        for i in range(r.uvarint(1 << 16)):
+            gap = r.uvarint(1 << 16)
+            at += gap
+            if (i and not gap) or at >= hist.size:
+                raise CorruptStreamError("the L2 guarantee section holds a malformed histogram")
+            hist[at] = r.uvarint(max(n, 1))
+        nz = np.flatnonzero(hist)
+        if nz.size < 2 or not np.all(hist[nz]):
+            raise CorruptStreamError("the L2 guarantee section holds a malformed histogram")
+        words = np.frombuffer(r.take(4 * r.uvarint(n + 16)), "<u4").astype(np.uint32)
+        try:
+            sym = constriction.stream.stack.AnsCoder(words).decode(_categorical(hist[nz[0] : nz[-1] + 1]), n)
+        except Exception as err:  # constriction reports exhausted or inconsistent data in its own ways
+            raise CorruptStreamError(f"the L2 guarantee section's rANS data is damaged ({err})") from None
+        sym = np.asarray(sym, np.int64) + nz[0]
+    else:
+        raise CorruptStreamError("the L2 guarantee section names an unknown integer coding")
+    if sym.size != n or (n and (sym.min() < 0 or sym.max() >= limit)):
+        raise CorruptStreamError("the L2 guarantee section holds out-of-range values")
+    return sym
+
+
+# ----------------------------------------------------------------------------- reconstruction (encoder and decoder)
+
+
+def _base(payload: bytes, shape: tuple[int, ...], missing: np.ndarray, prediction: np.ndarray | None) -> np.ndarray:
+    """The base reconstruction ``prediction + decoded residual`` in float64."""
+    try:
+        residual = interp.decode(payload, shape, missing if missing.any() else None)
+    except CorruptStreamError:
+        raise
+    except (ValueError, IndexError, TypeError, OverflowError, RuntimeError) as err:
+        raise CorruptStreamError(f"the L2 base section is damaged ({err})") from None
+    return residual if prediction is None else _prediction(prediction, shape) + residual
+
+
+def _prediction(prediction: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    pred = np.asarray(prediction, np.float64)
+    if pred.shape != tuple(shape):
+        raise ValueError(f"prediction has shape {pred.shape}, the field {tuple(shape)}")
+    return pred
+
+
+def _correct(hat: np.ndarray, counts: np.ndarray, idx: np.ndarray, q: np.ndarray, comps: np.ndarray,
+             step: float) -> np.ndarray:
+    """``hat`` rows plus their kept components: ``((hat + t_0) + t_1) + ...``, ``t_j = (q_j * step) * comps[idx_j]``.
+
+    Row ``i`` uses the first ``counts[i]`` entries of ``idx[i]`` and ``q[i]``.  Only elementwise
+    float64 operations in a fixed order, so the result is bit-identical on every machine.
+    """
+    out = hat.copy()
+    for j in range(idx.shape[1]):
+        rows = np.flatnonzero(counts > j)
+        out[rows] = out[rows] + (q[rows, j] * step)[:, None] * comps[idx[rows, j]]
+    return out
+
+
+def _err2(x: np.ndarray, y: np.ndarray, ok: np.ndarray) -> np.ndarray:
+    """Squared L2 error of each row over its valid points, computed in float64 on the output-dtype ``y``."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.where(ok, (x - y.astype(np.float64)) ** 2, 0.0).sum(axis=1)
+
+
+# ----------------------------------------------------------------------------- encoder
+
+
+def _value_range(values: np.ndarray, valid: np.ndarray) -> float:
+    data = values[valid]
+    return float(data.max()) - float(data.min()) if data.size else 0.0
+
+
+def _pca(r: np.ndarray, bits: int) -> np.ndarray:
+    """Components of the rows of ``r`` by decreasing variance (uncentred), one per column, as stored:
+    integer codes ``rint(v * 2**bits)`` (D, D)."""
+    _, vectors = np.linalg.eigh(r.T @ r)
+    return np.rint(vectors[:, ::-1] * 2.0**bits).astype(np.int64)
+
+
+def _basis_bits(d: int) -> int:
+    """Precision of the stored basis entries for patches of ``d`` values."""
+    return math.ceil(math.log2(d) / 2) + BASIS_EXTRA_BITS
+
+
+def _components(codes: np.ndarray, bits: int) -> np.ndarray:
+    """The stored basis as float64 rows, one per component (exact: codes times a power of two)."""
+    return np.ascontiguousarray(codes.T * 2.0**-bits)
+
+
+def _kept(order: np.ndarray, k: np.ndarray, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Dense (indices ascending, values) of each row's ``k`` largest coefficients; unused entries are 0."""
+    kmax = max(int(k.max(initial=0)), 1)
+    used = np.arange(kmax) < k[:, None]
+    idx = np.sort(np.where(used, order[:, :kmax], order.shape[1]), axis=1)
+    idx = np.where(used, idx, 0)
+    return idx, np.where(used, np.take_along_axis(q, idx, axis=1), 0)
+
+
+def _estimate(a: np.ndarray, q: np.ndarray, order: np.ndarray, total: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Fewest coefficients (by magnitude) whose error, assuming an orthonormal basis, is within ``target`` (in bins^2)."""
+    a_s, q_s = np.take_along_axis(a, order, axis=1), np.take_along_axis(q, order, axis=1)
+    left = total[:, None] - np.cumsum(a_s**2 - (a_s - q_s) ** 2, axis=1)
+    meets = np.hstack([(total <= target)[:, None], left <= target[:, None]])
+    return np.where(meets.any(axis=1), meets.argmax(axis=1), a.shape[1])
+
+
+class _Fit(NamedTuple):
+    """The correction of the failing patches: basis, then per corrected patch its count, indices and values."""
+
+    basis: np.ndarray
+    rows: np.ndarray
+    counts: np.ndarray
+    idx: np.ndarray
+    q: np.ndarray
+    exact: np.ndarray
+
+
+def _fit(x: np.ndarray, hat: np.ndarray, ok: np.ndarray, tau2: np.ndarray, step: float, scale: float,
+         dtype: np.dtype) -> _Fit:
+    """Correct the given (failing) patches with the fewest components that pass the decoder-exact check.
+
+    Rows that still fail with every component are returned in ``exact``.
+    """
+    r = np.where(ok, x - hat, 0.0)
+    bits = _basis_bits(x.shape[1])
+    basis = _pca(r / scale, bits)
+    comps = _components(basis, bits)
+    a = (r @ comps.T) / step  # encoder-only: any rounding here just changes the choice
+    q = np.clip(np.rint(a), -(1 << 15) + 1, (1 << 15) - 1)
+    order = np.argsort(-np.abs(a), axis=1, kind="stable")
+    k = _estimate(a, q, order, (r**2).sum(axis=1) / step**2, tau2 / step**2)
+    d = x.shape[1]
+    pending = np.arange(x.shape[0])
+    while pending.size:
+        pending = pending[k[pending] <= d]
+        idx, qk = _kept(order[pending], k[pending], q[pending])
+        y = _correct(hat[pending], k[pending], idx, qk, comps, step).astype(dtype)
+        pending = pending[_err2(x[pending], y, ok[pending]) > tau2[pending]]
+        k[pending] += 1
+    done = np.flatnonzero(k <= d)
+    idx, qk = _kept(order[done], k[done], q[done])
+    return _Fit(basis, done, k[done], idx, qk.astype(np.int64), np.flatnonzero(k > d))
+
+
+def encode(values: np.ndarray, missing: np.ndarray, nrmse: float, patch: tuple[int, int] = (8, 8), *,
+           dtype: np.dtype = np.float64, prediction: np.ndarray | None = None,
+           base_c: float = BASE_C) -> dict[str, bytes]:
+    """Code ``values`` so that every block meets ``||x - y||_2 <= nrmse * sqrt(n) * (max - min)``.
+
+    Parameters
+    ----------
+    values : float64 array, ndim >= 1, finite where ``~missing`` (the last two axes are the slice).
+    missing : bool array of the same shape; those points are neither coded nor counted.
+    nrmse : eps > 0, the NRMSE target; ``tau = eps * sqrt(D)`` per full patch in normalised units.
+    patch : (rows, cols) of a patch, D = rows * cols values.
+    dtype : the output dtype (float32 or float64) in which the bound is checked.
+    prediction : optional float64 array of the same shape (e.g. a neural prediction): the base
+        codes ``values - prediction``, and :func:`decode` must be given the same array.
+    base_c : pointwise bound of the base in units of ``eps * (max - min)``.
+
+    Returns
+    -------
+    dict with the sections ``"l2base"`` (base reconstruction) and ``"pca"`` (the guarantee).
+    """
+    eps, dtype = float(nrmse), np.dtype(dtype)
+    if not (math.isfinite(eps) and eps > 0):
+        raise ValueError(f"nrmse must be finite and positive, got {nrmse!r}")
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    grid = _Grid.of(np.shape(values), patch)
+    values = np.ascontiguousarray(values, np.float64)
+    missing = np.broadcast_to(np.asarray(missing, bool), values.shape)
+    scale = _value_range(values, ~missing)
+    target = values if prediction is None else values - _prediction(prediction, values.shape)
+    target = np.where(missing, 0.0, target)
+    base_tol = base_c * eps * scale
+    base = interp.encode(target, base_tol if base_tol > 0 else base_c * eps, missing if missing.any() else None)
+    hat = grid.patches(_base(base, values.shape, missing, prediction))
+    x, ok = grid.patches(np.where(missing, 0.0, values)), grid.patches(~missing)
+    tau2 = (eps * scale) ** 2 * ok.sum(axis=1) * (1.0 - MARGIN)
+    fail = np.flatnonzero(_err2(x, hat.astype(dtype), ok) > tau2)
+    step = 2.0 * eps * scale
+    empty = np.zeros(0, np.int64)
+    if fail.size and step > 0 and math.isfinite(step):
+        fit = _fit(x[fail], hat[fail], ok[fail], tau2[fail], step, scale, dtype)
+        fit = fit._replace(rows=fail[fit.rows], exact=fail[fit.exact])
+    else:
+        fit = _Fit(np.zeros((grid.d, grid.d), np.int64), empty, empty, empty[:, None], empty[:, None], fail)
+    head = struct.pack("<B", VERSION) + _uvarint(int(patch[0])) + _uvarint(int(patch[1]))
+    head += struct.pack("<dddd", eps, scale, step, float(base_c))
+    head += _uvarint(grid.n_patches) + _uvarint(fit.rows.size) + _uvarint(fit.exact.size)
+    body = head + _pack_fit(fit, grid) + _pack_exact(fit.exact, x, ok, grid, dtype)
+    return {"l2base": base, "pca": body + struct.pack("<I", zlib.crc32(base + body))}
+
+
+def _flags(rows: np.ndarray, n: int) -> bytes:
+    bits = np.zeros(n, bool)
+    bits[rows] = True
+    return _frame(np.packbits(bits).tobytes())
+
+
+def _pack_fit(fit: _Fit, grid: _Grid) -> bytes:
+    if not fit.rows.size:
+        return b""
+    used = np.arange(fit.idx.shape[1]) < fit.counts[:, None]
+    return (bytes([_basis_bits(grid.d)]) + _pack_ints(_zigzag(fit.basis.ravel())) + _flags(fit.rows, grid.n_patches)
+            + _pack_ints(fit.counts - 1) + _pack_ints(fit.idx[used]) + _pack_ints(_zigzag(fit.q[used])))
+
+
+def _pack_exact(rows: np.ndarray, x: np.ndarray, ok: np.ndarray, grid: _Grid, dtype: np.dtype) -> bytes:
+    if not rows.size:
+        return b""
+    vals = x[rows][ok[rows]].astype(dtype.newbyteorder("<"))
+    return _flags(rows, grid.n_patches) + _frame(vals.tobytes())
+
+
+# ----------------------------------------------------------------------------- decoder
+
+
+def decode(sections: dict[str, bytes], shape: tuple[int, ...], missing: np.ndarray | None, dtype: np.dtype,
+           prediction: np.ndarray | None = None) -> np.ndarray:
+    """Rebuild the field from :func:`encode`'s sections, in ``dtype`` (missing points: anything).
+
+    ``missing`` and ``prediction`` must be those given to the encoder.  A malformed section
+    raises :class:`~xdiffc.errors.CorruptStreamError`.
+    """
+    dtype, shape = np.dtype(dtype), tuple(int(n) for n in shape)
+    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise ValueError(f"dtype must be float32 or float64, got {dtype}")
+    missing = np.zeros(shape, bool) if missing is None else np.broadcast_to(np.asarray(missing, bool), shape)
+    if "l2base" not in sections or "pca" not in sections:
+        raise CorruptStreamError("the stream lacks the L2 mode's 'l2base' or 'pca' section")
+    pca, base = bytes(sections["pca"]), bytes(sections["l2base"])
+    if len(pca) < 4 or zlib.crc32(base + pca[:-4]) != struct.unpack("<I", pca[-4:])[0]:
+        raise CorruptStreamError("the L2 sections' checksum does not match: they are truncated or damaged")
+    r = _Reader(pca[:-4])
+    if r.u8() != VERSION:
+        raise CorruptStreamError("the L2 guarantee section has an unknown format version")
+    ph, pw = r.uvarint(_MAX_D), r.uvarint(_MAX_D)
+    eps, scale, step, base_c = struct.unpack("<dddd", r.take(32))
+    try:
+        grid = _Grid.of(shape, (ph, pw))
+    except ValueError as err:
+        raise CorruptStreamError(f"the L2 guarantee section is malformed ({err})") from None
+    n = grid.n_patches
+    if r.uvarint(n) != n or not all(math.isfinite(v) and v >= 0 for v in (eps, scale, step, base_c)):
+        raise CorruptStreamError("the L2 guarantee section's header does not match the array")
+    n_corr, n_exact = r.uvarint(n), r.uvarint(n)
+    y = grid.patches(_base(base, shape, missing, prediction))
+    if n_corr:
+        basis, rows, counts, idx, q = _read_fit(r, grid, n_corr)
+        y[rows] = _correct(y[rows], counts, idx, q, basis, step)
+    y = y.astype(dtype)
+    if n_exact:
+        ok = grid.patches(~missing)
+        rows = _read_flags(r, n, n_exact)
+        want = ok[rows]
+        vals = np.frombuffer(r.frame(int(want.sum()) * dtype.itemsize), dtype.newbyteorder("<"))
+        block = y[rows]
+        block[want] = vals
+        y[rows] = block
+    r.done()
+    return grid.unpatch(y, shape)
+
+
+def _read_flags(r: _Reader, n: int, count: int) -> np.ndarray:
+    rows = np.flatnonzero(np.unpackbits(np.frombuffer(r.frame((n + 7) // 8), np.uint8), count=n))
+    if rows.size != count:
+        raise CorruptStreamError("the L2 guarantee section's patch flags do not match their count")
+    return rows
+
+
+def _read_fit(r: _Reader, grid: _Grid, n_corr: int) -> tuple[np.ndarray, ...]:
+    """Components (float64 rows), corrected rows, counts and dense ascending indices and values, all validated."""
+    d = grid.d
+    bits = r.u8()
+    if not 1 <= bits <= _MAX_BITS:
+        raise CorruptStreamError("the L2 guarantee section's basis precision is out of range")
+    basis = _components(_unzigzag(_unpack_ints(r, d * d, 1 << 16)).reshape(d, d), bits)
+    rows = _read_flags(r, grid.n_patches, n_corr)
+    counts = _unpack_ints(r, n_corr, d) + 1
+    total = int(counts.sum())
+    flat_idx, flat_q = _unpack_ints(r, total, d), _unzigzag(_unpack_ints(r, total, 1 << 16))
+    used = np.arange(int(counts.max())) < counts[:, None]
+    idx, q = np.zeros(used.shape, np.int64), np.zeros(used.shape, np.int64)
+    idx[used], q[used] = flat_idx, flat_q
+    if np.any((np.diff(idx, axis=1) <= 0) & used[:, 1:]):
+        raise CorruptStreamError("the L2 guarantee section's coefficient indices are not ascending")
+    return basis, rows, counts, idx, q
