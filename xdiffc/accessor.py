@@ -30,7 +30,8 @@ import pandas as pd
 import xarray as xr
 import zarr
 
-from .codec import DEFAULT_STEPS, GCDTCCodec, _check_bound, _resolve_model
+from .codec import GCDTCCodec, _resolve_model
+from .core import DEFAULT_STEPS, check_bound
 from .masking import FILL_THRESHOLD
 from .zarr_codec import GCDTCZarrCodec
 
@@ -142,10 +143,10 @@ class _Plan:
         fixed, static = never_lossy(ds), static_fields(ds)
         exclude = set(exclude)
         per_var = dict(tol) if isinstance(tol, Mapping) else {}
-        scalar_tol = None if isinstance(tol, Mapping) else _check_bound("tol", tol)
-        rel_tol = _check_bound("rel_tol", rel_tol)
+        scalar_tol = None if isinstance(tol, Mapping) else check_bound("tol", tol)
+        rel_tol = check_bound("rel_tol", rel_tol)
         for name, value in per_var.items():
-            _check_bound(f"tol[{name!r}]", value)
+            check_bound(f"tol[{name!r}]", value)
         unknown = [n for n in (*per_var, *exclude) if n not in ds.variables]
         if unknown:
             raise ValueError(f"no variable named {unknown} in this Dataset; its variables are {sorted(map(str, ds.variables))}")

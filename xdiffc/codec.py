@@ -19,15 +19,12 @@ from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray, ensure_ndarray_like, ndarray_copy
 
 from .bitstream import Header, Stream
-from .core import compress, decompress
+from .core import DEFAULT_STEPS, check_bound, compress, decompress
 from .errors import ModelMismatchError
 
 #: Model names that this xdiffc can encode with -> (model id, sha256); ("", "") is the model-free
 #: predictor. "default" names the shipped model; until one ships it is the model-free predictor.
 MODELS: dict[str, tuple[str, str]] = {"default": ("", ""), "none": ("", "")}
-
-#: Decoder steps used when none are given (the neural decoder's few-step setting).
-DEFAULT_STEPS = 4
 
 
 def _resolve_model(name: str | None) -> tuple[str, str]:
@@ -37,17 +34,6 @@ def _resolve_model(name: str | None) -> tuple[str, str]:
         return MODELS[key]
     except KeyError:
         raise ValueError(f"unknown model {name!r}; this xdiffc knows {sorted(MODELS)}") from None
-
-
-def _check_bound(name: str, value: float | None) -> float | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
-    return value
 
 
 def _finite_fills(values: Iterable[float]) -> tuple[float, ...]:
@@ -90,8 +76,8 @@ class GCDTCCodec(Codec):
         steps: int = DEFAULT_STEPS,
         fill_values: Sequence[float] = (),
     ):
-        self.tol = _check_bound("tol", tol)
-        self.rel_tol = _check_bound("rel_tol", rel_tol)
+        self.tol = check_bound("tol", tol)
+        self.rel_tol = check_bound("rel_tol", rel_tol)
         if (self.tol is None) == (self.rel_tol is None):
             raise ValueError("give exactly one of tol (absolute bound) or rel_tol (fraction of each chunk's range)")
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:

@@ -36,13 +36,13 @@ MIN_MODEL_SIZE = 4096
 DEFAULT_STEPS = 4
 
 
-def _check_bound(name: str, value: float | None) -> float | None:
+def check_bound(name: str, value: float | None) -> float | None:
+    """``value`` as a float, or None; a ValueError naming ``name`` unless it is a finite number >= 0."""
     if value is None:
         return None
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a number, got {value!r}") from None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    value = float(value)
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
     return value
@@ -50,7 +50,7 @@ def _check_bound(name: str, value: float | None) -> float | None:
 
 def resolve_tol(x: np.ndarray, valid: np.ndarray | None, tol: float | None, rel_tol: float | None) -> float:
     """The absolute bound: ``tol``, or ``rel_tol`` times the range of the valid values."""
-    tol, rel_tol = _check_bound("tol", tol), _check_bound("rel_tol", rel_tol)
+    tol, rel_tol = check_bound("tol", tol), check_bound("rel_tol", rel_tol)
     if (tol is None) == (rel_tol is None):
         raise ValueError("give exactly one of tol (absolute bound) or rel_tol (fraction of the value range)")
     if tol is not None:

@@ -30,7 +30,8 @@ from zarr.core.array_spec import ArraySpec
 from zarr.core.buffer import Buffer, NDBuffer
 from zarr.core.common import parse_named_configuration
 
-from .codec import DEFAULT_STEPS, GCDTCCodec
+from .codec import GCDTCCodec
+from .core import DEFAULT_STEPS
 from .errors import CorruptStreamError
 
 CODEC_NAME = "xdiffc.gcdtc"
