@@ -266,3 +266,36 @@ def test_example_script_ends_with_the_error_report(tmp_path):
     header, row = out.strip().splitlines()[-2:]
     assert header.split() == ["tol", "max_abs_err", "max_err_over_bound", "nrmse", "specials_moved", "ratio"]
     assert row.split()[0] == "tos" and float(row.split()[3]) <= 1 and row.split()[5] == "0"
+
+
+def test_native_grid_is_laid_out_on_cube_faces_and_keeps_ncol(tmp_path):
+    ds = open_sample("camse_ts").isel(time=slice(0, 4))
+    store = ds.gcdtc.to_zarr(tmp_path / "cube.zarr", rel_tol=1e-3)
+    code = ("import sys, xarray as xr\n"  # a reader that only has xarray: the layout travels with the codec
+            f"ds = xr.open_zarr({str(store)!r})\n"
+            "sys.stdout.buffer.write(ds.TS.values.tobytes())\n")
+    raw = subprocess.run([sys.executable, "-c", code], capture_output=True, check=True).stdout
+    y = np.frombuffer(raw, np.float32).reshape(ds.TS.shape)
+    out = xr.open_zarr(store)
+    assert out.TS.dims == ("time", "ncol") and out.TS.attrs["xdiffc_layout"] == "cubed-sphere"
+    assert out.TS.encoding["serializer"].numcodec.layout["shape"] == [180, 271]
+    assert np.abs(y.astype(np.float64) - ds.TS.values).max() <= out.TS.attrs[ATTR_TOL]
+    line = ds.gcdtc.roundtrip(rel_tol=1e-3, layout="none")
+    ratios = ds.gcdtc.error_report(out)["ratio"]["TS"], ds.gcdtc.error_report(line)["ratio"]["TS"]
+    assert ratios[0] > 1.15 * ratios[1]  # neighbours on the faces pay
+
+
+def test_altered_layout_configuration_is_refused():
+    from xdiffc import grids
+
+    ds = open_sample("e3sm_rad")
+    lat, lon = grids.find_latlon(ds, "ncol")
+    config = grids.detect(lat, lon).to_config(axis=1)
+    config["permutation"] = grids.detect(lat, lon, layout="hilbert").to_config(axis=1)["permutation"]
+    with pytest.raises(ValueError, match="layout"):
+        GCDTCCodec(tol=0.1, layout=config)
+
+
+def test_layout_option_is_checked():
+    with pytest.raises(ValueError, match="layout must be"):
+        open_sample("camse_ts").gcdtc.compress(rel_tol=1e-3, layout="hexagons")

@@ -15,6 +15,13 @@ Each lossy variable gets an absolute bound: its entry in ``tol``, or ``rel_tol``
 of its valid values over the *whole* variable (one reduction, lazy with Dask), so that every
 chunk of a variable has the same bound. Its attrs record the bound (``xdiffc_tol``, and
 ``xdiffc_rel_tol`` where a relative bound was given).
+
+Native grids: a variable along an unstructured column dimension (E3SM's ``ncol``, MPAS's ``nCells``)
+is coded with its columns laid out on a 2-D canvas that keeps neighbours together
+(:mod:`xdiffc.grids`: cube faces, or a Hilbert order). The layout travels in the codec's
+configuration, so the store keeps its ``ncol`` dimension and ``xr.open_zarr`` needs nothing more;
+each Zarr chunk then holds every column. ``layout=`` overrides the detection, ``grid=`` names a
+file or Dataset with the columns' lat/lon when the data has none.
 """
 
 from __future__ import annotations
@@ -30,6 +37,7 @@ import pandas as pd
 import xarray as xr
 import zarr
 
+from . import grids
 from .codec import GCDTCCodec, _resolve_model
 from .core import DEFAULT_STEPS, check_bound
 from .masking import FILL_THRESHOLD
@@ -42,6 +50,8 @@ LOSSY_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 PACKING_KEYS = ("scale_factor", "add_offset", "dtype")
 #: Chunks of variables without Dask chunks hold about this many bytes, split along leading dimensions.
 DEFAULT_CHUNK_BYTES = 16 * 2**20
+#: Column dimensions of unstructured grids, laid out even when no lat/lon is found (with a warning).
+UNSTRUCTURED_DIMS = ("ncol", "nCells", "ncells", "cell")
 #: Attributes whose values name other variables that belong to the coordinate system.
 _REFERENCE_ATTRS = ("bounds", "climatology", "cell_measures", "coordinates")
 
@@ -180,6 +190,28 @@ class _Plan:
         return list(self.tol)
 
 
+class _Layouts:
+    """The native-grid layout of each unstructured column dimension of a Dataset, found once per dimension."""
+
+    def __init__(self, ds: xr.Dataset, layout: str, grid):
+        if layout not in ("auto", *grids.KINDS):
+            raise ValueError(f"layout must be 'auto' or one of {grids.KINDS}, got {layout!r}")
+        self.ds, self.layout, self.grid = ds, layout, grid
+        self._found: dict[Hashable, grids.Layout | None] = {}
+
+    def _is_columns(self, dim: Hashable) -> bool:
+        return dim in UNSTRUCTURED_DIMS or grids.find_latlon(self.ds, dim) is not None
+
+    def of(self, var: xr.Variable) -> tuple[Hashable, grids.Layout] | None:
+        """(column dimension, layout) of ``var``, or None to code it as it is."""
+        for dim in var.dims:
+            if dim not in self._found and self._is_columns(dim):
+                self._found[dim] = grids.layout_for(self.ds, str(dim), self.grid, self.layout)
+            if self._found.get(dim) is not None:
+                return dim, self._found[dim]
+        return None
+
+
 class _Encoder:
     """Builds one lossy variable: encoding for ``to_zarr`` and the attrs that record its bound."""
 
@@ -187,17 +219,23 @@ class _Encoder:
         self.model = _resolve_model(model)
         self.steps, self.chunks, self.zarr_format = steps, chunks, zarr_format
 
-    def __call__(self, var: xr.Variable, tol: float, rel_tol: float | None) -> xr.Variable:
+    def __call__(self, var: xr.Variable, tol: float, rel_tol: float | None,
+                 native: tuple[Hashable, grids.Layout] | None = None) -> xr.Variable:
         encoding = {k: v for k, v in var.encoding.items() if k not in PACKING_KEYS}
         config = dict(tol=tol, model_id=self.model[0], model_sha256=self.model[1], steps=self.steps,
                       fill_values=_fill_values(var))
+        chunks, attrs = dict(self.chunks or {}), {**var.attrs, ATTR_TOL: tol}
+        if native is not None:
+            dim, layout = native
+            config["layout"] = layout.to_config(var.dims.index(dim))
+            chunks[dim] = var.sizes[dim]  # the layout needs every column of a chunk
+            attrs.update(layout.attrs())
         if self.zarr_format == 2:
             encoding.update(compressors=[GCDTCCodec(**config)], filters=None)
             encoding.pop("serializer", None)
         else:
             encoding.update(serializer=GCDTCZarrCodec(**config), compressors=None, filters=None)
-        encoding["chunks"] = _zarr_chunks(var, self.chunks)
-        attrs = {**var.attrs, ATTR_TOL: tol}
+        encoding["chunks"] = _zarr_chunks(var, chunks)
         if rel_tol is not None:
             attrs[ATTR_REL_TOL] = rel_tol
         out = _aligned(var, encoding["chunks"]).copy(deep=False)
@@ -222,30 +260,37 @@ class GCDTCAccessor:
 
     def compress(self, tol: float | Mapping[Hashable, float] | None = None, rel_tol: float | None = 1e-3,
                  model: str | None = "default", chunks: Mapping[Hashable, int] | None = None,
-                 exclude: Iterable[Hashable] = (), *, steps: int = DEFAULT_STEPS, zarr_format: int = 3) -> xr.Dataset:
+                 exclude: Iterable[Hashable] = (), *, steps: int = DEFAULT_STEPS, zarr_format: int = 3,
+                 layout: str = "auto", grid=None) -> xr.Dataset:
         """The same Dataset (same values, attrs, coords), its lossy variables carrying the codec for ``to_zarr``.
 
         ``tol``: absolute bound for every lossy variable, or ``{name: bound}``; ``rel_tol`` (a fraction
         of each variable's value range) covers the variables ``tol`` does not name. ``chunks``:
         ``{dim: size}`` for the Zarr chunks (default: the Dask chunks, else about 16 MiB). Dask
-        chunks are re-chunked to the Zarr chunks. ``exclude``: names to keep exact.
+        chunks are re-chunked to the Zarr chunks. ``exclude``: names to keep exact. ``layout``:
+        "auto" (detect native grids), "cubed-sphere", "hilbert" or "none"; ``grid``: a file or
+        Dataset with the columns' lat/lon, for data that lacks them.
         """
         plan = _Plan(self._ds, tol, rel_tol, exclude)
         encode = _Encoder(model, steps, chunks, zarr_format)
+        layouts = _Layouts(self._ds, layout, grid)
         out = self._ds.copy(deep=False)
         for name in plan.lossy:
-            out[name] = encode(self._ds[name].variable, plan.tol[name], plan.rel_tol.get(name))
+            var = self._ds[name].variable
+            out[name] = encode(var, plan.tol[name], plan.rel_tol.get(name), layouts.of(var))
         return out
 
     def to_zarr(self, store, tol: float | Mapping[Hashable, float] | None = None, rel_tol: float | None = 1e-3, *,
                 model: str | None = "default", chunks: Mapping[Hashable, int] | None = None,
-                exclude: Iterable[Hashable] = (), steps: int = DEFAULT_STEPS, **to_zarr_kwargs):
+                exclude: Iterable[Hashable] = (), steps: int = DEFAULT_STEPS, layout: str = "auto", grid=None,
+                **to_zarr_kwargs):
         """Compress and write to ``store`` with consolidated metadata; ``xr.open_zarr(store)`` reads it back.
 
         Returns ``store``, or with ``compute=False`` the Dask object to ``.compute()``.
         """
         zarr_format = to_zarr_kwargs.get("zarr_format") or zarr.config.get("default_zarr_format")
-        ds = self.compress(tol, rel_tol, model, chunks, exclude, steps=steps, zarr_format=zarr_format)
+        ds = self.compress(tol, rel_tol, model, chunks, exclude, steps=steps, zarr_format=zarr_format,
+                           layout=layout, grid=grid)
         clash = [n for n in to_zarr_kwargs.get("encoding") or {} if ATTR_TOL in ds[n].attrs]
         if clash:
             # xarray would replace, not merge, their encoding: the codec would silently be dropped

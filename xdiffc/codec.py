@@ -21,6 +21,7 @@ from numcodecs.compat import ensure_contiguous_ndarray, ensure_ndarray_like, nda
 from .bitstream import Header, Stream
 from .core import DEFAULT_STEPS, check_bound, compress, decompress
 from .errors import ModelMismatchError
+from .grids import Layout
 
 #: Model names that this xdiffc can encode with -> (model id, sha256); ("", "") is the model-free
 #: predictor. "default" names the shipped model; until one ships it is the model-free predictor.
@@ -63,6 +64,10 @@ class GCDTCCodec(Codec):
         Deterministic denoising steps of the neural decoder; the model-free predictor ignores it.
     fill_values : sequence of float
         ``_FillValue``/``missing_value`` and the like; those points come back bit-exactly.
+    layout : dict, optional
+        A native-grid layout (:meth:`xdiffc.grids.Layout.to_config`): each chunk's column axis,
+        which must hold every column, is laid out on the layout's 2-D canvas before coding, and
+        put back after decoding. The permutation is part of this configuration.
     """
 
     codec_id = "xdiffc.gcdtc"
@@ -75,6 +80,7 @@ class GCDTCCodec(Codec):
         model_sha256: str = "",
         steps: int = DEFAULT_STEPS,
         fill_values: Sequence[float] = (),
+        layout: dict | None = None,
     ):
         self.tol = check_bound("tol", tol)
         self.rel_tol = check_bound("rel_tol", rel_tol)
@@ -86,6 +92,8 @@ class GCDTCCodec(Codec):
         self.model_sha256 = str(model_sha256)
         self.steps = int(steps)
         self.fill_values = _finite_fills(fill_values)
+        self.layout = None if layout is None else dict(layout)
+        self._layout = None if layout is None else Layout.from_config(self.layout)
 
     def get_config(self) -> dict:
         return {
@@ -96,6 +104,7 @@ class GCDTCCodec(Codec):
             "model_sha256": self.model_sha256,
             "steps": self.steps,
             "fill_values": list(self.fill_values),
+            "layout": self.layout,
         }
 
     @classmethod
@@ -123,13 +132,20 @@ class GCDTCCodec(Codec):
                 f"only {sorted(MODELS)} are available; choose one of them"
             )
         fills = self.fill_values + _finite_fills(extra_fill_values)
+        if self._layout is not None:
+            layout, axis = self._layout
+            arrays = [layout.to_grid(a, axis) for a in arrays]
         return [compress(a, self.tol, self.rel_tol, fill_values=fills) for a in arrays]
 
     def decode_batch(self, blobs: Sequence[bytes]) -> list[np.ndarray]:
         """Decode several chunks; raises ModelMismatchError for a chunk written with another model."""
         for blob in blobs:
             self._check_model(Stream.from_bytes(blob).header)
-        return [decompress(blob) for blob in blobs]
+        arrays = [decompress(blob) for blob in blobs]
+        if self._layout is not None:
+            layout, axis = self._layout
+            arrays = [layout.from_grid(y, axis) for y in arrays]
+        return arrays
 
     def _check_model(self, header: Header) -> None:
         if header.model_id and (header.model_id, header.model_sha256) != (self.model_id, self.model_sha256):

@@ -8,9 +8,11 @@ invertible gather that turns the column axis into a (ny, nx) canvas:
     g = layout.to_grid(x, axis)      # (..., ncol, ...) -> (..., ny, nx, ...)
     x = layout.from_grid(g, axis)    # exact inverse on the columns
 
-The map is derived deterministically from the columns' lat/lon only, and its sha256
-(:attr:`Layout.digest`) goes into the variable's metadata (:meth:`Layout.attrs`), so a decoder re-derives
-it from the store's coordinates and :func:`restore` refuses coordinates that give another map.
+The map is derived deterministically from the columns' lat/lon only. Its permutation travels with the
+data, zstd-compressed in the codec's configuration (:meth:`Layout.to_config`; about 3 KB for ne30np4),
+so a store decodes with nothing more and changed coordinates can never scramble it. Its sha256
+(:attr:`Layout.digest`) also goes into the variable's attributes (:meth:`Layout.attrs`), so
+:func:`restore` can tell whether a store's coordinates still give the same map.
 
 Cubed sphere (``kind="cubed-sphere"``)
     Detected from ``ncol`` together with lat/lon: ``6 n^2`` columns are cell centres (pg2: n = 2 ne,
@@ -66,6 +68,7 @@ see a smooth field and the value range does not change; ``from_grid`` ignores th
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import math
@@ -75,6 +78,7 @@ from pathlib import Path
 
 import numpy as np
 import xarray as xr
+import zstandard
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +162,27 @@ class Layout:
             raise ValueError(f"expected canvas axes {self.shape2d} at axis {axis}, got shape {g.shape}")
         flat = g.reshape(g.shape[:axis] + (-1,) + g.shape[axis + k:])
         return np.take(flat, self._slot_of, axis=axis)
+
+    def to_config(self, axis: int) -> dict[str, object]:
+        """JSON-serialisable form for a codec's configuration, with the column ``axis`` of the chunks it codes."""
+        deltas = np.diff(self.permutation, prepend=0).astype("<i8")
+        packed = zstandard.ZstdCompressor(level=19).compress(deltas.tobytes())
+        return {"kind": self.kind, "ncol": self.ncol, "shape": list(self.shape2d), "axis": int(axis),
+                "permutation": base64.b64encode(packed).decode("ascii"), "sha256": self.digest}
+
+    @classmethod
+    def from_config(cls, config: dict) -> tuple["Layout", int]:
+        """Inverse of :meth:`to_config`: the layout and the column axis; ValueError if it does not check out."""
+        try:
+            raw = zstandard.ZstdDecompressor().decompress(base64.b64decode(config["permutation"], validate=True))
+            perm = np.cumsum(np.frombuffer(raw, "<i8"))
+            layout = cls(str(config["kind"]), int(config["ncol"]), tuple(int(n) for n in config["shape"]), perm)
+            axis = int(config["axis"])
+        except (KeyError, TypeError, ValueError, zstandard.ZstdError) as err:
+            raise ValueError(f"malformed layout configuration ({err})") from None
+        if layout.digest != config.get("sha256"):
+            raise ValueError("the layout configuration does not match its sha256: it was altered")
+        return layout, axis
 
     def attrs(self) -> dict[str, object]:
         """Metadata to store with a variable coded through this layout (read back by :func:`restore`)."""

@@ -20,8 +20,10 @@ that only imports xarray or zarr opens the store.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Self
 
 import numpy as np
@@ -51,6 +53,7 @@ class GCDTCZarrCodec(ArrayBytesCodec):
     model_sha256: str
     steps: int
     fill_values: tuple[float, ...]
+    layout: str | None  # canonical JSON of the layout configuration: dataclass fields must be hashable
 
     def __init__(
         self,
@@ -61,16 +64,23 @@ class GCDTCZarrCodec(ArrayBytesCodec):
         model_sha256: str = "",
         steps: int = DEFAULT_STEPS,
         fill_values: Iterable[float] = (),
+        layout: dict | None = None,
     ) -> None:
-        checked = GCDTCCodec(tol, rel_tol, model_id, model_sha256, steps, tuple(fill_values))
+        checked = GCDTCCodec(tol, rel_tol, model_id, model_sha256, steps, tuple(fill_values), layout)
         for key, value in checked.get_config().items():
+            if key == "fill_values":
+                value = tuple(value)
+            elif key == "layout" and value is not None:
+                value = json.dumps(value, sort_keys=True)
             if key != "id":
-                object.__setattr__(self, key, tuple(value) if key == "fill_values" else value)
+                object.__setattr__(self, key, value)
+        self.__dict__["numcodec"] = checked
 
-    @property
+    @cached_property
     def numcodec(self) -> GCDTCCodec:
         """The equivalent numcodecs codec (for Zarr format 2 arrays, or direct use)."""
-        return GCDTCCodec(self.tol, self.rel_tol, self.model_id, self.model_sha256, self.steps, self.fill_values)
+        layout = None if self.layout is None else json.loads(self.layout)
+        return GCDTCCodec(self.tol, self.rel_tol, self.model_id, self.model_sha256, self.steps, self.fill_values, layout)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
