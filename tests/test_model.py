@@ -85,6 +85,11 @@ def test_seam_roundtrip_bit_identical(tiny_model):
             assert np.array_equal(y[region], a.x_hat[region])
         else:
             assert (y[region] == 0).all()
+    none = pred.pack(a, np.zeros(n, bool))
+    assert (pred.reconstruct(none, x.shape) == 0).all()
+    x[0, 0, 0, 0] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        pred.analyse(x, np.zeros(x.shape, bool), steps=1)
 
 
 def test_small_chunks_and_correction_flag(tiny_model):

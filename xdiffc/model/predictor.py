@@ -119,6 +119,8 @@ class ModelPredictor:
         """Encode, quantise and decode every block of ``x`` (float64, 1-5 dims); see the module docstring."""
         x = np.asarray(x, dtype=np.float64)
         missing = np.asarray(missing, dtype=bool)
+        if missing.shape != x.shape or not np.isfinite(x[~missing]).all():
+            raise ValueError("missing must have x's shape and cover every non-finite value of x")
         steps = self._check_steps(steps)
         blocks = layout.fold(x, missing, self.block_shape)
         n = len(blocks.data)
