@@ -11,6 +11,8 @@ from xdiffc.model import load_model
 from xdiffc.model.network import ModelConfig
 from xdiffc.training import load_fields, train
 
+pytestmark = pytest.mark.filterwarnings("ignore:Consolidated metadata:UserWarning")
+
 TINY = ModelConfig(block=(4, 8, 8), down_t=2, down_s=4, enc_channels=(4,), latent_channels=2,
                    cond=(2, 2, 2), unet_widths=(4, 4, 4), t_dim=8, corr_width=2, default_steps=1)
 
@@ -27,7 +29,7 @@ def data(tmp_path_factory):
                      "lat_w": (("lat",), np.ones(10))})
     nc, zarr = d / "a.nc", d / "b.zarr"
     ds.to_netcdf(nc)
-    ds[["T"]].to_zarr(zarr, consolidated=False)
+    ds[["T"]].to_zarr(zarr)
     return [str(nc), str(zarr)]
 
 
