@@ -14,7 +14,8 @@ exactly too, unless ``tol`` names them.
 Each lossy variable gets an absolute bound: its entry in ``tol``, or ``rel_tol`` times the range
 of its valid values over the *whole* variable (one reduction, lazy with Dask), so that every
 chunk of a variable has the same bound. Its attrs record the bound (``xdiffc_tol``, and
-``xdiffc_rel_tol`` where a relative bound was given).
+``xdiffc_rel_tol`` where a relative bound was given). Every attribute xdiffc adds starts with
+``xdiffc_``; all others come back as they were.
 
 Native grids: a variable along an unstructured column dimension (E3SM's ``ncol``, MPAS's ``nCells``)
 is coded with its columns laid out on a 2-D canvas that keeps neighbours together
