@@ -1,0 +1,140 @@
+"""DiffCoder: the sigmoid schedule, tiny training runs, reproducible sampling, and the codec seam."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import xdiffc
+import xdiffc.core
+from tests.helpers import assert_bounded
+from xdiffc.datasets import open_sample
+from xdiffc.diffcoder import DiffCoder, DiffCoderConfig, load_diffcoder, save, sigmoid_alpha_bar, train
+from xdiffc.diffcoder.predictor import BlockNet, DiffCoderPredictor
+from xdiffc.diffcoder.schedule import eps_from_v, v_target, x0_from_v
+from xdiffc.model import layout
+from xdiffc.training import estimate_deviation
+
+TINY = dict(resolution=16, depth=2, latent_channels=2, enc_widths=(4, 8), unet_widths=(4, 8), t_dim=8)
+
+
+@pytest.mark.parametrize("start, end, tau", [(-3.0, 3.0, 1.0), (0.0, 3.0, 0.7), (-3.0, 3.0, 1.1)])
+def test_sigmoid_schedule_is_monotone_with_configured_endpoints(start, end, tau):
+    abar = sigmoid_alpha_bar(1000, start, end, tau, clip_min=1e-9)
+    assert abar.dtype == np.float64 and abar.shape == (1001,)
+    assert abar[0] == 1.0 and abar[-1] == 1e-9
+    assert np.all(np.diff(abar[:-1]) < 0)
+    sig = lambda u: 1 / (1 + math.exp(-u))  # noqa: E731
+    t = 0.3
+    expected = (sig(end / tau) - sig((t * (end - start) + start) / tau)) / (sig(end / tau) - sig(start / tau))
+    assert abar[300] == pytest.approx(expected, rel=1e-14)
+
+
+def test_symmetric_schedule_is_half_way_at_mid_time():
+    assert sigmoid_alpha_bar(1000)[500] == pytest.approx(0.5, abs=1e-15)
+
+
+def test_v_x0_eps_conversions_are_exact():
+    rng = np.random.default_rng(0)
+    x0, eps = rng.standard_normal((2, 1000))
+    for a in sigmoid_alpha_bar(1000)[::37]:
+        a = float(a)
+        x_t = math.sqrt(a) * x0 + math.sqrt(1 - a) * eps
+        v = v_target(x0, eps, a)
+        np.testing.assert_allclose(x0_from_v(x_t, v, a), x0, rtol=0, atol=1e-13)
+        np.testing.assert_allclose(eps_from_v(x_t, v, a), eps, rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("kind", ["diffcoder", "vae"])
+def test_tiny_model_trains_a_few_steps(kind):
+    torch.manual_seed(0)
+    net = DiffCoder(DiffCoderConfig(kind=kind, **TINY))
+    before = [p.detach().clone() for p in net.parameters()]
+    data = np.random.default_rng(0).standard_normal((6, 16, 16)).astype(np.float32)
+    history = train(net, data, steps=3, batch=2, log_every=1)
+    assert len(history) == 3 and all(math.isfinite(h["loss"]) for h in history)
+    assert any(not torch.equal(a, b) for a, b in zip(before, net.parameters()))
+    z = net.encode(torch.from_numpy(data[:2, None]))
+    assert z.shape == (2, 2, 4, 4)
+    assert net.decode(z, 3).shape == (2, 1, 16, 16)
+
+
+def test_deterministic_decoding_is_reproducible_and_sampling_is_seeded():
+    torch.manual_seed(1)
+    net = DiffCoder(DiffCoderConfig(**TINY)).eval()
+    z = torch.randn(2, 2, 4, 4)
+    with torch.no_grad():
+        a, b = net.decode(z, 4), net.decode(z, 4)
+        s1 = net.decode(z, 4, sample=True, generator=torch.Generator().manual_seed(5))
+        s2 = net.decode(z, 4, sample=True, generator=torch.Generator().manual_seed(5))
+        s3 = net.decode(z, 4, sample=True, generator=torch.Generator().manual_seed(6))
+    assert torch.equal(a, b) and torch.equal(s1, s2)
+    assert not torch.equal(s1, s3) and not torch.equal(a, s1)
+
+
+@pytest.fixture(scope="module")
+def codec_model(tmp_path_factory):
+    """A tiny codec DiffCoder (64 x 64 blocks) trained a few steps on TREFHT blocks, saved to a file."""
+    torch.manual_seed(0)
+    x = open_sample("trefht")["TREFHT"].values[:8].astype(np.float64)
+    blocks = layout.fold(x, np.zeros(x.shape, bool), (1, 64, 64))
+    config = DiffCoderConfig(resolution=64, depth=3, latent_channels=2, enc_widths=(4, 8), unet_widths=(4, 8),
+                             t_dim=8, circular=False, rate_weight=0.01, data_scale=4.0)
+    net = DiffCoder(config)
+    train(net, blocks.data[:, 0] * config.data_scale, steps=3, batch=2)
+    deviation = estimate_deviation(BlockNet(net), layout.Blocks(blocks.data[:2], *[a[:2] for a in
+                                   (blocks.valid, blocks.means, blocks.ranges)]), steps=2)
+    path = tmp_path_factory.mktemp("diffcoder") / "tiny-diffcoder.pt"
+    digest = save(path, net, deviation, {"data": "TREFHT first 8 years"})
+    return path, digest
+
+
+def test_codec_round_trip_holds_the_bound(codec_model):
+    path, digest = codec_model
+    pred = load_diffcoder(path, sha256=digest)
+    assert load_diffcoder(path) is pred and pred.sha256 == digest
+    x = open_sample("trefht")["TREFHT"].values[20:23]
+    tol = 1e-2 * float(x.max() - x.min())
+    blob = xdiffc.compress(x, rel_tol=1e-2, model=pred, steps=2)
+    assert_bounded(x, xdiffc.decompress(blob, model=pred), tol)
+
+
+def test_seam_reconstructs_exactly_what_was_analysed(codec_model):
+    pred = load_diffcoder(codec_model[0])
+    x = open_sample("trefht")["TREFHT"].values[30:32].astype(np.float64)
+    a = pred.analyse(x, np.zeros(x.shape, bool), steps=2)
+    assert len(pred.block_slices(x.shape)) == len(a.block_bytes) == 4
+    use = np.array([True, False, True, True])
+    y = pred.reconstruct(pred.pack(a, use), x.shape)
+    for u, region in zip(use, pred.block_slices(x.shape)):
+        np.testing.assert_array_equal(y[region], a.x_hat[region] if u else 0.0)
+
+
+class _Eager(DiffCoderPredictor):
+    """Claims its latents are free, so the core's block chooser takes the model on every block."""
+
+    def analyse(self, x, missing, steps, **kw):
+        a = super().analyse(x, missing, steps, **kw)
+        a.block_bytes = [-10**9] * len(a.block_bytes)
+        return a
+
+
+def test_bound_holds_when_the_model_path_is_taken(codec_model, monkeypatch):
+    path, digest = codec_model
+    base = load_diffcoder(path)
+    pred = _Eager.__new__(_Eager)
+    pred.__dict__.update(base.__dict__)
+    real = xdiffc.core._residual_candidates
+    # drop the model-free candidates, so the stream must carry the DiffCoder prediction
+    monkeypatch.setattr(xdiffc.core, "_residual_candidates",
+                        lambda w, v, t, m, prediction=None: [] if prediction is None else real(w, v, t, m, prediction))
+    x = open_sample("trefht")["TREFHT"].values[40:43]
+    blob = xdiffc.compress(x, rel_tol=1e-2, model=pred, steps=2)
+    monkeypatch.undo()
+    with pytest.raises(xdiffc.ModelMismatchError):
+        xdiffc.decompress(blob)
+    y = xdiffc.decompress(blob, model=base)
+    assert_bounded(x, y, 1e-2 * float(x.max() - x.min()))
+    with pytest.raises(xdiffc.ModelMismatchError):
+        load_diffcoder(path, sha256="0" * 64)
