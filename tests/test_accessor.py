@@ -299,3 +299,17 @@ def test_altered_layout_configuration_is_refused():
 def test_layout_option_is_checked():
     with pytest.raises(ValueError, match="layout must be"):
         open_sample("camse_ts").gcdtc.compress(rel_tol=1e-3, layout="hexagons")
+
+
+def test_l2_mode_through_the_accessor(tmp_path):
+    ds = open_sample("trefht").isel(time=slice(0, 24))
+    out = xr.open_zarr(ds.gcdtc.to_zarr(tmp_path / "l2.zarr", nrmse=1e-3, mode="w"))  # mode: xarray's
+    assert out.TREFHT.attrs["xdiffc_nrmse"] == 1e-3 and ATTR_TOL not in out.TREFHT.attrs
+    assert out.TREFHT.encoding["serializer"].mode == "l2"
+    report = ds.gcdtc.error_report(out)
+    assert 0.3 < report.loc["TREFHT", "nrmse_over_bound"] <= 1.0
+    assert report.loc["TREFHT", "ratio"] > 5
+    with pytest.raises(ValueError, match="nrmse"):
+        ds.gcdtc.compress(mode="l2")
+    with pytest.raises(ValueError, match="nrmse"):
+        ds.gcdtc.to_zarr(tmp_path / "both.zarr", tol=0.1, nrmse=1e-3)

@@ -36,7 +36,8 @@ def test_config_is_json_and_round_trips():
     codec = GCDTCCodec(rel_tol=1e-3, steps=2, fill_values=[1e20, np.float32(-999.0), np.nan])
     config = json.loads(json.dumps(codec.get_config()))
     assert config == {"id": "xdiffc.gcdtc", "tol": None, "rel_tol": 1e-3, "model_id": "", "model_sha256": "",
-                      "steps": 2, "fill_values": [-999.0, 1e20], "layout": None}
+                      "steps": 2, "fill_values": [-999.0, 1e20], "layout": None, "mode": "pointwise",
+                      "nrmse": None}
     again = numcodecs.get_codec(config)
     assert isinstance(again, GCDTCCodec) and again == codec
     assert GCDTCCodec.from_config(dict(config)).get_config() == config

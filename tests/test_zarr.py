@@ -29,7 +29,7 @@ def test_dict_round_trip_and_registry():
     d = codec.to_dict()
     assert d == {"name": "xdiffc.gcdtc", "configuration": {"tol": 0.1, "rel_tol": None, "model_id": "",
                                                           "model_sha256": "", "steps": 3, "fill_values": [1e20],
-                                                          "layout": None}}
+                                                          "layout": None, "mode": "pointwise", "nrmse": None}}
     assert GCDTCZarrCodec.from_dict(d) == codec
     assert pickle.loads(pickle.dumps(codec)) == codec
     assert zarr.registry.get_codec_class("xdiffc.gcdtc") is GCDTCZarrCodec

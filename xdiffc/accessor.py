@@ -14,8 +14,10 @@ exactly too, unless ``tol`` names them.
 Each lossy variable gets an absolute bound: its entry in ``tol``, or ``rel_tol`` times the range
 of its valid values over the *whole* variable (one reduction, lazy with Dask), so that every
 chunk of a variable has the same bound. Its attrs record the bound (``xdiffc_tol``, and
-``xdiffc_rel_tol`` where a relative bound was given). Every attribute xdiffc adds starts with
-``xdiffc_``; all others come back as they were.
+``xdiffc_rel_tol`` where a relative bound was given). With ``mode="l2", nrmse=eps`` each lossy
+variable instead meets the paper's per-block L2 bound (:mod:`xdiffc.l2`), recorded as
+``xdiffc_nrmse``. Every attribute xdiffc adds starts with ``xdiffc_``; all others come back as
+they were.
 
 Native grids: a variable along an unstructured column dimension (E3SM's ``ncol``, MPAS's ``nCells``)
 is coded with its columns laid out on a 2-D canvas that keeps neighbours together
@@ -46,6 +48,7 @@ from .zarr_codec import GCDTCZarrCodec
 
 ATTR_TOL = "xdiffc_tol"
 ATTR_REL_TOL = "xdiffc_rel_tol"
+ATTR_NRMSE = "xdiffc_nrmse"
 LOSSY_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 #: CF packing keys dropped from a lossy variable's encoding: it is stored as the float it decodes to.
 PACKING_KEYS = ("scale_factor", "add_offset", "dtype")
@@ -216,16 +219,24 @@ class _Layouts:
 class _Encoder:
     """Builds one lossy variable: encoding for ``to_zarr`` and the attrs that record its bound."""
 
-    def __init__(self, model: str | None, steps: int, chunks, zarr_format: int):
+    def __init__(self, model: str | None, steps: int, chunks, zarr_format: int, mode: str = "pointwise"):
         self.model = _resolve_model(model)
-        self.steps, self.chunks, self.zarr_format = steps, chunks, zarr_format
+        self.steps, self.chunks, self.zarr_format, self.mode = steps, chunks, zarr_format, mode
 
     def __call__(self, var: xr.Variable, tol: float, rel_tol: float | None,
                  native: tuple[Hashable, grids.Layout] | None = None) -> xr.Variable:
         encoding = {k: v for k, v in var.encoding.items() if k not in PACKING_KEYS}
-        config = dict(tol=tol, model_id=self.model[0], model_sha256=self.model[1], steps=self.steps,
+        config = dict(model_id=self.model[0], model_sha256=self.model[1], steps=self.steps,
                       fill_values=_fill_values(var))
-        chunks, attrs = dict(self.chunks or {}), {**var.attrs, ATTR_TOL: tol}
+        chunks = dict(self.chunks or {})
+        if self.mode == "l2":  # rel_tol carries nrmse; each chunk normalises by its own (smaller) range
+            config.update(mode="l2", nrmse=rel_tol)
+            attrs = {**var.attrs, ATTR_NRMSE: rel_tol}
+        else:
+            config["tol"] = tol
+            attrs = {**var.attrs, ATTR_TOL: tol}
+            if rel_tol is not None:
+                attrs[ATTR_REL_TOL] = rel_tol
         if native is not None:
             dim, layout = native
             config["layout"] = layout.to_config(var.dims.index(dim))
@@ -237,11 +248,14 @@ class _Encoder:
         else:
             encoding.update(serializer=GCDTCZarrCodec(**config), compressors=None, filters=None)
         encoding["chunks"] = _zarr_chunks(var, chunks)
-        if rel_tol is not None:
-            attrs[ATTR_REL_TOL] = rel_tol
         out = _aligned(var, encoding["chunks"]).copy(deep=False)
         out.attrs, out.encoding = attrs, encoding
         return out
+
+
+def _is_lossy(attrs: Mapping) -> bool:
+    """Whether xdiffc wrote the variable with these attrs lossily (pointwise or l2)."""
+    return ATTR_TOL in attrs or ATTR_NRMSE in attrs
 
 
 def _stored_bytes(source, names: Iterable[Hashable]) -> dict[Hashable, float]:
@@ -262,7 +276,7 @@ class GCDTCAccessor:
     def compress(self, tol: float | Mapping[Hashable, float] | None = None, rel_tol: float | None = 1e-3,
                  model: str | None = "default", chunks: Mapping[Hashable, int] | None = None,
                  exclude: Iterable[Hashable] = (), *, steps: int = DEFAULT_STEPS, zarr_format: int = 3,
-                 layout: str = "auto", grid=None) -> xr.Dataset:
+                 layout: str = "auto", grid=None, mode: str = "pointwise", nrmse: float | None = None) -> xr.Dataset:
         """The same Dataset (same values, attrs, coords), its lossy variables carrying the codec for ``to_zarr``.
 
         ``tol``: absolute bound for every lossy variable, or ``{name: bound}``; ``rel_tol`` (a fraction
@@ -270,10 +284,19 @@ class GCDTCAccessor:
         ``{dim: size}`` for the Zarr chunks (default: the Dask chunks, else about 16 MiB). Dask
         chunks are re-chunked to the Zarr chunks. ``exclude``: names to keep exact. ``layout``:
         "auto" (detect native grids), "cubed-sphere", "hilbert" or "none"; ``grid``: a file or
-        Dataset with the columns' lat/lon, for data that lacks them.
+        Dataset with the columns' lat/lon, for data that lacks them. ``mode="l2", nrmse=eps``: the
+        per-block L2 bound of the paper instead of a pointwise one, for every lossy variable.
         """
+        if mode == "l2":
+            if tol is not None or nrmse is None:
+                raise ValueError("mode='l2' takes nrmse= (the NRMSE bound of every lossy variable), not tol")
+            rel_tol = nrmse
+        elif mode != "pointwise":
+            raise ValueError(f"mode must be 'pointwise' or 'l2', got {mode!r}")
+        elif nrmse is not None:
+            raise ValueError("nrmse= is the bound of mode='l2'; for a pointwise bound give tol or rel_tol")
         plan = _Plan(self._ds, tol, rel_tol, exclude)
-        encode = _Encoder(model, steps, chunks, zarr_format)
+        encode = _Encoder(model, steps, chunks, zarr_format, mode)
         layouts = _Layouts(self._ds, layout, grid)
         out = self._ds.copy(deep=False)
         for name in plan.lossy:
@@ -284,15 +307,17 @@ class GCDTCAccessor:
     def to_zarr(self, store, tol: float | Mapping[Hashable, float] | None = None, rel_tol: float | None = 1e-3, *,
                 model: str | None = "default", chunks: Mapping[Hashable, int] | None = None,
                 exclude: Iterable[Hashable] = (), steps: int = DEFAULT_STEPS, layout: str = "auto", grid=None,
-                **to_zarr_kwargs):
+                nrmse: float | None = None, **to_zarr_kwargs):
         """Compress and write to ``store`` with consolidated metadata; ``xr.open_zarr(store)`` reads it back.
 
-        Returns ``store``, or with ``compute=False`` the Dask object to ``.compute()``.
+        ``nrmse=eps`` asks for the per-block L2 bound (``compress(mode="l2")``); ``mode`` here is
+        xarray's write mode. Returns ``store``, or with ``compute=False`` the Dask object to ``.compute()``.
         """
         zarr_format = to_zarr_kwargs.get("zarr_format") or zarr.config.get("default_zarr_format")
-        ds = self.compress(tol, rel_tol, model, chunks, exclude, steps=steps, zarr_format=zarr_format,
-                           layout=layout, grid=grid)
-        clash = [n for n in to_zarr_kwargs.get("encoding") or {} if ATTR_TOL in ds[n].attrs]
+        ds = self.compress(tol, rel_tol, model, chunks, exclude, steps=steps,
+                           zarr_format=zarr_format, layout=layout, grid=grid,
+                           mode="pointwise" if nrmse is None else "l2", nrmse=nrmse)
+        clash = [n for n in to_zarr_kwargs.get("encoding") or {} if _is_lossy(ds[n].attrs)]
         if clash:
             # xarray would replace, not merge, their encoding: the codec would silently be dropped
             raise ValueError(f"encoding= names lossy variables {clash}, whose encoding xdiffc sets; "
@@ -314,11 +339,12 @@ class GCDTCAccessor:
         """Per lossy variable of ``other`` (a decompressed copy of this Dataset): the error against the bound.
 
         Columns: ``tol``, ``max_abs_err``, ``max_err_over_bound`` (must be <= 1), ``nrmse`` (RMSE over
-        the range of the valid values), ``specials_moved`` (points whose NaN/fill status changed:
-        must be 0) and ``ratio`` (in-memory bytes over the bytes stored in ``other.encoding["source"]``,
+        the range of the valid values), ``nrmse_over_bound`` (only when there are ``mode="l2"``
+        variables, whose bound is on the NRMSE: must be <= 1; NaN for pointwise ones, and ``tol`` and
+        ``max_err_over_bound`` NaN for l2 ones), ``specials_moved`` (points whose NaN/fill status changed: must be 0) and ``ratio`` (in-memory bytes over the bytes stored in ``other.encoding["source"]``,
         chunks plus array metadata; NaN when ``other`` did not come from a Zarr store).
         """
-        names = [n for n in other.data_vars if ATTR_TOL in other[n].attrs]
+        names = [n for n in other.data_vars if _is_lossy(other[n].attrs)]
         lazy = []
         for n in names:
             x, y = self._ds[n], other[n]
@@ -330,9 +356,13 @@ class GCDTCAccessor:
         stored = _stored_bytes(other.encoding.get("source"), names)
         rows = {}
         for n, (max_err, mse, span, moved) in zip(names, stats):
-            tol, max_err, span = float(other[n].attrs[ATTR_TOL]), np.nan_to_num(float(max_err)), float(span)
+            tol = float(other[n].attrs.get(ATTR_TOL, math.nan))
+            bound_nrmse = float(other[n].attrs.get(ATTR_NRMSE, math.nan))
+            max_err, span = np.nan_to_num(float(max_err)), float(span)
+            nrmse = math.sqrt(float(mse)) / span if span > 0 else 0.0
             rows[n] = {"tol": tol, "max_abs_err": max_err,
                        "max_err_over_bound": max_err / tol if tol else (0.0 if max_err == 0 else math.inf),
-                       "nrmse": math.sqrt(float(mse)) / span if span > 0 else 0.0,
+                       "nrmse": nrmse, "nrmse_over_bound": nrmse / bound_nrmse,
                        "specials_moved": int(moved), "ratio": self._ds[n].nbytes / stored[n]}
-        return pd.DataFrame.from_dict(rows, orient="index")
+        report = pd.DataFrame.from_dict(rows, orient="index")
+        return report if report["nrmse_over_bound"].notna().any() else report.drop(columns="nrmse_over_bound")

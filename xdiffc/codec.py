@@ -64,6 +64,12 @@ class GCDTCCodec(Codec):
         Deterministic denoising steps of the neural decoder; the model-free predictor ignores it.
     fill_values : sequence of float
         ``_FillValue``/``missing_value`` and the like; those points come back bit-exactly.
+    mode : str
+        "pointwise" (``tol``/``rel_tol``) or "l2": every 8x8 patch meets the per-block L2 bound of
+        ``nrmse`` (:mod:`xdiffc.l2`), normalised by the range of each chunk, which is never more
+        than the variable's range, so the variable's NRMSE is at most ``nrmse``.
+    nrmse : float
+        The bound of ``mode="l2"``.
     layout : dict, optional
         A native-grid layout (:meth:`xdiffc.grids.Layout.to_config`): each chunk's column axis,
         which must hold every column, is laid out on the layout's 2-D canvas before coding, and
@@ -81,10 +87,19 @@ class GCDTCCodec(Codec):
         steps: int = DEFAULT_STEPS,
         fill_values: Sequence[float] = (),
         layout: dict | None = None,
+        mode: str = "pointwise",
+        nrmse: float | None = None,
     ):
         self.tol = check_bound("tol", tol)
         self.rel_tol = check_bound("rel_tol", rel_tol)
-        if (self.tol is None) == (self.rel_tol is None):
+        self.nrmse = check_bound("nrmse", nrmse)
+        self.mode = mode
+        if mode == "l2":
+            if self.nrmse is None or self.tol is not None or self.rel_tol is not None:
+                raise ValueError("mode='l2' takes nrmse= (the NRMSE bound), not tol or rel_tol")
+        elif mode != "pointwise":
+            raise ValueError(f"mode must be 'pointwise' or 'l2', got {mode!r}")
+        elif self.nrmse is not None or (self.tol is None) == (self.rel_tol is None):
             raise ValueError("give exactly one of tol (absolute bound) or rel_tol (fraction of each chunk's range)")
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
             raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
@@ -105,6 +120,8 @@ class GCDTCCodec(Codec):
             "steps": self.steps,
             "fill_values": list(self.fill_values),
             "layout": self.layout,
+            "mode": self.mode,
+            "nrmse": self.nrmse,
         }
 
     @classmethod
@@ -135,7 +152,8 @@ class GCDTCCodec(Codec):
         if self._layout is not None:
             layout, axis = self._layout
             arrays = [layout.to_grid(a, axis) for a in arrays]
-        return [compress(a, self.tol, self.rel_tol, fill_values=fills) for a in arrays]
+        return [compress(a, self.tol, self.rel_tol, nrmse=self.nrmse, mode=self.mode, fill_values=fills)
+                for a in arrays]
 
     def decode_batch(self, blobs: Sequence[bytes]) -> list[np.ndarray]:
         """Decode several chunks; raises ModelMismatchError for a chunk written with another model."""

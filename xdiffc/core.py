@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import guarantee, masking, predicted
+from . import guarantee, l2, masking, predicted
 from .bitstream import Header, Stream
 from .coders import RESIDUAL_CODERS, lossless
 from .errors import CorruptStreamError, ModelMismatchError
@@ -124,6 +124,8 @@ def compress(
     tol: float | None = None,
     rel_tol: float | None = None,
     *,
+    nrmse: float | None = None,
+    mode: str = "pointwise",
     fill_values: Iterable[float] = (),
     fill_threshold: float = masking.FILL_THRESHOLD,
     model=None,
@@ -141,6 +143,12 @@ def compress(
         Absolute bound: ``|y - x| <= tol`` for every finite, non-fill value. ``0`` is lossless.
     rel_tol : float
         Relative bound: ``tol = rel_tol * (max - min)`` over the finite, non-fill values.
+    nrmse : float
+        With ``mode="l2"``: every 8x8 patch of every 2-D slice meets
+        ``||y - x||_2 <= nrmse * sqrt(n) * (max - min)`` over its n valid values, so the global
+        NRMSE is at most ``nrmse`` (the paper's PCA guarantee, :mod:`xdiffc.l2`).
+    mode : str
+        "pointwise" (the default: ``tol`` or ``rel_tol``) or "l2" (``nrmse``).
     fill_values : iterable of float
         Values that mark missing data (``_FillValue``, ``missing_value``); kept bit-exactly.
     fill_threshold : float
@@ -158,10 +166,19 @@ def compress(
     bytes
         A self-describing stream; :func:`decompress` gives back the same shape and dtype.
     """
+    if mode not in ("pointwise", "l2"):
+        raise ValueError(f"mode must be 'pointwise' or 'l2', got {mode!r}")
+    if mode == "l2":
+        if tol is not None or rel_tol is not None or nrmse is None:
+            raise ValueError("mode='l2' takes nrmse= (the NRMSE bound), not tol or rel_tol")
+        tol, rel_tol = None, nrmse
+    elif nrmse is not None:
+        raise ValueError("nrmse= is the bound of mode='l2'; for a pointwise bound give tol or rel_tol")
     arr = _input_array(x)
     work, order = _working_layout(arr)
     is_float = work.dtype.kind == "f"
     mask = masking.special_mask(work, fill_values, fill_threshold) if is_float else None
+    # In l2 mode, tol is the RMS bound nrmse * (max - min), recorded for information.
     bound = resolve_tol(work, None if mask is None else ~mask, tol, rel_tol)
     header = dict(dtype=arr.dtype.str, shape=arr.shape, order=order, tol=bound,
                   rel_tol=float("nan") if rel_tol is None else float(rel_tol))
@@ -174,17 +191,20 @@ def compress(
     if mask.any():
         sections["mask"], sections["special"] = masking.encode(work, mask)
     values = work.astype(np.float64)
-    candidates = _residual_candidates(work, values, bound, mask)
-    predictor = _resolve_predictor(model, device)
-    if predictor is not None and work.ndim >= 2 and work.size >= MIN_MODEL_SIZE:
-        candidates += _model_candidates(predictor, work, values, bound, mask, steps or DEFAULT_STEPS)
+    if mode == "l2":
+        candidates = [_Candidate(l2.encode(values, mask, rel_tol, dtype=work.dtype))]
+    else:
+        candidates = _residual_candidates(work, values, bound, mask)
+        predictor = _resolve_predictor(model, device)
+        if predictor is not None and work.ndim >= 2 and work.size >= MIN_MODEL_SIZE:
+            candidates += _model_candidates(predictor, work, values, bound, mask, steps or DEFAULT_STEPS)
     best = min(candidates, key=lambda c: c.nbytes, default=None)
     if best is None or best.nbytes + sum(map(len, sections.values())) >= exact.nbytes:
         return Stream(Header(mode="lossless", **{**header, "tol": 0.0}), exact.sections).to_bytes()
     sections.update(best.sections)
     if best.predictor is not None:
         header.update(model_id=best.predictor.model_id, model_sha256=best.predictor.sha256)
-    return Stream(Header(mode="pointwise", **header), sections).to_bytes()
+    return Stream(Header(mode=mode, **header), sections).to_bytes()
 
 
 def _model_candidates(predictor, work: np.ndarray, values: np.ndarray, tol: float, mask: np.ndarray,
@@ -236,7 +256,7 @@ def decompress(blob: bytes | bytearray | memoryview | np.ndarray, *, model=None,
     elif h.mode == "pointwise":
         y = _decode_pointwise(stream, work_shape, native, model, device)
     else:
-        raise CorruptStreamError(f"this xdiffc cannot decode mode {h.mode!r}")
+        y = _decode_l2(stream, work_shape, native)
     if h.order == "F":
         y = y.T
     return y.astype(dtype, copy=False)
@@ -257,13 +277,29 @@ def _stream_predictor(header: Header, model, device: str | None):
     return predictor
 
 
+def _missing(stream: Stream, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The stream's missing-value mask and exact values, or (None, None) when it has none."""
+    if "mask" not in stream.sections:
+        return None, None
+    return masking.decode(stream.section("mask"), stream.section("special"), shape, dtype)
+
+
+def _decode_l2(stream: Stream, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+    if dtype not in FLOAT_DTYPES:
+        raise CorruptStreamError(f"an l2 stream cannot hold dtype {dtype}")
+    mask, special = _missing(stream, shape, dtype)
+    sections = {name: stream.section(name) for name in ("l2base", "pca")}
+    y = l2.decode(sections, shape, mask, dtype)
+    if mask is not None:
+        y[mask] = special
+    return y
+
+
 def _decode_pointwise(stream: Stream, shape: tuple[int, ...], dtype: np.dtype, model=None,
                       device: str | None = None) -> np.ndarray:
     if dtype not in FLOAT_DTYPES:
         raise CorruptStreamError(f"a pointwise stream cannot hold dtype {dtype}")
-    mask = special = None
-    if "mask" in stream.sections:
-        mask, special = masking.decode(stream.section("mask"), stream.section("special"), shape, dtype)
+    mask, special = _missing(stream, shape, dtype)
     names = [n for n in RESIDUAL_CODERS if n in stream.sections]
     if len(names) != 1:
         raise CorruptStreamError("the stream does not name exactly one residual coder")

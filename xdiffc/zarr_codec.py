@@ -54,6 +54,8 @@ class GCDTCZarrCodec(ArrayBytesCodec):
     steps: int
     fill_values: tuple[float, ...]
     layout: str | None  # canonical JSON of the layout configuration: dataclass fields must be hashable
+    mode: str
+    nrmse: float | None
 
     def __init__(
         self,
@@ -65,8 +67,10 @@ class GCDTCZarrCodec(ArrayBytesCodec):
         steps: int = DEFAULT_STEPS,
         fill_values: Iterable[float] = (),
         layout: dict | None = None,
+        mode: str = "pointwise",
+        nrmse: float | None = None,
     ) -> None:
-        checked = GCDTCCodec(tol, rel_tol, model_id, model_sha256, steps, tuple(fill_values), layout)
+        checked = GCDTCCodec(tol, rel_tol, model_id, model_sha256, steps, tuple(fill_values), layout, mode, nrmse)
         for key, value in checked.get_config().items():
             if key == "fill_values":
                 value = tuple(value)
@@ -80,7 +84,8 @@ class GCDTCZarrCodec(ArrayBytesCodec):
     def numcodec(self) -> GCDTCCodec:
         """The equivalent numcodecs codec (for Zarr format 2 arrays, or direct use)."""
         layout = None if self.layout is None else json.loads(self.layout)
-        return GCDTCCodec(self.tol, self.rel_tol, self.model_id, self.model_sha256, self.steps, self.fill_values, layout)
+        return GCDTCCodec(self.tol, self.rel_tol, self.model_id, self.model_sha256, self.steps, self.fill_values,
+                          layout, self.mode, self.nrmse)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
