@@ -1,0 +1,210 @@
+"""xdiffc.metrics on hand-made cases with known answers, and xdiffc.tuning's bounds applied for real."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from xdiffc import metrics, tuning
+from xdiffc.datasets import open_sample
+from xdiffc.grids import Layout
+
+pytestmark = pytest.mark.filterwarnings("ignore:Consolidated metadata:UserWarning")
+
+
+@pytest.fixture(scope="module")
+def trefht():
+    return open_sample("trefht").isel(time=slice(0, 2))
+
+
+def smooth_field(shape=(2, 40, 48), seed=0) -> np.ndarray:
+    yy, xx = np.meshgrid(np.linspace(0, 3, shape[-2]), np.linspace(0, 4, shape[-1]), indexing="ij")
+    rng = np.random.default_rng(seed)
+    return np.stack([280 + 10 * np.sin(yy + k) * np.cos(xx) + rng.normal(0, 0.01, yy.shape) for k in range(shape[0])])
+
+
+# --- hand-made cases -------------------------------------------------------------------------
+
+def test_identical_fields_are_perfect():
+    x = smooth_field()
+    m = metrics.compare(x, x.copy(), tol=0.1)
+    assert m["pcc"] == 1.0 and m["dssim"] == 1.0 and m["ks_p"] == 1.0 and m["ks_d"] == 0.0
+    assert m["spre_pct"] == 0.0 and m["nrmse"] == 0.0 and m["psnr"] == math.inf and m["max_err_over_bound"] == 0
+    assert metrics.resolve_criteria("baker").passes(m)
+
+
+def test_pearson_by_hand():
+    # mx = 2, my = 7/3: sum dx dy = 3, sum dx^2 = 2, sum dy^2 = 42/9
+    assert metrics.pearson([1, 2, 3], [1, 2, 4]) == pytest.approx(3 / math.sqrt(2 * 42 / 9), rel=1e-12)
+    assert metrics.pearson([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert metrics.pearson([5, 5, 5], [5, 5, 5]) == 1.0  # a constant field kept exactly
+    assert metrics.pearson([5, 5, 5], [5, 5, 6]) == -1.0  # ldcpy's -1 for a zero standard deviation
+
+
+def test_ks_constant_offset():
+    x = np.arange(100.0)
+    d, p = metrics.ks_test(x, x + 50)  # the empirical CDFs differ by 50/100 on [50, 100)
+    assert d == pytest.approx(0.5) and p < 2 * math.exp(-2 * 0.5**2 * 50) * 10
+    d, p = metrics.ks_test(x, x + 1)  # a shift of one step: D = 1/100, indistinguishable
+    assert d == pytest.approx(0.01) and p > 0.99
+    assert metrics.ks_test(x, x) == (0.0, 1.0)
+
+
+def test_spatial_relative_error_by_hand():
+    x = np.array([1.0, 2.0, 0.0, -4.0, 0.0])
+    y = np.array([1.0002, 2.0, 5e-5, -4.0008, 2e-4])
+    # relative errors 2e-4, 0, |5e-5| (x == 0: absolute), 2e-4, |2e-4| (absolute): 3 of 5 exceed 1e-4
+    assert metrics.spatial_rel_error(x, y) == pytest.approx(60.0)
+    assert metrics.spatial_rel_error(x, y, rel_tol=1e-3) == 0.0
+
+
+def test_error_norms_by_hand():
+    x = np.array([0.0, 1.0, 2.0, 3.0])
+    y = x + np.array([1.0, -1.0, 1.0, -1.0])
+    assert metrics.nrmse(x, y) == pytest.approx(1 / 3)
+    assert metrics.psnr(x, y) == pytest.approx(20 * math.log10(3))
+    assert metrics.max_err_over_bound(x, y, 2.0) == 0.5
+    assert metrics.max_err_over_bound(x, x, 0.0) == 0.0 and metrics.max_err_over_bound(x, y, 0.0) == math.inf
+
+
+def test_gaussian_window():
+    g = metrics.gaussian_window()
+    assert g.shape == (11,) and g.sum() == pytest.approx(1.0) and np.allclose(g, g[::-1])
+    assert g[5] / g[4] == pytest.approx(math.exp(1 / (2 * 1.5**2)))
+
+
+def test_dssim_spike_by_hand():
+    # An 11 x 11 slice keeps only its centre after cropping 5 points. Original: a unit spike there,
+    # reconstruction: zeros. With w0 = g[5]^2 the centre weight: mu_a = E[a^2] = w0, mu_b = var_b = cov = 0.
+    a = np.zeros((11, 11))
+    a[5, 5] = 1.0
+    w0 = metrics.gaussian_window()[5] ** 2
+    c = 1e-8
+    want = c / (w0**2 + c) * c / (w0 - w0**2 + c)
+    assert metrics.dssim(a, np.zeros_like(a)) == pytest.approx(want, rel=1e-9)
+
+
+def test_dssim_nan_preserving_filter_matches_direct_sums():
+    rng = np.random.default_rng(1)
+    a = rng.random((11, 11))
+    b = a + rng.normal(0, 0.05, a.shape)
+    a[rng.random(a.shape) < 0.3] = np.nan
+    a[5, 5] = 0.5
+    b[np.isnan(a)] = np.nan
+    # direct, non-separable: rescale over the joint range, quantise, window weights on valid points only
+    lo, hi = np.nanmin([a, b]), np.nanmax([a, b])
+    qa, qb = (np.round((v - lo) / (hi - lo) * 255) / 255 for v in (a, b))
+    w = np.outer(metrics.gaussian_window(), metrics.gaussian_window()) * ~np.isnan(a)
+    w /= w.sum()
+    mean = lambda v: np.nansum(w * v)  # noqa: E731
+    ma, mb = mean(qa), mean(qb)
+    va, vb, cov = mean(qa * qa) - ma**2, mean(qb * qb) - mb**2, mean(qa * qb) - ma * mb
+    c = 1e-8
+    want = (2 * ma * mb + c) * (2 * cov + c) / ((ma**2 + mb**2 + c) * (va + vb + c))
+    assert metrics.dssim(a, b) == pytest.approx(want, rel=1e-9)
+
+
+def test_dssim_falls_as_noise_grows():
+    x = open_sample("trefht").TREFHT.values[:2].astype(np.float64)
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal(x.shape)
+    values = [metrics.dssim(x, x + s * noise) for s in (0.0, 0.01, 0.1, 0.5, 2.0, 8.0)]
+    assert values[0] == 1.0
+    assert all(a > b for a, b in zip(values, values[1:])), values
+
+
+def test_dssim_is_the_minimum_over_slices_and_ignores_missing_points():
+    x = smooth_field()
+    y = x.copy()
+    y[1] += np.random.default_rng(3).normal(0, 0.5, y[1].shape)
+    assert metrics.dssim(x, y) == pytest.approx(metrics.dssim(x[1], y[1]))
+    holed = x.copy()
+    holed[:, 10:20, 10:30] = np.nan
+    assert metrics.dssim(holed, holed) == 1.0
+    assert math.isnan(metrics.dssim(x[0, 0], y[0, 0]))  # 1-D: not defined
+    assert math.isnan(metrics.dssim(x[:, :8, :8], y[:, :8, :8]))  # nothing left after cropping
+
+
+def test_canvas_masks_layout_padding_and_skips_1d_layouts():
+    layout = Layout("cubed-sphere", 3, (2, 2), np.array([2, 0, 1, -1]))
+    x = np.array([[1.0, 2.0, 3.0]])
+    grid = metrics.canvas(x, np.ones_like(x, bool), (1, layout))
+    assert grid.shape == (1, 2, 2) and np.array_equal(grid[0, :, :].ravel()[:3], [3.0, 1.0, 2.0])
+    assert np.isnan(grid[0, 1, 1])
+    line = Layout("hilbert", 3, (3,), np.array([2, 0, 1]))
+    assert metrics.canvas(x, np.ones_like(x, bool), (1, line)) is None
+
+
+def test_missing_points_are_ignored():
+    x = smooth_field()
+    y = x + 0.001
+    x[:, :5] = np.nan
+    y[:, :5] = 1e20  # whatever comes back at a missing point does not count
+    m = metrics.compare(x, y, np.isfinite(x), tol=0.001)
+    assert m["valid_points"] == np.isfinite(x).sum() and m["max_err_over_bound"] == pytest.approx(1, rel=1e-6)
+
+
+def test_criteria():
+    crit = metrics.resolve_criteria("baker")
+    assert (crit.pcc_min, crit.ks_p_min, crit.spre_max_pct, crit.dssim_min) == (0.99999, 0.05, 5.0, 0.995)
+    loose = metrics.resolve_criteria({"spre_max_pct": 50})
+    assert loose.spre_max_pct == 50 and loose.pcc_min == 0.99999
+    m = dict(pcc=0.999999, ks_p=0.5, spre_pct=10.0, dssim=math.nan, max_err_over_bound=0.9)
+    assert crit.checks(m) == {"pcc": True, "ks_p": True, "spre_pct": False, "dssim": None,
+                              "max_err_over_bound": True}
+    assert not crit.passes(m) and loose.passes(m)
+    with pytest.raises(ValueError, match="unknown criteria"):
+        metrics.resolve_criteria("strict")
+    with pytest.raises(ValueError, match="pcc"):
+        metrics.resolve_criteria({"pcc": 0.9})
+
+
+def test_assess_a_roundtrip(trefht):
+    tight = metrics.assess(trefht, trefht.gcdtc.roundtrip(rel_tol=1e-6))
+    loose = metrics.assess(trefht, trefht.gcdtc.roundtrip(rel_tol=1e-2), criteria={"dssim_min": 0.5})
+    assert tight.loc["TREFHT", "passed"] and tight.loc["TREFHT", "ratio"] > 1
+    assert not loose.loc["TREFHT", "passed"] and loose.loc["TREFHT", "ok_spre_pct"] == False  # noqa: E712
+    assert loose.attrs["criteria"]["dssim_min"] == 0.5
+    assert {"pcc", "ks_p", "spre_pct", "dssim", "nrmse", "psnr", "max_err_over_bound"} <= set(tight.columns)
+
+
+# --- choosing the bound ----------------------------------------------------------------------
+
+def test_loosest_bisects_in_log_space():
+    seen = []
+
+    def trial(tol):
+        seen.append(tol)
+        return tuning.Trial(tol, 1, 1, {}, tol <= 1e-3)
+
+    good, bad = tuning.loosest(trial, 1e-6, 1.0, iterations=20)
+    assert good.tol <= 1e-3 < bad.tol and bad.tol / good.tol < 1.00002
+    assert seen[:3] == [1.0, 1e-6, pytest.approx(1e-3)]
+    assert tuning.loosest(lambda t: tuning.Trial(t, 1, 1, {}, False), 1e-6, 1.0)[0] is None
+
+
+def test_sample_slices_are_chunks_cut_to_the_budget():
+    whole = tuning.sample_slices((10, 4, 4), (10, 4, 4), budget=1000)
+    assert whole == [(slice(0, 10), slice(0, 4), slice(0, 4))]
+    cut = tuning.sample_slices((100, 4, 4), (10, 4, 4), budget=64)
+    assert len(cut) == 4 and all(s[0].stop - s[0].start == 1 for s in cut)
+    assert [s[0].start for s in cut] == [0, 30, 60, 90]
+
+
+@pytest.mark.parametrize("name, part", [("trefht", dict(time=slice(0, 2))),
+                                        ("tos", dict(nlat=slice(100, 228), nlon=slice(0, 160)))])  # with land
+def test_suggested_bounds_pass_when_applied(name, part):
+    ds = open_sample(name).isel(part)
+    tol = tuning.suggest_tol(ds, iterations=5)
+    var = next(iter(tol))
+    assert dict(tol) and tol[var] > 0 and tol.table.loc[var, "passed"] and tol.table.loc[var, "ratio"] > 1
+    assert tol.table.loc[var, "binding"]  # a looser bound was tried and failed
+    report = metrics.assess(ds, ds.gcdtc.roundtrip(tol=tol, rel_tol=None))
+    assert report["passed"].all(), report.T
+
+
+def test_suggest_tol_rejects_unknown_variables(trefht):
+    with pytest.raises(ValueError, match="no data variable"):
+        tuning.suggest_tol(trefht, variables=["T"])

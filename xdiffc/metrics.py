@@ -1,0 +1,330 @@
+"""Climate acceptance metrics: the tests a lossy reconstruction must pass before scientists trust it.
+
+The community's tests are the criteria of Baker et al. as used by NCAR's ldcpy
+(``ldcpy.util.check_metrics``): Pearson correlation >= 0.99999, KS-test p-value >= 0.05,
+spatial relative error <= 5 % and DSSIM >= 0.995. ldcpy itself cannot be a dependency (it
+fails to import with setuptools>=82), so every metric is computed here from its published
+definition. x is the original, y the reconstruction; only *valid* points of x count (finite,
+not a fill value, |x| < 1e30), everywhere:
+
+- Pearson correlation  r = cov(x, y) / (std(x) std(y))        (:func:`pearson`)
+- KS test              scipy.stats.ks_2samp(x, y), two-sided  (:func:`ks_test`)
+- spatial rel. error   100 * #{|x - y| / |x| > 1e-4} / #valid, with |x - y| itself where x == 0
+                                                              (:func:`spatial_rel_error`, in %)
+- DSSIM                ldcpy's data SSIM, min over 2-D slices (:func:`dssim`)
+- max err / bound      max |x - y| / tol                       (:func:`max_err_over_bound`)
+- NRMSE                sqrt(mean((x - y)^2)) / (max x - min x) (:func:`nrmse`)
+- PSNR                 20 log10((max x - min x) / RMSE), in dB  (:func:`psnr`)
+
+The spectral error of the DiffCoder issue is left out: that issue has not landed.
+
+Multi-slice fields. ldcpy's ``check_metrics`` is applied to one 2-D (lat, lon) slice. On a
+field with more slices, Pearson, KS and the spatial relative error here pool every valid
+point of the field (ldcpy's global definitions, ``aggregate_dims=None``), and DSSIM is the
+minimum of the per-slice means (ldcpy's rule over levels). On a single slice both agree with
+ldcpy. DSSIM needs 2-D slices: the last two dimensions of a gridded field, or, on an
+unstructured grid, the 2-D canvas of its :mod:`xdiffc.grids` layout (padding slots masked).
+It is not defined (NaN, and its criterion not applied) for 1-D data, for Hilbert-curve
+layouts (1-D canvases), and for slices smaller than the 11 x 11 window.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping
+from dataclasses import asdict, dataclass, fields, replace
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+from scipy import ndimage, stats
+
+from .grids import Layout
+
+#: DSSIM's window: an 11 x 11 Gaussian of standard deviation 1.5, and the border cropped after filtering.
+DSSIM_SIZE, DSSIM_SIGMA, DSSIM_CROP = 11, 1.5, 5
+#: DSSIM's stabilising constants (ldcpy: C1 = C2 = 1e-8) and quantisation levels (256).
+DSSIM_C1 = DSSIM_C2 = 1e-8
+DSSIM_LEVELS = 256
+
+
+@dataclass(frozen=True)
+class Criteria:
+    """Pass thresholds; the defaults are Baker et al.'s, as in ``ldcpy.util.check_metrics``.
+
+    A reconstruction passes when ``pcc >= pcc_min``, ``ks_p >= ks_p_min``,
+    ``spre_pct <= spre_max_pct`` (relative error threshold ``spre_rel_tol``),
+    ``dssim >= dssim_min`` where DSSIM is defined, and ``max_err_over_bound <= 1`` where a bound is known.
+    """
+
+    pcc_min: float = 0.99999
+    ks_p_min: float = 0.05
+    spre_max_pct: float = 5.0
+    spre_rel_tol: float = 1e-4
+    dssim_min: float = 0.995
+
+    def checks(self, m: Mapping[str, float]) -> dict[str, bool | None]:
+        """Pass (True), fail (False) or not applicable (None) for each criterion, from a :func:`compare` dict."""
+        def at_least(v: float, lo: float) -> bool | None:
+            return None if math.isnan(v) else bool(v >= lo)
+
+        bound = m.get("max_err_over_bound", math.nan)
+        return {"pcc": at_least(m["pcc"], self.pcc_min),
+                "ks_p": at_least(m["ks_p"], self.ks_p_min),
+                "spre_pct": None if math.isnan(m["spre_pct"]) else bool(m["spre_pct"] <= self.spre_max_pct),
+                "dssim": at_least(m["dssim"], self.dssim_min),
+                "max_err_over_bound": None if math.isnan(bound) else bool(bound <= 1.0)}
+
+    def passes(self, m: Mapping[str, float]) -> bool:
+        """True when no applicable criterion fails."""
+        return all(ok is not False for ok in self.checks(m).values())
+
+
+#: Named criteria sets for ``criteria=``.
+CRITERIA: dict[str, Criteria] = {"baker": Criteria()}
+
+
+def resolve_criteria(criteria: str | Criteria | Mapping[str, float] | None = None) -> Criteria:
+    """A :class:`Criteria` from a name ("baker"), an instance, or a mapping of overrides of Baker's."""
+    if criteria is None:
+        return CRITERIA["baker"]
+    if isinstance(criteria, Criteria):
+        return criteria
+    if isinstance(criteria, str):
+        try:
+            return CRITERIA[criteria]
+        except KeyError:
+            raise ValueError(f"unknown criteria {criteria!r}; choose one of {sorted(CRITERIA)}") from None
+    if isinstance(criteria, Mapping):
+        known = {f.name for f in fields(Criteria)}
+        unknown = sorted(set(criteria) - known)
+        if unknown:
+            raise ValueError(f"unknown criteria keys {unknown}; known: {sorted(known)}")
+        return replace(CRITERIA["baker"], **{k: float(v) for k, v in criteria.items()})
+    raise ValueError(f"criteria must be a name, a Criteria or a mapping, got {criteria!r}")
+
+
+def pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson correlation r = sum((x - mx)(y - my)) / sqrt(sum((x - mx)^2) sum((y - my)^2)) over the given points.
+
+    Where a standard deviation is 0, ldcpy returns -1 (a fail); here too, unless y == x exactly
+    (a constant field kept exactly), which gives 1.
+    """
+    x, y = np.asarray(x, np.float64).ravel(), np.asarray(y, np.float64).ravel()
+    dx, dy = x - x.mean(), y - y.mean()
+    sxx, syy = float(dx @ dx), float(dy @ dy)
+    if sxx == 0 or syy == 0:
+        return 1.0 if np.array_equal(x, y) else -1.0
+    return float(dx @ dy) / math.sqrt(sxx * syy)
+
+
+def ks_test(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Two-sample Kolmogorov-Smirnov test (two-sided): D = max_v |F_x(v) - F_y(v)| and its p-value.
+
+    F are the empirical CDFs of the two samples; this is ``scipy.stats.ks_2samp(x, y)``, as in ldcpy.
+    """
+    res = stats.ks_2samp(np.ravel(x), np.ravel(y))
+    return float(res.statistic), float(res.pvalue)
+
+
+def spatial_rel_error(x: np.ndarray, y: np.ndarray, rel_tol: float = 1e-4) -> float:
+    """Share of points, in %, whose relative error |x - y| / |x| exceeds ``rel_tol`` (ldcpy's ``spatial_rel_error``).
+
+    As in ldcpy, at points where x == 0 the absolute error |x - y| is compared with ``rel_tol``.
+    """
+    x, y = np.asarray(x, np.float64).ravel(), np.asarray(y, np.float64).ravel()
+    if x.size == 0:
+        return math.nan
+    err = np.abs(x - y)
+    rel = np.where(x == 0, err, err / np.where(x == 0, 1.0, np.abs(x)))
+    return 100.0 * np.count_nonzero(rel > rel_tol) / x.size
+
+
+def max_err_over_bound(x: np.ndarray, y: np.ndarray, tol: float) -> float:
+    """max |x - y| / tol; for tol == 0, 0 if y == x and inf otherwise."""
+    err = float(np.max(np.abs(np.asarray(x, np.float64) - y), initial=0.0))
+    return err / tol if tol > 0 else (0.0 if err == 0 else math.inf)
+
+
+def _rmse_range(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    x = np.asarray(x, np.float64)
+    rmse = math.sqrt(float(np.mean((x - y) ** 2))) if x.size else math.nan
+    return rmse, (float(x.max() - x.min()) if x.size else math.nan)
+
+
+def nrmse(x: np.ndarray, y: np.ndarray) -> float:
+    """NRMSE = sqrt(mean((x - y)^2)) / (max x - min x); 0 for a constant x kept exactly."""
+    rmse, span = _rmse_range(x, y)
+    return rmse / span if span > 0 else (0.0 if rmse == 0 else math.inf)
+
+
+def psnr(x: np.ndarray, y: np.ndarray) -> float:
+    """PSNR = 20 log10((max x - min x) / RMSE) in dB; inf when y == x."""
+    rmse, span = _rmse_range(x, y)
+    return 20 * math.log10(span / rmse) if rmse > 0 and span > 0 else (math.inf if rmse == 0 else -math.inf)
+
+
+def gaussian_window(size: int = DSSIM_SIZE, sigma: float = DSSIM_SIGMA) -> np.ndarray:
+    """The 1-D factor g of DSSIM's window: g_i = exp(-i^2 / (2 sigma^2)) for i = -size//2..size//2, summing to 1.
+
+    The 2-D window is the outer product g g^T (astropy's normalised ``Gaussian2DKernel``).
+    """
+    i = np.arange(size, dtype=np.float64) - size // 2
+    g = np.exp(-(i**2) / (2 * sigma**2))
+    return g / g.sum()
+
+
+def _filter(a: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """Separable 2-D filtering of ``a`` with g g^T (outside the slice counts as 0; cropping removes it)."""
+    return ndimage.correlate1d(ndimage.correlate1d(a, g, axis=0, mode="constant"), g, axis=1, mode="constant")
+
+
+def dssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """ldcpy's data SSIM (``ssim_value_fp_fast``) at each point of one 2-D slice, border not yet cropped.
+
+    NaN marks points that are not data; they stay NaN. Steps:
+    1. rescale both to [0, 1] over their joint range: s = (v - min) / (max - min); a constant slice
+       is divided by its max instead (left as it is if that is 0);
+    2. quantise to 256 levels: s = round(255 s) / 255;
+    3. filter with the normalised 11 x 11 Gaussian (sigma 1.5), NaN-preserving: filter s with NaN
+       set to 0, divide by the filtered weight of the valid points, keep NaN where the input was NaN.
+       This gives mu_a, mu_b and the local moments E[a^2], E[b^2], E[ab];
+    4. SSIM = (2 mu_a mu_b + C1)(2 cov_ab + C2) / ((mu_a^2 + mu_b^2 + C1)(var_a + var_b + C2)),
+       var = E[a^2] - mu^2, cov = E[ab] - mu_a mu_b, C1 = C2 = 1e-8.
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    lo, hi = np.nanmin([np.nanmin(a), np.nanmin(b)]), np.nanmax([np.nanmax(a), np.nanmax(b)])
+    if hi > lo:
+        a, b = (a - lo) / (hi - lo), (b - lo) / (hi - lo)
+    elif hi != 0:
+        a, b = a / hi, b / hi
+    q = DSSIM_LEVELS - 1
+    a, b = np.round(a * q) / q, np.round(b * q) / q
+    nan = np.isnan(a) | np.isnan(b)
+    g = gaussian_window()
+    with np.errstate(invalid="ignore", divide="ignore"):
+        weight = _filter((~nan).astype(np.float64), g)
+
+        def local_mean(v: np.ndarray) -> np.ndarray:
+            return np.where(nan, np.nan, _filter(np.where(nan, 0.0, v), g) / weight)
+
+        mu_a, mu_b = local_mean(a), local_mean(b)
+        var_a, var_b = local_mean(a * a) - mu_a**2, local_mean(b * b) - mu_b**2
+        cov = local_mean(a * b) - mu_a * mu_b
+        return ((2 * mu_a * mu_b + DSSIM_C1) * (2 * cov + DSSIM_C2)
+                / ((mu_a**2 + mu_b**2 + DSSIM_C1) * (var_a + var_b + DSSIM_C2)))
+
+
+def dssim(a: np.ndarray, b: np.ndarray) -> float:
+    """DSSIM of fields whose last two dimensions are the 2-D slices (NaN = not data).
+
+    Per slice: the mean of :func:`dssim_map` over the valid points left after cropping a
+    5-point border; over slices: the minimum. NaN where no slice has a valid point left.
+    """
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.ndim < 2:
+        return math.nan
+    k = DSSIM_CROP
+    means = []
+    for sa, sb in zip(a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:])):
+        if np.isnan(sa).all():
+            continue
+        core = dssim_map(sa, sb)[k:-k, k:-k]
+        if np.isfinite(core).any():
+            means.append(float(np.nanmean(core)))
+    return min(means) if means else math.nan
+
+
+def canvas(x: np.ndarray, valid: np.ndarray, native: tuple[int, Layout] | None = None) -> np.ndarray | None:
+    """``x`` as float64 2-D slices for DSSIM, NaN where not valid; None where DSSIM is not defined.
+
+    Gridded data: the last two dimensions. Columns of an unstructured grid (``native`` =
+    (column axis, layout)): the layout's 2-D canvas, as the last two dimensions, with its
+    padding slots (``permutation == -1``) NaN.
+    """
+    data = np.where(valid, np.asarray(x, np.float64), np.nan)
+    if native is None:
+        return data if data.ndim >= 2 else None
+    axis, layout = native
+    if len(layout.shape2d) != 2:
+        return None
+    grid = layout.to_grid(np.moveaxis(data, axis, -1), axis=-1)
+    grid[..., layout.permutation.reshape(layout.shape2d) < 0] = np.nan
+    return grid
+
+
+def compare_blocks(blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], tol: float | None = None,
+                   native: tuple[int, Layout] | None = None, spre_rel_tol: float = 1e-4) -> dict[str, float]:
+    """Every metric of reconstructions ``y`` against originals ``x``, over blocks ``(x, y, valid)`` pooled.
+
+    Pearson, KS, spatial relative error, max error, NRMSE and PSNR pool the valid points of all
+    blocks; DSSIM is the minimum over all 2-D slices of all blocks. Keys: ``pcc``, ``ks_d``,
+    ``ks_p``, ``spre_pct``, ``dssim``, ``max_abs_err``, ``max_err_over_bound`` (NaN without
+    ``tol``), ``nrmse``, ``psnr``, ``valid_points``.
+    """
+    xs = np.concatenate([np.asarray(x, np.float64)[v] for x, _, v in blocks])
+    ys = np.concatenate([np.asarray(y, np.float64)[v] for _, y, v in blocks])
+    grids = [(canvas(x, v, native), canvas(y, v, native)) for x, y, v in blocks]
+    finite = [s for s in (dssim(a, b) for a, b in grids if a is not None) if not math.isnan(s)]
+    if xs.size == 0:
+        return dict(pcc=math.nan, ks_d=math.nan, ks_p=math.nan, spre_pct=math.nan, dssim=math.nan,
+                    max_abs_err=0.0, max_err_over_bound=math.nan, nrmse=math.nan, psnr=math.nan, valid_points=0)
+    d, p = ks_test(xs, ys)
+    max_abs = float(np.max(np.abs(xs - ys)))
+    return dict(pcc=pearson(xs, ys), ks_d=d, ks_p=p, spre_pct=spatial_rel_error(xs, ys, spre_rel_tol),
+                dssim=min(finite) if finite else math.nan, max_abs_err=max_abs,
+                max_err_over_bound=math.nan if tol is None else max_err_over_bound(xs, ys, tol),
+                nrmse=nrmse(xs, ys), psnr=psnr(xs, ys), valid_points=int(xs.size))
+
+
+def compare(x: np.ndarray, y: np.ndarray, valid: np.ndarray | None = None, tol: float | None = None,
+            native: tuple[int, Layout] | None = None, spre_rel_tol: float = 1e-4) -> dict[str, float]:
+    """Every metric of ``y`` against ``x`` over the points where ``valid`` (default: where x is finite)."""
+    x = np.asarray(x)
+    valid = np.isfinite(x) if valid is None else np.asarray(valid, bool)
+    return compare_blocks([(x, np.asarray(y), valid)], tol, native, spre_rel_tol)
+
+
+def native_layout(ds: xr.Dataset, name: Hashable) -> tuple[int, Layout] | None:
+    """(column axis, layout) of variable ``name`` when it lies on an unstructured grid, as the accessor codes it."""
+    from .accessor import _Layouts
+
+    found = _Layouts(ds, "auto", None).of(ds[name].variable)
+    return None if found is None else (ds[name].dims.index(found[0]), found[1])
+
+
+def lossy_names(other: xr.Dataset) -> list[Hashable]:
+    """The variables of a decompressed Dataset that carry an xdiffc bound (attr ``xdiffc_tol``)."""
+    from .accessor import ATTR_TOL
+
+    return [n for n in other.data_vars if ATTR_TOL in other[n].attrs]
+
+
+def assess(original: xr.Dataset, other: xr.Dataset, criteria: str | Criteria | Mapping | None = None,
+           variables: list[Hashable] | None = None) -> pd.DataFrame:
+    """Per variable of ``other`` (a decompressed copy of ``original``): every metric, and pass or fail.
+
+    ``variables`` default to those carrying ``xdiffc_tol``. Columns: ``tol``, the keys of
+    :func:`compare_blocks`, ``ratio`` (bytes in memory over bytes in ``other.encoding["source"]``,
+    NaN without a store), one ``ok_<metric>`` column per criterion (True, False, or None where
+    not applicable) and ``passed``. The criteria used are in ``df.attrs["criteria"]``.
+    """
+    from .accessor import ATTR_TOL, _stored_bytes, _valid
+
+    crit = resolve_criteria(criteria)
+    names = lossy_names(other) if variables is None else list(variables)
+    stored = _stored_bytes(other.encoding.get("source"), names)
+    rows = {}
+    for name in names:
+        x = original[name]
+        ok = _valid(x).values
+        tol = other[name].attrs.get(ATTR_TOL)
+        m = compare(x.values, other[name].values, ok, None if tol is None else float(tol),
+                    native_layout(original, name), crit.spre_rel_tol)
+        checks = crit.checks(m)
+        rows[name] = {"tol": math.nan if tol is None else float(tol), **m, "ratio": x.nbytes / stored[name],
+                      **{f"ok_{k}": v for k, v in checks.items()},
+                      "passed": all(v is not False for v in checks.values())}
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.attrs["criteria"] = asdict(crit)
+    return df
