@@ -6,9 +6,10 @@
 """
 
 from .codec import GCDTCCodec
+from .convert import convert, verify
 from .core import compress, decompress
 from .errors import CorruptStreamError, ModelMismatchError, XdiffcError
 from . import accessor  # registers ds.gcdtc
 
-__all__ = ["compress", "decompress", "GCDTCCodec", "CorruptStreamError", "ModelMismatchError", "XdiffcError"]
+__all__ = ["compress", "decompress", "convert", "verify", "GCDTCCodec", "CorruptStreamError", "ModelMismatchError", "XdiffcError"]
 __version__ = "0.1.0"

@@ -1,0 +1,247 @@
+"""``xdiffc convert`` / ``xdiffc verify``: multi-file archives on dask.distributed, resume after SIGKILL, GPU resources."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+
+from xdiffc.accessor import ATTR_TOL, GCDTCAccessor
+from xdiffc.cli import main
+from xdiffc.convert import COMPLETE_ATTR, DELAY_ENV, PROGRESS_FILE, Progress, convert, is_complete, verify
+from xdiffc.datasets import open_sample
+
+BIN = Path(sys.executable).parent
+CHUNKS = {"time": 4, "lat": 32, "lon": 64}
+
+
+def split(ds: xr.Dataset, folder: Path, parts: int, stem: str) -> list[Path]:
+    """Write ``ds`` as ``parts`` netCDF files, split along time."""
+    folder.mkdir(parents=True, exist_ok=True)
+    step = -(-ds.sizes["time"] // parts)
+    paths = [folder / f"{stem}.{i}.nc" for i in range(parts)]
+    for i, path in enumerate(paths):
+        ds.isel(time=slice(i * step, (i + 1) * step)).to_netcdf(path)
+    return paths
+
+
+@pytest.fixture(scope="module")
+def trefht() -> xr.Dataset:
+    return open_sample("trefht").isel(time=slice(0, 16))
+
+
+@pytest.fixture(scope="module")
+def archive(tmp_path_factory, trefht) -> list[Path]:
+    return split(trefht, tmp_path_factory.mktemp("archive"), 3, "TREFHT")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """Two worker processes of one thread, on loopback."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as c:
+        yield c.scheduler_address
+
+
+def decoded(store) -> xr.Dataset:
+    return xr.open_zarr(store).load()
+
+
+def test_multifile_archive_converts_and_verifies(tmp_path, archive, trefht, cluster):
+    out = tmp_path / "a.zarr"
+    summary = convert([str(archive[0].parent / "TREFHT.*.nc")], out, rel_tol=1e-3, chunks=CHUNKS,
+                      scheduler=cluster, verify=True, progress=False)
+    assert summary.units_done == 4 and summary.units_skipped == 0
+    row = summary.table.loc["TREFHT"]
+    assert row["ratio"] > 2 and 0 < row["max_err/bound"] <= 1 and row["seconds"] > 0
+    assert is_complete(out) == (True, "") and not (out / PROGRESS_FILE).exists()
+    assert "consolidated_metadata" in (out / "zarr.json").read_text()
+    y = xr.open_zarr(out, consolidated=True).load()
+    assert y.attrs.pop(COMPLETE_ATTR) is True and y.attrs == trefht.attrs
+    for name in ("time", "lat", "lon"):
+        assert y[name].equals(trefht[name]) and y[name].attrs == trefht[name].attrs
+    tol = y.TREFHT.attrs.pop(ATTR_TOL)
+    assert tol == pytest.approx(1e-3 * float(trefht.TREFHT.max() - trefht.TREFHT.min()))
+    assert {k: v for k, v in y.TREFHT.attrs.items() if not k.startswith("xdiffc")} == trefht.TREFHT.attrs
+    assert float(abs(y.TREFHT - trefht.TREFHT).max()) <= tol
+    assert y.TREFHT.encoding["chunks"] == (4, 32, 64)
+    report = verify([str(p) for p in archive], out)
+    assert report.ok, report.problems
+    assert report.table.loc["TREFHT", "max_err_over_bound"] <= 1
+    assert main(["verify", *map(str, archive), str(out)]) == 0
+
+
+def test_e3sm_history_files_keep_grid_time_and_metadata_exact(tmp_path, cluster):
+    ds = open_sample("camse_ts").isel(ncol=slice(0, 3000))
+    files = split(ds, tmp_path / "h0", 3, "cam.h0")
+    out = tmp_path / "e.zarr"
+    summary = convert(files, out, tol={"TS": 0.05}, rel_tol=1e-4, scheduler=cluster, progress=False,
+                      chunks={"time": 4, "ncol": 1500})
+    assert "TS" in summary.table.index
+    y = xr.open_zarr(out).load()
+    assert y.TS.attrs[ATTR_TOL] == 0.05 and float(abs(y.TS - ds.TS).max()) <= 0.05
+    for name in ("lat", "lon", "area", "time_bnds", "time_written", "hyam", "P0", "date"):
+        assert y[name].equals(ds[name]), name
+    report = verify(files, out)
+    assert report.ok, report.problems
+
+
+def test_sigkill_then_resume_gives_the_same_store(tmp_path, archive, cluster):
+    killed, clean = tmp_path / "killed.zarr", tmp_path / "clean.zarr"
+    chunks = "time=2,lat=32,lon=64"
+    cmd = [str(BIN / "xdiffc"), "convert", *map(str, archive), "-o", str(killed), "--chunks", chunks,
+           "--workers", "1", "--threads-per-worker", "1", "-q"]
+    proc = subprocess.Popen(cmd, env={**os.environ, DELAY_ENV: "1.5"}, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            log = Progress.load(killed) if (killed / PROGRESS_FILE).exists() else None
+            if log is not None and len(log.done) >= 2:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, "the conversion ended before it could be killed"
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the driver and its worker processes, like a crash
+        proc.wait()
+    done = Progress.load(killed).done
+    assert 2 <= len(done) < 8
+    assert xr.open_zarr(killed, consolidated=False).attrs[COMPLETE_ATTR] is False
+    report = verify(archive, killed)
+    assert not report.ok and "incomplete" in report.problems[0]
+    assert main(["verify", *map(str, archive), str(killed)]) == 1
+    assert main(["convert", *map(str, archive), "-o", str(killed), "--chunks", chunks, "-q"]) == 2  # exists
+
+    chunk_map = dict(item.split("=") for item in chunks.split(","))
+    chunk_map = {k: int(v) for k, v in chunk_map.items()}
+    resumed = convert(archive, killed, chunks=chunk_map, scheduler=cluster, resume=True, progress=False)
+    assert resumed.units_skipped == len(done) and resumed.units_done == 8 - len(done)
+    convert(archive, clean, chunks=chunk_map, scheduler=cluster, progress=False)
+    a, b = decoded(killed), decoded(clean)
+    assert a.TREFHT.values.tobytes() == b.TREFHT.values.tobytes() and a.identical(b)
+    chunk_files = sorted(p.relative_to(clean) for p in (clean / "TREFHT" / "c").rglob("*") if p.is_file())
+    assert chunk_files and all((killed / p).read_bytes() == (clean / p).read_bytes() for p in chunk_files)
+    assert verify(archive, killed).ok
+    again = convert(archive, killed, chunks=chunk_map, scheduler=cluster, resume=True, progress=False)
+    assert again.units_done == 0 and "already complete" in str(again)
+
+
+@pytest.fixture
+def dask_cli_cluster(tmp_path):
+    """A ``dask scheduler`` and two ``dask worker`` processes on loopback: one advertises GPU=1, one does not."""
+    scheduler_file = tmp_path / "scheduler.json"
+    common = ["--scheduler-file", str(scheduler_file)]
+    procs = [subprocess.Popen([str(BIN / "dask"), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                               "--no-dashboard", *common], stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduler_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        worker = [str(BIN / "dask"), "worker", "--nthreads", "1", "--no-dashboard", "--host", "127.0.0.1", *common]
+        procs.append(subprocess.Popen([*worker, "--name", "gpu", "--resources", "GPU=1"], stderr=subprocess.DEVNULL))
+        procs.append(subprocess.Popen([*worker, "--name", "cpu"], stderr=subprocess.DEVNULL))
+        from distributed import Client
+
+        with Client(scheduler_file=str(scheduler_file), timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+            gpu = [a for a, w in client.scheduler_info()["workers"].items() if w["resources"].get("GPU")]
+            yield client.scheduler.address, gpu
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+        for proc in procs:
+            proc.wait(timeout=30)
+
+
+def test_existing_scheduler_and_gpu_resource_workers(tmp_path, archive, trefht, dask_cli_cluster):
+    address, gpu_workers = dask_cli_cluster
+    assert len(gpu_workers) == 1
+    out = tmp_path / "gpu.zarr"
+    summary = convert(archive, out, chunks=CHUNKS, scheduler=address, gpus=1, progress=False)
+    assert set(summary.workers) == set(gpu_workers) and sum(summary.workers.values()) == 4
+    # no CUDA here: the codec ran on the CPU and kept the bound
+    y = decoded(out)
+    assert float(abs(y.TREFHT - trefht.TREFHT).max()) <= y.TREFHT.attrs[ATTR_TOL]
+    assert main(["convert", *map(str, archive), "-o", str(tmp_path / "cli.zarr"), "--scheduler", address,
+                 "--chunks", "time=8", "-q"]) == 0
+    assert verify(archive, tmp_path / "cli.zarr").ok
+
+
+def test_local_gpu_cluster_falls_back_to_cpu(tmp_path, archive):
+    summary = convert(archive, tmp_path / "g.zarr", chunks={"time": 8}, gpus=1, threads_per_worker=1, progress=False)
+    assert len(summary.workers) == 1 and summary.units_done == 2
+    assert verify(archive, tmp_path / "g.zarr").ok
+
+
+def test_missing_file(tmp_path, archive, capsys):
+    with pytest.raises(FileNotFoundError, match="nope.nc"):
+        convert([archive[0], tmp_path / "nope.nc"], tmp_path / "o.zarr")
+    assert main(["convert", str(tmp_path / "h*.nc"), "-o", str(tmp_path / "o.zarr")]) == 2
+    assert "glob matches nothing" in capsys.readouterr().err
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def test_files_on_different_grids(tmp_path, archive, trefht):
+    other = trefht.isel(time=slice(16, 20), lat=slice(0, 32))
+    other.to_netcdf(tmp_path / "coarse.nc")
+    with pytest.raises(ValueError, match="different grids.*'lat'"):
+        convert([*archive, tmp_path / "coarse.nc"], tmp_path / "o.zarr")
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def test_no_float_variables(tmp_path, cluster):
+    ds = xr.Dataset({"count": ("time", np.arange(6, dtype=np.int32))}, coords={"time": np.arange(6.0)})
+    ds.time.attrs["axis"] = "T"
+    ds.to_netcdf(tmp_path / "ints.nc")
+    with pytest.raises(ValueError, match="nothing to compress"):
+        convert([tmp_path / "ints.nc"], tmp_path / "o.zarr", scheduler=cluster, progress=False)
+    assert not (tmp_path / "o.zarr").exists()
+
+
+def test_unwritable_or_existing_output(tmp_path, archive):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(PermissionError, match="not a directory"):
+        convert(archive, blocker / "o.zarr")
+    if os.geteuid() != 0:  # root writes anywhere
+        locked = tmp_path / "locked"
+        locked.mkdir(mode=0o500)
+        with pytest.raises(PermissionError, match="no write permission"):
+            convert(archive, locked / "o.zarr")
+    (tmp_path / "taken.zarr").mkdir()
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        convert(archive, tmp_path / "taken.zarr")
+
+
+def test_l2_mode_is_refused_where_this_build_lacks_it(tmp_path, archive):
+    import inspect
+
+    if "mode" in inspect.signature(GCDTCAccessor.compress).parameters:
+        pytest.skip("this build has the L2 mode")
+    with pytest.raises(ValueError, match="not available in this build"):
+        convert(archive, tmp_path / "o.zarr", mode="l2")
+
+
+def test_units_tile_each_array_in_whole_chunks():
+    from xdiffc.convert import plan_units
+
+    group = zarr.open_group(zarr.storage.MemoryStore(), mode="w")
+    group.create_array("x", shape=(10, 50, 70), chunks=(4, 16, 32), dtype="f4", dimension_names=("time", "y", "x"))
+    group.create_array("s", shape=(), chunks=(), dtype="f8", dimension_names=())
+    units = plan_units(group, ["x", "s"], "time")
+    covered = np.zeros((10, 50, 70), int)
+    for u in units:
+        if u.name == "x":
+            (t0, t1), (y0, y1), (x0, x1) = ((a, b) for _, a, b in u.region)
+            assert t0 % 4 == 0 and y0 % 16 == 0 and x0 % 32 == 0
+            covered[t0:t1, y0:y1, x0:x1] += 1
+    assert (covered == 1).all() and [u.name for u in units].count("s") == 1
