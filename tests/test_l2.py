@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from xdiffc.byteio import Reader
 from xdiffc import l2
 from xdiffc.errors import CorruptStreamError
 
@@ -126,7 +127,7 @@ def test_basis_and_coefficients_round_trip_bit_exactly(monkeypatch):
     sections = l2.encode(x, missing, 1e-3, base_c=2.5)
     (fit,) = fits
     grid = l2._Grid.of(x.shape, (8, 8))
-    r = l2._Reader(sections["pca"][:-4])
+    r = Reader(sections["pca"][:-4], "pca")
     r.u8(), r.uvarint(64), r.uvarint(64), r.take(32), r.uvarint(1 << 40)
     n_corr, _ = r.uvarint(1 << 40), r.uvarint(1 << 40)
     comps, rows, counts, idx, q = l2._read_fit(r, grid, n_corr)

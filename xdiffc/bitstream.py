@@ -21,64 +21,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .byteio import Reader, uvarint
 from .errors import CorruptStreamError
 
 MAGIC = b"XDFC"
 FORMAT_VERSION = 1
 
 MODES = ("pointwise", "lossless", "l2")
-
-
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-class _Reader:
-    """Bounds-checked reading of a byte string; every overrun is a CorruptStreamError."""
-
-    def __init__(self, buf: bytes | memoryview, pos: int = 0, end: int | None = None):
-        self.buf = memoryview(buf)
-        self.pos = pos
-        self.end = len(self.buf) if end is None else end
-
-    def take(self, n: int) -> memoryview:
-        if n < 0 or self.pos + n > self.end:
-            raise CorruptStreamError("the stream is truncated: a field runs past its end")
-        out = self.buf[self.pos : self.pos + n]
-        self.pos += n
-        return out
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def f64(self) -> float:
-        return struct.unpack("<d", self.take(8))[0]
-
-    def varint(self) -> int:
-        n, shift = 0, 0
-        while True:
-            b = self.u8()
-            n |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return n
-            shift += 7
-            if shift > 63:
-                raise CorruptStreamError("the stream holds a malformed length field")
-
-    def text(self) -> str:
-        raw = bytes(self.take(self.u8()))
-        try:
-            return raw.decode("ascii")
-        except UnicodeDecodeError:
-            raise CorruptStreamError("the stream holds a malformed name") from None
 
 
 @dataclass(frozen=True)
@@ -106,14 +55,14 @@ class Header:
             out += bytes([len(raw)]) + raw
         out += bytes([len(self.shape)])
         for n in self.shape:
-            out += _varint(n)
+            out += uvarint(n)
         out += struct.pack("<dd", self.tol, self.rel_tol)
         return bytes(out)
 
     @classmethod
-    def unpack(cls, r: _Reader) -> "Header":
+    def unpack(cls, r: Reader) -> "Header":
         dtype, order, mode, model_id, model_sha = (r.text() for _ in range(5))
-        shape = tuple(r.varint() for _ in range(r.u8()))
+        shape = tuple(r.uvarint() for _ in range(r.u8()))
         tol, rel_tol = r.f64(), r.f64()
         if order not in ("C", "F") or mode not in MODES:
             raise CorruptStreamError(f"the stream header is malformed (order={order!r}, mode={mode!r})")
@@ -136,11 +85,11 @@ class Stream:
     def to_bytes(self) -> bytes:
         out = bytearray(MAGIC) + bytes([FORMAT_VERSION])
         head = self.header.pack()
-        out += _varint(len(head)) + head
+        out += uvarint(len(head)) + head
         out += bytes([len(self.sections)])
         for name, payload in self.sections.items():
             raw = name.encode("ascii")
-            out += bytes([len(raw)]) + raw + _varint(len(payload)) + payload
+            out += bytes([len(raw)]) + raw + uvarint(len(payload)) + payload
         out += struct.pack("<I", zlib.crc32(out))
         return bytes(out)
 
@@ -158,14 +107,13 @@ class Stream:
         (crc,) = struct.unpack("<I", buf[-4:])
         if zlib.crc32(buf[:-4]) != crc:
             raise CorruptStreamError("the stream's checksum does not match: it is truncated or damaged")
-        r = _Reader(buf, 5, len(buf) - 4)
-        header = Header.unpack(_Reader(r.take(r.varint())))
+        r = Reader(buf, "the stream", 5, len(buf) - 4)
+        header = Header.unpack(Reader(r.take(r.uvarint()), "the stream header"))
         sections: dict[str, bytes] = {}
         for _ in range(r.u8()):
             name = r.text()
-            sections[name] = bytes(r.take(r.varint()))
-        if r.pos != r.end:
-            raise CorruptStreamError("the stream has trailing bytes after its last section")
+            sections[name] = bytes(r.take(r.uvarint()))
+        r.done()
         return cls(header, sections)
 
     def section(self, name: str) -> bytes:

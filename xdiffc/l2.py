@@ -79,6 +79,7 @@ import numpy as np
 import zstandard
 
 from .coders import interp
+from .byteio import Reader, uvarint
 from .errors import CorruptStreamError
 
 VERSION = 1
@@ -152,66 +153,22 @@ class _Grid(NamedTuple):
 # ----------------------------------------------------------------------------- byte helpers
 
 
-def _uvarint(n: int) -> bytes:
-    """Unsigned LEB128 encoding of ``n``."""
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-class _Reader:
-    """Bounds-checked cursor over the ``pca`` section; every shortfall raises CorruptStreamError."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos = memoryview(data), 0
-
-    def take(self, n: int) -> bytes:
-        if n < 0 or self.pos + n > len(self.data):
-            raise CorruptStreamError("the L2 guarantee section is truncated")
-        self.pos += n
-        return bytes(self.data[self.pos - n : self.pos])
-
-    def u8(self) -> int:
-        return self.take(1)[0]
-
-    def f64(self) -> float:
-        return struct.unpack("<d", self.take(8))[0]
-
-    def uvarint(self, limit: int) -> int:
-        """Next LEB128 integer, which must not exceed ``limit``."""
-        n = shift = 0
-        while True:
-            byte = self.u8()
-            n |= (byte & 0x7F) << shift
-            shift += 7
-            if n > limit or shift > 70:
-                raise CorruptStreamError("the L2 guarantee section holds an out-of-range count")
-            if not byte & 0x80:
-                return n
-
-    def frame(self, size: int) -> bytes:
-        """A zstd frame that must decompress to exactly ``size`` bytes."""
-        data = self.take(self.uvarint(len(self.data)))
-        try:
-            raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=max(size, 1))
-        except zstandard.ZstdError as err:
-            raise CorruptStreamError(f"the L2 guarantee section is damaged ({err})") from None
-        if len(raw) != size:
-            raise CorruptStreamError("the L2 guarantee section holds a frame of the wrong length")
-        return raw
-
-    def done(self) -> None:
-        if self.pos != len(self.data):
-            raise CorruptStreamError("the L2 guarantee section has trailing bytes")
+def _frame_of(r: Reader, size: int) -> bytes:
+    """The next zstd frame of ``r``, which must decompress to exactly ``size`` bytes."""
+    data = r.take(r.uvarint(r.end))
+    try:
+        raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=max(size, 1))
+    except zstandard.ZstdError as err:
+        raise CorruptStreamError(f"the L2 guarantee section is damaged ({err})") from None
+    if len(raw) != size:
+        raise CorruptStreamError("the L2 guarantee section holds a frame of the wrong length")
+    return raw
 
 
 def _frame(raw: bytes) -> bytes:
     """Length-prefixed zstd frame."""
     body = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(raw)
-    return _uvarint(len(body)) + body
+    return uvarint(len(body)) + body
 
 
 def _zigzag(q: np.ndarray) -> np.ndarray:
@@ -231,11 +188,11 @@ def _pack_ints(sym: np.ndarray) -> bytes:
     nz = np.flatnonzero(hist)
     if nz.size <= 1:
         return zstd
-    head = _uvarint(nz.size) + b"".join(_uvarint(int(g)) + _uvarint(int(c)) for g, c in zip(np.diff(nz, prepend=0), hist[nz]))
+    head = uvarint(nz.size) + b"".join(uvarint(int(g)) + uvarint(int(c)) for g, c in zip(np.diff(nz, prepend=0), hist[nz]))
     coder = constriction.stream.stack.AnsCoder()
     coder.encode_reverse((sym - nz[0]).astype(np.int32), _categorical(hist[nz[0] :]))
     words = coder.get_compressed().astype("<u4")
-    ans = bytes([_PACK_ANS]) + head + _uvarint(words.size) + words.tobytes()
+    ans = bytes([_PACK_ANS]) + head + uvarint(words.size) + words.tobytes()
     return min(ans, zstd, key=len)
 
 
@@ -243,11 +200,11 @@ def _categorical(hist: np.ndarray):
     return constriction.stream.model.Categorical(hist.astype(np.float64), perfect=False)
 
 
-def _unpack_ints(r: _Reader, n: int, limit: int) -> np.ndarray:
+def _unpack_ints(r: Reader, n: int, limit: int) -> np.ndarray:
     """Inverse of :func:`_pack_ints` for ``n`` values, each checked to be below ``limit``."""
     kind = r.u8()
     if kind == _PACK_ZSTD:
-        planes = np.frombuffer(r.frame(2 * n), np.uint8).astype(np.int64)
+        planes = np.frombuffer(_frame_of(r, 2 * n), np.uint8).astype(np.int64)
         sym = planes[:n] | (planes[n:] << 8)
     elif kind == _PACK_ANS:
         hist = np.zeros(1 << 16, np.int64)
@@ -440,9 +397,9 @@ def encode(values: np.ndarray, missing: np.ndarray, nrmse: float, patch: tuple[i
         fit = fit._replace(rows=fail[fit.rows], exact=fail[fit.exact])
     else:
         fit = _Fit(np.zeros((grid.d, grid.d), np.int64), empty, empty, empty[:, None], empty[:, None], fail)
-    head = struct.pack("<B", VERSION) + _uvarint(int(patch[0])) + _uvarint(int(patch[1]))
+    head = struct.pack("<B", VERSION) + uvarint(int(patch[0])) + uvarint(int(patch[1]))
     head += struct.pack("<dddd", eps, scale, step, float(base_c))
-    head += _uvarint(grid.n_patches) + _uvarint(fit.rows.size) + _uvarint(fit.exact.size)
+    head += uvarint(grid.n_patches) + uvarint(fit.rows.size) + uvarint(fit.exact.size)
     body = head + _pack_fit(fit, grid) + _pack_exact(fit.exact, x, ok, grid, dtype)
     return {"l2base": base, "pca": body + struct.pack("<I", zlib.crc32(base + body))}
 
@@ -473,7 +430,7 @@ def _pack_exact(rows: np.ndarray, x: np.ndarray, ok: np.ndarray, grid: _Grid, dt
 
 def summary(pca: bytes) -> dict[str, float]:
     """The header of a ``pca`` section: patch, eps, R, step, base_c and the patch counts (for reports, tools)."""
-    r = _Reader(pca)
+    r = Reader(pca, "the L2 guarantee section")
     if r.u8() != VERSION:
         raise CorruptStreamError("the L2 guarantee section has an unknown format version")
     ph, pw = r.uvarint(_MAX_D), r.uvarint(_MAX_D)
@@ -499,7 +456,7 @@ def decode(sections: dict[str, bytes], shape: tuple[int, ...], missing: np.ndarr
     pca, base = bytes(sections["pca"]), bytes(sections["l2base"])
     if len(pca) < 4 or zlib.crc32(base + pca[:-4]) != struct.unpack("<I", pca[-4:])[0]:
         raise CorruptStreamError("the L2 sections' checksum does not match: they are truncated or damaged")
-    r = _Reader(pca[:-4])
+    r = Reader(pca[:-4], "the L2 guarantee section")
     if r.u8() != VERSION:
         raise CorruptStreamError("the L2 guarantee section has an unknown format version")
     ph, pw = r.uvarint(_MAX_D), r.uvarint(_MAX_D)
@@ -521,7 +478,7 @@ def decode(sections: dict[str, bytes], shape: tuple[int, ...], missing: np.ndarr
         ok = grid.patches(~missing)
         rows = _read_flags(r, n, n_exact)
         want = ok[rows]
-        vals = np.frombuffer(r.frame(int(want.sum()) * dtype.itemsize), dtype.newbyteorder("<"))
+        vals = np.frombuffer(_frame_of(r, int(want.sum()) * dtype.itemsize), dtype.newbyteorder("<"))
         block = y[rows]
         block[want] = vals
         y[rows] = block
@@ -529,14 +486,14 @@ def decode(sections: dict[str, bytes], shape: tuple[int, ...], missing: np.ndarr
     return grid.unpatch(y, shape)
 
 
-def _read_flags(r: _Reader, n: int, count: int) -> np.ndarray:
-    rows = np.flatnonzero(np.unpackbits(np.frombuffer(r.frame((n + 7) // 8), np.uint8), count=n))
+def _read_flags(r: Reader, n: int, count: int) -> np.ndarray:
+    rows = np.flatnonzero(np.unpackbits(np.frombuffer(_frame_of(r, (n + 7) // 8), np.uint8), count=n))
     if rows.size != count:
         raise CorruptStreamError("the L2 guarantee section's patch flags do not match their count")
     return rows
 
 
-def _read_fit(r: _Reader, grid: _Grid, n_corr: int) -> tuple[np.ndarray, ...]:
+def _read_fit(r: Reader, grid: _Grid, n_corr: int) -> tuple[np.ndarray, ...]:
     """Components (float64 rows), corrected rows, counts and dense ascending indices and values, all validated."""
     d = grid.d
     bits = r.u8()

@@ -64,6 +64,7 @@ import constriction
 import numpy as np
 import zstandard
 
+from ..byteio import Reader, uvarint
 from ..errors import CorruptStreamError
 
 VERSION = 1
@@ -161,55 +162,6 @@ def _fine_classes(even: np.ndarray, n_odd: int, inv_bin: float) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- byte helpers
-
-
-def _uvarint(n: int) -> bytes:
-    """Unsigned LEB128 encoding of ``n``."""
-    out = bytearray()
-    while True:
-        byte, n = n & 0x7F, n >> 7
-        out.append(byte | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-class _Reader:
-    """Bounds-checked cursor over a payload; every shortfall raises CorruptStreamError."""
-
-    def __init__(self, data: bytes) -> None:
-        self.data, self.pos = memoryview(data), 0
-
-    def take(self, n: int) -> memoryview:
-        """Next ``n`` bytes."""
-        if n < 0 or self.pos + n > len(self.data):
-            raise CorruptStreamError("interp payload is truncated")
-        chunk = self.data[self.pos : self.pos + n]
-        self.pos += n
-        return chunk
-
-    def u8(self) -> int:
-        """Next byte."""
-        return self.take(1)[0]
-
-    def f64(self) -> float:
-        """Next little-endian float64."""
-        return struct.unpack("<d", self.take(8))[0]
-
-    def uvarint(self, limit: int) -> int:
-        """Next LEB128 integer, which must not exceed ``limit``."""
-        n = shift = 0
-        while True:
-            byte = self.u8()
-            n |= (byte & 0x7F) << shift
-            shift += 7
-            if n > limit or shift > 70:
-                raise CorruptStreamError("interp payload holds an out-of-range count")
-            if not byte & 0x80:
-                return n
-
-    def rest(self) -> memoryview:
-        """All remaining bytes."""
-        return self.take(len(self.data) - self.pos)
 
 
 # ----------------------------------------------------------------------------- encoder
@@ -378,9 +330,9 @@ def _histogram_bytes(hist: np.ndarray) -> bytes:
     """Sparse histogram: number of nonzero bins, then (gap, count) varint pairs."""
     nz = np.flatnonzero(hist)
     gaps = np.diff(nz, prepend=0)
-    parts = [_uvarint(nz.size)]
+    parts = [uvarint(nz.size)]
     for g, c in zip(gaps.tolist(), hist[nz].tolist()):
-        parts.append(_uvarint(g) + _uvarint(c))
+        parts.append(uvarint(g) + uvarint(c))
     return b"".join(parts)
 
 
@@ -397,7 +349,7 @@ def _ans_body(segments: list[tuple[int, np.ndarray]], n_models: int) -> bytes:
             coder.encode_reverse(s.astype(np.int32) - lo, model)
     words = coder.get_compressed().astype("<u4")
     head = b"".join(_histogram_bytes(h) for h in hists)
-    return head + _uvarint(words.size) + words.tobytes()
+    return head + uvarint(words.size) + words.tobytes()
 
 
 def _model(hist: np.ndarray) -> tuple[int, object]:
@@ -425,7 +377,7 @@ def _zstd_body(segments: list[tuple[int, np.ndarray]]) -> bytes:
     zz = np.where(sym == 0, 0, np.where(q >= 0, 2 * q + 1, -2 * q))
     planes = np.concatenate([zz & 0xFF, zz >> 8]).astype(np.uint8)
     frame = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(planes.tobytes())
-    return _uvarint(len(frame)) + frame
+    return uvarint(len(frame)) + frame
 
 
 def _assemble(
@@ -434,7 +386,7 @@ def _assemble(
     """The complete payload for one entropy coder and model configuration."""
     segments, unpred = _layout(records, groups, cuts)
     head = struct.pack("<BBddd", VERSION, coder, tol, _ALPHA, _BETA) + bytes(order) + bytes([groups, len(cuts)] + cuts)
-    mid = _uvarint(unpred.size) + unpred.astype("<f8").tobytes() + np.packbits(np.array(kinds, bool)).tobytes()
+    mid = uvarint(unpred.size) + unpred.astype("<f8").tobytes() + np.packbits(np.array(kinds, bool)).tobytes()
     body = _ans_body(segments, groups * (len(cuts) + 1)) if coder == CODER_ANS else _zstd_body(segments)
     return head + mid + body
 
@@ -450,7 +402,7 @@ def encode(values: np.ndarray, tol: float, skip: np.ndarray | None = None) -> by
     values, keep = values.reshape(shape), keep.reshape(shape)
     order = tuple(range(len(shape)))
     if values.size == 0:
-        return struct.pack("<BBddd", VERSION, CODER_ANS, tol, _ALPHA, _BETA) + bytes(order) + bytes([1, 0]) + _uvarint(0)
+        return struct.pack("<BBddd", VERSION, CODER_ANS, tol, _ALPHA, _BETA) + bytes(order) + bytes([1, 0]) + uvarint(0)
     order = _choose_order(values, keep, work_tol)
     values, keep = np.ascontiguousarray(values.transpose(order)), np.ascontiguousarray(keep.transpose(order))
     levels = _levels(values.shape)
@@ -468,7 +420,7 @@ def encode(values: np.ndarray, tol: float, skip: np.ndarray | None = None) -> by
 class _SymbolSource:
     """Hands out the symbols of one model in decode order, from rANS or a zstd frame."""
 
-    def __init__(self, coder: int, reader: _Reader, n_models: int, n_symbols: int) -> None:
+    def __init__(self, coder: int, reader: Reader, n_models: int, n_symbols: int) -> None:
         self.coder = coder
         if coder == CODER_ANS:
             self.models = [_read_model(reader, n_symbols) for _ in range(n_models)]
@@ -507,7 +459,7 @@ class _SymbolSource:
             raise CorruptStreamError("interp payload holds more symbols than the shape needs")
 
 
-def _read_model(reader: _Reader, n_symbols: int) -> tuple[int, object]:
+def _read_model(reader: Reader, n_symbols: int) -> tuple[int, object]:
     """Parse one sparse histogram into (lowest symbol, model)."""
     n_bins = reader.uvarint(2 * RADIUS)
     hist = np.zeros(2 * RADIUS, np.int64)
@@ -548,7 +500,7 @@ class _Header(NamedTuple):
     cuts: np.ndarray
 
 
-def _read_header(r: _Reader, ndim: int) -> _Header:
+def _read_header(r: Reader, ndim: int) -> _Header:
     """Parse and validate the header fields up to the context cuts."""
     if r.u8() != VERSION:
         raise CorruptStreamError("interp payload has an unknown format version")
@@ -575,7 +527,7 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
     shape = tuple(int(n) for n in shape)
     keep = np.ones(shape, bool) if skip is None else ~np.asarray(skip, bool).reshape(shape)
     keep = keep.reshape(shape if shape else (1,))
-    r = _Reader(payload)
+    r = Reader(payload, "the interp payload")
     h = _read_header(r, keep.ndim)
     keep = np.ascontiguousarray(keep.transpose(h.order))
     n_keep = int(keep.sum())
