@@ -10,7 +10,8 @@ files of 440 steps (about 14 MB each). Every run converts it at rel_tol 1e-3 wit
   files, encoding, writing the store). MB/s is uncompressed MB over the wall time of the unit phase.
   Overhead = direct MB/s / (convert MB/s per worker) - 1: what reading, scheduling and writing add
   to the codec's own time.
-- **peak RSS per worker**: ``ru_maxrss`` of each worker process after the run (max over workers).
+- **peak RSS per worker**: the peak resident memory (VmHWM) of each worker process after the run,
+  the largest over the workers.
   The 1-worker run at half the size shows whether it grows with the archive.
 
     python benchmarks/convert_scaling.py --size-mb 200 [--gpus 1] [--write-results]
@@ -21,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import shlex
 import sys
 import tempfile
@@ -72,8 +72,13 @@ def direct(values: np.ndarray) -> float:
     return time.perf_counter() - start
 
 
-def _maxrss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+def _peak_rss_mb() -> float:
+    """This process's peak resident memory (VmHWM). Not ru_maxrss: that survives exec, so a spawned
+    worker would report the peak of the process that started it."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no VmHWM in /proc/self/status: this benchmark measures memory on Linux only")
 
 
 def run_convert(paths: list[Path], out: Path, workers: int, gpus: int) -> dict:
@@ -85,7 +90,7 @@ def run_convert(paths: list[Path], out: Path, workers: int, gpus: int) -> dict:
                       resources=resources) as cluster, Client(cluster) as client:
         summary = xdiffc.convert(paths, out, rel_tol=REL_TOL, chunks=CHUNKS, scheduler=cluster.scheduler_address,
                                  gpus=gpus, overwrite=True, progress=False)
-        rss = client.run(_maxrss_mb)
+        rss = client.run(_peak_rss_mb)
     return {"seconds": summary.seconds, "mb_per_s": summary.mb_per_s, "ratio": float(summary.table["ratio"].iloc[0]),
             "peak_rss_mb": max(rss.values()), "mb": summary.written_bytes / 2**20}
 

@@ -14,7 +14,7 @@ import pytest
 import xarray as xr
 import zarr
 
-from xdiffc.accessor import ATTR_TOL, GCDTCAccessor
+from xdiffc.accessor import ATTR_TOL
 from xdiffc.cli import main
 from xdiffc.convert import COMPLETE_ATTR, DELAY_ENV, PROGRESS_FILE, Progress, convert, is_complete, verify
 from xdiffc.datasets import open_sample
@@ -222,13 +222,13 @@ def test_unwritable_or_existing_output(tmp_path, archive):
         convert(archive, tmp_path / "taken.zarr")
 
 
-def test_l2_mode_is_refused_where_this_build_lacks_it(tmp_path, archive):
-    import inspect
-
-    if "mode" in inspect.signature(GCDTCAccessor.compress).parameters:
-        pytest.skip("this build has the L2 mode")
-    with pytest.raises(ValueError, match="not available in this build"):
-        convert(archive, tmp_path / "o.zarr", mode="l2")
+def test_l2_mode_bounds_the_nrmse(tmp_path, archive, cluster):
+    with pytest.raises(ValueError, match="takes no --tol"):
+        convert(archive, tmp_path / "o.zarr", mode="l2", tol=0.1)
+    summary = convert(archive, tmp_path / "l2.zarr", mode="l2", rel_tol=1e-3, chunks={"time": 8},
+                      scheduler=cluster, verify=True, progress=False)
+    assert summary.table.loc["TREFHT", "nrmse/bound"] <= 1
+    assert verify(archive, tmp_path / "l2.zarr").ok
 
 
 def test_units_tile_each_array_in_whole_chunks():

@@ -73,11 +73,16 @@ def _convert(args: argparse.Namespace) -> int:
     variables = [v for item in args.variables or [] for v in item.split(",") if v] or None
 
     def job() -> int:
-        summary = convert(args.inputs, args.output, tol=_tol_option(args.tol), rel_tol=args.rel_tol,
-                          model=args.model, mode=args.mode,
-                          chunks=args.chunks, variables=variables, scheduler=args.scheduler, workers=args.workers,
-                          threads_per_worker=args.threads_per_worker, gpus=args.gpus, resume=args.resume,
-                          verify=args.verify, overwrite=args.overwrite, progress=not args.quiet)
+        try:
+            summary = convert(args.inputs, args.output, tol=_tol_option(args.tol), rel_tol=args.rel_tol,
+                              model=args.model, mode=args.mode, chunks=args.chunks, variables=variables,
+                              scheduler=args.scheduler, workers=args.workers,
+                              threads_per_worker=args.threads_per_worker, gpus=args.gpus, resume=args.resume,
+                              verify=args.verify, overwrite=args.overwrite, progress=not args.quiet)
+        except KeyboardInterrupt:
+            print(f"xdiffc: interrupted; {args.output} is marked incomplete: rerun the same command with --resume "
+                  f"to finish it", file=sys.stderr)
+            return 130
         print(summary)
         return 0
 
@@ -125,7 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="bound for the variables --tol does not name, as a fraction of each one's range "
                            "(default 1e-3; 'none' keeps them exact)")
     conv.add_argument("--model", default="default", metavar="ID", help="model to encode with (default: 'default')")
-    conv.add_argument("--mode", default="pointwise", choices=["pointwise", "l2"], help="error bound kind")
+    conv.add_argument("--mode", default="pointwise", choices=["pointwise", "l2"],
+                      help="pointwise: every value within its bound (default); l2: each variable's NRMSE within --rel-tol")
     conv.add_argument("--chunks", type=_chunks, metavar="DIM=N,...", help="Zarr chunks, e.g. time=16,lat=64,lon=64")
     conv.add_argument("--variables", action="append", metavar="A,B",
                       help="data variables to convert (comma-separated, repeatable; default all); bounds, "

@@ -51,7 +51,7 @@ import pandas as pd
 import xarray as xr
 import zarr
 
-from .accessor import ATTR_TOL, DEFAULT_CHUNK_BYTES, GCDTCAccessor, never_lossy
+from .accessor import DEFAULT_CHUNK_BYTES, _is_lossy, never_lossy
 from .errors import XdiffcError
 
 #: Root attribute of a store being converted: False until every chunk is written and verified.
@@ -299,6 +299,8 @@ class Progress:
 def is_complete(store: str | os.PathLike) -> tuple[bool, str]:
     """Whether ``store`` is a finished conversion, and if not, why (for messages)."""
     store = Path(store)
+    if not store.exists():
+        return False, f"{str(store)!r} does not exist"
     if not (store / "zarr.json").exists() and not (store / ".zgroup").exists():
         return False, f"{str(store)!r} is not a Zarr store"
     if (store / PROGRESS_FILE).exists():
@@ -364,18 +366,16 @@ class ConvertSummary:
                 f"({self.units_skipped} already done) in {self.seconds:.1f} s, {self.mb_per_s:.2f} MB/s")
 
 
-def _parse_mode(mode: str) -> dict:
-    """Keyword arguments for ``ds.gcdtc.compress`` that select ``mode``; a clear error where this build lacks it."""
+def _bound_kwargs(mode: str, tol, rel_tol: float | None) -> dict:
+    """The bound arguments of ``ds.gcdtc.compress``: pointwise ``tol``/``rel_tol``, or for ``l2`` ``rel_tol`` as the NRMSE bound."""
     if mode == "pointwise":
-        return {}
+        return {"tol": tol, "rel_tol": rel_tol}
     if mode != "l2":
         raise ValueError(f"mode must be 'pointwise' or 'l2', got {mode!r}")
-    import inspect
-
-    if "mode" not in inspect.signature(GCDTCAccessor.compress).parameters:
-        raise ValueError("mode 'l2' is not available in this build: ds.gcdtc.compress has no mode= yet; "
-                         "use --mode pointwise")
-    return {"mode": "l2"}
+    if tol is not None or rel_tol is None:
+        raise ValueError("mode 'l2' bounds the NRMSE of every lossy variable by --rel-tol (rel_tol=); "
+                         "it takes no --tol")
+    return {"tol": None, "mode": "l2", "nrmse": rel_tol}
 
 
 def _prepare_output(store: Path, resume: bool, overwrite: bool) -> None:
@@ -410,22 +410,24 @@ def _set_up(store: Path, inputs: Inputs, compress_kwargs: dict) -> list[str]:
     """Create the store, marked incomplete: all metadata, the index coordinates; returns the arrays left to units."""
     ds = open_inputs(inputs)
     enc = ds.gcdtc.compress(**compress_kwargs)
-    if not any(ATTR_TOL in v.attrs for v in enc.data_vars.values()):
+    if not any(_is_lossy(v.attrs) for v in enc.data_vars.values()):
         floats = [str(n) for n, v in ds.data_vars.items() if v.dtype.kind == "f"]
         raise ValueError(f"nothing to compress: no data variable of the inputs is a lossy float field "
                          f"(float data variables: {floats or 'none'}); name one in --tol, or give a --rel-tol")
     chunks = dict(inputs.chunks)
     for name, var in list(enc.variables.items()):
-        if var.chunks is not None and var.dtype.kind in "mMO":
+        if var.chunks is None or _is_lossy(var.attrs):
+            continue
+        if var.dtype.kind in "mMO":
             # dates (time bounds): xarray cannot write a region of a date array that is still empty; they are small
-            enc[name].load()
-        elif var.chunks is not None and ATTR_TOL not in var.attrs:
+            new = var.compute()
+        else:
             # exact variables: one chunk along time per region, whole along the other dimensions
             target = {d: chunks.get(d, n) if d == inputs.time_dim else n for d, n in var.sizes.items()}
             new = var.chunk(target)
             new.encoding = {k: v for k, v in var.encoding.items() if k not in ("chunks", "preferred_chunks")}
             new.encoding["chunks"] = tuple(min(target[d], n) for d, n in var.sizes.items()) or None
-            enc = enc.assign_coords({name: new}) if name in enc.coords else enc.assign({name: new})
+        enc = enc.assign_coords({name: new}) if name in enc.coords else enc.assign({name: new})
     if store.exists():
         _remove_store(store)
     zarr.open_group(str(store), mode="w", zarr_format=3, attributes={COMPLETE_ATTR: False})
@@ -452,7 +454,7 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     store = Path(store).absolute()
     paths, is_zarr = resolve_paths([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
     _prepare_output(store, resume, overwrite)
-    mode_kwargs = _parse_mode(mode)
+    bounds = _bound_kwargs(mode, tol, rel_tol)
     time_dim, first = _scan(paths, is_zarr)
     if variables is not None:
         _select(first, variables)  # unknown names fail here, before any work
@@ -464,16 +466,16 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     fingerprint = _fingerprint(spec, tol, rel_tol, model, mode, chunks)
     with _client(scheduler, workers, threads_per_worker, gpus) as client:
         log = _open_progress(store, spec, fingerprint, resume, overwrite,
-                             dict(tol=tol, rel_tol=rel_tol, model=model, chunks=chunks, **mode_kwargs))
+                             dict(model=model, chunks=chunks, **bounds))
         if log is None:  # resuming a store that is already complete
-            return _summarise(store, spec, {}, 0.0, [], set(), verify=verify, progress=progress)
+            return _summarise(store, spec, {}, 0.0, [], set(), verify=verify)
         group = zarr.open_group(str(store), mode="r")
         units = plan_units(group, log.header["arrays"], time_dim)
         skipped = set(log.done)
         start = time.perf_counter()
         stats = _run_units(client, spec, store, units, log, gpus, progress)
         seconds = time.perf_counter() - start
-        summary = _summarise(store, spec, stats, seconds, units, skipped, verify=verify, progress=progress)
+        summary = _summarise(store, spec, stats, seconds, units, skipped, verify=verify)
         _finish(store)
     return summary
 
@@ -547,10 +549,10 @@ def _take(iterator: Iterator[int], n: int) -> list[int]:
 
 
 def _summarise(store: Path, spec: Inputs, stats: dict[str, dict], seconds: float, units: list[Unit],
-               skipped: set[int], *, verify: bool, progress: bool) -> ConvertSummary:
+               skipped: set[int], *, verify: bool) -> ConvertSummary:
     """The per-variable table (size, stored size, ratio, time; error over bound with ``verify``)."""
     group = zarr.open_group(str(store), mode="r")
-    lossy = [n for n, a in group.arrays() if ATTR_TOL in a.attrs]
+    lossy = [n for n, a in group.arrays() if _is_lossy(a.attrs)]
     rows = {n: {"MB": group[n].nbytes / 2**20, "stored_MB": group[n].nbytes_stored() / 2**20,
                 "seconds": stats.get(n, {}).get("seconds", 0.0)} for n in lossy}
     table = pd.DataFrame.from_dict(rows, orient="index")
@@ -562,6 +564,8 @@ def _summarise(store: Path, spec: Inputs, stats: dict[str, dict], seconds: float
                                     + "\n".join(report.problems))
         table.insert(3, "max_err/bound", report.table["max_err_over_bound"])
         table.insert(4, "nrmse", report.table["nrmse"])
+        if "nrmse_over_bound" in report.table:
+            table.insert(5, "nrmse/bound", report.table["nrmse_over_bound"])
     workers: dict[str, int] = {}
     for s in stats.values():
         for w, n in s["workers"].items():
@@ -633,7 +637,7 @@ def verify_store(spec: Inputs, store: Path, *, require_complete: bool) -> Verify
         return VerifyReport(str(store), pd.DataFrame(), [why])
     out = xr.open_zarr(str(store), consolidated=None if complete else False)
     out.encoding["source"] = str(store)
-    lossy = [n for n in out.data_vars if ATTR_TOL in out[n].attrs]
+    lossy = [n for n in out.data_vars if _is_lossy(out[n].attrs)]
     chunks = {d: c[0] for n in lossy[:1] for d, c in out[n].chunksizes.items()}  # read the inputs in store chunks
     ds = open_inputs(Inputs(spec.paths, spec.is_zarr, spec.time_dim, chunks=tuple(chunks.items())))
     problems = _attr_problems("global", ds.attrs, out.attrs)
@@ -651,8 +655,10 @@ def verify_store(spec: Inputs, store: Path, *, require_complete: bool) -> Verify
             problems.append(f"{name!r} is stored exactly but differs from the inputs")
     table = ds.gcdtc.error_report(out) if lossy else pd.DataFrame()
     for name, row in table.iterrows():
-        if not row["max_err_over_bound"] <= 1:
+        if pd.notna(row["max_err_over_bound"]) and not row["max_err_over_bound"] <= 1:
             problems.append(f"{name!r}: max error {row['max_abs_err']:.6g} exceeds the bound {row['tol']:.6g}")
+        if pd.isna(row["max_err_over_bound"]) and not row.get("nrmse_over_bound", math.nan) <= 1:
+            problems.append(f"{name!r}: NRMSE {row['nrmse']:.6g} exceeds its L2 bound")
         if row["specials_moved"]:
             problems.append(f"{name!r}: {row['specials_moved']} NaN/fill points moved")
     return VerifyReport(str(store), table, problems)
