@@ -31,6 +31,7 @@ layouts (1-D canvases), and for slices smaller than the 11 x 11 window.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Hashable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 
@@ -123,7 +124,9 @@ def ks_test(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
 
     F are the empirical CDFs of the two samples; this is ``scipy.stats.ks_2samp(x, y)``, as in ldcpy.
     """
-    res = stats.ks_2samp(np.ravel(x), np.ravel(y))
+    with warnings.catch_warnings():  # scipy falling back from its exact to its asymptotic p-value is expected
+        warnings.filterwarnings("ignore", "ks_2samp: Exact calculation unsuccessful", RuntimeWarning)
+        res = stats.ks_2samp(np.ravel(x), np.ravel(y))
     return float(res.statistic), float(res.pvalue)
 
 
@@ -137,7 +140,7 @@ def spatial_rel_error(x: np.ndarray, y: np.ndarray, rel_tol: float = 1e-4) -> fl
         return math.nan
     err = np.abs(x - y)
     rel = np.where(x == 0, err, err / np.where(x == 0, 1.0, np.abs(x)))
-    return 100.0 * np.count_nonzero(rel > rel_tol) / x.size
+    return 100.0 * float(np.count_nonzero(rel > rel_tol)) / x.size
 
 
 def max_err_over_bound(x: np.ndarray, y: np.ndarray, tol: float) -> float:
@@ -286,11 +289,22 @@ def compare(x: np.ndarray, y: np.ndarray, valid: np.ndarray | None = None, tol: 
 
 
 def native_layout(ds: xr.Dataset, name: Hashable) -> tuple[int, Layout] | None:
-    """(column axis, layout) of variable ``name`` when it lies on an unstructured grid, as the accessor codes it."""
-    from .accessor import _Layouts
+    """(column axis, layout) of variable ``name`` on an unstructured grid, as the accessor codes it; else None.
 
-    found = _Layouts(ds, "auto", None).of(ds[name].variable)
-    return None if found is None else (ds[name].dims.index(found[0]), found[1])
+    Columns without lat/lon (coded as a 1-D line) get the identity layout, kind "none", whose 1-D
+    canvas leaves DSSIM undefined rather than taking (time, ncol) for a 2-D slice.
+    """
+    from .accessor import UNSTRUCTURED_DIMS, _Layouts
+
+    var = ds[name].variable
+    found = _Layouts(ds, "auto", None).of(var)
+    if found is not None:
+        return var.dims.index(found[0]), found[1]
+    dim = next((d for d in var.dims if d in UNSTRUCTURED_DIMS), None)
+    if dim is None:
+        return None
+    n = var.sizes[dim]
+    return var.dims.index(dim), Layout("none", n, (n,), np.arange(n))
 
 
 def lossy_names(other: xr.Dataset) -> list[Hashable]:

@@ -150,14 +150,17 @@ def plot_histogram(x: np.ndarray, y: np.ndarray, tol: float, path: Path) -> None
 def ratio_curve(ds: xr.Dataset, name: Hashable, tol: float, criteria: metrics.Criteria,
                 compressors: Sequence[str] = RATIO_COMPRESSORS, sample: int = RATIO_SAMPLE,
                 model: str | None = "default") -> pd.DataFrame:
-    """Ratio and pass/fail of each compressor at RATIO_EPS times the range and at ``tol``, on a sample."""
+    """Ratio and pass/fail of each compressor at RATIO_EPS times the range and at ``tol``, on a sample.
+
+    Baselines are judged on the criteria alone, xdiffc on its bound too (see :func:`tuning.evaluate`).
+    """
     vs = tuning.sample_variable(ds, name, sample)
     span = tuning.value_range(vs.blocks)
     bounds = sorted({e * span for e in RATIO_EPS} | ({tol} if tol > 0 else set()))
     rows = []
     for cname, run in vs.compressors(compressors, model).items():
         for b in bounds:
-            t = tuning.evaluate(vs.blocks, run, b, criteria, vs.native)
+            t = tuning.evaluate(vs.blocks, run, b, criteria, vs.native, check_bound=cname == "xdiffc")
             rows.append({"compressor": cname, "tol": b, "ratio": t.ratio, "passed": t.passed})
     return pd.DataFrame(rows)
 
@@ -182,10 +185,12 @@ def plot_ratio(curve: pd.DataFrame, tol: float, path: Path) -> None:
     plt.close(fig)
 
 
-def _cell(value: float, ok: bool | None) -> str:
-    cls = {True: "pass", False: "fail", None: "na"}[ok]
+def _cell(value: float, ok: bool | None, checked: bool) -> str:
+    """A table cell: green with a tick (pass), red with a cross (fail), grey (criterion not applicable)."""
     text = "n/a" if isinstance(value, float) and math.isnan(value) else f"{value:.6g}"
-    mark = {True: " ✓", False: " ✗", None: ""}[ok]
+    if not checked:
+        return f"<td>{html.escape(text)}</td>"
+    cls, mark = {True: ("pass", " ✓"), False: ("fail", " ✗"), None: ("na", "")}[ok]
     return f'<td class="{cls}">{html.escape(text)}{mark}</td>'
 
 
@@ -194,7 +199,7 @@ def table_html(df: pd.DataFrame) -> str:
     head = "".join(f"<th>{html.escape(h)}</th>" for h in ("variable", *COLUMNS.values(), "verdict"))
     rows = []
     for name, r in df.iterrows():
-        cells = "".join(_cell(float(r[c]), r.get(f"ok_{c}")) for c in COLUMNS)
+        cells = "".join(_cell(float(r[c]), r.get(f"ok_{c}"), f"ok_{c}" in r) for c in COLUMNS)
         verdict = '<td class="pass">pass</td>' if r["passed"] else '<td class="fail">FAIL</td>'
         rows.append(f"<tr><td>{html.escape(str(name))}</td>{cells}{verdict}</tr>")
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
@@ -254,3 +259,13 @@ def build(original: xr.Dataset, other: xr.Dataset, out_dir: str | Path,
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")
     return index
+
+
+def open_dataset(paths: str | Path | Sequence[str | Path]) -> xr.Dataset:
+    """A Zarr store (a directory), one netCDF file, or several netCDF files combined by their coordinates."""
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
+    if len(paths) == 1 and Path(paths[0]).is_dir():
+        ds = xr.open_zarr(paths[0])
+        ds.encoding["source"] = str(paths[0])
+        return ds
+    return xr.open_dataset(paths[0]) if len(paths) == 1 else xr.open_mfdataset(paths, combine="by_coords")

@@ -1,0 +1,146 @@
+"""Acceptance benchmark: the ratio each compressor reaches at the loosest bound that passes the criteria.
+
+For each field of the brief (section 6), and for xdiffc, SZ3 and ZFP each, bisect in log space
+(``xdiffc.tuning.search``: between 1e-7 and 0.1 times the value range, 10 steps) for the loosest
+absolute bound whose reconstruction passes Baker et al.'s criteria (``xdiffc.metrics``: Pearson
+>= 0.99999, KS p >= 0.05, spatial relative error <= 5 %, DSSIM >= 0.995 where defined), and
+report the compression ratio there. xdiffc must also keep its bound; SZ3 and ZFP are judged on
+the criteria alone (ZFP's error exceeds bounds below float32 resolution). Fields are read raw (``mask_and_scale=False``); metrics use
+the valid points only. xdiffc codes the field as one chunk through the codec a store uses (a
+native-grid layout for ``ncol`` fields, fill values kept exactly); SZ3 and ZFP get it with
+missing points gap-filled (``xdiffc.baselines.prepare``), as in ``rate_distortion.py``. DSSIM of
+``ncol`` fields is taken on the layout's canvas for every compressor.
+
+To keep the run short on a shared machine, each field is cut to its first time steps so that it
+holds at most ``--max-values`` values (default 2**18); the table says how many steps were used.
+
+    python benchmarks/acceptance.py                  # the 11 fields
+    python benchmarks/acceptance.py --write-results  # also rewrite the table in RESULTS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import xarray as xr
+
+from rate_distortion import DEFAULT_DATA, DEFAULT_FIELDS, DEFAULT_OUT, RESULTS, load_field, machine_info
+from xdiffc import metrics, tuning
+
+BEGIN, END = "<!-- acceptance:begin -->", "<!-- acceptance:end -->"
+COMPRESSORS = ("xdiffc", "sz3", "zfp")
+TITLES = {"xdiffc": "xdiffc", "sz3": "SZ3", "zfp": "ZFP"}
+MAX_VALUES = 2**18
+
+
+def bench_field(path: Path, var: str, max_values: int, iterations: int) -> dict | None:
+    """The loosest passing bound and its ratio for each compressor on one field (its first time steps)."""
+    f = load_field(path, var)
+    if f is None:
+        return None
+    steps = max(1, min(f.x.shape[0], max_values // max(1, math.prod(f.x.shape[1:]))))
+    x, valid = f.x[:steps], ~f.mask[:steps]
+    with xr.open_dataset(path, mask_and_scale=False, decode_times=False) as ds:
+        native = metrics.native_layout(ds, var)
+    crit = metrics.resolve_criteria("baker")
+    vs = tuning.VariableSample(var, [(x, valid)], f.fills, native)
+    out = {"field": f.label, "shape": list(f.x.shape), "steps": steps, "range": f.vmax - f.vmin,
+           "layout": None if native is None else native[1].kind}
+    for name, run in vs.compressors(COMPRESSORS).items():
+        t = time.perf_counter()
+        good, bad, count = tuning.search(vs.blocks, run, crit, native, iterations, check_bound=name == "xdiffc")
+        out[name] = {"tol": None if good is None else good.tol,
+                     "eps": None if good is None else good.tol / (f.vmax - f.vmin),
+                     "cr": None if good is None else good.ratio,
+                     "metrics": None if good is None else good.metrics,
+                     "binding": [] if bad is None else [k for k, ok in crit.checks(bad.metrics).items() if ok is False],
+                     "evaluations": count, "seconds": time.perf_counter() - t}
+    return out
+
+
+def geomean(values: list[float]) -> float:
+    return math.exp(sum(map(math.log, values)) / len(values)) if values else math.nan
+
+
+def results_markdown(records: list[dict], meta: dict) -> str:
+    """The per-field table and the geometric means, with how they were made."""
+    def cell(r: dict) -> str:
+        return "none passes" if r["cr"] is None else f"{r['cr']:.2f} @ {r['eps']:.2g}"
+
+    lines = [f"Run {meta['date']} on {meta['machine']}; Python {meta['python']}, "
+             + ", ".join(f"{k} {v}" for k, v in meta["versions"].items())
+             + f"; git {meta['git']}; {meta['run_seconds']:.0f} s.", "", f"Command: `{meta['command']}`", "",
+             "Each cell: CR at the loosest passing bound @ that bound as a fraction of the value range (eps).", "",
+             "| field | steps used | " + " | ".join(TITLES[c] for c in COMPRESSORS)
+             + " | xdiffc/SZ3 | xdiffc binding criterion |", "|---|---|" + "---:|" * (len(COMPRESSORS) + 1) + "---|"]
+    both = []
+    for r in records:
+        ratio = "–"
+        if r["xdiffc"]["cr"] and r["sz3"]["cr"]:
+            ratio = f"{r['xdiffc']['cr'] / r['sz3']['cr']:.2f}"
+        if all(r[c]["cr"] for c in COMPRESSORS):
+            both.append(r)
+        lines.append(f"| {r['field']} | {r['steps']} of {r['shape'][0]} | "
+                     + " | ".join(cell(r[c]) for c in COMPRESSORS)
+                     + f" | {ratio} | {', '.join(r['xdiffc']['binding']) or '–'} |")
+    means = {c: geomean([r[c]["cr"] for r in both]) for c in COMPRESSORS}
+    lines += ["", f"Geometric mean of CR over the {len(both)} fields where every compressor has a passing bound: "
+              + ", ".join(f"{TITLES[c]} {means[c]:.2f}" for c in COMPRESSORS)
+              + f"; xdiffc/SZ3 {means['xdiffc'] / means['sz3']:.2f}."]
+    return "\n".join(lines)
+
+
+def write_results(markdown: str, path: Path = RESULTS) -> None:
+    """Replace the text between the acceptance markers of RESULTS.md, appending a section if they are absent."""
+    text = path.read_text()
+    if BEGIN in text and END in text:
+        head, rest = text.split(BEGIN, 1)
+        text = f"{head}{BEGIN}\n{markdown}\n{END}{rest.split(END, 1)[1]}"
+    else:
+        text = (text.rstrip("\n") + "\n\n## Acceptance: ratio at the loosest bound that passes the criteria\n\n"
+                "`benchmarks/acceptance.py` (see its docstring for the method).\n\n"
+                f"{BEGIN}\n{markdown}\n{END}\n")
+    path.write_text(text)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="default: ../shared/data from the repo root")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the JSON (benchmarks/out)")
+    ap.add_argument("--max-values", type=int, default=MAX_VALUES, help="values per field, first time steps (2**18)")
+    ap.add_argument("--iterations", type=int, default=tuning.ITERATIONS, help="bisection steps (10)")
+    ap.add_argument("--fields", nargs="+", metavar="FILE:VAR", help="only these fields of the default list")
+    ap.add_argument("--write-results", action="store_true", help=f"rewrite the marked table in {RESULTS.name}")
+    args = ap.parse_args(argv)
+    if not args.data_dir.is_dir():
+        raise SystemExit(f"data directory {args.data_dir} not found; pass --data-dir DIR")
+    fields = DEFAULT_FIELDS if not args.fields else [tuple(s.split(":", 1)) for s in args.fields]
+    meta = {**machine_info(), "data_dir": str(args.data_dir.resolve())}
+    start, records = time.perf_counter(), []
+    for i, (fname, var) in enumerate(fields, 1):
+        rec = bench_field(args.data_dir / fname, var, args.max_values, args.iterations)
+        if rec is None:
+            print(f"[{i}/{len(fields)}] {fname}:{var} skipped: not float, or no valid point", file=sys.stderr)
+            continue
+        records.append(rec)
+        print(f"[{i}/{len(fields)}] {rec['field']} steps {rec['steps']}: "
+              + "; ".join(f"{c} CR {rec[c]['cr'] or 0:.2f} eps {rec[c]['eps'] or 0:.2g} ({rec[c]['seconds']:.0f} s)"
+                          for c in COMPRESSORS), flush=True)
+    meta["run_seconds"] = time.perf_counter() - start
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "acceptance.json").write_text(json.dumps({"meta": meta, "records": records}, indent=1, default=float))
+    markdown = results_markdown(records, meta)
+    print(markdown)
+    if args.write_results:
+        write_results(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
