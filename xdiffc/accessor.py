@@ -366,3 +366,23 @@ class GCDTCAccessor:
                        "specials_moved": int(moved), "ratio": self._ds[n].nbytes / stored[n]}
         report = pd.DataFrame.from_dict(rows, orient="index")
         return report if report["nrmse_over_bound"].notna().any() else report.drop(columns="nrmse_over_bound")
+
+    def assess(self, other: xr.Dataset, criteria=None) -> pd.DataFrame:
+        """Climate acceptance metrics of ``other`` (a decompressed copy) per variable, with pass or fail.
+
+        Baker et al.'s criteria by default (Pearson, KS p-value, spatial relative error, DSSIM); see
+        :func:`xdiffc.metrics.assess` for the columns and for ``criteria``.
+        """
+        from .metrics import assess
+
+        return assess(self._ds, other, criteria)
+
+    def suggest_tol(self, criteria="baker", sample=None, variables=None):
+        """Per variable, the loosest absolute bound that passes ``criteria`` on a sample of chunks.
+
+        A dict ready for ``compress(tol=...)``, whose ``.table`` has the ratio reached; see
+        :func:`xdiffc.tuning.suggest_tol`.
+        """
+        from .tuning import suggest_tol
+
+        return suggest_tol(self._ds, criteria, sample, variables)
