@@ -201,8 +201,18 @@ def test_suggested_bounds_pass_when_applied(name, part):
     var = next(iter(tol))
     assert dict(tol) and tol[var] > 0 and tol.table.loc[var, "passed"] and tol.table.loc[var, "ratio"] > 1
     assert tol.table.loc[var, "binding"]  # a looser bound was tried and failed
-    report = metrics.assess(ds, ds.gcdtc.roundtrip(tol=tol, rel_tol=None))
+    report = ds.gcdtc.assess(ds.gcdtc.roundtrip(tol=tol, rel_tol=None))
     assert report["passed"].all(), report.T
+
+
+def test_accessor_suggest_tol_is_a_dict_for_compress():
+    ds = open_sample("trefht").isel(time=slice(0, 1), lat=slice(16, 48))
+    tol = ds.gcdtc.suggest_tol(criteria={"spre_max_pct": 20}, sample=4096)
+    assert isinstance(tol, dict) and set(tol) == {"TREFHT"} and tol.criteria.spre_max_pct == 20
+    assert tol.table.loc["TREFHT", "sample_values"] == 4096
+    out = ds.gcdtc.roundtrip(tol=tol, rel_tol=None)
+    assert out.TREFHT.attrs["xdiffc_tol"] == tol["TREFHT"]
+    assert ds.gcdtc.assess(out, criteria={"spre_max_pct": 20})["passed"].all()
 
 
 def test_suggest_tol_rejects_unknown_variables(trefht):

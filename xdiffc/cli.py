@@ -14,6 +14,50 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(samples=args.sample, eps_list=args.eps)
 
 
+def _criteria(args: argparse.Namespace) -> dict[str, float]:
+    """Overrides of Baker et al.'s criteria from the --pcc-min, --ks-p-min, --spre-max, --dssim-min options."""
+    keys = {"pcc_min": args.pcc_min, "ks_p_min": args.ks_p_min, "spre_max_pct": args.spre_max,
+            "dssim_min": args.dssim_min}
+    return {k: v for k, v in keys.items() if v is not None}
+
+
+def _assess(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .metrics import assess
+    from .report import open_dataset
+
+    table = assess(open_dataset(args.original), open_dataset(args.store), _criteria(args), args.variable)
+    with pd.option_context("display.width", 200, "display.max_columns", None):
+        print(table.drop(columns=[c for c in table.columns if c.startswith("ok_")]).T)
+    failed = [str(n) for n in table.index if not table.loc[n, "passed"]]
+    print(f"FAIL: {', '.join(failed)}" if failed else f"PASS: all {len(table)} variables pass the criteria")
+    return 1 if failed else 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .report import build, open_dataset
+
+    index = build(open_dataset(args.original), open_dataset(args.store), args.output, _criteria(args),
+                  args.variable, sample=args.sample)
+    print(f"report written to {index}")
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .report import open_dataset
+    from .tuning import suggest_tol
+
+    tol = suggest_tol(open_dataset(args.inputs), _criteria(args), args.sample, args.variable,
+                      model=args.model, iterations=args.iterations)
+    with pd.option_context("display.width", 200, "display.max_columns", None):
+        print(tol.table)
+    print("xdiffc convert ... " + " ".join(f"--tol {n}={v:.6g}" for n, v in tol.items()))
+    return 0
+
+
 def _train(args: argparse.Namespace) -> int:
     from .training import train
 
@@ -110,6 +154,38 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--eps", action="append", type=float,
                       help="relative bound, a fraction of each field's range (repeatable; default 1e-2, 1e-3, 1e-4)")
     demo.set_defaults(func=_demo)
+
+    def criteria_options(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--pcc-min", type=float, help="Pearson correlation at least (default 0.99999)")
+        p.add_argument("--ks-p-min", type=float, help="KS-test p-value at least (default 0.05)")
+        p.add_argument("--spre-max", type=float, metavar="PCT",
+                       help="spatial relative error at most, in %% of points (default 5)")
+        p.add_argument("--dssim-min", type=float, help="DSSIM at least (default 0.995)")
+        p.add_argument("--variable", action="append", help="variable to check (repeatable; default: all lossy)")
+
+    assess = sub.add_parser("assess", help="climate acceptance metrics (Baker et al.) of a store against its "
+                                           "original, per variable; exit 1 if one fails")
+    assess.add_argument("original", help="the original netCDF file or Zarr store")
+    assess.add_argument("store", help="the compressed Zarr store")
+    criteria_options(assess)
+    assess.set_defaults(func=_assess)
+
+    report = sub.add_parser("report", help="an HTML page with maps, error histograms, ratio curves, the metrics "
+                                           "and a verdict")
+    report.add_argument("original", help="the original netCDF file or Zarr store")
+    report.add_argument("store", help="the compressed Zarr store")
+    report.add_argument("-o", "--output", default="report", help="folder for index.html and its PNGs (report/)")
+    report.add_argument("--sample", type=int, default=2**18, help="values sampled for the ratio curves (2**18)")
+    criteria_options(report)
+    report.set_defaults(func=_report)
+
+    tune = sub.add_parser("tune", help="per variable, the loosest absolute bound that passes the criteria")
+    tune.add_argument("inputs", nargs="+", metavar="IN", help="netCDF files or one Zarr store")
+    tune.add_argument("--sample", type=int, help="values sampled per variable (default 2**20)")
+    tune.add_argument("--iterations", type=int, default=10, help="bisection steps (default 10)")
+    tune.add_argument("--model", default="default", metavar="ID", help="model to encode with (default: 'default')")
+    criteria_options(tune)
+    tune.set_defaults(func=_tune)
 
     train = sub.add_parser("train", help="train a model on your own netCDF or Zarr data")
     train.add_argument("data", nargs="+", help="netCDF files or Zarr stores")
