@@ -328,8 +328,8 @@ def _client(scheduler: str | None, workers: int | None, threads_per_worker: int 
     if gpus:
         spec = {f"gpu{i}": {"cls": Nanny, "options": {"nthreads": threads_per_worker or 1, "resources": {"GPU": 1},
                                                       "env": {"CUDA_VISIBLE_DEVICES": str(i)}}} for i in range(gpus)}
-        cluster = SpecCluster(workers=spec, scheduler={"cls": Scheduler, "options": {"host": "127.0.0.1"}},
-                              silence_logs=logging.ERROR)
+        scheduler_spec = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}}
+        cluster = SpecCluster(workers=spec, scheduler=scheduler_spec, silence_logs=logging.ERROR)
     else:
         cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, host="127.0.0.1",
                                dashboard_address=None, silence_logs=logging.ERROR)
