@@ -1,6 +1,7 @@
 """Small real climate files shipped with xdiffc, for the demo, the tests and first experiments.
 
 Their sources and licences are listed in ``DATA_SOURCES.md`` at the top of the repository.
+:func:`kolmogorov` generates 2-D Kolmogorov-flow vorticity snapshots (the DiffCoder experiment's data).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from importlib import resources
 from pathlib import Path
 
 import xarray as xr
+
+from .kolmogorov import kolmogorov
 
 #: name -> (file, what it is)
 SAMPLES: dict[str, tuple[str, str]] = {
@@ -23,6 +26,9 @@ SAMPLES: dict[str, tuple[str, str]] = {
     "e3sm_rad": ("rad_standalone_ne4_pg2.nc",
                  "E3SM (EAMxx) radiation inputs on the ne4pg2 grid: 384 columns x 72 levels"),
 }
+
+
+__all__ = ["SAMPLES", "kolmogorov", "open_sample", "sample_path"]
 
 
 def sample_path(name: str) -> Path:
