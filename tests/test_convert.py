@@ -16,7 +16,7 @@ import zarr
 
 from xdiffc.accessor import ATTR_TOL
 from xdiffc.cli import main
-from xdiffc.convert import COMPLETE_ATTR, DELAY_ENV, PROGRESS_FILE, Progress, convert, is_complete, verify
+from xdiffc.conversion import COMPLETE_ATTR, DELAY_ENV, PROGRESS_FILE, Progress, convert, is_complete, verify
 from xdiffc.datasets import open_sample
 
 BIN = Path(sys.executable).parent
@@ -232,7 +232,7 @@ def test_l2_mode_bounds_the_nrmse(tmp_path, archive, cluster):
 
 
 def test_units_tile_each_array_in_whole_chunks():
-    from xdiffc.convert import plan_units
+    from xdiffc.conversion import plan_units
 
     group = zarr.open_group(zarr.storage.MemoryStore(), mode="w")
     group.create_array("x", shape=(10, 50, 70), chunks=(4, 16, 32), dtype="f4", dimension_names=("time", "y", "x"))
@@ -245,3 +245,32 @@ def test_units_tile_each_array_in_whole_chunks():
             assert t0 % 4 == 0 and y0 % 16 == 0 and x0 % 32 == 0
             covered[t0:t1, y0:y1, x0:x1] += 1
     assert (covered == 1).all() and [u.name for u in units].count("s") == 1
+
+
+def test_native_grid_is_converted_on_cube_faces(tmp_path, cluster):
+    ds = open_sample("camse_ts").isel(time=slice(0, 6))[["TS", "lat", "lon"]]
+    files = split(ds, tmp_path / "h0", 2, "cam.h0")
+    cube, line = tmp_path / "cube.zarr", tmp_path / "line.zarr"
+    ratios = []
+    for out, layout in ((cube, "auto"), (line, "none")):
+        summary = convert(files, out, rel_tol=1e-3, scheduler=cluster, progress=False, layout=layout)
+        ratios.append(float(summary.table.loc["TS", "ratio"]))
+    y = xr.open_zarr(cube)
+    assert y.TS.dims == ("time", "ncol") and y.TS.attrs["xdiffc_layout"] == "cubed-sphere"
+    assert "xdiffc_layout" not in xr.open_zarr(line).TS.attrs
+    assert float(abs(y.TS.load() - ds.TS).max()) <= y.TS.attrs[ATTR_TOL]
+    assert ratios[0] > 1.15 * ratios[1]
+    assert verify(files, cube).ok
+
+
+def test_tol_auto_picks_bounds_that_pass_the_criteria(tmp_path, archive, trefht, cluster):
+    from xdiffc import metrics
+
+    out = tmp_path / "auto.zarr"
+    convert(archive, out, tol="auto", scheduler=cluster, progress=False, chunks=CHUNKS)
+    y = xr.open_zarr(out)
+    assert 0 < y.TREFHT.attrs[ATTR_TOL] < 0.1 * float(trefht.TREFHT.max() - trefht.TREFHT.min())
+    table = metrics.assess(trefht, y.load())
+    assert bool(table.loc["TREFHT", "passed"]), table.T
+    with pytest.raises(ValueError, match="auto"):
+        convert(archive, tmp_path / "bad.zarr", tol="sometimes", scheduler=cluster, progress=False)

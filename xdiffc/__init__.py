@@ -6,7 +6,7 @@
 """
 
 from .codec import GCDTCCodec
-from .convert import convert, verify
+from .conversion import convert, verify
 from .core import compress, decompress
 from .errors import CorruptStreamError, ModelMismatchError, XdiffcError
 from . import accessor  # registers ds.gcdtc

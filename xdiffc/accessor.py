@@ -253,7 +253,7 @@ class _Encoder:
         return out
 
 
-def _is_lossy(attrs: Mapping) -> bool:
+def is_lossy(attrs: Mapping) -> bool:
     """Whether xdiffc wrote the variable with these attrs lossily (pointwise or l2)."""
     return ATTR_TOL in attrs or ATTR_NRMSE in attrs
 
@@ -317,7 +317,7 @@ class GCDTCAccessor:
         ds = self.compress(tol, rel_tol, model, chunks, exclude, steps=steps,
                            zarr_format=zarr_format, layout=layout, grid=grid,
                            mode="pointwise" if nrmse is None else "l2", nrmse=nrmse)
-        clash = [n for n in to_zarr_kwargs.get("encoding") or {} if _is_lossy(ds[n].attrs)]
+        clash = [n for n in to_zarr_kwargs.get("encoding") or {} if is_lossy(ds[n].attrs)]
         if clash:
             # xarray would replace, not merge, their encoding: the codec would silently be dropped
             raise ValueError(f"encoding= names lossy variables {clash}, whose encoding xdiffc sets; "
@@ -344,7 +344,7 @@ class GCDTCAccessor:
         ``max_err_over_bound`` NaN for l2 ones), ``specials_moved`` (points whose NaN/fill status changed: must be 0) and ``ratio`` (in-memory bytes over the bytes stored in ``other.encoding["source"]``,
         chunks plus array metadata; NaN when ``other`` did not come from a Zarr store).
         """
-        names = [n for n in other.data_vars if _is_lossy(other[n].attrs)]
+        names = [n for n in other.data_vars if is_lossy(other[n].attrs)]
         lazy = []
         for n in names:
             x, y = self._ds[n], other[n]

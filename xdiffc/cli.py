@@ -67,8 +67,10 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _tol(text: str) -> tuple[str | None, float]:
-    """``VAR=ABS`` (a bound for one variable) or ``ABS`` (for every lossy variable)."""
+def _tol(text: str) -> tuple[str | None, float | str]:
+    """``VAR=ABS`` (a bound for one variable), ``ABS`` (for every lossy variable) or ``auto``."""
+    if text == "auto":
+        return None, "auto"
     name, _, value = text.rpartition("=")
     try:
         return name or None, float(value)
@@ -76,7 +78,7 @@ def _tol(text: str) -> tuple[str | None, float]:
         raise argparse.ArgumentTypeError(f"expected VAR=ABS or ABS, got {text!r}") from None
 
 
-def _tol_option(pairs: list[tuple[str | None, float]] | None) -> float | dict[str, float] | None:
+def _tol_option(pairs: list[tuple[str | None, float | str]] | None) -> float | str | dict[str, float] | None:
     """The ``tol`` argument from the --tol options: one bare bound, or one bound per named variable."""
     if not pairs:
         return None
@@ -112,7 +114,7 @@ def _run_reporting_errors(job) -> int:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from .convert import convert
+    from .conversion import convert
 
     variables = [v for item in args.variables or [] for v in item.split(",") if v] or None
 
@@ -122,7 +124,8 @@ def _convert(args: argparse.Namespace) -> int:
                               model=args.model, mode=args.mode, chunks=args.chunks, variables=variables,
                               scheduler=args.scheduler, workers=args.workers,
                               threads_per_worker=args.threads_per_worker, gpus=args.gpus, resume=args.resume,
-                              verify=args.verify, overwrite=args.overwrite, progress=not args.quiet)
+                              verify=args.verify, overwrite=args.overwrite, progress=not args.quiet,
+                              layout=args.layout, grid=args.grid)
         except KeyboardInterrupt:
             print(f"xdiffc: interrupted; {args.output} is marked incomplete: rerun the same command with --resume "
                   f"to finish it", file=sys.stderr)
@@ -134,7 +137,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from .convert import verify
+    from .conversion import verify
 
     def job() -> int:
         report = verify(args.inputs, args.store)
@@ -201,7 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("inputs", nargs="+", metavar="IN", help="netCDF files or globs, or one Zarr store")
     conv.add_argument("-o", "--output", required=True, metavar="OUT.zarr", help="Zarr store to write")
     conv.add_argument("--tol", action="append", type=_tol, metavar="VAR=ABS",
-                      help="absolute bound for VAR (repeatable); a bare ABS applies to every lossy variable")
+                      help="absolute bound for VAR (repeatable); a bare ABS applies to every lossy variable; "
+                           "'auto': per variable, the loosest bound that passes the Baker et al. criteria "
+                           "on a sample (as xdiffc tune)")
     conv.add_argument("--rel-tol", type=_rel_tol, default=1e-3, metavar="R",
                       help="bound for the variables --tol does not name, as a fraction of each one's range "
                            "(default 1e-3; 'none' keeps them exact)")
@@ -209,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--mode", default="pointwise", choices=["pointwise", "l2"],
                       help="pointwise: every value within its bound (default); l2: each variable's NRMSE within --rel-tol")
     conv.add_argument("--chunks", type=_chunks, metavar="DIM=N,...", help="Zarr chunks, e.g. time=16,lat=64,lon=64")
+    conv.add_argument("--layout", default="auto", choices=["auto", "cubed-sphere", "hilbert", "none"],
+                      help="how unstructured columns (ncol, nCells) are laid out for coding (default: detect)")
+    conv.add_argument("--grid", metavar="FILE", help="file with the columns' lat/lon, for inputs that lack them")
     conv.add_argument("--variables", action="append", metavar="A,B",
                       help="data variables to convert (comma-separated, repeatable; default all); bounds, "
                            "grid, time and integer variables always come along")

@@ -36,6 +36,7 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
 import uuid
 import warnings
@@ -51,7 +52,7 @@ import pandas as pd
 import xarray as xr
 import zarr
 
-from .accessor import DEFAULT_CHUNK_BYTES, _is_lossy, never_lossy
+from .accessor import DEFAULT_CHUNK_BYTES, is_lossy, never_lossy
 from .errors import XdiffcError
 
 #: Root attribute of a store being converted: False until every chunk is written and verified.
@@ -378,6 +379,18 @@ def _bound_kwargs(mode: str, tol, rel_tol: float | None) -> dict:
     return {"tol": None, "mode": "l2", "nrmse": rel_tol}
 
 
+def _auto_tol(tol: str, paths: list[str], is_zarr: bool, variables, model, chunks) -> dict[Hashable, float]:
+    """``tol="auto"``: the bounds :func:`xdiffc.tuning.suggest_tol` finds on a sample of the inputs."""
+    if tol != "auto":
+        raise ValueError(f"tol must be a number, a mapping of variable to number, or 'auto'; got {tol!r}")
+    from .tuning import suggest_tol
+
+    spec = Inputs(tuple(paths), is_zarr, None, None if variables is None else tuple(variables))
+    suggestion = suggest_tol(open_inputs(spec), variables=variables, model=model, chunks=chunks)
+    print(suggestion.table.to_string(float_format=lambda v: f"{v:.4g}"), file=sys.stderr)
+    return dict(suggestion)
+
+
 def _prepare_output(store: Path, resume: bool, overwrite: bool) -> None:
     """Refuse to touch an existing store without --overwrite/--resume; fail early where nothing can be written."""
     if store.exists() and not (resume or overwrite):
@@ -398,25 +411,25 @@ def _remove_store(store: Path) -> None:
     shutil.rmtree(store)
 
 
-def _fingerprint(inputs: Inputs, tol, rel_tol, model, mode, chunks) -> dict:
+def _fingerprint(inputs: Inputs, tol, rel_tol, model, mode, chunks, layout, grid) -> dict:
     """What a resumed conversion must share with the first run (JSON)."""
     tol = {str(k): float(v) for k, v in tol.items()} if isinstance(tol, Mapping) else tol
     return {"inputs": [[p, os.path.getsize(p) if os.path.isfile(p) else None] for p in inputs.paths],
             "variables": inputs.variables, "tol": tol, "rel_tol": rel_tol, "model": model, "mode": mode,
-            "chunks": dict(chunks)}
+            "chunks": dict(chunks), "layout": layout, "grid": None if grid is None else str(grid)}
 
 
 def _set_up(store: Path, inputs: Inputs, compress_kwargs: dict) -> list[str]:
     """Create the store, marked incomplete: all metadata, the index coordinates; returns the arrays left to units."""
     ds = open_inputs(inputs)
     enc = ds.gcdtc.compress(**compress_kwargs)
-    if not any(_is_lossy(v.attrs) for v in enc.data_vars.values()):
+    if not any(is_lossy(v.attrs) for v in enc.data_vars.values()):
         floats = [str(n) for n, v in ds.data_vars.items() if v.dtype.kind == "f"]
         raise ValueError(f"nothing to compress: no data variable of the inputs is a lossy float field "
                          f"(float data variables: {floats or 'none'}); name one in --tol, or give a --rel-tol")
     chunks = dict(inputs.chunks)
     for name, var in list(enc.variables.items()):
-        if var.chunks is None or _is_lossy(var.attrs):
+        if var.chunks is None or is_lossy(var.attrs):
             continue
         if var.dtype.kind in "mMO":
             # dates (time bounds): xarray cannot write a region of a date array that is still empty; they are small
@@ -441,10 +454,13 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
             model: str | None = "default", mode: str = "pointwise", chunks: Mapping[str, int] | None = None,
             variables: Sequence[str] | None = None, scheduler: str | None = None, workers: int | None = None,
             threads_per_worker: int | None = None, gpus: int = 0, resume: bool = False, verify: bool = False,
-            overwrite: bool = False, progress: bool = True) -> ConvertSummary:
+            overwrite: bool = False, progress: bool = True, layout: str = "auto", grid: str | None = None
+            ) -> ConvertSummary:
     """Convert netCDF files (or one Zarr store) into one compressed Zarr store on a Dask cluster.
 
-    ``tol``, ``rel_tol``, ``model``, ``chunks`` are those of ``ds.gcdtc.compress``; ``mode`` is
+    ``tol``, ``rel_tol``, ``model``, ``chunks``, ``layout`` and ``grid`` are those of
+    ``ds.gcdtc.compress``; ``tol="auto"`` picks, per variable, the loosest bound that passes the
+    Baker et al. criteria on a sample (:func:`xdiffc.tuning.suggest_tol`). ``mode`` is
     ``"pointwise"`` or ``"l2"``. ``scheduler``: address of an existing cluster; otherwise a local
     one with ``workers`` x ``threads_per_worker``, or with ``gpus`` one worker per GPU. With
     ``gpus`` the units need the worker resource ``GPU=1``. ``resume`` finishes an interrupted
@@ -461,12 +477,15 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     chunks = dict(chunks or {})
     if time_dim is not None and time_dim not in chunks:
         chunks[time_dim] = _default_time_chunk(first, time_dim, chunks)
+    if isinstance(tol, str):
+        tol, rel_tol = _auto_tol(tol, paths, is_zarr, variables, model, chunks), None
+        bounds = _bound_kwargs(mode, tol, rel_tol)
     spec = Inputs(paths, is_zarr, time_dim, None if variables is None else tuple(variables),
                   tuple(sorted(chunks.items())), _stamps(paths))
-    fingerprint = _fingerprint(spec, tol, rel_tol, model, mode, chunks)
+    fingerprint = _fingerprint(spec, tol, rel_tol, model, mode, chunks, layout, grid)
     with _client(scheduler, workers, threads_per_worker, gpus) as client:
         log = _open_progress(store, spec, fingerprint, resume, overwrite,
-                             dict(model=model, chunks=chunks, **bounds))
+                             dict(model=model, chunks=chunks, layout=layout, grid=grid, **bounds))
         if log is None:  # resuming a store that is already complete
             return _summarise(store, spec, {}, 0.0, [], set(), verify=verify)
         group = zarr.open_group(str(store), mode="r")
@@ -552,7 +571,7 @@ def _summarise(store: Path, spec: Inputs, stats: dict[str, dict], seconds: float
                skipped: set[int], *, verify: bool) -> ConvertSummary:
     """The per-variable table (size, stored size, ratio, time; error over bound with ``verify``)."""
     group = zarr.open_group(str(store), mode="r")
-    lossy = [n for n, a in group.arrays() if _is_lossy(a.attrs)]
+    lossy = [n for n, a in group.arrays() if is_lossy(a.attrs)]
     rows = {n: {"MB": group[n].nbytes / 2**20, "stored_MB": group[n].nbytes_stored() / 2**20,
                 "seconds": stats.get(n, {}).get("seconds", 0.0)} for n in lossy}
     table = pd.DataFrame.from_dict(rows, orient="index")
@@ -637,7 +656,7 @@ def verify_store(spec: Inputs, store: Path, *, require_complete: bool) -> Verify
         return VerifyReport(str(store), pd.DataFrame(), [why])
     out = xr.open_zarr(str(store), consolidated=None if complete else False)
     out.encoding["source"] = str(store)
-    lossy = [n for n in out.data_vars if _is_lossy(out[n].attrs)]
+    lossy = [n for n in out.data_vars if is_lossy(out[n].attrs)]
     chunks = {d: c[0] for n in lossy[:1] for d, c in out[n].chunksizes.items()}  # read the inputs in store chunks
     ds = open_inputs(Inputs(spec.paths, spec.is_zarr, spec.time_dim, chunks=tuple(chunks.items())))
     problems = _attr_problems("global", ds.attrs, out.attrs)
