@@ -34,6 +34,7 @@ import xarray as xr
 
 import xdiffc
 from xdiffc import baselines, masking
+from xdiffc.spectra import spectral_error
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -66,6 +67,7 @@ class Field:
     """One variable as stored on disk, with its missing points and value range over the rest."""
 
     label: str
+    dims: tuple[str, ...]
     x: np.ndarray
     fills: list[float]
     mask: np.ndarray
@@ -96,7 +98,7 @@ def load_field(path: Path, var: str) -> Field | None:
     valid = x[~mask]
     if valid.size == 0:
         return None
-    return Field(f"{path.name}:{var}", x, fills, mask, float(valid.min()), float(valid.max()))
+    return Field(f"{path.name}:{var}", tuple(map(str, da.dims)), x, fills, mask, float(valid.min()), float(valid.max()))
 
 
 def discover_fields(data_dir: Path) -> list[tuple[str, str]]:
@@ -143,6 +145,17 @@ def run_baseline(name: str, f: Field, tol: float, repeat: int) -> Run:
     return Run(len(blob), y, t_enc, t_dec)
 
 
+def spectral_err(f: Field, y: np.ndarray) -> float:
+    """:func:`xdiffc.spectra.spectral_error` over the field's 2-D (y, x) slices, every k >= 1; missing points NaN.
+
+    NaN for fields whose last two axes are not a 2-D grid (unstructured columns, or fewer than 8 x 8).
+    """
+    if f.x.ndim < 2 or f.dims[-1] in ("ncol", "nCells") or min(f.x.shape[-2:]) < 8:
+        return math.nan
+    x = np.where(f.mask, np.nan, f.x.astype(np.float64))
+    return spectral_error(x, np.where(f.mask, np.nan, np.asarray(y, np.float64)))
+
+
 def bench_field(f: Field, eps_list: list[float], repeat: int) -> list[dict]:
     """One record per eps and compressor: CR, max error / bound, NRMSE, MB/s (and for xdiffc, exact missing)."""
     valid = ~f.mask
@@ -160,6 +173,7 @@ def bench_field(f: Field, eps_list: list[float], repeat: int) -> list[dict]:
                        cr=f.x.nbytes / run.nbytes,
                        max_err_over_bound=max_err / tol if tol > 0 else (0.0 if max_err == 0 else math.inf),
                        nrmse=float(np.sqrt(np.mean(err**2))) / vrange if vrange > 0 else math.nan,
+                       spectral_err=spectral_err(f, run.y),
                        encode_mb_s=f.x.nbytes / run.t_enc / 1e6, decode_mb_s=f.x.nbytes / run.t_dec / 1e6)
             if name == "xdiffc":
                 uint = np.dtype(f"u{f.x.itemsize}")
@@ -184,6 +198,9 @@ def summarise(records: list[dict], eps_list: list[float]) -> dict:
         xdiffc_over_sz3={e: g["xdiffc"] / g["sz3"] for e, g in gm.items()},
         per_field_xdiffc_over_sz3={fl: {str(e): cr[fl, e, "xdiffc"] / cr[fl, e, "sz3"] for e in eps_list}
                                    for fl in fields},
+        mean_spectral_err={str(e): {c: float(np.nanmean([r["spectral_err"] for r in records
+                                                         if r["eps"] == e and r["compressor"] == c] or [math.nan]))
+                                    for c in COMPRESSORS} for e in eps_list},
         geomean_mb_s={c: {k: geomean([r[k] for r in records if r["compressor"] == c])
                           for k in ("encode_mb_s", "decode_mb_s")} for c in COMPRESSORS},
         violations=[{k: r[k] for k in ("field", "eps", "compressor", "max_err_over_bound")}
@@ -268,6 +285,11 @@ def results_markdown(records: list[dict], summary: dict, meta: dict, eps_list: l
     for e, g in summary["geomean_cr"].items():
         lines.append(f"| {float(e):g} | " + " | ".join(f"{g[c]:.2f}" for c in COMPRESSORS)
                      + f" | {summary['xdiffc_over_sz3'][e]:.2f} |")
+    lines += ["", "Spectral error (RMS of ln E_y(k) - ln E_x(k) over the 2-D slices, every k >= 1; "
+              "`xdiffc.spectra.spectral_error`), mean over the gridded fields:", "",
+              "| eps | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(heads)]
+    for e, g in summary["mean_spectral_err"].items():
+        lines.append(f"| {float(e):g} | " + " | ".join(f"{g[c]:.2e}" for c in COMPRESSORS) + " |")
     lines += ["", "Throughput, geometric mean over fields and bounds, MB/s of input, one process:", "",
               "| | " + " | ".join(heads) + " |", "|---|" + "---:|" * len(heads)]
     for k in ("encode_mb_s", "decode_mb_s"):
