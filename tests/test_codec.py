@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import pickle
 import subprocess
@@ -97,9 +98,12 @@ def test_unsupported_dtype_is_a_type_error():
         GCDTCCodec(tol=0.1).encode(np.zeros((4, 4), np.complex64))
 
 
-def test_model_resolver():
-    assert _resolve_model("default") == ("", "") and _resolve_model(None) == ("", "")
-    with pytest.raises(ValueError, match="default"):
+def test_model_resolver(tmp_path):
+    assert _resolve_model(None) == ("", "") and _resolve_model("none") == ("", "")
+    model = tmp_path / "mine.pt"
+    model.write_bytes(b"weights")
+    assert _resolve_model(str(model)) == (str(model), hashlib.sha256(b"weights").hexdigest())
+    with pytest.raises(ValueError, match="no-such-model"):
         _resolve_model("no-such-model")
 
 
@@ -110,7 +114,7 @@ def test_chunk_written_with_another_model_is_refused_naming_it():
         GCDTCCodec(tol=0.1).decode(blob)
     right = GCDTCCodec(tol=0.1, model_id=OTHER_MODEL[0], model_sha256=OTHER_MODEL[1])
     assert np.abs(right.decode(blob) - x).max() <= 0.1
-    with pytest.raises(xdiffc.ModelMismatchError, match="cannot encode"):
+    with pytest.raises(xdiffc.ModelMismatchError, match="cannot be loaded"):
         right.encode(x)
 
 

@@ -5,11 +5,21 @@
     >>> y = xdiffc.decompress(blob)               # same shape and dtype as x
 """
 
+from . import accessor  # registers ds.gcdtc
 from .codec import GCDTCCodec
 from .conversion import convert, verify
 from .core import compress, decompress
 from .errors import CorruptStreamError, ModelMismatchError, XdiffcError
-from . import accessor  # registers ds.gcdtc
 
-__all__ = ["compress", "decompress", "convert", "verify", "GCDTCCodec", "CorruptStreamError", "ModelMismatchError", "XdiffcError"]
+__all__ = ["compress", "decompress", "convert", "verify", "train", "GCDTCCodec", "CorruptStreamError",
+           "ModelMismatchError", "XdiffcError"]
 __version__ = "0.1.0"
+
+
+def __getattr__(name: str):
+    """``xdiffc.train`` is :func:`xdiffc.training.train`, imported on first use: it needs torch."""
+    if name == "train":
+        from .training import train
+
+        return train
+    raise AttributeError(f"module 'xdiffc' has no attribute {name!r}")

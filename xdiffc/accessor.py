@@ -274,7 +274,7 @@ class GCDTCAccessor:
         self._ds = ds
 
     def compress(self, tol: float | Mapping[Hashable, float] | None = None, rel_tol: float | None = 1e-3,
-                 model: str | None = "default", chunks: Mapping[Hashable, int] | None = None,
+                 model: str | None = None, chunks: Mapping[Hashable, int] | None = None,
                  exclude: Iterable[Hashable] = (), *, steps: int = DEFAULT_STEPS, zarr_format: int = 3,
                  layout: str = "auto", grid=None, mode: str = "pointwise", nrmse: float | None = None) -> xr.Dataset:
         """The same Dataset (same values, attrs, coords), its lossy variables carrying the codec for ``to_zarr``.
@@ -305,7 +305,7 @@ class GCDTCAccessor:
         return out
 
     def to_zarr(self, store, tol: float | Mapping[Hashable, float] | None = None, rel_tol: float | None = 1e-3, *,
-                model: str | None = "default", chunks: Mapping[Hashable, int] | None = None,
+                model: str | None = None, chunks: Mapping[Hashable, int] | None = None,
                 exclude: Iterable[Hashable] = (), steps: int = DEFAULT_STEPS, layout: str = "auto", grid=None,
                 nrmse: float | None = None, **to_zarr_kwargs):
         """Compress and write to ``store`` with consolidated metadata; ``xr.open_zarr(store)`` reads it back.

@@ -186,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("inputs", nargs="+", metavar="IN", help="netCDF files or one Zarr store")
     tune.add_argument("--sample", type=int, help="values sampled per variable (default 2**20)")
     tune.add_argument("--iterations", type=int, default=10, help="bisection steps (default 10)")
-    tune.add_argument("--model", default="default", metavar="ID", help="model to encode with (default: 'default')")
+    tune.add_argument("--model", default=None, metavar="ID", help="model to try block by block ('default' is the shipped one; default: none, model-free)")
     criteria_options(tune)
     tune.set_defaults(func=_tune)
 
@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--rel-tol", type=_rel_tol, default=1e-3, metavar="R",
                       help="bound for the variables --tol does not name, as a fraction of each one's range "
                            "(default 1e-3; 'none' keeps them exact)")
-    conv.add_argument("--model", default="default", metavar="ID", help="model to encode with (default: 'default')")
+    conv.add_argument("--model", default=None, metavar="ID", help="model to try block by block ('default' is the shipped one; default: none, model-free)")
     conv.add_argument("--mode", default="pointwise", choices=["pointwise", "l2"],
                       help="pointwise: every value within its bound (default); l2: each variable's NRMSE within --rel-tol")
     conv.add_argument("--chunks", type=_chunks, metavar="DIM=N,...", help="Zarr chunks, e.g. time=16,lat=64,lon=64")

@@ -22,19 +22,19 @@ from .bitstream import Header, Stream
 from .core import DEFAULT_STEPS, check_bound, compress, decompress
 from .errors import ModelMismatchError
 from .grids import Layout
-
-#: Model names that this xdiffc can encode with -> (model id, sha256); ("", "") is the model-free
-#: predictor. "default" names the shipped model; until one ships it is the model-free predictor.
-MODELS: dict[str, tuple[str, str]] = {"default": ("", ""), "none": ("", "")}
-
+from .modelfiles import NO_MODEL, identify
 
 def _resolve_model(name: str | None) -> tuple[str, str]:
-    """The (model id, sha256) that model name ``name`` stands for; ``None`` means model-free."""
-    key = "none" if name is None else name
+    """(model, sha256) for a codec config: a shipped model name or a model file path, and its file's hash.
+
+    ``None``, "" and "none" mean the model-free coders only: ("", "").
+    """
+    if name is None or name in NO_MODEL:
+        return "", ""
     try:
-        return MODELS[key]
-    except KeyError:
-        raise ValueError(f"unknown model {name!r}; this xdiffc knows {sorted(MODELS)}") from None
+        return str(name), identify(str(name))[1]
+    except FileNotFoundError as err:
+        raise ValueError(str(err)) from None
 
 
 def _finite_fills(values: Iterable[float]) -> tuple[float, ...]:
@@ -143,30 +143,38 @@ class GCDTCCodec(Codec):
         codes the chunks one by one. ``extra_fill_values`` (such as the Zarr array's
         ``fill_value``, which pads edge chunks) are kept exactly like ``fill_values``.
         """
-        if self.model_id:
-            raise ModelMismatchError(
-                f"this xdiffc cannot encode with {_model_label(self.model_id, self.model_sha256)}: "
-                f"only {sorted(MODELS)} are available; choose one of them"
-            )
         fills = self.fill_values + _finite_fills(extra_fill_values)
         if self._layout is not None:
             layout, axis = self._layout
             arrays = [layout.to_grid(a, axis) for a in arrays]
-        return [compress(a, self.tol, self.rel_tol, nrmse=self.nrmse, mode=self.mode, fill_values=fills)
-                for a in arrays]
+        model = self._predictor() if self.model_id else None
+        return [compress(a, self.tol, self.rel_tol, nrmse=self.nrmse, mode=self.mode, fill_values=fills,
+                         model=model, steps=self.steps) for a in arrays]
+
+    def _predictor(self):
+        """The configured model, loaded once per process and device (never pickled with the codec)."""
+        from .core import default_device
+        from .model import load_model
+
+        try:
+            return load_model(self.model_id, sha256=self.model_sha256, device=default_device())
+        except FileNotFoundError as err:
+            raise ModelMismatchError(f"this codec encodes with {_model_label(self.model_id, self.model_sha256)}, "
+                                     f"which cannot be loaded here ({err}); install it, or give its path") from None
 
     def decode_batch(self, blobs: Sequence[bytes]) -> list[np.ndarray]:
         """Decode several chunks; raises ModelMismatchError for a chunk written with another model."""
         for blob in blobs:
             self._check_model(Stream.from_bytes(blob).header)
-        arrays = [decompress(blob) for blob in blobs]
+        # the core loads the model (cached per process) only for chunks that carry a model section
+        arrays = [decompress(blob, model=self.model_id or None) for blob in blobs]
         if self._layout is not None:
             layout, axis = self._layout
             arrays = [layout.from_grid(y, axis) for y in arrays]
         return arrays
 
     def _check_model(self, header: Header) -> None:
-        if header.model_id and (header.model_id, header.model_sha256) != (self.model_id, self.model_sha256):
+        if header.model_sha256 and header.model_sha256 != self.model_sha256:
             raise ModelMismatchError(
                 f"this chunk was encoded with {_model_label(header.model_id, header.model_sha256)}, "
                 f"but the codec is configured for {_model_label(self.model_id, self.model_sha256)}; "

@@ -451,7 +451,7 @@ def _set_up(store: Path, inputs: Inputs, compress_kwargs: dict) -> list[str]:
 
 def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike, *,
             tol: float | Mapping[Hashable, float] | None = None, rel_tol: float | None = 1e-3,
-            model: str | None = "default", mode: str = "pointwise", chunks: Mapping[str, int] | None = None,
+            model: str | None = None, mode: str = "pointwise", chunks: Mapping[str, int] | None = None,
             variables: Sequence[str] | None = None, scheduler: str | None = None, workers: int | None = None,
             threads_per_worker: int | None = None, gpus: int = 0, resume: bool = False, verify: bool = False,
             overwrite: bool = False, progress: bool = True, layout: str = "auto", grid: str | None = None

@@ -220,7 +220,8 @@ def _model_candidates(predictor, work: np.ndarray, values: np.ndarray, tol: floa
     return out
 
 
-def _default_device() -> str:
+def default_device() -> str:
+    """Where models run unless told otherwise: the first CUDA device when there is one, else the CPU."""
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
@@ -232,7 +233,7 @@ def _resolve_predictor(model, device: str | None, sha256: str | None = None):
         return model
     from .model import load_model
 
-    return load_model(str(model), sha256=sha256, device=device or _default_device())
+    return load_model(str(model), sha256=sha256, device=device or default_device())
 
 
 def decompress(blob: bytes | bytearray | memoryview | np.ndarray, *, model=None, device: str | None = None) -> np.ndarray:

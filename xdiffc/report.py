@@ -149,7 +149,7 @@ def plot_histogram(x: np.ndarray, y: np.ndarray, tol: float, path: Path) -> None
 
 def ratio_curve(ds: xr.Dataset, name: Hashable, tol: float, criteria: metrics.Criteria,
                 compressors: Sequence[str] = RATIO_COMPRESSORS, sample: int = RATIO_SAMPLE,
-                model: str | None = "default") -> pd.DataFrame:
+                model: str | None = None) -> pd.DataFrame:
     """Ratio and pass/fail of each compressor at RATIO_EPS times the range and at ``tol``, on a sample.
 
     Baselines are judged on the criteria alone, xdiffc on its bound too (see :func:`tuning.evaluate`).

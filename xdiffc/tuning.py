@@ -77,7 +77,7 @@ class Suggestion(dict):
 
 
 def xdiffc_compressor(fill_values: Sequence[float] = (), native: tuple[int, Layout] | None = None,
-                      model: str | None = "default") -> Compressor:
+                      model: str | None = None) -> Compressor:
     """The codec a store would use (:class:`~xdiffc.GCDTCCodec`, with its layout and fill values), one chunk."""
     model_id, sha = _resolve_model(model)
     layout = None if native is None or native[1].kind == "none" else native[1].to_config(native[0])
@@ -195,7 +195,7 @@ class VariableSample:
     fill_values: list[float]
     native: tuple[int, Layout] | None
 
-    def compressors(self, names: Sequence[str] = ("xdiffc",), model: str | None = "default") -> dict[str, Compressor]:
+    def compressors(self, names: Sequence[str] = ("xdiffc",), model: str | None = None) -> dict[str, Compressor]:
         """xdiffc (as the store codes it) and baselines by name."""
         return {n: xdiffc_compressor(self.fill_values, self.native, model) if n == "xdiffc"
                 else baseline_compressor(n, self.fill_values) for n in names}
@@ -225,7 +225,7 @@ def sample_variable(ds: xr.Dataset, name: Hashable, sample: int | Mapping[Hashab
 
 def suggest_tol(ds: xr.Dataset, criteria: str | metrics.Criteria | Mapping | None = "baker",
                 sample: int | Mapping[Hashable, object] | None = None, variables: Sequence[Hashable] | None = None,
-                *, model: str | None = "default", chunks: Mapping[Hashable, int] | None = None,
+                *, model: str | None = None, chunks: Mapping[Hashable, int] | None = None,
                 iterations: int = ITERATIONS) -> Suggestion:
     """Per variable, the loosest absolute bound whose reconstruction passes ``criteria`` on a sample.
 

@@ -26,18 +26,17 @@ import hashlib
 import struct
 import threading
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import CorruptStreamError, ModelMismatchError
+from ..modelfiles import resolve
 from . import layout, modelfile
 from .entropy import FrozenCoder
 from .network import GCDTCNet
 
 FORMAT = 1
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 #: bytes of side information per block: float32 mean and range
 SIDE_BYTES = 8
 _HEAD = struct.Struct("<BB8sHHHHI")
@@ -45,24 +44,12 @@ _CACHE: dict[tuple[str, str, str], "ModelPredictor"] = {}
 _LOCK = threading.Lock()
 
 
-def _resolve(name_or_path: str) -> Path:
-    """A bare name is a model shipped in xdiffc/models/<name>.pt; anything else is a path."""
-    shipped = MODELS_DIR / f"{name_or_path}.pt"
-    if "/" not in name_or_path and "\\" not in name_or_path and shipped.exists():
-        return shipped
-    path = Path(name_or_path).expanduser()
-    if not path.is_file():
-        raise FileNotFoundError(f"no model {name_or_path!r}: not a shipped model name "
-                                f"({', '.join(p.stem for p in MODELS_DIR.glob('*.pt')) or 'none'}) nor a file")
-    return path
-
-
 def load_model(name_or_path: str = "default", sha256: str | None = None, device: str = "cpu") -> "ModelPredictor":
     """The predictor of a model file, loaded once per (model id, sha256, device) in this process.
 
     Raises :class:`~xdiffc.ModelMismatchError` when ``sha256`` is given and the file's differs.
     """
-    path = _resolve(str(name_or_path))
+    path = resolve(str(name_or_path))
     data = path.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     model_id = path.stem

@@ -1,0 +1,34 @@
+"""Where model files are and what they are called, without importing torch.
+
+A model is named by a bare name (a file shipped in ``xdiffc/models/<name>.pt``) or by a path,
+and identified by the sha256 of its bytes. Codecs and stores record (model id, sha256), so a
+reader can tell which model a chunk needs before any network is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+#: Models shipped inside the package.
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+#: Names that mean "no model": the model-free coders only.
+NO_MODEL = ("", "none")
+
+
+def resolve(name_or_path: str) -> Path:
+    """A bare name is a model shipped in ``xdiffc/models/<name>.pt``; anything else is a path to a file."""
+    shipped = MODELS_DIR / f"{name_or_path}.pt"
+    if "/" not in name_or_path and "\\" not in name_or_path and shipped.exists():
+        return shipped
+    path = Path(name_or_path).expanduser()
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in MODELS_DIR.glob("*.pt"))) or "none"
+        raise FileNotFoundError(f"no model {name_or_path!r}: not a shipped model name ({known}) nor a file")
+    return path
+
+
+def identify(name_or_path: str) -> tuple[str, str]:
+    """(model id, sha256) of a model file: the id is the file's stem, as the stream records it."""
+    path = resolve(name_or_path)
+    return path.stem, hashlib.sha256(path.read_bytes()).hexdigest()
