@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import xarray as xr
 
 import xdiffc
 import xdiffc.core
@@ -138,3 +139,18 @@ def test_bound_holds_when_the_model_path_is_taken(codec_model, monkeypatch):
     assert_bounded(x, y, 1e-2 * float(x.max() - x.min()))
     with pytest.raises(xdiffc.ModelMismatchError):
         load_diffcoder(path, sha256="0" * 64)
+
+
+def test_a_diffcoder_file_works_through_the_standard_interfaces(codec_model, tmp_path):
+    """By path: load_model dispatches on the file's format, and a Zarr store written with it holds the bound."""
+    from xdiffc.diffcoder.predictor import DiffCoderPredictor
+    from xdiffc.model import load_model
+
+    path, digest = codec_model
+    assert isinstance(load_model(str(path)), DiffCoderPredictor)
+    ds = open_sample("trefht").isel(time=slice(20, 23))
+    store = ds.gcdtc.to_zarr(tmp_path / "dc.zarr", rel_tol=1e-2, model=str(path), steps=2)
+    out = xr.open_zarr(store)
+    assert out.TREFHT.encoding["serializer"].model_sha256 == digest
+    report = ds.gcdtc.error_report(out)
+    assert report.loc["TREFHT", "max_err_over_bound"] <= 1.0

@@ -62,3 +62,12 @@ def test_train_checkpoint_resume(data, tmp_path):
     x = np.random.default_rng(1).normal(size=(5, 9, 9))
     a = pred.analyse(x, np.zeros(x.shape, bool), steps=1)
     assert np.isfinite(a.x_hat).all()
+
+
+def test_native_grid_fields_train_on_their_cube_canvas():
+    from xdiffc.datasets import sample_path
+
+    train_fields, val_fields = load_fields([sample_path("camse_ts")], ["TS"])
+    assert train_fields[0].values.shape[-2:] == (180, 271)  # ne30np4: faces of n = 90 on a (2n, 3n + 1) canvas
+    padding = 180 * 271 - 48602
+    assert train_fields[0].missing[0, 0].sum() == padding and not np.isnan(train_fields[0].values).any()

@@ -28,6 +28,7 @@ import torch
 import xarray as xr
 from tqdm.auto import tqdm
 
+from . import grids
 from .model import diffusion, layout, modelfile
 from .model.network import GCDTCNet, ModelConfig
 
@@ -61,6 +62,23 @@ def _usable(var: xr.DataArray) -> bool:
     return var.ndim >= 3 or var.dims[1].lower() in _COLUMN_DIMS
 
 
+def _on_canvas(ds: xr.Dataset, var: xr.DataArray, x: np.ndarray, miss: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Columns of a native grid laid out on their 2-D canvas (:mod:`xdiffc.grids`) as the last two axes.
+
+    This is the canvas the codec codes for (time, [lev,] ncol) fields. Padding slots are marked
+    missing, so the loss ignores them. Gridded data, and columns without lat/lon or without a
+    2-D layout, come back unchanged.
+    """
+    dim = next((d for d in var.dims if d.lower() in _COLUMN_DIMS), None)
+    found = None if dim is None else grids.layout_for(ds, dim)
+    if found is None or len(found.shape2d) != 2:
+        return x, miss
+    axis = var.dims.index(dim)
+    x, miss = np.moveaxis(x, axis, -1), np.moveaxis(miss, axis, -1)
+    padding = found.permutation.reshape(found.shape2d) < 0
+    return found.to_grid(x), found.to_grid(miss) | padding
+
+
 def load_fields(paths: Sequence[str | os.PathLike], variables: Sequence[str] | None = None,
                 val_fraction: float = 0.15) -> tuple[list[Field], list[Field]]:
     """Training and validation fields of every usable variable in ``paths``."""
@@ -72,6 +90,7 @@ def load_fields(paths: Sequence[str | os.PathLike], variables: Sequence[str] | N
                     continue
                 x = np.asarray(var.values, dtype=np.float64)
                 miss = ~np.isfinite(x) | (np.abs(np.nan_to_num(x)) >= _FILL)
+                x, miss = _on_canvas(ds, var, x, miss)
                 n_val = int(round(val_fraction * x.shape[0])) if x.shape[0] >= 5 else 0
                 label = f"{Path(path).name}:{name}"
                 for part, target in ((slice(0, x.shape[0] - n_val), train), (slice(x.shape[0] - n_val, None), val)):

@@ -45,7 +45,7 @@ _LOCK = threading.Lock()
 
 
 def load_model(name_or_path: str = "default", sha256: str | None = None, device: str = "cpu") -> "ModelPredictor":
-    """The predictor of a model file, loaded once per (model id, sha256, device) in this process.
+    """The predictor of a model file (GCDTC or DiffCoder), loaded once per (model id, sha256, device) in this process.
 
     Raises :class:`~xdiffc.ModelMismatchError` when ``sha256`` is given and the file's differs.
     """
@@ -59,8 +59,19 @@ def load_model(name_or_path: str = "default", sha256: str | None = None, device:
     key = (model_id, digest, str(torch.device(device)))
     with _LOCK:
         if key not in _CACHE:
-            _CACHE[key] = ModelPredictor(modelfile.read(data), model_id, device)
+            _CACHE[key] = _predictor_of(data, path, model_id, device)
         return _CACHE[key]
+
+
+def _predictor_of(data: bytes, path, model_id: str, device: str):
+    """A GCDTC model file's predictor; a DiffCoder model file is handed to its own family's loader."""
+    try:
+        mf = modelfile.read(data)
+    except ValueError:
+        from ..diffcoder.predictor import load_diffcoder  # imported here: it builds on this module
+
+        return load_diffcoder(path, device=device)
+    return ModelPredictor(mf, model_id, device)
 
 
 @dataclass
