@@ -9,6 +9,7 @@ CR is x.nbytes / stored bytes; errors are measured over the valid points on the 
     python benchmarks/rate_distortion.py --all            # every float field in the data directory
     python benchmarks/rate_distortion.py --fields orig.TS.10days.nc:TS --eps 1e-3
     python benchmarks/rate_distortion.py --write-results  # also rewrite the table in RESULTS.md
+    python benchmarks/rate_distortion.py --mode l2 [...]  # the per-block L2 mode (benchmarks/l2_mode.py)
 """
 
 from __future__ import annotations
@@ -314,7 +315,16 @@ def write_results(markdown: str, path: Path = RESULTS) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark; exit 1 if xdiffc broke its bound or did not restore a missing point."""
+    """Run the benchmark; exit 1 if xdiffc broke its bound or did not restore a missing point.
+
+    ``--mode l2`` runs the per-block L2 comparison of ``benchmarks/l2_mode.py`` (its own options follow).
+    """
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:2] == ["--mode", "l2"]:
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from l2_mode import main as l2_main
+
+        return l2_main(argv[2:]) or 0
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="default: ../shared/data from the repo root")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the JSON and PNG (benchmarks/out)")
