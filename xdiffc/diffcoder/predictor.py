@@ -54,7 +54,7 @@ class BlockNet(nn.Module):
 class DiffCoderPredictor(ModelPredictor):
     """A loaded DiffCoder codec model: float32, eval mode, TF32 off, one inference at a time."""
 
-    def __init__(self, mf: modelfile.DiffCoderFile, model_id: str, device: str = "cpu"):  # noqa: D107
+    def __init__(self, mf: modelfile.ModelFile, model_id: str, device: str = "cpu"):  # noqa: D107
         if mf.config.kind != "diffcoder" or mf.config.rate_weight <= 0:
             raise ValueError("this model file is not a DiffCoder codec model (kind 'diffcoder', rate_weight > 0)")
         torch.backends.cuda.matmul.allow_tf32 = False

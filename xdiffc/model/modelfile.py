@@ -5,7 +5,8 @@
      "cdf": int32 tensor (C, 2R+2), the frozen entropy tables,
      "max_abs_deviation": float, "meta": {str: str | int | float}}
 
-A model is identified by its name and the sha256 of the file's bytes.
+A model is identified by its name and the sha256 of the file's bytes. :func:`write` and
+:func:`load` serve every model family under its own format tag (DiffCoder uses "xdiffc-diffcoder").
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ FORMAT, VERSION = "xdiffc-model", 1
 
 @dataclass
 class ModelFile:
-    """A model file's contents, as read back."""
+    """A model file's contents, as read back (``config`` is the family's config class)."""
 
-    config: ModelConfig
+    config: object
     state_dict: dict[str, torch.Tensor]
     cdf: np.ndarray
     max_abs_deviation: float
@@ -36,10 +37,10 @@ class ModelFile:
     sha256: str
 
 
-def save(path: str | os.PathLike, net: GCDTCNet, max_abs_deviation: float, meta: dict | None = None) -> str:
-    """Freeze the entropy tables, write the model file atomically and return its sha256."""
-    cdf = net.prior.freeze(net.config.radius)
-    obj = {"format": FORMAT, "version": VERSION, "config": net.config.to_dict(),
+def write(path: str | os.PathLike, fmt: str, net: torch.nn.Module, cdf: np.ndarray, max_abs_deviation: float,
+          meta: dict | None = None) -> str:
+    """Write a model file of format tag ``fmt`` atomically and return its sha256 (any model family)."""
+    obj = {"format": fmt, "version": VERSION, "config": net.config.to_dict(),
            "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
            "cdf": torch.from_numpy(cdf), "max_abs_deviation": float(max_abs_deviation), "meta": dict(meta or {})}
     buf = io.BytesIO()
@@ -53,13 +54,23 @@ def save(path: str | os.PathLike, net: GCDTCNet, max_abs_deviation: float, meta:
     return hashlib.sha256(data).hexdigest()
 
 
-def read(data: bytes) -> ModelFile:
-    """Parse a model file's bytes (no code is unpickled: weights_only=True)."""
+def load(data: bytes, fmt: str, config_class) -> ModelFile:
+    """Parse a model file's bytes of format tag ``fmt`` (no code is unpickled: weights_only=True)."""
     obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    if not isinstance(obj, dict) or obj.get("format") != FORMAT or obj.get("version") != VERSION:
-        raise ValueError("not an xdiffc model file (format/version missing or unknown)")
-    return ModelFile(ModelConfig.from_dict(obj["config"]), obj["state_dict"], obj["cdf"].numpy(),
+    if not isinstance(obj, dict) or obj.get("format") != fmt or obj.get("version") != VERSION:
+        raise ValueError(f"not an {fmt} model file (format/version missing or unknown)")
+    return ModelFile(config_class.from_dict(obj["config"]), obj["state_dict"], obj["cdf"].numpy(),
                      float(obj["max_abs_deviation"]), obj.get("meta", {}), hashlib.sha256(data).hexdigest())
+
+
+def save(path: str | os.PathLike, net: GCDTCNet, max_abs_deviation: float, meta: dict | None = None) -> str:
+    """Freeze the entropy tables, write the model file atomically and return its sha256."""
+    return write(path, FORMAT, net, net.prior.freeze(net.config.radius), max_abs_deviation, meta)
+
+
+def read(data: bytes) -> ModelFile:
+    """Parse a GCDTC model file's bytes."""
+    return load(data, FORMAT, ModelConfig)
 
 
 def build(model_file: ModelFile, device: str = "cpu") -> GCDTCNet:
