@@ -27,13 +27,12 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import xarray as xr
 
-from rate_distortion import DEFAULT_DATA, DEFAULT_FIELDS, DEFAULT_OUT, RESULTS, load_field, machine_info
+from rate_distortion import DEFAULT_DATA, DEFAULT_FIELDS, DEFAULT_OUT, load_field, machine_info
 from xdiffc import metrics, tuning
+from results_md import RESULTS, write_section
 
-BEGIN, END = "<!-- acceptance:begin -->", "<!-- acceptance:end -->"
 COMPRESSORS = ("xdiffc", "sz3", "zfp")
 TITLES = {"xdiffc": "xdiffc", "sz3": "SZ3", "zfp": "ZFP"}
 MAX_VALUES = 2**18
@@ -96,19 +95,6 @@ def results_markdown(records: list[dict], meta: dict) -> str:
     return "\n".join(lines)
 
 
-def write_results(markdown: str, path: Path = RESULTS) -> None:
-    """Replace the text between the acceptance markers of RESULTS.md, appending a section if they are absent."""
-    text = path.read_text()
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = f"{head}{BEGIN}\n{markdown}\n{END}{rest.split(END, 1)[1]}"
-    else:
-        text = (text.rstrip("\n") + "\n\n## Acceptance: ratio at the loosest bound that passes the criteria\n\n"
-                "`benchmarks/acceptance.py` (see its docstring for the method).\n\n"
-                f"{BEGIN}\n{markdown}\n{END}\n")
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="default: ../shared/data from the repo root")
@@ -138,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
     markdown = results_markdown(records, meta)
     print(markdown)
     if args.write_results:
-        write_results(markdown)
+        write_section("acceptance", markdown, "## Acceptance: ratio at the loosest bound that passes the criteria\n\n"
+                      "`benchmarks/acceptance.py` (see its docstring for the method).")
     return 0
 
 

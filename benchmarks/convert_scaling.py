@@ -33,11 +33,10 @@ import numpy as np
 import xarray as xr
 
 import xdiffc
+from results_md import write_section
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent.parent / "shared" / "data"
-RESULTS = HERE / "RESULTS.md"
-BEGIN, END = "<!-- convert_scaling:begin -->", "<!-- convert_scaling:end -->"
 MEMBERS = [f"TREFHT.B06.{m}.atm.1890-1999ANN.nc" for m in (57, 59, 60, 61)]
 STEPS_PER_FILE = 440
 CHUNKS = {"time": 32, "lat": 64, "lon": 128}
@@ -108,18 +107,6 @@ def table(rows: list[dict], direct_mb_per_s: float) -> str:
     return "\n".join(lines)
 
 
-def write_results(text: str) -> None:
-    """Replace this script's marked section of RESULTS.md (appended at the end if absent)."""
-    body = RESULTS.read_text() if RESULTS.exists() else "# Benchmark results\n"
-    section = f"{BEGIN}\n{text}\n{END}"
-    if BEGIN in body and END in body:
-        head, rest = body.split(BEGIN, 1)
-        body = head + section + rest.split(END, 1)[1]
-    else:
-        body = body.rstrip("\n") + "\n\n## Archive conversion scaling\n\n" + section + "\n"
-    RESULTS.write_text(body)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size-mb", type=float, default=200, help="archive size (default 200)")
@@ -150,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             + table(rows, direct_mb_per_s))
     print(text)
     if args.write_results:
-        write_results(text)
+        write_section("convert_scaling", text, "## Archive conversion scaling")
     return 0
 
 

@@ -37,11 +37,10 @@ import xarray as xr
 import xdiffc
 from xdiffc import l2, masking
 from xdiffc.bitstream import Header, Stream
+from results_md import write_section
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_DATA = HERE.parent.parent / "shared" / "data"
-RESULTS = HERE / "RESULTS.md"
-BEGIN, END = "<!-- l2_mode:begin -->", "<!-- l2_mode:end -->"
 FIELDS = [
     ("TREFHT.B06.57.atm.1890-1999ANN.nc", "TREFHT"),
     ("b003_TS_200-299.nc", "TS"),
@@ -190,18 +189,6 @@ def markdown(records: list[dict], command: str) -> str:
     return "\n".join(lines)
 
 
-def write_results(section: str, path: Path = RESULTS) -> None:
-    """Replace the text between the l2_mode markers (appended at the end if absent); other sections stay."""
-    text = path.read_text() if path.exists() else ""
-    block = f"{BEGIN}\n{section}\n{END}"
-    if BEGIN in text and END in text:
-        head, rest = text.split(BEGIN, 1)
-        text = head + block + rest.split(END, 1)[1]
-    else:
-        text = text.rstrip("\n") + ("\n\n" if text else "") + block + "\n"
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--data", type=Path, default=DEFAULT_DATA, help="directory of the .nc files")
@@ -217,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
             records.append(bench(f, eps))
             print(json.dumps(records[-1]), flush=True)
     if args.write_results:
-        write_results(markdown(records, shlex.join(["python", "benchmarks/l2_mode.py", *sys.argv[1:]])))
+        write_section("l2_mode", markdown(records, shlex.join(["python", "benchmarks/l2_mode.py", *sys.argv[1:]])))
 
 
 if __name__ == "__main__":

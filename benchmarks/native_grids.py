@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import platform
-import re
 import shlex
 import subprocess
 import sys
@@ -36,12 +35,11 @@ import xarray as xr
 
 import xdiffc
 from xdiffc import grids, masking
+from results_md import write_section
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data"
-RESULTS = HERE / "RESULTS.md"
-BEGIN, END = "<!-- native_grids:begin -->", "<!-- native_grids:end -->"
 EPS = (1e-2, 1e-3, 1e-4)
 
 
@@ -166,15 +164,9 @@ equal-area image (3 squares of 128 x 128, collisions pushed along the curve, 1% 
 
 
 def write_results(records: list[dict], command: str) -> None:
-    section = f"{BEGIN}\nRun {machine()}.\n\nCommand: `{command}`\n\n{table(records)}\n\n{NOTES}\n{END}"
-    text = RESULTS.read_text() if RESULTS.exists() else ""
-    pattern = re.compile(re.escape(BEGIN) + r".*?" + re.escape(END), re.S)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section, text)
-    else:
-        heading = "## Native grids: cube faces against the 1-D line\n\n" if text else ""
-        text = (text.rstrip("\n") + "\n\n" if text else "") + heading + section + "\n"
-    RESULTS.write_text(text)
+    """This script's section of RESULTS.md: machine, command, table and notes."""
+    text = f"Run {machine()}.\n\nCommand: `{command}`\n\n{table(records)}\n\n{NOTES}"
+    write_section("native_grids", text, "## Native grids: cube faces against the 1-D line")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -36,13 +36,12 @@ import xarray as xr
 import xdiffc
 from xdiffc import baselines, masking
 from xdiffc.spectra import spectral_error
+from results_md import RESULTS, write_section
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data"
 DEFAULT_OUT = HERE / "out"
-RESULTS = HERE / "RESULTS.md"
-BEGIN, END = "<!-- rate_distortion:begin -->", "<!-- rate_distortion:end -->"
 
 #: The 11 fields of the brief's section 6: (file, variable).
 DEFAULT_FIELDS = [
@@ -305,15 +304,6 @@ def results_markdown(records: list[dict], summary: dict, meta: dict, eps_list: l
     return "\n".join(lines)
 
 
-def write_results(markdown: str, path: Path = RESULTS) -> None:
-    """Replace the text between the rate_distortion markers of RESULTS.md."""
-    text = path.read_text()
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"{path} lacks the markers {BEGIN} and {END}; add them where the table goes")
-    head, rest = text.split(BEGIN, 1)
-    path.write_text(f"{head}{BEGIN}\n{markdown}\n{END}{rest.split(END, 1)[1]}")
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the benchmark; exit 1 if xdiffc broke its bound or did not restore a missing point.
 
@@ -371,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     plot(records, args.out / "rate_distortion.png")
     print(json.dumps(summary, indent=1))
     if args.write_results:
-        write_results(results_markdown(records, summary, meta, args.eps))
+        write_section("rate_distortion", results_markdown(records, summary, meta, args.eps),
+                      "## Rate-distortion: xdiffc against SZ3, ZFP and BitRound+zstd")
     for v in summary["violations"]:
         print(f"BOUND VIOLATION: {v}", file=sys.stderr)
     bad = [v for v in summary["violations"] if v["compressor"] == "xdiffc"] + summary["xdiffc_missing_not_exact"]

@@ -5,7 +5,7 @@
     >>> y = xdiffc.decompress(blob)               # same shape and dtype as x
 """
 
-from . import accessor  # registers ds.gcdtc
+from . import accessor  # noqa: F401  (registers ds.gcdtc)
 from .codec import GCDTCCodec
 from .conversion import convert, verify
 from .core import compress, decompress

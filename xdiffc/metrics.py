@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from .spectra import radial_spectrum, relative_l2, spectral_error
+from .spectra import radial_spectrum, relative_l2, spectral_error  # noqa: F401  (re-exported)
 from scipy import ndimage, stats
 
 from .grids import Layout
