@@ -123,3 +123,16 @@ def test_cache_and_sha256(tiny_model):
     assert a.model_id == "tiny" and len(a.sha256) == 64 and a.max_abs_deviation == 1e-6
     with pytest.raises(ModelMismatchError, match=a.sha256):
         load_model(tiny_model, sha256="0" * 64)
+
+
+def test_a_model_file_replaced_on_disk_is_hashed_again(tmp_path):
+    path = tmp_path / "swap.pt"
+    torch.manual_seed(3)
+    modelfile.save(path, GCDTCNet(TINY), max_abs_deviation=1e-6)
+    first = load_model(str(path))
+    torch.manual_seed(4)
+    modelfile.save(path, GCDTCNet(TINY), max_abs_deviation=2e-6)  # new bytes, new size or mtime
+    second = load_model(str(path))
+    assert second.sha256 != first.sha256 and second.max_abs_deviation == 2e-6
+    with pytest.raises(ModelMismatchError):
+        load_model(str(path), sha256=first.sha256)

@@ -41,6 +41,8 @@ FORMAT = 1
 SIDE_BYTES = 8
 _HEAD = struct.Struct("<BB8sHHHHI")
 _CACHE: dict[tuple[str, str, str], "ModelPredictor"] = {}
+#: (resolved path, mtime_ns, size) -> sha256: a changed file is hashed again
+_DIGESTS: dict[tuple[str, int, int], str] = {}
 _LOCK = threading.Lock()
 
 
@@ -50,8 +52,16 @@ def load_model(name_or_path: str = "default", sha256: str | None = None, device:
     Raises :class:`~xdiffc.ModelMismatchError` when ``sha256`` is given and the file's differs.
     """
     path = resolve(str(name_or_path))
-    data = path.read_bytes()
-    digest = hashlib.sha256(data).hexdigest()
+    stat = path.stat()
+    seen = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
+    with _LOCK:
+        digest = _DIGESTS.get(seen)
+    data = None
+    if digest is None:  # hash a file once per process, not on every chunk that names it
+        data = path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        with _LOCK:
+            _DIGESTS[seen] = digest
     model_id = path.stem
     if sha256 is not None and sha256.lower() != digest:
         raise ModelMismatchError(f"model {model_id!r} at {path} has sha256 {digest}, but the data was encoded "
@@ -59,7 +69,7 @@ def load_model(name_or_path: str = "default", sha256: str | None = None, device:
     key = (model_id, digest, str(torch.device(device)))
     with _LOCK:
         if key not in _CACHE:
-            _CACHE[key] = _predictor_of(data, path, model_id, device)
+            _CACHE[key] = _predictor_of(path.read_bytes() if data is None else data, path, model_id, device)
         return _CACHE[key]
 
 
