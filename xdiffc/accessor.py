@@ -40,7 +40,7 @@ import pandas as pd
 import xarray as xr
 import zarr
 
-from . import grids
+from . import grids, writes
 from .codec import GCDTCCodec, _resolve_model
 from .core import DEFAULT_STEPS, check_bound
 from .masking import FILL_THRESHOLD
@@ -141,15 +141,6 @@ def _zarr_chunks(var: xr.Variable, chunks: Mapping[Hashable, int] | None) -> tup
     return tuple(reversed(out))
 
 
-def _aligned(var: xr.Variable, chunks: tuple[int, ...]) -> xr.Variable:
-    """Dask chunks equal to the Zarr chunks: each task then writes whole Zarr chunks, never decoding
-    and re-encoding a chunk that another task wrote (which would compound the error)."""
-    if var.chunks is None:
-        return var
-    wanted = tuple(tuple(min(c, n - i) for i in range(0, n, c)) for c, n in zip(chunks, var.shape))
-    return var if var.chunks == wanted else var.chunk(dict(zip(var.dims, chunks)))
-
-
 class _Plan:
     """Which variables are lossy, and the absolute bound (and relative one, if any) of each."""
 
@@ -248,7 +239,7 @@ class _Encoder:
         else:
             encoding.update(serializer=GCDTCZarrCodec(**config), compressors=None, filters=None)
         encoding["chunks"] = _zarr_chunks(var, chunks)
-        out = _aligned(var, encoding["chunks"]).copy(deep=False)
+        out = writes.align_chunks(var, encoding["chunks"]).copy(deep=False)
         out.attrs, out.encoding = attrs, encoding
         return out
 
@@ -295,6 +286,7 @@ class GCDTCAccessor:
             raise ValueError(f"mode must be 'pointwise' or 'l2', got {mode!r}")
         elif nrmse is not None:
             raise ValueError("nrmse= is the bound of mode='l2'; for a pointwise bound give tol or rel_tol")
+        chunks = writes.check_chunks(chunks, self._ds.sizes)
         plan = _Plan(self._ds, tol, rel_tol, exclude)
         encode = _Encoder(model, steps, chunks, zarr_format, mode)
         layouts = _Layouts(self._ds, layout, grid)
@@ -311,19 +303,29 @@ class GCDTCAccessor:
         """Compress and write to ``store`` with consolidated metadata; ``xr.open_zarr(store)`` reads it back.
 
         ``nrmse=eps`` asks for the per-block L2 bound (``compress(mode="l2")``); ``mode`` here is
-        xarray's write mode. Returns ``store``, or with ``compute=False`` the Dask object to ``.compute()``.
+        xarray's write mode: the default refuses an existing store (FileExistsError naming it),
+        ``mode="w"`` replaces it. ``append_dim=`` and ``region=`` update a store in place: lossy
+        variables already there keep the store's chunks and bound, and a write that would re-encode
+        part of a lossy chunk is refused (:mod:`xdiffc.writes`). Returns ``store``, or with
+        ``compute=False`` the Dask object to ``.compute()``.
         """
+        writes.refuse_overwrite(store, to_zarr_kwargs)
         zarr_format = to_zarr_kwargs.get("zarr_format") or zarr.config.get("default_zarr_format")
         ds = self.compress(tol, rel_tol, model, chunks, exclude, steps=steps,
                            zarr_format=zarr_format, layout=layout, grid=grid,
                            mode="pointwise" if nrmse is None else "l2", nrmse=nrmse)
-        clash = [n for n in to_zarr_kwargs.get("encoding") or {} if is_lossy(ds[n].attrs)]
+        lossy = [n for n in ds.data_vars if is_lossy(ds[n].attrs)]
+        clash = [n for n in to_zarr_kwargs.get("encoding") or {} if n in lossy]
         if clash:
             # xarray would replace, not merge, their encoding: the codec would silently be dropped
             raise ValueError(f"encoding= names lossy variables {clash}, whose encoding xdiffc sets; "
                              f"give their chunks through chunks= instead, or exclude them")
+        updating = (to_zarr_kwargs.get("mode") in writes.UPDATE_MODES or to_zarr_kwargs.get("append_dim")
+                    or to_zarr_kwargs.get("region"))
+        ds = writes.conform(ds, store, lossy, tol, to_zarr_kwargs) if updating else writes.faithful(ds, lossy)
         to_zarr_kwargs.setdefault("consolidated", True)
-        result = ds.to_zarr(store, **to_zarr_kwargs)
+        with writes.quiet_zarr():
+            result = ds.to_zarr(store, **to_zarr_kwargs)
         return store if to_zarr_kwargs.get("compute", True) else result
 
     def roundtrip(self, tol: float | Mapping[Hashable, float] | None = None, rel_tol: float | None = 1e-3,
@@ -331,7 +333,8 @@ class GCDTCAccessor:
         """Compress into an in-memory Zarr store and read it back, loaded: the Dataset a reader would get."""
         store = zarr.storage.MemoryStore()
         self.to_zarr(store, tol, rel_tol, **kwargs)
-        out = xr.open_zarr(store).load()
+        with writes.quiet_zarr():
+            out = xr.open_zarr(store).load()
         out.encoding["source"] = store
         return out
 

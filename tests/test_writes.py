@@ -1,0 +1,163 @@
+"""Writes into existing stores (appends, regions, re-runs) keep the bound or are refused; fresh stores add nothing."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import xarray as xr
+import zarr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from xdiffc.accessor import ATTR_TOL
+from xdiffc.datasets import open_sample
+
+
+def field(nt: int = 24, seed: int = 0) -> xr.Dataset:
+    """A small smooth (time, lat, lon) float32 field with a time axis, as a climate file has."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(nt)[:, None, None]
+    y, x = np.meshgrid(np.linspace(0, 3, 12), np.linspace(0, 6, 16), indexing="ij")
+    data = 280 + 10 * np.sin(x + 0.3 * t) * np.cos(y) + rng.normal(0, 0.5, (nt, 12, 16))
+    time = xr.date_range("2000-01-01", periods=nt, freq="D", use_cftime=False)
+    ds = xr.Dataset({"T": (("time", "lat", "lon"), data.astype(np.float32), {"units": "K"})},
+                    coords={"time": time, "lat": np.linspace(-60, 60, 12), "lon": np.arange(16.0) * 20})
+    ds.lat.attrs.update(units="degrees_north", standard_name="latitude")
+    ds.lon.attrs.update(units="degrees_east", standard_name="longitude")
+    return ds
+
+
+def max_err_over_bound(ds: xr.Dataset, store) -> float:
+    out = xr.open_zarr(store)
+    n = out.sizes["time"]
+    err = np.abs(out["T"].values.astype(np.float64) - ds["T"].values[:n].astype(np.float64))
+    return float(err.max() / out["T"].attrs[ATTR_TOL])
+
+
+def test_append_to_a_partial_chunk_is_refused_and_the_store_is_untouched(tmp_path):
+    ds, store = field(30), tmp_path / "a.zarr"
+    ds.isel(time=slice(0, 15)).gcdtc.to_zarr(store, tol=0.2, chunks={"time": 10})
+    before = xr.open_zarr(store)["T"].values
+    with pytest.raises(ValueError, match=r"'T'.*partial \(15 values in chunks of 10\).*divide 15"):
+        ds.isel(time=slice(15, None)).gcdtc.to_zarr(store, tol=0.2, append_dim="time")
+    after = xr.open_zarr(store)
+    assert after.sizes["time"] == 15 and np.array_equal(after["T"].values, before)
+
+
+def test_append_in_whole_chunks_keeps_the_bound_chunks_and_attrs(tmp_path):
+    ds, store = field(30), tmp_path / "a.zarr"
+    ds.isel(time=slice(0, 10)).gcdtc.to_zarr(store, rel_tol=1e-2, chunks={"time": 5})
+    tol = xr.open_zarr(store)["T"].attrs[ATTR_TOL]
+    ds.isel(time=slice(10, 20)).gcdtc.to_zarr(store, rel_tol=1e-2, append_dim="time", chunks={"time": 10})
+    ds.isel(time=slice(20, 23)).gcdtc.to_zarr(store, rel_tol=1e-2, append_dim="time")  # the last part may be partial
+    out = xr.open_zarr(store)
+    assert out["T"].attrs[ATTR_TOL] == tol, "the bound of the first write is the variable's bound"
+    assert out["T"].encoding["chunks"] == (5, 12, 16), "the store's chunks win over chunks="
+    np.testing.assert_array_equal(out.time.values, ds.time.values[:23])
+    assert max_err_over_bound(ds, store) <= 1
+
+
+def test_append_with_another_named_bound_is_refused(tmp_path):
+    ds, store = field(20), tmp_path / "a.zarr"
+    ds.isel(time=slice(0, 10)).gcdtc.to_zarr(store, tol={"T": 0.2}, chunks={"time": 5})
+    with pytest.raises(ValueError, match=r"'T' with bound 0\.5.*already holds it with bound 0\.2"):
+        ds.isel(time=slice(10, 20)).gcdtc.to_zarr(store, tol={"T": 0.5}, append_dim="time")
+
+
+@pytest.mark.parametrize("region", [{"time": slice(3, 10)}, {"time": slice(5, 8)}, "auto"])
+def test_region_covering_part_of_a_lossy_chunk_is_refused(tmp_path, region):
+    ds, store = field(20), tmp_path / "r.zarr"
+    ds.gcdtc.to_zarr(store, tol=0.2, chunks={"time": 5})
+    part = ds.isel(time=slice(3, 10) if region == "auto" or region["time"].start == 3 else slice(5, 8))
+    with pytest.raises(ValueError, match=r"region time=\d+:\d+ of 'T'.*only in part.*multiples of 5"):
+        part.gcdtc.to_zarr(store, tol=0.2, region=region)
+
+
+def test_region_of_whole_chunks_keeps_the_bound(tmp_path):
+    ds, store = field(20), tmp_path / "r.zarr"
+    ds.gcdtc.to_zarr(store, tol=0.2, chunks={"time": 5})
+    shifted = ds.copy(deep=True)
+    shifted["T"] = ds["T"] + 1
+    shifted.isel(time=slice(5, 10)).drop_vars(["lat", "lon"]).gcdtc.to_zarr(store, tol=0.2,
+                                                                            region={"time": slice(5, 10)})
+    shifted.isel(time=slice(15, 20)).gcdtc.to_zarr(store, tol=0.2, region="auto")
+    want = xr.concat([ds.isel(time=slice(0, 5)), shifted.isel(time=slice(5, 10)), ds.isel(time=slice(10, 15)),
+                      shifted.isel(time=slice(15, 20))], "time")
+    assert max_err_over_bound(want, store) <= 1
+
+
+@settings(max_examples=12)
+@given(chunk=st.integers(1, 7), parts=st.lists(st.integers(1, 9), min_size=1, max_size=4))
+def test_any_sequence_of_appends_keeps_the_bound_or_is_refused(tmp_path_factory, chunk, parts):
+    """Property: whatever the sizes of the writes, what the store holds is within the bound."""
+    ds, store = field(sum(parts)), tmp_path_factory.mktemp("seq") / "s.zarr"
+    start, refused = 0, False
+    for i, n in enumerate(parts):
+        part = ds.isel(time=slice(start, start + n))
+        try:
+            if i == 0:
+                part.gcdtc.to_zarr(store, tol=0.2, chunks={"time": chunk})
+            else:
+                part.gcdtc.to_zarr(store, tol=0.2, append_dim="time")
+        except ValueError as err:
+            assert "partial" in str(err) and start % chunk, "only a partial last chunk may refuse an append"
+            refused = True
+            break
+        start += n
+    assert xr.open_zarr(store).sizes["time"] == start
+    assert max_err_over_bound(ds, store) <= 1
+    assert refused or start == sum(parts)
+
+
+def test_rerunning_the_readme_cell_names_the_store(tmp_path):
+    ds, store = field(10), tmp_path / "cam.zarr"
+    ds.gcdtc.to_zarr(store, tol=0.2)
+    with pytest.raises(FileExistsError, match=f"'{store}' already holds a Zarr store.*mode='w'"):
+        ds.gcdtc.to_zarr(store, tol=0.2)
+    ds.gcdtc.to_zarr(store, tol=0.1, mode="w")  # what the README cell does: it can run again
+    assert xr.open_zarr(store)["T"].attrs[ATTR_TOL] == 0.1
+
+
+def test_existing_in_memory_store_is_named_too():
+    store = zarr.storage.MemoryStore()
+    field(10).gcdtc.to_zarr(store, tol=0.2)
+    with pytest.raises(FileExistsError, match="MemoryStore"):
+        field(10).gcdtc.to_zarr(store, tol=0.2)
+
+
+@pytest.mark.parametrize("chunks, match", [({"tim": 5}, r"dimension 'tim'.*lacks.*'time'"),
+                                           ({"time": 0}, "positive"), ({"time": -2}, "positive"),
+                                           ({"time": 2.5}, "positive"), ({"time": True}, "positive")])
+def test_bad_chunks_raise_value_error(chunks, match):
+    with pytest.raises(ValueError, match=match):
+        field(10).gcdtc.compress(tol=0.2, chunks=chunks)
+
+
+def test_minus_one_is_the_whole_dimension():
+    out = field(10).chunk({"time": 2}).gcdtc.compress(tol=0.2, chunks={"time": -1, "lat": 4})
+    assert out["T"].encoding["chunks"] == (10, 4, 16)
+
+
+def test_a_fresh_store_adds_no_fill_value_or_calendar(tmp_path):
+    ds = open_sample("trefht").isel(time=slice(0, 12))  # a netCDF file: no _FillValue, no calendar
+    assert "calendar" not in ds.time.encoding and "_FillValue" not in ds.lat.encoding
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds.gcdtc.to_zarr(tmp_path / "f.zarr", rel_tol=1e-3)
+        raw = xr.open_dataset(tmp_path / "f.zarr", engine="zarr", decode_cf=False)
+        out = xr.open_zarr(tmp_path / "f.zarr")
+    for name in ("time", "lat", "lon"):
+        assert "_FillValue" not in raw[name].attrs, name
+    assert "calendar" not in raw.time.attrs
+    np.testing.assert_array_equal(out.time.values, ds.time.values)
+    assert "_FillValue" in raw.TREFHT.attrs, "lossy variables keep NaN: a chunk never written reads as NaN"
+
+
+def test_normal_writes_and_reads_emit_no_warning(tmp_path):
+    ds = open_sample("camse_ts").isel(time=slice(0, 2))  # has |S8 string variables
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ds.gcdtc.to_zarr(tmp_path / "q.zarr", rel_tol=1e-2)
+        ds.gcdtc.roundtrip(rel_tol=1e-2)

@@ -1,0 +1,239 @@
+"""What a write through ``ds.gcdtc.to_zarr`` may do to a Zarr store, and how a fresh store stays faithful.
+
+A lossy chunk can be written once, from the original values. Zarr writes a chunk that a write
+covers only in part by reading it, decoding it, merging the new values and encoding it again:
+for an xdiffc chunk that re-quantises values that were already moved by up to the bound, and the
+error grows to twice the bound. So every write into an existing store is checked here first:
+
+- appending along a dimension is refused when the store's last chunk of a lossy variable along
+  it is partial (the append would re-encode it), with the chunk sizes that would have worked;
+- a region write is refused when it covers a lossy chunk only in part;
+- the store's chunk shape and bound of each lossy variable are kept: the appended or rewritten
+  chunks use the codec already in the store, so a different ``tol`` for them is an error.
+
+We refuse rather than repair: the original values of a chunk already in the store are gone, so
+no later write can rebuild it within the bound. The message says how to write in whole chunks.
+
+A fresh store (:func:`faithful`) gets no attribute the input lacked: no ``_FillValue`` on exact
+variables that had none, no ``calendar`` on a time that had none.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import warnings
+from collections.abc import Hashable, Iterator, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+import zarr
+import zarr.errors
+
+#: xarray write modes that change an existing store in place (``"w"`` replaces it, ``"w-"`` refuses it).
+UPDATE_MODES = ("a", "a-", "r+")
+
+
+@dataclass(frozen=True)
+class StoredArray:
+    """One array already in a store: what a later write must respect."""
+
+    name: str
+    dims: tuple[str, ...]
+    shape: tuple[int, ...]
+    chunks: tuple[int, ...]
+    attrs: dict
+
+
+def describe(store) -> str:
+    """The store as a user would name it in a message: its path, else its repr."""
+    return repr(os.fspath(store)) if isinstance(store, (str, os.PathLike)) else repr(store)
+
+
+def stored_arrays(store) -> dict[str, StoredArray] | None:
+    """The arrays of the Zarr group at ``store``, or None when there is no group there yet."""
+    try:
+        with quiet_zarr():
+            group = zarr.open_group(store, mode="r")
+    except FileNotFoundError:  # zarr's GroupNotFoundError is one too
+        return None
+    out = {}
+    for name, array in group.arrays():
+        if array.metadata.zarr_format == 3:
+            dims = tuple(array.metadata.dimension_names or ())
+        else:
+            dims = tuple(array.attrs.get("_ARRAY_DIMENSIONS", ()))
+        out[name] = StoredArray(name, dims, tuple(array.shape), tuple(array.chunks), dict(array.attrs))
+    return out
+
+
+def check_chunks(chunks: Mapping[Hashable, int] | None, sizes: Mapping[Hashable, int]) -> dict[Hashable, int]:
+    """``chunks`` with ``-1`` replaced by the whole dimension; ValueError for an unknown dimension or a bad size."""
+    out: dict[Hashable, int] = {}
+    for dim, n in (chunks or {}).items():
+        if dim not in sizes:
+            raise ValueError(f"chunks names dimension {dim!r}, which this Dataset lacks; its dimensions are "
+                             f"{dict(sizes)}")
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < -1 or n == 0:
+            raise ValueError(f"chunks[{dim!r}] must be a positive number of elements, or -1 for the whole "
+                             f"dimension; got {n!r}")
+        out[dim] = sizes[dim] if n == -1 else int(n)
+    return out
+
+
+@contextlib.contextmanager
+def quiet_zarr() -> Iterator[None]:
+    """Silence the two warnings Zarr gives on every ordinary xdiffc store, and nothing else.
+
+    Consolidated metadata is not (yet) in the Zarr v3 specification, but xarray relies on it to
+    open a store in one read; fixed-length byte strings (E3SM's ``date_written``) have no v3
+    specification either. Both are known and harmless for stores that xarray reads back.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "Consolidated metadata is currently not part", UserWarning)
+        warnings.filterwarnings("ignore", r"The data type \((Null|Fixed)[A-Za-z]*Bytes",
+                                zarr.errors.UnstableSpecificationWarning)
+        yield
+
+
+def refuse_overwrite(store, kwargs: Mapping) -> None:
+    """FileExistsError naming ``store`` when a plain write (xarray's default ``mode="w-"``) meets an existing store."""
+    if kwargs.get("mode", "w-") != "w-" or kwargs.get("append_dim") or kwargs.get("region"):
+        return
+    if stored_arrays(store) is not None:
+        raise FileExistsError(f"{describe(store)} already holds a Zarr store; pass mode='w' to replace it, or "
+                              f"append_dim=... to append to it")
+
+
+def conform(ds: xr.Dataset, store, lossy: list[Hashable], user_tol, kwargs: Mapping) -> xr.Dataset:
+    """``ds`` ready to update the store in place: each lossy variable already there keeps the store's
+    chunks and bound; a write that would re-encode part of a lossy chunk raises ValueError."""
+    existing = stored_arrays(store) or {}
+    append_dim, region = kwargs.get("append_dim"), kwargs.get("region")
+    if region == "auto":
+        region = _auto_region(ds, store)
+    out = ds.copy(deep=False)
+    for name in lossy:
+        stored = existing.get(str(name))
+        if stored is None or not _lossy_attrs(stored.attrs):
+            continue
+        _check_bound(name, stored, user_tol)
+        if append_dim is not None:
+            _check_append(stored, append_dim, ds.sizes.get(append_dim, 0), store)
+        if region is not None:
+            _check_region(stored, region, store)
+        out[name] = _restore(out[name].variable, stored)
+    return out
+
+
+def _lossy_attrs(attrs: Mapping) -> bool:
+    return any(str(k) in ("xdiffc_tol", "xdiffc_nrmse") for k in attrs)
+
+
+def _check_bound(name: Hashable, stored: StoredArray, user_tol) -> None:
+    """A bound given by name for a variable already in the store must be the store's: its codec is reused."""
+    if not isinstance(user_tol, Mapping) or name not in user_tol or "xdiffc_tol" not in stored.attrs:
+        return
+    have = float(stored.attrs["xdiffc_tol"])
+    if not math.isclose(float(user_tol[name]), have, rel_tol=1e-12):
+        raise ValueError(f"tol names {name!r} with bound {user_tol[name]!r}, but the store already holds it with "
+                         f"bound {have!r}; appended and rewritten chunks use the store's codec, so leave "
+                         f"{name!r} out of tol (or rewrite the whole variable with mode='w')")
+
+
+def _chunk_hint(done: int, chunk: int) -> str:
+    sizes = [c for c in range(1, done + 1) if done % c == 0 and c <= max(chunk, 1) * 4][-3:]
+    return f"chunk sizes that divide {done}, such as {sizes}" if sizes else f"a chunk size that divides {done}"
+
+
+def _check_append(stored: StoredArray, dim: Hashable, new: int, store) -> None:
+    if dim not in stored.dims:
+        return
+    axis = stored.dims.index(dim)
+    done, chunk = stored.shape[axis], stored.chunks[axis]
+    if done % chunk:
+        raise ValueError(
+            f"cannot append to {stored.name!r} in {describe(store)} along {dim!r}: its last chunk is partial "
+            f"({done} values in chunks of {chunk}), and appending would decode and re-encode that lossy chunk, "
+            f"up to doubling its error. Write every part but the last in whole chunks: rewrite the store with "
+            f"mode='w' and {_chunk_hint(done, chunk)} along {dim!r}, or write all the data at once.")
+
+
+def _check_region(stored: StoredArray, region: Mapping, store) -> None:
+    for dim, where in region.items():
+        if dim not in stored.dims or not isinstance(where, slice):
+            continue
+        axis = stored.dims.index(dim)
+        n, chunk = stored.shape[axis], stored.chunks[axis]
+        start, stop, _ = where.indices(n)
+        if start % chunk or (stop % chunk and stop != n):
+            raise ValueError(
+                f"cannot write region {dim}={start}:{stop} of {stored.name!r} in {describe(store)}: it covers "
+                f"lossy chunks of {chunk} along {dim!r} only in part, and Zarr would decode and re-encode them, "
+                f"up to doubling their error. Write regions that start and stop on multiples of {chunk} "
+                f"(or at the end, {n}).")
+
+
+def align_chunks(var: xr.Variable, chunks: tuple[int, ...]) -> xr.Variable:
+    """``var`` with Dask chunks equal to the Zarr ``chunks``: each task then writes whole Zarr chunks,
+    never decoding and re-encoding a chunk that another task wrote (which would compound the error)."""
+    if var.chunks is None:
+        return var
+    wanted = tuple(tuple(min(c, n - i) for i in range(0, n, c)) for c, n in zip(chunks, var.shape))
+    return var if var.chunks == wanted else var.chunk(dict(zip(var.dims, chunks)))
+
+
+def _auto_region(ds: xr.Dataset, store) -> dict[Hashable, slice]:
+    """``region="auto"`` resolved the way xarray does it: each indexed dimension located by its coordinate."""
+    with quiet_zarr():
+        on_disk = xr.open_zarr(store, consolidated=None, chunks=None)
+    region = {}
+    for dim in ds.dims:
+        if dim in ds.indexes and dim in on_disk.indexes:
+            where = pd.Index(on_disk.indexes[dim]).get_indexer(ds.indexes[dim])
+            if where.size and (where >= 0).all():
+                region[dim] = slice(int(where.min()), int(where.max()) + 1)
+    return region
+
+
+def _restore(var: xr.Variable, stored: StoredArray) -> xr.Variable:
+    """``var`` in the store's chunks, with the store's xdiffc attributes (its bound and layout)."""
+    out = align_chunks(var, stored.chunks).copy(deep=False)
+    out.attrs = {**{k: v for k, v in var.attrs.items() if not str(k).startswith("xdiffc_")},
+                 **{k: v for k, v in stored.attrs.items() if str(k).startswith("xdiffc_")}}
+    out.encoding = {**var.encoding, "chunks": stored.chunks}
+    return out
+
+
+def faithful(ds: xr.Dataset, lossy: list[Hashable]) -> xr.Dataset:
+    """``ds`` prepared for a fresh store, so that it adds no attribute its variables lacked.
+
+    xarray gives every float variable ``_FillValue = NaN`` and every date a ``calendar``. Exact
+    variables without a fill value get ``_FillValue = None``; lossy ones keep NaN, so that a chunk
+    never written reads as NaN, not as zero. Dates without a calendar are CF-encoded here, with their
+    own units, and written without one (a CF reader then assumes "standard", as for the input).
+    """
+    out = ds.copy(deep=False)
+    for name, var in ds.variables.items():
+        if name in lossy:
+            continue
+        if var.dtype.kind == "M" and "calendar" not in var.encoding and "calendar" not in var.attrs:
+            var = _without_calendar(name, var)
+        if var.dtype.kind == "f" and "_FillValue" not in var.encoding and "_FillValue" not in var.attrs:
+            var = var.copy(deep=False)
+            var.encoding = {**var.encoding, "_FillValue": None}
+        if var is not ds.variables[name]:
+            out = out.assign_coords({name: var}) if name in ds.coords else out.assign({name: var})
+    return out
+
+
+def _without_calendar(name: Hashable, var: xr.Variable) -> xr.Variable:
+    encoded = xr.conventions.encode_cf_variable(var.compute() if var.chunks else var, name=name)
+    attrs = {k: v for k, v in encoded.attrs.items() if k not in ("calendar", "_FillValue")}
+    out = xr.Variable(encoded.dims, encoded.data, attrs)
+    out.encoding = {k: v for k, v in var.encoding.items() if k in ("chunks", "preferred_chunks", "compressors")}
+    out.encoding["_FillValue"] = None
+    return out
