@@ -161,3 +161,14 @@ def test_normal_writes_and_reads_emit_no_warning(tmp_path):
         warnings.simplefilter("error")
         ds.gcdtc.to_zarr(tmp_path / "q.zarr", rel_tol=1e-2)
         ds.gcdtc.roundtrip(rel_tol=1e-2)
+
+
+@pytest.mark.parametrize("model", ["/no/such/model.pt", "no-such-model"])
+def test_a_missing_model_is_the_same_error_everywhere(model):
+    import xdiffc
+
+    x = np.zeros((32, 32), np.float32)
+    for call in (lambda: xdiffc.compress(x, tol=0.1, model=model),
+                 lambda: field(4).gcdtc.compress(tol=0.1, model=model)):
+        with pytest.raises(xdiffc.ModelNotFoundError, match=f"no model '{model}'"):
+            call()

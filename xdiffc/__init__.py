@@ -9,10 +9,10 @@ from . import accessor  # noqa: F401  (registers ds.gcdtc)
 from .codec import GCDTCCodec
 from .conversion import convert, verify
 from .core import compress, decompress
-from .errors import CorruptStreamError, ModelMismatchError, XdiffcError
+from .errors import CorruptStreamError, ModelMismatchError, ModelNotFoundError, XdiffcError
 
 __all__ = ["compress", "decompress", "convert", "verify", "train", "GCDTCCodec", "CorruptStreamError",
-           "ModelMismatchError", "XdiffcError"]
+           "ModelMismatchError", "ModelNotFoundError", "XdiffcError"]
 __version__ = "0.1.0"
 
 

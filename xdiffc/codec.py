@@ -31,10 +31,7 @@ def _resolve_model(name: str | None) -> tuple[str, str]:
     """
     if name is None or name in NO_MODEL:
         return "", ""
-    try:
-        return str(name), identify(str(name))[1]
-    except FileNotFoundError as err:
-        raise ValueError(str(err)) from None
+    return str(name), identify(str(name))[1]
 
 
 def _finite_fills(values: Iterable[float]) -> tuple[float, ...]:

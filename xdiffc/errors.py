@@ -15,3 +15,11 @@ class CorruptStreamError(XdiffcError, ValueError):
 
 class ModelMismatchError(XdiffcError):
     """A stream (or store) was encoded with a model that is not the one offered for decoding."""
+
+
+class ModelNotFoundError(XdiffcError, FileNotFoundError, ValueError):
+    """No shipped model has that name and no file has that path.
+
+    The same error from ``compress``, the codecs, the accessor and ``convert``; it is a
+    FileNotFoundError (a path that does not exist) and a ValueError (a bad argument).
+    """

@@ -10,6 +10,8 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from .errors import ModelNotFoundError
+
 #: Models shipped inside the package.
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 #: Names that mean "no model": the model-free coders only.
@@ -24,7 +26,7 @@ def resolve(name_or_path: str) -> Path:
     path = Path(name_or_path).expanduser()
     if not path.is_file():
         known = ", ".join(sorted(p.stem for p in MODELS_DIR.glob("*.pt"))) or "none"
-        raise FileNotFoundError(f"no model {name_or_path!r}: not a shipped model name ({known}) nor a file")
+        raise ModelNotFoundError(f"no model {name_or_path!r}: not a shipped model name ({known}) nor a file")
     return path
 
 
