@@ -11,10 +11,17 @@ Layout (all integers little-endian; see docs/format.md for the full description)
 
 Everything is validated before a value is reconstructed: a truncated, damaged or
 foreign stream raises :class:`~xdiffc.errors.CorruptStreamError`.
+
+Size rule: the declared array holds at most :data:`MAX_RATIO` bytes per byte of stream, so a
+hostile header cannot make a decoder allocate more than the stream's length justifies. zstd
+cannot beat 2**15 (4 bytes per 128 KiB block), so exact storage always meets the rule; a
+coder that can (a constant or linear field costs the interpolation coder a few bytes whatever
+its size) is padded by :meth:`Stream.to_bytes` with a ``pad`` section of zeros.
 """
 
 from __future__ import annotations
 
+import math
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -28,6 +35,12 @@ MAGIC = b"XDFC"
 FORMAT_VERSION = 1
 
 MODES = ("pointwise", "lossless", "l2")
+#: Bytes of declared array per byte of stream, at most (twice zstd's own limit).
+MAX_RATIO = 1 << 16
+#: Dimensions a header may declare (NumPy's own limit is 64).
+MAX_NDIM = 32
+#: Name of the section of zero bytes that brings a stream up to the size rule.
+PAD = "pad"
 
 
 @dataclass(frozen=True)
@@ -48,6 +61,11 @@ class Header:
     model_id: str = ""
     model_sha256: str = ""
 
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the declared array (a Python int: no overflow, however hostile the shape)."""
+        return math.prod(self.shape) * np.dtype(self.dtype).itemsize
+
     def pack(self) -> bytes:
         out = bytearray()
         for s in (self.dtype, self.order, self.mode, self.model_id, self.model_sha256):
@@ -62,7 +80,10 @@ class Header:
     @classmethod
     def unpack(cls, r: Reader) -> "Header":
         dtype, order, mode, model_id, model_sha = (r.text() for _ in range(5))
-        shape = tuple(r.uvarint() for _ in range(r.u8()))
+        ndim = r.u8()
+        if ndim > MAX_NDIM:
+            raise CorruptStreamError(f"the stream header declares {ndim} dimensions (at most {MAX_NDIM})")
+        shape = tuple(r.uvarint() for _ in range(ndim))
         tol, rel_tol = r.f64(), r.f64()
         if order not in ("C", "F") or mode not in MODES:
             raise CorruptStreamError(f"the stream header is malformed (order={order!r}, mode={mode!r})")
@@ -83,11 +104,19 @@ class Stream:
     sections: dict[str, bytes] = field(default_factory=dict)
 
     def to_bytes(self) -> bytes:
+        """The stream's bytes, padded (a ``pad`` section) up to the size rule where needed."""
+        out = self._assemble(self.sections)
+        short = -(-self.header.nbytes // MAX_RATIO) - len(out)
+        if short > 0:  # the pad section's own name and length take at most 13 bytes
+            out = self._assemble({**self.sections, PAD: bytes(short)})
+        return out
+
+    def _assemble(self, sections: dict[str, bytes]) -> bytes:
         out = bytearray(MAGIC) + bytes([FORMAT_VERSION])
         head = self.header.pack()
         out += uvarint(len(head)) + head
-        out += bytes([len(self.sections)])
-        for name, payload in self.sections.items():
+        out += bytes([len(sections)])
+        for name, payload in sections.items():
             raw = name.encode("ascii")
             out += bytes([len(raw)]) + raw + uvarint(len(payload)) + payload
         out += struct.pack("<I", zlib.crc32(out))
@@ -109,6 +138,11 @@ class Stream:
             raise CorruptStreamError("the stream's checksum does not match: it is truncated or damaged")
         r = Reader(buf, "the stream", 5, len(buf) - 4)
         header = Header.unpack(Reader(r.take(r.uvarint()), "the stream header"))
+        if header.nbytes > MAX_RATIO * len(buf):
+            raise CorruptStreamError(
+                f"the stream header declares an array of shape {header.shape} ({header.nbytes} bytes), more "
+                f"than a stream of {len(buf)} bytes can hold (at most {MAX_RATIO} bytes per stream byte)"
+            )
         sections: dict[str, bytes] = {}
         for _ in range(r.u8()):
             name = r.text()

@@ -1,13 +1,15 @@
-"""Bounds-checked reading and LEB128 varints, shared by the container and the coders' payloads.
+"""Bounds-checked reading, LEB128 varints and zstd frames, shared by the container and the coders' payloads.
 
 Every shortfall, overrun or out-of-range count raises :class:`~xdiffc.errors.CorruptStreamError`
-naming the part of the stream being read, so a damaged stream never surfaces as IndexError or
-struct.error.
+naming the part of the stream being read, so a damaged stream never surfaces as IndexError,
+struct.error or MemoryError.
 """
 
 from __future__ import annotations
 
 import struct
+
+import zstandard
 
 from .errors import CorruptStreamError
 
@@ -76,3 +78,23 @@ class Reader:
         """Raise unless every byte was read."""
         if self.pos != self.end:
             raise CorruptStreamError(f"{self.what} has trailing bytes")
+
+
+def inflate(frame: bytes | memoryview, what: str, *, size: int | None = None, limit: int | None = None) -> bytes:
+    """Decompress one zstd frame that declares ``size`` bytes exactly (or at most ``limit``).
+
+    The declared size is checked before anything is allocated: python-zstandard allocates a
+    frame's declared content size whatever ``max_output_size`` says, so an unchecked frame could
+    ask for any amount of memory. xdiffc's encoders always declare the size.
+    """
+    try:
+        declared = zstandard.get_frame_parameters(frame).content_size
+        if declared != size if size is not None else declared > limit:
+            expected = size if size is not None else f"at most {limit}"
+            raise CorruptStreamError(f"{what} declares {declared} bytes, where {expected} belong")
+        raw = zstandard.ZstdDecompressor().decompress(frame, max_output_size=max(declared, 1))
+    except zstandard.ZstdError as err:
+        raise CorruptStreamError(f"{what} is damaged ({err})") from None
+    if len(raw) != declared:
+        raise CorruptStreamError(f"{what} is damaged (it holds {len(raw)} bytes, not the {declared} it declares)")
+    return raw

@@ -190,7 +190,8 @@ def compress(
     sections: dict[str, bytes] = {}
     if mask.any():
         sections["mask"], sections["special"] = masking.encode(work, mask)
-    values = work.astype(np.float64)
+    with np.errstate(invalid="ignore"):  # a signalling NaN is masked (kept exactly): its cast does not matter
+        values = work.astype(np.float64)
     if mode == "l2":
         candidates = [_Candidate(l2.encode(values, mask, rel_tol, dtype=work.dtype))]
     else:
@@ -278,6 +279,14 @@ def _stream_predictor(header: Header, model, device: str | None):
     return predictor
 
 
+def _model_prediction(predictor, payload: bytes, shape: tuple[int, ...]) -> np.ndarray:
+    """The model's prediction; a payload made by another model than the one the header names is damage."""
+    try:
+        return predictor.reconstruct(payload, shape)
+    except ModelMismatchError as err:
+        raise CorruptStreamError(f"the stream's model section disagrees with its header ({err})") from None
+
+
 def _missing(stream: Stream, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray | None, np.ndarray | None]:
     """The stream's missing-value mask and exact values, or (None, None) when it has none."""
     if "mask" not in stream.sections:
@@ -309,7 +318,7 @@ def _decode_pointwise(stream: Stream, shape: tuple[int, ...], dtype: np.dtype, m
         if not stream.header.model_sha256:
             raise CorruptStreamError("the stream has a model section but names no model")
         predictor = _stream_predictor(stream.header, model, device)
-        residual = predictor.reconstruct(stream.sections["model"], shape) + residual
+        residual = _model_prediction(predictor, stream.sections["model"], shape) + residual
     y = residual.astype(dtype)
     if mask is not None:
         y[mask] = special

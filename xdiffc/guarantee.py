@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import zstandard
 
+from .byteio import inflate
 from .errors import CorruptStreamError
 
 _ZSTD_LEVEL = 9
@@ -37,19 +38,21 @@ def encode_exceptions(x: np.ndarray, idx: np.ndarray) -> bytes:
 
 
 def apply_exceptions(y: np.ndarray, payload: bytes) -> None:
-    """Write the exact values stored by :func:`encode_exceptions` into ``y`` in place."""
+    """Write the exact values stored by :func:`encode_exceptions` into ``y`` in place.
+
+    Checked exactly, so that a damaged section never writes a value at a wrong place: the count
+    must match the length, and the indices must be strictly increasing and inside ``y``.
+    """
     if not payload:
         return
-    try:
-        body = zstandard.ZstdDecompressor().decompress(payload, max_output_size=8 + y.size * (8 + y.itemsize))
-    except zstandard.ZstdError as err:
-        raise CorruptStreamError(f"the stream's exception section is damaged ({err})") from None
+    body = inflate(payload, "the stream's exception section", limit=8 + y.size * (8 + y.itemsize))
     if len(body) < 8:
         raise CorruptStreamError("the stream's exception section is truncated")
     n = int(np.frombuffer(body[:8], np.uint64)[0])
-    if n > y.size or len(body) != 8 + n * (8 + y.itemsize):
-        raise CorruptStreamError("the stream's exception section has the wrong length")
-    idx = np.cumsum(np.frombuffer(body, np.uint64, n, 8), dtype=np.uint64)
-    if n and idx[-1] >= y.size:
-        raise CorruptStreamError("the stream's exception section points outside the array")
+    if not 0 < n <= y.size or len(body) != 8 + n * (8 + y.itemsize):
+        raise CorruptStreamError(f"the stream's exception section counts {n} values in {len(body)} bytes")
+    deltas = np.frombuffer(body, np.uint64, n, 8)
+    idx = np.cumsum(deltas, dtype=np.uint64)  # a wrap-around shows up as a decrease below
+    if idx[-1] >= y.size or np.any(idx[1:] <= idx[:-1]):
+        raise CorruptStreamError("the stream's exception section holds indices out of order or outside the array")
     y.ravel()[idx.astype(np.int64)] = np.frombuffer(body, y.dtype, n, 8 + 8 * n)

@@ -79,7 +79,7 @@ import numpy as np
 import zstandard
 
 from .coders import interp
-from .byteio import Reader, uvarint
+from .byteio import Reader, inflate, uvarint
 from .errors import CorruptStreamError
 
 VERSION = 1
@@ -155,14 +155,7 @@ class _Grid(NamedTuple):
 
 def _frame_of(r: Reader, size: int) -> bytes:
     """The next zstd frame of ``r``, which must decompress to exactly ``size`` bytes."""
-    data = r.take(r.uvarint(r.end))
-    try:
-        raw = zstandard.ZstdDecompressor().decompress(data, max_output_size=max(size, 1))
-    except zstandard.ZstdError as err:
-        raise CorruptStreamError(f"the L2 guarantee section is damaged ({err})") from None
-    if len(raw) != size:
-        raise CorruptStreamError("the L2 guarantee section holds a frame of the wrong length")
-    return raw
+    return inflate(r.take(r.uvarint(r.end)), "a frame of the L2 guarantee section", size=size)
 
 
 def _frame(raw: bytes) -> bytes:

@@ -7,11 +7,13 @@ the predictors and residual coders, which never read their values.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import numpy as np
 import zstandard
 
+from .byteio import inflate
 from .errors import CorruptStreamError
 
 #: Values at least this large in magnitude are treated as fill (remapped junk such as -9.97e36).
@@ -42,19 +44,21 @@ def encode(x: np.ndarray, mask: np.ndarray) -> tuple[bytes, bytes]:
 
 
 def decode(bits: bytes, values: bytes, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse of :func:`encode`: the boolean mask and the exact values at its True points."""
-    size = int(np.prod(shape, dtype=np.int64))
-    try:
-        zd = zstandard.ZstdDecompressor()
-        packed = np.frombuffer(zd.decompress(bits, max_output_size=(size + 7) // 8 + 1), np.uint8)
-        mask = np.unpackbits(packed, count=size).astype(bool).reshape(shape)
-        raw = zd.decompress(values, max_output_size=max(1, int(mask.sum())) * dtype.itemsize + 1)
-        vals = np.frombuffer(raw, dtype)
-    except (zstandard.ZstdError, ValueError) as err:
-        raise CorruptStreamError(f"the stream's mask of missing values is damaged ({err})") from None
-    if vals.size != mask.sum():
-        raise CorruptStreamError("the stream's missing values do not match its mask")
-    return mask, vals
+    """Inverse of :func:`encode`: the boolean mask and the exact values at its True points.
+
+    The packed mask must have exactly the array's bit count, and the values exactly one entry per
+    True bit: a value short or over would otherwise be broadcast or shifted onto the wrong points.
+    """
+    size = math.prod(shape)
+    packed = inflate(bits, "the stream's mask of missing values", size=(size + 7) // 8)
+    mask = np.unpackbits(np.frombuffer(packed, np.uint8), count=size).astype(bool).reshape(shape)
+    count = int(np.count_nonzero(mask))
+    limit = (count + 1) * dtype.itemsize
+    raw = inflate(values, "the stream's 'special' section (the exact missing values)", limit=limit)
+    if len(raw) != count * dtype.itemsize:
+        raise CorruptStreamError(f"the stream's mask marks {count} missing values, its 'special' section "
+                                 f"holds {len(raw) / dtype.itemsize:g}")
+    return mask, np.frombuffer(raw, dtype)
 
 
 def fill_gaps(x: np.ndarray, mask: np.ndarray) -> np.ndarray:

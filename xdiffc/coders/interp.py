@@ -56,6 +56,7 @@ first.
 from __future__ import annotations
 
 import itertools
+import math
 import struct
 from collections.abc import Iterator
 from typing import NamedTuple
@@ -64,7 +65,7 @@ import constriction
 import numpy as np
 import zstandard
 
-from ..byteio import Reader, uvarint
+from ..byteio import Reader, inflate, uvarint
 from ..errors import CorruptStreamError
 
 VERSION = 1
@@ -418,13 +419,25 @@ def encode(values: np.ndarray, tol: float, skip: np.ndarray | None = None) -> by
 
 
 class _SymbolSource:
-    """Hands out the symbols of one model in decode order, from rANS or a zstd frame."""
+    """Hands out the symbols of one model in decode order, from rANS or a zstd frame.
+
+    Nothing is decoded before the counts add up: the zstd frame must declare two bytes per
+    symbol, and the rANS histograms must count every symbol exactly, in words that can hold
+    their information content (Gibbs: no code beats the entropy of its own counts). Each model
+    then hands out exactly as many symbols as its histogram counts, so a damaged payload can
+    never make the decoder run past the shape.
+    """
 
     def __init__(self, coder: int, reader: Reader, n_models: int, n_symbols: int) -> None:
         self.coder = coder
         if coder == CODER_ANS:
-            self.models = [_read_model(reader, n_symbols) for _ in range(n_models)]
+            models = [_read_model(reader, n_symbols) for _ in range(n_models)]
+            self.models = [(m.lo, m.model) for m in models]
+            self.left = [m.count for m in models]
             n_words = reader.uvarint(len(reader.data))
+            bits = sum(m.bits for m in models)
+            if sum(self.left) != n_symbols or bits > 32 * n_words + 64 + 1e-6 * bits:
+                raise CorruptStreamError("interp histograms do not match the symbols of the shape or their words")
             words = np.frombuffer(reader.take(4 * n_words), "<u4").astype(np.uint32)
             if len(reader.rest()):
                 raise CorruptStreamError("interp payload has trailing bytes")
@@ -442,10 +455,11 @@ class _SymbolSource:
                 raise CorruptStreamError("interp zstd frame holds too few symbols")
             self.pos += n
             return self.flat[self.pos - n : self.pos]
+        if n > self.left[model]:
+            raise CorruptStreamError("interp histogram counts fewer symbols than the shape needs")
+        self.left[model] -= n
         lo, m = self.models[model]
         if m is None:
-            if lo < 0:
-                raise CorruptStreamError("interp payload uses an empty histogram")
             return np.full(n, lo, np.int64)
         try:
             return np.asarray(self.ans.decode(m, n), np.int64) + lo
@@ -454,13 +468,22 @@ class _SymbolSource:
 
     def finish(self) -> None:
         """Check that every coded symbol was consumed."""
-        done = self.pos == self.flat.size if self.coder == CODER_ZSTD else self.ans.is_empty()
+        done = self.pos == self.flat.size if self.coder == CODER_ZSTD else self.ans.is_empty() and not any(self.left)
         if not done:
             raise CorruptStreamError("interp payload holds more symbols than the shape needs")
 
 
-def _read_model(reader: Reader, n_symbols: int) -> tuple[int, object]:
-    """Parse one sparse histogram into (lowest symbol, model)."""
+class _Model(NamedTuple):
+    """One parsed histogram: its model (None for at most one symbol), symbol count and entropy in bits."""
+
+    lo: int
+    model: object
+    count: int
+    bits: float
+
+
+def _read_model(reader: Reader, n_symbols: int) -> _Model:
+    """Parse one sparse histogram."""
     n_bins = reader.uvarint(2 * RADIUS)
     hist = np.zeros(2 * RADIUS, np.int64)
     sym = 0
@@ -471,17 +494,15 @@ def _read_model(reader: Reader, n_symbols: int) -> tuple[int, object]:
         if sym >= 2 * RADIUS or (i and not gap) or not count:
             raise CorruptStreamError("interp histogram is malformed")
         hist[sym] = count
-    return _model(hist)
+    counts = hist[hist > 0].astype(np.float64)
+    total = float(counts.sum())
+    bits = float(np.sum(counts * np.log2(total / counts))) if counts.size else 0.0
+    return _Model(*_model(hist), int(total), bits)
 
 
 def _unzstd(data: memoryview, n_symbols: int) -> np.ndarray:
     """Decompress the zstd frame of ``n_symbols`` zigzag codes back into symbols."""
-    try:
-        raw = zstandard.ZstdDecompressor().decompress(bytes(data), max_output_size=2 * n_symbols + 1)
-    except zstandard.ZstdError as exc:
-        raise CorruptStreamError("interp zstd frame is damaged") from exc
-    if len(raw) != 2 * n_symbols:
-        raise CorruptStreamError("interp zstd frame has the wrong length")
+    raw = inflate(data, "the interp zstd frame", size=2 * n_symbols)
     planes = np.frombuffer(raw, np.uint8).astype(np.int64)
     zz = planes[:n_symbols] | (planes[n_symbols:] << 8)
     q = np.where(zz & 1, (zz - 1) >> 1, -(zz >> 1))
@@ -523,23 +544,28 @@ def _read_header(r: Reader, ndim: int) -> _Header:
 
 
 def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = None) -> np.ndarray:
-    """Reconstruct the float64 array of ``shape`` that ``encode`` compressed into ``payload``."""
+    """Reconstruct the float64 array of ``shape`` that ``encode`` compressed into ``payload``.
+
+    The whole payload is parsed and its counts checked against ``shape`` before any array of
+    that shape is allocated.
+    """
     shape = tuple(int(n) for n in shape)
-    keep = np.ones(shape, bool) if skip is None else ~np.asarray(skip, bool).reshape(shape)
-    keep = keep.reshape(shape if shape else (1,))
+    coded = shape if shape else (1,)
+    n_keep = math.prod(coded) - (0 if skip is None else int(np.count_nonzero(skip)))
     r = Reader(payload, "the interp payload")
-    h = _read_header(r, keep.ndim)
-    keep = np.ascontiguousarray(keep.transpose(h.order))
-    n_keep = int(keep.sum())
+    h = _read_header(r, len(coded))
     unpred = np.frombuffer(r.take(8 * r.uvarint(n_keep)), "<f8")
-    if keep.size == 0:
+    if math.prod(coded) == 0:
         if len(r.rest()):
             raise CorruptStreamError("interp payload has trailing bytes")
         return np.zeros(shape)
-    n_pass = sum(1 for _ in _passes(keep.shape))
+    coded = tuple(coded[i] for i in h.order)
+    n_pass = sum(1 for _ in _passes(coded))
     kinds = np.unpackbits(np.frombuffer(r.take((n_pass + 7) // 8), np.uint8))[:n_pass].astype(bool)
     source = _SymbolSource(h.coder, r, h.groups * (h.cuts.size + 1), n_keep)
-    bins = _level_bins(min(h.tol, _MAX_TOL), h.alpha, h.beta, _levels(keep.shape))
+    keep = np.ones(shape, bool) if skip is None else ~np.asarray(skip, bool).reshape(shape)
+    keep = np.ascontiguousarray(keep.reshape(shape if shape else (1,)).transpose(h.order))
+    bins = _level_bins(min(h.tol, _MAX_TOL), h.alpha, h.beta, _levels(coded))
     recon = _reconstruct(keep, bins, h.cuts, h.groups, kinds, source, unpred)
     source.finish()
     return np.ascontiguousarray(recon.transpose(np.argsort(h.order))).reshape(shape)

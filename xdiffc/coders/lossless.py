@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import zstandard
 
-from ..errors import CorruptStreamError
+from ..byteio import inflate
 
 _ZSTD_LEVEL = 6
 
@@ -17,13 +19,8 @@ def encode(x: np.ndarray) -> bytes:
 
 
 def decode(payload: bytes, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
-    size = int(np.prod(shape, dtype=np.int64))
-    nbytes = size * dtype.itemsize
-    try:
-        raw = zstandard.ZstdDecompressor().decompress(payload, max_output_size=max(nbytes, 1))
-    except zstandard.ZstdError as err:
-        raise CorruptStreamError(f"the stream's lossless section is damaged ({err})") from None
-    if len(raw) != nbytes:
-        raise CorruptStreamError("the stream's lossless section has the wrong length")
+    """Inverse of :func:`encode`; the frame must declare exactly the array's byte count."""
+    size = math.prod(shape)
+    raw = inflate(payload, "the stream's lossless section", size=size * dtype.itemsize)
     planes = np.frombuffer(raw, np.uint8).reshape(dtype.itemsize, size)
     return np.ascontiguousarray(planes.T).view(dtype).reshape(shape)
