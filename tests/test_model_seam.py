@@ -132,3 +132,50 @@ def test_model_path_never_costs_more_than_model_free():
     with_model = xdiffc.compress(x, tol=0.05, model=StandInPredictor())
     without = xdiffc.compress(x, tol=0.05)
     assert len(with_model) <= len(without)
+
+
+@pytest.mark.parametrize("family", ["gcdtc", "diffcoder"])
+def test_a_model_named_by_path_reaches_the_stream(tmp_path, monkeypatch, family):
+    """``compress(model=PATH)`` loads that file and codes with it: the stream carries its section and sha256.
+
+    Neither tiny network pays, so its latents are declared free and the model-free candidates are
+    dropped: the only stream left is the model's, or none at all (then it is stored exactly).
+    """
+    import torch
+
+    from xdiffc import core
+    from xdiffc.bitstream import Stream
+    from xdiffc.model import load_model
+
+    torch.manual_seed(0)
+    path = tmp_path / f"tiny-{family}.pt"
+    if family == "gcdtc":
+        from xdiffc.model import modelfile
+        from xdiffc.model.network import GCDTCNet
+        from tests.test_model import TINY
+
+        modelfile.save(path, GCDTCNet(TINY), max_abs_deviation=1e-6)
+    else:
+        from xdiffc.diffcoder import DiffCoder, DiffCoderConfig
+        from xdiffc.diffcoder.modelfile import save
+
+        save(path, DiffCoder(DiffCoderConfig(resolution=32, depth=2, latent_channels=2, enc_widths=(4,),
+                                             unet_widths=(4,), t_dim=8, circular=False, rate_weight=0.01)), 1e-6, {})
+    predictor = load_model(str(path), device="cpu")  # the instance compress will find in the cache
+    analyse = predictor.analyse
+
+    def free_latents(*args, **kwargs):
+        a = analyse(*args, **kwargs)
+        a.block_bytes = [-(10**9)] * len(a.block_bytes)
+        return a
+
+    monkeypatch.setattr(predictor, "analyse", free_latents)
+    real = core._residual_candidates
+    monkeypatch.setattr(core, "_residual_candidates",
+                        lambda *a, **k: real(*a, **k) if k.get("prediction", a[4] if len(a) > 4 else None) is not None
+                        else [])
+    x = _textured_field()[:, :, :32]
+    blob = xdiffc.compress(x, rel_tol=1e-2, model=str(path), device="cpu", steps=1)
+    stream = Stream.from_bytes(blob)
+    assert "model" in stream.sections and stream.header.model_sha256 == predictor.sha256
+    assert_bounded(x, xdiffc.decompress(blob, model=str(path), device="cpu"), 1e-2 * float(x.max() - x.min()))
