@@ -11,7 +11,10 @@ from xdiffc.model import load_model
 from xdiffc.model.network import ModelConfig
 from xdiffc.training import load_fields, train
 
-pytestmark = pytest.mark.filterwarnings("ignore:Consolidated metadata:UserWarning")
+pytestmark = [pytest.mark.filterwarnings("ignore:Consolidated metadata:UserWarning"),  # the fixture's plain to_zarr
+              # PS(time, ncol) of the fixture has no lat/lon, which load_fields rightly warns about (tested below)
+              pytest.mark.filterwarnings("ignore:no lat/lon for dimension 'ncol':UserWarning")]
+NO_LATLON = "no lat/lon for dimension 'ncol'"
 
 TINY = ModelConfig(block=(4, 8, 8), down_t=2, down_s=4, enc_channels=(4,), latent_channels=2,
                    cond=(2, 2, 2), unet_widths=(4, 4, 4), t_dim=8, corr_width=2, default_steps=1)
@@ -34,7 +37,8 @@ def data(tmp_path_factory):
 
 
 def test_load_fields_picks_and_splits(data):
-    train_f, val_f = load_fields(data)
+    with pytest.warns(UserWarning, match=NO_LATLON):
+        train_f, val_f = load_fields(data)
     assert sorted({f.name for f in train_f}) == ["a.nc:PS", "a.nc:T", "b.zarr:T"]
     t = next(f for f in train_f if f.name == "a.nc:T")
     v = next(f for f in val_f if f.name == "a.nc:T")
