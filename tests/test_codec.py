@@ -118,11 +118,27 @@ def test_chunk_written_with_another_model_is_refused_naming_it():
         right.encode(x)
 
 
-def test_damaged_chunk_is_a_corrupt_stream_error():
+def test_damaged_chunk_is_a_corrupt_stream_error_naming_where():
     blob = bytearray(GCDTCCodec(tol=0.1).encode(field()))
     blob[len(blob) // 2] ^= 0xFF
-    with pytest.raises(xdiffc.CorruptStreamError):
-        GCDTCCodec(tol=0.1).decode(bytes(blob))
+    # without an output chunk, a codec cannot know the shape of a chunk whose header is not trusted
+    with pytest.raises(xdiffc.CorruptStreamError, match=r"^variable 'T', a chunk: .*checksum"):
+        GCDTCCodec(tol=0.1, variable="T").decode(bytes(blob))
+    with pytest.raises(xdiffc.CorruptStreamError, match=r"^a chunk: not an xdiffc stream"):
+        GCDTCCodec(tol=0.1).decode(bytes(100))
+
+
+def test_variable_is_in_the_config_only_when_set():
+    assert "variable" not in GCDTCCodec(tol=0.1).get_config()
+    config = GCDTCCodec(tol=0.1, variable="T").get_config()
+    assert config["variable"] == "T" and numcodecs.get_codec(config).variable == "T"
+
+
+def test_a_stream_larger_than_the_output_chunk_is_refused_before_decoding():
+    blob = GCDTCCodec(tol=0.1).encode(field((40, 60)))
+    out = np.empty((20, 60), np.float32)
+    with pytest.raises(xdiffc.CorruptStreamError, match="do not fit the chunk"):
+        GCDTCCodec(tol=0.1, variable="T").decode(blob, out=out)
 
 
 def test_one_codec_shared_by_threads_gives_the_serial_result():

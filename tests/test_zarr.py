@@ -31,6 +31,8 @@ def test_dict_round_trip_and_registry():
                                                           "model_sha256": "", "steps": 3, "fill_values": [1e20],
                                                           "layout": None, "mode": "pointwise", "nrmse": None}}
     assert GCDTCZarrCodec.from_dict(d) == codec
+    named = GCDTCZarrCodec(tol=0.1, variable="T")
+    assert named.to_dict()["configuration"]["variable"] == "T" and GCDTCZarrCodec.from_dict(named.to_dict()) == named
     assert pickle.loads(pickle.dumps(codec)) == codec
     assert zarr.registry.get_codec_class("xdiffc.gcdtc") is GCDTCZarrCodec
     with pytest.raises(ValueError):
@@ -126,3 +128,38 @@ def test_chunk_from_another_model_raises_model_mismatch(tmp_path):
     assert np.isfinite(a[:16]).all()  # chunks written model-free still read
     with pytest.raises(xdiffc.ModelMismatchError, match=OTHER_MODEL[0]):
         a[:]
+
+
+def _damage(chunk) -> None:
+    blob = bytearray(chunk.read_bytes())
+    blob[len(blob) // 2] ^= 0x40
+    chunk.write_bytes(bytes(blob))
+
+
+@pytest.mark.parametrize("zarr_format", [2, 3])
+def test_a_damaged_chunk_on_disk_names_the_variable_and_the_chunk(tmp_path, zarr_format):
+    x = field((32, 64))
+    path = tmp_path / "a.zarr"
+    if zarr_format == 3:
+        create(path, x, GCDTCZarrCodec(tol=0.05, variable="T"))
+        chunk = path / "c" / "1" / "0"
+    else:
+        a = zarr.create_array(store=str(path), shape=x.shape, chunks=(16, 32), dtype="f4", zarr_format=2,
+                              compressors=GCDTCCodec(tol=0.05, variable="T"), filters=None, fill_value=np.nan)
+        a[:] = x
+        chunk = path / "1.0"
+    _damage(chunk)
+    a = zarr.open_array(str(path))
+    assert np.abs(a[:16] - x[:16]).max() <= 0.05
+    # zarr tells a v3 serializer the chunk's shape; a v2 compressor gets bytes only
+    chunk_named = r"chunk of shape \(16, 32\)" if zarr_format == 3 else "a chunk"
+    with pytest.raises(xdiffc.CorruptStreamError, match=rf"variable 'T', {chunk_named}: .*checksum"):
+        a[16:]
+
+
+def test_a_chunk_that_declares_another_shape_is_refused_before_decoding(tmp_path):
+    path = tmp_path / "a.zarr"
+    create(path, field((32, 64)), GCDTCZarrCodec(tol=0.05, variable="T"))
+    (path / "c" / "0" / "0").write_bytes(xdiffc.compress(np.zeros((400, 400), np.float32), tol=0.05))
+    with pytest.raises(xdiffc.CorruptStreamError, match=r"variable 'T', chunk of shape \(16, 32\).*do not fit"):
+        zarr.open_array(str(path))[:]

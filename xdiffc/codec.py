@@ -7,12 +7,18 @@ Zarr metadata. It is registered through the ``numcodecs.codecs`` entry point, so
 
 With ``zarr_format=2`` give it as the array's compressor: zarr then hands it each chunk as an
 N-D array, padded at the array's edges with the array's fill value.
+
+Decoding errors name where they happened: the configured ``variable`` and the chunk's shape, as
+far as the codec knows them (zarr never tells a codec which chunk it is decoding). A chunk whose
+stream declares another shape or dtype than the chunk it is read into is refused before it is
+decoded, so a damaged store cannot make a reader allocate more than a chunk.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Sequence
+from typing import NamedTuple
 
 import numpy as np
 from numcodecs.abc import Codec
@@ -20,7 +26,7 @@ from numcodecs.compat import ensure_contiguous_ndarray, ensure_ndarray_like, nda
 
 from .bitstream import Header, Stream
 from .core import DEFAULT_STEPS, check_bound, compress, decompress
-from .errors import ModelMismatchError
+from .errors import CorruptStreamError, ModelMismatchError
 from .grids import Layout
 from .modelfiles import NO_MODEL, identify
 
@@ -38,6 +44,14 @@ def _finite_fills(values: Iterable[float]) -> tuple[float, ...]:
     """Finite fill values as sorted unique floats: NaN and +-inf are always kept exactly anyway."""
     out = {float(v) for v in np.ravel(np.asarray(list(values), dtype=np.float64))}
     return tuple(sorted(v for v in out if math.isfinite(v)))
+
+
+class Chunk(NamedTuple):
+    """What a caller knows of the chunk a stream is read into: its shape, dtype, or byte count."""
+
+    shape: tuple[int, ...] | None = None
+    dtype: np.dtype | None = None
+    nbytes: int | None = None
 
 
 def _model_label(model_id: str, sha256: str) -> str:
@@ -71,6 +85,8 @@ class GCDTCCodec(Codec):
         A native-grid layout (:meth:`xdiffc.grids.Layout.to_config`): each chunk's column axis,
         which must hold every column, is laid out on the layout's 2-D canvas before coding, and
         put back after decoding. The permutation is part of this configuration.
+    variable : str
+        The name of the variable the chunks belong to, for error messages only ("" for none).
     """
 
     codec_id = "xdiffc.gcdtc"
@@ -86,6 +102,7 @@ class GCDTCCodec(Codec):
         layout: dict | None = None,
         mode: str = "pointwise",
         nrmse: float | None = None,
+        variable: str = "",
     ):
         self.tol = check_bound("tol", tol)
         self.rel_tol = check_bound("rel_tol", rel_tol)
@@ -106,9 +123,11 @@ class GCDTCCodec(Codec):
         self.fill_values = _finite_fills(fill_values)
         self.layout = None if layout is None else dict(layout)
         self._layout = None if layout is None else Layout.from_config(self.layout)
+        self.variable = str(variable)
 
     def get_config(self) -> dict:
-        return {
+        """The JSON configuration; ``variable`` only when set, so that configs without it stay as they were."""
+        config = {
             "id": self.codec_id,
             "tol": self.tol,
             "rel_tol": self.rel_tol,
@@ -120,6 +139,9 @@ class GCDTCCodec(Codec):
             "mode": self.mode,
             "nrmse": self.nrmse,
         }
+        if self.variable:
+            config["variable"] = self.variable
+        return config
 
     @classmethod
     def from_config(cls, config: dict) -> GCDTCCodec:
@@ -159,16 +181,57 @@ class GCDTCCodec(Codec):
             raise ModelMismatchError(f"this codec encodes with {_model_label(self.model_id, self.model_sha256)}, "
                                      f"which cannot be loaded here ({err}); install it, or give its path") from None
 
-    def decode_batch(self, blobs: Sequence[bytes]) -> list[np.ndarray]:
-        """Decode several chunks; raises ModelMismatchError for a chunk written with another model."""
-        for blob in blobs:
-            self._check_model(Stream.from_bytes(blob).header)
-        # the core loads the model (cached per process) only for chunks that carry a model section
-        arrays = [decompress(blob, model=self.model_id or None) for blob in blobs]
-        if self._layout is not None:
-            layout, axis = self._layout
-            arrays = [layout.from_grid(y, axis) for y in arrays]
-        return arrays
+    def decode_batch(self, blobs: Sequence[bytes], chunks: Sequence[Chunk] | None = None) -> list[np.ndarray]:
+        """Decode several chunks, each checked against what its ``chunks`` entry knows before it is decoded.
+
+        Raises CorruptStreamError for a damaged chunk and ModelMismatchError for a chunk written
+        with another model, each naming the variable and the chunk's shape.
+        """
+        chunks = [Chunk()] * len(blobs) if chunks is None else chunks
+        return [self._decode_one(blob, chunk) for blob, chunk in zip(blobs, chunks, strict=True)]
+
+    def _decode_one(self, blob: bytes, chunk: Chunk) -> np.ndarray:
+        where = self._where(chunk.shape)
+        try:
+            header = Stream.from_bytes(blob).header
+            shape = self._native_shape(header.shape)
+            where = self._where(chunk.shape or shape)
+            self._check_chunk(header, shape, chunk)
+            self._check_model(header)
+            # the core loads the model (cached per process) only for chunks that carry a model section
+            y = decompress(blob, model=self.model_id or None)
+        except (CorruptStreamError, ModelMismatchError) as err:
+            raise type(err)(f"{where}: {err}") from None
+        return y if self._layout is None else self._layout[0].from_grid(y, self._layout[1])
+
+    def _where(self, shape: tuple[int, ...] | None) -> str:
+        """"variable 'T', chunk of shape (10, 64)", as far as the codec knows them."""
+        chunk = "a chunk" if shape is None else f"chunk of shape {tuple(shape)}"
+        return f"variable {self.variable!r}, {chunk}" if self.variable else chunk
+
+    def _native_shape(self, coded: tuple[int, ...]) -> tuple[int, ...]:
+        """The shape of the chunk a stream of shape ``coded`` decodes to (the layout's canvas axes folded back)."""
+        if self._layout is None:
+            return coded
+        layout, axis = self._layout
+        k = len(layout.shape2d)
+        start = axis % (len(coded) - k + 1) if len(coded) >= k else 0
+        if coded[start : start + k] != layout.shape2d:
+            raise CorruptStreamError(f"the stream's shape {coded} lacks the layout's canvas {layout.shape2d}")
+        return coded[:start] + (layout.ncol,) + coded[start + k :]
+
+    def _check_chunk(self, header: Header, shape: tuple[int, ...], chunk: Chunk) -> None:
+        """Refuse a stream that cannot fill ``chunk``, before anything of its declared size is allocated."""
+        dtype = np.dtype(header.dtype)
+        nbytes = math.prod(shape) * dtype.itemsize
+        wrong = (
+            (chunk.shape is not None and tuple(chunk.shape) != shape)
+            or (chunk.dtype is not None and np.dtype(chunk.dtype).newbyteorder("=") != dtype.newbyteorder("="))
+            or (chunk.nbytes is not None and chunk.nbytes != nbytes)
+        )
+        if wrong:
+            raise CorruptStreamError(f"the stream declares shape {shape} and dtype {dtype} ({nbytes} bytes), "
+                                     f"which do not fit the chunk: the store is damaged or mixed up")
 
     def _check_model(self, header: Header) -> None:
         if header.model_sha256 and header.model_sha256 != self.model_sha256:
@@ -185,5 +248,6 @@ class GCDTCCodec(Codec):
     def decode(self, buf, out=None) -> np.ndarray:
         """Decompress one chunk to its original shape and dtype (or into ``out``)."""
         blob = ensure_contiguous_ndarray(buf).tobytes()
-        y = self.decode_batch([blob])[0]
+        chunk = Chunk() if out is None else Chunk(nbytes=ensure_ndarray_like(out).nbytes)
+        y = self.decode_batch([blob], [chunk])[0]
         return y if out is None else ndarray_copy(y, out)

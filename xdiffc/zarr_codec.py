@@ -13,6 +13,8 @@ that only imports xarray or zarr opens the store.
   and read back as ``fill_value``; an all-NaN chunk with a NaN ``fill_value`` reads back as NaN.
 - Zarr calls codecs concurrently from threads. The codec holds only immutable configuration,
   and each batch is coded in a worker thread, so concurrent calls share no state.
+- A chunk whose stream declares another shape or dtype than the array's chunk is refused before it
+  is decoded; every decoding error names the configured ``variable`` and the chunk's shape.
 - Zarr hands over chunks in batches (``codec_pipeline.batch_size``); each batch goes to
   :meth:`GCDTCCodec.encode_batch` in one call, where a model can batch its forward pass.
 """
@@ -32,9 +34,8 @@ from zarr.core.array_spec import ArraySpec
 from zarr.core.buffer import Buffer, NDBuffer
 from zarr.core.common import parse_named_configuration
 
-from .codec import GCDTCCodec
+from .codec import Chunk, GCDTCCodec
 from .core import DEFAULT_STEPS
-from .errors import CorruptStreamError
 
 CODEC_NAME = "xdiffc.gcdtc"
 _DTYPE_KINDS = "fiub"
@@ -56,6 +57,7 @@ class GCDTCZarrCodec(ArrayBytesCodec):
     layout: str | None  # canonical JSON of the layout configuration: dataclass fields must be hashable
     mode: str
     nrmse: float | None
+    variable: str
 
     def __init__(
         self,
@@ -69,8 +71,11 @@ class GCDTCZarrCodec(ArrayBytesCodec):
         layout: dict | None = None,
         mode: str = "pointwise",
         nrmse: float | None = None,
+        variable: str = "",
     ) -> None:
-        checked = GCDTCCodec(tol, rel_tol, model_id, model_sha256, steps, tuple(fill_values), layout, mode, nrmse)
+        checked = GCDTCCodec(tol, rel_tol, model_id, model_sha256, steps, tuple(fill_values), layout, mode, nrmse,
+                             variable)
+        object.__setattr__(self, "variable", checked.variable)
         for key, value in checked.get_config().items():
             if key == "fill_values":
                 value = tuple(value)
@@ -85,7 +90,7 @@ class GCDTCZarrCodec(ArrayBytesCodec):
         """The equivalent numcodecs codec (for Zarr format 2 arrays, or direct use)."""
         layout = None if self.layout is None else json.loads(self.layout)
         return GCDTCCodec(self.tol, self.rel_tol, self.model_id, self.model_sha256, self.steps, self.fill_values,
-                          layout, self.mode, self.nrmse)
+                          layout, self.mode, self.nrmse, self.variable)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
@@ -128,13 +133,8 @@ class GCDTCZarrCodec(ArrayBytesCodec):
         out: list[NDBuffer | None] = [None] * len(items)
         if not todo:
             return out
-        arrays = await asyncio.to_thread(self.numcodec.decode_batch, [b for _, b, _ in todo])
+        chunks = [Chunk(tuple(spec.shape), spec.dtype.to_native_dtype()) for _, _, spec in todo]
+        arrays = await asyncio.to_thread(self.numcodec.decode_batch, [b for _, b, _ in todo], chunks)
         for (i, _, spec), y in zip(todo, arrays, strict=True):
-            expected = spec.dtype.to_native_dtype()
-            if y.shape != spec.shape or y.dtype.newbyteorder("=") != expected.newbyteorder("="):
-                raise CorruptStreamError(
-                    f"a chunk decodes to shape {y.shape} dtype {y.dtype}, but the array expects "
-                    f"shape {spec.shape} dtype {expected}: the store is damaged or mixed up"
-                )
-            out[i] = spec.prototype.nd_buffer.from_numpy_array(y.astype(expected, copy=False))
+            out[i] = spec.prototype.nd_buffer.from_numpy_array(y.astype(spec.dtype.to_native_dtype(), copy=False))
         return out
