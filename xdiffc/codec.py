@@ -181,16 +181,31 @@ class GCDTCCodec(Codec):
             raise ModelMismatchError(f"this codec encodes with {_model_label(self.model_id, self.model_sha256)}, "
                                      f"which cannot be loaded here ({err}); install it, or give its path") from None
 
-    def decode_batch(self, blobs: Sequence[bytes], chunks: Sequence[Chunk] | None = None) -> list[np.ndarray]:
-        """Decode several chunks, each checked against what its ``chunks`` entry knows before it is decoded.
+    def decode_batch(self, blobs: Sequence[bytes]) -> list[np.ndarray]:
+        """Decode several chunks.
 
         Raises CorruptStreamError for a damaged chunk and ModelMismatchError for a chunk written
         with another model, each naming the variable and the chunk's shape.
         """
-        chunks = [Chunk()] * len(blobs) if chunks is None else chunks
-        return [self._decode_one(blob, chunk) for blob, chunk in zip(blobs, chunks, strict=True)]
+        return [self._decode_one(blob) for blob in blobs]
 
-    def _decode_one(self, blob: bytes, chunk: Chunk) -> np.ndarray:
+    def check_chunks(self, blobs: Sequence[bytes], chunks: Sequence[Chunk]) -> None:
+        """Refuse, before anything is decoded, a stream that cannot fill its chunk (or is damaged, or
+        needs another model); the error names the variable and the chunk's shape."""
+        for blob, chunk in zip(blobs, chunks, strict=True):
+            self._checked_shape(blob, chunk)
+
+    def _decode_one(self, blob: bytes) -> np.ndarray:
+        shape = self._checked_shape(blob, Chunk())
+        try:
+            # the core loads the model (cached per process) only for chunks that carry a model section
+            y = decompress(blob, model=self.model_id or None)
+        except (CorruptStreamError, ModelMismatchError) as err:
+            raise type(err)(f"{self._where(shape)}: {err}") from None
+        return y if self._layout is None else self._layout[0].from_grid(y, self._layout[1])
+
+    def _checked_shape(self, blob: bytes, chunk: Chunk) -> tuple[int, ...]:
+        """The shape ``blob`` decodes to, once its container, ``chunk`` and model are checked; errors name where."""
         where = self._where(chunk.shape)
         try:
             header = Stream.from_bytes(blob).header
@@ -198,11 +213,9 @@ class GCDTCCodec(Codec):
             where = self._where(chunk.shape or shape)
             self._check_chunk(header, shape, chunk)
             self._check_model(header)
-            # the core loads the model (cached per process) only for chunks that carry a model section
-            y = decompress(blob, model=self.model_id or None)
         except (CorruptStreamError, ModelMismatchError) as err:
             raise type(err)(f"{where}: {err}") from None
-        return y if self._layout is None else self._layout[0].from_grid(y, self._layout[1])
+        return shape
 
     def _where(self, shape: tuple[int, ...] | None) -> str:
         """"variable 'T', chunk of shape (10, 64)", as far as the codec knows them."""
@@ -248,6 +261,7 @@ class GCDTCCodec(Codec):
     def decode(self, buf, out=None) -> np.ndarray:
         """Decompress one chunk to its original shape and dtype (or into ``out``)."""
         blob = ensure_contiguous_ndarray(buf).tobytes()
-        chunk = Chunk() if out is None else Chunk(nbytes=ensure_ndarray_like(out).nbytes)
-        y = self.decode_batch([blob], [chunk])[0]
+        if out is not None:
+            self.check_chunks([blob], [Chunk(nbytes=ensure_ndarray_like(out).nbytes)])
+        y = self.decode_batch([blob])[0]
         return y if out is None else ndarray_copy(y, out)

@@ -127,6 +127,11 @@ class GCDTCZarrCodec(ArrayBytesCodec):
             out[i] = spec.prototype.buffer.from_bytes(blob)
         return out
 
+    def _decode_batch(self, blobs: list[bytes], chunks: list[Chunk]) -> list[np.ndarray]:
+        """Check every stream against its chunk before any is decoded (a chunk never costs more than a chunk)."""
+        self.numcodec.check_chunks(blobs, chunks)
+        return self.numcodec.decode_batch(blobs)
+
     async def decode(self, chunks_and_specs: Iterable[tuple[Buffer | None, ArraySpec]]) -> list[NDBuffer | None]:
         items = list(chunks_and_specs)
         todo = [(i, chunk.to_bytes(), spec) for i, (chunk, spec) in enumerate(items) if chunk is not None]
@@ -134,7 +139,7 @@ class GCDTCZarrCodec(ArrayBytesCodec):
         if not todo:
             return out
         chunks = [Chunk(tuple(spec.shape), spec.dtype.to_native_dtype()) for _, _, spec in todo]
-        arrays = await asyncio.to_thread(self.numcodec.decode_batch, [b for _, b, _ in todo], chunks)
+        arrays = await asyncio.to_thread(self._decode_batch, [b for _, b, _ in todo], chunks)
         for (i, _, spec), y in zip(todo, arrays, strict=True):
             out[i] = spec.prototype.nd_buffer.from_numpy_array(y.astype(spec.dtype.to_native_dtype(), copy=False))
         return out
