@@ -443,7 +443,6 @@ def decode(sections: dict[str, bytes], shape: tuple[int, ...], missing: np.ndarr
     dtype, shape = np.dtype(dtype), tuple(int(n) for n in shape)
     if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
-    missing = np.zeros(shape, bool) if missing is None else np.broadcast_to(np.asarray(missing, bool), shape)
     if "l2base" not in sections or "pca" not in sections:
         raise CorruptStreamError("the stream lacks the L2 mode's 'l2base' or 'pca' section")
     pca, base = bytes(sections["pca"]), bytes(sections["l2base"])
@@ -462,6 +461,8 @@ def decode(sections: dict[str, bytes], shape: tuple[int, ...], missing: np.ndarr
     if r.uvarint(n) != n or not all(math.isfinite(v) and v >= 0 for v in (eps, scale, step, base_c)):
         raise CorruptStreamError("the L2 guarantee section's header does not match the array")
     n_corr, n_exact = r.uvarint(n), r.uvarint(n)
+    # allocated only now that the section's patch count matches the shape
+    missing = np.zeros(shape, bool) if missing is None else np.broadcast_to(np.asarray(missing, bool), shape)
     y = grid.patches(_base(base, shape, missing, prediction))
     if n_corr:
         basis, rows, counts, idx, q = _read_fit(r, grid, n_corr)
