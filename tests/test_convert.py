@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +20,8 @@ import zarr
 
 from xdiffc.accessor import ATTR_TOL
 from xdiffc.cli import main
-from xdiffc.conversion import COMPLETE_ATTR, DELAY_ENV, PROGRESS_FILE, Progress, convert, is_complete, verify
+from xdiffc.conversion import (COMPLETE_ATTR, DELAY_ENV, PARTIAL_STORE, Progress, convert, is_complete,
+                               partial_path, verify)
 from xdiffc.datasets import open_sample
 
 BIN = Path(sys.executable).parent
@@ -63,7 +68,7 @@ def test_multifile_archive_converts_and_verifies(tmp_path, archive, trefht, clus
     assert summary.units_done == 4 and summary.units_skipped == 0
     row = summary.table.loc["TREFHT"]
     assert row["ratio"] > 2 and 0 < row["max_err/bound"] <= 1 and row["seconds"] > 0
-    assert is_complete(out) == (True, "") and not (out / PROGRESS_FILE).exists()
+    assert is_complete(out) == (True, "") and not partial_path(out).exists()
     assert "consolidated_metadata" in (out / "zarr.json").read_text()
     y = xr.open_zarr(out, consolidated=True).load()
     assert y.attrs.pop(COMPLETE_ATTR) is True and y.attrs == trefht.attrs
@@ -84,47 +89,75 @@ def test_e3sm_history_files_keep_grid_time_and_metadata_exact(tmp_path, cluster)
     ds = open_sample("camse_ts").isel(ncol=slice(0, 3000))
     files = split(ds, tmp_path / "h0", 3, "cam.h0")
     out = tmp_path / "e.zarr"
-    summary = convert(files, out, tol={"TS": 0.05}, rel_tol=1e-4, scheduler=cluster, progress=False,
-                      chunks={"time": 4, "ncol": 1500})
+    with warnings.catch_warnings(record=True) as caught:  # string variables, consolidated metadata: no warning
+        warnings.simplefilter("always")
+        summary = convert(files, out, tol={"TS": 0.05}, rel_tol=1e-4, scheduler=cluster, progress=False,
+                          chunks={"time": 4, "ncol": 1500})
+        report = verify(files, out)
+    assert not [str(w.message) for w in caught]
+    assert report.ok, report.problems
     assert "TS" in summary.table.index
     y = xr.open_zarr(out).load()
     assert y.TS.attrs[ATTR_TOL] == 0.05 and float(abs(y.TS - ds.TS).max()) <= 0.05
     for name in ("lat", "lon", "area", "time_bnds", "time_written", "hyam", "P0", "date"):
         assert y[name].equals(ds[name]), name
-    report = verify(files, out)
-    assert report.ok, report.problems
 
 
-def test_sigkill_then_resume_gives_the_same_store(tmp_path, archive, cluster):
-    killed, clean = tmp_path / "killed.zarr", tmp_path / "clean.zarr"
-    chunks = "time=2,lat=32,lon=64"
-    cmd = [str(BIN / "xdiffc"), "convert", *map(str, archive), "-o", str(killed), "--chunks", chunks,
-           "--workers", "1", "--threads-per-worker", "1", "-q"]
+def convert_and_kill(archive: list[Path], out: Path, chunks: str, *options: str, units: int = 2) -> set[int]:
+    """Run ``xdiffc convert`` in a subprocess, SIGKILL it (driver and workers) once ``units`` units are logged;
+    returns the units the progress log records. While it runs, a plain reader cannot open ``out``'s new data."""
+    cmd = [str(BIN / "xdiffc"), "convert", *map(str, archive), "-o", str(out), "--chunks", chunks,
+           "--workers", "1", "--threads-per-worker", "1", "-q", *options]
     proc = subprocess.Popen(cmd, env={**os.environ, DELAY_ENV: "1.5"}, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and proc.poll() is None:
-            log = Progress.load(killed) if (killed / PROGRESS_FILE).exists() else None
-            if log is not None and len(log.done) >= 2:
+            log = Progress.load(partial_path(out))
+            if log is not None and len(log.done) >= units:
                 break
             time.sleep(0.2)
         assert proc.poll() is None, "the conversion ended before it could be killed"
+        if "--overwrite" not in options:
+            with pytest.raises(FileNotFoundError):  # mid-run
+                xr.open_zarr(out)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)  # the driver and its worker processes, like a crash
         proc.wait()
-    done = Progress.load(killed).done
-    assert 2 <= len(done) < 8
-    assert xr.open_zarr(killed, consolidated=False).attrs[COMPLETE_ATTR] is False
-    report = verify(archive, killed)
-    assert not report.ok and "incomplete" in report.problems[0]
-    assert main(["verify", *map(str, archive), str(killed)]) == 1
-    assert main(["convert", *map(str, archive), "-o", str(killed), "--chunks", chunks, "-q"]) == 2  # exists
+    return Progress.load(partial_path(out)).done
 
-    chunk_map = dict(item.split("=") for item in chunks.split(","))
-    chunk_map = {k: int(v) for k, v in chunk_map.items()}
+
+def chunk_mtimes(store: Path) -> dict[Path, int]:
+    """The modification time of every chunk file of TREFHT, by its path inside the store."""
+    return {p.relative_to(store): p.stat().st_mtime_ns for p in (store / "TREFHT" / "c").rglob("*") if p.is_file()}
+
+
+def test_sigkill_then_resume_gives_the_same_store(tmp_path, archive, cluster):
+    killed, clean = tmp_path / "killed.zarr", tmp_path / "clean.zarr"
+    chunks = "time=2,lat=32,lon=64"  # 8 units: unit i is time chunk i
+    done = convert_and_kill(archive, killed, chunks)
+    assert 2 <= len(done) < 8
+    # a plain reader finds no store, never one with NaN where chunks are missing; the partial folder is no store either
+    assert not killed.exists()
+    for path in (killed, partial_path(killed)):
+        with pytest.raises(FileNotFoundError):
+            xr.open_zarr(path)
+    work = partial_path(killed) / PARTIAL_STORE
+    assert xr.open_zarr(work, consolidated=False).attrs[COMPLETE_ATTR] is False
+    report = verify(archive, killed)
+    assert not report.ok and "incomplete" in report.problems[0] and "--resume" in report.problems[0]
+    assert main(["verify", *map(str, archive), str(killed)]) == 1
+    assert main(["convert", *map(str, archive), "-o", str(killed), "--chunks", chunks, "-q"]) == 2  # unfinished
+
+    chunk_map = {k: int(v) for k, v in (item.split("=") for item in chunks.split(","))}
+    before = chunk_mtimes(work)
     resumed = convert(archive, killed, chunks=chunk_map, scheduler=cluster, resume=True, progress=False)
     assert resumed.units_skipped == len(done) and resumed.units_done == 8 - len(done)
+    # the work really done: the chunks of the units not logged are (re)written, the others are not touched
+    after = chunk_mtimes(killed)
+    rewritten = {int(p.parts[2]) for p, t in after.items() if before.get(p) != t}
+    assert rewritten == set(range(8)) - done
+    assert not partial_path(killed).exists() and is_complete(killed)[0]
     convert(archive, clean, chunks=chunk_map, scheduler=cluster, progress=False)
     a, b = decoded(killed), decoded(clean)
     assert a.TREFHT.values.tobytes() == b.TREFHT.values.tobytes() and a.identical(b)
@@ -133,6 +166,13 @@ def test_sigkill_then_resume_gives_the_same_store(tmp_path, archive, cluster):
     assert verify(archive, killed).ok
     again = convert(archive, killed, chunks=chunk_map, scheduler=cluster, resume=True, progress=False)
     assert again.units_done == 0 and "already complete" in str(again)
+
+    # --overwrite leaves the finished store as it was until the new one is complete; --resume finishes the new one
+    convert_and_kill(archive, killed, "time=4,lat=32,lon=64", "--overwrite", units=1)
+    assert decoded(killed).identical(a) and is_complete(killed)[0] and partial_path(killed).exists()
+    convert(archive, killed, chunks={"time": 4, "lat": 32, "lon": 64}, scheduler=cluster, resume=True, progress=False)
+    assert xr.open_zarr(killed).TREFHT.encoding["chunks"] == (4, 32, 64) and not partial_path(killed).exists()
+    assert verify(archive, killed).ok
 
 
 @pytest.fixture
@@ -212,14 +252,110 @@ def test_unwritable_or_existing_output(tmp_path, archive):
     blocker.write_text("")
     with pytest.raises(PermissionError, match="not a directory"):
         convert(archive, blocker / "o.zarr")
-    if os.geteuid() != 0:  # root writes anywhere
-        locked = tmp_path / "locked"
-        locked.mkdir(mode=0o500)
-        with pytest.raises(PermissionError, match="no write permission"):
-            convert(archive, locked / "o.zarr")
     (tmp_path / "taken.zarr").mkdir()
     with pytest.raises(FileExistsError, match="--overwrite"):
         convert(archive, tmp_path / "taken.zarr")
+    partial_path(tmp_path / "new.zarr").mkdir()
+    with pytest.raises(FileExistsError, match="--resume"):
+        convert(archive, tmp_path / "new.zarr")
+
+
+def test_no_write_permission(archive):
+    """Checked as an unprivileged user: as root (where the suite runs), in a forked child that drops to ``nobody``."""
+    shared = Path(tempfile.mkdtemp(prefix="xdiffc-perm-"))  # outside pytest's root-only folder: nobody can reach it
+    try:
+        shared.chmod(0o755)
+        source = shared / "in.nc"
+        shutil.copy(archive[0], source)
+        source.chmod(0o644)
+        (shared / "locked").mkdir(mode=0o555)
+        assert run_unprivileged(lambda: convert(source, shared / "locked" / "o.zarr")) == (
+            "PermissionError", f"cannot write {str(shared / 'locked' / 'o.zarr')!r}: no write permission in "
+                               f"{str(shared / 'locked')!r}")
+        assert not (shared / "locked" / "o.zarr").exists()
+    finally:
+        shutil.rmtree(shared)
+
+
+def run_unprivileged(job) -> tuple[str, str]:
+    """The type and message of the exception ``job`` raises, run as an unprivileged user: in this process
+    if the suite is not run as root, else in a forked child that first switches to ``nobody``."""
+    if os.geteuid() != 0:
+        try:
+            job()
+        except Exception as err:
+            return type(err).__name__, str(err)
+        return "", ""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns into pytest
+        try:
+            os.close(read)
+            os.setgid(65534)
+            os.setuid(65534)
+            job()
+            result = ["", ""]
+        except Exception as err:
+            result = [type(err).__name__, str(err)]
+        finally:
+            os.write(write, json.dumps(result).encode())
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as f:
+        result = json.loads(f.read())
+    os.waitpid(pid, 0)
+    return tuple(result)
+
+
+def test_damaged_chunk_is_named_and_the_rest_checked(tmp_path, trefht, cluster, capsys):
+    ds = trefht.assign(T2=trefht.TREFHT + 1.0)
+    ds.to_netcdf(tmp_path / "two.nc")
+    out = tmp_path / "two.zarr"
+    convert([tmp_path / "two.nc"], out, chunks=CHUNKS, scheduler=cluster, progress=False)
+    for key in ("1/0/1", "3/1/0"):  # time chunk 1 (values 4:8), lat chunk 0, lon chunk 1; and another
+        chunk = out / "TREFHT" / "c" / key
+        data = bytearray(chunk.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        chunk.write_bytes(bytes(data))
+    report = verify([tmp_path / "two.nc"], out)
+    damaged = [p for p in report.problems if "damaged" in p]
+    assert len(damaged) == 2 and not report.ok
+    assert damaged[0].startswith("'TREFHT': chunk (time=1, lat=0, lon=1) is damaged, values time 4:8, lat 0:32, "
+                                 "lon 64:128")
+    assert "(time=3, lat=1, lon=0)" in damaged[1]
+    assert report.table.loc["T2", "max_err_over_bound"] <= 1  # the other variable is still checked
+    assert main(["verify", str(tmp_path / "two.nc"), str(out)]) == 1
+    assert "(time=1, lat=0, lon=1) is damaged" in capsys.readouterr().out
+
+
+def test_inputs_that_cannot_be_opened_or_combined_are_named(tmp_path, archive, trefht):
+    text = tmp_path / "notes.nc"
+    text.write_text("not a netCDF file")
+    with pytest.raises(ValueError, match=f"cannot open input {str(text)!r}"):
+        convert([archive[0], text], tmp_path / "o.zarr")
+    members = [tmp_path / "member1.nc", tmp_path / "member2.nc"]
+    for path in members:
+        trefht.isel(time=slice(0, 4)).to_netcdf(path)
+    with pytest.raises(ValueError, match=r"member1.nc' and '.*member2.nc' share 4 time value.*its own store"):
+        convert(members, tmp_path / "o.zarr")
+    assert not (tmp_path / "o.zarr").exists() and not partial_path(tmp_path / "o.zarr").exists()
+
+
+def test_use_cftime_combines_calendars_numpy_cannot(tmp_path, cluster):
+    """Standard-calendar dates before 1582 decode to cftime, later ones to numpy: the files combine only as cftime."""
+    files = []
+    for i, start in enumerate((0.0, 365.0 * 200)):  # 1500 and 1700
+        t = xr.Variable("time", start + np.arange(3.0), {"units": "days since 1500-01-01", "calendar": "standard"})
+        field = np.random.default_rng(i).random((3, 16, 16), dtype=np.float32)
+        files.append(tmp_path / f"cal.{i}.nc")
+        xr.Dataset({"T": (("time", "y", "x"), field)}, coords={"time": t}).to_netcdf(files[-1])
+    with pytest.warns(xr.SerializationWarning), pytest.raises(ValueError, match="--use-cftime"):
+        convert(files, tmp_path / "o.zarr")
+    out = tmp_path / "cal.zarr"
+    convert(files, out, scheduler=cluster, progress=False, use_cftime=True)
+    assert verify(files, out, use_cftime=True).ok
+    years = xr.open_zarr(out, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True)).time.dt.year
+    assert years.values.tolist() == [1500] * 3 + [1699] * 3
 
 
 def test_l2_mode_bounds_the_nrmse(tmp_path, archive, cluster):

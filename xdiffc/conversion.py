@@ -5,12 +5,14 @@
 
 How a conversion runs:
 
-1. The inputs are opened lazily and combined along time by their coordinates. ``ds.gcdtc.compress``
-   gives each lossy variable its codec and absolute bound (``rel_tol`` costs one reduction pass
-   over the data, on the cluster, for the global value range).
-2. The store is created with the root attribute ``xdiffc_complete = False`` in its first metadata
-   write, then every array's metadata and the index coordinates are written. A progress log,
-   the file ``.xdiffc-progress`` inside the store, records the conversion's inputs and options.
+1. The inputs are opened lazily and combined along time by their coordinates (``use_cftime``
+   decodes every file's times as cftime dates, for calendars or dates numpy cannot hold alike).
+   ``ds.gcdtc.compress`` gives each lossy variable its codec and absolute bound (``rel_tol``
+   costs one reduction pass over the data, on the cluster, for the global value range).
+2. Nothing is written at ``OUT``. The conversion builds the store in a sibling folder,
+   ``OUT.xdiffc-partial/``: the store itself, ``data.zarr``, with the root attribute
+   ``xdiffc_complete = False``, every array's metadata and the index coordinates; beside it the
+   progress log, ``progress``, records the conversion's inputs and options.
 3. The data are written in *units*: one variable, one Zarr chunk along time, and as many whole
    chunks of the other dimensions as fit in :data:`UNIT_BYTES`. Each unit is a small task
    (paths and slices, never data or a model) that reads its slab from the inputs, encodes and
@@ -18,14 +20,23 @@ How a conversion runs:
    long the archive. The codec loads its model once per worker process (the model cache in
    :mod:`xdiffc.model`). A unit's index is appended to the progress log only after its chunks
    are written.
-4. ``--resume`` reads the log and runs only the units not recorded. Encoding is deterministic,
-   so a unit redone after a kill writes the same bytes: the store ends up identical to one from
-   an uninterrupted run.
-5. Last: optional verification, then ``xdiffc_complete = True``, consolidated metadata, and the
-   progress log is removed. A store is complete when ``xdiffc_complete`` is true and no
-   progress log remains; :func:`verify` refuses any other.
+4. ``--resume`` finds the partial folder, reads the log and runs only the units not recorded.
+   Encoding is deterministic, so a unit redone after a kill writes the same bytes: the store ends
+   up identical to one from an uninterrupted run.
+5. Last: optional verification, then ``xdiffc_complete = True`` and consolidated metadata, and
+   then ``data.zarr`` is renamed to ``OUT`` (one atomic rename; with ``--overwrite`` an existing
+   ``OUT`` is first moved into the partial folder, and deleted with it afterwards).
 
-Stores are local directories (the progress log is a plain file written next to the chunks).
+What a reader sees: ``OUT`` appears, whole and consolidated, only at that rename. While a
+conversion runs, and after it is killed at any moment, plain ``xr.open_zarr(OUT)`` raises
+``FileNotFoundError`` (or, with ``--overwrite``, still opens the previous store, untouched). It
+never returns the NaNs of chunks not yet written. Opening ``OUT.xdiffc-partial`` fails too (it is
+not a Zarr store); only a reader who opens ``OUT.xdiffc-partial/data.zarr`` on purpose gets
+unfinished data, marked ``xdiffc_complete = False`` and without consolidated metadata.
+:func:`is_complete` and :func:`verify` report such a store as incomplete.
+
+Stores are local directories (or a shared filesystem the workers see at the same path): the
+final step is a filesystem rename.
 """
 
 from __future__ import annotations
@@ -41,7 +52,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from itertools import product
 from pathlib import Path
@@ -51,23 +62,37 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
+from zarr.errors import UnstableSpecificationWarning
 
 from .accessor import DEFAULT_CHUNK_BYTES, is_lossy, never_lossy
-from .errors import XdiffcError
+from .core import check_bound
+from .errors import CorruptStreamError, XdiffcError
 
 #: Root attribute of a store being converted: False until every chunk is written and verified.
 COMPLETE_ATTR = "xdiffc_complete"
-#: The progress log inside the store: a JSON header line, then one finished unit index per line.
-#: It sits in a folder without Zarr metadata, which Zarr skips when it lists the group.
-PROGRESS_FILE = ".xdiffc/progress"
+#: The sibling folder ``OUT<suffix>`` where a conversion into ``OUT`` builds the store until it is complete.
+PARTIAL_SUFFIX = ".xdiffc-partial"
+#: The store being built, inside the partial folder; renamed to ``OUT`` when complete.
+PARTIAL_STORE = "data.zarr"
+#: The progress log, inside the partial folder: a JSON header line, then one finished unit index per line.
+PROGRESS_FILE = "progress"
 #: A unit (one task) holds at most about this many bytes of uncompressed data, in whole chunks.
 UNIT_BYTES = 64 * 2**20
 #: Test hook: seconds each unit sleeps before writing, so that a test can kill a conversion mid-way.
 DELAY_ENV = "XDIFFC_TEST_UNIT_DELAY"
 #: Attributes that xdiffc adds (bounds, layout, the completion mark): not compared with the inputs.
 _OWN_ATTRS = "xdiffc_"
-# Zarr warns about the progress folder each time it lists an unfinished store's group: that is expected.
-warnings.filterwarnings("ignore", f"Object at {PROGRESS_FILE.split('/')[0]} is not recognized", UserWarning)
+
+
+@contextlib.contextmanager
+def _quiet_string_dtypes() -> Iterator[None]:
+    """Silence Zarr's warning that fixed-width strings (CF character variables, E3SM's ``date_written``) have no
+    Zarr v3 specification yet: xarray picks that encoding, Zarr repeats the warning at every metadata write and
+    read of the store's size, and a user can do nothing about it. Only that warning, for these dtypes."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"The data type \((NullTerminatedBytes|FixedLengthUTF32)",
+                                UnstableSpecificationWarning)
+        yield
 
 
 class VerificationError(XdiffcError):
@@ -88,6 +113,8 @@ class Inputs:
     chunks: tuple[tuple[str, int], ...] = ()
     #: (size, mtime) of each path: a worker's cached Dataset is never reused for files changed since
     stamps: tuple[tuple[int, int], ...] = ()
+    #: decode times as cftime dates in every file (xarray's ``use_cftime``)
+    use_cftime: bool = False
 
 
 def _stamps(paths: Sequence[str]) -> tuple[tuple[int, int], ...]:
@@ -125,21 +152,47 @@ def _time_dim(ds: xr.Dataset) -> str | None:
     return "time" if "time" in ds.dims else None
 
 
-def _scan(paths: Sequence[str], is_zarr: bool) -> tuple[str | None, xr.Dataset]:
+def _decoding(use_cftime: bool) -> dict:
+    """xarray's time decoding: cftime dates for every calendar with ``use_cftime``, else xarray's choice."""
+    return {"decode_times": xr.coders.CFDatetimeCoder(use_cftime=True)} if use_cftime else {}
+
+
+def first_sentence(err: Exception) -> str:
+    """The first sentence of an error from xarray or Zarr, whose messages run on over lines of advice and links."""
+    return str(err).strip().split("\n")[0].split(". ")[0].rstrip(".:")
+
+
+def _open_input(path: str, is_zarr: bool, use_cftime: bool) -> xr.Dataset:
+    """One input, opened lazily without Dask; a ValueError naming the file if xarray cannot open or decode it."""
+    try:
+        if is_zarr:
+            return xr.open_zarr(path, chunks=None, **_decoding(use_cftime))
+        return xr.open_dataset(path, chunks=None, **_decoding(use_cftime))
+    except (OSError, ValueError, TypeError) as err:  # xarray: no backend for it, damaged, undecodable times
+        times = "time" in str(err) and not use_cftime
+        hint = "; if its calendar is the cause, try use_cftime=True (--use-cftime)" if times else ""
+        raise ValueError(f"cannot open input {path!r}: {first_sentence(err)}{hint}") from err
+
+
+def _scan(paths: Sequence[str], is_zarr: bool, use_cftime: bool) -> tuple[str | None, xr.Dataset]:
     """The time dimension, and the first input opened lazily; raises ValueError for inputs that do not fit together.
 
-    Files fit together when they hold the same variables, and the same sizes and coordinate values
-    along every dimension but time: one grid, split in time.
+    Files fit together when they hold the same variables, the same sizes and coordinate values
+    along every dimension but time, and times of one kind that no two files share: one grid,
+    split in time.
     """
-    open_one = (lambda p: xr.open_zarr(p, chunks=None)) if is_zarr else (lambda p: xr.open_dataset(p, chunks=None))
-    first = open_one(paths[0])
+    first = _open_input(paths[0], is_zarr, use_cftime)
     time_dim = _time_dim(first)
     if len(paths) > 1 and time_dim is None:
         raise ValueError(f"{paths[0]!r} has no time dimension, so {len(paths)} files cannot be combined along time; "
                          f"convert them one at a time")
+    times = {paths[0]: first.indexes.get(time_dim)}
     for path in paths[1:]:
-        with open_one(path) as other:
+        with _open_input(path, is_zarr, use_cftime) as other:
             _check_same_grid(first, other, time_dim, paths[0], path)
+            times[path] = other.indexes.get(time_dim)
+    if len(paths) > 1:
+        _check_times({p: t for p, t in times.items() if t is not None})
     return time_dim, first
 
 
@@ -158,13 +211,36 @@ def _check_same_grid(a: xr.Dataset, b: xr.Dataset, time_dim: str | None, path_a:
                              f"differs; convert each grid into its own store")
 
 
+def _check_times(times: Mapping[str, pd.Index]) -> None:
+    """A ValueError unless every file's times decode to one kind of date and no two files share a time."""
+    (first, kind), *_ = times.items()
+    owner: dict = {}
+    for path, index in times.items():
+        if type(index) is not type(kind):
+            raise ValueError(f"inputs {first!r} and {path!r} decode their times to different kinds of date "
+                             f"({type(kind).__name__} and {type(index).__name__}), so they cannot be combined "
+                             f"along time; pass use_cftime=True (--use-cftime) to decode all of them as cftime dates")
+        for t in index:
+            other = owner.setdefault(t, path)
+            if other != path:
+                shared = len(index.intersection(times[other]))
+                raise ValueError(f"inputs {other!r} and {path!r} share {shared} time value(s) (the first: {t}), and "
+                                 f"files are combined along time, where each time may appear once. Ensemble members "
+                                 f"or other runs of the same period: convert each into its own store")
+
+
 def open_inputs(inputs: Inputs) -> xr.Dataset:
     """The inputs as one lazy Dataset, combined along time, Dask-chunked with ``inputs.chunks``."""
+    decoding = _decoding(inputs.use_cftime)
     if inputs.is_zarr:
-        ds = xr.open_zarr(inputs.paths[0], chunks={})
+        ds = xr.open_zarr(inputs.paths[0], chunks={}, **decoding)
     else:
-        ds = xr.open_mfdataset(inputs.paths, combine="by_coords", parallel=False, chunks={},
-                               data_vars="minimal", coords="minimal", compat="override", join="exact")
+        try:
+            ds = xr.open_mfdataset(inputs.paths, combine="by_coords", parallel=False, chunks={}, data_vars="minimal",
+                                   coords="minimal", compat="override", join="exact", **decoding)
+        except ValueError as err:
+            raise ValueError(f"cannot combine the {len(inputs.paths)} inputs ({inputs.paths[0]!r} ... "
+                             f"{inputs.paths[-1]!r}) along time: {first_sentence(err)}") from err
     chunks = {d: n for d, n in inputs.chunks if d in ds.dims}
     ds = ds.chunk(chunks) if chunks else ds
     return ds if inputs.variables is None else _select(ds, inputs.variables)
@@ -243,6 +319,7 @@ def plan_units(group: zarr.Group, names: Sequence[str], time_dim: str | None) ->
     return [u for *_, u in sorted(units, key=lambda t: t[:2])]
 
 
+@_quiet_string_dtypes()
 def _write_unit(inputs: Inputs, store: str, unit: Unit) -> tuple[float, str]:
     """Read one unit from the inputs, encode it and write its chunks (runs on a worker).
 
@@ -272,19 +349,18 @@ class Progress:
     done: set[int] = field(default_factory=set)
 
     @classmethod
-    def start(cls, store: Path, header: dict) -> Progress:
-        """Write a fresh log (atomically: a kill leaves either no log or a whole header)."""
-        path = store / PROGRESS_FILE
-        path.parent.mkdir(exist_ok=True)
+    def start(cls, partial: Path, header: dict) -> Progress:
+        """Write a fresh log into the partial folder (atomically: a kill leaves either no log or a whole header)."""
+        path = partial / PROGRESS_FILE
         tmp = path.with_suffix(".tmp")
         tmp.write_text(json.dumps(header) + "\n")
         os.replace(tmp, path)
         return cls(path, header)
 
     @classmethod
-    def load(cls, store: Path) -> Progress | None:
-        """The log of ``store``, or None; a last line cut short by a kill is ignored."""
-        path = store / PROGRESS_FILE
+    def load(cls, partial: Path) -> Progress | None:
+        """The log in the partial folder, or None; a last line cut short by a kill is ignored."""
+        path = partial / PROGRESS_FILE
         if not path.exists():
             return None
         head, *lines = path.read_text().split("\n")
@@ -297,17 +373,25 @@ class Progress:
         self.done.add(index)
 
 
+def partial_path(store: str | os.PathLike) -> Path:
+    """The folder where a conversion into ``store`` works until it is complete: ``store`` + :data:`PARTIAL_SUFFIX`."""
+    store = Path(store)
+    return store.with_name(store.name + PARTIAL_SUFFIX)
+
+
 def is_complete(store: str | os.PathLike) -> tuple[bool, str]:
     """Whether ``store`` is a finished conversion, and if not, why (for messages)."""
-    store = Path(store)
+    store, partial = Path(store), partial_path(store)
+    if not store.exists() and partial.exists():
+        return False, (f"{str(store)!r} is incomplete: a conversion into it has not finished (its work so far is in "
+                       f"{str(partial)!r}); rerun it with --resume")
     if not store.exists():
         return False, f"{str(store)!r} does not exist"
     if not (store / "zarr.json").exists() and not (store / ".zgroup").exists():
         return False, f"{str(store)!r} is not a Zarr store"
-    if (store / PROGRESS_FILE).exists():
-        return False, f"{str(store)!r} is incomplete: a conversion into it has not finished (rerun it with --resume)"
     if zarr.open_group(str(store), mode="r").attrs.get(COMPLETE_ATTR, True) is not True:
-        return False, f"{str(store)!r} is incomplete: {COMPLETE_ATTR} is false (rerun the conversion with --resume)"
+        return False, (f"{str(store)!r} is incomplete: {COMPLETE_ATTR} is false (an unfinished conversion, moved or "
+                       f"made by an older xdiffc: convert again with --overwrite)")
     return True, ""
 
 
@@ -348,8 +432,10 @@ class ConvertSummary:
     store: str
     table: pd.DataFrame
     seconds: float
+    #: uncompressed bytes and units written by this run (counted as the units finish)
     written_bytes: int
     units_done: int
+    #: units found done in the progress log of an interrupted run, and not redone
     units_skipped: int
     workers: dict[str, int]
 
@@ -358,7 +444,7 @@ class ConvertSummary:
         return self.written_bytes / 2**20 / self.seconds if self.seconds else math.nan
 
     def __str__(self) -> str:
-        if not self.units_done:
+        if not self.units_done and not self.units_skipped:
             return f"{self.store}: already complete, nothing to do"
         total = self.table[["MB", "stored_MB"]].sum()
         return (f"{self.table.to_string(float_format=lambda v: f'{v:.4g}')}\n"
@@ -368,7 +454,14 @@ class ConvertSummary:
 
 
 def _bound_kwargs(mode: str, tol, rel_tol: float | None) -> dict:
-    """The bound arguments of ``ds.gcdtc.compress``: pointwise ``tol``/``rel_tol``, or for ``l2`` ``rel_tol`` as the NRMSE bound."""
+    """The bound arguments of ``ds.gcdtc.compress``: pointwise ``tol``/``rel_tol``, or for ``l2`` ``rel_tol`` as the NRMSE bound.
+
+    Every bound is checked here, before a cluster starts: a ValueError unless it is finite and >= 0.
+    """
+    check_bound("rel_tol (--rel-tol)", rel_tol)
+    for name, value in (tol.items() if isinstance(tol, Mapping) else [(None, tol)]):
+        if not isinstance(value, str):  # 'auto' is resolved later
+            check_bound("tol (--tol)" if name is None else f"tol of {name!r} (--tol {name}=...)", value)
     if mode == "pointwise":
         return {"tol": tol, "rel_tol": rel_tol}
     if mode != "l2":
@@ -379,23 +472,30 @@ def _bound_kwargs(mode: str, tol, rel_tol: float | None) -> dict:
     return {"tol": None, "mode": "l2", "nrmse": rel_tol}
 
 
-def _auto_tol(tol: str, paths: list[str], is_zarr: bool, variables, model, chunks) -> dict[Hashable, float]:
+def _auto_tol(tol: str, spec: Inputs, model: str | None) -> dict[Hashable, float]:
     """``tol="auto"``: the bounds :func:`xdiffc.tuning.suggest_tol` finds on a sample of the inputs."""
     if tol != "auto":
         raise ValueError(f"tol must be a number, a mapping of variable to number, or 'auto'; got {tol!r}")
     from .tuning import suggest_tol
 
-    spec = Inputs(tuple(paths), is_zarr, None, None if variables is None else tuple(variables))
-    suggestion = suggest_tol(open_inputs(spec), variables=variables, model=model, chunks=chunks)
+    chunks = dict(spec.chunks)
+    ds = open_inputs(replace(spec, chunks=()))
+    suggestion = suggest_tol(ds, variables=spec.variables, model=model, chunks=chunks)
     print(suggestion.table.to_string(float_format=lambda v: f"{v:.4g}"), file=sys.stderr)
     return dict(suggestion)
 
 
 def _prepare_output(store: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse to touch an existing store without --overwrite/--resume; fail early where nothing can be written."""
-    if store.exists() and not (resume or overwrite):
-        raise FileExistsError(f"{str(store)!r} already exists; pass --overwrite to replace it, or --resume to finish "
-                              f"an interrupted conversion into it")
+    """Refuse to touch an existing store, or the partial folder of an interrupted conversion, without --overwrite
+    or --resume; fail early where nothing can be written."""
+    partial = partial_path(store)
+    if not (resume or overwrite):
+        if store.exists():
+            raise FileExistsError(f"{str(store)!r} already exists; pass --overwrite to replace it, or --resume to "
+                                  f"finish an interrupted conversion into it")
+        if partial.exists():
+            raise FileExistsError(f"an interrupted conversion into {str(store)!r} left {str(partial)!r}; pass --resume "
+                                  f"to finish it, or --overwrite to start again")
     parent = store.parent
     if not parent.is_dir():
         raise PermissionError(f"cannot write {str(store)!r}: {str(parent)!r} is not a directory")
@@ -403,24 +503,18 @@ def _prepare_output(store: Path, resume: bool, overwrite: bool) -> None:
         raise PermissionError(f"cannot write {str(store)!r}: no write permission in {str(parent)!r}")
 
 
-def _remove_store(store: Path) -> None:
-    """Delete a store, its root metadata first: a kill half-way leaves no group that could pass as complete."""
-    for name in ("zarr.json", ".zgroup", ".zattrs", ".zmetadata"):
-        with contextlib.suppress(FileNotFoundError):
-            (store / name).unlink()
-    shutil.rmtree(store)
-
-
 def _fingerprint(inputs: Inputs, tol, rel_tol, model, mode, chunks, layout, grid) -> dict:
     """What a resumed conversion must share with the first run (JSON)."""
     tol = {str(k): float(v) for k, v in tol.items()} if isinstance(tol, Mapping) else tol
     return {"inputs": [[p, os.path.getsize(p) if os.path.isfile(p) else None] for p in inputs.paths],
-            "variables": inputs.variables, "tol": tol, "rel_tol": rel_tol, "model": model, "mode": mode,
-            "chunks": dict(chunks), "layout": layout, "grid": None if grid is None else str(grid)}
+            "use_cftime": inputs.use_cftime, "variables": inputs.variables, "tol": tol, "rel_tol": rel_tol,
+            "model": model, "mode": mode, "chunks": dict(chunks), "layout": layout,
+            "grid": None if grid is None else str(grid)}
 
 
 def _set_up(store: Path, inputs: Inputs, compress_kwargs: dict) -> list[str]:
-    """Create the store, marked incomplete: all metadata, the index coordinates; returns the arrays left to units."""
+    """Create the store (in the partial folder), marked incomplete: all metadata, the index coordinates; returns
+    the arrays left to units."""
     ds = open_inputs(inputs)
     enc = ds.gcdtc.compress(**compress_kwargs)
     if not any(is_lossy(v.attrs) for v in enc.data_vars.values()):
@@ -441,21 +535,20 @@ def _set_up(store: Path, inputs: Inputs, compress_kwargs: dict) -> list[str]:
             new.encoding = {k: v for k, v in var.encoding.items() if k not in ("chunks", "preferred_chunks")}
             new.encoding["chunks"] = tuple(min(target[d], n) for d, n in var.sizes.items()) or None
         enc = enc.assign_coords({name: new}) if name in enc.coords else enc.assign({name: new})
-    if store.exists():
-        _remove_store(store)
     zarr.open_group(str(store), mode="w", zarr_format=3, attributes={COMPLETE_ATTR: False})
     enc.attrs[COMPLETE_ATTR] = False
     enc.to_zarr(str(store), mode="a", compute=False, consolidated=False, zarr_format=3)
     return [str(n) for n, v in enc.variables.items() if v.chunks is not None]
 
 
+@_quiet_string_dtypes()
 def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike, *,
             tol: float | Mapping[Hashable, float] | None = None, rel_tol: float | None = 1e-3,
             model: str | None = None, mode: str = "pointwise", chunks: Mapping[str, int] | None = None,
             variables: Sequence[str] | None = None, scheduler: str | None = None, workers: int | None = None,
             threads_per_worker: int | None = None, gpus: int = 0, resume: bool = False, verify: bool = False,
-            overwrite: bool = False, progress: bool = True, layout: str = "auto", grid: str | None = None
-            ) -> ConvertSummary:
+            overwrite: bool = False, progress: bool = True, layout: str = "auto", grid: str | None = None,
+            use_cftime: bool = False) -> ConvertSummary:
     """Convert netCDF files (or one Zarr store) into one compressed Zarr store on a Dask cluster.
 
     ``tol``, ``rel_tol``, ``model``, ``chunks``, ``layout`` and ``grid`` are those of
@@ -464,66 +557,75 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     ``"pointwise"`` or ``"l2"``. ``scheduler``: address of an existing cluster; otherwise a local
     one with ``workers`` x ``threads_per_worker``, or with ``gpus`` one worker per GPU. With
     ``gpus`` the units need the worker resource ``GPU=1``. ``resume`` finishes an interrupted
-    conversion; ``overwrite`` replaces an existing store; ``verify`` checks every bound before the
-    store is marked complete. Returns the :class:`ConvertSummary`.
+    conversion; ``overwrite`` replaces an existing store (at the end: until then it is untouched);
+    ``verify`` checks every bound before the store is put in place. ``use_cftime`` decodes every
+    input's times as cftime dates. The store is built in :func:`partial_path` and appears at
+    ``store`` only when complete. Returns the :class:`ConvertSummary`.
     """
     store = Path(store).absolute()
     paths, is_zarr = resolve_paths([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
     _prepare_output(store, resume, overwrite)
     bounds = _bound_kwargs(mode, tol, rel_tol)
-    time_dim, first = _scan(paths, is_zarr)
+    time_dim, first = _scan(paths, is_zarr, use_cftime)
     if variables is not None:
         _select(first, variables)  # unknown names fail here, before any work
     chunks = dict(chunks or {})
     if time_dim is not None and time_dim not in chunks:
         chunks[time_dim] = _default_time_chunk(first, time_dim, chunks)
-    if isinstance(tol, str):
-        tol, rel_tol = _auto_tol(tol, paths, is_zarr, variables, model, chunks), None
-        bounds = _bound_kwargs(mode, tol, rel_tol)
     spec = Inputs(paths, is_zarr, time_dim, None if variables is None else tuple(variables),
-                  tuple(sorted(chunks.items())), _stamps(paths))
+                  tuple(sorted(chunks.items())), _stamps(paths), use_cftime)
+    if isinstance(tol, str):
+        tol, rel_tol = _auto_tol(tol, spec, model), None
+        bounds = _bound_kwargs(mode, tol, rel_tol)
     fingerprint = _fingerprint(spec, tol, rel_tol, model, mode, chunks, layout, grid)
     with _client(scheduler, workers, threads_per_worker, gpus) as client:
         log = _open_progress(store, spec, fingerprint, resume, overwrite,
                              dict(model=model, chunks=chunks, layout=layout, grid=grid, **bounds))
         if log is None:  # resuming a store that is already complete
-            return _summarise(store, spec, {}, 0.0, [], set(), verify=verify)
-        group = zarr.open_group(str(store), mode="r")
-        units = plan_units(group, log.header["arrays"], time_dim)
-        skipped = set(log.done)
+            return _summarise(store, store, spec, {}, 0.0, 0, verify=verify)
+        work = log.path.parent / PARTIAL_STORE
+        units = plan_units(zarr.open_group(str(work), mode="r"), log.header["arrays"], time_dim)
+        skipped = len(log.done)
         start = time.perf_counter()
-        stats = _run_units(client, spec, store, units, log, gpus, progress)
+        stats = _run_units(client, spec, work, units, log, gpus, progress)
         seconds = time.perf_counter() - start
-        summary = _summarise(store, spec, stats, seconds, units, skipped, verify=verify)
+        summary = _summarise(work, store, spec, stats, seconds, skipped, verify=verify)
         _finish(store)
     return summary
 
 
 def _open_progress(store: Path, spec: Inputs, fingerprint: dict, resume: bool, overwrite: bool,
                    compress_kwargs: dict) -> Progress | None:
-    """The progress log to run against: the existing one on resume, else a fresh store; None if already complete."""
-    if resume and store.exists():
-        log = Progress.load(store)
-        if log is not None:
+    """The progress log to run against: on resume the one in the partial folder, else a fresh partial folder;
+    None when resuming a conversion that has already finished."""
+    partial = partial_path(store)
+    if resume:
+        log = Progress.load(partial)
+        if log is not None and (partial / PARTIAL_STORE).exists():
             if log.header["fingerprint"] != fingerprint:
                 raise ValueError(f"{str(store)!r} was started from other inputs or options; rerun with the same "
                                  f"ones, or pass --overwrite to start again\n  then: {log.header['fingerprint']}\n"
                                  f"  now:  {fingerprint}")
             return log
-        attrs = zarr.open_group(str(store), mode="r").attrs if (store / "zarr.json").exists() else {}
-        if attrs.get(COMPLETE_ATTR) is True:
+        if is_complete(store)[0]:
+            shutil.rmtree(partial, ignore_errors=True)  # left behind by a kill just after the final rename
             return None
-        if COMPLETE_ATTR not in attrs and not overwrite and any(store.iterdir()):
-            raise FileExistsError(f"{str(store)!r} was not made by xdiffc convert, so it cannot be resumed; "
-                                  f"pass --overwrite to replace it")
-        # killed while the store was being set up: nothing was recorded, start again
-    arrays = _set_up(store, spec, compress_kwargs)
-    return Progress.start(store, {"fingerprint": fingerprint, "arrays": arrays})
+        if store.exists() and not overwrite:
+            raise FileExistsError(f"{str(store)!r} is not a finished xdiffc conversion, and no interrupted one was "
+                                  f"found in {str(partial)!r}; pass --overwrite to replace it")
+        # killed while the partial folder was being set up, or never started: start again
+    if partial.exists():
+        shutil.rmtree(partial)
+    arrays = _set_up(partial / PARTIAL_STORE, spec, compress_kwargs)
+    return Progress.start(partial, {"fingerprint": fingerprint, "arrays": arrays})
 
 
 def _run_units(client, spec: Inputs, store: Path, units: list[Unit], log: Progress, gpus: int,
                progress: bool) -> dict[str, dict]:
-    """Run the units not in ``log`` on the cluster, a few per thread at a time; record each as it finishes."""
+    """Run the units not in ``log`` on the cluster, a few per thread at a time; record each as it finishes.
+
+    Returns, per variable, what was really done: units and bytes written, seconds, units per worker.
+    """
     from distributed import as_completed
     from tqdm.auto import tqdm
 
@@ -552,7 +654,9 @@ def _run_units(client, spec: Inputs, store: Path, units: list[Unit], log: Progre
             index = index_of.pop(future.key)
             unit = units[index]
             log.record(index)
-            s = stats.setdefault(unit.name, {"seconds": 0.0, "workers": {}})
+            s = stats.setdefault(unit.name, {"units": 0, "bytes": 0, "seconds": 0.0, "workers": {}})
+            s["units"] += 1
+            s["bytes"] += unit.nbytes
             s["seconds"] += seconds
             s["workers"][worker] = s["workers"].get(worker, 0) + 1
             written += unit.nbytes
@@ -567,20 +671,22 @@ def _take(iterator: Iterator[int], n: int) -> list[int]:
     return [i for _, i in zip(range(n), iterator)]
 
 
-def _summarise(store: Path, spec: Inputs, stats: dict[str, dict], seconds: float, units: list[Unit],
-               skipped: set[int], *, verify: bool) -> ConvertSummary:
-    """The per-variable table (size, stored size, ratio, time; error over bound with ``verify``)."""
-    group = zarr.open_group(str(store), mode="r")
+def _summarise(path: Path, store: Path, spec: Inputs, stats: dict[str, dict], seconds: float, skipped: int, *,
+               verify: bool) -> ConvertSummary:
+    """The summary of a conversion into ``store``, read from ``path`` (where it is built): per variable, size,
+    stored size, ratio, time (error over bound with ``verify``); in total, the units that ``stats`` says were
+    written."""
+    group = zarr.open_group(str(path), mode="r")
     lossy = [n for n, a in group.arrays() if is_lossy(a.attrs)]
     rows = {n: {"MB": group[n].nbytes / 2**20, "stored_MB": group[n].nbytes_stored() / 2**20,
                 "seconds": stats.get(n, {}).get("seconds", 0.0)} for n in lossy}
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.insert(2, "ratio", table["MB"] / table["stored_MB"])
     if verify:
-        report = verify_store(spec, store, require_complete=False)
+        report = verify_store(spec, path, require_complete=False)
         if not report.ok:
-            raise VerificationError(f"{str(store)!r} fails verification and stays marked incomplete:\n"
-                                    + "\n".join(report.problems))
+            raise VerificationError(f"the conversion into {str(store)!r} fails verification; it stays unfinished in "
+                                    f"{str(path)!r}:\n" + "\n".join(report.problems))
         table.insert(3, "max_err/bound", report.table["max_err_over_bound"])
         table.insert(4, "nrmse", report.table["nrmse"])
         if "nrmse_over_bound" in report.table:
@@ -589,18 +695,23 @@ def _summarise(store: Path, spec: Inputs, stats: dict[str, dict], seconds: float
     for s in stats.values():
         for w, n in s["workers"].items():
             workers[w] = workers.get(w, 0) + n
-    return ConvertSummary(str(store), table, seconds, sum(units[i].nbytes for i in range(len(units)) if i not in skipped),
-                          len(units) - len(skipped), len(skipped), workers)
+    return ConvertSummary(str(store), table, seconds, sum(s["bytes"] for s in stats.values()),
+                          sum(s["units"] for s in stats.values()), skipped, workers)
 
 
 def _finish(store: Path) -> None:
-    """Mark complete, consolidate the metadata (so it includes the mark), then drop the progress log."""
-    group = zarr.open_group(str(store), mode="r+")
-    group.attrs[COMPLETE_ATTR] = True
-    with warnings.catch_warnings():
+    """Mark the store in the partial folder complete, consolidate its metadata (so they include the mark), put it
+    in place with one rename (an existing store moved aside first), then delete the partial folder."""
+    partial = partial_path(store)
+    work = partial / PARTIAL_STORE
+    zarr.open_group(str(work), mode="r+").attrs[COMPLETE_ATTR] = True
+    with warnings.catch_warnings():  # xarray reads consolidated metadata fastest; Zarr v3 has no spec for them yet
         warnings.filterwarnings("ignore", "Consolidated metadata is currently not part", category=UserWarning)
-        zarr.consolidate_metadata(str(store))
-    shutil.rmtree((store / PROGRESS_FILE).parent, ignore_errors=True)
+        zarr.consolidate_metadata(str(work))
+    if store.exists():
+        os.rename(store, partial / "replaced.zarr")
+    os.rename(work, store)
+    shutil.rmtree(partial)
 
 
 # ---------------------------------------------------------------------------------------- verify
@@ -639,14 +750,19 @@ def _attr_problems(where: str, want: Mapping, got: Mapping) -> list[str]:
     return [f"{where}: attributes {bad} differ from the inputs"] if bad else []
 
 
-def verify(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike) -> VerifyReport:
-    """Compare ``store`` with the inputs it was converted from: bounds, NRMSE, ratio, metadata, completeness.
+@_quiet_string_dtypes()
+def verify(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike, *,
+           use_cftime: bool = False) -> VerifyReport:
+    """Compare ``store`` with the inputs it was converted from: bounds, NRMSE, ratio, metadata, completeness,
+    and every chunk decodes (a damaged one is reported with its variable and chunk index, and the rest is
+    still checked). ``use_cftime`` as for :func:`convert`.
 
     Streams chunk by chunk (Dask reductions), never loading a whole variable.
     """
     paths, is_zarr = resolve_paths([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
-    time_dim, _ = _scan(paths, is_zarr)
-    return verify_store(Inputs(paths, is_zarr, time_dim), Path(store).absolute(), require_complete=True)
+    time_dim, _ = _scan(paths, is_zarr, use_cftime)
+    spec = Inputs(paths, is_zarr, time_dim, use_cftime=use_cftime)
+    return verify_store(spec, Path(store).absolute(), require_complete=True)
 
 
 def verify_store(spec: Inputs, store: Path, *, require_complete: bool) -> VerifyReport:
@@ -654,11 +770,11 @@ def verify_store(spec: Inputs, store: Path, *, require_complete: bool) -> Verify
     complete, why = is_complete(store)
     if not complete and (require_complete or not store.exists()):
         return VerifyReport(str(store), pd.DataFrame(), [why])
-    out = xr.open_zarr(str(store), consolidated=None if complete else False)
+    out = xr.open_zarr(str(store), consolidated=None if complete else False, **_decoding(spec.use_cftime))
     out.encoding["source"] = str(store)
     lossy = [n for n in out.data_vars if is_lossy(out[n].attrs)]
     chunks = {d: c[0] for n in lossy[:1] for d, c in out[n].chunksizes.items()}  # read the inputs in store chunks
-    ds = open_inputs(Inputs(spec.paths, spec.is_zarr, spec.time_dim, chunks=tuple(chunks.items())))
+    ds = open_inputs(replace(spec, chunks=tuple(chunks.items()), variables=None))
     problems = _attr_problems("global", ds.attrs, out.attrs)
     missing = [str(n) for n in out.variables if n not in ds.variables]
     if missing:
@@ -672,7 +788,13 @@ def verify_store(spec: Inputs, store: Path, *, require_complete: bool) -> Verify
             problems.append(f"{name!r}: dims {y.dims} {y.shape} in the store, {x.dims} {x.shape} in the inputs")
         elif name not in lossy and not x.equals(y):  # a chunked comparison
             problems.append(f"{name!r} is stored exactly but differs from the inputs")
-    table = ds.gcdtc.error_report(out) if lossy else pd.DataFrame()
+    rows = []
+    for name in lossy:  # one variable at a time, so that a damaged chunk stops only its own variable's check
+        try:
+            rows.append(ds.gcdtc.error_report(out[[name]]))
+        except CorruptStreamError as err:
+            problems += _damaged_chunks(store, str(name)) or [f"{name!r} cannot be decoded: {err}"]
+    table = pd.concat(rows) if rows else pd.DataFrame()
     for name, row in table.iterrows():
         if pd.notna(row["max_err_over_bound"]) and not row["max_err_over_bound"] <= 1:
             problems.append(f"{name!r}: max error {row['max_abs_err']:.6g} exceeds the bound {row['tol']:.6g}")
@@ -681,3 +803,22 @@ def verify_store(spec: Inputs, store: Path, *, require_complete: bool) -> Verify
         if row["specials_moved"]:
             problems.append(f"{name!r}: {row['specials_moved']} NaN/fill points moved")
     return VerifyReport(str(store), table, problems)
+
+
+def _damaged_chunks(store: Path, name: str) -> list[str]:
+    """One problem per chunk of array ``name`` that does not decode, naming its index and extent along each dimension.
+
+    Each chunk is read on its own, so this finds every damaged chunk, not only the first.
+    """
+    array = zarr.open_group(str(store), mode="r")[name]
+    dims = array.metadata.dimension_names or [f"axis{i}" for i in range(array.ndim)]
+    problems = []
+    for index in product(*map(range, array.cdata_shape)):
+        try:
+            array.get_block_selection(index)
+        except CorruptStreamError as err:
+            at = ", ".join(f"{d}={i}" for d, i in zip(dims, index))
+            extent = ", ".join(f"{d} {i * c}:{min((i + 1) * c, n)}"
+                               for d, i, c, n in zip(dims, index, array.chunks, array.shape))
+            problems.append(f"{name!r}: chunk ({at}) is damaged, values {extent}: {err}")
+    return problems
