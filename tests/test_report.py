@@ -24,6 +24,13 @@ def small(name: str):
     return ds[["TS", "lat", "lon"]] if name == "camse_ts" else ds
 
 
+def headline(index) -> str:
+    """The verdict at the top of the page: PASS or FAIL."""
+    found = re.findall(r'<p class="verdict (pass|fail)">(PASS|FAIL):', index.read_text(encoding="utf-8"))
+    assert len(found) == 1 and found[0][0] == found[0][1].lower(), found
+    return found[0][1]
+
+
 def linked_images(index) -> list[str]:
     page = index.read_text(encoding="utf-8")
     assert "http://" not in page and "https://" not in page and "<script" not in page  # opens offline
@@ -35,15 +42,23 @@ def test_report_builds_from_the_samples(tmp_path):
         ds = small(name)
         out = ds.gcdtc.roundtrip(rel_tol=1e-3)
         compressors = ("xdiffc", "sz3") if name == "trefht" else ("xdiffc",)
-        index = report.build(ds, out, tmp_path / name, compressors=compressors, sample=2**13)
-        page = index.read_text(encoding="utf-8")
-        assert "PASS" in page or "FAIL" in page
+        page = report.build(ds, out, tmp_path / name, compressors=compressors, sample=2**13)
+        index = page.index
+        assert headline(index) == ("PASS" if page.passed else "FAIL")
         images = linked_images(index)
         assert len(images) == 3 * len(report.metrics.lossy_names(out))
         for src in images:
             img = matplotlib.image.imread(tmp_path / name / src)
             assert img.ndim == 3 and img.shape[0] > 100 and img.shape[1] > 100, src
             assert np.ptp(img) > 0, f"{src} is blank"
+
+
+def test_report_verdict_follows_the_criteria(tmp_path):
+    ds = small("trefht")
+    good = report.build(ds, ds.gcdtc.roundtrip(rel_tol=1e-6), tmp_path / "good", compressors=("xdiffc",), sample=4096)
+    bad = report.build(ds, ds.gcdtc.roundtrip(rel_tol=1e-2), tmp_path / "bad", compressors=("xdiffc",), sample=4096)
+    assert good.passed and headline(good.index) == "PASS"
+    assert bad.failed == ["TREFHT"] and headline(bad.index) == "FAIL"
 
 
 def test_cli_assess_report_tune(tmp_path, capsys):
@@ -60,11 +75,14 @@ def test_cli_assess_report_tune(tmp_path, capsys):
     assert main(["assess", str(original), str(bad), "--spre-max", "100", "--dssim-min", "0.5",
                  "--pcc-min", "0.99", "--ks-p-min", "0"]) == 0
     capsys.readouterr()
-    assert main(["report", str(original), str(bad), "-o", str(tmp_path / "rep"), "--sample", "4096"]) == 0
+    assert main(["report", str(original), str(bad), "-o", str(tmp_path / "rep"), "--sample", "4096"]) == 1
+    assert capsys.readouterr().out.splitlines()[-1] == "FAIL: TREFHT"
     index = tmp_path / "rep" / "index.html"
-    assert "FAIL" in index.read_text(encoding="utf-8")
+    assert headline(index) == "FAIL"
     assert all((tmp_path / "rep" / src).is_file() for src in linked_images(index))
     assert "ratio" in index.read_text(encoding="utf-8")
+    assert main(["report", str(original), str(good), "-o", str(tmp_path / "ok"), "--sample", "4096"]) == 0
+    assert headline(tmp_path / "ok" / "index.html") == "PASS"
     capsys.readouterr()
     assert main(["tune", str(original), "--iterations", "3", "--sample", "8192"]) == 0
     assert re.search(r"--tol TREFHT=\d", capsys.readouterr().out)

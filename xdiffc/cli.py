@@ -1,11 +1,30 @@
-"""The ``xdiffc`` command line."""
+"""The ``xdiffc`` command line.
+
+Every command exits with the same statuses (:data:`EXIT_STATUS`): 0 when it succeeded and every
+check passed, 1 when a check failed, 2 on a usage error or a bad input, which is reported in one
+line naming the file, variable or option (never a traceback).
+"""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Sequence
+from functools import partial
 
 from . import __version__
+from .conversion import VerificationError
+from .errors import CorruptStreamError, XdiffcError
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_STATUS = """exit status (the same for every command):
+  0    done, and every check passed
+  1    a check failed: verify found a value beyond its bound, a damaged chunk, metadata
+       that differ or an unfinished store; convert --verify failed; assess or report
+       found a variable that fails the criteria; demo saw a bound broken
+  2    usage error or bad input: an unknown option or bad value, a missing or
+       unreadable file, an unknown variable, datasets that do not match
+  130  interrupted (Ctrl-C)"""
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -32,16 +51,17 @@ def _assess(args: argparse.Namespace) -> int:
         print(table.drop(columns=[c for c in table.columns if c.startswith("ok_")]).T)
     failed = [str(n) for n in table.index if not table.loc[n, "passed"]]
     print(f"FAIL: {', '.join(failed)}" if failed else f"PASS: all {len(table)} variables pass the criteria")
-    return 1 if failed else 0
+    return EXIT_FAILED if failed else EXIT_OK
 
 
 def _report(args: argparse.Namespace) -> int:
     from .report import build, open_dataset
 
-    index = build(open_dataset(args.original), open_dataset(args.store), args.output, _criteria(args),
-                  args.variable, sample=args.sample)
-    print(f"report written to {index}")
-    return 0
+    page = build(open_dataset(args.original), open_dataset(args.store), args.output, _criteria(args),
+                 args.variable, sample=args.sample)
+    print(f"report written to {page.index}")
+    print(f"FAIL: {', '.join(page.failed)}" if page.failed else "PASS: every variable passes the criteria")
+    return EXIT_OK if page.passed else EXIT_FAILED
 
 
 def _tune(args: argparse.Namespace) -> int:
@@ -55,7 +75,7 @@ def _tune(args: argparse.Namespace) -> int:
     with pd.option_context("display.width", 200, "display.max_columns", None):
         print(tol.table)
     print("xdiffc convert ... " + " ".join(f"--tol {n}={v:.6g}" for n, v in tol.items()))
-    return 0
+    return EXIT_OK
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -91,7 +111,13 @@ def _tol_option(pairs: list[tuple[str | None, float | str]] | None) -> float | s
 
 
 def _rel_tol(text: str) -> float | None:
-    return None if text.lower() == "none" else float(text)
+    """A number (checked as a bound later, so that a bad one is reported like any other), or ``none``."""
+    if text.lower() == "none":
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'none', got {text!r}") from None
 
 
 def _chunks(text: str) -> dict[str, int]:
@@ -102,57 +128,80 @@ def _chunks(text: str) -> dict[str, int]:
         raise argparse.ArgumentTypeError(f"expected DIM=SIZE[,DIM=SIZE...], got {text!r}") from None
 
 
-def _run_reporting_errors(job) -> int:
-    """Run ``job``; bad inputs and options print one line naming the problem and exit 2."""
-    from .errors import XdiffcError
-
-    try:
-        return job()
-    except (ValueError, TypeError, OSError, XdiffcError) as err:
-        print(f"xdiffc: error: {err}", file=sys.stderr)
-        return 2
-
-
 def _convert(args: argparse.Namespace) -> int:
-    from .conversion import convert
+    from .conversion import convert, partial_path
 
     variables = [v for item in args.variables or [] for v in item.split(",") if v] or None
-
-    def job() -> int:
-        try:
-            summary = convert(args.inputs, args.output, tol=_tol_option(args.tol), rel_tol=args.rel_tol,
-                              model=args.model, mode=args.mode, chunks=args.chunks, variables=variables,
-                              scheduler=args.scheduler, workers=args.workers,
-                              threads_per_worker=args.threads_per_worker, gpus=args.gpus, resume=args.resume,
-                              verify=args.verify, overwrite=args.overwrite, progress=not args.quiet,
-                              layout=args.layout, grid=args.grid)
-        except KeyboardInterrupt:
-            print(f"xdiffc: interrupted; {args.output} is marked incomplete: rerun the same command with --resume "
-                  f"to finish it", file=sys.stderr)
-            return 130
-        print(summary)
-        return 0
-
-    return _run_reporting_errors(job)
+    try:
+        summary = convert(args.inputs, args.output, tol=_tol_option(args.tol), rel_tol=args.rel_tol,
+                          model=args.model, mode=args.mode, chunks=args.chunks, variables=variables,
+                          scheduler=args.scheduler, workers=args.workers, threads_per_worker=args.threads_per_worker,
+                          gpus=args.gpus, resume=args.resume, verify=args.verify, overwrite=args.overwrite,
+                          progress=not args.quiet, layout=args.layout, grid=args.grid, use_cftime=args.use_cftime)
+    except KeyboardInterrupt:
+        print(f"xdiffc: interrupted; {args.output} is not written (the work so far is in "
+              f"{partial_path(args.output)}): rerun the same command with --resume to finish it", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(summary)
+    return EXIT_OK
 
 
 def _verify(args: argparse.Namespace) -> int:
     from .conversion import verify
 
-    def job() -> int:
-        report = verify(args.inputs, args.store)
-        print(report)
-        return 0 if report.ok else 1
+    report = verify(args.inputs, args.store, use_cftime=args.use_cftime)
+    print(report)
+    return EXIT_OK if report.ok else EXIT_FAILED
 
-    return _run_reporting_errors(job)
+
+def _run(args: argparse.Namespace) -> int:
+    """Run the command: a failed check exits 1, a bad input or option prints one line and exits 2."""
+    try:
+        return args.func(args)
+    except (CorruptStreamError, VerificationError) as err:
+        print(f"xdiffc: FAIL: {err}", file=sys.stderr)
+        return EXIT_FAILED
+    except (ValueError, TypeError, OSError, ImportError, XdiffcError) as err:
+        print(f"xdiffc: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _attach_values(argv: Sequence[str]) -> list[str]:
+    """``--opt -1e-3`` as ``--opt=-1e-3``, for every long option followed by a negative number.
+
+    argparse reads a token that starts with '-' as an option unless it looks like a plain
+    negative decimal, so ``--rel-tol -1e-3`` would fail as "expected one argument" instead of
+    reaching the check that reports it as an invalid bound.
+    """
+    out: list[str] = []
+    for i, arg in enumerate(argv):
+        if arg == "--":
+            return out + list(argv[i:])
+        last = out[-1] if out else ""
+        if last.startswith("--") and "=" not in last and _is_negative_number(arg):
+            out[-1] = f"{last}={arg}"
+        else:
+            out.append(arg)
+    return out
+
+
+def _is_negative_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return text.startswith("-")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="xdiffc", description=__doc__)
+    formatting = {"epilog": EXIT_STATUS, "formatter_class": argparse.RawDescriptionHelpFormatter}
+    parser = argparse.ArgumentParser(prog="xdiffc", description="Error-bounded lossy compression of climate data "
+                                     "into Zarr stores.", **formatting)
     parser.add_argument("--version", action="version", version=f"xdiffc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
+    command = partial(sub.add_parser, **formatting)
 
-    demo = sub.add_parser("demo", help="compress the embedded sample data, check the bound, compare with SZ3")
+    demo = command("demo", help="compress the embedded sample data, check the bound, compare with SZ3")
     demo.add_argument("--sample", action="append", help="sample name (repeatable; default: trefht and tos)")
     demo.add_argument("--eps", action="append", type=float,
                       help="relative bound, a fraction of each field's range (repeatable; default 1e-2, 1e-3, 1e-4)")
@@ -166,15 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--dssim-min", type=float, help="DSSIM at least (default 0.995)")
         p.add_argument("--variable", action="append", help="variable to check (repeatable; default: all lossy)")
 
-    assess = sub.add_parser("assess", help="climate acceptance metrics (Baker et al.) of a store against its "
+    assess = command("assess", help="climate acceptance metrics (Baker et al.) of a store against its "
                                            "original, per variable; exit 1 if one fails")
     assess.add_argument("original", help="the original netCDF file or Zarr store")
     assess.add_argument("store", help="the compressed Zarr store")
     criteria_options(assess)
     assess.set_defaults(func=_assess)
 
-    report = sub.add_parser("report", help="an HTML page with maps, error histograms, ratio curves, the metrics "
-                                           "and a verdict")
+    report = command("report", help="an HTML page with maps, error histograms, ratio curves, the metrics "
+                                           "and a verdict; exit 1 if it is FAIL")
     report.add_argument("original", help="the original netCDF file or Zarr store")
     report.add_argument("store", help="the compressed Zarr store")
     report.add_argument("-o", "--output", default="report", help="folder for index.html and its PNGs (report/)")
@@ -182,7 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
     criteria_options(report)
     report.set_defaults(func=_report)
 
-    tune = sub.add_parser("tune", help="per variable, the loosest absolute bound that passes the criteria")
+    tune = command("tune", help="per variable, the loosest absolute bound that passes the criteria")
     tune.add_argument("inputs", nargs="+", metavar="IN", help="netCDF files or one Zarr store")
     tune.add_argument("--sample", type=int, help="values sampled per variable (default 2**20)")
     tune.add_argument("--iterations", type=int, default=10, help="bisection steps (default 10)")
@@ -190,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     criteria_options(tune)
     tune.set_defaults(func=_tune)
 
-    train = sub.add_parser("train", help="train a model on your own netCDF or Zarr data")
+    train = command("train", help="train a model on your own netCDF or Zarr data")
     train.add_argument("data", nargs="+", help="netCDF files or Zarr stores")
     train.add_argument("-o", "--output", required=True, help="model file to write (checkpoints go beside it)")
     train.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
@@ -199,7 +248,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--variable", action="append", help="variable to train on (repeatable; default: all usable)")
     train.set_defaults(func=_train)
 
-    conv = sub.add_parser("convert", help="compress netCDF files (combined along time) or a Zarr store into one "
+    conv = command("convert", help="compress netCDF files (combined along time) or a Zarr store into one "
                                           "Zarr store, on a Dask cluster, resumable")
     conv.add_argument("inputs", nargs="+", metavar="IN", help="netCDF files or globs, or one Zarr store")
     conv.add_argument("-o", "--output", required=True, metavar="OUT.zarr", help="Zarr store to write")
@@ -227,20 +276,26 @@ def build_parser() -> argparse.ArgumentParser:
                       help="run the codec on workers with resource GPU=1 (locally: N workers, one per GPU)")
     conv.add_argument("--resume", action="store_true", help="finish an interrupted conversion into OUT")
     conv.add_argument("--verify", action="store_true", help="check every bound before marking OUT complete")
-    conv.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    conv.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (at the end: until then "
+                                                                "the old store stays as it was)")
+    conv.add_argument("--use-cftime", action="store_true",
+                      help="decode every input's times as cftime dates (for calendars or dates that numpy cannot "
+                           "hold in every file alike)")
     conv.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     conv.set_defaults(func=_convert)
 
-    ver = sub.add_parser("verify", help="check a converted store against its inputs; exit 1 on any violation")
+    ver = command("verify", help="check a converted store against its inputs: bounds, metadata, every chunk "
+                                 "decodes, complete; exit 1 on any failed check")
     ver.add_argument("inputs", nargs="+", metavar="IN", help="the netCDF files or Zarr store that were converted")
     ver.add_argument("store", metavar="STORE.zarr", help="the converted store")
+    ver.add_argument("--use-cftime", action="store_true", help="decode times as cftime dates (as convert --use-cftime)")
     ver.set_defaults(func=_verify)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    return args.func(args)
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(_attach_values(sys.argv[1:] if argv is None else argv))
+    return _run(args)
 
 
 if __name__ == "__main__":

@@ -340,6 +340,7 @@ def assess(original: xr.Dataset, other: xr.Dataset, criteria: str | Criteria | M
 
     crit = resolve_criteria(criteria)
     names = lossy_names(other) if variables is None else list(variables)
+    _check_comparable(original, other, names, variables is None)
     stored = _stored_bytes(other.encoding.get("source"), names)
     rows = {}
     for name in names:
@@ -355,3 +356,21 @@ def assess(original: xr.Dataset, other: xr.Dataset, criteria: str | Criteria | M
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.attrs["criteria"] = asdict(crit)
     return df
+
+
+def _check_comparable(original: xr.Dataset, other: xr.Dataset, names: list[Hashable], default: bool) -> None:
+    """A ValueError naming the problem unless every variable in ``names`` is in both Datasets, with the same dims."""
+    if not names:
+        raise ValueError("the second dataset has no variable that xdiffc compressed lossily (none has a bound "
+                         "attribute): is it an xdiffc store? Name variables to compare with --variable" if default
+                         else "no variable to compare")
+    for where, ds in (("original", original), ("compressed", other)):
+        unknown = [str(n) for n in names if n not in ds.data_vars]
+        if unknown:
+            raise ValueError(f"the {where} dataset has no data variable {unknown}; its data variables are "
+                             f"{sorted(map(str, ds.data_vars))}")
+    for name in names:
+        a, b = original[name], other[name]
+        if (a.dims, a.shape) != (b.dims, b.shape):
+            raise ValueError(f"{str(name)!r} has dims {dict(a.sizes)} in the original and {dict(b.sizes)} in the "
+                             f"compressed dataset: one is not a copy of the other")

@@ -16,6 +16,7 @@ import html
 import math
 import re
 from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -44,6 +45,18 @@ th{background:#f4f4f4}td:first-child,th:first-child{text-align:left}
 .pass{background:#e3f5e1}.fail{background:#fbe0e0}.na{color:#888}
 .verdict{font-size:1.3em;padding:.6em 1em;border-radius:6px;display:inline-block}
 img{max-width:100%;border:1px solid #eee;margin:.3em 0}figure{margin:1em 0}figcaption{color:#555}"""
+
+
+@dataclass(frozen=True)
+class Page:
+    """A written report: its ``index.html``, and the variables that fail the criteria (its headline verdict)."""
+
+    index: Path
+    failed: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failed
 
 
 def _pyplot():
@@ -215,8 +228,11 @@ def _criteria_html(crit: metrics.Criteria) -> str:
 def build(original: xr.Dataset, other: xr.Dataset, out_dir: str | Path,
           criteria: str | metrics.Criteria | Mapping | None = None, variables: Sequence[Hashable] | None = None,
           compressors: Sequence[str] = RATIO_COMPRESSORS, sample: int = RATIO_SAMPLE,
-          title: str = "xdiffc report") -> Path:
-    """Write ``out_dir/index.html`` and its PNGs comparing ``other`` (decompressed) with ``original``."""
+          title: str = "xdiffc report") -> Page:
+    """Write ``out_dir/index.html`` and its PNGs comparing ``other`` (decompressed) with ``original``.
+
+    Returns the :class:`Page`: where it is, and the variables that fail (its verdict).
+    """
     from .accessor import ATTR_TOL, _valid
 
     crit = metrics.resolve_criteria(criteria)
@@ -258,14 +274,26 @@ def build(original: xr.Dataset, other: xr.Dataset, out_dir: str | Path,
             f"ratio = bytes in memory / bytes stored (n/a without a store).</small></p></body></html>")
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")
-    return index
+    return Page(index, failed)
 
 
 def open_dataset(paths: str | Path | Sequence[str | Path]) -> xr.Dataset:
-    """A Zarr store (a directory), one netCDF file, or several netCDF files combined by their coordinates."""
+    """A Zarr store (a directory), one netCDF file, or several netCDF files combined by their coordinates.
+
+    A path that is missing, or that xarray cannot open as a dataset, raises an error naming it.
+    """
+    from .conversion import first_sentence, is_complete
+
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
-    if len(paths) == 1 and Path(paths[0]).is_dir():
-        ds = xr.open_zarr(paths[0])
-        ds.encoding["source"] = str(paths[0])
-        return ds
-    return xr.open_dataset(paths[0]) if len(paths) == 1 else xr.open_mfdataset(paths, combine="by_coords")
+    for path in paths:
+        if not Path(path).exists():
+            raise FileNotFoundError(is_complete(path)[1])  # "does not exist", or: a conversion into it is unfinished
+    try:
+        if len(paths) == 1 and Path(paths[0]).is_dir():
+            ds = xr.open_zarr(paths[0])
+            ds.encoding["source"] = str(paths[0])
+            return ds
+        return xr.open_dataset(paths[0]) if len(paths) == 1 else xr.open_mfdataset(paths, combine="by_coords")
+    except (OSError, ValueError) as err:  # not a dataset (no backend, no Zarr group), or files that do not combine
+        what = repr(str(paths[0])) if len(paths) == 1 else f"the {len(paths)} files {str(paths[0])!r} ..."
+        raise ValueError(f"cannot open {what} as a netCDF file or Zarr store: {first_sentence(err)}") from err

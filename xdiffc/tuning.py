@@ -236,6 +236,9 @@ def suggest_tol(ds: xr.Dataset, criteria: str | metrics.Criteria | Mapping | Non
     """
     crit = metrics.resolve_criteria(criteria)
     names = candidates(ds) if variables is None else list(variables)
+    if not names:
+        raise ValueError(f"nothing to tune: no float data variable would be compressed lossily; the data variables "
+                         f"are {sorted(map(str, ds.data_vars))} (name one with --variable / variables=)")
     unknown = [n for n in names if n not in ds.data_vars]
     if unknown:
         raise ValueError(f"no data variable named {unknown}; the data variables are {sorted(map(str, ds.data_vars))}")

@@ -1,0 +1,69 @@
+"""The command line's contract: exit 0 pass, 1 failed check, 2 usage error or bad input, in one line."""
+
+from __future__ import annotations
+
+import pytest
+
+from xdiffc.cli import main
+from xdiffc.datasets import open_sample
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    """An original netCDF file, a store of it, a shorter file, and a text file."""
+    folder = tmp_path_factory.mktemp("cli")
+    ds = open_sample("trefht").isel(time=slice(0, 2))
+    ds.to_netcdf(folder / "t.nc")
+    ds.isel(time=slice(0, 1)).to_netcdf(folder / "short.nc")
+    ds.gcdtc.to_zarr(folder / "t.zarr", rel_tol=1e-3)
+    (folder / "notes.txt").write_text("not data")
+    return folder
+
+
+def error_line(capsys) -> str:
+    """What the command printed on stderr, required to be one line and no traceback."""
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.parametrize("option, name, shown", [
+    (["--rel-tol", "-1e-3"], "rel_tol (--rel-tol)", "-0.001"),
+    (["--tol", "-0.5"], "tol (--tol)", "-0.5"),
+    (["--tol", "-1e-3"], "tol (--tol)", "-0.001"),
+    (["--tol", "T=-2E-3"], "tol of 'T' (--tol T=...)", "-0.002"),
+])
+def test_negative_bounds_are_reported_as_invalid(files, tmp_path, capsys, option, name, shown):
+    assert main(["convert", str(files / "t.nc"), "-o", str(tmp_path / "o.zarr"), *option]) == 2
+    assert error_line(capsys) == f"xdiffc: error: {name} must be finite and >= 0, got {shown}\n"
+    assert not (tmp_path / "o.zarr").exists()
+
+
+@pytest.mark.parametrize("args, says", [
+    (["assess", "{f}/missing.nc", "{f}/t.zarr"], "'{f}/missing.nc' does not exist"),
+    (["assess", "{f}/notes.txt", "{f}/t.zarr"], "cannot open '{f}/notes.txt' as a netCDF file or Zarr store"),
+    (["assess", "{f}/t.nc", "{f}/t.zarr", "--variable", "TS"], "has no data variable ['TS']"),
+    (["assess", "{f}/short.nc", "{f}/t.zarr"], "'TREFHT' has dims {{'time': 1, 'lat': 64, 'lon': 128}} in the "
+                                               "original and {{'time': 2,"),
+    (["assess", "{f}/t.nc", "{f}/t.nc"], "no variable that xdiffc compressed lossily"),
+    (["report", "{f}/t.nc", "{f}/missing.zarr", "-o", "{f}/rep"], "'{f}/missing.zarr' does not exist"),
+    (["report", "{f}/t.nc", "{f}/notes.txt", "-o", "{f}/rep"], "cannot open '{f}/notes.txt'"),
+    (["tune", "{f}/notes.txt"], "cannot open '{f}/notes.txt'"),
+    (["tune", "{f}/t.nc", "--variable", "TS"], "no data variable named ['TS']"),
+    (["verify", "{f}/t.nc", "{f}/missing.zarr"], None),  # a missing store is a failed check: exit 1
+])
+def test_bad_inputs_exit_2_with_one_line(files, capsys, args, says):
+    code = main([a.format(f=files) for a in args])
+    if says is None:
+        assert code == 1 and "FAIL" in capsys.readouterr().out
+        return
+    assert code == 2
+    assert says.format(f=files) in error_line(capsys)
+
+
+def test_help_documents_the_exit_status(capsys):
+    for command in ([], ["verify"], ["report"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        out = capsys.readouterr().out
+        assert "exit status (the same for every command)" in out and "  2    usage error or bad input" in out
