@@ -172,3 +172,15 @@ def test_a_missing_model_is_the_same_error_everywhere(model):
                  lambda: field(4).gcdtc.compress(tol=0.1, model=model)):
         with pytest.raises(xdiffc.ModelNotFoundError, match=f"no model '{model}'"):
             call()
+
+
+def test_a_damaged_chunk_names_its_variable(tmp_path):
+    import xdiffc
+
+    field(10).gcdtc.to_zarr(tmp_path / "d.zarr", tol=0.2, chunks={"time": 5})
+    chunk = tmp_path / "d.zarr" / "T" / "c" / "1" / "0" / "0"
+    blob = bytearray(chunk.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    chunk.write_bytes(bytes(blob))
+    with pytest.raises(xdiffc.CorruptStreamError, match=r"variable 'T', chunk of shape \(5, 12, 16\)"):
+        xr.open_zarr(tmp_path / "d.zarr")["T"].values

@@ -214,10 +214,10 @@ class _Encoder:
         self.model = _resolve_model(model)
         self.steps, self.chunks, self.zarr_format, self.mode = steps, chunks, zarr_format, mode
 
-    def __call__(self, var: xr.Variable, tol: float, rel_tol: float | None,
+    def __call__(self, name: Hashable, var: xr.Variable, tol: float, rel_tol: float | None,
                  native: tuple[Hashable, grids.Layout] | None = None) -> xr.Variable:
         encoding = {k: v for k, v in var.encoding.items() if k not in PACKING_KEYS}
-        config = dict(model_id=self.model[0], model_sha256=self.model[1], steps=self.steps,
+        config = dict(variable=str(name), model_id=self.model[0], model_sha256=self.model[1], steps=self.steps,
                       fill_values=_fill_values(var))
         chunks = dict(self.chunks or {})
         if self.mode == "l2":  # rel_tol carries nrmse; each chunk normalises by its own (smaller) range
@@ -293,7 +293,7 @@ class GCDTCAccessor:
         out = self._ds.copy(deep=False)
         for name in plan.lossy:
             var = self._ds[name].variable
-            out[name] = encode(var, plan.tol[name], plan.rel_tol.get(name), layouts.of(var))
+            out[name] = encode(name, var, plan.tol[name], plan.rel_tol.get(name), layouts.of(var))
         return out
 
     def to_zarr(self, store, tol: float | Mapping[Hashable, float] | None = None, rel_tol: float | None = 1e-3, *,
