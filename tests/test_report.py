@@ -6,14 +6,11 @@ import re
 
 import matplotlib.image
 import numpy as np
-import pytest
 
 from xdiffc import report
 from xdiffc.cli import main
 from xdiffc.datasets import open_sample
 
-pytestmark = pytest.mark.filterwarnings("ignore:Consolidated metadata:UserWarning",
-                                        "ignore:no lat/lon for dimension")
 
 SMALL = {"trefht": dict(time=slice(0, 2)), "tos": dict(nlat=slice(100, 228), nlon=slice(0, 160)),
          "camse_ts": dict(time=slice(0, 1))}
