@@ -335,6 +335,8 @@ def assess(original: xr.Dataset, other: xr.Dataset, criteria: str | Criteria | M
     :func:`compare_blocks`, ``ratio`` (bytes in memory over bytes in ``other.encoding["source"]``,
     NaN without a store), one ``ok_<metric>`` column per criterion (True, False, or None where
     not applicable) and ``passed``. The criteria used are in ``df.attrs["criteria"]``.
+    A ValueError says what does not match when there is no variable to compare, or a variable is
+    missing from either Dataset or has other dimensions in each.
     """
     from .accessor import ATTR_TOL, _stored_bytes, _valid
 
