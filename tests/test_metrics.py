@@ -11,9 +11,6 @@ from xdiffc import metrics, tuning
 from xdiffc.datasets import open_sample
 from xdiffc.grids import Layout
 
-pytestmark = pytest.mark.filterwarnings("ignore:Consolidated metadata:UserWarning")
-
-
 @pytest.fixture(scope="module")
 def trefht():
     return open_sample("trefht").isel(time=slice(0, 2))
@@ -170,6 +167,16 @@ def test_assess_a_roundtrip(trefht):
     assert {"pcc", "ks_p", "spre_pct", "dssim", "nrmse", "psnr", "max_err_over_bound"} <= set(tight.columns)
 
 
+def test_assess_says_what_does_not_match(trefht):
+    out = trefht.gcdtc.roundtrip(rel_tol=1e-3)
+    with pytest.raises(ValueError, match=r"'TREFHT' has dims \{'time': 1, .* in the original and \{'time': 2,"):
+        metrics.assess(trefht.isel(time=slice(0, 1)), out)
+    with pytest.raises(ValueError, match=r"the original dataset has no data variable \['T'\]"):
+        metrics.assess(trefht, out, variables=["T"])
+    with pytest.raises(ValueError, match="no variable that xdiffc compressed lossily"):
+        metrics.assess(trefht, trefht)
+
+
 # --- choosing the bound ----------------------------------------------------------------------
 
 def test_loosest_bisects_in_log_space():
@@ -218,3 +225,5 @@ def test_accessor_suggest_tol_is_a_dict_for_compress():
 def test_suggest_tol_rejects_unknown_variables(trefht):
     with pytest.raises(ValueError, match="no data variable"):
         tuning.suggest_tol(trefht, variables=["T"])
+    with pytest.raises(ValueError, match="nothing to tune"):
+        tuning.suggest_tol(trefht[["lat"]].assign(n=("lat", np.arange(trefht.sizes["lat"]))))
