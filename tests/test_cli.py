@@ -67,3 +67,12 @@ def test_help_documents_the_exit_status(capsys):
             main([*command, "--help"])
         out = capsys.readouterr().out
         assert "exit status (the same for every command)" in out and "  2    usage error or bad input" in out
+
+
+@pytest.mark.parametrize("chunks, says", [("time=0", "chunks['time'] must be a positive"),
+                                          ("tim=5", "dimension 'tim'"),
+                                          ("time=-2", "chunks['time'] must be a positive")])
+def test_bad_chunks_exit_2_before_any_work(files, tmp_path, capsys, chunks, says):
+    assert main(["convert", str(files / "t.nc"), "-o", str(tmp_path / "o.zarr"), "--chunks", chunks]) == 2
+    assert says in error_line(capsys)
+    assert not (tmp_path / "o.zarr").exists() and not list(tmp_path.iterdir())

@@ -67,6 +67,7 @@ from zarr.errors import UnstableSpecificationWarning
 from .accessor import DEFAULT_CHUNK_BYTES, is_lossy, never_lossy
 from .core import check_bound
 from .errors import CorruptStreamError, XdiffcError
+from .writes import check_chunks
 
 #: Root attribute of a store being converted: False until every chunk is written and verified.
 COMPLETE_ATTR = "xdiffc_complete"
@@ -194,6 +195,15 @@ def _scan(paths: Sequence[str], is_zarr: bool, use_cftime: bool) -> tuple[str | 
     if len(paths) > 1:
         _check_times({p: t for p, t in times.items() if t is not None})
     return time_dim, first
+
+
+def _time_steps(paths: Sequence[str], is_zarr: bool, use_cftime: bool, time_dim: str) -> int:
+    """Time steps of the inputs combined along time."""
+    total = 0
+    for path in paths:
+        with _open_input(path, is_zarr, use_cftime) as ds:
+            total += ds.sizes[time_dim]
+    return total
 
 
 def _check_same_grid(a: xr.Dataset, b: xr.Dataset, time_dim: str | None, path_a: str, path_b: str) -> None:
@@ -570,6 +580,9 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     if variables is not None:
         _select(first, variables)  # unknown names fail here, before any work
     chunks = dict(chunks or {})
+    if time_dim is not None and chunks.get(time_dim) == -1:  # the whole time axis of the combined inputs
+        chunks[time_dim] = _time_steps(paths, is_zarr, use_cftime, time_dim)
+    chunks = check_chunks(chunks, first.sizes)
     if time_dim is not None and time_dim not in chunks:
         chunks[time_dim] = _default_time_chunk(first, time_dim, chunks)
     spec = Inputs(paths, is_zarr, time_dim, None if variables is None else tuple(variables),
