@@ -20,7 +20,7 @@ import numpy as np
 
 from . import guarantee, l2, masking, predicted
 from .bitstream import Header, Stream
-from .coders import RESIDUAL_CODERS, lossless
+from .coders import RESIDUAL_CODERS, interp, lossless, sz3
 from .errors import CorruptStreamError, ModelMismatchError
 
 log = logging.getLogger(__name__)
@@ -32,6 +32,11 @@ MIN_LOSSY_SIZE = 16
 _MAX_CODER_TOL = 1e300
 #: The model path is tried only on chunks of at least this many values with 2 or more dimensions.
 MIN_MODEL_SIZE = 4096
+#: Values of the central block on which the SZ3 candidate is estimated.
+SAMPLE_SIZE = 1 << 16
+#: SZ3 is encoded in full where its sample is smaller than this times interp's (it never won on the
+#: benchmark fields, where its full size was 1.05-2.2x interp's).
+SZ3_MARGIN = 1.1
 #: Denoising steps of the neural decoder unless the caller says otherwise (recorded in the stream).
 DEFAULT_STEPS = 4
 
@@ -91,10 +96,12 @@ def _working_layout(arr: np.ndarray) -> tuple[np.ndarray, str]:
 
 def _residual_candidates(work: np.ndarray, values: np.ndarray, tol: float, mask: np.ndarray,
                          prediction: np.ndarray | None = None) -> list[_Candidate]:
-    """Code ``values - prediction`` with every residual coder; each candidate is checked in the output dtype.
+    """Code ``values - prediction`` with the residual coder(s) estimated smallest; each candidate is checked
+    in the output dtype.
 
-    ``y = cast(prediction + decoded residual)`` is exactly what the decoder computes, so the
-    violations found here are all the points that need exact storage.
+    ``y = cast(prediction + decoded residual)`` is exactly what the decoder computes (the
+    interpolation coder returns the reconstruction its decoder rebuilds bit for bit; SZ3's is
+    decoded), so the violations found here are all the points that need exact storage.
     """
     valid = ~mask
     skip = mask if mask.any() else None
@@ -103,20 +110,51 @@ def _residual_candidates(work: np.ndarray, values: np.ndarray, tol: float, mask:
         target = np.where(skip, 0.0, target)
     coder_tol = min(tol, _MAX_CODER_TOL)
     out = []
-    for name, coder in RESIDUAL_CODERS.items():
+    for name in _worth_encoding(target, coder_tol, skip):
         try:
-            payload = coder.encode(target, coder_tol, skip)
-            residual = coder.decode(payload, work.shape, skip)
+            payload, residual = _encode_decode(name, target, coder_tol, skip)
         except Exception as err:  # a coder that cannot handle this input is simply not a candidate
             log.debug("residual coder %s skipped: %s", name, err)
             continue
         y = (residual if prediction is None else prediction + residual).astype(work.dtype)
-        bad = guarantee.violations(work, y, tol, valid)
+        del residual
+        bad = guarantee.violations(work, y, tol, valid if skip is not None else None)
         sections = {name: payload}
         if bad.size:
             sections["exc"] = guarantee.encode_exceptions(work, bad)
         out.append(_Candidate(sections))
     return out
+
+
+def _encode_decode(name: str, target: np.ndarray, tol: float, skip: np.ndarray | None) -> tuple[bytes, np.ndarray]:
+    """A coder's payload and the float64 residual its decoder returns."""
+    if name == "interp":
+        return interp.encode_reconstruct(target, tol, skip)
+    coder = RESIDUAL_CODERS[name]
+    payload = coder.encode(target, tol, skip)
+    return payload, coder.decode(payload, target.shape, skip)
+
+
+def _worth_encoding(target: np.ndarray, tol: float, skip: np.ndarray | None) -> list[str]:
+    """The residual coders to encode in full: interp, plus SZ3 where a sample says it may be smaller.
+
+    Both code a central block of at most :data:`SAMPLE_SIZE` values; SZ3 is kept when its sample
+    costs less than :data:`SZ3_MARGIN` times interp's.
+    """
+    if target.size <= SAMPLE_SIZE:
+        return list(RESIDUAL_CODERS)
+    ext = list(target.shape)
+    while math.prod(ext) > SAMPLE_SIZE:
+        ext[int(np.argmax(ext))] //= 2
+    block = tuple(slice((n - e) // 2, (n - e) // 2 + e) for n, e in zip(target.shape, ext))
+    sample = np.ascontiguousarray(target[block])
+    sub = None if skip is None else np.ascontiguousarray(skip[block])
+    try:
+        ratio = len(sz3.encode(sample, tol, sub)) / len(interp.encode(sample, tol, sub))
+    except Exception as err:  # SZ3 cannot code this input: interp alone
+        log.debug("SZ3 estimate skipped: %s", err)
+        return ["interp"]
+    return list(RESIDUAL_CODERS) if ratio < SZ3_MARGIN else ["interp"]
 
 
 def compress(
@@ -190,15 +228,14 @@ def compress(
     sections: dict[str, bytes] = {}
     if mask.any():
         sections["mask"], sections["special"] = masking.encode(work, mask)
-    with np.errstate(invalid="ignore"):  # a signalling NaN is masked (kept exactly): its cast does not matter
-        values = work.astype(np.float64)
     if mode == "l2":
-        candidates = [_Candidate(l2.encode(values, mask, rel_tol, dtype=work.dtype))]
+        candidates = [_Candidate(l2.encode(_float64(work), mask, rel_tol, dtype=work.dtype))]
     else:
-        candidates = _residual_candidates(work, values, bound, mask)
+        # the coders read float32 values as they are (no float64 copy of the chunk)
+        candidates = _residual_candidates(work, work, bound, mask)
         predictor = _resolve_predictor(model, device)
         if predictor is not None and work.ndim >= 2 and work.size >= MIN_MODEL_SIZE:
-            candidates += _model_candidates(predictor, work, values, bound, mask, steps or DEFAULT_STEPS)
+            candidates += _model_candidates(predictor, work, _float64(work), bound, mask, steps or DEFAULT_STEPS)
     best = min(candidates, key=lambda c: c.nbytes, default=None)
     if best is None or best.nbytes + sum(map(len, sections.values())) >= exact.nbytes:
         return Stream(Header(mode="lossless", **{**header, "tol": 0.0}), exact.sections).to_bytes()
@@ -206,6 +243,11 @@ def compress(
     if best.predictor is not None:
         header.update(model_id=best.predictor.model_id, model_sha256=best.predictor.sha256)
     return Stream(Header(mode=mode, **header), sections).to_bytes()
+
+
+def _float64(work: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):  # a signalling NaN is masked (kept exactly): its cast does not matter
+        return work.astype(np.float64)
 
 
 def _model_candidates(predictor, work: np.ndarray, values: np.ndarray, tol: float, mask: np.ndarray,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import zstandard
+from numba import njit
 
 from .byteio import inflate
 from .errors import CorruptStreamError
@@ -21,11 +22,25 @@ _ZSTD_LEVEL = 9
 
 def violations(x: np.ndarray, y: np.ndarray, tol: float, valid: np.ndarray | None) -> np.ndarray:
     """Flat indices where ``|y - x| > tol`` (computed in float64 on the output-dtype values) among valid points."""
-    with np.errstate(invalid="ignore", over="ignore"):
-        bad = ~(np.abs(y.astype(np.float64) - x.astype(np.float64)) <= tol)
-    if valid is not None:
-        bad &= valid
-    return np.flatnonzero(bad)
+    x, y = np.ascontiguousarray(x).reshape(-1), np.ascontiguousarray(y).reshape(-1)
+    masked = valid is not None
+    ok = np.ascontiguousarray(valid).reshape(-1) if masked else np.ones(1, bool)
+    return _violations(x, y, float(tol), ok, masked)
+
+
+@njit(nogil=True, cache=True)
+def _violations(x, y, tol, valid, masked):
+    n = 0
+    for i in range(x.size):
+        if (not masked or valid[i]) and not abs(np.float64(y[i]) - np.float64(x[i])) <= tol:
+            n += 1
+    out = np.empty(n, np.int64)
+    n = 0
+    for i in range(x.size):
+        if (not masked or valid[i]) and not abs(np.float64(y[i]) - np.float64(x[i])) <= tol:
+            out[n] = i
+            n += 1
+    return out
 
 
 def encode_exceptions(x: np.ndarray, idx: np.ndarray) -> bytes:

@@ -1,0 +1,363 @@
+"""Interpolation predictor and linear quantiser, as numba kernels (encoder and decoder).
+
+The field (C-contiguous, already in coding axis order) is visited coarse-to-fine: level ``L``
+holds only the origin, predicted as zero; each finer level ``l`` (stride ``s = 2**l``, half
+stride ``h = s // 2``) has one pass per dimension ``d`` with ``shape[d] > h``.  The pass
+predicts the points that are odd multiples of ``h`` along ``d``, multiples of ``h`` along
+earlier dimensions and multiples of ``s`` along later ones, from reconstructed neighbours at
+``h`` and ``3h`` along ``d`` (linear or cubic, chosen per pass by the encoder).
+
+Targets of a pass are visited in C order with the interpolation axis moved first (the symbol
+order of the payload).  Each kernel runs the same IEEE float64 operations in the same order as
+the numpy implementation of release 0.1.0, so payloads written by either decode to the same bits.
+No ``fastmath`` (it would allow fused multiply-adds and reassociation), no transcendental
+functions and no parallel reductions: the decoder is bit-identical on every machine.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+RADIUS = 1 << 15
+#: Activity (|right - left| neighbour difference, in bins) thresholds of the fine context classes.
+ACTIVITY_EDGES = np.array([0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0])
+N_FINE = ACTIVITY_EDGES.size + 1
+#: Kernel options: compiled once per machine (on-disk cache), GIL released, fastmath off.
+JIT = dict(nogil=True, cache=True, fastmath=False)
+
+# Decoder error codes (the caller turns them into CorruptStreamError).
+OK, ERR_SYMBOLS, ERR_UNPRED = 0, -1, -2
+
+
+def n_levels(shape: tuple[int, ...]) -> int:
+    """Number of refinement levels: the smallest L with 2**L >= every extent."""
+    m = max(int(n) for n in shape)
+    return m.bit_length() - 1 + (m & (m - 1) != 0)
+
+
+def passes(shape: tuple[int, ...]) -> list[tuple[int, int]]:
+    """(level, dim) of every non-empty pass, in coding order (the origin is not a pass)."""
+    return [(lv, d) for lv in range(n_levels(shape), 0, -1) for d in range(len(shape)) if shape[d] > 1 << (lv - 1)]
+
+
+def level_bins(tol: float, alpha: float, beta: float, levels: int) -> np.ndarray:
+    """Bin width per level (index = level), with a tighter bound on coarse levels (alpha, beta > 1)."""
+    bins, div = [2.0 * tol], 1.0
+    for _ in range(levels):
+        bins.append(2.0 * (tol / min(div, beta)))
+        div = div * alpha
+    return np.array(bins)
+
+
+# ----------------------------------------------------------------------------- pass geometry
+
+
+@njit(**JIT)
+def _geometry(shape, level, d):
+    """(flat step per axis, count per axis, odd count, even count) of pass (level, d) on a C array."""
+    ndim = shape.size
+    h, s = 1 << (level - 1), 1 << level
+    step, cnt = np.empty(ndim, np.int64), np.empty(ndim, np.int64)
+    stride = 1
+    for k in range(ndim - 1, -1, -1):
+        st = h if k <= d else s
+        cnt[k] = (shape[k] + st - 1) // st
+        step[k] = st * stride
+        stride *= shape[k]
+    n_odd = cnt[d] // 2
+    return step, cnt, n_odd, cnt[d] - n_odd
+
+
+@njit(**JIT)
+def _n_other(cnt, d):
+    n = 1
+    for k in range(cnt.size):
+        if k != d:
+            n *= cnt[k]
+    return n
+
+
+@njit(inline="always", **JIT)
+def _advance(idx, cnt, step, d, off):
+    """Next offset of the odometer over every axis but ``d`` (C order)."""
+    k = cnt.size - 1
+    while k >= 0:
+        if k != d:
+            idx[k] += 1
+            off += step[k]
+            if idx[k] < cnt[k]:
+                return off
+            off -= idx[k] * step[k]
+            idx[k] = 0
+        k -= 1
+    return off
+
+
+@njit(inline="always", **JIT)
+def _predict(r, base, es, i, n_odd, n_even, cubic):
+    """Prediction of odd point ``i`` from the evens ``r[base + k * es]`` (same arithmetic as 0.1.0)."""
+    n_mid = min(n_odd, n_even - 1)
+    if cubic and n_even >= 4:
+        top = min(n_odd - 1, n_even - 3)
+        if i == 0:
+            return (r[base] * 3.0 + r[base + es] * 6.0 - r[base + 2 * es]) * 0.125
+        if i <= top:
+            a, b = r[base + (i - 1) * es], r[base + i * es]
+            c, e = r[base + (i + 1) * es], r[base + (i + 2) * es]
+            return ((b + c) * 9.0 - (a + e)) * 0.0625
+        if i == n_mid - 1:
+            return (r[base + i * es] * 6.0 + r[base + (i + 1) * es] * 3.0 - r[base + (i - 1) * es]) * 0.125
+    if i < n_mid:
+        return (r[base + i * es] + r[base + (i + 1) * es]) * 0.5
+    if n_odd >= 2:
+        return r[base + (n_odd - 1) * es] * 1.5 - r[base + (n_odd - 2) * es] * 0.5
+    return r[base + (n_odd - 1) * es]
+
+
+@njit(inline="always", **JIT)
+def _fine_class(r, base, es, i, n_odd, n_even, inv_bin, edges):
+    """Fine context class: position of ``|right - left| * inv_bin`` among ``edges`` (numpy searchsorted 'left')."""
+    if i >= min(n_odd, n_even - 1):
+        return 0  # activity 0 lies on the first edge
+    act = abs(r[base + (i + 1) * es] - r[base + i * es]) * inv_bin
+    if act != act:
+        return edges.size
+    c = 0
+    while c < edges.size and edges[c] < act:
+        c += 1
+    return c
+
+
+@njit(inline="always", **JIT)
+def _finite(x):
+    return x if x - x == 0.0 else 0.0
+
+
+# ----------------------------------------------------------------------------- encoder
+
+
+@njit(**JIT)
+def encode_passes(values, keep, masked, shape, bins, tol, recon, sym, fine, pass_start, kinds, plevel):
+    """Predict and quantise every pass of ``values`` (flat, C order of ``shape``).
+
+    Fills ``recon`` (the decoder's reconstruction, float64), ``sym`` (uint16 symbol of each kept
+    point, pass by pass in symbol order), ``fine`` (its fine class), ``pass_start`` (offsets into
+    ``sym``; entry 0 is the origin), ``kinds`` (1 = cubic) and ``plevel`` (level of each entry).
+    Returns the raw values of the unpredictable kept points (symbol 0), in symbol order.
+    """
+    edges = ACTIVITY_EDGES
+    ndim = shape.size
+    top = bins.size - 1
+    unpred = np.empty(64, np.float64)
+    nu = 0
+    n = 0
+    # the origin, predicted as zero
+    pass_start[0] = 0
+    plevel[0] = top
+    t = np.float64(values[0])
+    q = np.rint(t / bins[top])
+    rec = 0.0 + q * bins[top] if abs(q) < RADIUS else 0.0
+    ok = abs(q) < RADIUS and abs(rec - t) <= tol
+    if not masked or keep[0]:
+        if ok:
+            sym[n] = np.uint16(q + RADIUS)
+        else:
+            sym[n] = 0
+            unpred[nu] = t
+            nu += 1
+            rec = t
+        fine[n] = 0
+        n += 1
+    recon[0] = rec if (not masked or keep[0]) else 0.0
+    p = 1
+    idx = np.zeros(ndim, np.int64)
+    for level in range(top, 0, -1):
+        h = 1 << (level - 1)
+        bin_ = bins[level]
+        inv_bin = 1.0 / bin_
+        for d in range(ndim):
+            if shape[d] <= h:
+                continue
+            pass_start[p] = n
+            plevel[p] = level
+            step, cnt, n_odd, n_even = _geometry(shape, level, d)
+            es, oo = 2 * step[d], step[d]
+            n_oth = _n_other(cnt, d)
+            # cubic or linear: the smaller summed clipped residual (in bins) over the kept points
+            c_lin = 0.0
+            c_cub = 0.0
+            for i in range(n_odd):
+                idx[:] = 0
+                base = i * es
+                for _ in range(n_oth):
+                    tgt = base + oo
+                    if not masked or keep[tgt]:
+                        t = np.float64(values[tgt])
+                        e1 = abs(t - _predict(recon, base - i * es, es, i, n_odd, n_even, False)) * inv_bin
+                        e2 = abs(t - _predict(recon, base - i * es, es, i, n_odd, n_even, True)) * inv_bin
+                        c_lin += e1 if e1 < 1e6 else 1e6
+                        c_cub += e2 if e2 < 1e6 else 1e6
+                    base = _advance(idx, cnt, step, d, base)
+            cubic = c_cub < c_lin
+            kinds[p - 1] = cubic
+            for i in range(n_odd):
+                idx[:] = 0
+                base = i * es
+                for _ in range(n_oth):
+                    tgt = base + oo
+                    row = base - i * es
+                    pr = _predict(recon, row, es, i, n_odd, n_even, cubic)
+                    if masked and not keep[tgt]:
+                        recon[tgt] = _finite(pr)
+                    else:
+                        t = np.float64(values[tgt])
+                        q = np.rint((t - pr) / bin_)
+                        inside = abs(q) < RADIUS
+                        if not inside:
+                            q = 0.0
+                        rec = pr + q * bin_
+                        if inside and abs(rec - t) <= tol:
+                            sym[n] = np.uint16(q + RADIUS)
+                            recon[tgt] = rec
+                        else:
+                            sym[n] = 0
+                            if nu == unpred.size:
+                                grown = np.empty(2 * nu, np.float64)
+                                grown[:nu] = unpred
+                                unpred = grown
+                            unpred[nu] = t
+                            nu += 1
+                            recon[tgt] = t
+                        fine[n] = _fine_class(recon, row, es, i, n_odd, n_even, inv_bin, edges)
+                        n += 1
+                    base = _advance(idx, cnt, step, d, base)
+            p += 1
+    pass_start[p] = n
+    return unpred[:nu].copy()
+
+
+@njit(**JIT)
+def count_table(sym, fine, pass_start, plevel, levels, dense, n_dense):
+    """Symbol counts indexed [level, fine class, dense symbol]."""
+    table = np.zeros((levels + 1, N_FINE, n_dense), np.int64)
+    for p in range(pass_start.size - 1):
+        lv = plevel[p]
+        for j in range(pass_start[p], pass_start[p + 1]):
+            table[lv, fine[j], dense[sym[j]]] += 1
+    return table
+
+
+@njit(**JIT)
+def layout(sym, fine, pass_start, unpred, cls_of_fine, n_cls):
+    """Symbols in payload order (per pass, stably by context class), segment lengths and unpredictables.
+
+    Returns (symbols, lengths[pass, class], unpredictables in payload order).
+    """
+    n_pass = pass_start.size - 1
+    out = np.empty(sym.size, np.uint16)
+    lengths = np.zeros((n_pass, n_cls), np.int64)
+    uout = np.empty(unpred.size, np.float64)
+    zeros = np.zeros(n_cls, np.int64)
+    at = np.zeros(n_cls, np.int64)
+    uat = np.zeros(n_cls, np.int64)
+    u0 = 0
+    for p in range(n_pass):
+        a, b = pass_start[p], pass_start[p + 1]
+        zeros[:] = 0
+        for j in range(a, b):
+            c = cls_of_fine[fine[j]]
+            lengths[p, c] += 1
+            if sym[j] == 0:
+                zeros[c] += 1
+        pos, upos = a, u0
+        for c in range(n_cls):
+            at[c], uat[c] = pos, upos
+            pos += lengths[p, c]
+            upos += zeros[c]
+        u = u0
+        for j in range(a, b):
+            c = cls_of_fine[fine[j]]
+            out[at[c]] = sym[j]
+            at[c] += 1
+            if sym[j] == 0:
+                uout[uat[c]] = unpred[u]
+                uat[c] += 1
+                u += 1
+        u0 = u
+    return out, lengths, uout
+
+
+# ----------------------------------------------------------------------------- decoder
+
+
+@njit(**JIT)
+def classify_pass(recon, keep, masked, shape, level, d, inv_bin, cls_of_fine, cls, counts):
+    """Context class of every target of pass (level, d) into ``cls``; kept counts per class into ``counts``."""
+    edges = ACTIVITY_EDGES
+    step, cnt, n_odd, n_even = _geometry(shape, level, d)
+    es, oo = 2 * step[d], step[d]
+    n_oth = _n_other(cnt, d)
+    idx = np.zeros(shape.size, np.int64)
+    counts[:] = 0
+    j = 0
+    for i in range(n_odd):
+        idx[:] = 0
+        base = i * es
+        for _ in range(n_oth):
+            c = cls_of_fine[_fine_class(recon, base - i * es, es, i, n_odd, n_even, inv_bin, edges)]
+            cls[j] = c
+            if not masked or keep[base + oo]:
+                counts[c] += 1
+            j += 1
+            base = _advance(idx, cnt, step, d, base)
+    return j
+
+
+@njit(**JIT)
+def decode_pass(recon, keep, masked, shape, level, d, cubic, bin_, cls, syms, seg_start, unpred, upos):
+    """Dequantise pass (level, d): ``syms`` holds its symbols class by class (class c at ``seg_start[c]``).
+
+    Unpredictables are taken from ``unpred[upos:]`` in the same class-major order.
+    Returns the new ``upos``, or ERR_UNPRED when ``unpred`` runs out.
+    """
+    n_cls = seg_start.size - 1
+    zeros = np.zeros(n_cls, np.int64)
+    for c in range(n_cls):
+        for k in range(seg_start[c], seg_start[c + 1]):
+            if syms[k] == 0:
+                zeros[c] += 1
+    uat = np.empty(n_cls, np.int64)
+    at = np.empty(n_cls, np.int64)
+    u = upos
+    for c in range(n_cls):
+        uat[c] = u
+        u += zeros[c]
+        at[c] = seg_start[c]
+    if u > unpred.size:
+        return ERR_UNPRED
+    step, cnt, n_odd, n_even = _geometry(shape, level, d)
+    es, oo = 2 * step[d], step[d]
+    n_oth = _n_other(cnt, d)
+    idx = np.zeros(shape.size, np.int64)
+    j = 0
+    for i in range(n_odd):
+        idx[:] = 0
+        base = i * es
+        for _ in range(n_oth):
+            tgt = base + oo
+            pr = _predict(recon, base - i * es, es, i, n_odd, n_even, cubic)
+            if masked and not keep[tgt]:
+                recon[tgt] = _finite(pr)
+            else:
+                c = cls[j]
+                s = syms[at[c]]
+                at[c] += 1
+                if s == 0:
+                    recon[tgt] = unpred[uat[c]]
+                    uat[c] += 1
+                else:
+                    recon[tgt] = pr + (np.float64(s) - RADIUS) * bin_
+            j += 1
+            base = _advance(idx, cnt, step, d, base)
+    return u
