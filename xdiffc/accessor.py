@@ -322,7 +322,7 @@ class GCDTCAccessor:
                              f"give their chunks through chunks= instead, or exclude them")
         updating = (to_zarr_kwargs.get("mode") in writes.UPDATE_MODES or to_zarr_kwargs.get("append_dim")
                     or to_zarr_kwargs.get("region"))
-        ds = writes.conform(ds, store, lossy, tol, to_zarr_kwargs) if updating else writes.faithful(ds, lossy)
+        ds = writes.conform(ds, store, lossy, tol, to_zarr_kwargs) if updating else writes.for_new_store(ds, lossy, zarr_format)
         to_zarr_kwargs.setdefault("consolidated", True)
         with writes.quiet_zarr():
             result = ds.to_zarr(store, **to_zarr_kwargs)

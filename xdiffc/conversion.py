@@ -62,12 +62,11 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
-from zarr.errors import UnstableSpecificationWarning
 
 from .accessor import DEFAULT_CHUNK_BYTES, is_lossy, never_lossy
 from .core import check_bound
 from .errors import CorruptStreamError, XdiffcError
-from .writes import check_chunks
+from .writes import check_chunks, for_new_store, quiet_zarr
 
 #: Root attribute of a store being converted: False until every chunk is written and verified.
 COMPLETE_ATTR = "xdiffc_complete"
@@ -83,17 +82,6 @@ UNIT_BYTES = 64 * 2**20
 DELAY_ENV = "XDIFFC_TEST_UNIT_DELAY"
 #: Attributes that xdiffc adds (bounds, layout, the completion mark): not compared with the inputs.
 _OWN_ATTRS = "xdiffc_"
-
-
-@contextlib.contextmanager
-def _quiet_string_dtypes() -> Iterator[None]:
-    """Silence Zarr's warning that fixed-width strings (CF character variables, E3SM's ``date_written``) have no
-    Zarr v3 specification yet: xarray picks that encoding, Zarr repeats the warning at every metadata write and
-    read of the store's size, and a user can do nothing about it. Only that warning, for these dtypes."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", r"The data type \((NullTerminatedBytes|FixedLengthUTF32)",
-                                UnstableSpecificationWarning)
-        yield
 
 
 class VerificationError(XdiffcError):
@@ -329,7 +317,7 @@ def plan_units(group: zarr.Group, names: Sequence[str], time_dim: str | None) ->
     return [u for *_, u in sorted(units, key=lambda t: t[:2])]
 
 
-@_quiet_string_dtypes()
+@quiet_zarr()
 def _write_unit(inputs: Inputs, store: str, unit: Unit) -> tuple[float, str]:
     """Read one unit from the inputs, encode it and write its chunks (runs on a worker).
 
@@ -545,13 +533,14 @@ def _set_up(store: Path, inputs: Inputs, compress_kwargs: dict) -> list[str]:
             new.encoding = {k: v for k, v in var.encoding.items() if k not in ("chunks", "preferred_chunks")}
             new.encoding["chunks"] = tuple(min(target[d], n) for d, n in var.sizes.items()) or None
         enc = enc.assign_coords({name: new}) if name in enc.coords else enc.assign({name: new})
+    enc = for_new_store(enc, [n for n, v in enc.data_vars.items() if is_lossy(v.attrs)], zarr_format=3)
     zarr.open_group(str(store), mode="w", zarr_format=3, attributes={COMPLETE_ATTR: False})
     enc.attrs[COMPLETE_ATTR] = False
     enc.to_zarr(str(store), mode="a", compute=False, consolidated=False, zarr_format=3)
     return [str(n) for n, v in enc.variables.items() if v.chunks is not None]
 
 
-@_quiet_string_dtypes()
+@quiet_zarr()
 def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike, *,
             tol: float | Mapping[Hashable, float] | None = None, rel_tol: float | None = 1e-3,
             model: str | None = None, mode: str = "pointwise", chunks: Mapping[str, int] | None = None,
@@ -763,7 +752,7 @@ def _attr_problems(where: str, want: Mapping, got: Mapping) -> list[str]:
     return [f"{where}: attributes {bad} differ from the inputs"] if bad else []
 
 
-@_quiet_string_dtypes()
+@quiet_zarr()
 def verify(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike, *,
            use_cftime: bool = False) -> VerifyReport:
     """Compare ``store`` with the inputs it was converted from: bounds, NRMSE, ratio, metadata, completeness,

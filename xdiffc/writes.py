@@ -14,8 +14,9 @@ error grows to twice the bound. So every write into an existing store is checked
 We refuse rather than repair: the original values of a chunk already in the store are gone, so
 no later write can rebuild it within the bound. The message says how to write in whole chunks.
 
-A fresh store (:func:`faithful`) gets no attribute the input lacked: no ``_FillValue`` on exact
-variables that had none, no ``calendar`` on a time that had none.
+A fresh store (:func:`for_new_store`, used by the accessor and by ``convert``) gets no attribute the
+input lacked: no ``_FillValue`` on exact variables that had none, no ``calendar`` on a time that
+had none; and its exact chunks carry zstd's checksum, as its lossy chunks carry xdiffc's CRC.
 """
 
 from __future__ import annotations
@@ -94,7 +95,7 @@ def quiet_zarr() -> Iterator[None]:
     """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "Consolidated metadata is currently not part", UserWarning)
-        warnings.filterwarnings("ignore", r"The data type \((Null|Fixed)[A-Za-z]*Bytes",
+        warnings.filterwarnings("ignore", r"The data type \((NullTerminatedBytes|FixedLengthBytes|FixedLengthUTF32)",
                                 zarr.errors.UnstableSpecificationWarning)
         yield
 
@@ -208,13 +209,17 @@ def _restore(var: xr.Variable, stored: StoredArray) -> xr.Variable:
     return out
 
 
-def faithful(ds: xr.Dataset, lossy: list[Hashable]) -> xr.Dataset:
-    """``ds`` prepared for a fresh store, so that it adds no attribute its variables lacked.
+def for_new_store(ds: xr.Dataset, lossy: list[Hashable], zarr_format: int) -> xr.Dataset:
+    """``ds`` prepared for a fresh store: it adds no attribute its variables lacked, and exact chunks are checked.
 
     xarray gives every float variable ``_FillValue = NaN`` and every date a ``calendar``. Exact
     variables without a fill value get ``_FillValue = None``; lossy ones keep NaN, so that a chunk
     never written reads as NaN, not as zero. Dates without a calendar are CF-encoded here, with their
     own units, and written without one (a CF reader then assumes "standard", as for the input).
+
+    Lossy chunks carry xdiffc's CRC; exact variables without a compressor of their own get zstd
+    with its content checksum, so a damaged coordinate chunk raises on reading instead of
+    decoding to wrong values.
     """
     out = ds.copy(deep=False)
     for name, var in ds.variables.items():
@@ -222,12 +227,23 @@ def faithful(ds: xr.Dataset, lossy: list[Hashable]) -> xr.Dataset:
             continue
         if var.dtype.kind == "M" and "calendar" not in var.encoding and "calendar" not in var.attrs:
             var = _without_calendar(name, var)
+        var = var.copy(deep=False)
+        var.encoding = dict(var.encoding)
         if var.dtype.kind == "f" and "_FillValue" not in var.encoding and "_FillValue" not in var.attrs:
-            var = var.copy(deep=False)
-            var.encoding = {**var.encoding, "_FillValue": None}
-        if var is not ds.variables[name]:
-            out = out.assign_coords({name: var}) if name in ds.coords else out.assign({name: var})
+            var.encoding["_FillValue"] = None
+        if not {"compressor", "compressors"} & set(var.encoding):
+            var.encoding["compressors"] = [_checked_zstd(zarr_format)]
+        out = out.assign_coords({name: var}) if name in ds.coords else out.assign({name: var})
     return out
+
+
+def _checked_zstd(zarr_format: int):
+    """zstd with its content checksum (xxhash64 of the decoded bytes), for Zarr v3 or v2."""
+    if zarr_format == 2:
+        import numcodecs
+
+        return numcodecs.Zstd(level=3, checksum=True)
+    return zarr.codecs.ZstdCodec(level=3, checksum=True)
 
 
 def _without_calendar(name: Hashable, var: xr.Variable) -> xr.Variable:
