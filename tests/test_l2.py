@@ -127,7 +127,7 @@ def test_basis_and_coefficients_round_trip_bit_exactly(monkeypatch):
     sections = l2.encode(x, missing, 1e-3, base_c=2.5)
     (fit,) = fits
     grid = l2._Grid.of(x.shape, (8, 8))
-    r = Reader(sections["pca"][:-4], "pca")
+    r = Reader(sections["pca"], "pca")
     r.u8(), r.uvarint(64), r.uvarint(64), r.take(32), r.uvarint(1 << 40)
     n_corr, _ = r.uvarint(1 << 40), r.uvarint(1 << 40)
     comps, rows, counts, idx, q = l2._read_fit(r, grid, n_corr)
@@ -148,28 +148,47 @@ def test_corrupt_guarantee_section_raises():
     pca = sections["pca"]
     rng = np.random.default_rng(0)
     damaged = [pca[:n] for n in range(0, len(pca), max(1, len(pca) // 40))]
-    damaged += [bytes(b ^ (1 << int(rng.integers(8))) if i == k else b for i, b in enumerate(pca))
-                for k in rng.choice(len(pca), size=40)]
     for bad in damaged:
         with pytest.raises(CorruptStreamError):
             l2.decode({**sections, "pca": bad}, x.shape, missing, np.float64)
+    # Since version 2 the section has no CRC of its own (the container's covers it): a flipped
+    # bit is caught or decodes to an array of the field's shape, never anything else.
+    for k in rng.choice(len(pca), size=40):
+        bad = bytes(b ^ (1 << int(rng.integers(8))) if i == k else b for i, b in enumerate(pca))
+        try:
+            y = l2.decode({**sections, "pca": bad}, x.shape, missing, np.float64)
+        except CorruptStreamError:
+            continue
+        assert y.shape == x.shape and y.dtype == np.float64
     with pytest.raises(CorruptStreamError):
         l2.decode({"pca": pca}, x.shape, missing, np.float64)
     with pytest.raises(CorruptStreamError):  # a different field shape: the header does not match
         l2.decode(sections, (2, 40, 56), np.zeros((2, 40, 56), bool), np.float64)
 
 
-def test_malformed_but_checksummed_section_raises():
-    """A consistent checksum over a body that lies (as a buggy writer would produce) is still caught."""
+def test_malformed_section_raises():
+    """A body that lies (as a buggy writer would produce: the container's CRC would match) is caught."""
     x = make_field("smooth", (2, 24, 24), 17)
     missing = np.zeros(x.shape, bool)
     sections = l2.encode(x, missing, 1e-2, base_c=2.5)
-    body = sections["pca"][:-4]
+    body = sections["pca"]
 
     for bad in (b"\x07" + body[1:], body + b"\x00", body[:-3]):
-        crc = struct.pack("<I", zlib.crc32(sections["l2base"] + bad))
         with pytest.raises(CorruptStreamError):
-            l2.decode({**sections, "pca": bad + crc}, x.shape, missing, np.float64)
+            l2.decode({**sections, "pca": bad}, x.shape, missing, np.float64)
+
+
+def test_version_1_sections_still_decode():
+    """Release 0.1.0 wrote version 1: the same body followed by its own CRC32 over l2base + pca."""
+    x = make_field("smooth", (2, 24, 24), 17)
+    missing = np.zeros(x.shape, bool)
+    sections = l2.encode(x, missing, 1e-2, base_c=2.5)
+    body = b"\x01" + sections["pca"][1:]
+    v1 = {**sections, "pca": body + struct.pack("<I", zlib.crc32(sections["l2base"] + body))}
+    want = l2.decode(sections, x.shape, missing, np.float64)
+    assert np.array_equal(l2.decode(v1, x.shape, missing, np.float64).view(np.uint64), want.view(np.uint64))
+    with pytest.raises(CorruptStreamError):
+        l2.decode({**v1, "pca": v1["pca"][:-1] + bytes([v1["pca"][-1] ^ 1])}, x.shape, missing, np.float64)
 
 
 def test_rejects_bad_arguments():

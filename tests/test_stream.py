@@ -1,7 +1,7 @@
 """Damaged streams raise CorruptStreamError or decode to an array of the declared shape and dtype.
 
 The fuzz tests are structure-aware: they parse a stream, damage one section (or the header),
-re-serialise it with a valid CRC (and the L2 sections' own CRC), so every section decoder faces
+re-serialise it with a valid CRC, so every section decoder faces
 the damage. Inside zstd-framed sections they also damage the decompressed content. Nothing but
 CorruptStreamError may escape; no decode may take long or allocate much more than the original
 array needs. The outcomes are tallied per section and printed at the end of the module (-s).
@@ -204,14 +204,6 @@ def container(head: bytes, sections: dict[str, bytes]) -> bytes:
     return bytes(out + struct.pack("<I", zlib.crc32(out)))
 
 
-def with_l2_crc(sections: dict[str, bytes]) -> dict[str, bytes]:
-    """The L2 sections with the ``pca`` section's own CRC32 recomputed (over ``l2base`` + ``pca``)."""
-    if "pca" not in sections or len(sections["pca"]) < 4:
-        return sections
-    base, body = sections.get("l2base", b""), sections["pca"][:-4]
-    return {**sections, "pca": body + struct.pack("<I", zlib.crc32(base + body))}
-
-
 def decode_or_corrupt(blob: bytes, original: Stream, nbytes: int, **kw) -> str:
     """'decoded' or 'raised'; fails on any other exception, a slow decode or a large allocation."""
     tracemalloc.start()
@@ -243,7 +235,7 @@ def test_damage_behind_a_valid_checksum(streams, case, part, data):
         damaged = container(data.draw(header_damage(stream.header)), stream.sections)
     else:
         sections = {**stream.sections, part: data.draw(section_damage(stream.sections[part]))}
-        damaged = container(stream.header.pack(), with_l2_crc(sections))
+        damaged = container(stream.header.pack(), sections)
     TALLY[f"{case}/{part}"][decode_or_corrupt(damaged, stream, x.nbytes, **kw)] += 1
 
 

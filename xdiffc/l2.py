@@ -45,12 +45,14 @@ Sections returned by :func:`encode`:
 ``l2base``: the :mod:`~xdiffc.coders.interp` payload of the base.
 
 ``pca`` (little-endian; ``uv`` = unsigned LEB128 varint; a *block* is a coded array of
-non-negative integers: ``u8`` 0 then a frame of its low and high byte planes, or ``u8`` 1 then a
-sparse histogram (``uv`` bins, then ``uv`` gap and ``uv`` count per bin) and ``uv`` number of
-32-bit rANS words and the words, whichever is smaller; a *frame* is ``uv`` length + zstd frame):
+non-negative integers (:mod:`xdiffc.entropy.ints`): ``u8`` 0 then a frame of its low and high
+byte planes, or ``u8`` 1 then a sparse histogram (``uv`` bins, then ``uv`` gap and ``uv`` count
+per bin) and ``uv`` number of 32-bit rANS words and the words, whichever is smaller; a *frame*
+is ``uv`` length + zstd frame (:mod:`xdiffc.entropy.zstd`); zigzag codes are those of
+:mod:`xdiffc.entropy.codes`):
 
 ================  ==============================================================
-``u8``            format version (1)
+``u8``            format version (2; version 1 also ends with the CRC32 below)
 ``uv``, ``uv``    patch rows ``ph``, columns ``pw`` as given (1-D arrays use runs of ph*pw)
 ``f64`` x 4       eps, R, step, base_c
 ``uv`` x 3        patches in all, corrected patches C, exactly stored patches E
@@ -63,7 +65,8 @@ block             kept coefficient indices, ascending within a patch
 block             their quantised values ``q``, zigzag-coded
 frame             packed bits over all patches: stored exactly (iff E > 0)
 frame             the exact values (output dtype) of the valid points of those patches
-``u32``           CRC32 of the ``l2base`` section followed by all of the above
+``u32``           version 1 only: CRC32 of the ``l2base`` section followed by all of the
+                  above (version 2 relies on the container's CRC, which covers every section)
 ================  ==============================================================
 """
 
@@ -74,28 +77,30 @@ import struct
 import zlib
 from typing import NamedTuple
 
-import constriction
 import numpy as np
-import zstandard
 
+from .byteio import Reader, uvarint
 from .coders import interp
-from .byteio import Reader, inflate, uvarint
+from .entropy import ints, zstd
+from .entropy.codes import unzigzag as _unzigzag
+from .entropy.codes import zigzag as _zigzag
 from .errors import CorruptStreamError
 
-VERSION = 1
+#: Version 2 dropped the section's own CRC32 (the container's covers it); version 1 is still read.
+VERSION = 2
+_READS = (1, 2)
 #: Pointwise bound of the base, in units of eps * R.  Measured on the 5 fields x 3 eps of
 #: benchmarks/l2_mode.py, geometric-mean CR for c = 1.5, 1.7, 1.9, 2.1: 19.8, 20.3, 20.2, 19.1.
 BASE_C = math.sqrt(3.0)
 #: The encoder enforces err^2 <= (1 - MARGIN) * tau^2, so a checker that sums in another order agrees.
 MARGIN = 1e-9
-_ZSTD_LEVEL = 19
 _MAX_D = 4096
 #: Basis entries are stored as integers in units of 2**-bits with bits = log2(sqrt(D)) + BASIS_EXTRA_BITS:
 #: a step of half a typical entry (1/sqrt(D)).  Measured on the benchmark fields (D=64): 3 to 12 bits
 #: give the same coefficient counts, and each bit costs ~0.07 byte per entry, so coarse is best.
 BASIS_EXTRA_BITS = 1
 _MAX_BITS = 14
-_PACK_ZSTD, _PACK_ANS = 0, 1
+_WHAT = "the L2 guarantee section"
 
 
 # ----------------------------------------------------------------------------- geometry
@@ -155,73 +160,20 @@ class _Grid(NamedTuple):
 
 def _frame_of(r: Reader, size: int) -> bytes:
     """The next zstd frame of ``r``, which must decompress to exactly ``size`` bytes."""
-    return inflate(r.take(r.uvarint(r.end)), "a frame of the L2 guarantee section", size=size)
+    return zstd.read_frame(r, size, "a frame of the L2 guarantee section")
 
 
 def _frame(raw: bytes) -> bytes:
     """Length-prefixed zstd frame."""
-    body = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(raw)
-    return uvarint(len(body)) + body
-
-
-def _zigzag(q: np.ndarray) -> np.ndarray:
-    return np.where(q >= 0, 2 * q, -2 * q - 1)
-
-
-def _unzigzag(z: np.ndarray) -> np.ndarray:
-    return np.where(z & 1, -(z >> 1) - 1, z >> 1)
+    return zstd.frame(raw)
 
 
 def _pack_ints(sym: np.ndarray) -> bytes:
-    """Non-negative integers below 2**16: the smaller of rANS (static histogram) and zstd byte planes."""
-    sym = sym.astype(np.int64)
-    planes = np.concatenate([sym & 0xFF, sym >> 8]).astype(np.uint8)
-    zstd = bytes([_PACK_ZSTD]) + _frame(planes.tobytes())
-    hist = np.bincount(sym, minlength=1)
-    nz = np.flatnonzero(hist)
-    if nz.size <= 1:
-        return zstd
-    head = uvarint(nz.size) + b"".join(uvarint(int(g)) + uvarint(int(c)) for g, c in zip(np.diff(nz, prepend=0), hist[nz]))
-    coder = constriction.stream.stack.AnsCoder()
-    coder.encode_reverse((sym - nz[0]).astype(np.int32), _categorical(hist[nz[0] :]))
-    words = coder.get_compressed().astype("<u4")
-    ans = bytes([_PACK_ANS]) + head + uvarint(words.size) + words.tobytes()
-    return min(ans, zstd, key=len)
-
-
-def _categorical(hist: np.ndarray):
-    return constriction.stream.model.Categorical(hist.astype(np.float64), perfect=False)
+    return ints.pack(sym)
 
 
 def _unpack_ints(r: Reader, n: int, limit: int) -> np.ndarray:
-    """Inverse of :func:`_pack_ints` for ``n`` values, each checked to be below ``limit``."""
-    kind = r.u8()
-    if kind == _PACK_ZSTD:
-        planes = np.frombuffer(_frame_of(r, 2 * n), np.uint8).astype(np.int64)
-        sym = planes[:n] | (planes[n:] << 8)
-    elif kind == _PACK_ANS:
-        hist = np.zeros(1 << 16, np.int64)
-        at = 0
-        for i in range(r.uvarint(1 << 16)):
-            gap = r.uvarint(1 << 16)
-            at += gap
-            if (i and not gap) or at >= hist.size:
-                raise CorruptStreamError("the L2 guarantee section holds a malformed histogram")
-            hist[at] = r.uvarint(max(n, 1))
-        nz = np.flatnonzero(hist)
-        if nz.size < 2 or not np.all(hist[nz]):
-            raise CorruptStreamError("the L2 guarantee section holds a malformed histogram")
-        words = np.frombuffer(r.take(4 * r.uvarint(n + 16)), "<u4").astype(np.uint32)
-        try:
-            sym = constriction.stream.stack.AnsCoder(words).decode(_categorical(hist[nz[0] : nz[-1] + 1]), n)
-        except Exception as err:  # constriction reports exhausted or inconsistent data in its own ways
-            raise CorruptStreamError(f"the L2 guarantee section's rANS data is damaged ({err})") from None
-        sym = np.asarray(sym, np.int64) + nz[0]
-    else:
-        raise CorruptStreamError("the L2 guarantee section names an unknown integer coding")
-    if sym.size != n or (n and (sym.min() < 0 or sym.max() >= limit)):
-        raise CorruptStreamError("the L2 guarantee section holds out-of-range values")
-    return sym
+    return ints.unpack(r, n, limit, _WHAT)
 
 
 # ----------------------------------------------------------------------------- reconstruction (encoder and decoder)
@@ -394,7 +346,7 @@ def encode(values: np.ndarray, missing: np.ndarray, nrmse: float, patch: tuple[i
     head += struct.pack("<dddd", eps, scale, step, float(base_c))
     head += uvarint(grid.n_patches) + uvarint(fit.rows.size) + uvarint(fit.exact.size)
     body = head + _pack_fit(fit, grid) + _pack_exact(fit.exact, x, ok, grid, dtype)
-    return {"l2base": base, "pca": body + struct.pack("<I", zlib.crc32(base + body))}
+    return {"l2base": base, "pca": body}
 
 
 def _flags(rows: np.ndarray, n: int) -> bytes:
@@ -424,7 +376,7 @@ def _pack_exact(rows: np.ndarray, x: np.ndarray, ok: np.ndarray, grid: _Grid, dt
 def summary(pca: bytes) -> dict[str, float]:
     """The header of a ``pca`` section: patch, eps, R, step, base_c and the patch counts (for reports, tools)."""
     r = Reader(pca, "the L2 guarantee section")
-    if r.u8() != VERSION:
+    if r.u8() not in _READS:
         raise CorruptStreamError("the L2 guarantee section has an unknown format version")
     ph, pw = r.uvarint(_MAX_D), r.uvarint(_MAX_D)
     eps, scale, step, base_c = struct.unpack("<dddd", r.take(32))
@@ -446,11 +398,15 @@ def decode(sections: dict[str, bytes], shape: tuple[int, ...], missing: np.ndarr
     if "l2base" not in sections or "pca" not in sections:
         raise CorruptStreamError("the stream lacks the L2 mode's 'l2base' or 'pca' section")
     pca, base = bytes(sections["pca"]), bytes(sections["l2base"])
-    if len(pca) < 4 or zlib.crc32(base + pca[:-4]) != struct.unpack("<I", pca[-4:])[0]:
-        raise CorruptStreamError("the L2 sections' checksum does not match: they are truncated or damaged")
-    r = Reader(pca[:-4], "the L2 guarantee section")
-    if r.u8() != VERSION:
+    version = pca[0] if pca else None
+    if version not in _READS:
         raise CorruptStreamError("the L2 guarantee section has an unknown format version")
+    if version == 1:  # release 0.1.0 also checked the two sections with a CRC of their own
+        if len(pca) < 4 or zlib.crc32(base + pca[:-4]) != struct.unpack("<I", pca[-4:])[0]:
+            raise CorruptStreamError("the L2 sections' checksum does not match: they are truncated or damaged")
+        pca = pca[:-4]
+    r = Reader(pca, "the L2 guarantee section")
+    r.u8()
     ph, pw = r.uvarint(_MAX_D), r.uvarint(_MAX_D)
     eps, scale, step, base_c = struct.unpack("<dddd", r.take(32))
     try:

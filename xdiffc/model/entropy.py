@@ -4,8 +4,8 @@ Training: each latent channel has a logistic density (learned location and scale
 with additive uniform noise costs -log2(F(y + 1/2) - F(y - 1/2)) bits (Balle et al. 2017).
 
 Export: the densities are frozen into INTEGER frequency tables, one row per channel over the
-symbols -R..R plus one escape symbol, summing to 2**PRECISION. Coding uses constriction's ANS
-coder with ``Categorical(perfect=False)`` fed the exact dyadic floats ``freq / 2**PRECISION``,
+symbols -R..R plus one escape symbol, summing to 2**PRECISION. Coding uses the shared rANS coder
+(:func:`xdiffc.entropy.rans.encode_rows`) fed the exact dyadic floats ``freq / 2**PRECISION``,
 so the probabilities (and hence the bits) are identical on every machine, whatever arithmetic
 the network that made the latents used. A value outside -R..R is coded as the escape symbol and
 its raw value is stored in a separate list of int32.
@@ -15,14 +15,14 @@ from __future__ import annotations
 
 import math
 
-import constriction
 import numpy as np
 import torch
 from torch import nn
 
+from ..entropy import rans
+
 PRECISION = 16
 TOTAL = 1 << PRECISION
-_CATEGORICAL = constriction.stream.model.Categorical(perfect=False)
 
 
 class LogisticPrior(nn.Module):
@@ -89,19 +89,15 @@ class FrozenCoder:
     def encode(self, q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """ANS words (uint32) and escaped raw values (int32) of latents ``q`` (n, C, ...)."""
         sym, raw = self.symbols(q)
-        coder = constriction.stream.stack.AnsCoder()
-        if sym.size:
-            coder.encode_reverse(sym.ravel(), _CATEGORICAL, self.probs[self._rows(sym.shape)])
-        return coder.get_compressed(), raw
+        probs = self.probs[self._rows(sym.shape)] if sym.size else self.probs[:0]
+        return rans.encode_rows(sym.ravel(), probs), raw
 
     def decode(self, words: np.ndarray, raw: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         """Inverse of :meth:`encode`; raises ValueError when the words or escapes do not fit."""
         n = math.prod(shape)
-        coder = constriction.stream.stack.AnsCoder(np.ascontiguousarray(words, dtype=np.uint32))
-        sym = coder.decode(_CATEGORICAL, self.probs[self._rows(shape)]) if n else np.zeros(0, np.int32)
-        sym = np.asarray(sym, dtype=np.int64)
+        sym, used_up = rans.decode_rows(words, self.probs[self._rows(shape)] if n else self.probs[:0])
         escaped = sym == self.escape
-        if int(escaped.sum()) != raw.size or not coder.is_empty():
+        if int(escaped.sum()) != raw.size or not used_up:
             raise ValueError("latent stream and escape list disagree")
         q = sym - self.radius
         q[escaped] = raw
