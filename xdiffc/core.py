@@ -32,8 +32,9 @@ MIN_LOSSY_SIZE = 16
 _MAX_CODER_TOL = 1e300
 #: The model path is tried only on chunks of at least this many values with 2 or more dimensions.
 MIN_MODEL_SIZE = 4096
-#: Values of the central block on which the SZ3 candidate is estimated.
-SAMPLE_SIZE = 1 << 16
+#: Exact storage is encoded in full where the lossy stream exceeds this fraction of its fast estimate
+#: (zstd's level 6 stays within 10% of level 1 on float planes; the margin leaves 2x).
+LOSSLESS_MARGIN = 0.5
 #: SZ3 is encoded in full where its sample is smaller than this times interp's (it never won on the
 #: benchmark fields, where its full size was 1.05-2.2x interp's).
 SZ3_MARGIN = 1.1
@@ -109,10 +110,12 @@ def _residual_candidates(work: np.ndarray, values: np.ndarray, tol: float, mask:
     if skip is not None and prediction is not None:
         target = np.where(skip, 0.0, target)
     coder_tol = min(tol, _MAX_CODER_TOL)
-    out = []
-    for name in _worth_encoding(target, coder_tol, skip):
+    out, stats = [], {}
+    for name in RESIDUAL_CODERS:
+        if name != "interp" and not _worth_encoding(name, target, coder_tol, skip, stats):
+            continue
         try:
-            payload, residual = _encode_decode(name, target, coder_tol, skip)
+            payload, residual = _encode_decode(name, target, coder_tol, skip, stats)
         except Exception as err:  # a coder that cannot handle this input is simply not a candidate
             log.debug("residual coder %s skipped: %s", name, err)
             continue
@@ -126,35 +129,29 @@ def _residual_candidates(work: np.ndarray, values: np.ndarray, tol: float, mask:
     return out
 
 
-def _encode_decode(name: str, target: np.ndarray, tol: float, skip: np.ndarray | None) -> tuple[bytes, np.ndarray]:
+def _encode_decode(name: str, target: np.ndarray, tol: float, skip: np.ndarray | None,
+                   stats: dict) -> tuple[bytes, np.ndarray]:
     """A coder's payload and the float64 residual its decoder returns."""
     if name == "interp":
-        return interp.encode_reconstruct(target, tol, skip)
+        return interp.encode_reconstruct(target, tol, skip, stats=stats)
     coder = RESIDUAL_CODERS[name]
     payload = coder.encode(target, tol, skip)
     return payload, coder.decode(payload, target.shape, skip)
 
 
-def _worth_encoding(target: np.ndarray, tol: float, skip: np.ndarray | None) -> list[str]:
-    """The residual coders to encode in full: interp, plus SZ3 where a sample says it may be smaller.
-
-    Both code a central block of at most :data:`SAMPLE_SIZE` values; SZ3 is kept when its sample
-    costs less than :data:`SZ3_MARGIN` times interp's.
-    """
-    if target.size <= SAMPLE_SIZE:
-        return list(RESIDUAL_CODERS)
-    ext = list(target.shape)
-    while math.prod(ext) > SAMPLE_SIZE:
-        ext[int(np.argmax(ext))] //= 2
-    block = tuple(slice((n - e) // 2, (n - e) // 2 + e) for n, e in zip(target.shape, ext))
-    sample = np.ascontiguousarray(target[block])
+def _worth_encoding(name: str, target: np.ndarray, tol: float, skip: np.ndarray | None, stats: dict) -> bool:
+    """Whether to encode SZ3 in full: always on small arrays, else where its size on interp's sample
+    block is below :data:`SZ3_MARGIN` times interp's estimate there (or interp failed)."""
+    if target.size <= interp.SAMPLE_SIZE or "sample_bytes" not in stats:
+        return True
+    block = interp.sample_block(target.shape)
     sub = None if skip is None else np.ascontiguousarray(skip[block])
     try:
-        ratio = len(sz3.encode(sample, tol, sub)) / len(interp.encode(sample, tol, sub))
-    except Exception as err:  # SZ3 cannot code this input: interp alone
-        log.debug("SZ3 estimate skipped: %s", err)
-        return ["interp"]
-    return list(RESIDUAL_CODERS) if ratio < SZ3_MARGIN else ["interp"]
+        size = len(sz3.encode(np.ascontiguousarray(target[block]), tol, sub))
+    except Exception as err:  # SZ3 cannot code this input
+        log.debug("SZ3 estimate failed: %s", err)
+        return False
+    return size < SZ3_MARGIN * stats["sample_bytes"]
 
 
 def compress(
@@ -221,9 +218,8 @@ def compress(
     header = dict(dtype=arr.dtype.str, shape=arr.shape, order=order, tol=bound,
                   rel_tol=float("nan") if rel_tol is None else float(rel_tol))
 
-    exact = _Candidate({"raw": lossless.encode(work)})
     if not is_float or bound == 0 or work.size < MIN_LOSSY_SIZE:
-        return Stream(Header(mode="lossless", **{**header, "tol": 0.0}), exact.sections).to_bytes()
+        return Stream(Header(mode="lossless", **{**header, "tol": 0.0}), {"raw": lossless.encode(work)}).to_bytes()
 
     sections: dict[str, bytes] = {}
     if mask.any():
@@ -237,8 +233,12 @@ def compress(
         if predictor is not None and work.ndim >= 2 and work.size >= MIN_MODEL_SIZE:
             candidates += _model_candidates(predictor, work, _float64(work), bound, mask, steps or DEFAULT_STEPS)
     best = min(candidates, key=lambda c: c.nbytes, default=None)
-    if best is None or best.nbytes + sum(map(len, sections.values())) >= exact.nbytes:
-        return Stream(Header(mode="lossless", **{**header, "tol": 0.0}), exact.sections).to_bytes()
+    lossy = math.inf if best is None else best.nbytes + sum(map(len, sections.values()))
+    # Exact storage is the floor: encoded in full only where a fast frame says it may be smaller.
+    if lossy >= LOSSLESS_MARGIN * lossless.estimate(work):
+        exact = lossless.encode(work)
+        if lossy >= len(exact):
+            return Stream(Header(mode="lossless", **{**header, "tol": 0.0}), {"raw": exact}).to_bytes()
     sections.update(best.sections)
     if best.predictor is not None:
         header.update(model_id=best.predictor.model_id, model_sha256=best.predictor.sha256)

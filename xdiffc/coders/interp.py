@@ -65,7 +65,7 @@ import numpy as np
 
 from ..byteio import Reader, uvarint
 from ..entropy import codes, rans, zstd
-from ..entropy.estimate import model_bits
+from ..entropy.estimate import merge_adjacent
 from ..errors import CorruptStreamError
 from ..predict import interp as kern
 from ..predict.interp import N_FINE, RADIUS
@@ -80,7 +80,8 @@ _MAX_TOL = 2.0**1000  # larger tolerances are clamped so that bin widths stay fi
 _ALPHA = 1.0
 _BETA = 1.0
 _MAX_GROUPS = 8
-_SAMPLE_SIZE = 1 << 16  # points of the block on which the axis order is chosen
+#: Points of the central block on which the axis order (and, in core, SZ3 or not) is chosen.
+SAMPLE_SIZE = 1 << 16
 #: The strong zstd level is tried when this fraction of the fast level's size beats the rANS
 #: estimate (measured on the benchmark fields: the strong level saves 16-28% over the fast one).
 _ZSTD_GAIN = 0.7
@@ -125,21 +126,8 @@ class _Passes:
 
 def _merge_classes(table: np.ndarray) -> tuple[float, list[int]]:
     """Greedily merge adjacent fine classes of a [group, fine, symbol] table; return (bits, cuts)."""
-    starts = list(range(N_FINE))
-    parts = [table[:, f] for f in range(N_FINE)]
-    bits = [float(model_bits(p).sum()) for p in parts]
-    gains = [bits[i] + bits[i + 1] - float(model_bits(parts[i] + parts[i + 1]).sum()) for i in range(len(parts) - 1)]
-    while len(parts) > 1:
-        i = int(np.argmax(gains))
-        if gains[i] <= 0:
-            break
-        parts[i : i + 2] = [parts[i] + parts[i + 1]]
-        bits[i : i + 2] = [bits[i] + bits[i + 1] - gains[i]]
-        del starts[i + 1], gains[i]
-        for j in (i - 1, i):  # only the gains next to the merged class change
-            if 0 <= j < len(parts) - 1:
-                gains[j] = bits[j] + bits[j + 1] - float(model_bits(parts[j] + parts[j + 1]).sum())
-    return sum(bits), starts[1:]
+    bits, starts = merge_adjacent(np.ascontiguousarray(table, np.int64))
+    return float(bits), [int(c) for c in np.flatnonzero(starts)[1:]]
 
 
 def _choose_models(table: np.ndarray, levels: int, n_unpred: int) -> tuple[float, int, list[int]]:
@@ -168,25 +156,31 @@ def _orders(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
     return out
 
 
-def _choose_order(values: np.ndarray, keep: np.ndarray | None, tol: float) -> tuple[int, ...]:
-    """Axis order (a permutation) whose prediction codes a central sample block smallest.
-
-    The last axis in the order gets the most (and closest) interpolation steps.
-    """
-    orders = _orders(values.shape)
-    if len(orders) == 1:
-        return orders[0]
-    ext = list(values.shape)
-    while math.prod(ext) > _SAMPLE_SIZE:
+def sample_block(shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """The central block of at most :data:`SAMPLE_SIZE` points on which choices are estimated."""
+    ext = list(shape)
+    while math.prod(ext) > SAMPLE_SIZE:
         ext[int(np.argmax(ext))] //= 2
-    block = tuple(slice((n - e) // 2, (n - e) // 2 + e) for n, e in zip(values.shape, ext))
-    costs = []
-    for order in orders:
+    return tuple(slice((n - e) // 2, (n - e) // 2 + e) for n, e in zip(shape, ext))
+
+
+def _choose_order(values: np.ndarray, keep: np.ndarray | None, tol: float) -> tuple[tuple[int, ...], float, tuple]:
+    """Axis order (a permutation) whose prediction codes the sample block smallest, and that estimate in bits.
+
+    The last axis in the order gets the most (and closest) interpolation steps.  Where the block
+    is the whole field, the third item is the winner's (passes, models), which the encoder reuses.
+    """
+    block = sample_block(values.shape)
+    whole = all(b.stop - b.start == n for b, n in zip(block, values.shape))
+    runs = []
+    for order in _orders(values.shape):
         v = np.ascontiguousarray(values[block].transpose(order))
         k = None if keep is None else np.ascontiguousarray(keep[block].transpose(order))
         p = _Passes(v, k, tol)
-        costs.append(_choose_models(p.table(), p.levels, p.unpred.size)[0])
-    return orders[int(np.argmin(costs))]
+        models = _choose_models(p.table(), p.levels, p.unpred.size)
+        runs.append((models[0], order, (p, models) if whole else None))
+    bits, order, reuse = min(runs, key=lambda r: r[0])
+    return order, bits, reuse
 
 
 def _head(coder: int, tol: float, order: tuple[int, ...], groups: int, cuts: list[int]) -> bytes:
@@ -235,11 +229,13 @@ def encode(values: np.ndarray, tol: float, skip: np.ndarray | None = None) -> by
 
 
 def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None = None,
-                       coder: int | None = None) -> tuple[bytes, np.ndarray]:
+                       coder: int | None = None, stats: dict | None = None) -> tuple[bytes, np.ndarray]:
     """The payload and the float64 field that :func:`decode` will rebuild from it (bit for bit).
 
     ``values`` may be float32 or float64 (converted value by value inside the kernels).
     ``coder`` forces an entropy coder (tests); by default the smaller estimate is encoded.
+    ``stats``, if given, receives ``sample_bytes``: the estimated payload bytes of the central
+    :func:`sample_block`, scaled by the full payload's size over its estimate.
     """
     values = np.asarray(values)
     out_shape = values.shape
@@ -254,17 +250,21 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
     order = tuple(range(len(shape)))
     if values.size == 0:
         return _head(CODER_ANS, tol, order, 1, []) + uvarint(0), np.zeros(out_shape)
-    order = _choose_order(values, keep, work_tol)
-    if order != tuple(range(len(shape))):
-        values = np.ascontiguousarray(values.transpose(order))
-        keep = None if keep is None else np.ascontiguousarray(keep.transpose(order))
+    order, sample_bits, reuse = _choose_order(values, keep, work_tol)
+    coded_shape = tuple(shape[k] for k in order)
+    if reuse is not None:
+        p, (ans_bits, groups, cuts) = reuse
     else:
-        values = np.ascontiguousarray(values)
-        keep = None if keep is None else np.ascontiguousarray(keep)
-    p = _Passes(values, keep, work_tol)
-    recon = np.ascontiguousarray(p.recon.reshape(values.shape).transpose(np.argsort(order)))
+        if order != tuple(range(len(shape))):
+            values = np.ascontiguousarray(values.transpose(order))
+            keep = None if keep is None else np.ascontiguousarray(keep.transpose(order))
+        else:
+            values = np.ascontiguousarray(values)
+            keep = None if keep is None else np.ascontiguousarray(keep)
+        p = _Passes(values, keep, work_tol)
+        ans_bits, groups, cuts = _choose_models(p.table(), p.levels, p.unpred.size)
     del values
-    ans_bits, groups, cuts = _choose_models(p.table(), p.levels, p.unpred.size)
+    recon = np.ascontiguousarray(p.recon.reshape(coded_shape).transpose(np.argsort(order)))
     if coder is None:
         # zstd's strong level finds repeats (e.g. from year to year) that the static models cannot;
         # it costs ~20x the fast level, so it runs only where the fast level says it may win.
@@ -272,8 +272,10 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
         coders = [c for c, ok in ((CODER_ANS, ans_bits / 8 < fast), (CODER_ZSTD, _ZSTD_GAIN * fast < ans_bits / 8)) if ok]
     else:
         coders = [coder]
-    payloads = [_assemble(p, c, float(tol), order, groups, cuts) for c in coders]
-    return min(payloads, key=len), recon.reshape(out_shape)
+    payload = min((_assemble(p, c, float(tol), order, groups, cuts) for c in coders), key=len)
+    if stats is not None:
+        stats["sample_bytes"] = sample_bits / 8 * len(payload) / max(ans_bits / 8, 1.0)
+    return payload, recon.reshape(out_shape)
 
 
 def _assemble(p: _Passes, coder: int, tol: float, order: tuple[int, ...], groups: int, cuts: list[int]) -> bytes:
@@ -320,8 +322,7 @@ class _ZstdSource:
 
     def __init__(self, r: Reader, n_symbols: int) -> None:
         raw = zstd.read_frame(r, 2 * n_symbols, "the interp zstd frame")
-        zz = codes.from_planes(raw, n_symbols)
-        self.flat = np.where(zz == 0, 0, codes.unzigzag(zz - 1) + RADIUS)
+        self.flat = kern.symbols_from_codes(np.frombuffer(raw, np.uint8), n_symbols)
         if len(r.rest()):
             raise CorruptStreamError("interp payload has trailing bytes")
         self.pos = 0
@@ -406,7 +407,10 @@ def _reconstruct(coded, keep, masked, bins, h, kinds, plist, source, unpred) -> 
     with np.errstate(over="ignore"):  # a subnormal bin: infinite activity, as in release 0.1.0
         inv_bins = 1.0 / bins
     for i, (level, d) in enumerate(plist):
-        kern.classify_pass(recon, keep, masked, shape, level, d, inv_bins[level], cls_of_fine, cls, counts)
+        if n_cls > 1 or masked:
+            kern.classify_pass(recon, keep, masked, shape, level, d, inv_bins[level], cls_of_fine, cls, counts)
+        else:
+            counts[0] = kern.n_targets(coded, level, d)
         base = _group(level, h.groups) * n_cls
         np.cumsum(counts, out=seg[1:])
         parts = [source.take(base + c, int(counts[c])) for c in range(n_cls)]

@@ -314,9 +314,34 @@ def classify_pass(recon, keep, masked, shape, level, d, inv_bin, cls_of_fine, cl
     return j
 
 
+def n_targets(shape: tuple[int, ...], level: int, d: int) -> int:
+    """Number of target points of pass (level, d)."""
+    h, s = 1 << (level - 1), 1 << level
+    n = 1
+    for k, ext in enumerate(shape):
+        c = -(-ext // (h if k <= d else s))
+        n *= c // 2 if k == d else c
+    return n
+
+
+@njit(**JIT)
+def symbols_from_codes(raw, n):
+    """Symbols from the zstd body's byte planes: code 0 -> 0, else unzigzag(code - 1) + RADIUS."""
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        z = np.int64(raw[i]) | (np.int64(raw[n + i]) << 8)
+        if z == 0:
+            out[i] = 0
+        else:
+            z -= 1
+            out[i] = (-(z >> 1) - 1 if z & 1 else z >> 1) + RADIUS
+    return out
+
+
 @njit(**JIT)
 def decode_pass(recon, keep, masked, shape, level, d, cubic, bin_, cls, syms, seg_start, unpred, upos):
     """Dequantise pass (level, d): ``syms`` holds its symbols class by class (class c at ``seg_start[c]``).
+    With a single class, ``cls`` is not read.
 
     Unpredictables are taken from ``unpred[upos:]`` in the same class-major order.
     Returns the new ``upos``, or ERR_UNPRED when ``unpred`` runs out.
@@ -350,7 +375,7 @@ def decode_pass(recon, keep, masked, shape, level, d, cubic, bin_, cls, syms, se
             if masked and not keep[tgt]:
                 recon[tgt] = _finite(pr)
             else:
-                c = cls[j]
+                c = cls[j] if n_cls > 1 else 0
                 s = syms[at[c]]
                 at[c] += 1
                 if s == 0:
