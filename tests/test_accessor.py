@@ -15,7 +15,7 @@ import zarr
 from xarray.coding.times import _unpack_netcdf_time_units
 
 import xdiffc
-from xdiffc.accessor import ATTR_REL_TOL, ATTR_TOL, never_lossy, static_fields
+from xdiffc.xarray.variables import ATTR_REL_TOL, ATTR_TOL, never_lossy, static_fields
 from xdiffc.codec import GCDTCCodec
 from xdiffc.datasets import SAMPLES, open_sample
 from xdiffc.zarr_codec import GCDTCZarrCodec

@@ -16,7 +16,8 @@ import pytest
 
 import xdiffc
 from xdiffc.bitstream import Stream
-from xdiffc.codec import GCDTCCodec, _resolve_model
+from xdiffc.codec import GCDTCCodec
+from xdiffc.modelfiles import codec_model
 
 OTHER_MODEL = ("other-model-v9", "ab" * 32)
 
@@ -99,12 +100,12 @@ def test_unsupported_dtype_is_a_type_error():
 
 
 def test_model_resolver(tmp_path):
-    assert _resolve_model(None) == ("", "") and _resolve_model("none") == ("", "")
+    assert codec_model(None) == ("", "") and codec_model("none") == ("", "")
     model = tmp_path / "mine.pt"
     model.write_bytes(b"weights")
-    assert _resolve_model(str(model)) == (str(model), hashlib.sha256(b"weights").hexdigest())
+    assert codec_model(str(model)) == (str(model), hashlib.sha256(b"weights").hexdigest())
     with pytest.raises(ValueError, match="no-such-model"):
-        _resolve_model("no-such-model")
+        codec_model("no-such-model")
 
 
 def test_chunk_written_with_another_model_is_refused_naming_it():

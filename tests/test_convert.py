@@ -18,7 +18,7 @@ import pytest
 import xarray as xr
 import zarr
 
-from xdiffc.accessor import ATTR_TOL
+from xdiffc.xarray.variables import ATTR_TOL
 from xdiffc.cli import main
 from xdiffc.conversion import (COMPLETE_ATTR, DELAY_ENV, PARTIAL_STORE, Progress, convert, is_complete,
                                partial_path, verify)

@@ -11,7 +11,7 @@ import zarr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from xdiffc.accessor import ATTR_TOL
+from xdiffc.xarray.variables import ATTR_TOL
 from xdiffc.datasets import open_sample
 
 

@@ -5,9 +5,9 @@
     >>> y = xdiffc.decompress(blob)               # same shape and dtype as x
 """
 
-from . import accessor  # noqa: F401  (registers ds.gcdtc)
+import wrapt
+
 from .codec import GCDTCCodec
-from .conversion import convert, verify
 from .core import compress, decompress
 from .errors import CorruptStreamError, ModelMismatchError, ModelNotFoundError, XdiffcError
 
@@ -16,8 +16,23 @@ __all__ = ["compress", "decompress", "convert", "verify", "train", "GCDTCCodec",
 __version__ = "0.1.0"
 
 
+
+
+@wrapt.when_imported("xarray")
+def _register_accessor(_xarray) -> None:
+    """``ds.gcdtc`` exists as soon as both xdiffc and xarray are imported, in either order.
+
+    Importing xdiffc (as Zarr's codec entry points do) loads neither xarray nor Dask nor torch.
+    """
+    from . import xarray  # noqa: F401
+
+
 def __getattr__(name: str):
-    """``xdiffc.train`` is :func:`xdiffc.training.train`, imported on first use: it needs torch."""
+    """``convert``/``verify`` (Dask) and ``train`` (torch), imported on first use."""
+    if name in ("convert", "verify"):
+        from . import conversion
+
+        return getattr(conversion, name)
     if name == "train":
         from .training import train
 

@@ -28,16 +28,6 @@ from .bitstream import Header, Stream
 from .core import DEFAULT_STEPS, check_bound, compress, decompress
 from .errors import CorruptStreamError, ModelMismatchError
 from .grids import Layout
-from .modelfiles import NO_MODEL, identify
-
-def _resolve_model(name: str | None) -> tuple[str, str]:
-    """(model, sha256) for a codec config: a shipped model name or a model file path, and its file's hash.
-
-    ``None``, "" and "none" mean the model-free coders only: ("", "").
-    """
-    if name is None or name in NO_MODEL:
-        return "", ""
-    return str(name), identify(str(name))[1]
 
 
 def _finite_fills(values: Iterable[float]) -> tuple[float, ...]:

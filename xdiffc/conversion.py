@@ -63,10 +63,12 @@ import pandas as pd
 import xarray as xr
 import zarr
 
-from .accessor import DEFAULT_CHUNK_BYTES, is_lossy, never_lossy
 from .core import check_bound
 from .errors import CorruptStreamError, XdiffcError
-from .writes import check_chunks, for_new_store, quiet_zarr
+from .metrics import error_report
+from .xarray.encoding import DEFAULT_CHUNK_BYTES, check_chunks, encode_dataset
+from .xarray.variables import is_lossy, never_lossy
+from .xarray.writes import for_new_store, quiet_zarr
 
 #: Root attribute of a store being converted: False until every chunk is written and verified.
 COMPLETE_ATTR = "xdiffc_complete"
@@ -514,7 +516,7 @@ def _set_up(store: Path, inputs: Inputs, compress_kwargs: dict) -> list[str]:
     """Create the store (in the partial folder), marked incomplete: all metadata, the index coordinates; returns
     the arrays left to units."""
     ds = open_inputs(inputs)
-    enc = ds.gcdtc.compress(**compress_kwargs)
+    enc = encode_dataset(ds, **compress_kwargs)
     if not any(is_lossy(v.attrs) for v in enc.data_vars.values()):
         floats = [str(n) for n, v in ds.data_vars.items() if v.dtype.kind == "f"]
         raise ValueError(f"nothing to compress: no data variable of the inputs is a lossy float field "
@@ -793,7 +795,7 @@ def verify_store(spec: Inputs, store: Path, *, require_complete: bool) -> Verify
     rows = []
     for name in lossy:  # one variable at a time, so that a damaged chunk stops only its own variable's check
         try:
-            rows.append(ds.gcdtc.error_report(out[[name]]))
+            rows.append(error_report(ds, out[[name]]))
         except CorruptStreamError as err:
             problems += _damaged_chunks(store, str(name)) or [f"{name!r} cannot be decoded: {err}"]
     table = pd.concat(rows) if rows else pd.DataFrame()

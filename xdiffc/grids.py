@@ -75,10 +75,13 @@ import math
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import xarray as xr
 import zstandard
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 log = logging.getLogger(__name__)
 
@@ -417,6 +420,8 @@ def _find_coord(ds: xr.Dataset, dim: str, axis: str) -> xr.DataArray | None:
     candidates = [v for v in ds.variables.values() if v.dims == (dim,)]
     for v in candidates:
         if v.attrs.get("standard_name") == std or v.attrs.get("units") == unit:
+            import xarray as xr  # only Dataset inputs get here: the codec path never imports xarray
+
             return xr.DataArray(v)
     for name in names:
         if name in ds.variables and ds[name].dims == (dim,):
@@ -443,6 +448,8 @@ def _latlon_in(ds: xr.Dataset, dim: str, size: int) -> tuple[np.ndarray, np.ndar
 
 def find_latlon(obj, dim: str = "ncol", grid=None) -> tuple[np.ndarray, np.ndarray] | None:
     """lat/lon in degrees of the columns along ``dim``, from ``obj`` or else from ``grid`` (path or Dataset)."""
+    import xarray as xr  # only Dataset inputs get here: the codec path never imports xarray
+
     size = obj.sizes[dim]
     found = _latlon_in(obj.coords.to_dataset() if isinstance(obj, xr.DataArray) else obj, dim, size)
     if found is not None or grid is None:

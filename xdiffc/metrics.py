@@ -39,12 +39,15 @@ from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
 import pandas as pd
+import dask
 import xarray as xr
 
 from .spectra import radial_spectrum, relative_l2, spectral_error  # noqa: F401  (re-exported)
 from scipy import ndimage, stats
 
 from .grids import Layout
+from .xarray.encoding import stored_bytes
+from .xarray.variables import ATTR_NRMSE, ATTR_TOL, UNSTRUCTURED_DIMS, NativeLayouts, is_lossy, valid
 
 #: DSSIM's window: an 11 x 11 Gaussian of standard deviation 1.5, and the border cropped after filtering.
 DSSIM_SIZE, DSSIM_SIGMA, DSSIM_CROP = 11, 1.5, 5
@@ -307,10 +310,8 @@ def native_layout(ds: xr.Dataset, name: Hashable) -> tuple[int, Layout] | None:
     Columns without lat/lon (coded as a 1-D line) get the identity layout, kind "none", whose 1-D
     canvas leaves DSSIM undefined rather than taking (time, ncol) for a 2-D slice.
     """
-    from .accessor import UNSTRUCTURED_DIMS, _Layouts
-
     var = ds[name].variable
-    found = _Layouts(ds, "auto", None).of(var)
+    found = NativeLayouts(ds, "auto", None).of(var)
     if found is not None:
         return var.dims.index(found[0]), found[1]
     dim = next((d for d in var.dims if d in UNSTRUCTURED_DIMS), None)
@@ -322,9 +323,41 @@ def native_layout(ds: xr.Dataset, name: Hashable) -> tuple[int, Layout] | None:
 
 def lossy_names(other: xr.Dataset) -> list[Hashable]:
     """The variables of a decompressed Dataset that xdiffc wrote lossily (pointwise or l2 bound in attrs)."""
-    from .accessor import is_lossy
-
     return [n for n in other.data_vars if is_lossy(other[n].attrs)]
+
+
+def error_report(original: xr.Dataset, other: xr.Dataset) -> pd.DataFrame:
+    """Per lossy variable of ``other`` (a decompressed copy of ``original``): the error against the bound.
+
+    Columns: ``tol``, ``max_abs_err``, ``max_err_over_bound`` (must be <= 1), ``nrmse`` (RMSE over
+    the range of the valid values), ``nrmse_over_bound`` (only when there are ``mode="l2"``
+    variables, whose bound is on the NRMSE: must be <= 1; NaN for pointwise ones, and ``tol`` and
+    ``max_err_over_bound`` NaN for l2 ones), ``specials_moved`` (points whose NaN/fill status changed: must be 0)
+    and ``ratio`` (in-memory bytes over the bytes stored in ``other.encoding["source"]``,
+    chunks plus array metadata; NaN when ``other`` did not come from a Zarr store).
+    """
+    names = [n for n in other.data_vars if is_lossy(other[n].attrs)]
+    lazy = []
+    for n in names:
+        x, y = original[n], other[n]
+        ok = valid(x)
+        moved = (ok != valid(y)).sum()
+        err = abs(y.astype(np.float64) - x.astype(np.float64)).where(ok)
+        lazy.append((err.max(), (err**2).mean(), x.where(ok).max() - x.where(ok).min(), moved))
+    stats = dask.compute(*lazy)
+    stored = stored_bytes(other.encoding.get("source"), names)
+    rows = {}
+    for n, (max_err, mse, span, moved) in zip(names, stats):
+        tol = float(other[n].attrs.get(ATTR_TOL, math.nan))
+        bound_nrmse = float(other[n].attrs.get(ATTR_NRMSE, math.nan))
+        max_err, span = np.nan_to_num(float(max_err)), float(span)
+        nrmse = math.sqrt(float(mse)) / span if span > 0 else 0.0
+        rows[n] = {"tol": tol, "max_abs_err": max_err,
+                   "max_err_over_bound": max_err / tol if tol else (0.0 if max_err == 0 else math.inf),
+                   "nrmse": nrmse, "nrmse_over_bound": nrmse / bound_nrmse,
+                   "specials_moved": int(moved), "ratio": original[n].nbytes / stored[n]}
+    report = pd.DataFrame.from_dict(rows, orient="index")
+    return report if report["nrmse_over_bound"].notna().any() else report.drop(columns="nrmse_over_bound")
 
 
 def assess(original: xr.Dataset, other: xr.Dataset, criteria: str | Criteria | Mapping | None = None,
@@ -338,16 +371,14 @@ def assess(original: xr.Dataset, other: xr.Dataset, criteria: str | Criteria | M
     A ValueError says what does not match when there is no variable to compare, or a variable is
     missing from either Dataset or has other dimensions in each.
     """
-    from .accessor import ATTR_TOL, _stored_bytes, _valid
-
     crit = resolve_criteria(criteria)
     names = lossy_names(other) if variables is None else list(variables)
     _check_comparable(original, other, names, variables is None)
-    stored = _stored_bytes(other.encoding.get("source"), names)
+    stored = stored_bytes(other.encoding.get("source"), names)
     rows = {}
     for name in names:
         x = original[name]
-        ok = _valid(x).values
+        ok = valid(x).values
         tol = other[name].attrs.get(ATTR_TOL)
         m = compare(x.values, other[name].values, ok, None if tol is None else float(tol),
                     native_layout(original, name), crit.spre_rel_tol)

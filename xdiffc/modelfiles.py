@@ -34,3 +34,13 @@ def identify(name_or_path: str) -> tuple[str, str]:
     """(model id, sha256) of a model file: the id is the file's stem, as the stream records it."""
     path = resolve(name_or_path)
     return path.stem, hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def codec_model(name: str | None) -> tuple[str, str]:
+    """(model, sha256) for a codec config: a shipped model name or a model file path, and its file's hash.
+
+    ``None``, "" and "none" mean the model-free coders only: ("", "").
+    """
+    if name is None or name in NO_MODEL:
+        return "", ""
+    return str(name), identify(str(name))[1]

@@ -25,6 +25,7 @@ import pandas as pd
 import xarray as xr
 
 from . import __version__, grids, metrics, tuning
+from .xarray.variables import ATTR_TOL, valid
 
 #: Bounds of the ratio figure, as fractions of the value range (the store's own bound is added).
 RATIO_EPS = (1e-5, 1e-4, 1e-3, 1e-2, 1e-1)
@@ -233,8 +234,6 @@ def build(original: xr.Dataset, other: xr.Dataset, out_dir: str | Path,
 
     Returns the :class:`Page`: where it is, and the variables that fail (its verdict).
     """
-    from .accessor import ATTR_TOL, _valid
-
     crit = metrics.resolve_criteria(criteria)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -242,11 +241,11 @@ def build(original: xr.Dataset, other: xr.Dataset, out_dir: str | Path,
     sections = []
     for name in df.index:
         x, y = original[name].load(), other[name].load()
-        valid = _valid(x)
+        ok_x = valid(x)
         tol = float(other[name].attrs.get(ATTR_TOL, df.loc[name, "max_abs_err"]))
         slug = _slug(name)
-        caption = plot_maps(original, name, y, valid, tol, out / f"{slug}_maps.png")
-        ok = valid.values
+        caption = plot_maps(original, name, y, ok_x, tol, out / f"{slug}_maps.png")
+        ok = ok_x.values
         plot_histogram(x.values[ok].astype(np.float64), y.values[ok], tol, out / f"{slug}_hist.png")
         plot_ratio(ratio_curve(original, name, tol, crit, compressors, sample), tol, out / f"{slug}_ratio.png")
         verdict = "passes" if df.loc[name, "passed"] else "FAILS"

@@ -26,9 +26,12 @@ import pandas as pd
 import xarray as xr
 
 from . import baselines, metrics
-from .codec import GCDTCCodec, _resolve_model
+from .codec import GCDTCCodec
+from .modelfiles import codec_model
 from .grids import Layout
 from .masking import special_mask
+from .xarray.encoding import zarr_chunks
+from .xarray.variables import LOSSY_DTYPES, fill_values, never_lossy, static_fields, valid
 
 #: Values per variable in the default sample (8 MiB of float64 while evaluating).
 SAMPLE_VALUES = 2**20
@@ -79,7 +82,7 @@ class Suggestion(dict):
 def xdiffc_compressor(fill_values: Sequence[float] = (), native: tuple[int, Layout] | None = None,
                       model: str | None = None) -> Compressor:
     """The codec a store would use (:class:`~xdiffc.GCDTCCodec`, with its layout and fill values), one chunk."""
-    model_id, sha = _resolve_model(model)
+    model_id, sha = codec_model(model)
     layout = None if native is None or native[1].kind == "none" else native[1].to_config(native[0])
 
     def run(x: np.ndarray, tol: float) -> tuple[int, np.ndarray]:
@@ -180,8 +183,6 @@ def sample_slices(shape: tuple[int, ...], chunks: tuple[int, ...], budget: int =
 def candidates(ds: xr.Dataset) -> list[Hashable]:
     """The variables the accessor compresses lossily by default: float data variables that are not
     coordinates, bounds, cell measures or static fields."""
-    from .accessor import LOSSY_DTYPES, never_lossy, static_fields
-
     skip = never_lossy(ds) | static_fields(ds)
     return [n for n, v in ds.data_vars.items() if v.dtype in LOSSY_DTYPES and n not in skip and v.ndim > 0]
 
@@ -205,8 +206,6 @@ def sample_variable(ds: xr.Dataset, name: Hashable, sample: int | Mapping[Hashab
                     chunks: Mapping[Hashable, int] | None = None) -> VariableSample:
     """The sample of variable ``name`` (see the module docstring); ``sample``: a budget of values, or
     ``isel`` indexers taken whole (every chunk of the selection)."""
-    from .accessor import _fill_values, _valid, _zarr_chunks
-
     da = ds[name]
     native = metrics.native_layout(ds, name)
     if isinstance(sample, Mapping):
@@ -214,13 +213,13 @@ def sample_variable(ds: xr.Dataset, name: Hashable, sample: int | Mapping[Hashab
     chunking = dict(chunks or {})
     if native is not None:
         chunking[da.dims[native[0]]] = da.shape[native[0]]  # the layout needs every column of a chunk
-    shape = _zarr_chunks(da.variable, chunking)
+    shape = zarr_chunks(da.variable, chunking)
     budget = da.size if isinstance(sample, Mapping) else int(sample or SAMPLE_VALUES)
     blocks = []
     for sl in sample_slices(da.shape, shape, budget):
         part = da[sl]
-        blocks.append((np.asarray(part.values), np.asarray(_valid(part).values)))
-    return VariableSample(name, blocks, _fill_values(da.variable), native)
+        blocks.append((np.asarray(part.values), np.asarray(valid(part).values)))
+    return VariableSample(name, blocks, fill_values(da.variable), native)
 
 
 def suggest_tol(ds: xr.Dataset, criteria: str | metrics.Criteria | Mapping | None = "baker",

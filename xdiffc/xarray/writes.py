@@ -1,4 +1,4 @@
-"""What a write through ``ds.gcdtc.to_zarr`` may do to a Zarr store, and how a fresh store stays faithful.
+"""Writing a compressed Dataset to Zarr: what a write may do to an existing store, and how a fresh store stays faithful.
 
 A lossy chunk can be written once, from the original values. Zarr writes a chunk that a write
 covers only in part by reading it, decoding it, merging the new values and encoding it again:
@@ -28,11 +28,14 @@ import warnings
 from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
 
-import numpy as np
 import pandas as pd
 import xarray as xr
 import zarr
 import zarr.errors
+
+from ..core import DEFAULT_STEPS
+from .encoding import align_chunks, encode_dataset
+from .variables import is_lossy
 
 #: xarray write modes that change an existing store in place (``"w"`` replaces it, ``"w-"`` refuses it).
 UPDATE_MODES = ("a", "a-", "r+")
@@ -71,20 +74,6 @@ def stored_arrays(store) -> dict[str, StoredArray] | None:
     return out
 
 
-def check_chunks(chunks: Mapping[Hashable, int] | None, sizes: Mapping[Hashable, int]) -> dict[Hashable, int]:
-    """``chunks`` with ``-1`` replaced by the whole dimension; ValueError for an unknown dimension or a bad size."""
-    out: dict[Hashable, int] = {}
-    for dim, n in (chunks or {}).items():
-        if dim not in sizes:
-            raise ValueError(f"chunks names dimension {dim!r}, which this Dataset lacks; its dimensions are "
-                             f"{dict(sizes)}")
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < -1 or n == 0:
-            raise ValueError(f"chunks[{dim!r}] must be a positive number of elements, or -1 for the whole "
-                             f"dimension; got {n!r}")
-        out[dim] = sizes[dim] if n == -1 else int(n)
-    return out
-
-
 @contextlib.contextmanager
 def quiet_zarr() -> Iterator[None]:
     """Silence the two warnings Zarr gives on every ordinary xdiffc store, and nothing else.
@@ -109,6 +98,45 @@ def refuse_overwrite(store, kwargs: Mapping) -> None:
                               f"append_dim=... to append to it")
 
 
+def to_zarr(ds: xr.Dataset, store, tol=None, rel_tol: float | None = 1e-3, *, model: str | None = None,
+            chunks: Mapping[Hashable, int] | None = None, exclude=(), steps: int = DEFAULT_STEPS,
+            layout: str = "auto", grid=None, nrmse: float | None = None, **to_zarr_kwargs):
+    """Compress ``ds`` and write it to ``store`` with consolidated metadata (``ds.gcdtc.to_zarr``).
+
+    ``nrmse=eps`` asks for the per-block L2 bound; ``mode`` here is xarray's write mode: the
+    default refuses an existing store (FileExistsError naming it), ``mode="w"`` replaces it.
+    ``append_dim=`` and ``region=`` update a store in place (see the module docstring). Returns
+    ``store``, or with ``compute=False`` the Dask object to ``.compute()``.
+    """
+    refuse_overwrite(store, to_zarr_kwargs)
+    zarr_format = to_zarr_kwargs.get("zarr_format") or zarr.config.get("default_zarr_format")
+    out = encode_dataset(ds, tol, rel_tol, model, chunks, exclude, steps=steps, zarr_format=zarr_format,
+                         layout=layout, grid=grid, mode="pointwise" if nrmse is None else "l2", nrmse=nrmse)
+    lossy = [n for n in out.data_vars if is_lossy(out[n].attrs)]
+    clash = [n for n in to_zarr_kwargs.get("encoding") or {} if n in lossy]
+    if clash:
+        # xarray would replace, not merge, their encoding: the codec would silently be dropped
+        raise ValueError(f"encoding= names lossy variables {clash}, whose encoding xdiffc sets; "
+                         f"give their chunks through chunks= instead, or exclude them")
+    updating = (to_zarr_kwargs.get("mode") in UPDATE_MODES or to_zarr_kwargs.get("append_dim")
+                or to_zarr_kwargs.get("region"))
+    out = conform(out, store, lossy, tol, to_zarr_kwargs) if updating else for_new_store(out, lossy, zarr_format)
+    to_zarr_kwargs.setdefault("consolidated", True)
+    with quiet_zarr():
+        result = out.to_zarr(store, **to_zarr_kwargs)
+    return store if to_zarr_kwargs.get("compute", True) else result
+
+
+def roundtrip(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, **kwargs) -> xr.Dataset:
+    """``ds`` compressed into an in-memory Zarr store and read back, loaded: the Dataset a reader would get."""
+    store = zarr.storage.MemoryStore()
+    to_zarr(ds, store, tol, rel_tol, **kwargs)
+    with quiet_zarr():
+        out = xr.open_zarr(store).load()
+    out.encoding["source"] = store
+    return out
+
+
 def conform(ds: xr.Dataset, store, lossy: list[Hashable], user_tol, kwargs: Mapping) -> xr.Dataset:
     """``ds`` ready to update the store in place: each lossy variable already there keeps the store's
     chunks and bound; a write that would re-encode part of a lossy chunk raises ValueError."""
@@ -119,7 +147,7 @@ def conform(ds: xr.Dataset, store, lossy: list[Hashable], user_tol, kwargs: Mapp
     out = ds.copy(deep=False)
     for name in lossy:
         stored = existing.get(str(name))
-        if stored is None or not _lossy_attrs(stored.attrs):
+        if stored is None or not is_lossy(stored.attrs):
             continue
         _check_bound(name, stored, user_tol)
         if append_dim is not None:
@@ -128,10 +156,6 @@ def conform(ds: xr.Dataset, store, lossy: list[Hashable], user_tol, kwargs: Mapp
             _check_region(stored, region, store)
         out[name] = _restore(out[name].variable, stored)
     return out
-
-
-def _lossy_attrs(attrs: Mapping) -> bool:
-    return any(str(k) in ("xdiffc_tol", "xdiffc_nrmse") for k in attrs)
 
 
 def _check_bound(name: Hashable, stored: StoredArray, user_tol) -> None:
@@ -176,15 +200,6 @@ def _check_region(stored: StoredArray, region: Mapping, store) -> None:
                 f"lossy chunks of {chunk} along {dim!r} only in part, and Zarr would decode and re-encode them, "
                 f"up to doubling their error. Write regions that start and stop on multiples of {chunk} "
                 f"(or at the end, {n}).")
-
-
-def align_chunks(var: xr.Variable, chunks: tuple[int, ...]) -> xr.Variable:
-    """``var`` with Dask chunks equal to the Zarr ``chunks``: each task then writes whole Zarr chunks,
-    never decoding and re-encoding a chunk that another task wrote (which would compound the error)."""
-    if var.chunks is None:
-        return var
-    wanted = tuple(tuple(min(c, n - i) for i in range(0, n, c)) for c, n in zip(chunks, var.shape))
-    return var if var.chunks == wanted else var.chunk(dict(zip(var.dims, chunks)))
 
 
 def _auto_region(ds: xr.Dataset, store) -> dict[Hashable, slice]:
