@@ -1,0 +1,286 @@
+"""Speed benchmark: every compressor in one run, speeds as ratios to SZ3's from the same run.
+
+Measures, on one core unless said otherwise:
+
+- encode and decode MB/s of xdiffc, SZ3, ZFP and BitRound+zstd on the brief's fields at one eps
+  (default 1e-3; TREFHT first, the issue's headline figure), each as a ratio to SZ3's;
+- a (1, 64, 128) float32 chunk: ms to encode and decode;
+- two threads over one, through the numcodecs codec and through ``to_zarr`` (dask threads);
+- peak memory of ``compress`` above its input, on a ~105 MB float32 chunk (a fresh process);
+- the first-call JIT cost of the numba kernels, without and with the on-disk cache (fresh processes);
+- xdiffc's geometric-mean CR on the brief's fields at each eps (``--cr``), against 0.1.0's.
+
+    python benchmarks/speed.py                   # prints JSON, writes benchmarks/out/speed.{json,png}
+    python benchmarks/speed.py --fields TREFHT.B06.57.atm.1890-1999ANN.nc:TREFHT   # the headline field only
+    python benchmarks/speed.py --cr              # also the geometric-mean CR at eps 1e-2, 1e-3, 1e-4
+    python benchmarks/speed.py --write-results   # also rewrites the "speed" section of RESULTS.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+import xdiffc
+from xdiffc import baselines
+from rate_distortion import DEFAULT_DATA, DEFAULT_FIELDS, DEFAULT_OUT, geomean, load_field
+from results_md import write_section
+
+COMPRESSORS = ("xdiffc", "sz3", "zfp", "bitround_zstd")
+#: Geometric-mean CR of release 0.1.0 on the brief's fields (benchmarks/RESULTS.md, rate_distortion.py).
+CR_010 = {1e-2: 43.55, 1e-3: 13.80, 1e-4: 6.71}
+TARGETS = dict(encode_over_sz3=0.2, decode_over_sz3=0.35, small_encode_ms=3.0, small_decode_ms=1.0,
+               two_threads=1.7, peak_over_chunk=4.0, cr_loss=0.01)
+
+
+def best_time(fn, repeat: int, budget: float = 2.0) -> tuple[float, object]:
+    """Best wall time of up to ``repeat`` calls (no new call once ``budget`` seconds are spent), and the result."""
+    times, out = [], None
+    while len(times) < repeat and sum(times) < budget:
+        t = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t)
+    return min(times), out
+
+
+def codec_pair(name: str, x: np.ndarray, mask: np.ndarray, fills: list[float], tol: float):
+    """(encode, decode) closures of one compressor on one field (baselines get the gap-filled field)."""
+    if name == "xdiffc":
+        return (lambda: xdiffc.compress(x, tol=tol, fill_values=fills)), xdiffc.decompress
+    base = baselines.BASELINES[name]
+    arr = baselines.prepare(x, mask)
+    return (lambda: base.encode(arr, tol)), (lambda blob: base.decode(blob, arr.dtype, arr.shape))
+
+
+def field_speeds(fields: list[tuple[str, str]], eps: float, repeat: int) -> list[dict]:
+    """MB/s and CR of every compressor on every field, with the ratios to SZ3 of the same field."""
+    rows = []
+    for fname, var in fields:
+        f = load_field(DEFAULT_DATA / fname, var)
+        tol = eps * (f.vmax - f.vmin)
+        mb = f.x.nbytes / 1e6
+        res = {}
+        for name in COMPRESSORS:
+            enc, dec = codec_pair(name, f.x, f.mask, f.fills, tol)
+            enc()  # warm-up (JIT, caches)
+            t_enc, blob = best_time(enc, repeat)
+            t_dec, _ = best_time(lambda: dec(blob), repeat)
+            res[name] = dict(encode_mb_s=mb / t_enc, decode_mb_s=mb / t_dec, cr=f.x.nbytes / len(blob))
+        for name in COMPRESSORS:
+            res[name]["encode_over_sz3"] = res[name]["encode_mb_s"] / res["sz3"]["encode_mb_s"]
+            res[name]["decode_over_sz3"] = res[name]["decode_mb_s"] / res["sz3"]["decode_mb_s"]
+            rows.append(dict(field=f.label, eps=eps, mb=mb, compressor=name, **res[name]))
+        print(f"{f.label} eps={eps}: " + ", ".join(
+            f"{n} {res[n]['encode_mb_s']:.0f}/{res[n]['decode_mb_s']:.0f} MB/s" for n in COMPRESSORS), file=sys.stderr)
+    return rows
+
+
+def trefht() -> np.ndarray:
+    return load_field(DEFAULT_DATA / DEFAULT_FIELDS[0][0], DEFAULT_FIELDS[0][1]).x
+
+
+def small_chunk(repeat: int) -> dict:
+    """ms per (1, 64, 128) float32 chunk at eps 1e-3, xdiffc and SZ3."""
+    x = np.ascontiguousarray(trefht()[50:51])
+    tol = 1e-3 * float(x.max() - x.min())
+    out = {}
+    for name in ("xdiffc", "sz3"):
+        enc, dec = codec_pair(name, x, np.zeros(x.shape, bool), [], tol)
+        enc()
+        t_enc, blob = best_time(enc, repeat * 10)
+        t_dec, _ = best_time(lambda: dec(blob), repeat * 10)
+        out[name] = dict(encode_ms=t_enc * 1e3, decode_ms=t_dec * 1e3, cr=x.nbytes / len(blob))
+    return dict(shape=list(x.shape), **out)
+
+
+def threads(repeat: int) -> dict:
+    """Seconds for the same chunks with 1 and 2 threads: numcodecs codec, and to_zarr with dask threads."""
+    import dask
+    import xarray as xr
+
+    from xdiffc.codec import GCDTCCodec
+    from xdiffc.zarr_codec import GCDTCZarrCodec
+
+    base = trefht()
+    x = np.concatenate([base + np.float32(0.01 * k) for k in range(4)])  # 440 x 64 x 128, 14 MB
+    tol = 1e-3 * float(x.max() - x.min())
+    codec = GCDTCCodec(tol=tol)
+    chunks = [np.ascontiguousarray(x[i : i + 22]) for i in range(0, x.shape[0], 22)]
+    codec.encode(chunks[0])
+    out = {}
+    for n in (1, 2):
+        with ThreadPoolExecutor(n) as pool:
+            out[f"codec_{n}"] = best_time(lambda: list(pool.map(codec.encode, chunks)), repeat, 20.0)[0]
+    ds = xr.Dataset({"T": (("time", "lat", "lon"), x)}).chunk({"time": 22})
+    enc = {"T": {"serializer": GCDTCZarrCodec(tol=tol), "compressors": None}}
+    for n in (1, 2):
+        def write():
+            with tempfile.TemporaryDirectory() as d, dask.config.set(scheduler="threads", num_workers=n):
+                ds.to_zarr(Path(d) / "s.zarr", encoding=enc, zarr_format=3, mode="w", consolidated=False)
+        write()
+        out[f"to_zarr_{n}"] = best_time(write, repeat, 20.0)[0]
+    out["mb"] = x.nbytes / 1e6
+    out["codec_speedup"] = out["codec_1"] / out["codec_2"]
+    out["to_zarr_speedup"] = out["to_zarr_1"] / out["to_zarr_2"]
+    return out
+
+
+_MEMORY_SCRIPT = r"""
+import json, resource, sys, numpy as np, xdiffc
+sys.path.insert(0, sys.argv[1])
+from speed import trefht
+base = trefht()
+x = np.empty((30 * base.shape[0],) + base.shape[1:], np.float32)   # ~108 MB, built slab by slab
+rng = np.random.default_rng(0)
+for k in range(30):
+    x[k * base.shape[0]:(k + 1) * base.shape[0]] = base + rng.normal(0, 0.3, base.shape).astype(np.float32)
+tol = 1e-3 * float(x.max() - x.min())
+xdiffc.decompress(xdiffc.compress(base[:4], tol=tol))   # compile / load the kernels
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()
+before, peak_before = rss(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+blob = xdiffc.compress(x, tol=tol)
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+print(json.dumps(dict(chunk_bytes=x.nbytes, rss_before=before, peak_before=peak_before, peak=peak,
+                      above_input=peak - before, cr=x.nbytes / len(blob))))
+"""
+
+_JIT_SCRIPT = r"""
+import json, time
+t = time.perf_counter(); import numpy as np, xdiffc; t_import = time.perf_counter() - t
+x = np.random.default_rng(0).normal(size=(4, 64, 128)).cumsum(-1).astype(np.float32)
+x[0, 0, 0] = np.nan
+t = time.perf_counter(); b = xdiffc.compress(x, rel_tol=1e-3); xdiffc.decompress(b); first = time.perf_counter() - t
+t = time.perf_counter(); b = xdiffc.compress(x, rel_tol=1e-3); xdiffc.decompress(b); second = time.perf_counter() - t
+print(json.dumps(dict(import_s=t_import, first_call_s=first, next_call_s=second)))
+"""
+
+
+def _run_json(script: str, *args: str, env: dict | None = None) -> dict:
+    out = subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True, check=True,
+                         env={**os.environ, **(env or {})})
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def peak_memory() -> dict:
+    m = _run_json(_MEMORY_SCRIPT, str(Path(__file__).resolve().parent))
+    m["above_input_over_chunk"] = m["above_input"] / m["chunk_bytes"]
+    return m
+
+
+def jit_cost() -> dict:
+    """First compress+decompress in a fresh process: with an empty numba cache, then with it filled."""
+    with tempfile.TemporaryDirectory() as d:
+        cold = _run_json(_JIT_SCRIPT, env={"NUMBA_CACHE_DIR": d})
+        warm = _run_json(_JIT_SCRIPT, env={"NUMBA_CACHE_DIR": d})
+    return dict(no_cache=cold, cached=warm)
+
+
+def cr_geomeans() -> dict:
+    """xdiffc's geometric-mean CR over the brief's fields at each eps, and its ratio to 0.1.0's."""
+    out = {}
+    for eps, old in CR_010.items():
+        crs = []
+        for fname, var in DEFAULT_FIELDS:
+            f = load_field(DEFAULT_DATA / fname, var)
+            crs.append(f.x.nbytes / len(xdiffc.compress(f.x, tol=eps * (f.vmax - f.vmin), fill_values=f.fills)))
+        out[str(eps)] = dict(geomean_cr=geomean(crs), release_010=old, ratio=geomean(crs) / old)
+    return out
+
+
+def plot(summary: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    head = [r for r in summary["fields"] if r["field"] == summary["fields"][0]["field"]]
+    names = [r["compressor"] for r in head]
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for ax, key, target in ((axes[0], "encode_over_sz3", TARGETS["encode_over_sz3"]),
+                            (axes[1], "decode_over_sz3", TARGETS["decode_over_sz3"])):
+        ax.bar(names, [r[key] for r in head], color=["C3" if n == "xdiffc" else "C0" for n in names])
+        ax.axhline(target, color="k", ls="--", lw=1, label=f"target {target}x")
+        ax.set_yscale("log")
+        ax.set_title(f"{key.split('_')[0]} speed / SZ3's ({head[0]['field'].split(':')[-1]}, eps {head[0]['eps']:g})")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+
+
+def markdown(s: dict) -> str:
+    head = [r for r in s["fields"] if r["field"] == s["fields"][0]["field"]]
+    lines = [f"Run {s['date']} on {s['machine']} (`python benchmarks/speed.py{' --cr' if 'cr' in s else ''}`), "
+             f"one core unless said otherwise; speeds as ratios to SZ3's in the same run.", "",
+             f"**{head[0]['field']}, eps {head[0]['eps']:g}** ({head[0]['mb']:.2f} MB):", "",
+             "| compressor | encode MB/s | decode MB/s | encode / SZ3 | decode / SZ3 | CR |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['compressor']} | {r['encode_mb_s']:.1f} | {r['decode_mb_s']:.1f} | {r['encode_over_sz3']:.3f} | "
+              f"{r['decode_over_sz3']:.3f} | {r['cr']:.2f} |" for r in head]
+    xd = [r for r in s["fields"] if r["compressor"] == "xdiffc"]
+    lines += ["", f"Over the {len(xd)} fields at eps {head[0]['eps']:g}, xdiffc's speed over SZ3's: encode "
+              f"{s['fields_geomean']['encode_over_sz3']:.3f}x, decode {s['fields_geomean']['decode_over_sz3']:.3f}x "
+              "(geometric means).", "",
+              "| field | encode / SZ3 | decode / SZ3 | xdiffc encode MB/s | decode MB/s | CR |", "|---|---|---|---|---|---|"]
+    lines += [f"| {r['field']} | {r['encode_over_sz3']:.3f} | {r['decode_over_sz3']:.3f} | {r['encode_mb_s']:.1f} | "
+              f"{r['decode_mb_s']:.1f} | {r['cr']:.2f} |" for r in xd]
+    sc, th, mem, jit = s["small_chunk"], s["threads"], s["memory"], s["jit"]
+    lines += ["", "| figure | measured | target |", "|---|---|---|",
+              f"| (1, 64, 128) float32 chunk, encode | {sc['xdiffc']['encode_ms']:.2f} ms (SZ3 {sc['sz3']['encode_ms']:.2f}) | < 3 ms |",
+              f"| same, decode | {sc['xdiffc']['decode_ms']:.2f} ms (SZ3 {sc['sz3']['decode_ms']:.2f}) | < 1 ms |",
+              f"| 2 threads over 1, numcodecs codec ({th['mb']:.0f} MB in 20 chunks) | {th['codec_speedup']:.2f}x | >= 1.7x |",
+              f"| 2 threads over 1, to_zarr (dask threads) | {th['to_zarr_speedup']:.2f}x | >= 1.7x |",
+              f"| peak memory of compress above the input, {mem['chunk_bytes'] / 1e6:.0f} MB chunk | "
+              f"{mem['above_input'] / 1e6:.0f} MB = {mem['above_input_over_chunk']:.2f}x the chunk | <= 4x |",
+              f"| first compress+decompress, empty numba cache | {jit['no_cache']['first_call_s']:.2f} s | |",
+              f"| same, cache filled (cache=True) | {jit['cached']['first_call_s']:.2f} s (next call "
+              f"{jit['cached']['next_call_s'] * 1e3:.1f} ms; import {jit['cached']['import_s']:.2f} s) | |"]
+    if "cr" in s:
+        lines += ["", "| eps | geometric-mean CR (11 fields) | 0.1.0 | ratio |", "|---|---|---|---|"]
+        lines += [f"| {e} | {v['geomean_cr']:.2f} | {v['release_010']:.2f} | {v['ratio']:.4f} |" for e, v in s["cr"].items()]
+    lines += ["", "![speed over SZ3's](figures/speed.png)"]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--eps", type=float, default=1e-3)
+    ap.add_argument("--fields", nargs="+", metavar="FILE:VAR", help="default: the brief's 11 fields, TREFHT first")
+    ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--cr", action="store_true", help="also xdiffc's geometric-mean CR at eps 1e-2, 1e-3, 1e-4")
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--write-results", action="store_true")
+    a = ap.parse_args()
+    fields = [tuple(f.split(":", 1)) for f in a.fields] if a.fields else DEFAULT_FIELDS
+    rows = field_speeds(fields, a.eps, a.repeat)
+    xd = [r for r in rows if r["compressor"] == "xdiffc"]
+    s = dict(date=datetime.now(timezone.utc).strftime("%Y-%m-%d"),
+             machine=f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}",
+             fields=rows,
+             fields_geomean={k: geomean([r[k] for r in xd]) for k in ("encode_over_sz3", "decode_over_sz3")},
+             small_chunk=small_chunk(a.repeat), threads=threads(max(2, a.repeat // 2)), memory=peak_memory(),
+             jit=jit_cost(), targets=TARGETS)
+    if a.cr:
+        s["cr"] = cr_geomeans()
+    a.out.mkdir(parents=True, exist_ok=True)
+    (a.out / "speed.json").write_text(json.dumps(s, indent=1))
+    plot(s, a.out / "speed.png")
+    if a.write_results:
+        plot(s, Path(__file__).resolve().parent / "figures" / "speed.png")
+    print(json.dumps({k: v for k, v in s.items() if k != "fields"}, indent=1))
+    if a.write_results:
+        write_section("speed", markdown(s), heading="## Speed (benchmarks/speed.py)")
+
+
+if __name__ == "__main__":
+    main()
