@@ -11,10 +11,9 @@ import xdiffc
 import xdiffc.core
 from tests.helpers import assert_bounded
 from xdiffc.datasets import open_sample
-from xdiffc.diffcoder import DiffCoder, DiffCoderConfig, load_diffcoder, save, sigmoid_alpha_bar, train
-from xdiffc.diffcoder.predictor import BlockNet, DiffCoderPredictor
+from xdiffc.diffcoder import BlockNet, DiffCoder, DiffCoderConfig, save, sigmoid_alpha_bar, train
 from xdiffc.diffcoder.schedule import eps_from_v, v_target, x0_from_v
-from xdiffc.model import layout
+from xdiffc.model import ModelPredictor, layout, load_model
 from xdiffc.training import estimate_deviation
 
 TINY = dict(resolution=16, depth=2, latent_channels=2, enc_widths=(4, 8), unet_widths=(4, 8), t_dim=8)
@@ -93,8 +92,8 @@ def codec_model(tmp_path_factory):
 
 def test_codec_round_trip_holds_the_bound(codec_model):
     path, digest = codec_model
-    pred = load_diffcoder(path, sha256=digest)
-    assert load_diffcoder(path) is pred and pred.sha256 == digest
+    pred = load_model(str(path), sha256=digest)
+    assert load_model(str(path)) is pred and pred.sha256 == digest
     x = open_sample("trefht")["TREFHT"].values[20:23]
     tol = 1e-2 * float(x.max() - x.min())
     blob = xdiffc.compress(x, rel_tol=1e-2, model=pred, steps=2)
@@ -102,7 +101,7 @@ def test_codec_round_trip_holds_the_bound(codec_model):
 
 
 def test_seam_reconstructs_exactly_what_was_analysed(codec_model):
-    pred = load_diffcoder(codec_model[0])
+    pred = load_model(str(codec_model[0]))
     x = open_sample("trefht")["TREFHT"].values[30:32].astype(np.float64)
     a = pred.analyse(x, np.zeros(x.shape, bool), steps=2)
     assert len(pred.block_slices(x.shape)) == len(a.block_bytes) == 4
@@ -112,7 +111,7 @@ def test_seam_reconstructs_exactly_what_was_analysed(codec_model):
         np.testing.assert_array_equal(y[region], a.x_hat[region] if u else 0.0)
 
 
-class _Eager(DiffCoderPredictor):
+class _Eager(ModelPredictor):
     """Claims its latents are free, so the core's block chooser takes the model on every block."""
 
     def analyse(self, x, missing, steps, **kw):
@@ -123,7 +122,7 @@ class _Eager(DiffCoderPredictor):
 
 def test_bound_holds_when_the_model_path_is_taken(codec_model, monkeypatch):
     path, digest = codec_model
-    base = load_diffcoder(path)
+    base = load_model(str(path))
     pred = _Eager.__new__(_Eager)
     pred.__dict__.update(base.__dict__)
     real = xdiffc.core._residual_candidates
@@ -138,16 +137,13 @@ def test_bound_holds_when_the_model_path_is_taken(codec_model, monkeypatch):
     y = xdiffc.decompress(blob, model=base)
     assert_bounded(x, y, 1e-2 * float(x.max() - x.min()))
     with pytest.raises(xdiffc.ModelMismatchError):
-        load_diffcoder(path, sha256="0" * 64)
+        load_model(str(path), sha256="0" * 64)
 
 
 def test_a_diffcoder_file_works_through_the_standard_interfaces(codec_model, tmp_path):
     """By path: load_model dispatches on the file's format, and a Zarr store written with it holds the bound."""
-    from xdiffc.diffcoder.predictor import DiffCoderPredictor
-    from xdiffc.model import load_model
-
     path, digest = codec_model
-    assert isinstance(load_model(str(path)), DiffCoderPredictor)
+    assert isinstance(load_model(str(path)).net, BlockNet)
     ds = open_sample("trefht").isel(time=slice(20, 23))
     store = ds.gcdtc.to_zarr(tmp_path / "dc.zarr", rel_tol=1e-2, model=str(path), steps=2)
     out = xr.open_zarr(store)

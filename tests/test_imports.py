@@ -54,7 +54,7 @@ def _imports(name: str, tree: ast.Module, is_package: bool, top_level_only: bool
             yield node.module, [a.name for a in node.names]
 
 
-@pytest.mark.parametrize("top_level_only", [True], ids=["module level"])
+@pytest.mark.parametrize("top_level_only", [True, False], ids=["module level", "in functions too"])
 def test_no_circular_imports(top_level_only):
     modules = _modules()
     graph = {}

@@ -156,8 +156,7 @@ def test_a_model_named_by_path_reaches_the_stream(tmp_path, monkeypatch, family)
 
         modelfile.save(path, GCDTCNet(TINY), max_abs_deviation=1e-6)
     else:
-        from xdiffc.diffcoder import DiffCoder, DiffCoderConfig
-        from xdiffc.diffcoder.modelfile import save
+        from xdiffc.diffcoder import DiffCoder, DiffCoderConfig, save
 
         save(path, DiffCoder(DiffCoderConfig(resolution=32, depth=2, latent_channels=2, enc_widths=(4,),
                                              unet_widths=(4,), t_dim=8, circular=False, rate_weight=0.01)), 1e-6, {})

@@ -27,7 +27,7 @@ import xarray as xr
 
 from . import baselines, metrics
 from .codec import GCDTCCodec
-from .modelfiles import codec_model
+from .model_lookup import codec_model
 from .grids import Layout
 from .masking import special_mask
 from .xarray.encoding import zarr_chunks

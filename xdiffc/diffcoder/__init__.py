@@ -2,14 +2,15 @@
 
 The second model family next to GCDTC (:mod:`xdiffc.model`): the network and its VAE baseline
 (:mod:`.model`), the sigmoid schedule and DDIM (:mod:`.schedule`), training (:mod:`.train`), and
-the codec seam (:func:`load_diffcoder`, usable as ``xdiffc.compress(x, ..., model=...)``).
+the codec seam (:func:`~xdiffc.diffcoder.model.seam_network`: a codec DiffCoder's file loads with
+:func:`xdiffc.model.load_model` and works as ``xdiffc.compress(x, ..., model=PATH)``).
 """
 
-from .model import DiffCoder, DiffCoderConfig, parameter_count
-from .modelfile import save
-from .predictor import DiffCoderPredictor, load_diffcoder
+from ..model.config import parameter_count
+from ..model.modelfile import save
+from .model import BlockNet, DiffCoder, DiffCoderConfig
 from .schedule import sigmoid_alpha_bar
 from .train import periodic_shifts, train
 
-__all__ = ["DiffCoder", "DiffCoderConfig", "DiffCoderPredictor", "load_diffcoder", "parameter_count",
+__all__ = ["BlockNet", "DiffCoder", "DiffCoderConfig", "parameter_count",
            "periodic_shifts", "save", "sigmoid_alpha_bar", "train"]

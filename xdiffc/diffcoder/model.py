@@ -18,12 +18,13 @@ per-channel logistic prior (:class:`xdiffc.model.entropy.LogisticPrior`); the lo
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..model.config import FileConfig
 from ..model.entropy import LogisticPrior
 from . import schedule
 from .nets import Encoder, UNet
@@ -32,8 +33,10 @@ KINDS = ("diffcoder", "vae")
 
 
 @dataclass(frozen=True)
-class DiffCoderConfig:
+class DiffCoderConfig(FileConfig):
     """Architecture and training constants, stored in the model file as plain values."""
+
+    FORMAT = "xdiffc-diffcoder"
 
     kind: str = "diffcoder"
     resolution: int = 64  # H = W of a field (or block)
@@ -57,14 +60,6 @@ class DiffCoderConfig:
             raise ValueError(f"resolution {self.resolution} must be divisible by 2**depth (depth {self.depth} >= 2)")
         if self.rate_weight > 0 and self.kind != "diffcoder":
             raise ValueError("only a DiffCoder can be a codec model (rate_weight > 0)")
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "DiffCoderConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names})
 
     @property
     def latent_side(self) -> int:
@@ -136,6 +131,28 @@ class DiffCoder(nn.Module):
         return loss, {"loss": loss.item(), "v_mse": mse.item(), **parts}
 
 
-def parameter_count(net: nn.Module) -> int:
-    """Number of trainable values."""
-    return int(sum(p.numel() for p in net.parameters()))
+class BlockNet(nn.Module):
+    """The codec seam's view of a DiffCoder: normalised blocks (N, 1, R, R) <-> latents (N, C, 1, h, w).
+
+    Blocks are multiplied by the model's ``data_scale`` on the way in and divided on the way out.
+    """
+
+    def __init__(self, net: DiffCoder):
+        super().__init__()
+        self.net, self.config = net, net.config
+
+    def encode(self, blocks: torch.Tensor) -> torch.Tensor:
+        return self.net.encode(blocks * self.config.data_scale)[:, :, None]
+
+    def decode(self, z: torch.Tensor, steps: int, correction: bool = True) -> torch.Tensor:
+        """Deterministic decode; ``correction`` is part of the seam and has no meaning here."""
+        return self.net.decode(z[:, :, 0], steps) / self.config.data_scale
+
+
+def seam_network(config: DiffCoderConfig, state_dict: dict) -> tuple[nn.Module, tuple[int, int, int]]:
+    """A codec DiffCoder's seam network and its (1, R, R) blocks: what :class:`~xdiffc.model.ModelPredictor` runs."""
+    if config.kind != "diffcoder" or config.rate_weight <= 0:
+        raise ValueError("this model file is not a DiffCoder codec model (kind 'diffcoder', rate_weight > 0)")
+    net = DiffCoder(config)
+    net.load_state_dict(state_dict)
+    return BlockNet(net), (1, config.resolution, config.resolution)

@@ -1,34 +1,39 @@
-"""The model file: one ``torch.save`` of a plain dict, loadable with ``weights_only=True``.
+"""The model file of every family: one ``torch.save`` of a plain dict, loadable with ``weights_only=True``.
 
-    {"format": "xdiffc-model", "version": 1,
-     "config": ModelConfig as a dict, "state_dict": {name: tensor},
-     "cdf": int32 tensor (C, 2R+2), the frozen entropy tables,
+    {"format": "xdiffc-model" | "xdiffc-diffcoder", "version": 1,
+     "config": the family's config as a dict, "state_dict": {name: tensor},
+     "cdf": int32 tensor (C, 2R+2), the frozen entropy tables (:mod:`xdiffc.model.entropy`),
      "max_abs_deviation": float, "meta": {str: str | int | float}}
 
-A model is identified by its name and the sha256 of the file's bytes. :func:`write` and
-:func:`load` serve every model family under its own format tag (DiffCoder uses "xdiffc-diffcoder").
+The format tag names the family; :data:`FAMILIES` maps it to the module that defines the
+family's config class and its ``seam_network``. A model is identified by its name and the sha256
+of the file's bytes.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 import torch
 
-from .network import GCDTCNet, ModelConfig
-
-FORMAT, VERSION = "xdiffc-model", 1
+VERSION = 1
+#: format tag -> (module, config class name); the module also defines ``seam_network(config, state_dict)``.
+FAMILIES = {"xdiffc-model": ("xdiffc.model.network", "ModelConfig"),
+            "xdiffc-diffcoder": ("xdiffc.diffcoder.model", "DiffCoderConfig")}
 
 
 @dataclass
 class ModelFile:
-    """A model file's contents, as read back (``config`` is the family's config class)."""
+    """A model file's contents, as read back: its family module and that family's config."""
 
+    family: ModuleType
     config: object
     state_dict: dict[str, torch.Tensor]
     cdf: np.ndarray
@@ -37,12 +42,14 @@ class ModelFile:
     sha256: str
 
 
-def write(path: str | os.PathLike, fmt: str, net: torch.nn.Module, cdf: np.ndarray, max_abs_deviation: float,
-          meta: dict | None = None) -> str:
-    """Write a model file of format tag ``fmt`` atomically and return its sha256 (any model family)."""
-    obj = {"format": fmt, "version": VERSION, "config": net.config.to_dict(),
+def save(path: str | os.PathLike, net: torch.nn.Module, max_abs_deviation: float, meta: dict | None = None) -> str:
+    """Freeze the entropy tables of a codec network, write its file atomically and return the sha256."""
+    if getattr(net, "prior", None) is None:
+        raise ValueError("only a codec model (one with a latent prior) has entropy tables to save")
+    obj = {"format": type(net.config).FORMAT, "version": VERSION, "config": net.config.to_dict(),
            "state_dict": {k: v.detach().cpu().clone() for k, v in net.state_dict().items()},
-           "cdf": torch.from_numpy(cdf), "max_abs_deviation": float(max_abs_deviation), "meta": dict(meta or {})}
+           "cdf": torch.from_numpy(net.prior.freeze(net.config.radius)),
+           "max_abs_deviation": float(max_abs_deviation), "meta": dict(meta or {})}
     buf = io.BytesIO()
     torch.save(obj, buf)
     data = buf.getvalue()
@@ -54,27 +61,15 @@ def write(path: str | os.PathLike, fmt: str, net: torch.nn.Module, cdf: np.ndarr
     return hashlib.sha256(data).hexdigest()
 
 
-def load(data: bytes, fmt: str, config_class) -> ModelFile:
-    """Parse a model file's bytes of format tag ``fmt`` (no code is unpickled: weights_only=True)."""
-    obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    if not isinstance(obj, dict) or obj.get("format") != fmt or obj.get("version") != VERSION:
-        raise ValueError(f"not an {fmt} model file (format/version missing or unknown)")
-    return ModelFile(config_class.from_dict(obj["config"]), obj["state_dict"], obj["cdf"].numpy(),
-                     float(obj["max_abs_deviation"]), obj.get("meta", {}), hashlib.sha256(data).hexdigest())
-
-
-def save(path: str | os.PathLike, net: GCDTCNet, max_abs_deviation: float, meta: dict | None = None) -> str:
-    """Freeze the entropy tables, write the model file atomically and return its sha256."""
-    return write(path, FORMAT, net, net.prior.freeze(net.config.radius), max_abs_deviation, meta)
-
-
 def read(data: bytes) -> ModelFile:
-    """Parse a GCDTC model file's bytes."""
-    return load(data, FORMAT, ModelConfig)
-
-
-def build(model_file: ModelFile, device: str = "cpu") -> GCDTCNet:
-    """The network of a model file, in eval mode, float32, on ``device``."""
-    net = GCDTCNet(model_file.config)
-    net.load_state_dict(model_file.state_dict)
-    return net.to(device=device, dtype=torch.float32).eval()
+    """Parse a model file's bytes (no code is unpickled: weights_only=True); ValueError if it is none."""
+    obj = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    tag = obj.get("format") if isinstance(obj, dict) else None
+    if tag not in FAMILIES or obj.get("version") != VERSION:
+        raise ValueError(f"not an xdiffc model file (format {tag!r}, version {obj.get('version') if tag else None!r}; "
+                         f"known formats: {sorted(FAMILIES)}, version {VERSION})")
+    module_name, config_name = FAMILIES[tag]
+    family = importlib.import_module(module_name)
+    return ModelFile(family, getattr(family, config_name).from_dict(obj["config"]), obj["state_dict"],
+                     obj["cdf"].numpy(), float(obj["max_abs_deviation"]), obj.get("meta", {}),
+                     hashlib.sha256(data).hexdigest())

@@ -7,12 +7,13 @@ coding and de-normalisation live in :mod:`xdiffc.model.predictor`.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from . import diffusion
+from .config import FileConfig
 from .correction import TensorCorrection
 from .encoder import Encoder3d
 from .entropy import LogisticPrior
@@ -20,8 +21,10 @@ from .unet import Embedder, UNet2d
 
 
 @dataclass(frozen=True)
-class ModelConfig:
+class ModelConfig(FileConfig):
     """Architecture and coding constants; stored in the model file as plain values."""
+
+    FORMAT = "xdiffc-model"
 
     block: tuple[int, int, int] = (16, 64, 64)
     down_t: int = 4
@@ -41,14 +44,6 @@ class ModelConfig:
         bt, bh, bw = self.block
         if bt % self.down_t or bh % self.down_s or bw % self.down_s or self.down_s < 4:
             raise ValueError(f"block {self.block} must be divisible by down_t={self.down_t}, down_s={self.down_s} (>= 4)")
-
-    def to_dict(self) -> dict:
-        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ModelConfig":
-        names = {f.name for f in fields(cls)}
-        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in d.items() if k in names})
 
     @property
     def latent_shape(self) -> tuple[int, int, int, int]:
@@ -89,6 +84,8 @@ class GCDTCNet(nn.Module):
         return self.correction(blocks, enabled=correction)
 
 
-def parameter_count(net: nn.Module) -> int:
-    """Number of trainable values."""
-    return int(sum(p.numel() for p in net.parameters()))
+def seam_network(config: ModelConfig, state_dict: dict) -> tuple[nn.Module, tuple[int, int, int]]:
+    """The network a model file describes, and its block shape: what :class:`~xdiffc.model.ModelPredictor` runs."""
+    net = GCDTCNet(config)
+    net.load_state_dict(state_dict)
+    return net, tuple(config.block)

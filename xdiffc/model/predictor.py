@@ -31,10 +31,9 @@ import numpy as np
 import torch
 
 from ..errors import CorruptStreamError, ModelMismatchError
-from ..modelfiles import resolve
+from ..model_lookup import resolve
 from . import layout, modelfile
 from .entropy import FrozenCoder
-from .network import GCDTCNet
 
 FORMAT = 1
 #: bytes of side information per block: float32 mean and range
@@ -47,7 +46,7 @@ _LOCK = threading.Lock()
 
 
 def load_model(name_or_path: str = "default", sha256: str | None = None, device: str = "cpu") -> "ModelPredictor":
-    """The predictor of a model file (GCDTC or DiffCoder), loaded once per (model id, sha256, device) in this process.
+    """The predictor of a model file of any family, loaded once per (model id, sha256, device) in this process.
 
     Raises :class:`~xdiffc.ModelMismatchError` when ``sha256`` is given and the file's differs.
     """
@@ -69,19 +68,8 @@ def load_model(name_or_path: str = "default", sha256: str | None = None, device:
     key = (model_id, digest, str(torch.device(device)))
     with _LOCK:
         if key not in _CACHE:
-            _CACHE[key] = _predictor_of(path.read_bytes() if data is None else data, path, model_id, device)
+            _CACHE[key] = ModelPredictor(modelfile.read(path.read_bytes() if data is None else data), model_id, device)
         return _CACHE[key]
-
-
-def _predictor_of(data: bytes, path, model_id: str, device: str):
-    """A GCDTC model file's predictor; a DiffCoder model file is handed to its own family's loader."""
-    try:
-        mf = modelfile.read(data)
-    except ValueError:
-        from ..diffcoder.predictor import load_diffcoder  # imported here: it builds on this module
-
-        return load_diffcoder(path, device=device)
-    return ModelPredictor(mf, model_id, device)
 
 
 @dataclass
@@ -99,16 +87,22 @@ class Analysis:
 
 
 class ModelPredictor:
-    """A loaded model: float32, eval mode, TF32 off. Thread-safe (one inference at a time)."""
+    """A loaded model of any family: float32, eval mode, TF32 off. Thread-safe (one inference at a time).
+
+    The family's ``seam_network`` gives a module with ``encode(blocks) -> latents`` and
+    ``decode(latents, steps, correction) -> blocks`` on normalised (N, 1, *block) tensors, and the
+    block shape: GCDTC's 3-D blocks (:mod:`xdiffc.model.network`), DiffCoder's (1, R, R) tiles
+    (:mod:`xdiffc.diffcoder.model`). Layout, normalisation, latent coding and the payload are shared.
+    """
 
     def __init__(self, mf: modelfile.ModelFile, model_id: str, device: str = "cpu"):
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
         self.model_id, self.sha256, self.device = model_id, mf.sha256, torch.device(device)
         self.config = mf.config
-        self.net: GCDTCNet = modelfile.build(mf, str(self.device))
+        net, self.block_shape = mf.family.seam_network(mf.config, mf.state_dict)
+        self.net = net.to(device=self.device, dtype=torch.float32).eval()
         self.coder = FrozenCoder(mf.cdf)
-        self.block_shape: tuple[int, int, int] = tuple(self.config.block)
         #: bound on |x_hat(device A) - x_hat(device B)| in normalised units (range 1); see the model card
         self.max_abs_deviation: float = mf.max_abs_deviation
         self.meta = mf.meta

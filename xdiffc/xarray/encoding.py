@@ -27,7 +27,7 @@ import zarr
 from .. import grids
 from ..codec import GCDTCCodec
 from ..core import DEFAULT_STEPS, check_bound
-from ..modelfiles import codec_model
+from ..model_lookup import codec_model
 from ..zarr_codec import GCDTCZarrCodec
 from .variables import (ATTR_NRMSE, ATTR_REL_TOL, ATTR_TOL, LOSSY_DTYPES, NativeLayouts, fill_values, never_lossy,
                         static_fields, valid)
