@@ -148,8 +148,8 @@ class GCDTCCodec(Codec):
     def encode_batch(self, arrays: Sequence[np.ndarray], extra_fill_values: Iterable[float] = ()) -> list[bytes]:
         """Encode several chunks of one array at once.
 
-        This is where a model runs one batched forward pass; the model-free predictor
-        codes the chunks one by one. ``extra_fill_values`` (such as the Zarr array's
+        Each chunk is coded on its own; a configured model is loaded once per process and runs
+        once per chunk. ``extra_fill_values`` (such as the Zarr array's
         ``fill_value``, which pads edge chunks) are kept exactly like ``fill_values``.
         """
         fills = self.fill_values + _finite_fills(extra_fill_values)

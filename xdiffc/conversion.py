@@ -63,6 +63,7 @@ import pandas as pd
 import xarray as xr
 import zarr
 
+from . import grids
 from .core import check_bound
 from .errors import CorruptStreamError, XdiffcError
 from .metrics import error_report
@@ -792,6 +793,8 @@ def verify_store(spec: Inputs, store: Path, *, require_complete: bool) -> Verify
             problems.append(f"{name!r}: dims {y.dims} {y.shape} in the store, {x.dims} {x.shape} in the inputs")
         elif name not in lossy and not x.equals(y):  # a chunked comparison
             problems.append(f"{name!r} is stored exactly but differs from the inputs")
+    for name in lossy:
+        problems += _layout_problems(out, name)
     rows = []
     for name in lossy:  # one variable at a time, so that a damaged chunk stops only its own variable's check
         try:
@@ -807,6 +810,27 @@ def verify_store(spec: Inputs, store: Path, *, require_complete: bool) -> Verify
         if row["specials_moved"]:
             problems.append(f"{name!r}: {row['specials_moved']} NaN/fill points moved")
     return VerifyReport(str(store), table, problems)
+
+
+def _layout_problems(out: xr.Dataset, name: Hashable) -> list[str]:
+    """A problem when the store's lat/lon no longer give the native-grid layout its data was written with.
+
+    The data always decode (the permutation travels in the codec's configuration), but a reader who
+    re-derives the map from these coordinates would put the columns elsewhere. Layouts taken from
+    a separate grid file (no lat/lon in the store) cannot be checked here.
+    """
+    attrs = out[name].attrs
+    if "xdiffc_layout" not in attrs or attrs["xdiffc_layout"] == "none":
+        return []
+    for dim in out[name].dims:
+        found = grids.find_latlon(out, str(dim))
+        if found is not None:
+            try:
+                grids.restore(attrs, *found)
+            except ValueError as err:
+                return [f"{name!r}: {err}"]
+            return []
+    return []
 
 
 def _damaged_chunks(store: Path, name: str) -> list[str]:

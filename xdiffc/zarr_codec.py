@@ -16,7 +16,7 @@ that only imports xarray or zarr opens the store.
 - A chunk whose stream declares another shape or dtype than the array's chunk is refused before it
   is decoded; every decoding error names the configured ``variable`` and the chunk's shape.
 - Zarr hands over chunks in batches (``codec_pipeline.batch_size``); each batch goes to
-  :meth:`GCDTCCodec.encode_batch` in one call, where a model can batch its forward pass.
+  :meth:`GCDTCCodec.encode_batch` in one worker-thread call, which codes each chunk on its own.
 """
 
 from __future__ import annotations
