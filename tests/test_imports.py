@@ -27,7 +27,8 @@ def test_loading_the_codec_imports_no_xarray_dask_or_torch(module):
     assert loaded == "[]"
 
 
-@pytest.mark.parametrize("order", ["import xdiffc, xarray", "import xarray, xdiffc"])
+@pytest.mark.parametrize("order", ["import xdiffc, xarray", "import xarray, xdiffc", "import xdiffc.metrics, xarray",
+                                   "import xdiffc.xarray.variables, xarray", "import xdiffc.conversion, xarray"])
 def test_the_accessor_registers_in_either_import_order(order):
     assert run(f"{order}; print(hasattr(xarray.Dataset(), 'gcdtc'))") == "True"
 

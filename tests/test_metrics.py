@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import xarray as xr
 import pytest
 
 from xdiffc import metrics, tuning
@@ -227,3 +228,15 @@ def test_suggest_tol_rejects_unknown_variables(trefht):
         tuning.suggest_tol(trefht, variables=["T"])
     with pytest.raises(ValueError, match="nothing to tune"):
         tuning.suggest_tol(trefht[["lat"]].assign(n=("lat", np.arange(trefht.sizes["lat"]))))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tune_never_proposes_a_bound_below_float_spacing(dtype):
+    """Criteria that only the tiniest error passes: the answer is 0 (lossless), never a sub-spacing bound."""
+    rng = np.random.default_rng(0)
+    ds = xr.Dataset({"T": (("time", "y", "x"), (1e4 + rng.normal(0, 1, (4, 16, 32))).astype(dtype))})
+    tol = tuning.suggest_tol(ds, criteria={"pcc_min": 1 - 1e-15, "spre_max_pct": 1e-12}, iterations=4)
+    spacing = float(np.spacing(dtype(np.abs(ds["T"].values).max())))
+    assert tol["T"] == 0 or tol["T"] >= spacing
+    if dtype is np.float32:  # no bound above float32's spacing at 1e4 (about 1e-3) keeps pcc this close to 1
+        assert tol["T"] == 0 and tol.table.loc["T", "lossless"]

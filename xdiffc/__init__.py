@@ -24,7 +24,7 @@ def _register_accessor(_xarray) -> None:
 
     Importing xdiffc (as Zarr's codec entry points do) loads neither xarray nor Dask nor torch.
     """
-    from . import xarray  # noqa: F401
+    from .xarray import accessor  # noqa: F401  (imports nothing of xdiffc: safe whatever is half-imported)
 
 
 def __getattr__(name: str):
