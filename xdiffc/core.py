@@ -115,11 +115,15 @@ def _residual_candidates(work: np.ndarray, values: np.ndarray, tol: float, mask:
         if name != "interp" and not _worth_encoding(name, target, coder_tol, skip, stats):
             continue
         try:
-            payload, residual = _encode_decode(name, target, coder_tol, skip, stats)
+            payload, residual = _encode_decode(name, target, coder_tol, skip, stats,
+                                               work.dtype if prediction is None else None,
+                                               min((c.nbytes for c in out), default=math.inf))
         except Exception as err:  # a coder that cannot handle this input is simply not a candidate
             log.debug("residual coder %s skipped: %s", name, err)
             continue
-        y = (residual if prediction is None else prediction + residual).astype(work.dtype)
+        if residual is None:  # its payload alone costs more than a candidate already checked
+            continue
+        y = (residual if prediction is None else prediction + residual).astype(work.dtype, copy=False)
         del residual
         bad = guarantee.violations(work, y, tol, valid if skip is not None else None)
         sections = {name: payload}
@@ -129,14 +133,18 @@ def _residual_candidates(work: np.ndarray, values: np.ndarray, tol: float, mask:
     return out
 
 
-def _encode_decode(name: str, target: np.ndarray, tol: float, skip: np.ndarray | None,
-                   stats: dict) -> tuple[bytes, np.ndarray]:
-    """A coder's payload and the float64 residual its decoder returns."""
+def _encode_decode(name: str, target: np.ndarray, tol: float, skip: np.ndarray | None, stats: dict,
+                   dtype: np.dtype | None, beaten_at: float) -> tuple[bytes, np.ndarray | None]:
+    """A coder's payload and the residual its decoder returns (float64, or cast to ``dtype`` if given,
+    which is what casting the float64 decoder output gives); None where the payload is ``beaten_at``
+    bytes or more (it cannot win, so it is not decoded)."""
     if name == "interp":
-        return interp.encode_reconstruct(target, tol, skip, stats=stats)
+        return interp.encode_reconstruct(target, tol, skip, stats=stats, dtype=dtype)
     coder = RESIDUAL_CODERS[name]
     payload = coder.encode(target, tol, skip)
-    return payload, coder.decode(payload, target.shape, skip)
+    if len(payload) >= beaten_at:
+        return payload, None
+    return payload, coder.decode(payload, target.shape, skip, dtype=dtype)
 
 
 def _worth_encoding(name: str, target: np.ndarray, tol: float, skip: np.ndarray | None, stats: dict) -> bool:

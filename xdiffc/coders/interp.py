@@ -65,7 +65,7 @@ import numpy as np
 
 from ..byteio import Reader, uvarint
 from ..entropy import codes, rans, zstd
-from ..entropy.estimate import merge_adjacent
+from ..entropy.estimate import choose_grouping
 from ..errors import CorruptStreamError
 from ..predict import interp as kern
 from ..predict.interp import N_FINE, RADIUS
@@ -124,23 +124,11 @@ class _Passes:
                                 max(int(present.sum()), 1))
 
 
-def _merge_classes(table: np.ndarray) -> tuple[float, list[int]]:
-    """Greedily merge adjacent fine classes of a [group, fine, symbol] table; return (bits, cuts)."""
-    bits, starts = merge_adjacent(np.ascontiguousarray(table, np.int64))
-    return float(bits), [int(c) for c in np.flatnonzero(starts)[1:]]
-
-
 def _choose_models(table: np.ndarray, levels: int, n_unpred: int) -> tuple[float, int, list[int]]:
     """Pick the level grouping and context classes of smallest estimated size: (bits, groups, cuts)."""
-    table = table[:, :, table.reshape(-1, table.shape[-1]).any(axis=0)]
-    best: tuple[float, int, list[int]] = (np.inf, 1, [])
-    for groups in range(1, min(max(levels, 1), _MAX_GROUPS) + 1):
-        grouped = np.zeros((groups,) + table.shape[1:], np.int64)
-        for lv in range(levels + 1):
-            grouped[_group(lv, groups)] += table[lv]
-        bits, cuts = _merge_classes(grouped)
-        best = min(best, (bits + 64.0 * n_unpred, groups, cuts))
-    return best
+    table = np.ascontiguousarray(table[:, :, table.reshape(-1, table.shape[-1]).any(axis=0)])
+    bits, groups, starts = choose_grouping(table, levels, _MAX_GROUPS)
+    return float(bits) + 64.0 * n_unpred, int(groups), [int(c) for c in np.flatnonzero(starts)[1:]]
 
 
 def _orders(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
@@ -191,11 +179,10 @@ def _ans_body(sym: np.ndarray, lengths: np.ndarray, plevel: np.ndarray, groups: 
     """Histograms plus rANS words for all symbols (``lengths[pass, class]`` symbols per segment)."""
     model_of_seg = (np.array([_group(int(lv), groups) for lv in plevel])[:, None] * n_cls + np.arange(n_cls)).ravel()
     ends = np.cumsum(lengths.ravel())
-    seg_models = np.repeat(model_of_seg, lengths.ravel())
     lo = int(sym.min()) if sym.size else 0
     width = (int(sym.max()) - lo + 1) if sym.size else 1
     n_models = groups * n_cls
-    hists = np.bincount(seg_models * width + (sym - lo), minlength=n_models * width).reshape(n_models, width)
+    hists = kern.model_hists(sym, lengths.ravel(), model_of_seg, n_models, lo, width)
     sparse = [rans.sparse(h) for h in hists]
     sparse = [(nz + lo, c) for nz, c in sparse]
     models = [rans.model_of(nz, c) for nz, c in sparse]
@@ -210,17 +197,13 @@ def _zstd_body(sym: np.ndarray) -> bytes:
     zstd's long-range matching finds residual patterns that repeat (e.g. from one time step to
     the next), which the static rANS models cannot.
     """
-    return zstd.frame(codes.to_planes(_zz_codes(sym)))
-
-
-def _zz_codes(sym: np.ndarray) -> np.ndarray:
-    q = sym.astype(np.int64) - RADIUS
-    return np.where(sym == 0, 0, codes.zigzag(q) + 1)
+    planes = codes.offset_planes(sym, RADIUS)
+    return zstd.frame(planes, zstd.strong_level(planes.size))
 
 
 def _fast_zstd_bytes(sym: np.ndarray) -> int:
     """Size of the zstd body at the fast level (about 300 MB/s): the estimate the coder choice starts from."""
-    return len(zstd.frame(codes.to_planes(_zz_codes(sym)), zstd.FAST_LEVEL))
+    return len(zstd.frame(codes.offset_planes(sym, RADIUS), zstd.FAST_LEVEL))
 
 
 def encode(values: np.ndarray, tol: float, skip: np.ndarray | None = None) -> bytes:
@@ -229,11 +212,13 @@ def encode(values: np.ndarray, tol: float, skip: np.ndarray | None = None) -> by
 
 
 def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None = None,
-                       coder: int | None = None, stats: dict | None = None) -> tuple[bytes, np.ndarray]:
+                       coder: int | None = None, stats: dict | None = None,
+                       dtype: np.dtype | None = None) -> tuple[bytes, np.ndarray]:
     """The payload and the float64 field that :func:`decode` will rebuild from it (bit for bit).
 
     ``values`` may be float32 or float64 (converted value by value inside the kernels).
     ``coder`` forces an entropy coder (tests); by default the smaller estimate is encoded.
+    ``dtype``: the reconstruction comes back cast to it (default float64), without a float64 copy.
     ``stats``, if given, receives ``sample_bytes``: the estimated payload bytes of the central
     :func:`sample_block`, scaled by the full payload's size over its estimate.
     """
@@ -249,7 +234,7 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
     work_tol = min(float(tol), _MAX_TOL)
     order = tuple(range(len(shape)))
     if values.size == 0:
-        return _head(CODER_ANS, tol, order, 1, []) + uvarint(0), np.zeros(out_shape)
+        return _head(CODER_ANS, tol, order, 1, []) + uvarint(0), np.zeros(out_shape, dtype or np.float64)
     order, sample_bits, reuse = _choose_order(values, keep, work_tol)
     coded_shape = tuple(shape[k] for k in order)
     if reuse is not None:
@@ -263,8 +248,10 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
             keep = None if keep is None else np.ascontiguousarray(keep)
         p = _Passes(values, keep, work_tol)
         ans_bits, groups, cuts = _choose_models(p.table(), p.levels, p.unpred.size)
-    del values
-    recon = np.ascontiguousarray(p.recon.reshape(coded_shape).transpose(np.argsort(order)))
+    del values, keep
+    recon = np.empty(shape, dtype or np.float64)
+    recon[...] = p.recon.reshape(coded_shape).transpose(np.argsort(order))
+    p.recon = None
     if coder is None:
         # zstd's strong level finds repeats (e.g. from year to year) that the static models cannot;
         # it costs ~20x the fast level, so it runs only where the fast level says it may win.
@@ -272,18 +259,26 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
         coders = [c for c, ok in ((CODER_ANS, ans_bits / 8 < fast), (CODER_ZSTD, _ZSTD_GAIN * fast < ans_bits / 8)) if ok]
     else:
         coders = [coder]
-    payload = min((_assemble(p, c, float(tol), order, groups, cuts) for c in coders), key=len)
+    payload = _assemble(p, coders[0], float(tol), order, groups, cuts, last=len(coders) == 1)
+    if len(coders) > 1:
+        payload = min(payload, _assemble(p, coders[1], float(tol), order, groups, cuts, last=True), key=len)
     if stats is not None:
         stats["sample_bytes"] = sample_bits / 8 * len(payload) / max(ans_bits / 8, 1.0)
     return payload, recon.reshape(out_shape)
 
 
-def _assemble(p: _Passes, coder: int, tol: float, order: tuple[int, ...], groups: int, cuts: list[int]) -> bytes:
-    """The complete payload for one entropy coder (zstd: one model, no classes)."""
+def _assemble(p: _Passes, coder: int, tol: float, order: tuple[int, ...], groups: int, cuts: list[int],
+              last: bool = False) -> bytes:
+    """The complete payload for one entropy coder (zstd: one model, no classes); ``last`` frees ``p``'s symbols."""
     if coder == CODER_ZSTD:
         groups, cuts = 1, []
     cls_of_fine = np.searchsorted(np.array(cuts, np.int64), np.arange(N_FINE), side="right").astype(np.uint8)
-    sym, lengths, unpred = kern.layout(p.sym, p.fine, p.start, p.unpred, cls_of_fine, len(cuts) + 1)
+    if len(cuts):
+        sym, lengths, unpred = kern.layout(p.sym, p.fine, p.start, p.unpred, cls_of_fine, len(cuts) + 1)
+    else:  # one class: the symbols are already in payload order
+        sym, lengths, unpred = p.sym, np.diff(p.start)[:, None], p.unpred
+    if last:
+        p.sym = p.fine = None
     head = _head(coder, tol, order, groups, cuts)
     mid = uvarint(unpred.size) + unpred.astype("<f8").tobytes() + np.packbits(p.kinds.astype(bool)).tobytes()
     if coder == CODER_ANS:
@@ -322,7 +317,7 @@ class _ZstdSource:
 
     def __init__(self, r: Reader, n_symbols: int) -> None:
         raw = zstd.read_frame(r, 2 * n_symbols, "the interp zstd frame")
-        self.flat = kern.symbols_from_codes(np.frombuffer(raw, np.uint8), n_symbols)
+        self.flat = codes.offset_symbols(np.frombuffer(raw, np.uint8), n_symbols, RADIUS)
         if len(r.rest()):
             raise CorruptStreamError("interp payload has trailing bytes")
         self.pos = 0

@@ -48,7 +48,9 @@ def encode(values: np.ndarray, tol: float, skip: np.ndarray | None = None) -> by
     return bytes([code]) + blob.tobytes()
 
 
-def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = None) -> np.ndarray:
+def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = None,
+           dtype: np.dtype | None = None) -> np.ndarray:
+    """The float64 field (or, given ``dtype``, that field cast to it, with no float64 copy)."""
     from pysz import sz
 
     if len(payload) < 2 or payload[0] > 1:
@@ -61,4 +63,4 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
     out = out[0] if isinstance(out, tuple) else out
     if out.size != int(np.prod(shape, dtype=np.int64)):
         raise CorruptStreamError("the stream's SZ3 section has the wrong size")
-    return np.asarray(out, np.float64).reshape(shape)
+    return np.asarray(out, dtype or np.float64).reshape(shape)

@@ -9,6 +9,7 @@ from breaking up zstd's matches among the low bytes.
 from __future__ import annotations
 
 import numpy as np
+from numba import njit
 
 
 def zigzag(q: np.ndarray) -> np.ndarray:
@@ -36,3 +37,33 @@ def from_planes(raw: bytes, n: int) -> np.ndarray:
     """Inverse of :func:`to_planes` for ``n`` codes (``raw`` must hold exactly 2n bytes), as int64."""
     planes = np.frombuffer(raw, np.uint8)
     return planes[:n].astype(np.int64) | (planes[n : 2 * n].astype(np.int64) << 8)
+
+
+@njit(nogil=True, cache=True)
+def offset_planes(sym, offset):
+    """Byte planes of ``0`` for symbol 0 and ``zigzag(sym - offset) + 1`` otherwise (the interpolation body)."""
+    n = sym.size
+    out = np.empty(2 * n, np.uint8)
+    for i in range(n):
+        s = np.int64(sym[i])
+        z = 0
+        if s != 0:
+            q = s - offset
+            z = (2 * q if q >= 0 else -2 * q - 1) + 1
+        out[i] = z & 0xFF
+        out[n + i] = z >> 8
+    return out
+
+
+@njit(nogil=True, cache=True)
+def offset_symbols(raw, n, offset):
+    """Inverse of :func:`offset_planes` for ``n`` codes (``raw`` holds 2n bytes), as int64."""
+    out = np.empty(n, np.int64)
+    for i in range(n):
+        z = np.int64(raw[i]) | (np.int64(raw[n + i]) << 8)
+        if z == 0:
+            out[i] = 0
+        else:
+            z -= 1
+            out[i] = (-(z >> 1) - 1 if z & 1 else z >> 1) + offset
+    return out

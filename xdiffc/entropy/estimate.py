@@ -20,22 +20,40 @@ def model_bits(counts: np.ndarray) -> np.ndarray:
     return ent + 8.0 * (1.0 + varint)
 
 
+_XLOG = np.zeros(1 << 16)
+_XLOG[1:] = np.arange(1, 1 << 16) * np.log2(np.arange(1, 1 << 16))
+
+
+@njit(nogil=True, cache=True, inline="always")
+def _xlog2(c, table):
+    return table[c] if c < table.size else c * np.log2(c)
+
+
 @njit(nogil=True, cache=True)
-def table_bits(counts):
-    """:func:`model_bits` summed over the rows of a 2-D table (encoder-only: summation order is free)."""
+def _pair_bits(a, b):
+    """:func:`model_bits` summed over the rows of ``a + b`` (2-D integer tables), without allocating.
+
+    Entropy as ``T log2 T - sum c log2 c``; varints as ``2 + (bit length - 1) // 7`` bytes.
+    """
+    xl = _XLOG
     bits = 0.0
-    for r in range(counts.shape[0]):
+    for r in range(a.shape[0]):
         total = 0
-        for c in counts[r]:
-            total += c
+        for k in range(a.shape[1]):
+            total += a[r, k] + b[r, k]
         if total == 0:
             bits += 8.0
             continue
-        ent, var = 0.0, 0.0
-        for c in counts[r]:
+        ent, var = _xlog2(total, xl), 0.0
+        for k in range(a.shape[1]):
+            c = a[r, k] + b[r, k]
             if c > 0:
-                ent += c * np.log2(total / c)
-                var += 2.0 + np.floor(np.log2(c) / 7)
+                ent -= _xlog2(c, xl)
+                nb, v = 0, c
+                while v:
+                    nb += 1
+                    v >>= 1
+                var += 2.0 + (nb - 1) // 7
         bits += ent + 8.0 * (1.0 + var)
     return bits
 
@@ -45,32 +63,61 @@ def merge_adjacent(table):
     """Greedily merge adjacent classes of a [row, class, symbol] table while the estimate shrinks.
 
     Returns (bits, start flags): ``starts[c]`` is True where class ``c`` begins a merged class.
+    (Encoder-only: the summation order is free.)
     """
     n = table.shape[1]
-    parts = [table[:, c, :].copy() for c in range(n)]
-    bits = [table_bits(p) for p in parts]
-    starts = [c for c in range(n)]
-    gains = [bits[i] + bits[i + 1] - table_bits(parts[i] + parts[i + 1]) for i in range(n - 1)]
-    while len(parts) > 1:
+    parts = np.empty((n, table.shape[0], table.shape[2]), np.int64)
+    for c in range(n):
+        parts[c] = table[:, c, :]
+    zero = np.zeros((table.shape[0], table.shape[2]), np.int64)
+    bits = np.empty(n)
+    for c in range(n):
+        bits[c] = _pair_bits(parts[c], zero)
+    starts = np.arange(n)
+    gains = np.empty(max(n - 1, 1))
+    for i in range(n - 1):
+        gains[i] = bits[i] + bits[i + 1] - _pair_bits(parts[i], parts[i + 1])
+    m = n
+    while m > 1:
         i = 0
-        for j in range(1, len(gains)):
+        for j in range(1, m - 1):
             if gains[j] > gains[i]:
                 i = j
         if gains[i] <= 0:
             break
-        parts[i] = parts[i] + parts[i + 1]
+        parts[i] += parts[i + 1]
         bits[i] = bits[i] + bits[i + 1] - gains[i]
-        parts.pop(i + 1)
-        bits.pop(i + 1)
-        starts.pop(i + 1)
-        gains.pop(i)
+        for j in range(i + 1, m - 1):
+            parts[j] = parts[j + 1]
+            bits[j] = bits[j + 1]
+            starts[j] = starts[j + 1]
+        for j in range(i, m - 2):
+            gains[j] = gains[j + 1]
+        m -= 1
         for j in (i - 1, i):
-            if 0 <= j < len(parts) - 1:
-                gains[j] = bits[j] + bits[j + 1] - table_bits(parts[j] + parts[j + 1])
+            if 0 <= j < m - 1:
+                gains[j] = bits[j] + bits[j + 1] - _pair_bits(parts[j], parts[j + 1])
     flags = np.zeros(n, np.bool_)
-    for s in starts:
-        flags[s] = True
     total = 0.0
-    for b in bits:
-        total += b
+    for j in range(m):
+        flags[starts[j]] = True
+        total += bits[j]
     return total, flags
+
+
+@njit(nogil=True, cache=True)
+def choose_grouping(table, levels, max_groups):
+    """Best (bits, groups, class start flags) over level groupings of a [level, class, symbol] table.
+
+    Level ``l`` falls in group ``max(1, min(l, groups)) - 1``.
+    """
+    best_bits, best_groups = np.inf, 1
+    best_flags = np.zeros(table.shape[1], np.bool_)
+    for groups in range(1, min(max(levels, 1), max_groups) + 1):
+        grouped = np.zeros((groups, table.shape[1], table.shape[2]), np.int64)
+        for lv in range(levels + 1):
+            grouped[max(1, min(lv, groups)) - 1] += table[lv]
+        bits, flags = merge_adjacent(grouped)
+        if bits < best_bits:
+            best_bits, best_groups, best_flags = bits, groups, flags
+    return best_bits, best_groups, best_flags

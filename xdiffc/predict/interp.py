@@ -325,20 +325,6 @@ def n_targets(shape: tuple[int, ...], level: int, d: int) -> int:
 
 
 @njit(**JIT)
-def symbols_from_codes(raw, n):
-    """Symbols from the zstd body's byte planes: code 0 -> 0, else unzigzag(code - 1) + RADIUS."""
-    out = np.empty(n, np.int64)
-    for i in range(n):
-        z = np.int64(raw[i]) | (np.int64(raw[n + i]) << 8)
-        if z == 0:
-            out[i] = 0
-        else:
-            z -= 1
-            out[i] = (-(z >> 1) - 1 if z & 1 else z >> 1) + RADIUS
-    return out
-
-
-@njit(**JIT)
 def decode_pass(recon, keep, masked, shape, level, d, cubic, bin_, cls, syms, seg_start, unpred, upos):
     """Dequantise pass (level, d): ``syms`` holds its symbols class by class (class c at ``seg_start[c]``).
     With a single class, ``cls`` is not read.
@@ -386,3 +372,16 @@ def decode_pass(recon, keep, masked, shape, level, d, cubic, bin_, cls, syms, se
             j += 1
             base = _advance(idx, cnt, step, d, base)
     return u
+
+
+@njit(**JIT)
+def model_hists(sym, lengths, seg_model, n_models, lo, width):
+    """Histograms [model, symbol - lo] of the segments (``lengths`` flat, ``seg_model`` their models)."""
+    hists = np.zeros((n_models, width), np.int64)
+    j = 0
+    for k in range(lengths.size):
+        m = seg_model[k]
+        for _ in range(lengths[k]):
+            hists[m, sym[j] - lo] += 1
+            j += 1
+    return hists
