@@ -199,3 +199,19 @@ def test_rejects_bad_arguments():
         l2.encode(x, np.zeros(x.shape, bool), 1e-3, patch=(0, 8))
     with pytest.raises(ValueError):
         l2.encode(np.zeros(()), np.zeros((), bool), 1e-3)
+
+
+def test_correction_kernel_matches_numpy():
+    """The compiled patch correction does the 0.1.0 numpy arithmetic, bit for bit."""
+    rng = np.random.default_rng(4)
+    hat = rng.normal(size=(50, 64))
+    comps = np.rint(rng.normal(size=(64, 64)) * 16) / 16
+    counts = rng.integers(1, 9, size=50)
+    idx = np.sort(rng.choice(64, size=(50, 8)), axis=1)
+    q = rng.integers(-300, 300, size=(50, 8))
+    want = hat.copy()
+    for j in range(idx.shape[1]):
+        rows = np.flatnonzero(counts > j)
+        want[rows] = want[rows] + (q[rows, j] * 0.37)[:, None] * comps[idx[rows, j]]
+    got = l2._correct(hat, counts, idx, q, comps, 0.37)
+    assert np.array_equal(got.view(np.uint64), want.view(np.uint64))

@@ -36,6 +36,7 @@ The corrected patch is ``y = cast(((hat + t_0) + t_1) + ...)`` with ``t_j = (q_j
 basis[:, idx_j]``, accumulated coefficient by coefficient in ascending index order with numpy
 elementwise operations only (no BLAS), so encoder and decoder compute bit-identical values
 everywhere; the stored basis entries are exact float64 values (integers times a power of two).
+The patch arithmetic is a numba kernel (no fastmath) with the same operations in the same order.
 
 A constant field (``R == 0``) gets the bound 0: it comes back exactly (its patches are stored
 exactly, which zstd reduces to almost nothing).
@@ -78,6 +79,7 @@ import zlib
 from typing import NamedTuple
 
 import numpy as np
+from numba import njit
 
 from .byteio import Reader, uvarint
 from .coders import interp
@@ -202,13 +204,23 @@ def _correct(hat: np.ndarray, counts: np.ndarray, idx: np.ndarray, q: np.ndarray
     """``hat`` rows plus their kept components: ``((hat + t_0) + t_1) + ...``, ``t_j = (q_j * step) * comps[idx_j]``.
 
     Row ``i`` uses the first ``counts[i]`` entries of ``idx[i]`` and ``q[i]``.  Only elementwise
-    float64 operations in a fixed order, so the result is bit-identical on every machine.
+    float64 operations in a fixed order (a numba kernel without fastmath), so the result is
+    bit-identical on every machine.
     """
-    out = hat.copy()
-    for j in range(idx.shape[1]):
-        rows = np.flatnonzero(counts > j)
-        out[rows] = out[rows] + (q[rows, j] * step)[:, None] * comps[idx[rows, j]]
+    out = np.array(hat, np.float64, order="C")
+    _correct_rows(out, np.ascontiguousarray(counts, np.int64), np.ascontiguousarray(idx, np.int64),
+                  np.ascontiguousarray(q, np.int64), np.ascontiguousarray(comps, np.float64), float(step))
     return out
+
+
+@njit(nogil=True, cache=True)
+def _correct_rows(out, counts, idx, q, comps, step):
+    for i in range(out.shape[0]):
+        for j in range(min(counts[i], idx.shape[1])):
+            t = np.float64(q[i, j]) * step
+            c = comps[idx[i, j]]
+            for k in range(out.shape[1]):
+                out[i, k] = out[i, k] + t * c[k]
 
 
 def _err2(x: np.ndarray, y: np.ndarray, ok: np.ndarray) -> np.ndarray:
