@@ -68,7 +68,8 @@ from ..entropy import codes, rans, zstd
 from ..entropy.estimate import choose_grouping
 from ..errors import CorruptStreamError
 from ..predict import interp as kern
-from ..predict.interp import N_FINE, RADIUS
+from ..predict.interp import N_FINE
+from ..quantize import RADIUS, level_bins
 
 VERSION = 1
 CODER_ANS = 0
@@ -103,7 +104,7 @@ class _Passes:
         self.levels = kern.n_levels(values.shape)
         self.n_pass = len(kern.passes(values.shape))
         n_keep = values.size if keep is None else int(np.count_nonzero(keep))
-        bins = kern.level_bins(tol, _ALPHA, _BETA, self.levels)
+        bins = level_bins(tol, _ALPHA, _BETA, self.levels)
         self.recon = np.empty(values.size)
         self.sym = np.empty(n_keep, np.uint16)
         self.fine = np.empty(n_keep, np.uint8)
@@ -372,7 +373,7 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
         keep = np.ascontiguousarray(keep.transpose(h.order)).reshape(-1)
     else:
         keep = np.ones(1, bool)
-    bins = kern.level_bins(min(h.tol, _MAX_TOL), h.alpha, h.beta, kern.n_levels(coded))
+    bins = level_bins(min(h.tol, _MAX_TOL), h.alpha, h.beta, kern.n_levels(coded))
     recon = _reconstruct(coded, keep, masked, bins, h, kinds, plist, source, unpred)
     source.finish()
     return np.ascontiguousarray(recon.reshape(coded).transpose(np.argsort(h.order))).reshape(shape)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-RADIUS = 1 << 15
+from ..quantize import RADIUS, dequantize, quantize
 #: Activity (|right - left| neighbour difference, in bins) thresholds of the fine context classes.
 ACTIVITY_EDGES = np.array([0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0])
 N_FINE = ACTIVITY_EDGES.size + 1
@@ -39,15 +39,6 @@ def n_levels(shape: tuple[int, ...]) -> int:
 def passes(shape: tuple[int, ...]) -> list[tuple[int, int]]:
     """(level, dim) of every non-empty pass, in coding order (the origin is not a pass)."""
     return [(lv, d) for lv in range(n_levels(shape), 0, -1) for d in range(len(shape)) if shape[d] > 1 << (lv - 1)]
-
-
-def level_bins(tol: float, alpha: float, beta: float, levels: int) -> np.ndarray:
-    """Bin width per level (index = level), with a tighter bound on coarse levels (alpha, beta > 1)."""
-    bins, div = [2.0 * tol], 1.0
-    for _ in range(levels):
-        bins.append(2.0 * (tol / min(div, beta)))
-        div = div * alpha
-    return np.array(bins)
 
 
 # ----------------------------------------------------------------------------- pass geometry
@@ -155,21 +146,16 @@ def encode_passes(values, keep, masked, shape, bins, tol, recon, sym, fine, pass
     # the origin, predicted as zero
     pass_start[0] = 0
     plevel[0] = top
-    t = np.float64(values[0])
-    q = np.rint(t / bins[top])
-    rec = 0.0 + q * bins[top] if abs(q) < RADIUS else 0.0
-    ok = abs(q) < RADIUS and abs(rec - t) <= tol
+    recon[0] = 0.0
     if not masked or keep[0]:
-        if ok:
-            sym[n] = np.uint16(q + RADIUS)
-        else:
-            sym[n] = 0
+        t = np.float64(values[0])
+        s, recon[0] = quantize(t, 0.0, bins[top], tol)
+        sym[n] = s
+        if s == 0:
             unpred[nu] = t
             nu += 1
-            rec = t
         fine[n] = 0
         n += 1
-    recon[0] = rec if (not masked or keep[0]) else 0.0
     p = 1
     idx = np.zeros(ndim, np.int64)
     for level in range(top, 0, -1):
@@ -212,23 +198,15 @@ def encode_passes(values, keep, masked, shape, bins, tol, recon, sym, fine, pass
                         recon[tgt] = _finite(pr)
                     else:
                         t = np.float64(values[tgt])
-                        q = np.rint((t - pr) / bin_)
-                        inside = abs(q) < RADIUS
-                        if not inside:
-                            q = 0.0
-                        rec = pr + q * bin_
-                        if inside and abs(rec - t) <= tol:
-                            sym[n] = np.uint16(q + RADIUS)
-                            recon[tgt] = rec
-                        else:
-                            sym[n] = 0
+                        s, recon[tgt] = quantize(t, pr, bin_, tol)
+                        sym[n] = s
+                        if s == 0:
                             if nu == unpred.size:
                                 grown = np.empty(2 * nu, np.float64)
                                 grown[:nu] = unpred
                                 unpred = grown
                             unpred[nu] = t
                             nu += 1
-                            recon[tgt] = t
                         fine[n] = _fine_class(recon, row, es, i, n_odd, n_even, inv_bin, edges)
                         n += 1
                     base = _advance(idx, cnt, step, d, base)
@@ -368,7 +346,7 @@ def decode_pass(recon, keep, masked, shape, level, d, cubic, bin_, cls, syms, se
                     recon[tgt] = unpred[uat[c]]
                     uat[c] += 1
                 else:
-                    recon[tgt] = pr + (np.float64(s) - RADIUS) * bin_
+                    recon[tgt] = dequantize(s, pr, bin_)
             j += 1
             base = _advance(idx, cnt, step, d, base)
     return u
