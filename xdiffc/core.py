@@ -104,7 +104,6 @@ def _residual_candidates(work: np.ndarray, values: np.ndarray, tol: float, mask:
     interpolation coder returns the reconstruction its decoder rebuilds bit for bit; SZ3's is
     decoded), so the violations found here are all the points that need exact storage.
     """
-    valid = ~mask
     skip = mask if mask.any() else None
     target = values if prediction is None else values - prediction
     if skip is not None and prediction is not None:
@@ -125,7 +124,7 @@ def _residual_candidates(work: np.ndarray, values: np.ndarray, tol: float, mask:
             continue
         y = (residual if prediction is None else prediction + residual).astype(work.dtype, copy=False)
         del residual
-        bad = guarantee.violations(work, y, tol, valid if skip is not None else None)
+        bad = guarantee.violations(work, y, tol, None if skip is None else ~skip)
         sections = {name: payload}
         if bad.size:
             sections["exc"] = guarantee.encode_exceptions(work, bad)
@@ -232,6 +231,8 @@ def compress(
     sections: dict[str, bytes] = {}
     if mask.any():
         sections["mask"], sections["special"] = masking.encode(work, mask)
+    else:  # no missing values: a zero-byte stand-in, so that the coders' temporaries are all the memory
+        mask = np.broadcast_to(np.False_, work.shape)
     if mode == "l2":
         candidates = [_Candidate(l2.encode(_float64(work), mask, rel_tol, dtype=work.dtype))]
     else:

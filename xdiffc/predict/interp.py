@@ -363,3 +363,18 @@ def model_hists(sym, lengths, seg_model, n_models, lo, width):
             hists[m, sym[j] - lo] += 1
             j += 1
     return hists
+
+
+@njit(**JIT)
+def dense_symbols(sym):
+    """(index of each symbol among the distinct symbols present, number of distinct symbols)."""
+    dense = np.full(1 << 16, -1, np.int64)
+    for s in sym:
+        dense[s] = 0
+    n = 0
+    for s in range(dense.size):
+        if dense[s] == 0:
+            dense[s] = n
+            n += 1
+    return dense, max(n, 1)
+
