@@ -13,6 +13,7 @@ from typing import NamedTuple
 
 import constriction
 import numpy as np
+from numba import njit
 
 from ..byteio import Reader, uvarint
 from ..errors import CorruptStreamError
@@ -20,25 +21,73 @@ from ..errors import CorruptStreamError
 
 def histogram_bytes(nz: np.ndarray, counts: np.ndarray) -> bytes:
     """Sparse histogram of the used symbols ``nz`` (increasing) with their ``counts``."""
-    gaps = np.diff(np.asarray(nz, np.int64), prepend=0)
-    parts = [uvarint(len(gaps))]
-    for g, c in zip(gaps.tolist(), np.asarray(counts).tolist()):
-        parts.append(uvarint(g) + uvarint(c))
-    return b"".join(parts)
+    return uvarint(len(nz)) + _pairs_bytes(np.asarray(nz, np.int64), np.asarray(counts, np.int64)).tobytes()
+
+
+@njit(nogil=True, cache=True)
+def _put_varint(out, at, v):
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out[at] = b | (0x80 if v else 0)
+        at += 1
+        if not v:
+            return at
+
+
+@njit(nogil=True, cache=True)
+def _pairs_bytes(nz, counts):
+    out = np.empty(20 * nz.size, np.uint8)
+    at, prev = 0, 0
+    for i in range(nz.size):
+        at = _put_varint(out, at, nz[i] - prev)
+        at = _put_varint(out, at, counts[i])
+        prev = nz[i]
+    return out[:at]
+
+
+@njit(nogil=True, cache=True)
+def _get_varint(buf, at, end, limit):
+    """(value, next position); position -1 when truncated or above ``limit``."""
+    v, shift = 0, 0
+    while True:
+        if at >= end or shift > 63:
+            return 0, -1
+        b = np.int64(buf[at])
+        at += 1
+        v |= (b & 0x7F) << shift
+        shift += 7
+        if v > limit:
+            return 0, -1
+        if not b & 0x80:
+            return v, at
+
+
+@njit(nogil=True, cache=True)
+def _parse_pairs(buf, at, end, n, n_bins, max_count):
+    """Symbols and counts of ``n`` (gap, count) pairs; position -1 when the bytes are malformed."""
+    nz, counts = np.empty(n, np.int64), np.empty(n, np.int64)
+    sym = 0
+    for i in range(n):
+        gap, at = _get_varint(buf, at, end, n_bins)
+        if at < 0:
+            return nz, counts, -1
+        count, at = _get_varint(buf, at, end, max_count)
+        sym += gap
+        if at < 0 or sym >= n_bins or (i and not gap) or not count:
+            return nz, counts, -1
+        nz[i], counts[i] = sym, count
+    return nz, counts, at
 
 
 def read_histogram(r: Reader, n_bins: int, max_count: int, what: str) -> tuple[np.ndarray, np.ndarray]:
     """Parse one sparse histogram over ``n_bins`` symbols, each count at most ``max_count``: (symbols, counts)."""
     n = r.uvarint(n_bins)
-    nz, counts = np.empty(n, np.int64), np.empty(n, np.int64)
-    sym = 0
-    for i in range(n):
-        gap = r.uvarint(n_bins)
-        sym += gap
-        count = r.uvarint(max(max_count, 1))
-        if sym >= n_bins or (i and not gap) or not count:
-            raise CorruptStreamError(f"{what} holds a malformed histogram")
-        nz[i], counts[i] = sym, count
+    buf = np.frombuffer(r.data, np.uint8)
+    nz, counts, at = _parse_pairs(buf, r.pos, r.end, n, n_bins, max(max_count, 1))
+    if at < 0:
+        raise CorruptStreamError(f"{what} holds a malformed histogram")
+    r.pos = at
     return nz, counts
 
 

@@ -21,8 +21,8 @@ from numba import njit
 
 from ..quantize import RADIUS, dequantize, quantize
 #: Activity (|right - left| neighbour difference, in bins) thresholds of the fine context classes.
-ACTIVITY_EDGES = np.array([0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0])
-N_FINE = ACTIVITY_EDGES.size + 1
+ACTIVITY_EDGES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0)
+N_FINE = len(ACTIVITY_EDGES) + 1
 #: Kernel options: compiled once per machine (on-disk cache), GIL released, fastmath off.
 JIT = dict(nogil=True, cache=True, fastmath=False)
 
@@ -113,10 +113,10 @@ def _fine_class(r, base, es, i, n_odd, n_even, inv_bin, edges):
         return 0  # activity 0 lies on the first edge
     act = abs(r[base + (i + 1) * es] - r[base + i * es]) * inv_bin
     if act != act:
-        return edges.size
+        return len(edges)
     c = 0
-    while c < edges.size and edges[c] < act:
-        c += 1
+    for e in edges:  # branch-free count of the edges below act (a short, unrolled loop)
+        c += e < act
     return c
 
 
