@@ -94,3 +94,14 @@ def test_two_threads_encode_at_once():
                 ok = np.isfinite(f)
                 assert np.all(np.abs(y[ok].astype(np.float64) - f[ok]) <= 1e-3 * float(np.nanmax(f) - np.nanmin(f)))
                 assert np.array_equal(np.isnan(y), np.isnan(f))
+
+
+def test_size_estimate_kernel_matches_the_numpy_formula():
+    """The encoder's compiled size estimate (merges, groupings) agrees with the numpy formula."""
+    from xdiffc.entropy.estimate import _pair_bits, model_bits
+
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        a = rng.integers(0, 3, size=(4, 50)) * rng.integers(0, 70000, size=(4, 50))
+        b = rng.integers(0, 2, size=(4, 50)) * rng.integers(0, 300, size=(4, 50))
+        assert np.isclose(_pair_bits(a, b), float(model_bits(a + b).sum()), rtol=1e-9)
