@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import subprocess
 import sys
+import threading
 
 import numpy as np
 import pytest
@@ -75,21 +76,21 @@ def test_opens_in_a_fresh_process_that_imports_only_zarr(tmp_path):
     assert np.abs(np.frombuffer(out).reshape(x.shape) - x).max() <= 0.001
 
 
-def test_concurrent_writes_match_the_serial_codec_and_batches_are_batched(tmp_path, monkeypatch):
+def test_concurrent_writes_match_the_serial_codec_and_every_chunk_is_coded_once(tmp_path, monkeypatch):
     x = field((64, 128))
     codec = GCDTCZarrCodec(tol=0.02)
-    batches = []
-    real = GCDTCCodec.encode_batch
+    threads = []
+    real = GCDTCCodec.encode_chunk
 
-    def spy(self, arrays, extra=()):
-        batches.append(len(arrays))
-        return real(self, arrays, extra)
+    def spy(self, array, extra=()):
+        threads.append(threading.get_ident())
+        return real(self, array, extra)
 
-    monkeypatch.setattr(GCDTCCodec, "encode_batch", spy)
+    monkeypatch.setattr(GCDTCCodec, "encode_chunk", spy)
     with zarr.config.set({"async.concurrency": 16, "threading.max_workers": 8, "codec_pipeline.batch_size": 4}):
         create(tmp_path / "a.zarr", x, codec, chunks=(16, 16))
         y = zarr.open_array(str(tmp_path / "a.zarr"))[:]
-    assert sum(batches) == 32 and max(batches) == 4
+    assert len(threads) == 32 and threading.get_ident() not in threads  # coded in worker threads, off the loop
     for i in range(4):
         for j in range(8):
             stored = (tmp_path / "a.zarr" / "c" / str(i) / str(j)).read_bytes()

@@ -145,20 +145,17 @@ class GCDTCCodec(Codec):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "id")
         return f"GCDTCCodec({args})"
 
-    def encode_batch(self, arrays: Sequence[np.ndarray], extra_fill_values: Iterable[float] = ()) -> list[bytes]:
-        """Encode several chunks of one array at once.
-
-        Each chunk is coded on its own; a configured model is loaded once per process and runs
-        once per chunk. ``extra_fill_values`` (such as the Zarr array's
-        ``fill_value``, which pads edge chunks) are kept exactly like ``fill_values``.
-        """
+    def encode_chunk(self, array: np.ndarray, extra_fill_values: Iterable[float] = ()) -> bytes:
+        """Encode one chunk. ``extra_fill_values`` (such as the Zarr array's ``fill_value``, which pads
+        edge chunks) are kept exactly like ``fill_values``. A configured model is loaded once per
+        process and runs once per chunk."""
         fills = self.fill_values + _finite_fills(extra_fill_values)
         if self._layout is not None:
             layout, axis = self._layout
-            arrays = [layout.to_grid(a, axis) for a in arrays]
+            array = layout.to_grid(array, axis)
         model = self._predictor() if self.model_id else None
-        return [compress(a, self.tol, self.rel_tol, nrmse=self.nrmse, mode=self.mode, fill_values=fills,
-                         model=model, steps=self.steps) for a in arrays]
+        return compress(array, self.tol, self.rel_tol, nrmse=self.nrmse, mode=self.mode, fill_values=fills,
+                        model=model, steps=self.steps)
 
     def _predictor(self):
         """The configured model, loaded once per process and device (never pickled with the codec)."""
@@ -171,41 +168,34 @@ class GCDTCCodec(Codec):
             raise ModelMismatchError(f"this codec encodes with {_model_label(self.model_id, self.model_sha256)}, "
                                      f"which cannot be loaded here ({err}); install it, or give its path") from None
 
-    def decode_batch(self, blobs: Sequence[bytes]) -> list[np.ndarray]:
-        """Decode several chunks.
+    def decode_chunk(self, blob: bytes, chunk: Chunk = Chunk()) -> np.ndarray:
+        """Decode one chunk, parsed once and checked against ``chunk`` before anything of its size exists.
 
-        Raises CorruptStreamError for a damaged chunk and ModelMismatchError for a chunk written
-        with another model, each naming the variable and the chunk's shape.
+        Raises CorruptStreamError for a damaged chunk or one that cannot fill ``chunk``, and
+        ModelMismatchError for a chunk written with another model, each naming the variable and the
+        chunk's shape.
         """
-        return [self._decode_one(blob) for blob in blobs]
-
-    def check_chunks(self, blobs: Sequence[bytes], chunks: Sequence[Chunk]) -> None:
-        """Refuse, before anything is decoded, a stream that cannot fill its chunk (or is damaged, or
-        needs another model); the error names the variable and the chunk's shape."""
-        for blob, chunk in zip(blobs, chunks, strict=True):
-            self._checked_shape(blob, chunk)
-
-    def _decode_one(self, blob: bytes) -> np.ndarray:
-        shape = self._checked_shape(blob, Chunk())
+        stream, shape = self._checked(blob, chunk)
         try:
             # the core loads the model (cached per process) only for chunks that carry a model section
-            y = decompress(blob, model=self.model_id or None)
+            y = decompress(stream, model=self.model_id or None)
         except (CorruptStreamError, ModelMismatchError) as err:
             raise type(err)(f"{self._where(shape)}: {err}") from None
         return y if self._layout is None else self._layout[0].from_grid(y, self._layout[1])
 
-    def _checked_shape(self, blob: bytes, chunk: Chunk) -> tuple[int, ...]:
-        """The shape ``blob`` decodes to, once its container, ``chunk`` and model are checked; errors name where."""
+    def _checked(self, blob: bytes, chunk: Chunk) -> tuple[Stream, tuple[int, ...]]:
+        """``blob`` parsed, and the shape it decodes to, once its container, ``chunk`` and model are checked."""
         where = self._where(chunk.shape)
         try:
-            header = Stream.from_bytes(blob).header
+            stream = Stream.from_bytes(blob)
+            header = stream.header
             shape = self._native_shape(header.shape)
             where = self._where(chunk.shape or shape)
             self._check_chunk(header, shape, chunk)
             self._check_model(header)
         except (CorruptStreamError, ModelMismatchError) as err:
             raise type(err)(f"{where}: {err}") from None
-        return shape
+        return stream, shape
 
     def _where(self, shape: tuple[int, ...] | None) -> str:
         """"variable 'T', chunk of shape (10, 64)", as far as the codec knows them."""
@@ -246,12 +236,10 @@ class GCDTCCodec(Codec):
 
     def encode(self, buf) -> bytes:
         """Compress one chunk (an N-D float array keeps its shape in the stream)."""
-        return self.encode_batch([np.asarray(ensure_ndarray_like(buf))])[0]
+        return self.encode_chunk(np.asarray(ensure_ndarray_like(buf)))
 
     def decode(self, buf, out=None) -> np.ndarray:
-        """Decompress one chunk to its original shape and dtype (or into ``out``)."""
+        """Decompress one chunk to its original shape and dtype (or into ``out``, whose size it must fit)."""
         blob = ensure_contiguous_ndarray(buf).tobytes()
-        if out is not None:
-            self.check_chunks([blob], [Chunk(nbytes=ensure_ndarray_like(out).nbytes)])
-        y = self.decode_batch([blob])[0]
+        y = self.decode_chunk(blob, Chunk() if out is None else Chunk(nbytes=ensure_ndarray_like(out).nbytes))
         return y if out is None else ndarray_copy(y, out)

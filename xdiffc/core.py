@@ -288,7 +288,8 @@ def _resolve_predictor(model, device: str | None, sha256: str | None = None):
     return load_model(str(model), sha256=sha256, device=device or default_device())
 
 
-def decompress(blob: bytes | bytearray | memoryview | np.ndarray, *, model=None, device: str | None = None) -> np.ndarray:
+def decompress(blob: bytes | bytearray | memoryview | np.ndarray | Stream, *, model=None,
+               device: str | None = None) -> np.ndarray:
     """Rebuild the array from a stream written by :func:`compress`: same shape, dtype and memory order.
 
     A stream coded with a model needs that model: the shipped one is found by its id; for your
@@ -296,10 +297,11 @@ def decompress(blob: bytes | bytearray | memoryview | np.ndarray, *, model=None,
 
     Raises :class:`~xdiffc.errors.CorruptStreamError` for a truncated, damaged or foreign stream,
     and :class:`~xdiffc.errors.ModelMismatchError` when the model offered is not the stream's.
+    A :class:`~xdiffc.bitstream.Stream` already parsed (and so checked) is decoded as it is.
     """
     if isinstance(blob, np.ndarray):
         blob = blob.tobytes()
-    stream = Stream.from_bytes(blob)
+    stream = blob if isinstance(blob, Stream) else Stream.from_bytes(blob)
     h = stream.header
     dtype = np.dtype(h.dtype)
     native = dtype.newbyteorder("=")

@@ -89,8 +89,8 @@ def xdiffc_compressor(fill_values: Sequence[float] = (), native: tuple[int, Layo
 
     def run(x: np.ndarray, tol: float) -> tuple[int, np.ndarray]:
         codec = GCDTCCodec(tol=tol, model_id=model_id, model_sha256=sha, fill_values=fill_values, layout=layout)
-        blob = codec.encode_batch([x])[0]
-        return len(blob), codec.decode_batch([blob])[0]
+        blob = codec.encode_chunk(x)
+        return len(blob), codec.decode_chunk(blob)
 
     return run
 

@@ -11,12 +11,11 @@ that only imports xarray or zarr opens the store.
   is treated as a fill value (kept exactly), so padding never widens the range or costs bits.
 - Chunks equal to ``fill_value`` everywhere are skipped by zarr (``write_empty_chunks=False``)
   and read back as ``fill_value``; an all-NaN chunk with a NaN ``fill_value`` reads back as NaN.
-- Zarr calls codecs concurrently from threads. The codec holds only immutable configuration,
-  and each batch is coded in a worker thread, so concurrent calls share no state.
+- Zarr calls codecs concurrently. The codec holds only immutable configuration, and each chunk
+  is coded in a worker thread (``_encode_single``/``_decode_single``), so concurrent calls share
+  no state and, the kernels releasing the GIL, chunks are coded in parallel.
 - A chunk whose stream declares another shape or dtype than the array's chunk is refused before it
   is decoded; every decoding error names the configured ``variable`` and the chunk's shape.
-- Zarr hands over chunks in batches (``codec_pipeline.batch_size``); each batch goes to
-  :meth:`GCDTCCodec.encode_batch` in one worker-thread call, which codes each chunk on its own.
 """
 
 from __future__ import annotations
@@ -115,31 +114,15 @@ class GCDTCZarrCodec(ArrayBytesCodec):
     def compute_encoded_size(self, input_byte_length: int, chunk_spec: ArraySpec) -> int:
         raise NotImplementedError("xdiffc.gcdtc output size depends on the data")
 
-    async def encode(self, chunks_and_specs: Iterable[tuple[NDBuffer | None, ArraySpec]]) -> list[Buffer | None]:
-        items = list(chunks_and_specs)
-        todo = [(i, chunk.as_numpy_array(), spec) for i, (chunk, spec) in enumerate(items) if chunk is not None]
-        out: list[Buffer | None] = [None] * len(items)
-        if not todo:
-            return out
-        fills = {spec.fill_value for _, _, spec in todo if spec.fill_value is not None}
-        blobs = await asyncio.to_thread(self.numcodec.encode_batch, [a for _, a, _ in todo], fills)
-        for (i, _, spec), blob in zip(todo, blobs, strict=True):
-            out[i] = spec.prototype.buffer.from_bytes(blob)
-        return out
+    async def _encode_single(self, chunk_array: NDBuffer, chunk_spec: ArraySpec) -> Buffer | None:
+        """One chunk, coded in a worker thread (the kernels release the GIL, so chunks code in parallel)."""
+        fills = () if chunk_spec.fill_value is None else (chunk_spec.fill_value,)
+        blob = await asyncio.to_thread(self.numcodec.encode_chunk, chunk_array.as_numpy_array(), fills)
+        return chunk_spec.prototype.buffer.from_bytes(blob)
 
-    def _decode_batch(self, blobs: list[bytes], chunks: list[Chunk]) -> list[np.ndarray]:
-        """Check every stream against its chunk before any is decoded (a chunk never costs more than a chunk)."""
-        self.numcodec.check_chunks(blobs, chunks)
-        return self.numcodec.decode_batch(blobs)
-
-    async def decode(self, chunks_and_specs: Iterable[tuple[Buffer | None, ArraySpec]]) -> list[NDBuffer | None]:
-        items = list(chunks_and_specs)
-        todo = [(i, chunk.to_bytes(), spec) for i, (chunk, spec) in enumerate(items) if chunk is not None]
-        out: list[NDBuffer | None] = [None] * len(items)
-        if not todo:
-            return out
-        chunks = [Chunk(tuple(spec.shape), spec.dtype.to_native_dtype()) for _, _, spec in todo]
-        arrays = await asyncio.to_thread(self._decode_batch, [b for _, b, _ in todo], chunks)
-        for (i, _, spec), y in zip(todo, arrays, strict=True):
-            out[i] = spec.prototype.nd_buffer.from_numpy_array(y.astype(spec.dtype.to_native_dtype(), copy=False))
-        return out
+    async def _decode_single(self, chunk_bytes: Buffer, chunk_spec: ArraySpec) -> NDBuffer:
+        """One chunk, checked against the array's chunk shape and dtype before it is decoded, in a worker thread."""
+        dtype = chunk_spec.dtype.to_native_dtype()
+        y = await asyncio.to_thread(self.numcodec.decode_chunk, chunk_bytes.to_bytes(),
+                                    Chunk(tuple(chunk_spec.shape), dtype))
+        return chunk_spec.prototype.nd_buffer.from_numpy_array(y.astype(dtype, copy=False))
