@@ -421,12 +421,14 @@ def _reconstruct(coded, keep, masked, bins, h, kinds, plist, source, unpred) -> 
             recon[0] = 0.0 + (float(s) - RADIUS) * bins[top]
     n_max = max(1, recon.size // 2 + 1)
     cls = np.empty(n_max, np.uint8)
+    code = np.empty(n_max, np.int64)
     counts = np.zeros(n_cls, np.int64)
     seg = np.zeros(n_cls + 1, np.int64)
     with np.errstate(over="ignore"):  # a subnormal bin: infinite activity, as in release 0.1.0
         inv_bins = 1.0 / bins
+    classed = n_cls > 1 or masked
     for i, (level, d) in enumerate(plist):
-        if n_cls > 1 or masked:
+        if classed:
             kern.classify_pass(recon, keep, masked, shape, level, d, inv_bins[level], cls_of_fine, cls, counts)
         else:
             counts[0] = kern.n_targets(coded, level, d)
@@ -434,8 +436,8 @@ def _reconstruct(coded, keep, masked, bins, h, kinds, plist, source, unpred) -> 
         np.cumsum(counts, out=seg[1:])
         parts = [source.take(base + c, int(counts[c])) for c in range(n_cls)]
         syms = parts[0] if n_cls == 1 else np.concatenate(parts)
-        upos = kern.decode_pass(recon, keep, masked, shape, level, d, bool(kinds[i]), bins[level], cls,
-                                np.ascontiguousarray(syms, np.int64), seg, unpred, upos)
+        upos = kern.decode_pass(recon, keep, masked, shape, level, d, bool(kinds[i]), bins[level], cls, classed,
+                                np.ascontiguousarray(syms, np.int64), seg, unpred, upos, code)
         if upos < 0:
             raise CorruptStreamError("interp payload lacks unpredictable values")
     if upos != unpred.size:

@@ -270,26 +270,64 @@ def layout(sym, fine, pass_start, unpred, cls_of_fine, n_cls):
 
 
 @njit(**JIT)
-def classify_pass(recon, keep, masked, shape, level, d, inv_bin, cls_of_fine, cls, counts):
-    """Context class of every target of pass (level, d) into ``cls``; kept counts per class into ``counts``."""
-    edges = ACTIVITY_EDGES
+def _lattice(shape, level, d):
+    """The targets of pass (level, d) as a C-order lattice: per-axis counts, flat steps and steps of ``b``.
+
+    A target with index ``i`` along ``d`` and ``b`` over the other axes (C order) is number
+    ``j = i * n_other + b`` in symbol order.
+    """
     step, cnt, n_odd, n_even = _geometry(shape, level, d)
-    es, oo = 2 * step[d], step[d]
-    n_oth = _n_other(cnt, d)
+    ndim = shape.size
+    offs = step.copy()
+    offs[d] = 2 * step[d]
+    cnt[d] = n_odd
+    bst = np.zeros(ndim, np.int64)
+    m = 1
+    for k in range(ndim - 1, -1, -1):
+        if k != d:
+            bst[k] = m
+            m *= cnt[k]
+    return cnt, offs, bst, n_odd, n_even, m, step[d]
+
+
+@njit(inline="always", **JIT)
+def _next(idx, cnt, offs, bst, off, b):
+    """Advance the C-order odometer over the target lattice: (flat offset, b)."""
+    k = idx.size - 1
+    while k >= 0:
+        idx[k] += 1
+        off += offs[k]
+        b += bst[k]
+        if idx[k] < cnt[k]:
+            return off, b
+        off -= idx[k] * offs[k]
+        b -= idx[k] * bst[k]
+        idx[k] = 0
+        k -= 1
+    return off, b
+
+
+@njit(**JIT)
+def classify_pass(recon, keep, masked, shape, level, d, inv_bin, cls_of_fine, cls, counts):
+    """Context class of every target of pass (level, d) into ``cls`` (symbol order; 255 = skipped), and
+    the kept counts per class into ``counts``.  Visits the targets in memory order."""
+    edges = ACTIVITY_EDGES
+    cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(shape, level, d)
+    es = offs[d]
     idx = np.zeros(shape.size, np.int64)
     counts[:] = 0
-    j = 0
-    for i in range(n_odd):
-        idx[:] = 0
-        base = i * es
-        for _ in range(n_oth):
-            c = cls_of_fine[_fine_class(recon, base - i * es, es, i, n_odd, n_even, inv_bin, edges)]
+    off, b = 0, 0
+    for _ in range(n_odd * n_oth):
+        i = idx[d]
+        j = i * n_oth + b
+        if masked and not keep[off + oo]:
+            cls[j] = 255
+        else:
+            c = cls_of_fine[_fine_class(recon, off - i * es, es, i, n_odd, n_even, inv_bin, edges)]
             cls[j] = c
-            if not masked or keep[base + oo]:
-                counts[c] += 1
-            j += 1
-            base = _advance(idx, cnt, step, d, base)
-    return j
+            counts[c] += 1
+        off, b = _next(idx, cnt, offs, bst, off, b)
+    return n_odd * n_oth
 
 
 def n_targets(shape: tuple[int, ...], level: int, d: int) -> int:
@@ -303,11 +341,13 @@ def n_targets(shape: tuple[int, ...], level: int, d: int) -> int:
 
 
 @njit(**JIT)
-def decode_pass(recon, keep, masked, shape, level, d, cubic, bin_, cls, syms, seg_start, unpred, upos):
+def decode_pass(recon, keep, masked, shape, level, d, cubic, bin_, cls, classed, syms, seg_start, unpred, upos, code):
     """Dequantise pass (level, d): ``syms`` holds its symbols class by class (class c at ``seg_start[c]``).
-    With a single class, ``cls`` is not read.
 
-    Unpredictables are taken from ``unpred[upos:]`` in the same class-major order.
+    ``cls`` comes from :func:`classify_pass` when ``classed`` (else every target is kept, class 0).
+    Unpredictables are taken from ``unpred[upos:]`` in the same class-major order.  A first sweep in
+    symbol order gives each target its symbol or unpredictable value (``code``: -1 skipped, a
+    symbol > 0, or ``-2 - k`` for ``unpred[k]``); a second one, in memory order, reconstructs.
     Returns the new ``upos``, or ERR_UNPRED when ``unpred`` runs out.
     """
     n_cls = seg_start.size - 1
@@ -325,30 +365,33 @@ def decode_pass(recon, keep, masked, shape, level, d, cubic, bin_, cls, syms, se
         at[c] = seg_start[c]
     if u > unpred.size:
         return ERR_UNPRED
-    step, cnt, n_odd, n_even = _geometry(shape, level, d)
-    es, oo = 2 * step[d], step[d]
-    n_oth = _n_other(cnt, d)
+    cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(shape, level, d)
+    es = offs[d]
+    total = n_odd * n_oth
+    for j in range(total):
+        c = cls[j] if classed else 0
+        if c == 255:
+            code[j] = -1
+            continue
+        s = syms[at[c]]
+        at[c] += 1
+        if s == 0:
+            code[j] = -2 - uat[c]
+            uat[c] += 1
+        else:
+            code[j] = s
     idx = np.zeros(shape.size, np.int64)
-    j = 0
-    for i in range(n_odd):
-        idx[:] = 0
-        base = i * es
-        for _ in range(n_oth):
-            tgt = base + oo
-            pr = _predict(recon, base - i * es, es, i, n_odd, n_even, cubic)
-            if masked and not keep[tgt]:
-                recon[tgt] = _finite(pr)
-            else:
-                c = cls[j] if n_cls > 1 else 0
-                s = syms[at[c]]
-                at[c] += 1
-                if s == 0:
-                    recon[tgt] = unpred[uat[c]]
-                    uat[c] += 1
-                else:
-                    recon[tgt] = dequantize(s, pr, bin_)
-            j += 1
-            base = _advance(idx, cnt, step, d, base)
+    off, b = 0, 0
+    for _ in range(total):
+        i = idx[d]
+        k = code[i * n_oth + b]
+        if k > 0:
+            recon[off + oo] = dequantize(k, _predict(recon, off - i * es, es, i, n_odd, n_even, cubic), bin_)
+        elif k == -1:
+            recon[off + oo] = _finite(_predict(recon, off - i * es, es, i, n_odd, n_even, cubic))
+        else:
+            recon[off + oo] = unpred[-2 - k]
+        off, b = _next(idx, cnt, offs, bst, off, b)
     return u
 
 
