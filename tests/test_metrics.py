@@ -240,3 +240,12 @@ def test_tune_never_proposes_a_bound_below_float_spacing(dtype):
     assert tol["T"] == 0 or tol["T"] >= spacing
     if dtype is np.float32:  # no bound above float32's spacing at 1e4 (about 1e-3) keeps pcc this close to 1
         assert tol["T"] == 0 and tol.table.loc["T", "lossless"]
+
+
+def test_compare_leaves_out_remapped_fill_by_default():
+    x = np.linspace(0, 1, 200).reshape(10, 20)
+    x[0, 0] = -9.97e36  # remapped "junk" fill, as in regridded ocean fields
+    y = x.copy()
+    y[0, 0] = 0.0
+    m = metrics.compare(x, y)
+    assert m["pcc"] == 1.0 and m["nrmse"] == 0.0

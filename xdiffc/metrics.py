@@ -46,6 +46,7 @@ from .spectra import radial_spectrum, relative_l2, spectral_error  # noqa: F401 
 from scipy import ndimage, stats
 
 from .grids import Layout
+from .masking import special_mask
 from .xarray.encoding import stored_bytes
 from .xarray.variables import ATTR_NRMSE, ATTR_TOL, UNSTRUCTURED_DIMS, NativeLayouts, is_lossy, valid
 
@@ -298,9 +299,13 @@ def _spectral(grids: list[tuple[np.ndarray | None, np.ndarray | None]]) -> float
 
 def compare(x: np.ndarray, y: np.ndarray, valid: np.ndarray | None = None, tol: float | None = None,
             native: tuple[int, Layout] | None = None, spre_rel_tol: float = 1e-4) -> dict[str, float]:
-    """Every metric of ``y`` against ``x`` over the points where ``valid`` (default: where x is finite)."""
+    """Every metric of ``y`` against ``x`` over the points where ``valid``.
+
+    The default is the module's notion of valid without named fill values: finite and below
+    :data:`~xdiffc.masking.FILL_THRESHOLD` in magnitude; pass ``valid`` to exclude a ``_FillValue``.
+    """
     x = np.asarray(x)
-    valid = np.isfinite(x) if valid is None else np.asarray(valid, bool)
+    valid = ~special_mask(x) if valid is None else np.asarray(valid, bool)
     return compare_blocks([(x, np.asarray(y), valid)], tol, native, spre_rel_tol)
 
 
@@ -364,7 +369,7 @@ def assess(original: xr.Dataset, other: xr.Dataset, criteria: str | Criteria | M
            variables: list[Hashable] | None = None) -> pd.DataFrame:
     """Per variable of ``other`` (a decompressed copy of ``original``): every metric, and pass or fail.
 
-    ``variables`` default to those carrying ``xdiffc_tol``. Columns: ``tol``, the keys of
+    ``variables`` default to those xdiffc wrote lossily (``xdiffc_tol`` or ``xdiffc_nrmse`` in their attrs). Columns: ``tol``, the keys of
     :func:`compare_blocks`, ``ratio`` (bytes in memory over bytes in ``other.encoding["source"]``,
     NaN without a store), one ``ok_<metric>`` column per criterion (True, False, or None where
     not applicable) and ``passed``. The criteria used are in ``df.attrs["criteria"]``.
