@@ -128,7 +128,7 @@ def test_bound_holds_when_the_model_path_is_taken(codec_model, monkeypatch):
     real = xdiffc.core._residual_candidates
     # drop the model-free candidates, so the stream must carry the DiffCoder prediction
     monkeypatch.setattr(xdiffc.core, "_residual_candidates",
-                        lambda w, v, t, m, prediction=None: [] if prediction is None else real(w, v, t, m, prediction))
+                        lambda w, v, t, m, prediction=None, **k: [] if prediction is None else real(w, v, t, m, prediction, **k))
     x = open_sample("trefht")["TREFHT"].values[40:43]
     blob = xdiffc.compress(x, rel_tol=1e-2, model=pred, steps=2)
     monkeypatch.undo()

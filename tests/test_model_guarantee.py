@@ -16,6 +16,7 @@ import xdiffc
 from xdiffc import core
 from xdiffc.bitstream import Header, Stream
 from xdiffc.datasets import open_sample
+from xdiffc.fidelity import OutputRule
 from xdiffc.masking import special_mask
 from xdiffc.model import load_model, modelfile
 from xdiffc.model.network import GCDTCNet
@@ -48,7 +49,8 @@ class LatentsForFree:
 def model_stream(x: np.ndarray, tol: float, predictor) -> bytes:
     """The stream of x's model-path candidate (the cheapest residual coder behind the model)."""
     mask = special_mask(x)
-    candidates = core._model_candidates(LatentsForFree(predictor), x, x.astype(np.float64), tol, mask, 2)
+    check = core._Check(tol, OutputRule(), ~mask if mask.any() else None)
+    candidates = core._model_candidates(LatentsForFree(predictor), x, x.astype(np.float64), tol, mask, 2, check)
     assert candidates, "no block took the model"
     best = min(candidates, key=lambda c: c.nbytes)
     sections = dict(zip(("mask", "special"), xdiffc.masking.encode(x, mask))) if mask.any() else {}

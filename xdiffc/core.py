@@ -14,11 +14,11 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import guarantee, l2, masking, predicted
+from . import fidelity, guarantee, l2, logdomain, masking, predicted
 from .bitstream import Header, Stream
 from .coders import RESIDUAL_CODERS, interp, lossless, sz3
 from .errors import CorruptStreamError, ModelMismatchError
@@ -95,37 +95,64 @@ def _working_layout(arr: np.ndarray) -> tuple[np.ndarray, str]:
     return np.ascontiguousarray(work, dtype=work.dtype.newbyteorder("=")), order
 
 
-def _residual_candidates(work: np.ndarray, values: np.ndarray, tol: float, mask: np.ndarray,
-                         prediction: np.ndarray | None = None) -> list[_Candidate]:
-    """Code ``values - prediction`` with the residual coder(s) estimated smallest; each candidate is checked
-    in the output dtype.
+@dataclass(frozen=True)
+class _Check:
+    """The exact check of every candidate: the decoder's output rule applied, then the bound at every valid point.
+
+    The bound is ``min(tol, pw_rel_tol * |x|)`` (``tol`` may be inf), with zeros and signs kept where
+    ``keep_sign``; ``valid`` is None where no point is missing.
+    """
+
+    tol: float
+    rule: fidelity.OutputRule
+    valid: np.ndarray | None
+    pw_rel_tol: float | None = None
+    keep_sign: bool = False
+
+    def violations(self, work: np.ndarray, y: np.ndarray) -> np.ndarray:
+        self.rule.apply(y)
+        return guarantee.violations(work, y, self.tol, self.valid, pw_rel_tol=self.pw_rel_tol,
+                                    keep_sign=self.keep_sign)
+
+
+def _residual_candidates(work: np.ndarray, values: np.ndarray, tol: float, skip: np.ndarray | None,
+                         prediction: np.ndarray | None = None, *, check: _Check,
+                         negative: np.ndarray | None = None) -> list[_Candidate]:
+    """Code ``values - prediction`` under ``tol`` with the residual coder(s) estimated smallest; each candidate
+    is checked in the output dtype by ``check``.
 
     ``y = cast(prediction + decoded residual)`` is exactly what the decoder computes (the
     interpolation coder returns the reconstruction its decoder rebuilds bit for bit; SZ3's is
-    decoded), so the violations found here are all the points that need exact storage.
+    decoded), so the violations found here are all the points that need exact storage. With
+    ``negative`` (the sign bitmap), ``values`` are ``log2|x|`` and ``y = cast(+-exp2(decoded))``
+    (:mod:`xdiffc.logdomain`).
     """
-    skip = mask if mask.any() else None
     target = values if prediction is None else values - prediction
     if skip is not None and prediction is not None:
         target = np.where(skip, 0.0, target)
     coder_tol = min(tol, _MAX_CODER_TOL)
+    linear = prediction is None and negative is None
     out, stats = [], {}
     for name in RESIDUAL_CODERS:
         if name != "interp" and not _worth_encoding(name, target, coder_tol, skip, stats):
             continue
         try:
-            payload, residual = _encode_decode(name, target, coder_tol, skip, stats,
-                                               work.dtype if prediction is None else None,
+            payload, residual = _encode_decode(name, target, coder_tol, skip, stats, work.dtype if linear else None,
                                                min((c.nbytes for c in out), default=math.inf))
         except Exception as err:  # a coder that cannot handle this input is simply not a candidate
             log.debug("residual coder %s skipped: %s", name, err)
             continue
         if residual is None:  # its payload alone costs more than a candidate already checked
             continue
-        y = (residual if prediction is None else prediction + residual).astype(work.dtype, copy=False)
+        if negative is not None:
+            y = logdomain.to_linear(residual, negative, work.dtype)
+        else:
+            y = (residual if prediction is None else prediction + residual).astype(work.dtype, copy=False)
         del residual
-        bad = guarantee.violations(work, y, tol, None if skip is None else ~skip)
+        bad = check.violations(work, y)
         sections = {name: payload}
+        if negative is not None:
+            sections[logdomain.SECTION] = masking.encode_bits(negative)
         if bad.size:
             sections["exc"] = guarantee.encode_exceptions(work, bad)
         out.append(_Candidate(sections))
@@ -167,6 +194,9 @@ def compress(
     rel_tol: float | None = None,
     *,
     nrmse: float | None = None,
+    pw_rel_tol: float | None = None,
+    preserve_zero: bool = False,
+    valid_range: tuple[float, float] | None = None,
     mode: str = "pointwise",
     fill_values: Iterable[float] = (),
     fill_threshold: float = masking.FILL_THRESHOLD,
@@ -189,6 +219,17 @@ def compress(
         With ``mode="l2"``: every 8x8 patch of every 2-D slice meets
         ``||y - x||_2 <= nrmse * sqrt(n) * (max - min)`` over its n valid values, so the global
         NRMSE is at most ``nrmse`` (the paper's PCA guarantee, :mod:`xdiffc.l2`).
+    pw_rel_tol : float
+        Pointwise-relative bound: ``|y - x| <= pw_rel_tol * |x|`` at every valid point, zeros kept
+        exactly and signs kept (implies ``preserve_zero``). With ``tol`` or ``rel_tol`` too, the
+        stricter of the two holds at each point; alone, it is the only bound.
+    preserve_zero : bool
+        Exact zeros come back exactly zero (``-0.0`` as ``0.0``), and every other valid value keeps
+        its sign (and is never 0).
+    valid_range : (float, float), optional
+        A CF ``valid_range`` (in the array's units): the output is clamped into the intersection
+        of it and the range of the valid input. Without it, into the range of the valid input
+        (of its non-zero values with ``preserve_zero``): no new extremes, whatever the bound.
     mode : str
         "pointwise" (the default: ``tol`` or ``rel_tol``) or "l2" (``nrmse``).
     fill_values : iterable of float
@@ -214,33 +255,54 @@ def compress(
         if tol is not None or rel_tol is not None or nrmse is None:
             raise ValueError("mode='l2' takes nrmse= (the NRMSE bound), not tol or rel_tol")
         tol, rel_tol = None, nrmse
+        if pw_rel_tol is not None or preserve_zero:
+            raise ValueError("mode='l2' bounds the NRMSE; pw_rel_tol and preserve_zero are pointwise guarantees")
     elif nrmse is not None:
         raise ValueError("nrmse= is the bound of mode='l2'; for a pointwise bound give tol or rel_tol")
+    pw_rel_tol = check_bound("pw_rel_tol", pw_rel_tol)
+    keep_sign = bool(preserve_zero) or pw_rel_tol is not None
     arr = _input_array(x)
     work, order = _working_layout(arr)
     is_float = work.dtype.kind == "f"
     mask = masking.special_mask(work, fill_values, fill_threshold) if is_float else None
     # In l2 mode, tol is the RMS bound nrmse * (max - min), recorded for information.
-    bound = resolve_tol(work, None if mask is None else ~mask, tol, rel_tol)
+    bound = (math.inf if pw_rel_tol is not None and tol is None and rel_tol is None
+             else resolve_tol(work, None if mask is None else ~mask, tol, rel_tol))
     header = dict(dtype=arr.dtype.str, shape=arr.shape, order=order, tol=bound,
                   rel_tol=float("nan") if rel_tol is None else float(rel_tol))
 
-    if not is_float or bound == 0 or work.size < MIN_LOSSY_SIZE:
+    if not is_float or bound == 0 or pw_rel_tol == 0 or work.size < MIN_LOSSY_SIZE:
         return Stream(Header(mode="lossless", **{**header, "tol": 0.0}), {"raw": lossless.encode(work)}).to_bytes()
 
     sections: dict[str, bytes] = {}
-    if mask.any():
+    missing = mask.any()
+    if missing:
         sections["mask"], sections["special"] = masking.encode(work, mask)
     else:  # no missing values: a zero-byte stand-in, so that the coders' temporaries are all the memory
         mask = np.broadcast_to(np.False_, work.shape)
-    if mode == "l2":
+    zeros = fidelity.zero_mask(work, mask) if keep_sign else None
+    skip = mask if zeros is None else mask | zeros  # the coders' don't-care points
+    rule = fidelity.OutputRule(fidelity.value_range(work, skip if missing or zeros is not None else None,
+                                                    None if mode == "l2" else valid_range), zeros)
+    sections.update(rule.sections())
+    sections.update(fidelity.guarantee_section(pw_rel_tol, keep_sign))
+    if mode == "l2":  # clamping into the input's range can only bring each value closer: the L2 bound holds
         candidates = [_Candidate(l2.encode(_float64(work), mask, rel_tol, dtype=work.dtype))]
     else:
-        # the coders read float32 values as they are (no float64 copy of the chunk)
-        candidates = _residual_candidates(work, work, bound, mask)
+        coder_skip = skip if missing or zeros is not None else None
+        check = _Check(bound, rule, ~mask if missing else None, pw_rel_tol, keep_sign)
+        candidates = []
+        if math.isfinite(bound):  # the coders read float32 values as they are (no float64 copy of the chunk)
+            candidates += _residual_candidates(work, work, bound, coder_skip, check=check)
+        if pw_rel_tol is not None:
+            t, negative = logdomain.encode(work, coder_skip)
+            candidates += _residual_candidates(work, t, logdomain.log_bound(pw_rel_tol, work.dtype), coder_skip,
+                                               check=check, negative=negative)
+            del t
         predictor = _resolve_predictor(model, device)
-        if predictor is not None and work.ndim >= 2 and work.size >= MIN_MODEL_SIZE:
-            candidates += _model_candidates(predictor, work, _float64(work), bound, mask, steps or DEFAULT_STEPS)
+        if predictor is not None and pw_rel_tol is None and work.ndim >= 2 and work.size >= MIN_MODEL_SIZE:
+            candidates += _model_candidates(predictor, work, _float64(work), bound, skip, steps or DEFAULT_STEPS,
+                                            check)
     best = min(candidates, key=lambda c: c.nbytes, default=None)
     lossy = math.inf if best is None else best.nbytes + sum(map(len, sections.values()))
     # Exact storage is the floor: encoded in full only where a fast frame says it may be smaller.
@@ -260,12 +322,13 @@ def _float64(work: np.ndarray) -> np.ndarray:
 
 
 def _model_candidates(predictor, work: np.ndarray, values: np.ndarray, tol: float, mask: np.ndarray,
-                      steps: int) -> list[_Candidate]:
+                      steps: int, check: _Check) -> list[_Candidate]:
     filled = masking.fill_gaps(values, mask) if mask.any() else values
     chosen = predicted.choose_blocks(predictor, filled, mask, tol, steps, work.dtype)
     if chosen is None:
         return []
-    out = _residual_candidates(work, values, chosen.tol, mask, chosen.prediction)
+    out = _residual_candidates(work, values, chosen.tol, mask if mask.any() else None, chosen.prediction,
+                               check=replace(check, tol=chosen.tol))
     for c in out:
         c.sections = {"model": chosen.payload, **c.sections}
         c.predictor = predictor
@@ -353,6 +416,7 @@ def _decode_l2(stream: Stream, shape: tuple[int, ...], dtype: np.dtype) -> np.nd
     mask, special = _missing(stream, shape, dtype)
     sections = {name: stream.section(name) for name in ("l2base", "pca")}
     y = l2.decode(sections, shape, mask, dtype)
+    fidelity.OutputRule.from_sections(stream.sections, shape).apply(y)
     if mask is not None:
         y[mask] = special
     return y
@@ -363,16 +427,24 @@ def _decode_pointwise(stream: Stream, shape: tuple[int, ...], dtype: np.dtype, m
     if dtype not in FLOAT_DTYPES:
         raise CorruptStreamError(f"a pointwise stream cannot hold dtype {dtype}")
     mask, special = _missing(stream, shape, dtype)
+    rule = fidelity.OutputRule.from_sections(stream.sections, shape)
+    fidelity.read_guarantee(stream.sections)  # a malformed record of the bound is a damaged stream
+    skip = mask if rule.zeros is None else rule.zeros if mask is None else mask | rule.zeros
     names = [n for n in RESIDUAL_CODERS if n in stream.sections]
     if len(names) != 1:
         raise CorruptStreamError("the stream does not name exactly one residual coder")
-    residual = RESIDUAL_CODERS[names[0]].decode(stream.sections[names[0]], shape, mask)
+    residual = RESIDUAL_CODERS[names[0]].decode(stream.sections[names[0]], shape, skip)
     if "model" in stream.sections:
         if not stream.header.model_sha256:
             raise CorruptStreamError("the stream has a model section but names no model")
         predictor = _stream_predictor(stream.header, model, device)
         residual = _model_prediction(predictor, stream.sections["model"], shape) + residual
-    y = residual.astype(dtype)
+    if logdomain.SECTION in stream.sections:
+        y = logdomain.decode(residual, stream.sections[logdomain.SECTION], dtype)
+    else:
+        y = residual.astype(dtype)
+    del residual
+    rule.apply(y)
     if mask is not None:
         y[mask] = special
     guarantee.apply_exceptions(y, stream.sections.get("exc", b""))

@@ -1,4 +1,7 @@
-"""The pointwise guarantee: every valid value ends within ``tol`` of the original, in the output dtype.
+"""The pointwise guarantee: every valid value ends within its bound of the original, in the output dtype.
+
+The bound is ``tol`` (absolute), or ``min(tol, pw_rel_tol * |x|)`` with a pointwise-relative
+bound, optionally with zeros and signs kept (:func:`violations`).
 
 Predictors and residual coders work in float64; the cast to float32 (or float64 rounding in
 ``prediction + residual``) can push a value just past the bound. This module finds every such
@@ -20,24 +23,40 @@ from .errors import CorruptStreamError
 _ZSTD_LEVEL = 9
 
 
-def violations(x: np.ndarray, y: np.ndarray, tol: float, valid: np.ndarray | None) -> np.ndarray:
-    """Flat indices where ``|y - x| > tol`` (computed in float64 on the output-dtype values) among valid points."""
+def violations(x: np.ndarray, y: np.ndarray, tol: float, valid: np.ndarray | None, *,
+               pw_rel_tol: float | None = None, keep_sign: bool = False) -> np.ndarray:
+    """Flat indices of the valid points where ``y`` breaks the bound, computed in float64 on the output-dtype values.
+
+    The bound at a point is ``|y - x| <= min(tol, pw_rel_tol * |x|)`` (``tol`` may be inf; without
+    ``pw_rel_tol`` it is ``tol``). ``keep_sign`` also requires ``y == 0`` where ``x == 0`` and, elsewhere,
+    ``y != 0`` with the sign of ``x`` (a pointwise-relative bound implies it below 1, not at or above).
+    """
     x, y = np.ascontiguousarray(x).reshape(-1), np.ascontiguousarray(y).reshape(-1)
     masked = valid is not None
     ok = np.ascontiguousarray(valid).reshape(-1) if masked else np.ones(1, bool)
-    return _violations(x, y, float(tol), ok, masked)
+    rel = -1.0 if pw_rel_tol is None else float(pw_rel_tol)
+    return _violations(x, y, float(tol), rel, keep_sign, ok, masked)
 
 
 @njit(nogil=True, cache=True)
-def _violations(x, y, tol, valid, masked):
+def _bad(xi, yi, tol, rel, keep_sign):
+    a, b = np.float64(xi), np.float64(yi)
+    allowed = tol if rel < 0 else min(tol, rel * abs(a))
+    if not abs(b - a) <= allowed:
+        return True
+    return keep_sign and (b != 0 if a == 0 else b == 0 or (a < 0) != (b < 0))
+
+
+@njit(nogil=True, cache=True)
+def _violations(x, y, tol, rel, keep_sign, valid, masked):
     n = 0
     for i in range(x.size):
-        if (not masked or valid[i]) and not abs(np.float64(y[i]) - np.float64(x[i])) <= tol:
+        if (not masked or valid[i]) and _bad(x[i], y[i], tol, rel, keep_sign):
             n += 1
     out = np.empty(n, np.int64)
     n = 0
     for i in range(x.size):
-        if (not masked or valid[i]) and not abs(np.float64(y[i]) - np.float64(x[i])) <= tol:
+        if (not masked or valid[i]) and _bad(x[i], y[i], tol, rel, keep_sign):
             out[n] = i
             n += 1
     return out

@@ -35,12 +35,22 @@ def special_mask(x: np.ndarray, fill_values: Iterable[float] = (), threshold: fl
     return mask
 
 
+def encode_bits(mask: np.ndarray) -> bytes:
+    """zstd of the C-order mask as packed bits: a mask made of regions costs almost nothing."""
+    return zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(np.packbits(mask.ravel()).tobytes())
+
+
+def decode_bits(payload: bytes, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """Inverse of :func:`encode_bits`; the packed bits must be exactly the array's count (``what`` names the section)."""
+    size = math.prod(shape)
+    packed = inflate(payload, what, size=(size + 7) // 8)
+    return np.unpackbits(np.frombuffer(packed, np.uint8), count=size).astype(bool).reshape(shape)
+
+
 def encode(x: np.ndarray, mask: np.ndarray) -> tuple[bytes, bytes]:
     """Return (packed mask, exact masked values), each zstd-compressed."""
-    zc = zstandard.ZstdCompressor(level=_ZSTD_LEVEL)
-    bits = zc.compress(np.packbits(mask.ravel()).tobytes())
-    values = zc.compress(np.ascontiguousarray(x[mask]).tobytes())
-    return bits, values
+    values = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(np.ascontiguousarray(x[mask]).tobytes())
+    return encode_bits(mask), values
 
 
 def decode(bits: bytes, values: bytes, shape: tuple[int, ...], dtype: np.dtype) -> tuple[np.ndarray, np.ndarray]:
@@ -49,9 +59,7 @@ def decode(bits: bytes, values: bytes, shape: tuple[int, ...], dtype: np.dtype) 
     The packed mask must have exactly the array's bit count, and the values exactly one entry per
     True bit: a value short or over would otherwise be broadcast or shifted onto the wrong points.
     """
-    size = math.prod(shape)
-    packed = inflate(bits, "the stream's mask of missing values", size=(size + 7) // 8)
-    mask = np.unpackbits(np.frombuffer(packed, np.uint8), count=size).astype(bool).reshape(shape)
+    mask = decode_bits(bits, shape, "the stream's mask of missing values")
     count = int(np.count_nonzero(mask))
     limit = (count + 1) * dtype.itemsize
     raw = inflate(values, "the stream's 'special' section (the exact missing values)", limit=limit)
