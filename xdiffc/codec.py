@@ -36,6 +36,17 @@ def _finite_fills(values: Iterable[float]) -> tuple[float, ...]:
     return tuple(sorted(v for v in out if math.isfinite(v)))
 
 
+def _interval(values: Sequence[float]) -> tuple[float, float]:
+    """``(lo, hi)`` as floats; a ValueError unless they are two finite numbers (JSON has no inf) with lo <= hi."""
+    try:
+        lo, hi = (float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"valid_range must be two numbers (lo, hi), got {values!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+        raise ValueError(f"valid_range must be two finite numbers with lo <= hi, got {values!r}")
+    return lo, hi
+
+
 class Chunk(NamedTuple):
     """What a caller knows of the chunk a stream is read into: its shape, dtype, or byte count."""
 
@@ -77,6 +88,14 @@ class GCDTCCodec(Codec):
         put back after decoding. The permutation is part of this configuration.
     variable : str
         The name of the variable the chunks belong to, for error messages only ("" for none).
+    pw_rel_tol : float, optional
+        Pointwise-relative bound ``|y - x| <= pw_rel_tol * |x|`` (zeros and signs kept); with
+        ``tol`` or ``rel_tol`` too, the stricter holds at each point.
+    preserve_zero : bool
+        Exact zeros come back exactly zero and every other valid value keeps its sign.
+    valid_range : (float, float), optional
+        A CF valid range in the chunk's (unpacked) units: outputs are clamped into it, as well as
+        into each chunk's own range (which they always are).
     """
 
     codec_id = "xdiffc.gcdtc"
@@ -93,18 +112,30 @@ class GCDTCCodec(Codec):
         mode: str = "pointwise",
         nrmse: float | None = None,
         variable: str = "",
+        pw_rel_tol: float | None = None,
+        preserve_zero: bool = False,
+        valid_range: Sequence[float] | None = None,
     ):
         self.tol = check_bound("tol", tol)
         self.rel_tol = check_bound("rel_tol", rel_tol)
         self.nrmse = check_bound("nrmse", nrmse)
+        self.pw_rel_tol = check_bound("pw_rel_tol", pw_rel_tol)
+        if not isinstance(preserve_zero, (bool, np.bool_)):
+            raise ValueError(f"preserve_zero must be True or False, got {preserve_zero!r}")
+        self.preserve_zero = bool(preserve_zero)
+        self.valid_range = None if valid_range is None else _interval(valid_range)
         self.mode = mode
         if mode == "l2":
             if self.nrmse is None or self.tol is not None or self.rel_tol is not None:
                 raise ValueError("mode='l2' takes nrmse= (the NRMSE bound), not tol or rel_tol")
+            if self.pw_rel_tol is not None or self.preserve_zero:
+                raise ValueError("mode='l2' bounds the NRMSE; pw_rel_tol and preserve_zero are pointwise guarantees")
         elif mode != "pointwise":
             raise ValueError(f"mode must be 'pointwise' or 'l2', got {mode!r}")
-        elif self.nrmse is not None or (self.tol is None) == (self.rel_tol is None):
-            raise ValueError("give exactly one of tol (absolute bound) or rel_tol (fraction of each chunk's range)")
+        elif self.nrmse is not None or self.tol is not None and self.rel_tol is not None or (
+                self.tol is None and self.rel_tol is None and self.pw_rel_tol is None):
+            raise ValueError("give exactly one of tol (absolute bound) or rel_tol (fraction of each chunk's range), "
+                             "or pw_rel_tol (pointwise-relative) with or without one of them")
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
             raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
         self.model_id = str(model_id)
@@ -116,7 +147,8 @@ class GCDTCCodec(Codec):
         self.variable = str(variable)
 
     def get_config(self) -> dict:
-        """The JSON configuration; ``variable`` only when set, so that configs without it stay as they were."""
+        """The JSON configuration; ``variable``, ``pw_rel_tol``, ``preserve_zero`` and ``valid_range`` only when
+        set, so that configs without them stay as they were."""
         config = {
             "id": self.codec_id,
             "tol": self.tol,
@@ -131,6 +163,12 @@ class GCDTCCodec(Codec):
         }
         if self.variable:
             config["variable"] = self.variable
+        if self.pw_rel_tol is not None:
+            config["pw_rel_tol"] = self.pw_rel_tol
+        if self.preserve_zero:
+            config["preserve_zero"] = True
+        if self.valid_range is not None:
+            config["valid_range"] = list(self.valid_range)
         return config
 
     @classmethod
@@ -154,8 +192,9 @@ class GCDTCCodec(Codec):
             layout, axis = self._layout
             array = layout.to_grid(array, axis)
         model = self._predictor() if self.model_id else None
-        return compress(array, self.tol, self.rel_tol, nrmse=self.nrmse, mode=self.mode, fill_values=fills,
-                        model=model, steps=self.steps)
+        return compress(array, self.tol, self.rel_tol, nrmse=self.nrmse, pw_rel_tol=self.pw_rel_tol,
+                        preserve_zero=self.preserve_zero, valid_range=self.valid_range, mode=self.mode,
+                        fill_values=fills, model=model, steps=self.steps)
 
     def _predictor(self):
         """The configured model, loaded once per process and device (never pickled with the codec)."""

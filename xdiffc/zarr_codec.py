@@ -57,6 +57,9 @@ class GCDTCZarrCodec(ArrayBytesCodec):
     mode: str
     nrmse: float | None
     variable: str
+    pw_rel_tol: float | None
+    preserve_zero: bool
+    valid_range: tuple[float, float] | None
 
     def __init__(
         self,
@@ -71,16 +74,20 @@ class GCDTCZarrCodec(ArrayBytesCodec):
         mode: str = "pointwise",
         nrmse: float | None = None,
         variable: str = "",
+        pw_rel_tol: float | None = None,
+        preserve_zero: bool = False,
+        valid_range: Iterable[float] | None = None,
     ) -> None:
         checked = GCDTCCodec(tol, rel_tol, model_id, model_sha256, steps, tuple(fill_values), layout, mode, nrmse,
-                             variable)
-        object.__setattr__(self, "variable", checked.variable)
+                             variable, pw_rel_tol, preserve_zero, valid_range)
+        for key in ("variable", "pw_rel_tol", "preserve_zero", "valid_range"):  # config keys only when set
+            object.__setattr__(self, key, getattr(checked, key))
         for key, value in checked.get_config().items():
             if key == "fill_values":
                 value = tuple(value)
             elif key == "layout" and value is not None:
                 value = json.dumps(value, sort_keys=True)
-            if key != "id":
+            if key not in ("id", "valid_range"):
                 object.__setattr__(self, key, value)
         self.__dict__["numcodec"] = checked
 
@@ -89,7 +96,8 @@ class GCDTCZarrCodec(ArrayBytesCodec):
         """The equivalent numcodecs codec (for Zarr format 2 arrays, or direct use)."""
         layout = None if self.layout is None else json.loads(self.layout)
         return GCDTCCodec(self.tol, self.rel_tol, self.model_id, self.model_sha256, self.steps, self.fill_values,
-                          layout, self.mode, self.nrmse, self.variable)
+                          layout, self.mode, self.nrmse, self.variable, self.pw_rel_tol, self.preserve_zero,
+                          self.valid_range)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:
