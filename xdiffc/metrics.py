@@ -48,7 +48,7 @@ from scipy import ndimage, stats
 from .grids import Layout
 from .masking import special_mask
 from .xarray.encoding import stored_bytes
-from .xarray.variables import ATTR_NRMSE, ATTR_TOL, UNSTRUCTURED_DIMS, NativeLayouts, is_lossy, valid
+from .xarray.variables import ATTR_NRMSE, UNSTRUCTURED_DIMS, NativeLayouts, is_lossy, pointwise_bound, valid
 
 #: DSSIM's window: an 11 x 11 Gaussian of standard deviation 1.5, and the border cropped after filtering.
 DSSIM_SIZE, DSSIM_SIGMA, DSSIM_CROP = 11, 1.5, 5
@@ -151,10 +151,15 @@ def spatial_rel_error(x: np.ndarray, y: np.ndarray, rel_tol: float = 1e-4) -> fl
     return 100.0 * float(np.count_nonzero(rel > rel_tol)) / x.size
 
 
-def max_err_over_bound(x: np.ndarray, y: np.ndarray, tol: float) -> float:
-    """max |x - y| / tol; for tol == 0, 0 if y == x and inf otherwise."""
-    err = float(np.max(np.abs(np.asarray(x, np.float64) - y), initial=0.0))
-    return err / tol if tol > 0 else (0.0 if err == 0 else math.inf)
+def max_err_over_bound(x: np.ndarray, y: np.ndarray, tol: float, pw_rel_tol: float | None = None) -> float:
+    """max over the points of |x - y| / bound, the bound being ``tol`` (inf for none), or with a pointwise-relative
+    bound ``min(tol, pw_rel_tol * |x|)``; where the bound is 0, the ratio is 0 if y == x and inf otherwise."""
+    x = np.asarray(x, np.float64)
+    err = np.abs(x - y)
+    bound = np.float64(tol) if pw_rel_tol is None else np.minimum(tol, pw_rel_tol * np.abs(x))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(bound > 0, err / bound, np.where(err == 0, 0.0, math.inf))
+    return float(np.max(ratio, initial=0.0))
 
 
 def _rmse_range(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -265,14 +270,16 @@ def canvas(x: np.ndarray, valid: np.ndarray, native: tuple[int, Layout] | None =
 
 
 def compare_blocks(blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], tol: float | None = None,
-                   native: tuple[int, Layout] | None = None, spre_rel_tol: float = 1e-4) -> dict[str, float]:
+                   native: tuple[int, Layout] | None = None, spre_rel_tol: float = 1e-4,
+                   pw_rel_tol: float | None = None) -> dict[str, float]:
     """Every metric of reconstructions ``y`` against originals ``x``, over blocks ``(x, y, valid)`` pooled.
 
     Pearson, KS, spatial relative error, max error, NRMSE and PSNR pool the valid points of all
     blocks; DSSIM is the minimum over all 2-D slices of all blocks, and the spectral error the
     mean over blocks of :func:`spectral_error` on their 2-D slices. Keys: ``pcc``, ``ks_d``,
     ``ks_p``, ``spre_pct``, ``dssim``, ``spectral_err``, ``max_abs_err``, ``max_err_over_bound``
-    (NaN without ``tol``), ``nrmse``, ``psnr``, ``valid_points``.
+    (NaN without ``tol``; with ``pw_rel_tol`` the bound at each point is ``min(tol, pw_rel_tol * |x|)``),
+    ``nrmse``, ``psnr``, ``valid_points``.
     """
     xs = np.concatenate([np.asarray(x, np.float64)[v] for x, _, v in blocks])
     ys = np.concatenate([np.asarray(y, np.float64)[v] for _, y, v in blocks])
@@ -286,7 +293,7 @@ def compare_blocks(blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], tol:
     max_abs = float(np.max(np.abs(xs - ys)))
     return dict(pcc=pearson(xs, ys), ks_d=d, ks_p=p, spre_pct=spatial_rel_error(xs, ys, spre_rel_tol),
                 dssim=min(finite) if finite else math.nan, spectral_err=_spectral(grids), max_abs_err=max_abs,
-                max_err_over_bound=math.nan if tol is None else max_err_over_bound(xs, ys, tol),
+                max_err_over_bound=math.nan if tol is None else max_err_over_bound(xs, ys, tol, pw_rel_tol),
                 nrmse=nrmse(xs, ys), psnr=psnr(xs, ys), valid_points=int(xs.size))
 
 
@@ -298,7 +305,8 @@ def _spectral(grids: list[tuple[np.ndarray | None, np.ndarray | None]]) -> float
 
 
 def compare(x: np.ndarray, y: np.ndarray, valid: np.ndarray | None = None, tol: float | None = None,
-            native: tuple[int, Layout] | None = None, spre_rel_tol: float = 1e-4) -> dict[str, float]:
+            native: tuple[int, Layout] | None = None, spre_rel_tol: float = 1e-4,
+            pw_rel_tol: float | None = None) -> dict[str, float]:
     """Every metric of ``y`` against ``x`` over the points where ``valid``.
 
     The default is the module's notion of valid without named fill values: finite and below
@@ -306,7 +314,7 @@ def compare(x: np.ndarray, y: np.ndarray, valid: np.ndarray | None = None, tol: 
     """
     x = np.asarray(x)
     valid = ~special_mask(x) if valid is None else np.asarray(valid, bool)
-    return compare_blocks([(x, np.asarray(y), valid)], tol, native, spre_rel_tol)
+    return compare_blocks([(x, np.asarray(y), valid)], tol, native, spre_rel_tol, pw_rel_tol)
 
 
 def native_layout(ds: xr.Dataset, name: Hashable) -> tuple[int, Layout] | None:
@@ -334,7 +342,8 @@ def lossy_names(other: xr.Dataset) -> list[Hashable]:
 def error_report(original: xr.Dataset, other: xr.Dataset) -> pd.DataFrame:
     """Per lossy variable of ``other`` (a decompressed copy of ``original``): the error against the bound.
 
-    Columns: ``tol``, ``max_abs_err``, ``max_err_over_bound`` (must be <= 1), ``nrmse`` (RMSE over
+    Columns: ``tol``, ``pw_rel_tol`` (only when a variable has one), ``max_abs_err``, ``max_err_over_bound``
+    (must be <= 1; the bound at each point is ``min(tol, pw_rel_tol * |x|)``), ``nrmse`` (RMSE over
     the range of the valid values), ``nrmse_over_bound`` (only when there are ``mode="l2"``
     variables, whose bound is on the NRMSE: must be <= 1; NaN for pointwise ones, and ``tol`` and
     ``max_err_over_bound`` NaN for l2 ones), ``specials_moved`` (points whose NaN/fill status changed: must be 0)
@@ -348,21 +357,31 @@ def error_report(original: xr.Dataset, other: xr.Dataset) -> pd.DataFrame:
         ok = valid(x)
         moved = (ok != valid(y)).sum()
         err = abs(y.astype(np.float64) - x.astype(np.float64)).where(ok)
-        lazy.append((err.max(), (err**2).mean(), x.where(ok).max() - x.where(ok).min(), moved))
+        tol, pw = pointwise_bound(other[n].attrs)
+        if tol is None:  # an l2 bound: no pointwise one
+            over = math.nan
+        elif pw is None:
+            over = err.max() / tol if tol else xr.where(err.max() == 0, 0.0, math.inf)
+        else:  # the bound differs from point to point
+            bound = np.minimum(tol, pw * abs(x.astype(np.float64)))
+            over = (err / bound.where(bound > 0)).fillna(xr.where(err == 0, 0.0, math.inf)).where(ok).max()
+        lazy.append((err.max(), (err**2).mean(), x.where(ok).max() - x.where(ok).min(), moved, over))
     stats = dask.compute(*lazy)
     stored = stored_bytes(other.encoding.get("source"), names)
     rows = {}
-    for n, (max_err, mse, span, moved) in zip(names, stats):
-        tol = float(other[n].attrs.get(ATTR_TOL, math.nan))
+    for n, (max_err, mse, span, moved, over) in zip(names, stats):
+        tol, pw = pointwise_bound(other[n].attrs)
         bound_nrmse = float(other[n].attrs.get(ATTR_NRMSE, math.nan))
         max_err, span = np.nan_to_num(float(max_err)), float(span)
         nrmse = math.sqrt(float(mse)) / span if span > 0 else 0.0
-        rows[n] = {"tol": tol, "max_abs_err": max_err,
-                   "max_err_over_bound": max_err / tol if tol else (0.0 if max_err == 0 else math.inf),
+        rows[n] = {"tol": math.nan if tol is None else tol, "pw_rel_tol": math.nan if pw is None else pw,
+                   "max_abs_err": max_err,
+                   "max_err_over_bound": math.nan if tol is None else np.nan_to_num(float(over), nan=0.0, posinf=math.inf),
                    "nrmse": nrmse, "nrmse_over_bound": nrmse / bound_nrmse,
                    "specials_moved": int(moved), "ratio": original[n].nbytes / stored[n]}
     report = pd.DataFrame.from_dict(rows, orient="index")
-    return report if report["nrmse_over_bound"].notna().any() else report.drop(columns="nrmse_over_bound")
+    drop = [c for c in ("nrmse_over_bound", "pw_rel_tol") if not report[c].notna().any()]
+    return report.drop(columns=drop)
 
 
 def assess(original: xr.Dataset, other: xr.Dataset, criteria: str | Criteria | Mapping | None = None,
@@ -384,11 +403,10 @@ def assess(original: xr.Dataset, other: xr.Dataset, criteria: str | Criteria | M
     for name in names:
         x = original[name]
         ok = valid(x).values
-        tol = other[name].attrs.get(ATTR_TOL)
-        m = compare(x.values, other[name].values, ok, None if tol is None else float(tol),
-                    native_layout(original, name), crit.spre_rel_tol)
+        tol, pw = pointwise_bound(other[name].attrs)
+        m = compare(x.values, other[name].values, ok, tol, native_layout(original, name), crit.spre_rel_tol, pw)
         checks = crit.checks(m)
-        rows[name] = {"tol": math.nan if tol is None else float(tol), **m, "ratio": x.nbytes / stored[name],
+        rows[name] = {"tol": math.nan if tol is None else tol, "pw_rel_tol": math.nan if pw is None else pw, **m, "ratio": x.nbytes / stored[name],
                       **{f"ok_{k}": v for k, v in checks.items()},
                       "passed": all(v is not False for v in checks.values())}
     df = pd.DataFrame.from_dict(rows, orient="index")

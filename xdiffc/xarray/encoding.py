@@ -29,8 +29,8 @@ from ..codec import GCDTCCodec
 from ..core import DEFAULT_STEPS, check_bound
 from ..model_lookup import codec_model
 from ..zarr_codec import GCDTCZarrCodec
-from .variables import (ATTR_NRMSE, ATTR_REL_TOL, ATTR_TOL, LOSSY_DTYPES, NativeLayouts, fill_values, never_lossy,
-                        static_fields, valid)
+from .variables import (ATTR_NRMSE, ATTR_PRESERVE_ZERO, ATTR_PW_REL_TOL, ATTR_REL_TOL, ATTR_TOL, LOSSY_DTYPES,
+                        NativeLayouts, cf_valid_range, fill_values, never_lossy, static_fields, valid)
 
 #: CF packing keys dropped from a lossy variable's encoding: it is stored as the float it decodes to.
 PACKING_KEYS = ("scale_factor", "add_offset", "dtype")
@@ -57,44 +57,83 @@ def zarr_chunks(var: xr.Variable, chunks: Mapping[Hashable, int] | None) -> tupl
     return tuple(reversed(out))
 
 
-class BoundPlan:
-    """Which variables are lossy, and the absolute bound (and relative one, if any) of each."""
+def _per_variable(name: str, value) -> tuple[dict, float | None]:
+    """A bound option as ``({variable: bound}, scalar)``: a mapping names variables, a number covers all of them."""
+    if isinstance(value, Mapping):
+        for var, v in value.items():
+            check_bound(f"{name}[{var!r}]", v)
+        return {k: float(v) for k, v in value.items()}, None
+    return {}, check_bound(name, value)
 
-    def __init__(self, ds: xr.Dataset, tol, rel_tol, exclude: Iterable[Hashable]):
+
+class BoundPlan:
+    """Which variables are lossy, and the bounds of each: absolute (``tol``, None for a pointwise-relative bound
+    alone), relative to the range (``rel_tol``), pointwise-relative (``pw_rel_tol``), zeros and signs kept
+    (``preserve_zero``) and the CF valid range (``valid_range``).
+
+    ``rel_tol`` covers the variables that neither ``tol`` nor ``pw_rel_tol`` names. ``preserve_zero``
+    by default (None) is on where the minimum of the valid values is 0 (a field >= 0 with exact
+    zeros: it then costs little or nothing, see docs/zarr-xarray.md) or the CF valid minimum is 0.
+    """
+
+    def __init__(self, ds: xr.Dataset, tol, rel_tol, exclude: Iterable[Hashable], pw_rel_tol=None,
+                 preserve_zero: bool | Mapping[Hashable, bool] | None = None):
         fixed, static = never_lossy(ds), static_fields(ds)
         exclude = set(exclude)
-        per_var = dict(tol) if isinstance(tol, Mapping) else {}
-        scalar_tol = None if isinstance(tol, Mapping) else check_bound("tol", tol)
+        per_var, scalar_tol = _per_variable("tol", tol)
+        per_pw, scalar_pw = _per_variable("pw_rel_tol", pw_rel_tol)
         rel_tol = check_bound("rel_tol", rel_tol)
-        for name, value in per_var.items():
-            check_bound(f"tol[{name!r}]", value)
-        unknown = [n for n in (*per_var, *exclude) if n not in ds.variables]
+        if isinstance(preserve_zero, Mapping):  # the variables it does not name: the default
+            zero_choice = {k: bool(v) for k, v in preserve_zero.items()}
+        elif preserve_zero is None:
+            zero_choice = {}
+        elif isinstance(preserve_zero, (bool, np.bool_)):
+            zero_choice = dict.fromkeys(ds.data_vars, bool(preserve_zero))
+        else:
+            raise ValueError(f"preserve_zero must be True, False, None (the default rule) or {{name: bool}}, "
+                             f"got {preserve_zero!r}")
+        named = {**per_var, **per_pw, **(preserve_zero if isinstance(preserve_zero, Mapping) else {})}
+        unknown = [n for n in (*named, *exclude) if n not in ds.variables]
         if unknown:
             raise ValueError(f"no variable named {unknown} in this Dataset; its variables are {sorted(map(str, ds.variables))}")
-        for name in per_var:
+        for name in named:
+            option = "tol" if name in per_var else "pw_rel_tol" if name in per_pw else "preserve_zero"
             if ds[name].dtype not in LOSSY_DTYPES:
-                raise TypeError(f"tol names {name!r}, of dtype {ds[name].dtype}: xdiffc compresses float32 and "
+                raise TypeError(f"{option} names {name!r}, of dtype {ds[name].dtype}: xdiffc compresses float32 and "
                                 f"float64 lossily; cast it first (ds[{name!r}].astype('float32'))")
             if name in fixed or name in exclude:
                 why = "is excluded" if name in exclude else "is a coordinate, bound, cell measure or time: never lossy"
-                raise ValueError(f"tol names {name!r}, which {why}")
-        self.tol: dict[Hashable, float] = {}
+                raise ValueError(f"{option} names {name!r}, which {why}")
+        self.tol: dict[Hashable, float | None] = {}
         self.rel_tol: dict[Hashable, float] = {}
+        self.pw_rel_tol: dict[Hashable, float] = {}
         for name, da in ds.data_vars.items():
-            if name in fixed or name in exclude or name in static and name not in per_var:
+            if name in fixed or name in exclude or name in static and name not in named:
                 continue
             if da.dtype not in LOSSY_DTYPES:
                 warnings.warn(f"{name!r} has dtype {da.dtype}, which xdiffc cannot compress lossily: stored losslessly",
                               stacklevel=3)
-            elif name in per_var or scalar_tol is not None:
-                self.tol[name] = float(per_var.get(name, scalar_tol))
-            elif rel_tol is not None:
+                continue
+            if name in per_pw or scalar_pw is not None:
+                self.pw_rel_tol[name] = per_pw.get(name, scalar_pw)
+            if name in per_var or scalar_tol is not None:
+                self.tol[name] = per_var.get(name, scalar_tol)
+            elif rel_tol is not None and name not in self.pw_rel_tol:
                 self.rel_tol[name] = rel_tol
-        lazy = [ds[n].where(valid(ds[n])) for n in self.rel_tol]
-        ranges = dask.compute(*[(d.max(), d.min()) for d in lazy])
-        for name, (hi, lo) in zip(list(self.rel_tol), ranges):
-            span = float(hi) - float(lo)
+            elif name in self.pw_rel_tol:
+                self.tol[name] = None
+        self.valid_range = {n: cf_valid_range(ds[n].variable) for n in self.pw_rel_tol.keys() | self.rel_tol.keys()
+                            | self.tol.keys()}
+        auto = [n for n in self.valid_range if n not in zero_choice]
+        measured = list(self.rel_tol.keys() | set(auto))
+        lazy = [ds[n].where(valid(ds[n])) for n in measured]
+        ranges = dict(zip(measured, dask.compute(*[(d.max(), d.min()) for d in lazy])))
+        for name in self.rel_tol:
+            span = float(ranges[name][0]) - float(ranges[name][1])
             self.tol[name] = self.rel_tol[name] * span if math.isfinite(span) else 0.0
+        self.preserve_zero = {n: zero_choice[n] if n in zero_choice
+                              else float(ranges[n][1]) == 0 or (self.valid_range[n] or (None,))[0] == 0
+                              for n in self.valid_range}
 
     @property
     def lossy(self) -> list[Hashable]:
@@ -108,20 +147,25 @@ class VariableEncoder:
         self.model = codec_model(model)
         self.steps, self.chunks, self.zarr_format, self.mode = steps, chunks, zarr_format, mode
 
-    def __call__(self, name: Hashable, var: xr.Variable, tol: float, rel_tol: float | None,
+    def __call__(self, name: Hashable, var: xr.Variable, plan: BoundPlan,
                  native: tuple[Hashable, grids.Layout] | None = None) -> xr.Variable:
         encoding = {k: v for k, v in var.encoding.items() if k not in PACKING_KEYS}
         config = dict(variable=str(name), model_id=self.model[0], model_sha256=self.model[1], steps=self.steps,
                       fill_values=fill_values(var))
         chunks = dict(self.chunks or {})
+        tol, rel_tol, pw = plan.tol[name], plan.rel_tol.get(name), plan.pw_rel_tol.get(name)
+        attrs = dict(var.attrs)
         if self.mode == "l2":  # rel_tol carries nrmse; each chunk normalises by its own (smaller) range
             config.update(mode="l2", nrmse=rel_tol)
-            attrs = {**var.attrs, ATTR_NRMSE: rel_tol}
+            attrs[ATTR_NRMSE] = rel_tol
         else:
-            config["tol"] = tol
-            attrs = {**var.attrs, ATTR_TOL: tol}
-            if rel_tol is not None:
-                attrs[ATTR_REL_TOL] = rel_tol
+            config.update(tol=tol, pw_rel_tol=pw, preserve_zero=plan.preserve_zero[name],
+                          valid_range=plan.valid_range[name])
+            for key, value in ((ATTR_TOL, tol), (ATTR_REL_TOL, rel_tol), (ATTR_PW_REL_TOL, pw)):
+                if value is not None:
+                    attrs[key] = value
+            if plan.preserve_zero[name] or pw is not None:
+                attrs[ATTR_PRESERVE_ZERO] = 1
         if native is not None:
             dim, layout = native
             config["layout"] = layout.to_config(var.dims.index(dim))
@@ -141,7 +185,8 @@ class VariableEncoder:
 def encode_dataset(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, model: str | None = None,
                    chunks: Mapping[Hashable, int] | None = None, exclude: Iterable[Hashable] = (), *,
                    steps: int = DEFAULT_STEPS, zarr_format: int = 3, layout: str = "auto", grid=None,
-                   mode: str = "pointwise", nrmse: float | None = None) -> xr.Dataset:
+                   mode: str = "pointwise", nrmse: float | None = None, pw_rel_tol=None,
+                   preserve_zero: bool | Mapping[Hashable, bool] | None = None) -> xr.Dataset:
     """``ds`` with each lossy variable carrying its codec, chunks and bound for ``to_zarr`` (``ds.gcdtc.compress``).
 
     ``tol``: absolute bound for every lossy variable, or ``{name: bound}``; ``rel_tol`` (a fraction
@@ -151,6 +196,12 @@ def encode_dataset(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, model
     ``layout``: "auto" (detect native grids), "cubed-sphere", "hilbert" or "none"; ``grid``: a
     file or Dataset with the columns' lat/lon, for data that lacks them. ``mode="l2", nrmse=eps``:
     the per-block L2 bound of the paper instead of a pointwise one, for every lossy variable.
+    ``pw_rel_tol``: a pointwise-relative bound ``|y - x| <= r |x|`` (zeros and signs kept) for every
+    lossy variable, or ``{name: r}``; with ``tol`` too the stricter holds at each point, and
+    ``rel_tol`` covers only the variables neither names. ``preserve_zero``: exact zeros kept and
+    signs kept, True/False for all or ``{name: bool}``; by default on where the valid minimum is 0
+    (a field >= 0 with exact zeros) or the CF valid minimum is 0. Every output is clamped into its
+    chunk's input range, narrowed to the CF ``valid_range``/``valid_min``/``valid_max`` where given.
     """
     if mode == "l2":
         if tol is not None or nrmse is None:
@@ -158,16 +209,19 @@ def encode_dataset(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, model
         rel_tol = nrmse
     elif mode != "pointwise":
         raise ValueError(f"mode must be 'pointwise' or 'l2', got {mode!r}")
+        if pw_rel_tol is not None or preserve_zero:
+            raise ValueError("mode='l2' bounds the NRMSE; pw_rel_tol and preserve_zero are pointwise guarantees")
+        preserve_zero = False
     elif nrmse is not None:
         raise ValueError("nrmse= is the bound of mode='l2'; for a pointwise bound give tol or rel_tol")
     chunks = check_chunks(chunks, ds.sizes)
-    plan = BoundPlan(ds, tol, rel_tol, exclude)
+    plan = BoundPlan(ds, tol, rel_tol, exclude, pw_rel_tol, preserve_zero)
     encode = VariableEncoder(model, steps, chunks, zarr_format, mode)
     layouts = NativeLayouts(ds, layout, grid)
     out = ds.copy(deep=False)
     for name in plan.lossy:
         var = ds[name].variable
-        out[name] = encode(name, var, plan.tol[name], plan.rel_tol.get(name), layouts.of(var))
+        out[name] = encode(name, var, plan, layouts.of(var))
     return out
 
 

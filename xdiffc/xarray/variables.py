@@ -12,6 +12,7 @@ layout (:mod:`xdiffc.grids`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Hashable, Mapping
 
 import cf_xarray  # noqa: F401  (registers ds.cf)
@@ -22,10 +23,15 @@ from .. import grids
 from ..core import FLOAT_DTYPES
 from ..masking import FILL_THRESHOLD
 
-#: Attributes xdiffc writes on each lossy variable: its absolute bound, the relative bound it came from, an L2 bound.
+#: Attributes xdiffc writes on each lossy variable: its absolute bound, the relative bound it came from, an L2
+#: bound, a pointwise-relative bound, and 1 where exact zeros and signs are kept. (CF 1.12's lossy-compression
+#: attributes describe quantization, by an algorithm from a fixed list and a number of digits or bits; they
+#: cannot say "every value within this bound", so xdiffc's own attributes say it.)
 ATTR_TOL = "xdiffc_tol"
 ATTR_REL_TOL = "xdiffc_rel_tol"
 ATTR_NRMSE = "xdiffc_nrmse"
+ATTR_PW_REL_TOL = "xdiffc_pw_rel_tol"
+ATTR_PRESERVE_ZERO = "xdiffc_preserve_zero"
 LOSSY_DTYPES = FLOAT_DTYPES
 #: Column dimensions of unstructured grids, laid out even when no lat/lon is found (with a warning).
 UNSTRUCTURED_DIMS = ("ncol", "nCells", "ncells", "cell")
@@ -98,7 +104,35 @@ def valid(da: xr.DataArray) -> xr.DataArray:
 
 def is_lossy(attrs: Mapping) -> bool:
     """Whether xdiffc wrote the variable with these attrs lossily (pointwise or l2)."""
-    return ATTR_TOL in attrs or ATTR_NRMSE in attrs
+    return ATTR_TOL in attrs or ATTR_NRMSE in attrs or ATTR_PW_REL_TOL in attrs
+
+
+def pointwise_bound(attrs: Mapping) -> tuple[float | None, float | None]:
+    """``(tol, pw_rel_tol)`` recorded in a variable's attrs: the bound at a point is ``min(tol, pw_rel_tol * |x|)``;
+    ``tol`` is inf with a pointwise-relative bound alone, and (None, None) without a pointwise bound (l2)."""
+    pw = attrs.get(ATTR_PW_REL_TOL)
+    tol = attrs.get(ATTR_TOL, None if pw is None else math.inf)
+    return (None if tol is None else float(tol)), (None if pw is None else float(pw))
+
+
+def cf_valid_range(var: xr.Variable) -> tuple[float, float] | None:
+    """The CF ``valid_range`` (or ``valid_min``/``valid_max``) of a variable in its decoded units, or None.
+
+    CF gives them in the packed units of a packed variable: they are unpacked here with its
+    ``scale_factor`` and ``add_offset``. A missing side is the float64 limit.
+    """
+    get = lambda key: var.attrs.get(key, var.encoding.get(key))  # noqa: E731
+    pair = get("valid_range")
+    lo, hi = (pair[0], pair[1]) if pair is not None and np.size(pair) == 2 else (get("valid_min"), get("valid_max"))
+    if lo is None and hi is None:
+        return None
+    scale, offset = float(var.encoding.get("scale_factor", 1.0)), float(var.encoding.get("add_offset", 0.0))
+    lo, hi = (None if v is None else float(v) * scale + offset for v in (lo, hi))
+    if scale < 0:
+        lo, hi = hi, lo
+    big = float(np.finfo(np.float64).max)
+    lo, hi = -big if lo is None else lo, big if hi is None else hi
+    return (lo, hi) if math.isfinite(lo) and math.isfinite(hi) and lo <= hi else None
 
 
 class NativeLayouts:

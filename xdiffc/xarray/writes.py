@@ -100,10 +100,12 @@ def refuse_overwrite(store, kwargs: Mapping) -> None:
 
 def to_zarr(ds: xr.Dataset, store, tol=None, rel_tol: float | None = 1e-3, *, model: str | None = None,
             chunks: Mapping[Hashable, int] | None = None, exclude=(), steps: int = DEFAULT_STEPS,
-            layout: str = "auto", grid=None, nrmse: float | None = None, **to_zarr_kwargs):
+            layout: str = "auto", grid=None, nrmse: float | None = None, pw_rel_tol=None,
+            preserve_zero: bool | Mapping[Hashable, bool] | None = None, **to_zarr_kwargs):
     """Compress ``ds`` and write it to ``store`` with consolidated metadata (``ds.gcdtc.to_zarr``).
 
-    ``nrmse=eps`` asks for the per-block L2 bound; ``mode`` here is xarray's write mode: the
+    The bounds are those of :func:`~xdiffc.xarray.encoding.encode_dataset` (``pw_rel_tol`` and
+    ``preserve_zero`` included); ``nrmse=eps`` asks for the per-block L2 bound; ``mode`` here is xarray's write mode: the
     default refuses an existing store (FileExistsError naming it), ``mode="w"`` replaces it.
     ``append_dim=`` and ``region=`` update a store in place (see the module docstring). Returns
     ``store``, or with ``compute=False`` the Dask object to ``.compute()``.
@@ -111,7 +113,8 @@ def to_zarr(ds: xr.Dataset, store, tol=None, rel_tol: float | None = 1e-3, *, mo
     refuse_overwrite(store, to_zarr_kwargs)
     zarr_format = to_zarr_kwargs.get("zarr_format") or zarr.config.get("default_zarr_format")
     out = encode_dataset(ds, tol, rel_tol, model, chunks, exclude, steps=steps, zarr_format=zarr_format,
-                         layout=layout, grid=grid, mode="pointwise" if nrmse is None else "l2", nrmse=nrmse)
+                         layout=layout, grid=grid, mode="pointwise" if nrmse is None else "l2", nrmse=nrmse,
+                         pw_rel_tol=pw_rel_tol, preserve_zero=preserve_zero)
     lossy = [n for n in out.data_vars if is_lossy(out[n].attrs)]
     clash = [n for n in to_zarr_kwargs.get("encoding") or {} if n in lossy]
     if clash:
