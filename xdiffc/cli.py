@@ -98,15 +98,17 @@ def _tol(text: str) -> tuple[str | None, float | str]:
         raise argparse.ArgumentTypeError(f"expected VAR=ABS or ABS, got {text!r}") from None
 
 
-def _tol_option(pairs: list[tuple[str | None, float | str]] | None) -> float | str | dict[str, float] | None:
-    """The ``tol`` argument from the --tol options: one bare bound, or one bound per named variable."""
+def _tol_option(pairs: list[tuple[str | None, float | str]] | None,
+                option: str = "--tol") -> float | str | dict[str, float] | None:
+    """A bound argument from its repeated ``option``: one bare bound, or one bound per named variable."""
     if not pairs:
         return None
     named = dict(pairs)
     if None not in named:
         return named
     if len(pairs) > 1:
-        raise ValueError("give either one --tol ABS for every variable, or --tol VAR=ABS per variable, not both")
+        raise ValueError(f"give either one {option} BOUND for every variable, or {option} VAR=BOUND per variable, "
+                         f"not both")
     return named[None]
 
 
@@ -134,6 +136,7 @@ def _convert(args: argparse.Namespace) -> int:
     variables = [v for item in args.variables or [] for v in item.split(",") if v] or None
     try:
         summary = convert(args.inputs, args.output, tol=_tol_option(args.tol), rel_tol=args.rel_tol,
+                          pw_rel_tol=_tol_option(args.pw_rel_tol, "--pw-rel-tol"), preserve_zero=args.preserve_zero,
                           model=args.model, mode=args.mode, chunks=args.chunks, variables=variables,
                           scheduler=args.scheduler, workers=args.workers, threads_per_worker=args.threads_per_worker,
                           gpus=args.gpus, resume=args.resume, verify=args.verify, overwrite=args.overwrite,
@@ -259,6 +262,13 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--rel-tol", type=_rel_tol, default=1e-3, metavar="R",
                       help="bound for the variables --tol does not name, as a fraction of each one's range "
                            "(default 1e-3; 'none' keeps them exact)")
+    conv.add_argument("--pw-rel-tol", action="append", type=_tol, metavar="VAR=R",
+                      help="pointwise-relative bound |y - x| <= R |x| for VAR (repeatable; a bare R: every lossy "
+                           "variable), zeros and signs kept; with --tol the stricter holds at each point, and "
+                           "--rel-tol covers only the variables neither names")
+    conv.add_argument("--preserve-zero", action=argparse.BooleanOptionalAction, default=None,
+                      help="exact zeros kept and signs kept, for every lossy variable (default: where the valid "
+                           "minimum, or the CF valid minimum, is 0)")
     conv.add_argument("--model", default=None, metavar="ID", help="model to try block by block ('default' is the shipped one; default: none, model-free)")
     conv.add_argument("--mode", default="pointwise", choices=["pointwise", "l2"],
                       help="pointwise: every value within its bound (default); l2: each variable's NRMSE within --rel-tol")

@@ -454,7 +454,7 @@ class ConvertSummary:
                 f"({self.units_skipped} already done) in {self.seconds:.1f} s, {self.mb_per_s:.2f} MB/s")
 
 
-def _bound_kwargs(mode: str, tol, rel_tol: float | None) -> dict:
+def _bound_kwargs(mode: str, tol, rel_tol: float | None, pw_rel_tol=None, preserve_zero: bool | None = None) -> dict:
     """The bound arguments of ``ds.gcdtc.compress``: pointwise ``tol``/``rel_tol``, or for ``l2`` ``rel_tol`` as the NRMSE bound.
 
     Every bound is checked here, before a cluster starts: a ValueError unless it is finite and >= 0.
@@ -463,13 +463,16 @@ def _bound_kwargs(mode: str, tol, rel_tol: float | None) -> dict:
     for name, value in (tol.items() if isinstance(tol, Mapping) else [(None, tol)]):
         if not isinstance(value, str):  # 'auto' is resolved later
             check_bound("tol (--tol)" if name is None else f"tol of {name!r} (--tol {name}=...)", value)
+    for name, value in (pw_rel_tol.items() if isinstance(pw_rel_tol, Mapping) else [(None, pw_rel_tol)]):
+        check_bound("pw_rel_tol (--pw-rel-tol)" if name is None else f"pw_rel_tol of {name!r} (--pw-rel-tol {name}=...)",
+                    value)
     if mode == "pointwise":
-        return {"tol": tol, "rel_tol": rel_tol}
+        return {"tol": tol, "rel_tol": rel_tol, "pw_rel_tol": pw_rel_tol, "preserve_zero": preserve_zero}
     if mode != "l2":
         raise ValueError(f"mode must be 'pointwise' or 'l2', got {mode!r}")
-    if tol is not None or rel_tol is None:
+    if tol is not None or rel_tol is None or pw_rel_tol is not None or preserve_zero:
         raise ValueError("mode 'l2' bounds the NRMSE of every lossy variable by --rel-tol (rel_tol=); "
-                         "it takes no --tol")
+                         "it takes no --tol, --pw-rel-tol or --preserve-zero")
     return {"tol": None, "mode": "l2", "nrmse": rel_tol}
 
 
@@ -504,11 +507,13 @@ def _prepare_output(store: Path, resume: bool, overwrite: bool) -> None:
         raise PermissionError(f"cannot write {str(store)!r}: no write permission in {str(parent)!r}")
 
 
-def _fingerprint(inputs: Inputs, tol, rel_tol, model, mode, chunks, layout, grid) -> dict:
-    """What a resumed conversion must share with the first run (JSON)."""
-    tol = {str(k): float(v) for k, v in tol.items()} if isinstance(tol, Mapping) else tol
+def _fingerprint(inputs: Inputs, bounds: Mapping, model, mode, chunks, layout, grid) -> dict:
+    """What a resumed conversion must share with the first run (JSON): ``bounds`` are :func:`_bound_kwargs`'s."""
+    def plain(value):
+        return {str(k): float(v) for k, v in value.items()} if isinstance(value, Mapping) else value
+
     return {"inputs": [[p, os.path.getsize(p) if os.path.isfile(p) else None] for p in inputs.paths],
-            "use_cftime": inputs.use_cftime, "variables": inputs.variables, "tol": tol, "rel_tol": rel_tol,
+            "use_cftime": inputs.use_cftime, "variables": inputs.variables, **{k: plain(v) for k, v in bounds.items()},
             "model": model, "mode": mode, "chunks": dict(chunks), "layout": layout,
             "grid": None if grid is None else str(grid)}
 
@@ -546,6 +551,7 @@ def _set_up(store: Path, inputs: Inputs, compress_kwargs: dict) -> list[str]:
 @quiet_zarr()
 def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike, *,
             tol: float | Mapping[Hashable, float] | None = None, rel_tol: float | None = 1e-3,
+            pw_rel_tol: float | Mapping[Hashable, float] | None = None, preserve_zero: bool | None = None,
             model: str | None = None, mode: str = "pointwise", chunks: Mapping[str, int] | None = None,
             variables: Sequence[str] | None = None, scheduler: str | None = None, workers: int | None = None,
             threads_per_worker: int | None = None, gpus: int = 0, resume: bool = False, verify: bool = False,
@@ -553,8 +559,8 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
             use_cftime: bool = False) -> ConvertSummary:
     """Convert netCDF files (or one Zarr store) into one compressed Zarr store on a Dask cluster.
 
-    ``tol``, ``rel_tol``, ``model``, ``chunks``, ``layout`` and ``grid`` are those of
-    ``ds.gcdtc.compress``; ``tol="auto"`` picks, per variable, the loosest bound that passes the
+    ``tol``, ``rel_tol``, ``pw_rel_tol``, ``preserve_zero``, ``model``, ``chunks``, ``layout`` and
+    ``grid`` are those of ``ds.gcdtc.compress``; ``tol="auto"`` picks, per variable, the loosest bound that passes the
     Baker et al. criteria on a sample (:func:`xdiffc.tuning.suggest_tol`). ``mode`` is
     ``"pointwise"`` or ``"l2"``. ``scheduler``: address of an existing cluster; otherwise a local
     one with ``workers`` x ``threads_per_worker``, or with ``gpus`` one worker per GPU. With
@@ -567,7 +573,7 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     store = Path(store).absolute()
     paths, is_zarr = resolve_paths([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
     _prepare_output(store, resume, overwrite)
-    bounds = _bound_kwargs(mode, tol, rel_tol)
+    bounds = _bound_kwargs(mode, tol, rel_tol, pw_rel_tol, preserve_zero)
     time_dim, first = _scan(paths, is_zarr, use_cftime)
     if variables is not None:
         _select(first, variables)  # unknown names fail here, before any work
@@ -581,8 +587,8 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
                   tuple(sorted(chunks.items())), _stamps(paths), use_cftime)
     if isinstance(tol, str):
         tol, rel_tol = _auto_tol(tol, spec, model), None
-        bounds = _bound_kwargs(mode, tol, rel_tol)
-    fingerprint = _fingerprint(spec, tol, rel_tol, model, mode, chunks, layout, grid)
+        bounds = _bound_kwargs(mode, tol, rel_tol, pw_rel_tol, preserve_zero)
+    fingerprint = _fingerprint(spec, bounds, model, mode, chunks, layout, grid)
     with _client(scheduler, workers, threads_per_worker, gpus) as client:
         log = _open_progress(store, spec, fingerprint, resume, overwrite,
                              dict(model=model, chunks=chunks, layout=layout, grid=grid, **bounds))
@@ -804,7 +810,10 @@ def verify_store(spec: Inputs, store: Path, *, require_complete: bool) -> Verify
     table = pd.concat(rows) if rows else pd.DataFrame()
     for name, row in table.iterrows():
         if pd.notna(row["max_err_over_bound"]) and not row["max_err_over_bound"] <= 1:
-            problems.append(f"{name!r}: max error {row['max_abs_err']:.6g} exceeds the bound {row['tol']:.6g}")
+            bound = (f"the bound min({row['tol']:.6g}, {row['pw_rel_tol']:.6g} |x|)" if pd.notna(row.get("pw_rel_tol"))
+                     else f"the bound {row['tol']:.6g}")
+            problems.append(f"{name!r}: max error {row['max_abs_err']:.6g} exceeds {bound} "
+                            f"({row['max_err_over_bound']:.6g} times it at worst)")
         if pd.isna(row["max_err_over_bound"]) and not row.get("nrmse_over_bound", math.nan) <= 1:
             problems.append(f"{name!r}: NRMSE {row['nrmse']:.6g} exceeds its L2 bound")
         if row["specials_moved"]:
