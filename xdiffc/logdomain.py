@@ -74,7 +74,8 @@ def to_linear(t_hat: np.ndarray, negative: np.ndarray, dtype: np.dtype) -> np.nd
     """``y = -exp2(t_hat)`` where ``negative``, else ``exp2(t_hat)``, cast to ``dtype``."""
     y = exp2(t_hat)
     np.negative(y, out=y, where=negative)
-    return y.astype(dtype, copy=False)
+    with np.errstate(over="ignore"):  # beyond float32's range: inf, then clamped into the stream's range
+        return y.astype(dtype, copy=False)
 
 
 def decode(t_hat: np.ndarray, signs: bytes, dtype: np.dtype) -> np.ndarray:
