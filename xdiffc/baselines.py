@@ -2,6 +2,8 @@
 
 - ``sz3``: SZ3 through ``pysz`` in ABS mode.
 - ``zfp``: ZFP through ``zfpy`` in fixed-accuracy mode (``pip install xdiffc[bench]``).
+- ``sperr``: SPERR (wavelets, SPECK, outlier coding) through ``numcodecs-wasm-sperr`` in its
+  pointwise-error mode (``pip install xdiffc[bench]``).
 - ``bitround_zstd``: keep the fewest mantissa bits that meet the bound, byte-shuffle, zstd.
 
 Missing points (NaN, inf, fill values, |x| >= 1e30) are handed to every baseline already
@@ -70,6 +72,27 @@ def _zfp_decode(blob: bytes, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndar
     return zfpy.decompress_numpy(blob).reshape(shape)
 
 
+def _sperr_codec(x: np.ndarray, tol: float):
+    """SPERR bounding its float64 reconstruction by ``tol`` less one ulp of ``max|x|`` in ``x``'s dtype,
+    so that the cast to float32 cannot take a point past ``tol`` (the brief, section 6)."""
+    from numcodecs_wasm_sperr import Sperr
+
+    amax = float(np.max(np.abs(x))) if x.size else 0.0
+    pwe = float(tol) - float(np.spacing(x.dtype.type(amax)))
+    return Sperr(mode="pwe", pwe=max(pwe, float(tol) / 2))
+
+
+def _sperr_encode(x: np.ndarray, tol: float) -> bytes:
+    return bytes(np.asarray(_sperr_codec(x, tol).encode(x)).tobytes())
+
+
+def _sperr_decode(blob: bytes, dtype: np.dtype, shape: tuple[int, ...]) -> np.ndarray:
+    from numcodecs_wasm_sperr import Sperr
+
+    y = Sperr(mode="pwe", pwe=1.0).decode(np.frombuffer(blob, np.uint8))  # the stream holds shape and bound
+    return np.asarray(y, dtype).reshape(shape)
+
+
 def _bitround(x: np.ndarray, tol: float) -> np.ndarray:
     """Round mantissas (to nearest) to the fewest bits whose worst error over the array stays within ``tol``."""
     info = np.finfo(x.dtype)
@@ -97,6 +120,7 @@ def _bitround_decode(blob: bytes, dtype: np.dtype, shape: tuple[int, ...]) -> np
 BASELINES: dict[str, Baseline] = {
     "sz3": Baseline("SZ3", _sz3_encode, _sz3_decode),
     "zfp": Baseline("ZFP", _zfp_encode, _zfp_decode),
+    "sperr": Baseline("SPERR", _sperr_encode, _sperr_decode),
     "bitround_zstd": Baseline("BitRound+zstd", _bitround_encode, _bitround_decode),
 }
 
