@@ -25,7 +25,8 @@ from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray, ensure_ndarray_like, ndarray_copy
 
 from .bitstream import Header, Stream
-from .core import DEFAULT_STEPS, check_bound, compress, decompress
+from .api import check_bound, check_mode
+from .core import DEFAULT_STEPS, compress, decompress
 from .errors import CorruptStreamError, ModelMismatchError
 from .grids import Layout
 
@@ -125,15 +126,10 @@ class GCDTCCodec(Codec):
         self.preserve_zero = bool(preserve_zero)
         self.valid_range = None if valid_range is None else _interval(valid_range)
         self.mode = mode
-        if mode == "l2":
-            if self.nrmse is None or self.tol is not None or self.rel_tol is not None:
-                raise ValueError("mode='l2' takes nrmse= (the NRMSE bound), not tol or rel_tol")
-            if self.pw_rel_tol is not None or self.preserve_zero:
-                raise ValueError("mode='l2' bounds the NRMSE; pw_rel_tol and preserve_zero are pointwise guarantees")
-        elif mode != "pointwise":
-            raise ValueError(f"mode must be 'pointwise' or 'l2', got {mode!r}")
-        elif self.nrmse is not None or self.tol is not None and self.rel_tol is not None or (
-                self.tol is None and self.rel_tol is None and self.pw_rel_tol is None):
+        check_mode(mode, tol=self.tol, rel_tol=self.rel_tol, nrmse=self.nrmse, pw_rel_tol=self.pw_rel_tol,
+                   preserve_zero=self.preserve_zero)
+        if mode == "pointwise" and (self.tol is not None and self.rel_tol is not None or (
+                self.tol is None and self.rel_tol is None and self.pw_rel_tol is None)):
             raise ValueError("give exactly one of tol (absolute bound) or rel_tol (fraction of each chunk's range), "
                              "or pw_rel_tol (pointwise-relative) with or without one of them")
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:

@@ -64,10 +64,10 @@ import xarray as xr
 import zarr
 
 from . import grids
-from .core import check_bound
+from .api import check_bound, check_chunks, check_mode
 from .errors import CorruptStreamError, XdiffcError
 from .metrics import error_report
-from .xarray.encoding import DEFAULT_CHUNK_BYTES, check_chunks, encode_dataset
+from .xarray.encoding import DEFAULT_CHUNK_BYTES, encode_dataset
 from .xarray.variables import is_lossy, never_lossy
 from .xarray.writes import for_new_store, quiet_zarr
 
@@ -466,10 +466,9 @@ def _bound_kwargs(mode: str, tol, rel_tol: float | None, pw_rel_tol=None, preser
     for name, value in (pw_rel_tol.items() if isinstance(pw_rel_tol, Mapping) else [(None, pw_rel_tol)]):
         check_bound("pw_rel_tol (--pw-rel-tol)" if name is None else f"pw_rel_tol of {name!r} (--pw-rel-tol {name}=...)",
                     value)
-    if mode == "pointwise":
-        return {"tol": tol, "rel_tol": rel_tol, "pw_rel_tol": pw_rel_tol, "preserve_zero": preserve_zero}
     if mode != "l2":
-        raise ValueError(f"mode must be 'pointwise' or 'l2', got {mode!r}")
+        check_mode(mode)  # "pointwise", or the one message for an unknown mode
+        return {"tol": tol, "rel_tol": rel_tol, "pw_rel_tol": pw_rel_tol, "preserve_zero": preserve_zero}
     if tol is not None or rel_tol is None or pw_rel_tol is not None or preserve_zero:
         raise ValueError("mode 'l2' bounds the NRMSE of every lossy variable by --rel-tol (rel_tol=); "
                          "it takes no --tol, --pw-rel-tol or --preserve-zero")

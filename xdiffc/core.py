@@ -19,13 +19,13 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import fidelity, guarantee, l2, logdomain, masking, predicted
+from .api import FLOAT_DTYPES, check_bound, check_mode, is_float
 from .bitstream import Header, Stream
 from .coders import RESIDUAL_CODERS, interp, lossless, sz3
 from .errors import CorruptStreamError, ModelMismatchError
 
 log = logging.getLogger(__name__)
 
-FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 #: Arrays smaller than this are stored exactly: no residual coder beats zstd on a handful of values.
 MIN_LOSSY_SIZE = 16
 #: Coders never see a bound above this, so 2*tol stays finite.
@@ -40,18 +40,6 @@ LOSSLESS_MARGIN = 0.5
 SZ3_MARGIN = 1.1
 #: Denoising steps of the neural decoder unless the caller says otherwise (recorded in the stream).
 DEFAULT_STEPS = 4
-
-
-def check_bound(name: str, value: float | None) -> float | None:
-    """``value`` as a float, or None; a ValueError naming ``name`` unless it is a finite number >= 0."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValueError(f"{name} must be a number, got {value!r}")
-    value = float(value)
-    if not math.isfinite(value) or value < 0:
-        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
-    return value
 
 
 def resolve_tol(x: np.ndarray, valid: np.ndarray | None, tol: float | None, rel_tol: float | None) -> float:
@@ -80,7 +68,7 @@ class _Candidate:
 
 def _input_array(x) -> np.ndarray:
     arr = np.asarray(x)
-    if arr.dtype.kind not in "fiub" or arr.dtype.kind == "f" and arr.dtype.newbyteorder("=") not in FLOAT_DTYPES:
+    if arr.dtype.kind not in "fiub" or arr.dtype.kind == "f" and not is_float(arr.dtype):
         raise TypeError(
             f"xdiffc compresses float32 and float64 arrays (integers and booleans losslessly); "
             f"got dtype {arr.dtype}. Convert with x.astype(np.float32) first."
@@ -249,16 +237,9 @@ def compress(
     bytes
         A self-describing stream; :func:`decompress` gives back the same shape and dtype.
     """
-    if mode not in ("pointwise", "l2"):
-        raise ValueError(f"mode must be 'pointwise' or 'l2', got {mode!r}")
-    if mode == "l2":
-        if tol is not None or rel_tol is not None or nrmse is None:
-            raise ValueError("mode='l2' takes nrmse= (the NRMSE bound), not tol or rel_tol")
+    check_mode(mode, tol=tol, rel_tol=rel_tol, nrmse=nrmse, pw_rel_tol=pw_rel_tol, preserve_zero=preserve_zero)
+    if mode == "l2":  # rel_tol carries the NRMSE bound from here on
         tol, rel_tol = None, nrmse
-        if pw_rel_tol is not None or preserve_zero:
-            raise ValueError("mode='l2' bounds the NRMSE; pw_rel_tol and preserve_zero are pointwise guarantees")
-    elif nrmse is not None:
-        raise ValueError("nrmse= is the bound of mode='l2'; for a pointwise bound give tol or rel_tol")
     pw_rel_tol = check_bound("pw_rel_tol", pw_rel_tol)
     keep_sign = bool(preserve_zero) or pw_rel_tol is not None
     arr = _input_array(x)

@@ -81,6 +81,7 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from .api import FLOAT_DTYPES
 from .byteio import Reader, uvarint
 from .coders import interp
 from .entropy import ints, zstd
@@ -333,7 +334,7 @@ def encode(values: np.ndarray, missing: np.ndarray, nrmse: float, patch: tuple[i
     eps, dtype = float(nrmse), np.dtype(dtype)
     if not (math.isfinite(eps) and eps > 0):
         raise ValueError(f"nrmse must be finite and positive, got {nrmse!r}")
-    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+    if dtype not in FLOAT_DTYPES:
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     grid = _Grid.of(np.shape(values), patch)
     values = np.ascontiguousarray(values, np.float64)
@@ -405,7 +406,7 @@ def decode(sections: dict[str, bytes], shape: tuple[int, ...], missing: np.ndarr
     raises :class:`~xdiffc.errors.CorruptStreamError`.
     """
     dtype, shape = np.dtype(dtype), tuple(int(n) for n in shape)
-    if dtype not in (np.dtype(np.float32), np.dtype(np.float64)):
+    if dtype not in FLOAT_DTYPES:
         raise ValueError(f"dtype must be float32 or float64, got {dtype}")
     if "l2base" not in sections or "pca" not in sections:
         raise CorruptStreamError("the stream lacks the L2 mode's 'l2base' or 'pca' section")

@@ -33,12 +33,12 @@ from zarr.core.array_spec import ArraySpec
 from zarr.core.buffer import Buffer, NDBuffer
 from zarr.core.common import parse_named_configuration
 
+from .api import is_float
 from .codec import Chunk, GCDTCCodec
 from .core import DEFAULT_STEPS
 
 CODEC_NAME = "xdiffc.gcdtc"
 _DTYPE_KINDS = "fiub"
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
 @dataclass(frozen=True)
@@ -112,7 +112,7 @@ class GCDTCZarrCodec(ArrayBytesCodec):
     def validate(self, *, shape, dtype, chunk_grid) -> None:
         native = dtype.to_native_dtype()
         if not isinstance(native, np.dtype) or native.kind not in _DTYPE_KINDS or (
-            native.kind == "f" and native.newbyteorder("=") not in _FLOATS
+            native.kind == "f" and not is_float(native)
         ):
             raise TypeError(
                 f"the xdiffc.gcdtc serializer handles float32 and float64 (integers and booleans "

@@ -26,7 +26,8 @@ import zarr
 
 from .. import grids
 from ..codec import GCDTCCodec
-from ..core import DEFAULT_STEPS, check_bound
+from ..api import check_bound, check_chunks, check_mode
+from ..core import DEFAULT_STEPS
 from ..model_lookup import codec_model
 from ..zarr_codec import GCDTCZarrCodec
 from .variables import (ATTR_NRMSE, ATTR_PRESERVE_ZERO, ATTR_PW_REL_TOL, ATTR_REL_TOL, ATTR_TOL, LOSSY_DTYPES,
@@ -203,17 +204,10 @@ def encode_dataset(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, model
     (a field >= 0 with exact zeros) or the CF valid minimum is 0. Every output is clamped into its
     chunk's input range, narrowed to the CF ``valid_range``/``valid_min``/``valid_max`` where given.
     """
-    if mode == "l2":
-        if tol is not None or nrmse is None:
-            raise ValueError("mode='l2' takes nrmse= (the NRMSE bound of every lossy variable), not tol")
-        rel_tol = nrmse
-    elif mode != "pointwise":
-        raise ValueError(f"mode must be 'pointwise' or 'l2', got {mode!r}")
-        if pw_rel_tol is not None or preserve_zero:
-            raise ValueError("mode='l2' bounds the NRMSE; pw_rel_tol and preserve_zero are pointwise guarantees")
-        preserve_zero = False
-    elif nrmse is not None:
-        raise ValueError("nrmse= is the bound of mode='l2'; for a pointwise bound give tol or rel_tol")
+    check_mode(mode, tol=tol, rel_tol=None if mode == "l2" else rel_tol, nrmse=nrmse, pw_rel_tol=pw_rel_tol,
+               preserve_zero=preserve_zero)  # rel_tol's default 1e-3 is not a bound given in l2 mode
+    if mode == "l2":  # rel_tol carries each variable's NRMSE bound; zeros are a pointwise guarantee
+        rel_tol, preserve_zero = nrmse, False
     chunks = check_chunks(chunks, ds.sizes)
     plan = BoundPlan(ds, tol, rel_tol, exclude, pw_rel_tol, preserve_zero)
     encode = VariableEncoder(model, steps, chunks, zarr_format, mode)
@@ -231,20 +225,6 @@ def stored_bytes(source, names: Iterable[Hashable]) -> dict[Hashable, float]:
         return {n: math.nan for n in names}
     group = zarr.open_group(source, mode="r")
     return {n: float(group[str(n)].nbytes_stored()) for n in names}
-
-
-def check_chunks(chunks: Mapping[Hashable, int] | None, sizes: Mapping[Hashable, int]) -> dict[Hashable, int]:
-    """``chunks`` with ``-1`` replaced by the whole dimension; ValueError for an unknown dimension or a bad size."""
-    out: dict[Hashable, int] = {}
-    for dim, n in (chunks or {}).items():
-        if dim not in sizes:
-            raise ValueError(f"chunks names dimension {dim!r}, which this Dataset lacks; its dimensions are "
-                             f"{dict(sizes)}")
-        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < -1 or n == 0:
-            raise ValueError(f"chunks[{dim!r}] must be a positive number of elements, or -1 for the whole "
-                             f"dimension; got {n!r}")
-        out[dim] = sizes[dim] if n == -1 else int(n)
-    return out
 
 
 def align_chunks(var: xr.Variable, chunks: tuple[int, ...]) -> xr.Variable:

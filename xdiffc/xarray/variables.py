@@ -20,7 +20,7 @@ import numpy as np
 import xarray as xr
 
 from .. import grids
-from ..core import FLOAT_DTYPES
+from ..api import FLOAT_DTYPES
 from ..masking import FILL_THRESHOLD
 
 #: Attributes xdiffc writes on each lossy variable: its absolute bound, the relative bound it came from, an L2
