@@ -64,16 +64,28 @@ import struct
 import numpy as np
 
 from ..byteio import Reader, uvarint
-from ..entropy import codes, rans, zstd
-from ..entropy.estimate import choose_grouping
+from ..entropy import codes, crans, rans, zstd
+from ..entropy.estimate import choose_grouping, model_bits
 from ..errors import CorruptStreamError
 from ..predict import interp as kern
 from ..predict.interp import N_FINE
 from ..quantize import RADIUS, level_bins
 
 VERSION = 1
+#: Version 2: symbols coded by the compiled rANS of :mod:`xdiffc.entropy.crans` under contexts that
+#: include the previous slice's symbol (see :func:`_ctx_plan`).
+VERSION_CTX = 2
 CODER_ANS = 0
 CODER_ZSTD = 1
+#: ``coder`` value that asks for a version 2 payload (its coder byte is 0).
+CODER_CTX = 2
+#: Largest previous-slice context radius K the encoder tries (the format allows up to 127).
+_MAX_K = 16
+_K_CHOICES = (0, 1, 2, 4, 8, 16)
+#: Frequency-table precision of version 2 payloads (bits).
+_PREC = 14
+#: Largest [model, symbol] count table the context estimate builds (entries).
+_MAX_TABLE = 1 << 22
 
 _MAX_TOL = 2.0**1000  # larger tolerances are clamped so that bin widths stay finite
 # Level-bound parameters.  SZ3-style tightening (alpha > 1) made every benchmark field
@@ -256,6 +268,7 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
     coded_shape = tuple(shape[k] for k in order)
     if reuse is not None:
         p, (ans_bits, groups, cuts) = reuse
+        keep = None if keep is None else np.ascontiguousarray(keep.transpose(order))
     else:
         if order != tuple(range(len(shape))):
             values = np.ascontiguousarray(values.transpose(order))
@@ -265,27 +278,38 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
             keep = None if keep is None else np.ascontiguousarray(keep)
         p = _Passes(values, keep, work_tol)
         ans_bits, groups, cuts = _choose_models(p.table(), p.levels, p.unpred.size)
-    del values, keep
+    del values
     recon = np.empty(shape, dtype or np.float64)
     recon[...] = p.recon.reshape(coded_shape).transpose(np.argsort(order))
     p.recon = None
+    plan = None
+    if coder is None or coder == CODER_CTX:
+        plan = _CtxPlan(p, keep, coded_shape, groups, cuts)
+    del keep
     if coder is None:
-        # zstd's strong level finds repeats (e.g. from year to year) that the static models cannot;
-        # it costs ~20x the fast level, so it runs only where estimates say it may win.
+        # zstd's strong level finds repeats (e.g. from year to year) that the static models cannot
+        # (the version 2 contexts on the previous slice catch most of them); it costs ~20x the fast
+        # level, so it runs only where estimates say it may win.
+        ctx_bytes = plan.bits / 8
         fast = _fast_zstd_bytes(p.sym)
-        if _ZSTD_GAIN[0] * fast >= ans_bits / 8:
-            coders = [CODER_ANS]
+        if _ZSTD_GAIN[0] * fast >= ctx_bytes:
+            coders = [CODER_CTX]
         elif p.sym.size < _ESTIMATE_ZSTD_FROM:  # small: both are cheap, keep the smaller
-            coders = [CODER_ANS, CODER_ZSTD]
-        elif _ZSTD_GAIN[1] * fast < ans_bits / 8:
+            coders = [CODER_CTX, CODER_ZSTD]
+        elif _ZSTD_GAIN[1] * fast < ctx_bytes:
             coders = [CODER_ZSTD]
         else:
-            coders = [CODER_ZSTD if _strong_zstd_estimate(p.sym, fast) < ans_bits / 8 else CODER_ANS]
+            coders = [CODER_ZSTD if _strong_zstd_estimate(p.sym, fast) < ctx_bytes else CODER_CTX]
     else:
         coders = [coder]
-    payload = _assemble(p, coders[0], float(tol), order, groups, cuts, last=len(coders) == 1)
-    if len(coders) > 1:
-        payload = min(payload, _assemble(p, coders[1], float(tol), order, groups, cuts, last=True), key=len)
+    payloads = []
+    for k, c in enumerate(coders):
+        last = k == len(coders) - 1
+        if c == CODER_CTX:
+            payloads.append(_assemble_ctx(p, plan, float(tol), order, last=last))
+        else:
+            payloads.append(_assemble(p, c, float(tol), order, groups, cuts, last=last))
+    payload = min(payloads, key=len)
     if stats is not None:
         stats["sample_bytes"] = sample_bits / 8 * len(payload) / max(ans_bits / 8, 1.0)
     return payload, recon.reshape(out_shape)
@@ -310,6 +334,93 @@ def _assemble(p: _Passes, coder: int, tol: float, order: tuple[int, ...], groups
     return head + mid + _zstd_body(sym)
 
 
+# ----------------------------------------------------------------------------- version 2 (context rANS)
+
+
+def _fold(counts: np.ndarray, n_gc: int, kmax: int, k: int) -> np.ndarray:
+    """Counts [model, symbol] at previous-slice radius ``kmax`` folded to radius ``k``."""
+    pmax, pk = (2 * kmax + 2 if kmax else 1), (2 * k + 2 if k else 1)
+    c3 = counts.reshape(n_gc, pmax, -1)
+    if k == 0:
+        return c3.sum(axis=1)
+    out = np.zeros((n_gc, pk, c3.shape[2]), np.int64)
+    for b in range(pmax):
+        nb = 0 if b == 0 else min(max(b - kmax - 1, -k), k) + k + 1
+        out[:, nb] += c3[:, b]
+    return out.reshape(n_gc * pk, -1)
+
+
+class _CtxPlan:
+    """The version 2 choice: slice axis, radius K, estimated bits and the symbols' model indices."""
+
+    def __init__(self, p: _Passes, keep: np.ndarray | None, coded_shape: tuple[int, ...], groups: int,
+                 cuts: list[int]) -> None:
+        self.groups, self.cuts = groups, cuts
+        self.cls_of_fine = np.searchsorted(np.array(cuts, np.int64), np.arange(N_FINE), side="right").astype(np.uint8)
+        self.n_cls = len(cuts) + 1
+        n_gc = groups * self.n_cls
+        shape = np.array(coded_shape, np.int64)
+        masked = keep is not None
+        flat_keep = keep.reshape(-1) if masked else np.ones(1, bool)
+        self.dense, self.n_dense = kern.dense_symbols(p.sym)
+        kmax = _MAX_K
+        while kmax and n_gc * (2 * kmax + 2) * self.n_dense > _MAX_TABLE:
+            kmax //= 2
+        extra = 64.0 * p.unpred.size
+        best = None
+        axes = [a for a, n in enumerate(coded_shape) if n > 1] if kmax else []
+        for axis in axes:
+            prev = kern.prev_symbols(p.sym, p.start, shape, flat_keep, masked, axis)
+            ctx = kern.contexts(p.fine, p.start, p.plevel, prev, groups, self.cls_of_fine, self.n_cls, kmax)
+            del prev
+            counts = kern.context_counts(p.sym, ctx, n_gc * (2 * kmax + 2), self.dense, self.n_dense)
+            for k in _K_CHOICES:
+                if 0 < k <= kmax:
+                    bits = float(model_bits(_fold(counts, n_gc, kmax, k)).sum()) + extra
+                    if best is None or bits < best[0]:
+                        best = (bits, axis, k, ctx if k == kmax else None)
+            if axis == axes[0]:
+                zero = (float(model_bits(_fold(counts, n_gc, kmax, 0)).sum()) + extra, 0, 0, None)
+        if best is None or zero[0] <= best[0]:
+            best = zero if axes else (_choose_models_bits(p, n_gc, self), 0, 0, None)
+        self.bits, self.axis, self.k, self._ctx = best
+        self.keep, self.shape, self.masked = flat_keep, shape, masked
+
+    def ctx(self, p: _Passes) -> np.ndarray:
+        if self._ctx is not None:
+            return self._ctx
+        prev = (kern.prev_symbols(p.sym, p.start, self.shape, self.keep, self.masked, self.axis) if self.k
+                else np.zeros(p.sym.size, np.uint16))
+        return kern.contexts(p.fine, p.start, p.plevel, prev, self.groups, self.cls_of_fine, self.n_cls, self.k)
+
+
+def _choose_models_bits(p: _Passes, n_gc: int, plan: _CtxPlan) -> float:
+    ctx = kern.contexts(p.fine, p.start, p.plevel, np.zeros(p.sym.size, np.uint16), plan.groups,
+                        plan.cls_of_fine, plan.n_cls, 0)
+    return float(model_bits(kern.context_counts(p.sym, ctx, n_gc, plan.dense, plan.n_dense)).sum()) + 64.0 * p.unpred.size
+
+
+def _assemble_ctx(p: _Passes, plan: _CtxPlan, tol: float, order: tuple[int, ...], last: bool = False) -> bytes:
+    """The complete version 2 payload."""
+    n_b = 2 * plan.k + 2 if plan.k else 1
+    n_models = plan.groups * plan.n_cls * n_b
+    ctx = plan.ctx(p)
+    plan._ctx = None
+    counts = kern.context_counts(p.sym, ctx, n_models, plan.dense, plan.n_dense)
+    prec = _PREC if int((counts > 0).sum(axis=1).max(initial=0)) <= 1 << _PREC else crans.MAX_PREC
+    freq = crans.normalize(counts, prec)
+    del counts
+    sym_of = np.flatnonzero(plan.dense >= 0).astype(np.int64)
+    table, start, nnz, syms, freqs, cums = crans.tables(freq, sym_of)
+    words = crans.encode(p.sym, ctx, start, nnz, syms, freqs, cums, prec)
+    head = (struct.pack("<BBddd", VERSION_CTX, CODER_ANS, tol, _ALPHA, _BETA) + bytes(order)
+            + bytes([plan.groups, len(plan.cuts)] + plan.cuts) + bytes([plan.axis, plan.k, prec]))
+    mid = uvarint(p.unpred.size) + p.unpred.astype("<f8").tobytes() + np.packbits(p.kinds.astype(bool)).tobytes()
+    if last:
+        p.sym = p.fine = None
+    return head + mid + table.tobytes() + uvarint(words.size) + words.astype("<u4").tobytes()
+
+
 # ----------------------------------------------------------------------------- decoder
 
 
@@ -317,7 +428,8 @@ class _Header:
     """Decoded fixed part of a payload."""
 
     def __init__(self, r: Reader, ndim: int) -> None:
-        if r.u8() != VERSION:
+        self.version = r.u8()
+        if self.version not in (VERSION, VERSION_CTX):
             raise CorruptStreamError("interp payload has an unknown format version")
         self.coder = r.u8()
         self.tol, self.alpha, self.beta = r.f64(), r.f64(), r.f64()
@@ -332,6 +444,10 @@ class _Header:
             and 1 <= self.groups <= _MAX_GROUPS
             and bool(np.all(np.diff(self.cuts) > 0)) and bool(np.all((self.cuts >= 1) & (self.cuts < N_FINE)))
         )
+        if self.version == VERSION_CTX:
+            self.axis, self.k, self.prec = r.u8(), r.u8(), r.u8()
+            valid = (valid and self.coder == CODER_ANS and self.axis < ndim and self.k <= 127
+                     and 1 <= self.prec <= crans.MAX_PREC)
         if not valid:
             raise CorruptStreamError("interp payload header is invalid")
 
@@ -386,7 +502,9 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
     plist = kern.passes(coded)
     kinds = np.unpackbits(np.frombuffer(r.take((len(plist) + 7) // 8), np.uint8))[: len(plist)].astype(bool)
     n_cls = h.cuts.size + 1
-    if h.coder == CODER_ANS:
+    if h.version == VERSION_CTX:
+        source = _CtxSource(r, h, n_cls, n_keep)
+    elif h.coder == CODER_ANS:
         source = _ans_source(r, h.groups * n_cls, n_keep)
     else:
         source = _ZstdSource(r, n_keep)
@@ -397,6 +515,10 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
     else:
         keep = np.ones(1, bool)
     bins = level_bins(min(h.tol, _MAX_TOL), h.alpha, h.beta, kern.n_levels(coded))
+    if h.version == VERSION_CTX:
+        recon = _reconstruct_ctx(coded, keep, masked, bins, h, kinds, plist, source, unpred)
+        source.finish()
+        return np.ascontiguousarray(recon.reshape(coded).transpose(np.argsort(h.order))).reshape(shape)
     recon = _reconstruct(coded, keep, masked, bins, h, kinds, plist, source, unpred)
     source.finish()
     return np.ascontiguousarray(recon.reshape(coded).transpose(np.argsort(h.order))).reshape(shape)
@@ -439,6 +561,75 @@ def _reconstruct(coded, keep, masked, bins, h, kinds, plist, source, unpred) -> 
         upos = kern.decode_pass(recon, keep, masked, shape, level, d, bool(kinds[i]), bins[level], cls, classed,
                                 np.ascontiguousarray(syms, np.int64), seg, unpred, upos, code)
         if upos < 0:
+            raise CorruptStreamError("interp payload lacks unpredictable values")
+    if upos != unpred.size:
+        raise CorruptStreamError("interp payload holds surplus unpredictable values")
+    return recon
+
+
+class _CtxSource:
+    """The frequency tables and rANS words of a version 2 payload."""
+
+    def __init__(self, r: Reader, h: _Header, n_cls: int, n_symbols: int) -> None:
+        self.n_b = 2 * h.k + 2 if h.k else 1
+        self.t = crans.Tables(r, h.groups * n_cls * self.n_b, h.prec, 2 * RADIUS, "the interp payload")
+        n_words = r.uvarint((r.end - r.pos) // 4)
+        self.words = np.frombuffer(r.take(4 * n_words), "<u4").astype(np.uint32)
+        if len(r.rest()):
+            raise CorruptStreamError("interp payload has trailing bytes")
+        self.st = crans.start_state(self.words, "the interp payload")
+        self.left = n_symbols
+
+    def finish(self) -> None:
+        if self.left:
+            raise CorruptStreamError("interp payload: the shape needs a different number of symbols")
+        crans.check_end(self.st, self.words, "the interp payload")
+
+
+def _reconstruct_ctx(coded, keep, masked, bins, h, kinds, plist, src: _CtxSource, unpred) -> np.ndarray:
+    """Version 2: decode each pass's symbols in symbol order under their contexts, then reconstruct."""
+    n_cls = h.cuts.size + 1
+    cls_of_fine = np.searchsorted(h.cuts, np.arange(N_FINE), side="right").astype(np.uint8)
+    shape = np.array(coded, np.int64)
+    recon = np.zeros(math.prod(coded))
+    t = src.t
+    top = bins.size - 1
+    upos = 0
+    if not masked or keep[0]:
+        s = kern.decode_origin(src.st, src.words, _group(top, h.groups) * n_cls * src.n_b, t.start, t.nnz, t.syms,
+                               t.freqs, t.cums, h.prec)
+        src.left -= 1
+        if s < 0:
+            raise CorruptStreamError("interp payload: the rANS stream is damaged")
+        if s == 0:
+            if unpred.size < 1:
+                raise CorruptStreamError("interp payload lacks unpredictable values")
+            recon[0], upos = unpred[0], 1
+        else:
+            recon[0] = 0.0 + (float(s) - RADIUS) * bins[top]
+    n_max = max(1, recon.size // 2 + 1)
+    cls = np.empty(n_max, np.uint8)
+    code = np.empty(n_max, np.int64)
+    counts = np.zeros(n_cls, np.int64)
+    with np.errstate(over="ignore"):
+        inv_bins = 1.0 / bins
+    classed = n_cls > 1 or masked
+    for i, (level, d) in enumerate(plist):
+        if classed:
+            kern.classify_pass(recon, keep, masked, shape, level, d, inv_bins[level], cls_of_fine, cls, counts)
+            n = int(counts.sum())
+        else:
+            n = kern.n_targets(coded, level, d)
+        if n > src.left:
+            raise CorruptStreamError("interp payload: the shape needs a different number of symbols")
+        src.left -= n
+        base = _group(level, h.groups) * n_cls * src.n_b
+        upos = kern.decode_ctx_pass(src.st, src.words, t.start, t.nnz, t.syms, t.freqs, t.cums, h.prec, shape,
+                                    level, d, cls, classed, base, src.n_b, h.k, h.axis, code, upos)
+        if upos < 0:
+            raise CorruptStreamError("interp payload: the rANS stream is damaged")
+        if upos > unpred.size or kern.reconstruct_pass(recon, shape, level, d, bool(kinds[i]), bins[level], code,
+                                                       unpred) != kern.OK:
             raise CorruptStreamError("interp payload lacks unpredictable values")
     if upos != unpred.size:
         raise CorruptStreamError("interp payload holds surplus unpredictable values")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from ..entropy.crans import decode_one
 from ..quantize import RADIUS, dequantize, quantize
 #: Activity (|right - left| neighbour difference, in bins) thresholds of the fine context classes.
 ACTIVITY_EDGES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0)
@@ -421,3 +422,183 @@ def dense_symbols(sym):
             n += 1
     return dense, max(n, 1)
 
+
+
+# ----------------------------------------------------------------------------- previous-slice contexts (payload v2)
+
+
+@njit(inline="always", **JIT)
+def prev_bucket(s, radius_k):
+    """Context bucket of the previous slice's symbol ``s`` (<= 0: none): 0 for none or unpredictable,
+    else ``clamp(s - RADIUS, -K, K) + K + 1``; always 0 when ``K = 0``."""
+    if s <= 0 or radius_k == 0:
+        return 0
+    q = s - RADIUS
+    if q < -radius_k:
+        q = -radius_k
+    elif q > radius_k:
+        q = radius_k
+    return q + radius_k + 1
+
+
+@njit(**JIT)
+def _slice_stride(cnt, bst, n_oth, d, axis):
+    """(stride in symbol order, count) of the lattice along ``axis`` for pass direction ``d``."""
+    return (n_oth if axis == d else bst[axis]), cnt[axis]
+
+
+@njit(**JIT)
+def prev_symbols(sym, pass_start, shape, keep, masked, axis):
+    """For every symbol, the symbol of the same pass's lattice point one step back along ``axis`` (0: none,
+    the first slice, a skipped point, or an unpredictable one)."""
+    prev = np.zeros(sym.size, np.uint16)
+    top = n_levels_of(shape)
+    p = 1
+    ndim = shape.size
+    idx = np.zeros(ndim, np.int64)
+    lat = np.empty(1, np.int64)
+    for level in range(top, 0, -1):
+        h = 1 << (level - 1)
+        for d in range(ndim):
+            if shape[d] <= h:
+                continue
+            cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(shape, level, d)
+            total = n_odd * n_oth
+            sa, ca = _slice_stride(cnt, bst, n_oth, d, axis)
+            a = pass_start[p]
+            if masked:
+                if lat.size < total:
+                    lat = np.empty(total, np.int64)
+                step, cnt2, _, _ = _geometry(shape, level, d)
+                es = 2 * step[d]
+                n = a
+                j = 0
+                for i in range(n_odd):
+                    idx[:] = 0
+                    base = i * es
+                    for _ in range(n_oth):
+                        if keep[base + oo]:
+                            lat[j] = n
+                            n += 1
+                        else:
+                            lat[j] = -1
+                        j += 1
+                        base = _advance(idx, cnt2, step, d, base)
+            j = 0
+            ia, lo = 0, 0
+            for j in range(total):
+                if ia > 0:
+                    if masked:
+                        k, kp = lat[j], lat[j - sa]
+                        if k >= 0 and kp >= 0:
+                            prev[k] = sym[kp]
+                    else:
+                        prev[a + j] = sym[a + j - sa]
+                lo += 1
+                if lo == sa:
+                    lo = 0
+                    ia += 1
+                    if ia == ca:
+                        ia = 0
+            p += 1
+    return prev
+
+
+@njit(**JIT)
+def n_levels_of(shape):
+    m = 0
+    for n in shape:
+        m = max(m, n)
+    lv = 0
+    while (np.int64(1) << lv) < m:
+        lv += 1
+    return lv
+
+
+@njit(**JIT)
+def contexts(fine, pass_start, plevel, prev, groups, cls_of_fine, n_cls, radius_k):
+    """Model index ``(group * n_cls + class) * P + bucket`` of every symbol (``P = 2K + 2``, or 1 when K = 0)."""
+    n_b = 2 * radius_k + 2 if radius_k else 1
+    ctx = np.empty(fine.size, np.uint16)
+    for p in range(pass_start.size - 1):
+        g = max(1, min(plevel[p], groups)) - 1
+        for j in range(pass_start[p], pass_start[p + 1]):
+            ctx[j] = (g * n_cls + cls_of_fine[fine[j]]) * n_b + prev_bucket(prev[j], radius_k)
+    return ctx
+
+
+@njit(**JIT)
+def context_counts(sym, ctx, n_models, dense, n_dense):
+    """Symbol counts [model, dense symbol]."""
+    out = np.zeros((n_models, n_dense), np.int64)
+    for j in range(sym.size):
+        out[ctx[j], dense[sym[j]]] += 1
+    return out
+
+
+@njit(**JIT)
+def decode_ctx_pass(st, words, start, nnz, syms, freqs, cums, prec, shape, level, d, cls, classed,
+                    model_base, n_b, radius_k, axis, code, upos):
+    """Decode the symbols of pass (level, d) in symbol order into ``code`` (as :func:`decode_pass`'s: -1
+    skipped, a symbol > 0, ``-2 - k`` for the unpredictable ``k``), each under the model
+    ``model_base + class * n_b + bucket`` (bucket: :func:`prev_bucket` of the previous slice's code).
+    Returns the new unpredictable count, or ERR_SYMBOLS on a damaged stream."""
+    cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(shape, level, d)
+    total = n_odd * n_oth
+    sa, ca = _slice_stride(cnt, bst, n_oth, d, axis)
+    ia, lo = 0, 0
+    u = upos
+    for j in range(total):
+        c = cls[j] if classed else 0
+        if c == 255:
+            code[j] = -1
+        else:
+            b = 0
+            if ia > 0 and radius_k:
+                b = prev_bucket(code[j - sa], radius_k)
+            s = decode_one(st, words, model_base + c * n_b + b, start, nnz, syms, freqs, cums, prec)
+            if s < 0:
+                return ERR_SYMBOLS
+            if s == 0:
+                code[j] = -2 - u
+                u += 1
+            else:
+                code[j] = s
+        lo += 1
+        if lo == sa:
+            lo = 0
+            ia += 1
+            if ia == ca:
+                ia = 0
+    return u
+
+
+@njit(**JIT)
+def reconstruct_pass(recon, shape, level, d, cubic, bin_, code, unpred):
+    """Second sweep of :func:`decode_pass` (memory order) over ``code``; ERR_UNPRED when an
+    unpredictable index lies beyond ``unpred``."""
+    cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(shape, level, d)
+    es = offs[d]
+    total = n_odd * n_oth
+    idx = np.zeros(shape.size, np.int64)
+    off, b = 0, 0
+    nu = unpred.size
+    for _ in range(total):
+        i = idx[d]
+        k = code[i * n_oth + b]
+        if k > 0:
+            recon[off + oo] = dequantize(k, _predict(recon, off - i * es, es, i, n_odd, n_even, cubic), bin_)
+        elif k == -1:
+            recon[off + oo] = _finite(_predict(recon, off - i * es, es, i, n_odd, n_even, cubic))
+        else:
+            if -2 - k >= nu:
+                return ERR_UNPRED
+            recon[off + oo] = unpred[-2 - k]
+        off, b = _next(idx, cnt, offs, bst, off, b)
+    return OK
+
+
+@njit(**JIT)
+def decode_origin(st, words, m, start, nnz, syms, freqs, cums, prec):
+    """The origin's symbol (model ``m``), or -1 on a damaged stream."""
+    return decode_one(st, words, m, start, nnz, syms, freqs, cums, prec)

@@ -1,0 +1,286 @@
+"""A compiled rANS coder with frozen integer frequency tables (numba).
+
+Used by version 2 of the interpolation payload, whose symbols each come with a context (model)
+index that the decoder can compute from what it has already decoded.  Everything is integer
+arithmetic on int64, so encoder and decoder agree on every machine.
+
+Coder: state ``x`` in ``[L, 2**63)`` with ``L = 2**31``, 32-bit words, tables of precision
+``P`` bits (``1 <= P <= 16``): a model is a list of used symbols (increasing) with frequencies
+``f >= 1`` summing to exactly ``2**P``, and ``c`` the sum of the frequencies before a symbol.
+
+- decode one symbol under a model: a model with one symbol (``f = 2**P``) yields it and leaves
+  ``x`` as it is; otherwise ``slot = x mod 2**P``, the symbol is the last one with ``c <= slot``,
+  ``x = f * (x >> P) + slot - c``, then if ``x < L``: ``x = (x << 32) | next word``.
+- the stream starts with ``x = (w0 << 32) | w1`` (``L <= x < 2**63``) and must end with
+  ``x = L`` exactly when all words are used up; anything else is a damaged stream.
+
+Table bytes (per model): ``uv`` number of used symbols ``n`` (0: the model is never used), then
+``n`` pairs ``uv`` gap to the previous symbol (first: the symbol itself), ``uv`` ``f - 1``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from ..byteio import Reader, uvarint
+from ..errors import CorruptStreamError
+
+L_BOUND = np.int64(1) << 31
+MAX_PREC = 16
+JIT = dict(nogil=True, cache=True, fastmath=False)
+
+# ----------------------------------------------------------------------------- tables
+
+
+@njit(**JIT)
+def normalize(counts, prec):
+    """Frequencies (same shape as ``counts`` [model, symbol]) summing to ``2**prec`` per used model.
+
+    Encoder only: each used symbol gets ``max(1, floor(c * M / T))``; the surplus or shortfall is
+    taken from / given to the largest frequencies.  Needs at most ``2**prec`` used symbols per model.
+    """
+    m_tot = np.int64(1) << prec
+    freq = np.zeros(counts.shape, np.int64)
+    for m in range(counts.shape[0]):
+        t = np.int64(0)
+        for k in range(counts.shape[1]):
+            t += counts[m, k]
+        if t == 0:
+            continue
+        s = np.int64(0)
+        big = 0
+        for k in range(counts.shape[1]):
+            c = counts[m, k]
+            if c > 0:
+                f = (c * m_tot) // t
+                if f < 1:
+                    f = 1
+                freq[m, k] = f
+                s += f
+                if f > freq[m, big]:
+                    big = k
+        d = m_tot - s
+        if d >= 0:
+            freq[m, big] += d
+            continue
+        while d < 0:  # too many symbols lifted to 1: shave the largest frequencies
+            big = 0
+            for k in range(counts.shape[1]):
+                if freq[m, k] > freq[m, big]:
+                    big = k
+            take = min(-d, max((freq[m, big] - 1) // 2, 1))
+            freq[m, big] -= take
+            d += take
+    return freq
+
+
+@njit(inline="always", **JIT)
+def _put(out, at, v):
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out[at] = b | (0x80 if v else 0)
+        at += 1
+        if not v:
+            return at
+
+
+@njit(**JIT)
+def tables(freq, sym_of):
+    """Table bytes of every model (row of ``freq`` [model, k], ``k`` standing for symbol ``sym_of[k]``),
+    and the flat tables the encoder uses: (bytes, start, nnz, symbols, freqs, cums)."""
+    n_models, width = freq.shape
+    total = 0
+    for m in range(n_models):
+        for k in range(width):
+            total += freq[m, k] > 0
+    out = np.empty(3 * n_models + 6 * total, np.uint8)
+    start = np.zeros(n_models + 1, np.int64)
+    nnz = np.zeros(n_models, np.int64)
+    syms, freqs, cums = np.empty(total, np.int64), np.empty(total, np.int64), np.empty(total, np.int64)
+    at, n = 0, 0
+    for m in range(n_models):
+        start[m] = n
+        k_used = 0
+        for k in range(width):
+            k_used += freq[m, k] > 0
+        nnz[m] = k_used
+        at = _put(out, at, k_used)
+        prev, cum = 0, 0
+        for k in range(width):
+            f = freq[m, k]
+            if f > 0:
+                s = sym_of[k]
+                at = _put(out, at, s - prev)
+                at = _put(out, at, f - 1)
+                prev = s
+                syms[n], freqs[n], cums[n] = s, f, cum
+                cum += f
+                n += 1
+    start[n_models] = n
+    return out[:at].copy(), start, nnz, syms, freqs, cums
+
+
+@njit(**JIT)
+def _parse_tables(buf, at, end, n_models, prec, n_bins):
+    """Flat tables of ``n_models`` models: (start, nnz, symbols, freqs, cums, next position or -1)."""
+    m_tot = np.int64(1) << prec
+    start = np.zeros(n_models + 1, np.int64)
+    nnz = np.zeros(n_models, np.int64)
+    cap = 1024
+    syms = np.empty(cap, np.int64)
+    freqs = np.empty(cap, np.int64)
+    cums = np.empty(cap, np.int64)
+    n = 0
+    for m in range(n_models):
+        start[m] = n
+        k, at = _varint(buf, at, end, min(n_bins, m_tot))
+        if at < 0:
+            return start, nnz, syms, freqs, cums, -1
+        nnz[m] = k
+        sym, tot = np.int64(0), np.int64(0)
+        for i in range(k):
+            gap, at = _varint(buf, at, end, n_bins)
+            if at < 0:
+                return start, nnz, syms, freqs, cums, -1
+            f, at = _varint(buf, at, end, m_tot - 1)
+            if at < 0 or (i > 0 and gap == 0):
+                return start, nnz, syms, freqs, cums, -1
+            sym += gap
+            f += 1
+            if sym >= n_bins or tot + f > m_tot:
+                return start, nnz, syms, freqs, cums, -1
+            if n == cap:
+                cap *= 2
+                syms2, freqs2, cums2 = np.empty(cap, np.int64), np.empty(cap, np.int64), np.empty(cap, np.int64)
+                syms2[:n], freqs2[:n], cums2[:n] = syms[:n], freqs[:n], cums[:n]
+                syms, freqs, cums = syms2, freqs2, cums2
+            syms[n], freqs[n], cums[n] = sym, f, tot
+            tot += f
+            n += 1
+        if k and tot != m_tot:
+            return start, nnz, syms, freqs, cums, -1
+    start[n_models] = n
+    return start, nnz, syms[:n].copy(), freqs[:n].copy(), cums[:n].copy(), at
+
+
+@njit(inline="always", **JIT)
+def _varint(buf, at, end, limit):
+    v, shift = np.int64(0), 0
+    while True:
+        if at >= end or shift > 56:
+            return np.int64(0), -1
+        b = np.int64(buf[at])
+        at += 1
+        v |= (b & 0x7F) << shift
+        shift += 7
+        if v > limit:
+            return np.int64(0), -1
+        if not b & 0x80:
+            return v, at
+
+
+class Tables:
+    """Parsed frequency tables: flat arrays indexed through ``start``/``nnz`` per model."""
+
+    def __init__(self, r: Reader, n_models: int, prec: int, n_bins: int, what: str) -> None:
+        buf = np.frombuffer(r.data, np.uint8)
+        self.start, self.nnz, self.syms, self.freqs, self.cums, at = _parse_tables(
+            buf, r.pos, r.end, n_models, prec, n_bins)
+        if at < 0:
+            raise CorruptStreamError(f"{what} holds a malformed frequency table")
+        r.pos = at
+        self.prec = prec
+
+
+# ----------------------------------------------------------------------------- coding
+
+
+@njit(inline="always", **JIT)
+def _find(syms, a, n, s):
+    """Index of symbol ``s`` among ``syms[a:a+n]`` (present by construction)."""
+    lo, hi = a, a + n - 1
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if syms[mid] < s:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
+
+
+@njit(**JIT)
+def encode(sym, ctx, start, nnz, syms, freqs, cums, prec):
+    """rANS words (uint32, in decode order) of ``sym[k]`` under model ``ctx[k]``."""
+    n = sym.size
+    out = np.empty(n // 2 + 16, np.uint32)
+    w = 0
+    x = L_BOUND
+    m_tot = np.int64(1) << prec
+    base = (L_BOUND >> prec) << 32
+    for k in range(n - 1, -1, -1):
+        m = ctx[k]
+        i = _find(syms, start[m], nnz[m], np.int64(sym[k]))
+        f = freqs[i]
+        if f == m_tot:
+            continue
+        if x >= base * f:
+            if w == out.size:
+                grown = np.empty(2 * out.size, np.uint32)
+                grown[:w] = out[:w]
+                out = grown
+            out[w] = np.uint32(x & 0xFFFFFFFF)
+            w += 1
+            x >>= 32
+        x = ((x // f) << prec) + x % f + cums[i]
+    res = np.empty(w + 2, np.uint32)
+    res[0] = np.uint32(x >> 32)
+    res[1] = np.uint32(x & 0xFFFFFFFF)
+    for j in range(w):
+        res[2 + j] = out[w - 1 - j]
+    return res
+
+
+@njit(inline="always", **JIT)
+def decode_one(st, words, m, start, nnz, syms, freqs, cums, prec):
+    """Next symbol under model ``m`` (``st`` = [x, next word]); -1 on any inconsistency."""
+    k = nnz[m]
+    a = start[m]
+    if k == 1:
+        return syms[a]
+    if k == 0:
+        return np.int64(-1)
+    x = st[0]
+    slot = x & ((np.int64(1) << prec) - 1)
+    lo, hi = a, a + k - 1
+    while lo < hi:  # last entry with cum <= slot
+        mid = (lo + hi + 1) >> 1
+        if cums[mid] <= slot:
+            lo = mid
+        else:
+            hi = mid - 1
+    x = freqs[lo] * (x >> prec) + slot - cums[lo]
+    if x < L_BOUND:
+        p = st[1]
+        if p >= words.size:
+            return np.int64(-1)
+        x = (x << 32) | np.int64(words[p])
+        st[1] = p + 1
+    st[0] = x
+    return syms[lo]
+
+
+def start_state(words: np.ndarray, what: str) -> np.ndarray:
+    """Decoder state [x, next word] from the first two words."""
+    if words.size < 2:
+        raise CorruptStreamError(f"{what}: the rANS stream is truncated")
+    x = (int(words[0]) << 32) | int(words[1])
+    if not (int(L_BOUND) <= x < 1 << 63):
+        raise CorruptStreamError(f"{what}: the rANS stream is damaged")
+    return np.array([x, 2], np.int64)
+
+
+def check_end(st: np.ndarray, words: np.ndarray, what: str) -> None:
+    if int(st[0]) != int(L_BOUND) or int(st[1]) != words.size:
+        raise CorruptStreamError(f"{what}: the rANS stream is damaged or holds surplus words")
