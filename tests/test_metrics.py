@@ -232,14 +232,17 @@ def test_suggest_tol_rejects_unknown_variables(trefht):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_tune_never_proposes_a_bound_below_float_spacing(dtype):
-    """Criteria that only the tiniest error passes: the answer is 0 (lossless), never a sub-spacing bound."""
+    """Criteria that only the tiniest error passes: lossless, or a bound that can move a value at all."""
     rng = np.random.default_rng(0)
     ds = xr.Dataset({"T": (("time", "y", "x"), (1e4 + rng.normal(0, 1, (4, 16, 32))).astype(dtype))})
-    tol = tuning.suggest_tol(ds, criteria={"pcc_min": 1 - 1e-15, "spre_max_pct": 1e-12}, iterations=4)
+    found = tuning.suggest_tol(ds, criteria={"pcc_min": 1 - 1e-15, "spre_max_pct": 1e-12}, iterations=4)
     spacing = float(np.spacing(dtype(np.abs(ds["T"].values).max())))
-    assert tol["T"] == 0 or tol["T"] >= spacing
-    if dtype is np.float32:  # no bound above float32's spacing at 1e4 (about 1e-3) keeps pcc this close to 1
-        assert tol["T"] == 0 and tol.table.loc["T", "lossless"]
+    if "T" in found:
+        assert found["T"] == 0 or found["T"] >= spacing
+    else:  # pointwise-relative: r |x| below the spacing moves nothing either
+        assert found.pw_rel_tol["T"] >= np.finfo(dtype).eps
+    if dtype is np.float32:  # no absolute bound above float32's spacing at 1e4 (about 1e-3) keeps pcc this close to 1
+        assert found.table.loc["T", "kind"] != "tol"
 
 
 def test_compare_leaves_out_remapped_fill_by_default():
@@ -249,3 +252,15 @@ def test_compare_leaves_out_remapped_fill_by_default():
     y[0, 0] = 0.0
     m = metrics.compare(x, y)
     assert m["pcc"] == 1.0 and m["nrmse"] == 0.0
+
+
+def test_tune_finds_a_pointwise_relative_bound_where_the_spatial_relative_error_decides():
+    """Precipitation spans orders of magnitude: no absolute bound passes, a pointwise-relative one does."""
+    ds = open_sample("prect").isel(time=slice(0, 2), lat=slice(64, 128), lon=slice(0, 128))
+    found = tuning.suggest_tol(ds, variables=["PRECT"], iterations=5)
+    row = found.table.loc["PRECT"]
+    assert row["kind"] == "pw_rel_tol" and row["passed"] and not row["lossless"] and row["ratio"] > 1
+    assert set(found.pw_rel_tol) == {"PRECT"} and "PRECT" not in found
+    out = ds.gcdtc.roundtrip(**found.kwargs)
+    assert out.PRECT.attrs["xdiffc_pw_rel_tol"] == found.pw_rel_tol["PRECT"]
+    assert ds.gcdtc.assess(out)["passed"].all()

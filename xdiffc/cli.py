@@ -74,7 +74,8 @@ def _tune(args: argparse.Namespace) -> int:
                       model=args.model, iterations=args.iterations)
     with pd.option_context("display.width", 200, "display.max_columns", None):
         print(tol.table)
-    print("xdiffc convert ... " + " ".join(f"--tol {n}={v:.6g}" for n, v in tol.items()))
+    print("xdiffc convert ... " + " ".join([f"--tol {n}={v:.6g}" for n, v in tol.items()]
+                                           + [f"--pw-rel-tol {n}={v:.6g}" for n, v in tol.pw_rel_tol.items()]))
     return EXIT_OK
 
 

@@ -475,8 +475,9 @@ def _bound_kwargs(mode: str, tol, rel_tol: float | None, pw_rel_tol=None, preser
     return {"tol": None, "mode": "l2", "nrmse": rel_tol}
 
 
-def _auto_tol(tol: str, spec: Inputs, model: str | None) -> dict[Hashable, float]:
-    """``tol="auto"``: the bounds :func:`xdiffc.tuning.suggest_tol` finds on a sample of the inputs."""
+def _auto_tol(tol: str, spec: Inputs, model: str | None) -> tuple[dict[Hashable, float], dict[Hashable, float] | None]:
+    """``tol="auto"``: the bounds :func:`xdiffc.tuning.suggest_tol` finds on a sample of the inputs:
+    (absolute bounds, pointwise-relative bounds or None)."""
     if tol != "auto":
         raise ValueError(f"tol must be a number, a mapping of variable to number, or 'auto'; got {tol!r}")
     from .tuning import suggest_tol
@@ -485,7 +486,7 @@ def _auto_tol(tol: str, spec: Inputs, model: str | None) -> dict[Hashable, float
     ds = open_inputs(replace(spec, chunks=()))
     suggestion = suggest_tol(ds, variables=spec.variables, model=model, chunks=chunks)
     print(suggestion.table.to_string(float_format=lambda v: f"{v:.4g}"), file=sys.stderr)
-    return dict(suggestion)
+    return dict(suggestion), suggestion.pw_rel_tol or None
 
 
 def _prepare_output(store: Path, resume: bool, overwrite: bool) -> None:
@@ -585,7 +586,8 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     spec = Inputs(paths, is_zarr, time_dim, None if variables is None else tuple(variables),
                   tuple(sorted(chunks.items())), _stamps(paths), use_cftime)
     if isinstance(tol, str):
-        tol, rel_tol = _auto_tol(tol, spec, model), None
+        (tol, found_pw), rel_tol = _auto_tol(tol, spec, model), None
+        pw_rel_tol = {**(found_pw or {}), **(pw_rel_tol if isinstance(pw_rel_tol, Mapping) else {})} or pw_rel_tol
         bounds = _bound_kwargs(mode, tol, rel_tol, pw_rel_tol, preserve_zero)
     fingerprint = _fingerprint(spec, bounds, model, mode, chunks, layout, grid)
     with _client(scheduler, workers, threads_per_worker, gpus) as client:

@@ -1,7 +1,7 @@
-"""Choosing the bound: per variable, the loosest absolute bound whose reconstruction passes the criteria.
+"""Choosing the bound: per variable, the loosest bound whose reconstruction passes the criteria.
 
-    tol = xdiffc.tuning.suggest_tol(ds)            # {name: bound}, a dict; tol.table has the details
-    ds.gcdtc.to_zarr("out.zarr", tol=tol)
+    found = xdiffc.tuning.suggest_tol(ds)           # found.table has the details, found.kwargs the bounds
+    ds.gcdtc.to_zarr("out.zarr", **found.kwargs)   # absolute bounds, and pointwise-relative ones where they win
 
 The search works on a deterministic *sample* of each variable: evenly spaced chunks of the
 Zarr chunking the accessor would use, cut along their first axis so that the sample holds at
@@ -15,6 +15,12 @@ below the float spacing of the sample's largest magnitude in its own dtype: a sm
 cannot move that value at all, so it is no lossy bound. If even the tightest bound fails, the
 suggestion is 0: lossless. Passing is assumed monotone in the bound; it is only checked at
 the bounds tried.
+
+Where the spatial relative error (a pointwise-relative test) is what stopped the absolute search,
+or no absolute bound passed, the same bisection runs over pointwise-relative bounds ``r``
+(``|y - x| <= r |x|``, from the dtype's machine epsilon to :data:`PW_HI`), and the kind with the
+better ratio on the sample wins. Precipitation, whose values span orders of magnitude, passes
+only this way.
 """
 
 from __future__ import annotations
@@ -42,6 +48,10 @@ SAMPLE_BLOCKS = 4
 #: The search brackets: bounds between LO_EPS and HI_EPS times the value range.
 LO_EPS, HI_EPS = 1e-7, 0.1
 ITERATIONS = 8
+#: The loosest pointwise-relative bound tried (10 % of each value).
+PW_HI = 0.1
+#: The criterion that a pointwise-relative bound can meet where no absolute one does.
+POINTWISE_CRITERION = "spre_pct"
 
 #: A compressor for the search: ``(x, tol) -> (stored bytes, reconstruction)``.
 Compressor = Callable[[np.ndarray, float], tuple[int, np.ndarray]]
@@ -66,29 +76,42 @@ class Trial:
 
 
 class Suggestion(dict):
-    """``{variable: absolute bound}``, ready for ``ds.gcdtc.compress(tol=...)``.
+    """``{variable: absolute bound}`` (0: lossless), plus ``pw_rel_tol``: ``{variable: r}`` for the variables
+    best kept by a pointwise-relative bound. ``ds.gcdtc.compress(**suggestion.kwargs)`` applies both.
 
-    ``table`` (a DataFrame, one row per variable) has the bound, ``eps`` (bound over the
-    sample's value range), ``ratio`` (reached on the sample), ``passed`` (the criteria hold at
-    the bound), ``lossless`` (no lossy bound passed: the bound is 0), ``binding`` (the criteria that failed at the
-    next looser bound tried), the metrics at the bound, ``sample_values`` and ``evaluations``.
+    ``table`` (a DataFrame, one row per variable) has ``kind`` ("tol", "pw_rel_tol" or "lossless"),
+    the bound (``tol`` or ``pw_rel_tol``), ``eps`` (an absolute bound over the sample's value
+    range), ``ratio`` (reached on the sample), ``passed`` (the criteria hold at the bound),
+    ``lossless`` (no lossy bound passed), ``binding`` (the criteria that decided: those that failed at
+    the next looser bound tried), the metrics at the bound, ``sample_values`` and ``evaluations``.
     ``criteria`` is the :class:`~xdiffc.metrics.Criteria` used.
     """
 
-    def __init__(self, tol: Mapping[Hashable, float], table: pd.DataFrame, criteria: metrics.Criteria):
+    def __init__(self, tol: Mapping[Hashable, float], pw_rel_tol: Mapping[Hashable, float], table: pd.DataFrame,
+                 criteria: metrics.Criteria):
         super().__init__(tol)
+        self.pw_rel_tol = dict(pw_rel_tol)
         self.table = table
         self.criteria = criteria
 
+    @property
+    def kwargs(self) -> dict:
+        """The bound arguments of ``ds.gcdtc.compress``/``to_zarr`` and ``xdiffc.convert``: every variable named."""
+        return {"tol": dict(self), "rel_tol": None, "pw_rel_tol": self.pw_rel_tol or None}
+
 
 def xdiffc_compressor(fill_values: Sequence[float] = (), native: tuple[int, Layout] | None = None,
-                      model: str | None = None) -> Compressor:
-    """The codec a store would use (:class:`~xdiffc.GCDTCCodec`, with its layout and fill values), one chunk."""
-    model_id, sha = codec_model(model)
+                      model: str | None = None, kind: str = "tol") -> Compressor:
+    """The codec a store would use (:class:`~xdiffc.GCDTCCodec`, with its layout and fill values), one chunk.
+
+    ``kind`` is the bound the search varies: "tol" (absolute) or "pw_rel_tol" (pointwise-relative).
+    """
+    model_id, sha = codec_model(model) if kind == "tol" else ("", "")  # the model path is pointwise-absolute only
     layout = None if native is None or native[1].kind == "none" else native[1].to_config(native[0])
 
-    def run(x: np.ndarray, tol: float) -> tuple[int, np.ndarray]:
-        codec = GCDTCCodec(tol=tol, model_id=model_id, model_sha256=sha, fill_values=fill_values, layout=layout)
+    def run(x: np.ndarray, bound: float) -> tuple[int, np.ndarray]:
+        codec = GCDTCCodec(model_id=model_id, model_sha256=sha, fill_values=fill_values, layout=layout,
+                           **{kind: bound})
         blob = codec.encode_chunk(x)
         return len(blob), codec.decode_chunk(blob)
 
@@ -171,6 +194,28 @@ def search(blocks: Blocks, compressor: Compressor, criteria: metrics.Criteria,
     return good, bad, count
 
 
+def search_pw(blocks: Blocks, compressor: Compressor, criteria: metrics.Criteria,
+              native: tuple[int, Layout] | None = None,
+              iterations: int = ITERATIONS) -> tuple[Trial | None, Trial | None, int]:
+    """:func:`loosest` over pointwise-relative bounds ``r``, judged on the criteria: (pass, fail, evaluations).
+
+    From the dtype's machine epsilon (a smaller ``r`` cannot move any value) to :data:`PW_HI`;
+    the codec itself holds ``|y - x| <= r |x|``, so only the criteria decide.
+    """
+    if not any(v.any() for _, v in blocks):
+        return None, None, 0
+    count = 0
+
+    def trial(r: float) -> Trial:
+        nonlocal count
+        count += 1
+        return evaluate(blocks, compressor, r, criteria, native, check_bound=False)
+
+    lo = max(LO_EPS, float(np.finfo(blocks[0][0].dtype).eps))
+    good, bad = loosest(trial, lo, PW_HI, iterations)
+    return good, bad, count
+
+
 def sample_slices(shape: tuple[int, ...], chunks: tuple[int, ...], budget: int = SAMPLE_VALUES,
                   min_blocks: int = SAMPLE_BLOCKS) -> list[tuple[slice, ...]]:
     """Evenly spaced chunks (in C order over the chunk grid), each cut along its first axis to fit the budget.
@@ -240,12 +285,15 @@ def suggest_tol(ds: xr.Dataset, criteria: str | metrics.Criteria | Mapping | Non
                 sample: int | Mapping[Hashable, object] | None = None, variables: Sequence[Hashable] | None = None,
                 *, model: str | None = None, chunks: Mapping[Hashable, int] | None = None,
                 iterations: int = ITERATIONS) -> Suggestion:
-    """Per variable, the loosest absolute bound whose reconstruction passes ``criteria`` on a sample.
+    """Per variable, the loosest bound whose reconstruction passes ``criteria`` on a sample.
+
+    An absolute bound first; where the spatial relative error decided (or no absolute bound
+    passed), a pointwise-relative one too, and the one with the better ratio is kept.
 
     ``variables`` default to those the accessor compresses lossily; ``sample`` is a budget of
     values per variable (default :data:`SAMPLE_VALUES`) or ``isel`` indexers; ``model`` and
     ``chunks`` as for ``ds.gcdtc.compress``, so that the sample is coded as the store will be.
-    Returns a :class:`Suggestion`: a dict for ``compress(tol=...)``, with a ``table`` of details.
+    Returns a :class:`Suggestion`: ``compress(**suggestion.kwargs)``, with a ``table`` of details.
     """
     crit = metrics.resolve_criteria(criteria)
     names = candidates(ds) if variables is None else list(variables)
@@ -255,17 +303,29 @@ def suggest_tol(ds: xr.Dataset, criteria: str | metrics.Criteria | Mapping | Non
     unknown = [n for n in names if n not in ds.data_vars]
     if unknown:
         raise ValueError(f"no data variable named {unknown}; the data variables are {sorted(map(str, ds.data_vars))}")
-    tols, rows = {}, {}
+    tols, pw, rows = {}, {}, {}
     for name in names:
         vs = sample_variable(ds, name, sample, chunks)
         run = xdiffc_compressor(vs.fill_values, vs.native, model)
         good, bad, count = search(vs.blocks, run, crit, vs.native, iterations)
-        used = good or evaluate(vs.blocks, run, 0.0, crit, vs.native)
+        used, kind = (good, "tol") if good is not None else (evaluate(vs.blocks, run, 0.0, crit, vs.native), "lossless")
+        if kind == "lossless" or bad is not None and crit.checks(bad.metrics).get(POINTWISE_CRITERION) is False:
+            pw_good, pw_bad, pw_count = search_pw(vs.blocks, xdiffc_compressor(vs.fill_values, vs.native,
+                                                                               kind="pw_rel_tol"),
+                                                  crit, vs.native, iterations)
+            count += pw_count
+            if pw_good is not None and (kind == "lossless" or pw_good.ratio > used.ratio):
+                used, bad, kind = pw_good, pw_bad, "pw_rel_tol"
         span = value_range(vs.blocks)
         failed = [] if bad is None else [k for k, ok in crit.checks(bad.metrics).items() if ok is False]
-        tols[name] = used.tol
-        rows[name] = {"tol": used.tol, "eps": used.tol / span if span > 0 else 0.0, "ratio": used.ratio,
-                      "passed": used.passed, "lossless": used.tol == 0, "binding": ",".join(failed),
+        if kind == "pw_rel_tol":
+            pw[name] = used.tol
+        else:
+            tols[name] = used.tol
+        absolute = used.tol if kind != "pw_rel_tol" else math.nan
+        rows[name] = {"kind": kind, "tol": absolute, "pw_rel_tol": used.tol if kind == "pw_rel_tol" else math.nan,
+                      "eps": absolute / span if span > 0 else 0.0, "ratio": used.ratio,
+                      "passed": used.passed, "lossless": kind == "lossless", "binding": ",".join(failed),
                       **{k: used.metrics[k] for k in ("pcc", "ks_p", "spre_pct", "dssim", "nrmse")},
                       "sample_values": sum(x.size for x, _ in vs.blocks), "evaluations": count}
-    return Suggestion(tols, pd.DataFrame.from_dict(rows, orient="index"), crit)
+    return Suggestion(tols, pw, pd.DataFrame.from_dict(rows, orient="index"), crit)
