@@ -66,6 +66,15 @@ def _masked():
     return x, xdiffc.compress(x, tol=0.05, fill_values=[1e20])
 
 
+def _anomaly():
+    """A climatology plus small anomalies, with a column missing at every step: the decomposition's stream."""
+    rng = np.random.default_rng(10)
+    x = (rng.normal(size=(1, 12, 16)).cumsum(axis=-1) * 10 + rng.normal(size=(12, 12, 16)) * 0.01).astype(np.float32)
+    x[:, 0, 0] = np.nan
+    x[3, 4, 5] = 1e20
+    return x, xdiffc.compress(x, tol=0.01, fill_values=[1e20])
+
+
 def _l2():
     x = _field((2, 20, 20), 8, np.float64)
     x[0, 0, 0] = np.nan
@@ -101,6 +110,7 @@ def streams(predictor):
         "interp-ans": _interp_ans,
         "sz3-exc": _sz3_with_exceptions,
         "masked": _masked,
+        "anomaly": _anomaly,
         "lossless": lambda: (lambda x: (x, xdiffc.compress(x, tol=0)))(_field((3, 12, 16), 3)),
         "l2": _l2,
         "model": lambda: _model(predictor),
@@ -113,6 +123,7 @@ TARGETS = [
     ("interp-zstd", "header"), ("interp-zstd", "interp"), ("interp-ans", "interp"),
     ("sz3-exc", "sz3"), ("sz3-exc", "exc"), ("sz3-exc", "header"),
     ("masked", "mask"), ("masked", "special"), ("masked", "interp"),
+    ("anomaly", "anomaly"), ("anomaly", "header"),
     ("lossless", "raw"), ("lossless", "header"),
     ("l2", "l2base"), ("l2", "pca"), ("l2", "header"),
     ("model", "model"), ("model", "header"),

@@ -152,9 +152,9 @@ def _encode_decode(name: str, target: np.ndarray, tol: float, skip: np.ndarray |
     """A coder's payload and the residual its decoder returns (float64, or cast to ``dtype`` if given,
     which is what casting the float64 decoder output gives); None where the payload is ``beaten_at``
     bytes or more (it cannot win, so it is not decoded)."""
-    if name == "interp":
-        return interp.encode_reconstruct(target, tol, skip, stats=stats, dtype=dtype)
     coder = RESIDUAL_CODERS[name]
+    if hasattr(coder, "encode_reconstruct"):  # it returns what its decoder will rebuild, without decoding
+        return coder.encode_reconstruct(target, tol, skip, stats=stats, dtype=dtype)
     payload = coder.encode(target, tol, skip)
     if len(payload) >= beaten_at:
         return payload, None
@@ -162,8 +162,11 @@ def _encode_decode(name: str, target: np.ndarray, tol: float, skip: np.ndarray |
 
 
 def _worth_encoding(name: str, target: np.ndarray, tol: float, skip: np.ndarray | None, stats: dict) -> bool:
-    """Whether to encode SZ3 in full: always on small arrays, else where its size on interp's sample
-    block is below :data:`SZ3_MARGIN` times interp's estimate there (or interp failed)."""
+    """Whether to encode a coder other than interp in full: where it has its own estimate (``worth_trying``),
+    that; for SZ3, always on small arrays, else where its size on interp's sample block is below
+    :data:`SZ3_MARGIN` times interp's estimate there (or interp failed)."""
+    if hasattr(RESIDUAL_CODERS[name], "worth_trying"):
+        return RESIDUAL_CODERS[name].worth_trying(target, tol, skip, stats)
     if target.size <= interp.SAMPLE_SIZE or "sample_bytes" not in stats:
         return True
     block = interp.sample_block(target.shape)

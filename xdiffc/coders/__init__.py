@@ -12,7 +12,8 @@ output dtype, which the guarantee layer checks and repairs. The core tries the c
 
 from __future__ import annotations
 
-from . import interp, sz3
+from . import anomaly, interp, sz3
 
-#: name -> module with encode/decode; the name is stored in the stream.
-RESIDUAL_CODERS = {"interp": interp, "sz3": sz3}
+#: name -> module with encode/decode; the name is stored in the stream. ``anomaly`` (a climatology
+#: plus anomalies along the first axis) is tried only where its ``worth_trying`` estimate says it may win.
+RESIDUAL_CODERS = {"interp": interp, "sz3": sz3, "anomaly": anomaly}

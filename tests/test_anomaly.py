@@ -1,0 +1,110 @@
+"""The temporal decomposition (climatology + anomalies): the guarantee on its branch, bit-identical
+round trips, its choice on fields built for and against it, and its detected cycles."""
+
+import contextlib
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+import xdiffc
+from xdiffc import core
+from xdiffc.bitstream import Stream
+from xdiffc.coders import anomaly
+from tests.helpers import assert_bounded
+from tests.test_guarantee import FILL, base_field, sprinkle
+
+#: Shapes of 1 to 4 dimensions, sides 1 to 13 (mostly not powers of two, some of length 1 to 3).
+shapes = hnp.array_shapes(min_dims=1, max_dims=4, min_side=1, max_side=13)
+tolerances = st.one_of(st.floats(1e-12, 1e-6), st.floats(1e-6, 10.0), st.floats(10.0, 1e12))
+
+
+def climate(shape, seed: int, dtype=np.float32, period: int = 1, noise: float = 0.01) -> np.ndarray:
+    """A fixed spatial pattern (one per phase of ``period``) repeated along the first axis, plus small anomalies."""
+    rng = np.random.default_rng(seed)
+    pattern = rng.normal(size=(period,) + tuple(shape[1:])).cumsum(axis=-1) * 10
+    x = pattern[np.arange(shape[0]) % period] + rng.normal(size=shape) * noise
+    return x.astype(dtype)
+
+
+@contextlib.contextmanager
+def only_anomaly():
+    """The core with the decomposition as its only lossy coder, tried wherever its shape allows."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(core, "RESIDUAL_CODERS", {"anomaly": anomaly})
+        mp.setattr(anomaly, "worth_trying", lambda values, *a: anomaly.applies(values.shape))
+        yield
+
+
+@settings(deadline=None, max_examples=60)
+@given(shape=shapes, seed=st.integers(0, 2**32 - 1), dtype=st.sampled_from([np.float32, np.float64]),
+       kind=st.sampled_from(["climate", "smooth", "noise", "huge", "subnormal"]), tol=tolerances,
+       specials=st.booleans(), fortran=st.booleans())
+def test_the_bound_holds_on_the_anomaly_branch(shape, seed, dtype, kind, tol, specials, fortran):
+    rng = np.random.default_rng(seed)
+    x = climate(shape, seed, dtype) if kind == "climate" else base_field(kind, shape, dtype, rng)
+    x = sprinkle(x, rng, specials, tiny=False)
+    x = np.asfortranarray(x) if fortran else x
+    with only_anomaly():
+        blob = xdiffc.compress(x, tol=tol, fill_values=[FILL])
+        assert_bounded(x, xdiffc.decompress(blob), tol, fill_values=[FILL])
+    stream = Stream.from_bytes(blob)
+    if stream.header.mode == "pointwise":
+        assert "anomaly" in stream.sections
+
+
+@settings(deadline=None, max_examples=30)
+@given(shape=hnp.array_shapes(min_dims=2, max_dims=4, min_side=1, max_side=13).filter(anomaly.applies),
+       seed=st.integers(0, 2**32 - 1), dtype=st.sampled_from([np.float32, np.float64]),
+       period=st.sampled_from([1, 4, 12]), masked=st.booleans())
+def test_the_coder_round_trips_bit_identically(shape, seed, dtype, period, masked):
+    x = climate(shape, seed, dtype, period)
+    rng = np.random.default_rng(seed)
+    skip = rng.random(shape) < 0.3 if masked else None
+    if masked:
+        skip[:, 0] = True  # a column missing at every step: its climatology is skipped too
+        x[skip] = np.nan
+    tol = 1e-3
+    payload, y = anomaly.encode_reconstruct(x, tol, skip)
+    z = anomaly.decode(payload, shape, skip)
+    assert np.array_equal(y.view(np.uint64), z.view(np.uint64))
+    keep = np.ones(shape, bool) if skip is None else ~skip
+    assert np.all(np.abs(y[keep] - x[keep].astype(np.float64)) <= tol * (1 + 1e-12))
+    assert np.array_equal(anomaly.decode(payload, shape, skip, dtype=np.float32), z.astype(np.float32))
+
+
+@pytest.mark.parametrize("shape", [(110, 64, 128), (12, 40, 50), (24, 2, 30, 30)])
+def test_a_climatology_field_picks_the_anomaly_branch(shape):
+    x = climate(shape, 1)
+    blob = xdiffc.compress(x, rel_tol=1e-3)
+    assert "anomaly" in Stream.from_bytes(blob).sections
+    assert_bounded(x, xdiffc.decompress(blob), 1e-3 * float(x.max() - x.min()))
+
+
+def test_fields_without_a_climatology_keep_the_other_coders():
+    rng = np.random.default_rng(2)
+    pattern = rng.normal(size=(48, 48)).cumsum(axis=-1)
+    swings = (rng.normal(size=(64, 1, 1)) * pattern).astype(np.float32)  # a pattern whose sign and size change
+    assert "anomaly" not in Stream.from_bytes(xdiffc.compress(swings, rel_tol=1e-3)).sections
+    row = rng.normal(size=4096).cumsum().astype(np.float32)  # 1-D: no time axis to split
+    assert "anomaly" not in Stream.from_bytes(xdiffc.compress(row, rel_tol=1e-3)).sections
+    assert not anomaly.worth_trying(swings, 1.0, None)
+
+
+@pytest.mark.parametrize("period", [4, 12, 24])
+def test_a_cycle_is_detected(period):
+    x = climate((4 * period, 10, 12), 3, np.float64, period)
+    assert anomaly.detect_period(x, None) == period
+    assert anomaly.detect_period(climate((4 * period, 10, 12), 3, np.float64, 1), None) == 1
+
+
+def test_damaged_headers_raise_corrupt_stream_error():
+    x = climate((8, 6, 7), 4)
+    payload = anomaly.encode(x, 1e-3)
+    for bad in (b"\x02" + payload[1:], payload[:1] + b"\x09" + payload[2:], payload[:3]):
+        with pytest.raises(xdiffc.CorruptStreamError):
+            anomaly.decode(bad, x.shape)
+    with pytest.raises(xdiffc.CorruptStreamError):
+        anomaly.decode(payload, (8,))

@@ -1,0 +1,210 @@
+"""Temporal decomposition as a residual coder: a climatology coded once, the anomalies under the bound.
+
+Along the slowest axis (time, in a chunk of climate output) the field is split into a
+climatology and anomalies. The climatology is the time mean, or with a period ``P`` (a
+seasonal or diurnal cycle, detected from the values) one mean field per phase ``t mod P``.
+It is coded once by the interpolation coder at :data:`MEAN_FRACTION` of the bound, so that
+its coding error adds little roughness to the anomalies; the anomalies ``x - decoded
+climatology`` are then coded under the full bound by the same coder. Interpolating over
+neighbouring steps adds their anomalies to every prediction error; the climatology does not.
+
+The decoder rebuilds ``climatology[t mod P] + anomaly`` in float64, exactly as the encoder
+does, and the core checks the bound on that sum in the output dtype. Skipped (missing)
+points are left out of the means and given no symbol.
+
+Payload (little-endian, ``uv`` = unsigned LEB128 varint):
+
+==========  ==============================================================
+``u8``      format version (1)
+``uv``      period ``P`` (1 = the time mean), ``1 <= P <= shape[0]``
+``uv``      length of the climatology payload, then that payload: the
+            interpolation coder's, for shape ``(P,) + shape[1:]``
+bytes       the anomalies: the interpolation coder's payload for ``shape``
+==========  ==============================================================
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..byteio import Reader, uvarint
+from ..errors import CorruptStreamError
+from . import interp
+
+VERSION = 1
+#: The climatology is coded at this fraction of the bound (the issue's calibration: 1/4 beat 1/2 by
+#: 36% on 110 TREFHT annual means at eps 1e-2, and by 3% at 12 steps).
+MEAN_FRACTION = 0.25
+#: Fewest steps along the time axis for the decomposition to be tried.
+MIN_STEPS = 4
+#: Cycles tried, longest first: diurnal in hourly data, seasonal in monthly data, then 3- and 6-hourly.
+PERIODS = (24, 12, 8, 4)
+#: A period needs at least this many full cycles in the chunk (each phase mean is coded once).
+MIN_CYCLES = 4
+#: A period is kept where the per-phase means leave at most this fraction of the time mean's anomaly variance.
+PERIOD_GAIN = 0.7
+#: Tried only where the mean leaves at most this fraction of the field's variance in the anomalies.
+MAX_ANOMALY_VARIANCE = 0.5
+#: Encoded in full only where its estimate on the sample block is below this times interp's there.
+MARGIN = 1.0
+
+
+def applies(shape: tuple[int, ...]) -> bool:
+    """Whether the decomposition can be tried: at least 2 dimensions and :data:`MIN_STEPS` steps on the first."""
+    return len(shape) >= 2 and shape[0] >= MIN_STEPS
+
+
+def _phases(n: int, period: int):
+    """``(start, stop)`` of each cycle along an axis of ``n`` steps (the last may be partial)."""
+    return ((start, min(start + period, n)) for start in range(0, n, period))
+
+
+def _counts(keep: np.ndarray, period: int) -> np.ndarray:
+    """The number of valid points of each phase, shape ``(period,) + shape[1:]``."""
+    count = np.zeros((period,) + keep.shape[1:])
+    for start, stop in _phases(keep.shape[0], period):
+        count[: stop - start] += keep[start:stop]
+    return count
+
+
+def _empty(keep: np.ndarray | None, period: int) -> np.ndarray | None:
+    """Where a phase has no valid point (the climatology's skip mask), or None."""
+    if keep is None:
+        return None
+    empty = _counts(keep, period) == 0
+    return empty if empty.any() else None
+
+
+def _means(values: np.ndarray, keep: np.ndarray | None, period: int) -> np.ndarray:
+    """The per-phase means over the valid points, shape ``(period,) + shape[1:]`` (0 where a phase has none)."""
+    total = np.zeros((period,) + values.shape[1:])
+    with np.errstate(invalid="ignore"):  # a signalling NaN is skipped: its cast does not matter
+        for start, stop in _phases(values.shape[0], period):
+            v = values[start:stop].astype(np.float64)
+            total[: stop - start] += v if keep is None else np.where(keep[start:stop], v, 0.0)
+    if keep is None:
+        return total / _counts(np.ones(values.shape[:1] + (1,) * (values.ndim - 1), bool), period)
+    count = _counts(keep, period)
+    return np.where(count > 0, total / np.maximum(count, 1), 0.0)
+
+
+def _combine(clim: np.ndarray, anomaly: np.ndarray, period: int) -> np.ndarray:
+    """``clim[t mod period] + anomaly`` in float64, in place in ``anomaly``: the decoder's output."""
+    for start, stop in _phases(anomaly.shape[0], period):
+        anomaly[start:stop] += clim[: stop - start]
+    return anomaly
+
+
+def _encode(values: np.ndarray, tol: float, skip: np.ndarray | None, period: int) -> tuple[bytes, np.ndarray]:
+    keep = None if skip is None else ~skip
+    head, clim = interp.encode_reconstruct(_means(values, keep, period), tol * MEAN_FRACTION, _empty(keep, period))
+    anomaly = np.empty(values.shape)
+    with np.errstate(invalid="ignore", over="ignore"):  # at skipped points (set to 0 below), or past float64
+        for start, stop in _phases(values.shape[0], period):
+            anomaly[start:stop] = values[start:stop] - clim[: stop - start]
+    if skip is not None:
+        anomaly[skip] = 0.0
+    body, recon = interp.encode_reconstruct(anomaly, tol, skip)
+    del anomaly
+    payload = bytes([VERSION]) + uvarint(period) + uvarint(len(head)) + head + body
+    return payload, _combine(clim, recon, period)
+
+
+def detect_period(values: np.ndarray, keep: np.ndarray | None) -> int:
+    """The cycle along the first axis whose per-phase means leave the least anomaly variance, or 1 (none).
+
+    A period is taken only with :data:`MIN_CYCLES` full cycles and where it leaves at most
+    :data:`PERIOD_GAIN` of the time mean's anomaly variance.
+    """
+    best, best_var = 1, _anomaly_variance(values, keep, 1)
+    limit = PERIOD_GAIN * best_var
+    for period in PERIODS:
+        if values.shape[0] >= MIN_CYCLES * period:
+            var = _anomaly_variance(values, keep, period)
+            if var <= limit and var < best_var:
+                best, best_var = period, var
+    return best
+
+
+def _anomaly_variance(values: np.ndarray, keep: np.ndarray | None, period: int) -> float:
+    with np.errstate(invalid="ignore", over="ignore"):  # skipped points are dropped; overflow is an inf estimate
+        dev = values.astype(np.float64) - _means(values, keep, period)[np.arange(values.shape[0]) % period]
+        if keep is not None:
+            dev = dev[keep]
+        return float(np.mean(dev**2)) if dev.size else 0.0
+
+
+def _sample(shape: tuple[int, ...]) -> tuple[slice, ...]:
+    """A central block with every step and at most :data:`interp.SAMPLE_SIZE` points: halve the longest other axis."""
+    ext = list(shape)
+    while math.prod(ext) > interp.SAMPLE_SIZE and max(ext[1:]) > 1:
+        k = 1 + int(np.argmax(ext[1:]))
+        ext[k] //= 2
+    return tuple(slice((n - e) // 2, (n - e) // 2 + e) for n, e in zip(shape, ext))
+
+
+def worth_trying(values: np.ndarray, tol: float, skip: np.ndarray | None, stats: dict | None = None) -> bool:
+    """Whether to encode in full: the shape allows it, the time mean (or cycle) explains most of the
+    variance on a central block with every step, and the decomposition codes that block smaller than
+    interp alone (by :data:`MARGIN`)."""
+    if not applies(values.shape):
+        return False
+    block = _sample(values.shape)
+    v = np.ascontiguousarray(values[block])
+    sub = None if skip is None else np.ascontiguousarray(skip[block])
+    keep = None if sub is None else ~sub
+    if keep is not None and not keep.any():
+        return False
+    with np.errstate(invalid="ignore", over="ignore"):  # an overflow makes the estimate inf: not tried
+        total = float(np.var(v[keep] if keep is not None else v, dtype=np.float64))
+    if not np.isfinite(total) or _anomaly_variance(v, keep, 1) > MAX_ANOMALY_VARIANCE * total:
+        return False
+    if v.size == values.size:  # the block is the whole field: encoding it is the estimate
+        return True
+    period = detect_period(v, keep)
+    plain = len(interp.encode(v, tol, sub))
+    return len(_encode(v, tol, sub, period)[0]) < MARGIN * plain
+
+
+def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None = None, *, stats: dict | None = None,
+                       dtype: np.dtype | None = None) -> tuple[bytes, np.ndarray]:
+    """The payload and the field :func:`decode` rebuilds from it, bit for bit (cast to ``dtype`` if given).
+
+    ``stats`` is accepted for the core's interface and left alone (it holds interp's sample estimate).
+    """
+    if not applies(values.shape):
+        raise ValueError(f"the temporal decomposition needs >= 2 dimensions and >= {MIN_STEPS} steps, "
+                         f"got shape {values.shape}")
+    if not (math.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be finite and positive, got {tol!r}")
+    skip = None if skip is None else np.asarray(skip, bool)
+    period = detect_period(values, None if skip is None else ~skip)
+    payload, y = _encode(values, float(tol), skip, period)
+    return payload, y if dtype is None else y.astype(dtype)
+
+
+def encode(values: np.ndarray, tol: float, skip: np.ndarray | None = None) -> bytes:
+    """Compress ``values`` so that :func:`decode` returns them within ``tol`` (up to float64 rounding) off ``skip``."""
+    return encode_reconstruct(values, tol, skip)[0]
+
+
+def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = None,
+           dtype: np.dtype | None = None) -> np.ndarray:
+    """The float64 field of ``shape`` (or that field cast to ``dtype``) that :func:`encode` coded into ``payload``."""
+    shape = tuple(int(n) for n in shape)
+    if not applies(shape):
+        raise CorruptStreamError(f"a temporal-decomposition section cannot hold shape {shape}")
+    r = Reader(payload, "the anomaly payload")
+    if r.u8() != VERSION:
+        raise CorruptStreamError("the anomaly payload has an unknown version")
+    period = r.uvarint()
+    if not 1 <= period <= shape[0]:
+        raise CorruptStreamError(f"the anomaly payload's period {period} does not fit {shape[0]} steps")
+    head = bytes(r.take(r.uvarint()))
+    body = bytes(r.rest())
+    keep = None if skip is None else ~np.asarray(skip, bool)
+    clim = interp.decode(head, (period,) + shape[1:], _empty(keep, period))
+    y = _combine(clim, interp.decode(body, shape, skip), period)
+    return y if dtype is None else y.astype(dtype)
