@@ -597,7 +597,7 @@ def _reconstruct_ctx(coded, keep, masked, bins, h, kinds, plist, src: _CtxSource
     upos = 0
     if not masked or keep[0]:
         s = kern.decode_origin(src.st, src.words, _group(top, h.groups) * n_cls * src.n_b, t.start, t.nnz, t.syms,
-                               t.freqs, t.cums, h.prec)
+                               t.freqs, t.cums, t.lut, h.prec)
         src.left -= 1
         if s < 0:
             raise CorruptStreamError("interp payload: the rANS stream is damaged")
@@ -624,7 +624,7 @@ def _reconstruct_ctx(coded, keep, masked, bins, h, kinds, plist, src: _CtxSource
             raise CorruptStreamError("interp payload: the shape needs a different number of symbols")
         src.left -= n
         base = _group(level, h.groups) * n_cls * src.n_b
-        upos = kern.decode_ctx_pass(src.st, src.words, t.start, t.nnz, t.syms, t.freqs, t.cums, h.prec, shape,
+        upos = kern.decode_ctx_pass(src.st, src.words, t.start, t.nnz, t.syms, t.freqs, t.cums, t.lut, h.prec, shape,
                                     level, d, cls, classed, base, src.n_b, h.k, h.axis, code, upos)
         if upos < 0:
             raise CorruptStreamError("interp payload: the rANS stream is damaged")

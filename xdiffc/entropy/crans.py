@@ -192,6 +192,7 @@ class Tables:
             raise CorruptStreamError(f"{what} holds a malformed frequency table")
         r.pos = at
         self.prec = prec
+        self.lut = lookup(self.start, self.nnz, self.cums, prec)
 
 
 # ----------------------------------------------------------------------------- coding
@@ -233,7 +234,8 @@ def encode(sym, ctx, start, nnz, syms, freqs, cums, prec):
             out[w] = np.uint32(x & 0xFFFFFFFF)
             w += 1
             x >>= 32
-        x = ((x // f) << prec) + x % f + cums[i]
+        q = x // f
+        x = (q << prec) + (x - q * f) + cums[i]
     res = np.empty(w + 2, np.uint32)
     res[0] = np.uint32(x >> 32)
     res[1] = np.uint32(x & 0xFFFFFFFF)
@@ -242,8 +244,31 @@ def encode(sym, ctx, start, nnz, syms, freqs, cums, prec):
     return res
 
 
+#: Bits of the slot that index a model's search table (the decoder's first guess).
+LUT_BITS = 8
+
+
+@njit(**JIT)
+def lookup(start, nnz, cums, prec):
+    """Per model and per top ``min(LUT_BITS, prec)`` bits of the slot: the last entry whose cum lies at or below
+    the smallest slot with those bits (the decoder scans forward from there)."""
+    bits = min(LUT_BITS, prec)
+    shift = prec - bits
+    n_models = nnz.size
+    lut = np.zeros((n_models, 1 << bits), np.int64)
+    for m in range(n_models):
+        a, k = start[m], nnz[m]
+        i = a
+        for t in range(1 << bits):
+            lo = t << shift
+            while i + 1 < a + k and cums[i + 1] <= lo:
+                i += 1
+            lut[m, t] = i
+    return lut
+
+
 @njit(inline="always", **JIT)
-def decode_one(st, words, m, start, nnz, syms, freqs, cums, prec):
+def decode_one(st, words, m, start, nnz, syms, freqs, cums, lut, prec):
     """Next symbol under model ``m`` (``st`` = [x, next word]); -1 on any inconsistency."""
     k = nnz[m]
     a = start[m]
@@ -253,14 +278,11 @@ def decode_one(st, words, m, start, nnz, syms, freqs, cums, prec):
         return np.int64(-1)
     x = st[0]
     slot = x & ((np.int64(1) << prec) - 1)
-    lo, hi = a, a + k - 1
-    while lo < hi:  # last entry with cum <= slot
-        mid = (lo + hi + 1) >> 1
-        if cums[mid] <= slot:
-            lo = mid
-        else:
-            hi = mid - 1
-    x = freqs[lo] * (x >> prec) + slot - cums[lo]
+    i = lut[m, slot >> (prec - min(LUT_BITS, prec))]
+    end = a + k
+    while i + 1 < end and cums[i + 1] <= slot:
+        i += 1
+    x = freqs[i] * (x >> prec) + slot - cums[i]
     if x < L_BOUND:
         p = st[1]
         if p >= words.size:
@@ -268,7 +290,7 @@ def decode_one(st, words, m, start, nnz, syms, freqs, cums, prec):
         x = (x << 32) | np.int64(words[p])
         st[1] = p + 1
     st[0] = x
-    return syms[lo]
+    return syms[i]
 
 
 def start_state(words: np.ndarray, what: str) -> np.ndarray:
