@@ -65,7 +65,7 @@ import numpy as np
 
 from ..byteio import Reader, uvarint
 from ..entropy import codes, crans, rans, zstd
-from ..entropy.estimate import choose_grouping, model_bits
+from ..entropy.estimate import choose_grouping, folded_bits, model_bits
 from ..errors import CorruptStreamError
 from ..predict import interp as kern
 from ..predict.interp import N_FINE
@@ -374,13 +374,12 @@ class _CtxPlan:
             ctx = kern.contexts(p.fine, p.start, p.plevel, prev, groups, self.cls_of_fine, self.n_cls, kmax)
             del prev
             counts = kern.context_counts(p.sym, ctx, n_gc * (2 * kmax + 2), self.dense, self.n_dense)
-            for k in _K_CHOICES:
-                if 0 < k <= kmax:
-                    bits = float(model_bits(_fold(counts, n_gc, kmax, k)).sum()) + extra
-                    if best is None or bits < best[0]:
-                        best = (bits, axis, k, ctx if k == kmax else None)
-            if axis == axes[0]:
-                zero = (float(model_bits(_fold(counts, n_gc, kmax, 0)).sum()) + extra, 0, 0, None)
+            ks = np.array([k for k in _K_CHOICES if k <= kmax], np.int64)
+            for k, bits in zip(ks, folded_bits(counts, n_gc, kmax, ks) + extra):
+                if k and (best is None or bits < best[0]):
+                    best = (float(bits), axis, int(k), ctx if k == kmax else None)
+                if not k:
+                    zero = (float(bits), 0, 0, None)
         if best is None or zero[0] <= best[0]:
             best = zero if axes else (_choose_models_bits(p, n_gc, self), 0, 0, None)
         self.bits, self.axis, self.k, self._ctx = best
@@ -411,8 +410,8 @@ def _assemble_ctx(p: _Passes, plan: _CtxPlan, tol: float, order: tuple[int, ...]
     freq = crans.normalize(counts, prec)
     del counts
     sym_of = np.flatnonzero(plan.dense >= 0).astype(np.int64)
-    table, start, nnz, syms, freqs, cums = crans.tables(freq, sym_of)
-    words = crans.encode(p.sym, ctx, start, nnz, syms, freqs, cums, prec)
+    table = crans.tables(freq, sym_of)
+    words = crans.encode(p.sym, ctx, plan.dense, freq, prec)
     head = (struct.pack("<BBddd", VERSION_CTX, CODER_ANS, tol, _ALPHA, _BETA) + bytes(order)
             + bytes([plan.groups, len(plan.cuts)] + plan.cuts) + bytes([plan.axis, plan.k, prec]))
     mid = uvarint(p.unpred.size) + p.unpred.astype("<f8").tobytes() + np.packbits(p.kinds.astype(bool)).tobytes()

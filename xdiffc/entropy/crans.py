@@ -88,26 +88,20 @@ def _put(out, at, v):
 
 @njit(**JIT)
 def tables(freq, sym_of):
-    """Table bytes of every model (row of ``freq`` [model, k], ``k`` standing for symbol ``sym_of[k]``),
-    and the flat tables the encoder uses: (bytes, start, nnz, symbols, freqs, cums)."""
+    """Table bytes of every model (row of ``freq`` [model, k], ``k`` standing for symbol ``sym_of[k]``)."""
     n_models, width = freq.shape
     total = 0
     for m in range(n_models):
         for k in range(width):
             total += freq[m, k] > 0
     out = np.empty(3 * n_models + 6 * total, np.uint8)
-    start = np.zeros(n_models + 1, np.int64)
-    nnz = np.zeros(n_models, np.int64)
-    syms, freqs, cums = np.empty(total, np.int64), np.empty(total, np.int64), np.empty(total, np.int64)
-    at, n = 0, 0
+    at = 0
     for m in range(n_models):
-        start[m] = n
         k_used = 0
         for k in range(width):
             k_used += freq[m, k] > 0
-        nnz[m] = k_used
         at = _put(out, at, k_used)
-        prev, cum = 0, 0
+        prev = 0
         for k in range(width):
             f = freq[m, k]
             if f > 0:
@@ -115,11 +109,7 @@ def tables(freq, sym_of):
                 at = _put(out, at, s - prev)
                 at = _put(out, at, f - 1)
                 prev = s
-                syms[n], freqs[n], cums[n] = s, f, cum
-                cum += f
-                n += 1
-    start[n_models] = n
-    return out[:at].copy(), start, nnz, syms, freqs, cums
+    return out[:at].copy()
 
 
 @njit(**JIT)
@@ -198,23 +188,17 @@ class Tables:
 # ----------------------------------------------------------------------------- coding
 
 
-@njit(inline="always", **JIT)
-def _find(syms, a, n, s):
-    """Index of symbol ``s`` among ``syms[a:a+n]`` (present by construction)."""
-    lo, hi = a, a + n - 1
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if syms[mid] < s:
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
-
-
 @njit(**JIT)
-def encode(sym, ctx, start, nnz, syms, freqs, cums, prec):
-    """rANS words (uint32, in decode order) of ``sym[k]`` under model ``ctx[k]``."""
+def encode(sym, ctx, dense, freq, prec):
+    """rANS words (uint32, in decode order) of ``sym[k]`` under model ``ctx[k]``; ``freq`` [model, d] holds the
+    frequency of the symbol whose index among the used symbols is ``d = dense[symbol]``."""
     n = sym.size
+    cum = np.empty_like(freq)
+    for m in range(freq.shape[0]):
+        c = 0
+        for d in range(freq.shape[1]):
+            cum[m, d] = c
+            c += freq[m, d]
     out = np.empty(n // 2 + 16, np.uint32)
     w = 0
     x = L_BOUND
@@ -222,8 +206,8 @@ def encode(sym, ctx, start, nnz, syms, freqs, cums, prec):
     base = (L_BOUND >> prec) << 32
     for k in range(n - 1, -1, -1):
         m = ctx[k]
-        i = _find(syms, start[m], nnz[m], np.int64(sym[k]))
-        f = freqs[i]
+        d = dense[sym[k]]
+        f = freq[m, d]
         if f == m_tot:
             continue
         if x >= base * f:
@@ -235,7 +219,7 @@ def encode(sym, ctx, start, nnz, syms, freqs, cums, prec):
             w += 1
             x >>= 32
         q = x // f
-        x = (q << prec) + (x - q * f) + cums[i]
+        x = (q << prec) + (x - q * f) + cum[m, d]
     res = np.empty(w + 2, np.uint32)
     res[0] = np.uint32(x >> 32)
     res[1] = np.uint32(x & 0xFFFFFFFF)

@@ -121,3 +121,27 @@ def choose_grouping(table, levels, max_groups):
         if bits < best_bits:
             best_bits, best_groups, best_flags = bits, groups, flags
     return best_bits, best_groups, best_flags
+
+
+@njit(nogil=True, cache=True)
+def folded_bits(counts, n_gc, kmax, ks):
+    """:func:`model_bits` summed over the models of ``counts`` [(group-class) * (2 kmax + 2) + bucket, symbol]
+    after folding the previous-slice buckets to each radius ``k`` of ``ks`` (bucket 0 stays, the others
+    clamp to ``[-k, k]``; k = 0 merges them all)."""
+    pmax = 2 * kmax + 2
+    width = counts.shape[1]
+    out = np.zeros(ks.size)
+    for t in range(ks.size):
+        k = ks[t]
+        pk = 2 * k + 2 if k else 1
+        tmp = np.zeros((pk, width), np.int64)
+        zero = np.zeros((pk, width), np.int64)
+        for gc in range(n_gc):
+            tmp[:] = 0
+            for b in range(pmax):
+                nb = 0
+                if k and b:
+                    nb = min(max(b - kmax - 1, -k), k) + k + 1
+                tmp[nb] += counts[gc * pmax + b]
+            out[t] += _pair_bits(tmp, zero)
+    return out
