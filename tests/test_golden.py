@@ -26,7 +26,7 @@ SUMS = dict(line.split()[::-1] for line in (GOLDEN / "SHA256SUMS").read_text().s
 def test_every_golden_file_is_listed():
     assert set(SUMS) == {p.name for p in GOLDEN.glob("*.xdfc")}
     assert {"interp_rans.xdfc", "interp_zstd.xdfc", "sz3_exc.xdfc", "mask.xdfc", "l2.xdfc", "lossless.xdfc",
-            "v010_pointwise.xdfc", "v010_l2.xdfc"} <= set(SUMS)
+            "v010_pointwise.xdfc", "v010_l2.xdfc", "interp_v2.xdfc", "interp_v2_mask.xdfc"} <= set(SUMS)
 
 
 @pytest.mark.parametrize("name", sorted(SUMS))
@@ -77,6 +77,18 @@ def test_decoder_matches_the_reference_and_the_encoder_bit_for_bit():
         old = ref.encode(v, tol, skip)
         assert np.array_equal(interp.decode(old, v.shape, skip).view(np.uint64),
                               ref.decode(old, v.shape, skip).view(np.uint64))
+
+
+def test_version_2_decodes_to_the_encoders_reconstruction_and_to_version_1s():
+    """Context rANS payloads (version 2) rebuild the encoder's reconstruction bit for bit, which is the one a
+    version 1 payload of the same field rebuilds (same prediction and quantisation)."""
+    for v, tol, skip in _cases(60, 3):
+        payload, recon = interp.encode_reconstruct(v, tol, skip, coder=interp.CODER_CTX)
+        assert v.size == 0 or payload[0] == interp.VERSION_CTX
+        ours = interp.decode(payload, v.shape, skip)
+        assert np.array_equal(recon.view(np.uint64), ours.view(np.uint64))
+        old, _ = interp.encode_reconstruct(v, tol, skip, coder=interp.CODER_ZSTD)
+        assert np.array_equal(interp.decode(old, v.shape, skip).view(np.uint64), ours.view(np.uint64))
 
 
 def test_two_threads_encode_at_once():

@@ -60,6 +60,19 @@ def _interp_ans():
     return x, xdiffc.compress(x, tol=0.1)
 
 
+def _interp_ans_v1():
+    """The same field as a version 1 rANS payload (the default encoder writes version 2 or zstd)."""
+    from xdiffc.coders import interp
+
+    x, _ = _interp_ans()
+    payload, recon = interp.encode_reconstruct(x, 0.1, coder=interp.CODER_ANS)
+    sections = {"interp": payload}
+    bad = guarantee.violations(x, recon.astype(np.float32), 0.1, None)
+    if bad.size:
+        sections["exc"] = guarantee.encode_exceptions(x, bad)
+    return x, Stream(Header(dtype="<f4", shape=x.shape, order="C", mode="pointwise", tol=0.1), sections).to_bytes()
+
+
 def _masked():
     x = _field((3, 12, 16), 7)
     x[0, 0, :4] = [np.nan, 1e20, -np.inf, np.nan]
@@ -108,6 +121,7 @@ def streams(predictor):
     cases = {
         "interp-zstd": lambda: (lambda x: (x, xdiffc.compress(x, tol=0.05)))(_field((3, 12, 16), 4)),
         "interp-ans": _interp_ans,
+        "interp-ans-v1": _interp_ans_v1,
         "sz3-exc": _sz3_with_exceptions,
         "masked": _masked,
         "anomaly": _anomaly,
@@ -120,7 +134,7 @@ def streams(predictor):
 
 #: (case, part) pairs the fuzz tests damage, with the sections each case must really hold.
 TARGETS = [
-    ("interp-zstd", "header"), ("interp-zstd", "interp"), ("interp-ans", "interp"),
+    ("interp-zstd", "header"), ("interp-zstd", "interp"), ("interp-ans", "interp"), ("interp-ans-v1", "interp"),
     ("sz3-exc", "sz3"), ("sz3-exc", "exc"), ("sz3-exc", "header"),
     ("masked", "mask"), ("masked", "special"), ("masked", "interp"),
     ("anomaly", "anomaly"), ("anomaly", "header"),
@@ -134,7 +148,8 @@ def test_the_streams_hold_what_the_fuzz_tests_damage(streams):
     for case, part in TARGETS:
         if part != "header":
             assert part in Stream.from_bytes(streams[case][1]).sections, (case, part)
-    assert Stream.from_bytes(streams["interp-ans"][1]).sections["interp"][1] == 0  # the rANS body
+    assert Stream.from_bytes(streams["interp-ans"][1]).sections["interp"][:2] == b"\x02\x00"  # v2: context rANS
+    assert Stream.from_bytes(streams["interp-ans-v1"][1]).sections["interp"][:2] == b"\x01\x00"  # v1 rANS
     assert Stream.from_bytes(streams["interp-zstd"][1]).sections["interp"][1] == 1  # the zstd body
     model_stream = Stream.from_bytes(streams["model"][1]).sections
     assert any(name in model_stream for name in ("interp", "sz3"))

@@ -290,7 +290,7 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
         # zstd's strong level finds repeats (e.g. from year to year) that the static models cannot
         # (the version 2 contexts on the previous slice catch most of them); it costs ~20x the fast
         # level, so it runs only where estimates say it may win.
-        ctx_bytes = plan.bits / 8
+        ctx_bytes = plan.bits / 8 + 12  # + the axis, K and precision bytes and the final rANS state
         fast = _fast_zstd_bytes(p.sym)
         if _ZSTD_GAIN[0] * fast >= ctx_bytes:
             coders = [CODER_CTX]

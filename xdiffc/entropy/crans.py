@@ -11,8 +11,9 @@ Coder: state ``x`` in ``[L, 2**63)`` with ``L = 2**31``, 32-bit words, tables of
 - decode one symbol under a model: a model with one symbol (``f = 2**P``) yields it and leaves
   ``x`` as it is; otherwise ``slot = x mod 2**P``, the symbol is the last one with ``c <= slot``,
   ``x = f * (x >> P) + slot - c``, then if ``x < L``: ``x = (x << 32) | next word``.
-- the stream starts with ``x = (w0 << 32) | w1`` (``L <= x < 2**63``) and must end with
-  ``x = L`` exactly when all words are used up; anything else is a damaged stream.
+- the stream starts with ``x = (w0 << 32) | w1`` (``L <= x < 2**63``), or ``x = L`` when it has
+  no words at all (every symbol certain), and must end with ``x = L`` exactly when all words
+  are used up; anything else is a damaged stream.
 
 Table bytes (per model): ``uv`` number of used symbols ``n`` (0: the model is never used), then
 ``n`` pairs ``uv`` gap to the previous symbol (first: the symbol itself), ``uv`` ``f - 1``.
@@ -220,6 +221,8 @@ def encode(sym, ctx, dense, freq, prec):
             x >>= 32
         q = x // f
         x = (q << prec) + (x - q * f) + cum[m, d]
+    if w == 0 and x == L_BOUND:  # every symbol was certain: no words at all
+        return np.empty(0, np.uint32)
     res = np.empty(w + 2, np.uint32)
     res[0] = np.uint32(x >> 32)
     res[1] = np.uint32(x & 0xFFFFFFFF)
@@ -278,7 +281,9 @@ def decode_one(st, words, m, start, nnz, syms, freqs, cums, lut, prec):
 
 
 def start_state(words: np.ndarray, what: str) -> np.ndarray:
-    """Decoder state [x, next word] from the first two words."""
+    """Decoder state [x, next word] from the first two words (no words at all: ``x = L``)."""
+    if words.size == 0:
+        return np.array([int(L_BOUND), 0], np.int64)
     if words.size < 2:
         raise CorruptStreamError(f"{what}: the rANS stream is truncated")
     x = (int(words[0]) << 32) | int(words[1])
