@@ -26,7 +26,16 @@ sizes), or with zstandard on zigzag byte planes; the encoder estimates both size
 only the smaller (:mod:`xdiffc.entropy`).  The axis order of the passes is chosen on a central
 sample block and stored as a permutation.
 
-Payload layout (little-endian; ``uv`` = unsigned LEB128 varint):
+Version 2 payloads (written since 0.2; layout and decoding rules in ``docs/format.md``) code the
+same symbols, in pass order without class grouping, with the compiled rANS of
+:mod:`xdiffc.entropy.crans` under frozen integer tables per (level group, context class,
+previous-slice bucket): the bucket is the symbol of the same pass's target one lattice step back
+along a slice axis, clamped to ``[-K, K]``.  It catches the residuals that repeat from one time
+step to the next, for which version 1 needed zstd's slow strong level.  The encoder estimates the
+version 2 size from context counts (slice axis and K chosen there) and writes it, or a version 1
+zstd body where estimates say zstd is smaller.
+
+Version 1 payload layout (little-endian; ``uv`` = unsigned LEB128 varint):
 
 ====================  =======================================================
 ``u8``                format version (1)
