@@ -91,6 +91,8 @@ CODER_CTX = 2
 #: Largest previous-slice context radius K the encoder tries (the format allows up to 127).
 _MAX_K = 16
 _K_CHOICES = (0, 1, 2, 4, 8, 16)
+#: Version 2 drops the context classes unless they save more than this fraction of the size.
+_CLASS_MARGIN = 0.005
 #: Frequency-table precision of version 2 payloads (bits).
 _PREC = 14
 #: Largest [model, symbol] count table the context estimate builds (entries).
@@ -360,38 +362,57 @@ def _fold(counts: np.ndarray, n_gc: int, kmax: int, k: int) -> np.ndarray:
 
 
 class _CtxPlan:
-    """The version 2 choice: slice axis, radius K, estimated bits and the symbols' model indices."""
+    """The version 2 choice: slice axis, radius K, context classes (version 1's or none), the estimated bits
+    and the symbols' model indices.
+
+    Without classes the decoder skips the classification sweep (about a third of its time), so
+    that option wins unless the classes save more than :data:`_CLASS_MARGIN` of the size.
+    """
 
     def __init__(self, p: _Passes, keep: np.ndarray | None, coded_shape: tuple[int, ...], groups: int,
                  cuts: list[int]) -> None:
-        self.groups, self.cuts = groups, cuts
-        self.cls_of_fine = np.searchsorted(np.array(cuts, np.int64), np.arange(N_FINE), side="right").astype(np.uint8)
-        self.n_cls = len(cuts) + 1
-        n_gc = groups * self.n_cls
+        self.groups = groups
         shape = np.array(coded_shape, np.int64)
         masked = keep is not None
         flat_keep = keep.reshape(-1) if masked else np.ones(1, bool)
         self.dense, self.n_dense = kern.dense_symbols(p.sym)
-        kmax = _MAX_K
-        while kmax and n_gc * (2 * kmax + 2) * self.n_dense > _MAX_TABLE:
-            kmax //= 2
         extra = 64.0 * p.unpred.size
-        best = None
-        axes = [a for a, n in enumerate(coded_shape) if n > 1] if kmax else []
-        for axis in axes:
-            prev = kern.prev_symbols(p.sym, p.start, shape, flat_keep, masked, axis)
-            ctx = kern.contexts(p.fine, p.start, p.plevel, prev, groups, self.cls_of_fine, self.n_cls, kmax)
+        options = [list(cuts), []] if cuts else [[]]
+        axes = [a for a, n in enumerate(coded_shape) if n > 1]
+        best = None  # (bits to compare, bits, axis, k, cuts, ctx)
+        opts = []
+        for opt in options:
+            cls_of_fine = np.searchsorted(np.array(opt, np.int64), np.arange(N_FINE), side="right").astype(np.uint8)
+            n_gc = groups * (len(opt) + 1)
+            kmax = _MAX_K
+            while kmax and n_gc * (2 * kmax + 2) * self.n_dense > _MAX_TABLE:
+                kmax //= 2
+            opts.append((opt, cls_of_fine, n_gc, kmax, 1.0 if opt else 1.0 - _CLASS_MARGIN))
+        for axis in axes or [None]:
+            prev = None
+            for opt, cls_of_fine, n_gc, kmax, scale in opts:
+                if axis is None or not kmax:
+                    if axes and axis != axes[0]:
+                        continue
+                    kmax, pv = 0, np.zeros(p.sym.size, np.uint16)
+                else:
+                    if prev is None:
+                        prev = kern.prev_symbols(p.sym, p.start, shape, flat_keep, masked, axis)
+                    pv = prev
+                ctx = kern.contexts(p.fine, p.start, p.plevel, pv, groups, cls_of_fine, len(opt) + 1, kmax)
+                counts = kern.context_counts(p.sym, ctx, n_gc * (2 * kmax + 2 if kmax else 1), self.dense,
+                                             self.n_dense)
+                ks = np.array([k for k in _K_CHOICES if k <= kmax], np.int64)
+                for k, bits in zip(ks, folded_bits(counts, n_gc, kmax, ks) + extra):
+                    if best is None or bits * scale < best[0]:
+                        best = (float(bits) * scale, float(bits), 0 if not k else axis, int(k), opt,
+                                ctx if k == kmax else None)
+                del ctx, counts
             del prev
-            counts = kern.context_counts(p.sym, ctx, n_gc * (2 * kmax + 2), self.dense, self.n_dense)
-            ks = np.array([k for k in _K_CHOICES if k <= kmax], np.int64)
-            for k, bits in zip(ks, folded_bits(counts, n_gc, kmax, ks) + extra):
-                if k and (best is None or bits < best[0]):
-                    best = (float(bits), axis, int(k), ctx if k == kmax else None)
-                if not k:
-                    zero = (float(bits), 0, 0, None)
-        if best is None or zero[0] <= best[0]:
-            best = zero if axes else (_choose_models_bits(p, n_gc, self), 0, 0, None)
-        self.bits, self.axis, self.k, self._ctx = best
+        _, self.bits, self.axis, self.k, self.cuts, self._ctx = best
+        self.cls_of_fine = np.searchsorted(np.array(self.cuts, np.int64), np.arange(N_FINE),
+                                           side="right").astype(np.uint8)
+        self.n_cls = len(self.cuts) + 1
         self.keep, self.shape, self.masked = flat_keep, shape, masked
 
     def ctx(self, p: _Passes) -> np.ndarray:
@@ -400,12 +421,6 @@ class _CtxPlan:
         prev = (kern.prev_symbols(p.sym, p.start, self.shape, self.keep, self.masked, self.axis) if self.k
                 else np.zeros(p.sym.size, np.uint16))
         return kern.contexts(p.fine, p.start, p.plevel, prev, self.groups, self.cls_of_fine, self.n_cls, self.k)
-
-
-def _choose_models_bits(p: _Passes, n_gc: int, plan: _CtxPlan) -> float:
-    ctx = kern.contexts(p.fine, p.start, p.plevel, np.zeros(p.sym.size, np.uint16), plan.groups,
-                        plan.cls_of_fine, plan.n_cls, 0)
-    return float(model_bits(kern.context_counts(p.sym, ctx, n_gc, plan.dense, plan.n_dense)).sum()) + 64.0 * p.unpred.size
 
 
 def _assemble_ctx(p: _Passes, plan: _CtxPlan, tol: float, order: tuple[int, ...], last: bool = False) -> bytes:
@@ -580,7 +595,7 @@ class _CtxSource:
 
     def __init__(self, r: Reader, h: _Header, n_cls: int, n_symbols: int) -> None:
         self.n_b = 2 * h.k + 2 if h.k else 1
-        self.t = crans.Tables(r, h.groups * n_cls * self.n_b, h.prec, 2 * RADIUS, "the interp payload")
+        self.t = crans.Tables(r, h.groups * n_cls * self.n_b, h.prec, 2 * RADIUS, n_symbols, "the interp payload")
         n_words = r.uvarint((r.end - r.pos) // 4)
         self.words = np.frombuffer(r.take(4 * n_words), "<u4").astype(np.uint32)
         if len(r.rest()):
@@ -605,7 +620,7 @@ def _reconstruct_ctx(coded, keep, masked, bins, h, kinds, plist, src: _CtxSource
     upos = 0
     if not masked or keep[0]:
         s = kern.decode_origin(src.st, src.words, _group(top, h.groups) * n_cls * src.n_b, t.start, t.nnz, t.syms,
-                               t.freqs, t.cums, t.lut, h.prec)
+                               t.freqs, t.cums, t.lut, h.prec, t.sh)
         src.left -= 1
         if s < 0:
             raise CorruptStreamError("interp payload: the rANS stream is damaged")
@@ -622,6 +637,7 @@ def _reconstruct_ctx(coded, keep, masked, bins, h, kinds, plist, src: _CtxSource
     with np.errstate(over="ignore"):
         inv_bins = 1.0 / bins
     classed = n_cls > 1 or masked
+    bmap = kern.bucket_map(h.k)
     for i, (level, d) in enumerate(plist):
         if classed:
             kern.classify_pass(recon, keep, masked, shape, level, d, inv_bins[level], cls_of_fine, cls, counts)
@@ -632,7 +648,8 @@ def _reconstruct_ctx(coded, keep, masked, bins, h, kinds, plist, src: _CtxSource
             raise CorruptStreamError("interp payload: the shape needs a different number of symbols")
         src.left -= n
         base = _group(level, h.groups) * n_cls * src.n_b
-        upos = kern.decode_ctx_pass(src.st, src.words, t.start, t.nnz, t.syms, t.freqs, t.cums, t.lut, h.prec, shape,
+        upos = kern.decode_ctx_pass(src.st, src.words, t.start, t.nnz, t.syms, t.freqs, t.cums, t.lut, h.prec, t.sh, bmap,
+                                    shape,
                                     level, d, cls, classed, base, src.n_b, h.k, h.axis, code, upos)
         if upos < 0:
             raise CorruptStreamError("interp payload: the rANS stream is damaged")

@@ -175,7 +175,7 @@ def _varint(buf, at, end, limit):
 class Tables:
     """Parsed frequency tables: flat arrays indexed through ``start``/``nnz`` per model."""
 
-    def __init__(self, r: Reader, n_models: int, prec: int, n_bins: int, what: str) -> None:
+    def __init__(self, r: Reader, n_models: int, prec: int, n_bins: int, n_symbols: int, what: str) -> None:
         buf = np.frombuffer(r.data, np.uint8)
         self.start, self.nnz, self.syms, self.freqs, self.cums, at = _parse_tables(
             buf, r.pos, r.end, n_models, prec, n_bins)
@@ -183,7 +183,9 @@ class Tables:
             raise CorruptStreamError(f"{what} holds a malformed frequency table")
         r.pos = at
         self.prec = prec
-        self.lut = lookup(self.start, self.nnz, self.cums, prec)
+        bits = lut_bits(prec, int(np.count_nonzero(self.nnz > 1)), n_symbols)
+        self.lut = lookup(self.start, self.nnz, self.cums, prec, bits)
+        self.sh = prec - bits
 
 
 # ----------------------------------------------------------------------------- coding
@@ -231,18 +233,27 @@ def encode(sym, ctx, dense, freq, prec):
     return res
 
 
-#: Bits of the slot that index a model's search table (the decoder's first guess).
-LUT_BITS = 8
+#: Most bits of the slot that index a model's search table (the decoder's first guess; any size gives
+#: the same symbols, a larger one fewer steps).
+LUT_BITS = 11
+
+
+def lut_bits(prec: int, n_models: int, n_symbols: int) -> int:
+    """Search-table bits for ``n_models`` models: at most :data:`LUT_BITS`, fewer where the tables would
+    outweigh the symbols to decode."""
+    bits = min(LUT_BITS, prec)
+    while bits > 4 and n_models << bits > max(1 << 12, 2 * n_symbols):
+        bits -= 1
+    return bits
 
 
 @njit(**JIT)
-def lookup(start, nnz, cums, prec):
-    """Per model and per top ``min(LUT_BITS, prec)`` bits of the slot: the last entry whose cum lies at or below
-    the smallest slot with those bits (the decoder scans forward from there)."""
-    bits = min(LUT_BITS, prec)
+def lookup(start, nnz, cums, prec, bits):
+    """Per model and per top ``bits`` bits of the slot: the last entry whose cum lies at or below the
+    smallest slot with those bits (the decoder scans forward from there)."""
     shift = prec - bits
     n_models = nnz.size
-    lut = np.zeros((n_models, 1 << bits), np.int64)
+    lut = np.zeros((n_models, 1 << bits), np.int32)
     for m in range(n_models):
         a, k = start[m], nnz[m]
         i = a
@@ -255,7 +266,7 @@ def lookup(start, nnz, cums, prec):
 
 
 @njit(inline="always", **JIT)
-def decode_one(st, words, m, start, nnz, syms, freqs, cums, lut, prec):
+def decode_one(st, words, m, start, nnz, syms, freqs, cums, lut, prec, sh):
     """Next symbol under model ``m`` (``st`` = [x, next word]); -1 on any inconsistency."""
     k = nnz[m]
     a = start[m]
@@ -265,7 +276,7 @@ def decode_one(st, words, m, start, nnz, syms, freqs, cums, lut, prec):
         return np.int64(-1)
     x = st[0]
     slot = x & ((np.int64(1) << prec) - 1)
-    i = lut[m, slot >> (prec - min(LUT_BITS, prec))]
+    i = np.int64(lut[m, slot >> sh])
     end = a + k
     while i + 1 < end and cums[i + 1] <= slot:
         i += 1

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..entropy.crans import L_BOUND, LUT_BITS, decode_one
+from ..entropy.crans import L_BOUND, decode_one
 from ..quantize import RADIUS, dequantize, quantize
 #: Activity (|right - left| neighbour difference, in bins) thresholds of the fine context classes.
 ACTIVITY_EDGES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0)
@@ -537,7 +537,7 @@ def context_counts(sym, ctx, n_models, dense, n_dense):
 
 
 @njit(**JIT)
-def decode_ctx_pass(st, words, start, nnz, syms, freqs, cums, lut, prec, shape, level, d, cls, classed,
+def decode_ctx_pass(st, words, start, nnz, syms, freqs, cums, lut, prec, sh, bmap, shape, level, d, cls, classed,
                     model_base, n_b, radius_k, axis, code, upos):
     """Decode the symbols of pass (level, d) in symbol order into ``code`` (as :func:`decode_pass`'s: -1
     skipped, a symbol > 0, ``-2 - k`` for the unpredictable ``k``), each under the model
@@ -553,15 +553,15 @@ def decode_ctx_pass(st, words, start, nnz, syms, freqs, cums, lut, prec, shape, 
     x, wp = st[0], st[1]
     n_words = words.size
     mask = (np.int64(1) << prec) - 1
-    sh = prec - min(LUT_BITS, prec)
     for j in range(total):
         c = cls[j] if classed else 0
         if c == 255:
             code[j] = -1
         else:
             b = 0
-            if ia > 0 and radius_k:
-                b = prev_bucket(code[j - sa], radius_k)
+            if ia > 0:
+                pc = code[j - sa]
+                b = bmap[pc if pc > 0 else 0]
             m = model_base + c * n_b + b
             k = nnz[m]
             a = start[m]
@@ -571,7 +571,7 @@ def decode_ctx_pass(st, words, start, nnz, syms, freqs, cums, lut, prec, shape, 
                 return ERR_SYMBOLS
             else:
                 slot = x & mask
-                i = lut[m, slot >> sh]
+                i = np.int64(lut[m, slot >> sh])
                 end = a + k
                 while i + 1 < end and cums[i + 1] <= slot:
                     i += 1
@@ -623,6 +623,15 @@ def reconstruct_pass(recon, shape, level, d, cubic, bin_, code, unpred):
 
 
 @njit(**JIT)
-def decode_origin(st, words, m, start, nnz, syms, freqs, cums, lut, prec):
+def decode_origin(st, words, m, start, nnz, syms, freqs, cums, lut, prec, sh):
     """The origin's symbol (model ``m``), or -1 on a damaged stream."""
-    return decode_one(st, words, m, start, nnz, syms, freqs, cums, lut, prec)
+    return decode_one(st, words, m, start, nnz, syms, freqs, cums, lut, prec, sh)
+
+
+@njit(**JIT)
+def bucket_map(radius_k):
+    """:func:`prev_bucket` of every symbol 0..65535 (the decoder's table)."""
+    out = np.empty(1 << 16, np.int64)
+    for s in range(out.size):
+        out[s] = prev_bucket(s, radius_k)
+    return out
