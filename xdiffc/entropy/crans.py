@@ -236,13 +236,15 @@ def encode(sym, ctx, dense, freq, prec):
 #: Most bits of the slot that index a model's search table (the decoder's first guess; any size gives
 #: the same symbols, a larger one fewer steps).
 LUT_BITS = 11
+#: At most this many search-table entries in all (int32: they stay in the L2 cache).
+_LUT_ENTRIES = 1 << 15
 
 
 def lut_bits(prec: int, n_models: int, n_symbols: int) -> int:
     """Search-table bits for ``n_models`` models: at most :data:`LUT_BITS`, fewer where the tables would
     outweigh the symbols to decode."""
     bits = min(LUT_BITS, prec)
-    while bits > 4 and n_models << bits > max(1 << 12, 2 * n_symbols):
+    while bits > 4 and n_models << bits > min(max(1 << 12, 2 * n_symbols), _LUT_ENTRIES):
         bits -= 1
     return bits
 
