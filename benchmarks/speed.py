@@ -253,17 +253,24 @@ def markdown(s: dict) -> str:
     return "\n".join(lines)
 
 
-NOTES = """What limits encoding: on 9 of the 11 fields at eps 1e-3 the interpolation coder's symbols are
-6-21% smaller under zstd level 19 than under the static rANS models, because zstd's optimal parsing
-finds residual patterns that repeat from one time step to the next (the interpolation error of a
-fixed spatial feature). Level 19 runs at 6-12 MB/s on the symbol planes and is most of the encode
-time on those fields; every faster level or strategy measured gives back 3-15% of that gain
-(level 9: 8-15%; btopt with a short search: 3-9%), more than the 1% the ratio may lose. The
-encoder runs level 19 only where estimates say it wins (a level-3 frame, then level 19 on two
-1/16 slices). Where rANS wins (PRECT, ice concentration) encoding runs at 25-80 MB/s. A context
-on the co-located residual of the previous time step captures most of zstd's gain in measurements
-(0.87-1.07x zstd-19's size on the unmasked fields), so a compiled rANS with such contexts is the
-way to both targets; it needs a new interpolation payload version."""
+NOTES = """What limits encoding. Version 1 of the interpolation payload needed zstd level 19 (6-12 MB/s)
+on 9 of the 11 fields at eps 1e-3, because zstd's optimal parsing finds residuals that repeat from
+one time step to the next, which the static rANS models could not. Version 2 (`docs/format.md`)
+codes the symbols with a compiled rANS of our own (integer arithmetic, frozen 14-bit tables in the
+payload) under contexts (level group, activity class or none, and the symbol of the same target
+one lattice step back along a chosen slice axis, clamped to +-K): on the symbols of the plain
+interpolation coder at eps 1e-3 it is 0.85-0.97x zstd-19's size on TREFHT, TS (b003), PRECT and
+ice concentration, and 1.01-1.13x on the others, where the encoder keeps the version 1 zstd body.
+Estimates (context counts; a fast zstd frame; zstd-19 on two 1/16 slices only in the grey zone)
+pick one, and only the winner is encoded. Forced to version 2, the interpolation coder encodes
+TREFHT in about 90 ms (40 MB/s; version 1 zstd: 340 ms) and decodes it as fast as version 1
+(11 ms). Since this change, TREFHT goes through the temporal decomposition coder (issue 15),
+which encodes the interpolation coder three times (the field, the climatology, the anomalies) and
+runs zstd estimates for each: that, the six axis orders tried on a sample and the full
+prediction pass keep TREFHT's encoding near 10 MB/s, far below 0.2x SZ3's. Decoding meets its
+target on TREFHT; over the 11 fields its geometric mean fell because most fields now decode two
+interpolation payloads (the anomaly coder) and version 2's rANS costs about 1.3x the zstd body's
+decode on fields with context classes."""
 
 
 def main() -> None:
