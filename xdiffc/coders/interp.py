@@ -74,7 +74,7 @@ import numpy as np
 
 from ..byteio import Reader, uvarint
 from ..entropy import codes, crans, rans, zstd
-from ..entropy.estimate import choose_grouping, folded_bits, model_bits
+from ..entropy.estimate import choose_grouping, folded_bits
 from ..errors import CorruptStreamError
 from ..predict import interp as kern
 from ..predict.interp import N_FINE
@@ -346,19 +346,6 @@ def _assemble(p: _Passes, coder: int, tol: float, order: tuple[int, ...], groups
 
 
 # ----------------------------------------------------------------------------- version 2 (context rANS)
-
-
-def _fold(counts: np.ndarray, n_gc: int, kmax: int, k: int) -> np.ndarray:
-    """Counts [model, symbol] at previous-slice radius ``kmax`` folded to radius ``k``."""
-    pmax, pk = (2 * kmax + 2 if kmax else 1), (2 * k + 2 if k else 1)
-    c3 = counts.reshape(n_gc, pmax, -1)
-    if k == 0:
-        return c3.sum(axis=1)
-    out = np.zeros((n_gc, pk, c3.shape[2]), np.int64)
-    for b in range(pmax):
-        nb = 0 if b == 0 else min(max(b - kmax - 1, -k), k) + k + 1
-        out[:, nb] += c3[:, b]
-    return out.reshape(n_gc * pk, -1)
 
 
 class _CtxPlan:

@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..byteio import Reader, uvarint
+from ..byteio import Reader
 from ..errors import CorruptStreamError
 
 L_BOUND = np.int64(1) << 31
