@@ -26,6 +26,7 @@ from numba import njit
 
 from ..byteio import Reader
 from ..errors import CorruptStreamError
+from .rans import put_varint
 
 L_BOUND = np.int64(1) << 31
 MAX_PREC = 16
@@ -76,17 +77,6 @@ def normalize(counts, prec):
     return freq
 
 
-@njit(inline="always", **JIT)
-def _put(out, at, v):
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        out[at] = b | (0x80 if v else 0)
-        at += 1
-        if not v:
-            return at
-
-
 @njit(**JIT)
 def tables(freq, sym_of):
     """Table bytes of every model (row of ``freq`` [model, k], ``k`` standing for symbol ``sym_of[k]``)."""
@@ -101,14 +91,14 @@ def tables(freq, sym_of):
         k_used = 0
         for k in range(width):
             k_used += freq[m, k] > 0
-        at = _put(out, at, k_used)
+        at = put_varint(out, at, k_used)
         prev = 0
         for k in range(width):
             f = freq[m, k]
             if f > 0:
                 s = sym_of[k]
-                at = _put(out, at, s - prev)
-                at = _put(out, at, f - 1)
+                at = put_varint(out, at, s - prev)
+                at = put_varint(out, at, f - 1)
                 prev = s
     return out[:at].copy()
 

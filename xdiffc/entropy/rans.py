@@ -25,7 +25,8 @@ def histogram_bytes(nz: np.ndarray, counts: np.ndarray) -> bytes:
 
 
 @njit(nogil=True, cache=True)
-def _put_varint(out, at, v):
+def put_varint(out, at, v):
+    """Write ``v`` as an unsigned LEB128 varint into ``out[at:]``; return the next free index."""
     while True:
         b = v & 0x7F
         v >>= 7
@@ -40,8 +41,8 @@ def _pairs_bytes(nz, counts):
     out = np.empty(20 * nz.size, np.uint8)
     at, prev = 0, 0
     for i in range(nz.size):
-        at = _put_varint(out, at, nz[i] - prev)
-        at = _put_varint(out, at, counts[i])
+        at = put_varint(out, at, nz[i] - prev)
+        at = put_varint(out, at, counts[i])
         prev = nz[i]
     return out[:at]
 
