@@ -205,11 +205,12 @@ def test_sample_slices_are_chunks_cut_to_the_budget():
                                         ("tos", dict(nlat=slice(100, 228), nlon=slice(0, 160)))])  # with land
 def test_suggested_bounds_pass_when_applied(name, part):
     ds = open_sample(name).isel(part)
-    tol = tuning.suggest_tol(ds, iterations=5)
-    var = next(iter(tol))
-    assert dict(tol) and tol[var] > 0 and tol.table.loc[var, "passed"] and tol.table.loc[var, "ratio"] > 1
-    assert tol.table.loc[var, "binding"]  # a looser bound was tried and failed
-    report = ds.gcdtc.assess(ds.gcdtc.roundtrip(tol=tol, rel_tol=None))
+    found = tuning.suggest_tol(ds, iterations=5)
+    var = found.table.index[0]
+    bound = found[var] if found.table.loc[var, "kind"] == "tol" else found.pw_rel_tol[var]
+    assert bound > 0 and found.table.loc[var, "passed"] and found.table.loc[var, "ratio"] > 1
+    assert found.table.loc[var, "binding"]  # a looser bound was tried and failed
+    report = ds.gcdtc.assess(ds.gcdtc.roundtrip(**found.kwargs))
     assert report["passed"].all(), report.T
 
 
