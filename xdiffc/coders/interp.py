@@ -534,6 +534,15 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
     return np.ascontiguousarray(recon.reshape(coded).transpose(np.argsort(h.order))).reshape(shape)
 
 
+def _origin(s: int, unpred: np.ndarray, bin_: float) -> tuple[float, int]:
+    """The origin's value from its symbol (0: the first unpredictable value), and how many raw values it used."""
+    if s != 0:
+        return 0.0 + (float(s) - RADIUS) * bin_, 0
+    if unpred.size < 1:
+        raise CorruptStreamError("interp payload lacks unpredictable values")
+    return float(unpred[0]), 1
+
+
 def _reconstruct(coded, keep, masked, bins, h, kinds, plist, source, unpred) -> np.ndarray:
     """Replay the encoder's prediction passes, dequantising the decoded symbols."""
     n_cls = h.cuts.size + 1
@@ -545,12 +554,7 @@ def _reconstruct(coded, keep, masked, bins, h, kinds, plist, source, unpred) -> 
     upos = 0
     if not masked or keep[0]:
         s = int(source.take(_group(top, h.groups) * n_cls, 1)[0])
-        if s == 0:
-            if unpred.size < 1:
-                raise CorruptStreamError("interp payload lacks unpredictable values")
-            recon[0], upos = unpred[0], 1
-        else:
-            recon[0] = 0.0 + (float(s) - RADIUS) * bins[top]
+        recon[0], upos = _origin(s, unpred, bins[top])
     n_max = max(1, recon.size // 2 + 1)
     cls = np.empty(n_max, np.uint8)
     code = np.empty(n_max, np.int64)
@@ -611,12 +615,7 @@ def _reconstruct_ctx(coded, keep, masked, bins, h, kinds, plist, src: _CtxSource
         src.left -= 1
         if s < 0:
             raise CorruptStreamError("interp payload: the rANS stream is damaged")
-        if s == 0:
-            if unpred.size < 1:
-                raise CorruptStreamError("interp payload lacks unpredictable values")
-            recon[0], upos = unpred[0], 1
-        else:
-            recon[0] = 0.0 + (float(s) - RADIUS) * bins[top]
+        recon[0], upos = _origin(s, unpred, bins[top])
     n_max = max(1, recon.size // 2 + 1)
     cls = np.empty(n_max, np.uint8)
     code = np.empty(n_max, np.int64)
