@@ -366,8 +366,7 @@ def decode_pass(recon, keep, masked, shape, level, d, cubic, bin_, cls, classed,
         at[c] = seg_start[c]
     if u > unpred.size:
         return ERR_UNPRED
-    cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(shape, level, d)
-    es = offs[d]
+    _, _, _, n_odd, _, n_oth, _ = _lattice(shape, level, d)
     total = n_odd * n_oth
     for j in range(total):
         c = cls[j] if classed else 0
@@ -381,18 +380,8 @@ def decode_pass(recon, keep, masked, shape, level, d, cubic, bin_, cls, classed,
             uat[c] += 1
         else:
             code[j] = s
-    idx = np.zeros(shape.size, np.int64)
-    off, b = 0, 0
-    for _ in range(total):
-        i = idx[d]
-        k = code[i * n_oth + b]
-        if k > 0:
-            recon[off + oo] = dequantize(k, _predict(recon, off - i * es, es, i, n_odd, n_even, cubic), bin_)
-        elif k == -1:
-            recon[off + oo] = _finite(_predict(recon, off - i * es, es, i, n_odd, n_even, cubic))
-        else:
-            recon[off + oo] = unpred[-2 - k]
-        off, b = _next(idx, cnt, offs, bst, off, b)
+    if reconstruct_pass(recon, shape, level, d, cubic, bin_, code, unpred) != OK:
+        return ERR_UNPRED
     return u
 
 
@@ -599,8 +588,9 @@ def decode_ctx_pass(st, words, start, nnz, syms, freqs, cums, lut, prec, sh, bma
 
 @njit(**JIT)
 def reconstruct_pass(recon, shape, level, d, cubic, bin_, code, unpred):
-    """Second sweep of :func:`decode_pass` (memory order) over ``code``; ERR_UNPRED when an
-    unpredictable index lies beyond ``unpred``."""
+    """Reconstruct pass (level, d) in memory order from ``code`` (-1 skipped, a symbol > 0, or ``-2 - k``
+    for ``unpred[k]``): the second sweep of both payload versions; ERR_UNPRED when an unpredictable index
+    lies beyond ``unpred``."""
     cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(shape, level, d)
     es = offs[d]
     total = n_odd * n_oth
