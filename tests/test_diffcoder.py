@@ -13,8 +13,18 @@ from tests.helpers import assert_bounded
 from xdiffc.datasets import open_sample
 from xdiffc.diffcoder import BlockNet, DiffCoder, DiffCoderConfig, save, sigmoid_alpha_bar, train
 from xdiffc.diffcoder.schedule import eps_from_v, v_target, x0_from_v
+from xdiffc.diffcoder.train import Plateau, validation_loss
 from xdiffc.model import ModelPredictor, layout, load_model
 from xdiffc.training import estimate_deviation
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny networks run fastest on one thread, and do not stall when another process holds the other core."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 
 TINY = dict(resolution=16, depth=2, latent_channels=2, enc_widths=(4, 8), unet_widths=(4, 8), t_dim=8)
 
@@ -58,6 +68,64 @@ def test_tiny_model_trains_a_few_steps(kind):
     z = net.encode(torch.from_numpy(data[:2, None]))
     assert z.shape == (2, 2, 4, 4)
     assert net.decode(z, 3).shape == (2, 1, 16, 16)
+
+
+def _smooth_fields(n: int, side: int = 16, seed: int = 0) -> np.ndarray:
+    """Random sums of a few low Fourier modes on a periodic square, unit variance: learnable in a few steps."""
+    rng = np.random.default_rng(seed)
+    y, x = np.asarray(np.meshgrid(np.arange(side), np.arange(side), indexing="ij")) * (2 * np.pi / side)
+    out = np.zeros((n, side, side))
+    for kx, ky in [(1, 0), (0, 1), (1, 1), (2, 1)]:
+        a, b = rng.standard_normal((2, n, 1, 1))
+        out += a * np.cos(kx * x + ky * y) + b * np.sin(kx * x + ky * y)
+    return (out / out.std()).astype(np.float32)
+
+
+@pytest.mark.parametrize("kind", ["diffcoder", "vae"])
+def test_training_lowers_the_loss_and_beats_predicting_zero(kind):
+    torch.manual_seed(0)
+    net = DiffCoder(DiffCoderConfig(kind=kind, **{**TINY, "enc_widths": (8, 16), "unet_widths": (8, 16)}))
+    data = _smooth_fields(16)
+    before = validation_loss(net, data, repeats=2)
+    train(net, data, steps=150, batch=8, lr=3e-3, log_every=50)
+    after = validation_loss(net, data, repeats=2)
+    assert after < 0.7 * before
+    with torch.no_grad():
+        y = net.decode(net.encode(torch.from_numpy(data[:, None])), 4)[:, 0].numpy()
+    rel_l2 = np.linalg.norm(y - data) / np.linalg.norm(data)
+    assert rel_l2 < 0.9  # predicting zero scores 1
+
+
+def test_plateau_training_resumes_from_its_checkpoint_bit_for_bit(tmp_path):
+    data = _smooth_fields(12)
+    val = _smooth_fields(4, seed=1)
+    plateau = Plateau(eval_every=2, patience=50)
+
+    def run(steps: int, ckpt) -> DiffCoder:
+        torch.manual_seed(0)
+        net = DiffCoder(DiffCoderConfig(**TINY))
+        train(net, data, steps=steps, batch=2, val=val, plateau=plateau, checkpoint=ckpt)
+        return net
+
+    whole = run(6, None)
+    run(4, tmp_path / "run.ckpt")  # stopped after 4 steps ...
+    resumed = run(6, tmp_path / "run.ckpt")  # ... and resumed to 6
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_plateau_stops_training_and_keeps_the_best_weights():
+    torch.manual_seed(0)
+    net = DiffCoder(DiffCoderConfig(kind="vae", **TINY))
+    data = _smooth_fields(8)
+    history = train(net, data, steps=10_000, batch=4, lr=1e-2, val=data[:4],
+                    plateau=Plateau(eval_every=5, patience=2, min_delta=0.5, reductions=1, repeats=1, warmup=1))
+    evals = [h for h in history if "val_loss" in h]
+    assert history[-1]["step"] < 10_000  # a 50% gain is never sustained: it stopped on the plateau
+    assert evals[0]["lr"] == 1e-2 and evals[-1]["lr"] == 5e-3
+    assert validation_loss(net, data[:4], repeats=1) == pytest.approx(min(h["val_loss"] for h in evals), rel=1e-6)
+    with pytest.raises(ValueError, match="validation"):
+        train(net, data, steps=2, plateau=Plateau())
 
 
 def test_deterministic_decoding_is_reproducible_and_sampling_is_seeded():
