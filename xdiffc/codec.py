@@ -29,6 +29,7 @@ from .api import check_bound, check_mode
 from .core import DEFAULT_STEPS, compress, decompress
 from .errors import CorruptStreamError, ModelMismatchError
 from .grids import Layout
+from .reference import Climatology
 
 
 def _finite_fills(values: Iterable[float]) -> tuple[float, ...]:
@@ -97,6 +98,11 @@ class GCDTCCodec(Codec):
     valid_range : (float, float), optional
         A CF valid range in the chunk's (unpacked) units: outputs are clamped into it, as well as
         into each chunk's own range (which they always are).
+    climatology : dict, optional
+        An archive-level climatology (:meth:`xdiffc.reference.Climatology.to_config`: its sha256 and
+        its coded values), computed over the whole variable by ``ds.gcdtc`` and ``convert``. Chunks
+        of shape ``(time,) + its spatial shape`` (on the layout's canvas) may code their anomalies
+        from it; it travels here so that a reader needs nothing but the store.
     """
 
     codec_id = "xdiffc.gcdtc"
@@ -116,6 +122,7 @@ class GCDTCCodec(Codec):
         pw_rel_tol: float | None = None,
         preserve_zero: bool = False,
         valid_range: Sequence[float] | None = None,
+        climatology: dict | None = None,
     ):
         self.tol = check_bound("tol", tol)
         self.rel_tol = check_bound("rel_tol", rel_tol)
@@ -141,10 +148,12 @@ class GCDTCCodec(Codec):
         self.layout = None if layout is None else dict(layout)
         self._layout = None if layout is None else Layout.from_config(self.layout)
         self.variable = str(variable)
+        self.climatology = None if climatology is None else dict(climatology)
+        self._reference = None if climatology is None else Climatology.from_config(self.climatology)
 
     def get_config(self) -> dict:
-        """The JSON configuration; ``variable``, ``pw_rel_tol``, ``preserve_zero`` and ``valid_range`` only when
-        set, so that configs without them stay as they were."""
+        """The JSON configuration; ``variable``, ``pw_rel_tol``, ``preserve_zero``, ``valid_range`` and
+        ``climatology`` only when set, so that configs without them stay as they were."""
         config = {
             "id": self.codec_id,
             "tol": self.tol,
@@ -165,6 +174,8 @@ class GCDTCCodec(Codec):
             config["preserve_zero"] = True
         if self.valid_range is not None:
             config["valid_range"] = list(self.valid_range)
+        if self.climatology is not None:
+            config["climatology"] = self.climatology
         return config
 
     @classmethod
@@ -190,7 +201,7 @@ class GCDTCCodec(Codec):
         model = self._predictor() if self.model_id else None
         return compress(array, self.tol, self.rel_tol, nrmse=self.nrmse, pw_rel_tol=self.pw_rel_tol,
                         preserve_zero=self.preserve_zero, valid_range=self.valid_range, mode=self.mode,
-                        fill_values=fills, model=model, steps=self.steps)
+                        fill_values=fills, model=model, steps=self.steps, reference=self._reference)
 
     def _predictor(self):
         """The configured model, loaded once per process and device (never pickled with the codec)."""
@@ -213,7 +224,7 @@ class GCDTCCodec(Codec):
         stream, shape = self._checked(blob, chunk)
         try:
             # the core loads the model (cached per process) only for chunks that carry a model section
-            y = decompress(stream, model=self.model_id or None)
+            y = decompress(stream, model=self.model_id or None, reference=self._reference)
         except (CorruptStreamError, ModelMismatchError) as err:
             raise type(err)(f"{self._where(shape)}: {err}") from None
         return y if self._layout is None else self._layout[0].from_grid(y, self._layout[1])

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import fidelity, guarantee, l2, logdomain, masking, predicted
+from . import fidelity, guarantee, l2, logdomain, masking, predicted, reference as references
 from .api import FLOAT_DTYPES, check_bound, check_mode, is_float
 from .bitstream import Header, Stream
 from .coders import RESIDUAL_CODERS, interp, lossless, sz3
@@ -194,6 +194,7 @@ def compress(
     model=None,
     steps: int | None = None,
     device: str | None = None,
+    reference: references.Climatology | None = None,
 ) -> bytes:
     """Compress a numpy array so that every valid value moves by at most the bound.
 
@@ -234,6 +235,10 @@ def compress(
         Denoising steps of the neural decoder (default :data:`DEFAULT_STEPS`).
     device : str, optional
         Where the model runs ("cpu", "cuda"); default: CUDA when available.
+    reference : Climatology, optional
+        An archive-level climatology (:mod:`xdiffc.reference`) for arrays of shape
+        ``(time,) + its spatial shape``: coding ``x`` minus it, at the phase that fits best, is one
+        more candidate. The stream then needs the same reference to decode.
 
     Returns
     -------
@@ -278,6 +283,8 @@ def compress(
         candidates = []
         if math.isfinite(bound):  # the coders read float32 values as they are (no float64 copy of the chunk)
             candidates += _residual_candidates(work, work, bound, coder_skip, check=check)
+            if reference is not None and order == "C" and reference.applies(work.shape):
+                candidates += _reference_candidates(reference, work, bound, coder_skip, check)
         if pw_rel_tol is not None:
             t, negative = logdomain.encode(work, coder_skip)
             candidates += _residual_candidates(work, t, logdomain.log_bound(pw_rel_tol, work.dtype), coder_skip,
@@ -303,6 +310,17 @@ def compress(
 def _float64(work: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore"):  # a signalling NaN is masked (kept exactly): its cast does not matter
         return work.astype(np.float64)
+
+
+def _reference_candidates(reference: references.Climatology, work: np.ndarray, tol: float,
+                          skip: np.ndarray | None, check: _Check) -> list[_Candidate]:
+    """``x - climatology`` at the chunk's best phase, coded by the residual coders; each names the reference."""
+    phase = reference.best_phase(work, skip)
+    out = _residual_candidates(work, _float64(work), tol, skip, reference.prediction(work.shape[0], phase),
+                               check=check)
+    for c in out:
+        c.sections = {references.SECTION: reference.section(phase), **c.sections}
+    return out
 
 
 def _model_candidates(predictor, work: np.ndarray, values: np.ndarray, tol: float, mask: np.ndarray,
@@ -336,11 +354,12 @@ def _resolve_predictor(model, device: str | None, sha256: str | None = None):
 
 
 def decompress(blob: bytes | bytearray | memoryview | np.ndarray | Stream, *, model=None,
-               device: str | None = None) -> np.ndarray:
+               device: str | None = None, reference: references.Climatology | None = None) -> np.ndarray:
     """Rebuild the array from a stream written by :func:`compress`: same shape, dtype and memory order.
 
     A stream coded with a model needs that model: the shipped one is found by its id; for your
-    own, pass ``model=PATH`` (or a loaded predictor).
+    own, pass ``model=PATH`` (or a loaded predictor). A stream coded against an archive
+    climatology needs that ``reference`` (the store's codec carries it).
 
     Raises :class:`~xdiffc.errors.CorruptStreamError` for a truncated, damaged or foreign stream,
     and :class:`~xdiffc.errors.ModelMismatchError` when the model offered is not the stream's.
@@ -356,7 +375,7 @@ def decompress(blob: bytes | bytearray | memoryview | np.ndarray | Stream, *, mo
     if h.mode == "lossless":
         y = lossless.decode(stream.section("raw"), work_shape, native)
     elif h.mode == "pointwise":
-        y = _decode_pointwise(stream, work_shape, native, model, device)
+        y = _decode_pointwise(stream, work_shape, native, model, device, reference)
     else:
         y = _decode_l2(stream, work_shape, native)
     if h.order == "F":
@@ -407,7 +426,7 @@ def _decode_l2(stream: Stream, shape: tuple[int, ...], dtype: np.dtype) -> np.nd
 
 
 def _decode_pointwise(stream: Stream, shape: tuple[int, ...], dtype: np.dtype, model=None,
-                      device: str | None = None) -> np.ndarray:
+                      device: str | None = None, reference: references.Climatology | None = None) -> np.ndarray:
     if dtype not in FLOAT_DTYPES:
         raise CorruptStreamError(f"a pointwise stream cannot hold dtype {dtype}")
     mask, special = _missing(stream, shape, dtype)
@@ -423,6 +442,10 @@ def _decode_pointwise(stream: Stream, shape: tuple[int, ...], dtype: np.dtype, m
             raise CorruptStreamError("the stream has a model section but names no model")
         predictor = _stream_predictor(stream.header, model, device)
         residual = _model_prediction(predictor, stream.sections["model"], shape) + residual
+    if references.SECTION in stream.sections:
+        if "model" in stream.sections or stream.header.order != "C":
+            raise CorruptStreamError("a reference section goes with neither a model section nor Fortran order")
+        residual = references.check(reference, stream.sections[references.SECTION], shape) + residual
     if logdomain.SECTION in stream.sections:
         y = logdomain.decode(residual, stream.sections[logdomain.SECTION], dtype)
     else:

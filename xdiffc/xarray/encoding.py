@@ -11,6 +11,10 @@ they were.
 Native grids: a variable along an unstructured column dimension is coded with its columns laid
 out on a 2-D canvas (:mod:`xdiffc.grids`). The layout travels in the codec's configuration, so
 the store keeps its ``ncol`` dimension; each Zarr chunk then holds every column.
+
+Archive climatology: a pointwise variable along time, chunked shorter than its length, gets its
+climatology over the whole variable in its codec's configuration where that measures smaller
+(:mod:`xdiffc.xarray.climatology`, :mod:`xdiffc.reference`).
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from ..api import check_bound, check_chunks, check_mode
 from ..core import DEFAULT_STEPS
 from ..model_lookup import codec_model
 from ..zarr_codec import GCDTCZarrCodec
+from . import climatology as climatologies
 from .variables import (ATTR_NRMSE, ATTR_PRESERVE_ZERO, ATTR_PW_REL_TOL, ATTR_REL_TOL, ATTR_TOL, LOSSY_DTYPES,
                         NativeLayouts, cf_valid_range, fill_values, never_lossy, static_fields, valid)
 
@@ -144,12 +149,15 @@ class BoundPlan:
 class VariableEncoder:
     """Builds one lossy variable: encoding for ``to_zarr`` and the attrs that record its bound."""
 
-    def __init__(self, model: str | None, steps: int, chunks, zarr_format: int, mode: str = "pointwise"):
+    def __init__(self, model: str | None, steps: int, chunks, zarr_format: int, mode: str = "pointwise",
+                 climatology: bool = True):
         self.model = codec_model(model)
         self.steps, self.chunks, self.zarr_format, self.mode = steps, chunks, zarr_format, mode
+        self.climatology = climatology
 
-    def __call__(self, name: Hashable, var: xr.Variable, plan: BoundPlan,
+    def __call__(self, ds: xr.Dataset, name: Hashable, plan: BoundPlan,
                  native: tuple[Hashable, grids.Layout] | None = None) -> xr.Variable:
+        var = ds[name].variable
         encoding = {k: v for k, v in var.encoding.items() if k not in PACKING_KEYS}
         config = dict(variable=str(name), model_id=self.model[0], model_sha256=self.model[1], steps=self.steps,
                       fill_values=fill_values(var))
@@ -172,12 +180,16 @@ class VariableEncoder:
             config["layout"] = layout.to_config(var.dims.index(dim))
             chunks[dim] = var.sizes[dim]  # the layout needs every column of a chunk
             attrs.update(layout.attrs())
+        shape = zarr_chunks(var, chunks)
+        if self.climatology and self.mode == "pointwise":
+            axis = None if native is None else (native[1], var.dims.index(native[0]))
+            config["climatology"] = climatologies.choose(ds, name, config, shape, axis)
         if self.zarr_format == 2:
             encoding.update(compressors=[GCDTCCodec(**config)], filters=None)
             encoding.pop("serializer", None)
         else:
             encoding.update(serializer=GCDTCZarrCodec(**config), compressors=None, filters=None)
-        encoding["chunks"] = zarr_chunks(var, chunks)
+        encoding["chunks"] = shape
         out = align_chunks(var, encoding["chunks"]).copy(deep=False)
         out.attrs, out.encoding = attrs, encoding
         return out
@@ -187,7 +199,8 @@ def encode_dataset(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, model
                    chunks: Mapping[Hashable, int] | None = None, exclude: Iterable[Hashable] = (), *,
                    steps: int = DEFAULT_STEPS, zarr_format: int = 3, layout: str = "auto", grid=None,
                    mode: str = "pointwise", nrmse: float | None = None, pw_rel_tol=None,
-                   preserve_zero: bool | Mapping[Hashable, bool] | None = None) -> xr.Dataset:
+                   preserve_zero: bool | Mapping[Hashable, bool] | None = None,
+                   climatology: bool = True) -> xr.Dataset:
     """``ds`` with each lossy variable carrying its codec, chunks and bound for ``to_zarr`` (``ds.gcdtc.compress``).
 
     ``tol``: absolute bound for every lossy variable, or ``{name: bound}``; ``rel_tol`` (a fraction
@@ -203,6 +216,8 @@ def encode_dataset(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, model
     signs kept, True/False for all or ``{name: bool}``; by default on where the valid minimum is 0
     (a field >= 0 with exact zeros) or the CF valid minimum is 0. Every output is clamped into its
     chunk's input range, narrowed to the CF ``valid_range``/``valid_min``/``valid_max`` where given.
+    ``climatology``: give variables chunked along time an archive-level climatology where it measures
+    smaller (one pass over the data, and two trial encodings of a chunk, per variable).
     """
     check_mode(mode, tol=tol, rel_tol=None if mode == "l2" else rel_tol, nrmse=nrmse, pw_rel_tol=pw_rel_tol,
                preserve_zero=preserve_zero)  # rel_tol's default 1e-3 is not a bound given in l2 mode
@@ -210,12 +225,11 @@ def encode_dataset(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, model
         rel_tol, preserve_zero = nrmse, False
     chunks = check_chunks(chunks, ds.sizes)
     plan = BoundPlan(ds, tol, rel_tol, exclude, pw_rel_tol, preserve_zero)
-    encode = VariableEncoder(model, steps, chunks, zarr_format, mode)
+    encode = VariableEncoder(model, steps, chunks, zarr_format, mode, climatology)
     layouts = NativeLayouts(ds, layout, grid)
     out = ds.copy(deep=False)
     for name in plan.lossy:
-        var = ds[name].variable
-        out[name] = encode(name, var, plan, layouts.of(var))
+        out[name] = encode(ds, name, plan, layouts.of(ds[name].variable))
     return out
 
 

@@ -1,0 +1,99 @@
+"""A variable's archive-level climatology (:mod:`xdiffc.reference`): its period, its means, and whether it pays.
+
+The period comes from the time coordinate: 12 for monthly data (the seasonal cycle), 24, 8 or 4
+for hourly, 3-hourly and 6-hourly data (the diurnal cycle), else 1 (the time mean: annual means,
+daily data, whose 365-field cycle would weigh more in metadata than it saves). The means are one
+reduction per phase over the whole variable (lazy with Dask). A climatology is kept only where it
+measures better: one chunk from the middle of the variable is encoded with and without it, and
+the saving times the number of chunks must exceed the climatology's bytes in the metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Hashable
+
+import dask
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from ..codec import GCDTCCodec
+from ..reference import Climatology
+from .variables import time_like, valid
+
+log = logging.getLogger(__name__)
+
+#: Steps per cycle for each sampling interval (hours) with a cycle worth a climatology.
+DIURNAL = {1: 24, 3: 8, 6: 4}
+
+
+def period_of(times: xr.DataArray) -> int:
+    """The climatology's period for a time coordinate: 12 (monthly), 24 / 8 / 4 (1-, 3-, 6-hourly), else 1."""
+    if times.size < 3:
+        return 1
+    try:
+        freq = xr.infer_freq(times)
+    except (TypeError, ValueError):
+        freq = None
+    if freq is None:
+        return 1
+    offset = pd.tseries.frequencies.to_offset(freq)
+    if isinstance(offset, (pd.offsets.MonthBegin, pd.offsets.MonthEnd)) and offset.n == 1:
+        return 12
+    if isinstance(offset, pd.offsets.Hour):
+        return DIURNAL.get(offset.n, 1)
+    return 1
+
+
+def time_dim(ds: xr.Dataset, var: xr.Variable) -> Hashable | None:
+    """The variable's first dimension when it is time (a datetime coordinate, or a dimension named time)."""
+    if var.ndim < 2:
+        return None
+    dim = var.dims[0]
+    if dim in ds.coords and time_like(ds[dim].variable) or str(dim).lower() == "time":
+        return dim
+    return None
+
+
+def phase_means(da: xr.DataArray, dim: Hashable, period: int) -> np.ndarray:
+    """``(period,) + other dims`` means over the valid values of each phase (NaN where a phase has none)."""
+    masked = da.where(valid(da))
+    lazy = [masked.isel({dim: slice(p, None, period)}).mean(dim, skipna=True) for p in range(period)]
+    return np.stack([np.asarray(m, dtype=np.float64) for m in dask.compute(*lazy)])
+
+
+def choose(ds: xr.Dataset, name: Hashable, config: dict, chunks: tuple[int, ...], layout=None) -> dict | None:
+    """The codec configuration of ``name``'s climatology where it pays, else None.
+
+    ``config`` is the variable's codec configuration so far (pointwise, with an absolute ``tol``);
+    ``chunks`` its Zarr chunk shape; ``layout`` its native-grid layout (the chunk's column axis).
+    """
+    da, var = ds[name], ds[name].variable
+    dim = time_dim(ds, var)
+    tol = config.get("tol")
+    if dim is None or tol is None or not (math.isfinite(tol) and tol > 0) or chunks[0] >= var.shape[0]:
+        return None
+    if any(c < n for c, n in zip(chunks[1:], var.shape[1:])) and layout is None:
+        return None  # chunks split space: the reference cannot be aligned with them
+    period = min(period_of(ds[dim]) if dim in ds.coords else 1, var.shape[0])
+    means = phase_means(da, dim, period)
+    if layout is not None:
+        means = layout[0].to_grid(means, layout[1])
+    try:
+        clim = Climatology.build(means, tol)
+    except ValueError as err:
+        log.info("%s: no climatology (%s)", name, err)
+        return None
+    entry = clim.to_config()
+    n_chunks = math.prod(-(-n // c) for n, c in zip(var.shape, chunks))
+    middle = (n_chunks and (var.shape[0] // chunks[0]) // 2) * chunks[0]
+    sample = np.asarray(da.isel({dim: slice(middle, middle + chunks[0])}).values)
+    plain = len(GCDTCCodec(**config).encode_chunk(sample))
+    with_clim = len(GCDTCCodec(**config, climatology=entry).encode_chunk(sample))
+    cost = len(entry["blob"]) + len(entry["sha256"])
+    gain = (plain - with_clim) * n_chunks
+    log.info("%s: climatology of period %d: %d bytes of metadata, %d -> %d bytes on a sample chunk (x%d chunks)",
+             name, period, cost, plain, with_clim, n_chunks)
+    return entry if gain > cost else None
