@@ -15,7 +15,7 @@ from xdiffc.coders import interp
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 sys.path.insert(0, str(GOLDEN))
-from make_golden import decoded_digest  # noqa: E402
+from make_golden import decoded_digest, golden_model  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import reference_interp as ref  # noqa: E402  (the numpy interpolation coder of release 0.1.0)
@@ -26,13 +26,16 @@ SUMS = dict(line.split()[::-1] for line in (GOLDEN / "SHA256SUMS").read_text().s
 def test_every_golden_file_is_listed():
     assert set(SUMS) == {p.name for p in GOLDEN.glob("*.xdfc")}
     assert {"interp_rans.xdfc", "interp_zstd.xdfc", "sz3_exc.xdfc", "mask.xdfc", "l2.xdfc", "lossless.xdfc",
-            "v010_pointwise.xdfc", "v010_l2.xdfc", "interp_v2.xdfc", "interp_v2_mask.xdfc"} <= set(SUMS)
+            "v010_pointwise.xdfc", "v010_l2.xdfc", "interp_v2.xdfc", "interp_v2_mask.xdfc", "l2_model.xdfc"} <= set(SUMS)
 
 
 @pytest.mark.parametrize("name", sorted(SUMS))
 def test_golden_stream_decodes_to_its_hash(name):
-    """Written by this release (or by 0.1.0: ``v010_*``); a change that decodes it differently fails."""
-    assert decoded_digest(xdiffc.decompress((GOLDEN / name).read_bytes())) == SUMS[name]
+    """Written by this release (or by 0.1.0: ``v010_*``); a change that decodes it differently fails.
+
+    ``l2_model`` needs its (numpy-only) model, :class:`make_golden.GoldenModel`."""
+    blob = (GOLDEN / name).read_bytes()
+    assert decoded_digest(xdiffc.decompress(blob, model=golden_model(name))) == SUMS[name]
 
 
 def _cases(n: int, seed: int):

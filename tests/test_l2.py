@@ -60,7 +60,7 @@ def assert_blocks_bounded(x, y, missing, eps, patch=(8, 8)):
 
 def roundtrip(x, missing, eps, dtype, **kw):
     sections = l2.encode(x, missing, eps, dtype=dtype, **kw)
-    y = l2.decode(sections, x.shape, missing, dtype, prediction=kw.get("prediction"))
+    y = l2.decode(sections, x.shape, missing, dtype, model=kw.get("model"))
     assert y.shape == x.shape and y.dtype == dtype
     return sections, y
 
@@ -108,14 +108,30 @@ def test_all_missing_and_patch_size():
     assert_blocks_bounded(z, y, np.zeros(z.shape, bool), 1e-3, patch=(4, 16))
 
 
-def test_prediction_is_subtracted_and_added_back():
-    x = make_field("smooth", (2, 40, 40), 7)
-    prediction = x + np.random.default_rng(0).normal(size=x.shape) * 0.01 * np.ptp(x)
-    missing = np.zeros(x.shape, bool)
-    sections, y = roundtrip(x, missing, 1e-3, np.dtype(np.float32), prediction=prediction)
-    assert_blocks_bounded(x.astype(np.float32).astype(np.float64), y, missing, 1e-3)
+@settings(max_examples=30)
+@given(eps=st.sampled_from(EPS), dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**32 - 1),
+       noise=st.sampled_from([0.0, 0.1, 3.0]), deviation=st.sampled_from([0.0, 0.2]))
+def test_a_model_base_holds_every_block_on_any_device(eps, dtype, seed, noise, deviation):
+    """x_hat replaces the interpolation base where used (which the interpolation coder skips); a decoder whose
+    x_hat is off by up to the margin (another device) still meets every block's bound."""
+    rng = np.random.default_rng(seed)
+    x = make_field("smooth", (3, 24, 40), seed).astype(dtype).astype(np.float64)
+    missing = rng.random(x.shape) < 0.05
+    scale = float(np.ptp(x[~missing]))
+    x_hat = x + rng.normal(size=x.shape) * noise * eps * scale
+    used = np.zeros(x.shape, bool)
+    used[:, :16, 8:32] = True
+    margin = np.where(used, deviation * eps * scale, 0.0)
+    sections = l2.encode(np.where(missing, np.nan, x), missing, eps, dtype=np.dtype(dtype),
+                         model=l2.ModelBase(x_hat, used, margin))
+    other = x_hat + np.where(used, margin * rng.choice([-1.0, 1.0], size=x.shape), 0.0)
+    y = l2.decode(sections, x.shape, missing, np.dtype(dtype), model=l2.ModelBase(other, used))
+    assert_blocks_bounded(x, y, missing, eps)
+    if noise == 0.0 and deviation == 0.0:  # an exact model base needs no correction where it is used
+        same = l2.decode(sections, x.shape, missing, np.dtype(dtype), model=l2.ModelBase(x_hat, used))
+        assert np.array_equal(same[used & ~missing], x[used & ~missing].astype(dtype))
     with pytest.raises(ValueError):
-        l2.decode(sections, x.shape, missing, np.float32, prediction=prediction[:1])
+        l2.decode(sections, x.shape, missing, np.dtype(dtype), model=l2.ModelBase(x_hat[:1], used[:1]))
 
 
 def test_basis_and_coefficients_round_trip_bit_exactly(monkeypatch):

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import fidelity, guarantee, l2, logdomain, masking, predicted, reference as references
+from . import fidelity, guarantee, l2, l2model, logdomain, masking, predicted, reference as references
 from .api import FLOAT_DTYPES, check_bound, check_mode, is_float
 from .bitstream import Header, Stream
 from .coders import RESIDUAL_CODERS, interp, lossless, sz3
@@ -230,7 +230,9 @@ def compress(
         Values at least this large in magnitude are also treated as fill (default 1e30).
     model : str, path or ModelPredictor, optional
         A learned predictor to try block by block ("default" is the shipped model). Blocks where
-        it does not pay are coded model-free; the stream records the model's id and sha256.
+        it does not pay are coded model-free; the stream records the model's id and sha256. In
+        ``mode="l2"`` a block takes the model's reconstruction as the base of the PCA guarantee
+        where that is estimated cheaper (:mod:`xdiffc.l2model`).
     steps : int, optional
         Denoising steps of the neural decoder (default :data:`DEFAULT_STEPS`).
     device : str, optional
@@ -276,7 +278,15 @@ def compress(
     sections.update(rule.sections())
     sections.update(fidelity.guarantee_section(pw_rel_tol, keep_sign))
     if mode == "l2":  # clamping into the input's range can only bring each value closer: the L2 bound holds
-        candidates = [_Candidate(l2.encode(_float64(work), mask, rel_tol, dtype=work.dtype))]
+        values = _float64(work)
+        candidates = [_Candidate(l2.encode(values, mask, rel_tol, dtype=work.dtype))]
+        predictor = _resolve_predictor(model, device)
+        if predictor is not None and work.ndim >= 2 and work.size >= MIN_MODEL_SIZE:
+            chosen = l2model.choose_blocks(predictor, values, mask, rel_tol, steps or DEFAULT_STEPS, work.dtype)
+            if chosen is not None:
+                payload, base = chosen
+                coded = {"model": payload, **l2.encode(values, mask, rel_tol, dtype=work.dtype, model=base)}
+                candidates.append(_Candidate(coded, predictor))
     else:
         coder_skip = skip if missing or zeros is not None else None
         check = _Check(bound, rule, ~mask if missing else None, pw_rel_tol, keep_sign)
@@ -377,7 +387,7 @@ def decompress(blob: bytes | bytearray | memoryview | np.ndarray | Stream, *, mo
     elif h.mode == "pointwise":
         y = _decode_pointwise(stream, work_shape, native, model, device, reference)
     else:
-        y = _decode_l2(stream, work_shape, native)
+        y = _decode_l2(stream, work_shape, native, model, device)
     if h.order == "F":
         y = y.T
     return y.astype(dtype, copy=False)
@@ -398,10 +408,15 @@ def _stream_predictor(header: Header, model, device: str | None):
     return predictor
 
 
-def _model_prediction(predictor, payload: bytes, shape: tuple[int, ...]) -> np.ndarray:
-    """The model's prediction; a payload made by another model than the one the header names is damage."""
+def _model_prediction(stream: Stream, shape: tuple[int, ...], model, device: str | None, *, l2_base: bool = False):
+    """The prediction of the stream's ``model`` section (with ``l2_base``: its :class:`~xdiffc.l2.ModelBase`),
+    by the model the header names; a payload made by another model than that one is damage."""
+    if not stream.header.model_sha256:
+        raise CorruptStreamError("the stream has a model section but names no model")
+    predictor = _stream_predictor(stream.header, model, device)
+    payload = stream.sections["model"]
     try:
-        return predictor.reconstruct(payload, shape)
+        return l2model.model_base(predictor, payload, shape) if l2_base else predictor.reconstruct(payload, shape)
     except ModelMismatchError as err:
         raise CorruptStreamError(f"the stream's model section disagrees with its header ({err})") from None
 
@@ -413,12 +428,14 @@ def _missing(stream: Stream, shape: tuple[int, ...], dtype: np.dtype) -> tuple[n
     return masking.decode(stream.section("mask"), stream.section("special"), shape, dtype)
 
 
-def _decode_l2(stream: Stream, shape: tuple[int, ...], dtype: np.dtype) -> np.ndarray:
+def _decode_l2(stream: Stream, shape: tuple[int, ...], dtype: np.dtype, model=None,
+               device: str | None = None) -> np.ndarray:
     if dtype not in FLOAT_DTYPES:
         raise CorruptStreamError(f"an l2 stream cannot hold dtype {dtype}")
     mask, special = _missing(stream, shape, dtype)
     sections = {name: stream.section(name) for name in ("l2base", "pca")}
-    y = l2.decode(sections, shape, mask, dtype)
+    base = _model_prediction(stream, shape, model, device, l2_base=True) if "model" in stream.sections else None
+    y = l2.decode(sections, shape, mask, dtype, model=base)
     fidelity.OutputRule.from_sections(stream.sections, shape).apply(y)
     if mask is not None:
         y[mask] = special
@@ -438,10 +455,7 @@ def _decode_pointwise(stream: Stream, shape: tuple[int, ...], dtype: np.dtype, m
         raise CorruptStreamError("the stream does not name exactly one residual coder")
     residual = RESIDUAL_CODERS[names[0]].decode(stream.sections[names[0]], shape, skip)
     if "model" in stream.sections:
-        if not stream.header.model_sha256:
-            raise CorruptStreamError("the stream has a model section but names no model")
-        predictor = _stream_predictor(stream.header, model, device)
-        residual = _model_prediction(predictor, stream.sections["model"], shape) + residual
+        residual = _model_prediction(stream, shape, model, device) + residual
     if references.SECTION in stream.sections:
         if "model" in stream.sections or stream.header.order != "C":
             raise CorruptStreamError("a reference section goes with neither a model section nor Fortran order")

@@ -15,11 +15,13 @@ which the global NRMSE bound still holds.
 
 Pipeline (encoder; the decoder replays the two reconstruction steps):
 
-1. Base: the residual ``values - prediction`` (no prediction: the values) is coded by the
-   interpolation coder :mod:`xdiffc.coders.interp` under the pointwise bound
-   ``base_c * eps * R``.  A uniform error of width ``2 tol`` has RMS ``tol / sqrt(3)``, so with
-   ``base_c`` near ``sqrt(3)`` most patches already meet tau; ``base_c`` is recorded.  The
-   paper's base is a neural prediction: pass it as ``prediction`` (the decoder needs the same).
+1. Base: the values are coded by the interpolation coder :mod:`xdiffc.coders.interp` under the
+   pointwise bound ``base_c * eps * R``.  A uniform error of width ``2 tol`` has RMS
+   ``tol / sqrt(3)``, so with ``base_c`` near ``sqrt(3)`` most patches already meet tau;
+   ``base_c`` is recorded.  The paper's base is a neural reconstruction: with a
+   :class:`ModelBase`, the points it covers take the model's ``x_hat`` as their base instead, and
+   the interpolation coder skips them like missing points (the decoder needs the same
+   ``ModelBase``; :mod:`xdiffc.l2model` chooses the points block by block).
 2. Correction: patches whose error (checked on the output-dtype values) exceeds tau get a PCA
    correction.  The basis is the eigenvectors of the uncentred second moment of those patches'
    normalised residuals (they have ~zero mean, and the decoder then needs no mean), computed in
@@ -31,6 +33,12 @@ Pipeline (encoder; the decoder replays the two reconstruction steps):
 3. A patch that no number of coefficients brings within tau (partial patches, rounding) is stored
    exactly.  So the bound holds by construction, with a relative margin :data:`MARGIN` on the
    squared norm that absorbs a checker's different summation order.
+
+Cross-device margin: a model's ``x_hat`` computed on another device differs by up to ``m`` per
+point (``ModelBase.margin``: the model's documented deviation times its block's range, plus
+rounding, :func:`xdiffc.predicted.margin`).  Every other step adds the same numbers to it, so a
+patch's decoded error moves by at most ``m_p * sqrt(n)``, ``m_p`` the largest margin in the
+patch.  The encoder therefore holds each patch to ``(eps * R - m_p) * sqrt(n)`` instead of tau.
 
 The corrected patch is ``y = cast(((hat + t_0) + t_1) + ...)`` with ``t_j = (q_j * step) *
 basis[:, idx_j]``, accumulated coefficient by coefficient in ascending index order with numpy
@@ -182,22 +190,40 @@ def _unpack_ints(r: Reader, n: int, limit: int) -> np.ndarray:
 # ----------------------------------------------------------------------------- reconstruction (encoder and decoder)
 
 
-def _base(payload: bytes, shape: tuple[int, ...], missing: np.ndarray, prediction: np.ndarray | None) -> np.ndarray:
-    """The base reconstruction ``prediction + decoded residual`` in float64."""
+class ModelBase(NamedTuple):
+    """A model's reconstruction as the base of the points it covers (:mod:`xdiffc.l2model` builds it).
+
+    ``x_hat`` (float64) is the base where ``used`` (bool); elsewhere the interpolation base holds.
+    ``margin`` (per point, or one number) bounds how far another device's ``x_hat`` may be from
+    this one; only the encoder reads it.
+    """
+
+    x_hat: np.ndarray
+    used: np.ndarray
+    margin: np.ndarray | float = 0.0
+
+    def checked(self, shape: tuple[int, ...]) -> "ModelBase":
+        x_hat, used = np.asarray(self.x_hat, np.float64), np.asarray(self.used, bool)
+        if x_hat.shape != tuple(shape) or used.shape != tuple(shape):
+            raise ValueError(f"the model base has shapes {x_hat.shape} and {used.shape}, the field {tuple(shape)}")
+        return ModelBase(x_hat, used, np.broadcast_to(np.asarray(self.margin, np.float64), shape))
+
+
+def _skipped(missing: np.ndarray, model: ModelBase | None) -> np.ndarray | None:
+    """The points the interpolation coder skips: missing ones and those the model covers (None: none)."""
+    skip = missing if model is None else missing | model.used
+    return skip if skip.any() else None
+
+
+def _base(payload: bytes, shape: tuple[int, ...], missing: np.ndarray, model: ModelBase | None) -> np.ndarray:
+    """The base reconstruction in float64: the model's ``x_hat`` where it is used, the decoded interpolation elsewhere."""
     try:
-        residual = interp.decode(payload, shape, missing if missing.any() else None)
+        base = interp.decode(payload, shape, _skipped(missing, model))
     except CorruptStreamError:
         raise
     except (ValueError, IndexError, TypeError, OverflowError, RuntimeError) as err:
         raise CorruptStreamError(f"the L2 base section is damaged ({err})") from None
-    return residual if prediction is None else _prediction(prediction, shape) + residual
-
-
-def _prediction(prediction: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    pred = np.asarray(prediction, np.float64)
-    if pred.shape != tuple(shape):
-        raise ValueError(f"prediction has shape {pred.shape}, the field {tuple(shape)}")
-    return pred
+    return base if model is None else np.where(model.used, model.x_hat, base)
 
 
 def _correct(hat: np.ndarray, counts: np.ndarray, idx: np.ndarray, q: np.ndarray, comps: np.ndarray,
@@ -311,7 +337,7 @@ def _fit(x: np.ndarray, hat: np.ndarray, ok: np.ndarray, tau2: np.ndarray, step:
 
 
 def encode(values: np.ndarray, missing: np.ndarray, nrmse: float, patch: tuple[int, int] = (8, 8), *,
-           dtype: np.dtype = np.float64, prediction: np.ndarray | None = None,
+           dtype: np.dtype = np.float64, model: ModelBase | None = None,
            base_c: float = BASE_C) -> dict[str, bytes]:
     """Code ``values`` so that every block meets ``||x - y||_2 <= nrmse * sqrt(n) * (max - min)``.
 
@@ -323,8 +349,8 @@ def encode(values: np.ndarray, missing: np.ndarray, nrmse: float, patch: tuple[i
     nrmse : eps > 0, the NRMSE target; ``tau = eps * sqrt(D)`` per full patch in normalised units.
     patch : (rows, cols) of a patch, D = rows * cols values.
     dtype : the output dtype (float32 or float64) in which the bound is checked.
-    prediction : optional float64 array of the same shape (e.g. a neural prediction): the base
-        codes ``values - prediction``, and :func:`decode` must be given the same array.
+    model : optional :class:`ModelBase`: the model's reconstruction is the base where it is used
+        (held to a bound tightened by its margin), and :func:`decode` must be given the same.
     base_c : pointwise bound of the base in units of ``eps * (max - min)``.
 
     Returns
@@ -340,13 +366,14 @@ def encode(values: np.ndarray, missing: np.ndarray, nrmse: float, patch: tuple[i
     values = np.ascontiguousarray(values, np.float64)
     missing = np.broadcast_to(np.asarray(missing, bool), values.shape)
     scale = _value_range(values, ~missing)
-    target = values if prediction is None else values - _prediction(prediction, values.shape)
-    target = np.where(missing, 0.0, target)
+    model = None if model is None else model.checked(values.shape)
+    skip = _skipped(missing, model)
+    target = values if skip is None else np.where(skip, 0.0, values)
     base_tol = base_c * eps * scale
-    base = interp.encode(target, base_tol if base_tol > 0 else base_c * eps, missing if missing.any() else None)
-    hat = grid.patches(_base(base, values.shape, missing, prediction))
+    base = interp.encode(target, base_tol if base_tol > 0 else base_c * eps, skip)
+    hat = grid.patches(_base(base, values.shape, missing, model))
     x, ok = grid.patches(np.where(missing, 0.0, values)), grid.patches(~missing)
-    tau2 = (eps * scale) ** 2 * ok.sum(axis=1) * (1.0 - MARGIN)
+    tau2 = patch_bounds(grid, ok, eps, scale, model)
     fail = np.flatnonzero(_err2(x, hat.astype(dtype), ok) > tau2)
     step = 2.0 * eps * scale
     empty = np.zeros(0, np.int64)
@@ -360,6 +387,41 @@ def encode(values: np.ndarray, missing: np.ndarray, nrmse: float, patch: tuple[i
     head += uvarint(grid.n_patches) + uvarint(fit.rows.size) + uvarint(fit.exact.size)
     body = head + _pack_fit(fit, grid) + _pack_exact(fit.exact, x, ok, grid, dtype)
     return {"l2base": base, "pca": body}
+
+
+def patch_bounds(grid: _Grid, ok: np.ndarray, eps: float, scale: float, model: ModelBase | None) -> np.ndarray:
+    """Each patch's squared bound as the encoder enforces it: ``(eps R - m_p)^2 n (1 - MARGIN)`` (0 where m_p >= eps R)."""
+    room = np.full(len(ok), eps * scale)
+    if model is not None:
+        room = room - np.where(ok, grid.patches(model.margin), 0.0).max(axis=1, initial=0.0)
+    return np.maximum(room, 0.0) ** 2 * ok.sum(axis=1) * (1.0 - MARGIN)
+
+
+def correction_bits(values: np.ndarray, missing: np.ndarray, hat: np.ndarray, eps: float, scale: float,
+                    dtype: np.dtype, model: ModelBase | None = None, patch: tuple[int, int] = (8, 8)) -> np.ndarray:
+    """Estimated bits of the correction of base ``hat`` (float64, field shape), spread over each patch's valid points.
+
+    The correction is fitted as :func:`encode` fits it (one basis for all failing patches, which
+    is not counted); a kept coefficient is counted as ``log2(D)`` bits of index and
+    ``2 + 2 log2(1 + |q|)`` of value, an exactly stored patch at the dtype's full width.  With
+    ``model``, patches are held to the bound tightened by its margin.  An estimate for choosing a
+    base (:mod:`xdiffc.l2model`), not a size.
+    """
+    grid = _Grid.of(np.shape(values), patch)
+    x, ok, h = grid.patches(np.where(missing, 0.0, values)), grid.patches(~missing), grid.patches(hat)
+    tau2 = patch_bounds(grid, ok, eps, scale, None if model is None else model.checked(np.shape(values)))
+    fail = np.flatnonzero(_err2(x, h.astype(dtype), ok) > tau2)
+    bits, n = np.zeros(len(x)), ok.sum(axis=1)
+    step = 2.0 * eps * scale
+    exact = fail
+    if fail.size and step > 0 and math.isfinite(step):
+        fit = _fit(x[fail], h[fail], ok[fail], tau2[fail], step, scale, np.dtype(dtype))
+        used = np.arange(fit.idx.shape[1]) < fit.counts[:, None]
+        per = np.where(used, math.log2(grid.d) + 2.0 + 2.0 * np.log2(1.0 + np.abs(fit.q)), 0.0).sum(axis=1)
+        bits[fail[fit.rows]] = per + 2.0
+        exact = fail[fit.exact]
+    bits[exact] = n[exact] * np.dtype(dtype).itemsize * 8.0
+    return grid.unpatch(np.where(ok, (bits / np.maximum(n, 1))[:, None], 0.0), np.shape(values))
 
 
 def _flags(rows: np.ndarray, n: int) -> bytes:
@@ -399,10 +461,10 @@ def summary(pca: bytes) -> dict[str, float]:
 
 
 def decode(sections: dict[str, bytes], shape: tuple[int, ...], missing: np.ndarray | None, dtype: np.dtype,
-           prediction: np.ndarray | None = None) -> np.ndarray:
+           model: ModelBase | None = None) -> np.ndarray:
     """Rebuild the field from :func:`encode`'s sections, in ``dtype`` (missing points: anything).
 
-    ``missing`` and ``prediction`` must be those given to the encoder.  A malformed section
+    ``missing`` and ``model`` (its ``x_hat`` and ``used``) must be those given to the encoder.  A malformed section
     raises :class:`~xdiffc.errors.CorruptStreamError`.
     """
     dtype, shape = np.dtype(dtype), tuple(int(n) for n in shape)
@@ -432,7 +494,7 @@ def decode(sections: dict[str, bytes], shape: tuple[int, ...], missing: np.ndarr
     n_corr, n_exact = r.uvarint(n), r.uvarint(n)
     # allocated only now that the section's patch count matches the shape
     missing = np.zeros(shape, bool) if missing is None else np.broadcast_to(np.asarray(missing, bool), shape)
-    y = grid.patches(_base(base, shape, missing, prediction))
+    y = grid.patches(_base(base, shape, missing, None if model is None else model.checked(shape)))
     if n_corr:
         basis, rows, counts, idx, q = _read_fit(r, grid, n_corr)
         y[rows] = _correct(y[rows], counts, idx, q, basis, step)

@@ -4,6 +4,7 @@
     a = pred.analyse(x, missing, steps=4)         # x_hat, block_bytes, block_ranges
     payload = pred.pack(a, use)                   # only the used blocks' latents + normalisation
     x_hat = pred.reconstruct(payload, x.shape)    # bit-identical to a.x_hat on used blocks, 0 elsewhere
+    used = pred.used_blocks(payload, x.shape)     # which blocks those are (block order)
 
 Every block is decoded on its own (batch of one block), in analyse and in reconstruct alike,
 so a block's x_hat never depends on which other blocks are present or used.
@@ -171,6 +172,13 @@ class ModelPredictor:
         full_ranges = np.zeros(len(use), np.float32)
         full_means[use], full_ranges[use] = means, ranges
         return layout.unfold(decoded, full_means, full_ranges, shape, self.block_shape, use)
+
+    def used_blocks(self, payload: bytes, shape: tuple[int, ...]) -> np.ndarray:
+        """Whether the payload carries each block (bool, block order): where :meth:`reconstruct` is the model's.
+
+        Raises as :meth:`reconstruct` does.
+        """
+        return self._unpack(bytes(payload), tuple(int(s) for s in shape))[0]
 
     def _check_steps(self, steps: int) -> int:
         steps = int(steps)
