@@ -27,6 +27,7 @@ def test_every_golden_file_is_listed():
     assert set(SUMS) == {p.name for p in GOLDEN.glob("*.xdfc")}
     assert {"interp_rans.xdfc", "interp_zstd.xdfc", "sz3_exc.xdfc", "mask.xdfc", "l2.xdfc", "lossless.xdfc",
             "v010_pointwise.xdfc", "v010_l2.xdfc", "interp_v2.xdfc", "interp_v2_mask.xdfc", "l2_model.xdfc"} <= set(SUMS)
+    assert "wavelet.xdfc" in SUMS  # the wavelet coder (packet decomposition, corrections)
 
 
 @pytest.mark.parametrize("name", sorted(SUMS))

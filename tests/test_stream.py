@@ -45,13 +45,13 @@ def _field(shape, seed, dtype=np.float32):
 
 
 def _sz3_with_exceptions():
-    """An SZ3 stream with an ``exc`` section (forced where the data do not need one), and its array."""
+    """An SZ3 stream with an ``exc`` section (exact values at every 97th point), and its array."""
     t = np.linspace(0, 1, 6 * 16 * 16).reshape(6, 16, 16)
     x = np.sin(t * 20) * 100 + np.random.default_rng(5).normal(size=t.shape) * 0.01
-    stream = Stream.from_bytes(xdiffc.compress(x, tol=1e-3))
-    if "exc" not in stream.sections:
-        stream.sections["exc"] = guarantee.encode_exceptions(x, np.arange(0, x.size, 97))
-    return x, stream.to_bytes()
+    from xdiffc.coders import sz3
+
+    sections = {"sz3": sz3.encode(x, 1e-3), "exc": guarantee.encode_exceptions(x, np.arange(0, x.size, 97))}
+    return x, Stream(Header(dtype="<f8", shape=x.shape, order="C", mode="pointwise", tol=1e-3), sections).to_bytes()
 
 
 def _interp_ans():
@@ -86,6 +86,16 @@ def _anomaly():
     x[:, 0, 0] = np.nan
     x[3, 4, 5] = 1e20
     return x, xdiffc.compress(x, tol=0.01, fill_values=[1e20])
+
+
+def _wavelet():
+    """A smooth series with a column missing at every step and a fill value: the wavelet coder's stream."""
+    from tests.test_wavelet import smooth_series
+
+    x = smooth_series((16, 32, 48), seed=5)
+    x[:, 0, :3] = np.nan
+    x[2, 5, 6] = 1e20
+    return x, xdiffc.compress(x, rel_tol=1e-2, fill_values=[1e20])
 
 
 def _l2():
@@ -125,6 +135,7 @@ def streams(predictor):
         "sz3-exc": _sz3_with_exceptions,
         "masked": _masked,
         "anomaly": _anomaly,
+        "wavelet": _wavelet,
         "lossless": lambda: (lambda x: (x, xdiffc.compress(x, tol=0)))(_field((3, 12, 16), 3)),
         "l2": _l2,
         "model": lambda: _model(predictor),
@@ -138,6 +149,7 @@ TARGETS = [
     ("sz3-exc", "sz3"), ("sz3-exc", "exc"), ("sz3-exc", "header"),
     ("masked", "mask"), ("masked", "special"), ("masked", "interp"),
     ("anomaly", "anomaly"), ("anomaly", "header"),
+    ("wavelet", "wavelet"), ("wavelet", "header"),
     ("lossless", "raw"), ("lossless", "header"),
     ("l2", "l2base"), ("l2", "pca"), ("l2", "header"),
     ("model", "model"), ("model", "header"),

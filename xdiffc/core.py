@@ -144,6 +144,7 @@ def _residual_candidates(work: np.ndarray, values: np.ndarray, tol: float, skip:
         if bad.size:
             sections["exc"] = guarantee.encode_exceptions(work, bad)
         out.append(_Candidate(sections))
+        stats.setdefault("bytes", {})[name] = out[-1].nbytes  # for the estimates of the coders tried later
     return out
 
 

@@ -135,6 +135,19 @@ def cases() -> dict[str, bytes]:
     tex[:4, :16, :32] = smooth[:, :16, :32]  # blocks without the texture: the interpolation base
     tex[1, :3, :5] = np.nan
     out["l2_model"] = xdiffc.compress(tex, nrmse=1e-3, mode="l2", model=g)
+    # the wavelet coder, forced: packet decomposition, raw bits, corrections (the decoder's arithmetic pinned)
+    from xdiffc.coders import wavelet
+
+    wrng = np.random.default_rng(15)
+    series = (smooth[:, :24, :40] + wrng.normal(size=(4, 1, 1)) * np.sin(np.arange(40) / 5.0)).astype(np.float32)
+    series = np.concatenate([series, series[::-1] * 0.9 + 1.0])
+    payload, recon = wavelet.encode_reconstruct(series, 0.05)
+    sections = {"wavelet": payload}
+    bad = guarantee.violations(series, recon.astype(np.float32), 0.05, None)
+    if bad.size:
+        sections["exc"] = guarantee.encode_exceptions(series, bad)
+    out["wavelet"] = Stream(Header(dtype="<f4", shape=series.shape, order="C", mode="pointwise", tol=0.05),
+                            sections).to_bytes()
     # exact storage of an integer array
     out["lossless"] = xdiffc.compress(rng.integers(-1000, 1000, size=(5, 7, 9)).astype(np.int16), tol=0)
     return out

@@ -12,8 +12,9 @@ output dtype, which the guarantee layer checks and repairs. The core tries the c
 
 from __future__ import annotations
 
-from . import anomaly, interp, sz3
+from . import anomaly, interp, sz3, wavelet
 
 #: name -> module with encode/decode; the name is stored in the stream. ``anomaly`` (a climatology
-#: plus anomalies along the first axis) is tried only where its ``worth_trying`` estimate says it may win.
-RESIDUAL_CODERS = {"interp": interp, "sz3": sz3, "anomaly": anomaly}
+#: plus anomalies along the first axis) and ``wavelet`` (CDF 9/7 coefficients with outlier
+#: corrections) are tried only where their ``worth_trying`` estimates say they may win.
+RESIDUAL_CODERS = {"interp": interp, "sz3": sz3, "anomaly": anomaly, "wavelet": wavelet}

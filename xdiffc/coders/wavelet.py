@@ -1,0 +1,403 @@
+"""Transform residual coder: CDF 9/7 wavelets, uniform quantisation, context-modelled rANS, outlier correction.
+
+The field (length-1 axes dropped, more than three axes merged into the first) is transformed by
+:mod:`xdiffc.predict.wavelet` (1 to 3 dimensions, any sizes); missing points are first filled
+smoothly (:mod:`xdiffc.predict.inpaint`). Coefficients are quantised to ``q = rint(c / step)``
+with ``step = factor * tol``; the factor is chosen by the encoder (estimated sizes) among
+:data:`STEP_FACTORS`. The decoder dequantises (``q * step``) and inverts the transform. Since
+the transform is not an L-infinity isometry, some points then miss the bound: as in SPERR, the
+encoder runs the decoder's reconstruction, finds them, and codes a correction
+``k = rint((x - y) / (2 tol))`` for each (``y + k * 2 tol``), so the pointwise bound holds up to
+float64 rounding, which the core's exact check repairs.
+
+The coefficients are coded band by band under contexts (band class and the activity of the
+coefficients just before along each axis, :mod:`xdiffc.entropy.subbands`) with the compiled rANS
+of :mod:`xdiffc.entropy.crans` under frozen tables; the encoder merges fine contexts into
+models where that is estimated smaller, and records the merge. A quiet region then costs almost
+nothing: its zero coefficients sit in contexts where 0 takes (nearly) all the probability.
+
+Payload (little-endian; ``uv`` = unsigned LEB128 varint):
+
+==============  ===========================================================
+``u8``          format version (1)
+``f64``         tol (the correction bin is ``2 * tol``)
+``f64``         step (``> 0``, finite)
+``u8``          decomposition: 0 dyadic, 1 packet (:mod:`xdiffc.predict.wavelet`)
+``u8`` x 3      model merge: level groups ``G`` (1 to 8), band split (0 or 1),
+                number of bucket cuts ``C`` (0 to 8), then ``C`` increasing cuts
+                (1 to 8)
+``u8``          rANS table precision (1 to 16 bits)
+tables          one frequency table per model (:mod:`xdiffc.entropy.crans`)
+``uv`` + words  number of 32-bit rANS words, then the words
+``uv`` + bytes  number of raw bits, then ``ceil(bits / 8)`` bytes
+``uv``          number of corrections ``n``; if ``n > 0``: ``uv`` byte count and a
+                zstd frame of ``n`` varint index gaps (the first: the flat index;
+                then index - previous - 1) followed by ``n`` zigzag varints ``k``
+==============  ===========================================================
+
+Model of fine context ``(class c, bucket b)``: group 0 for ``c = 0``; else, with ``level =
+(c - 1) // 3`` and ``h = (c - 1) % 3``, ``1 + min(level, G - 1) * S + (h if split)`` with
+``S = 3`` if split else 1; the model is ``group * (C + 1) + (number of cuts <= b)``.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import struct
+
+import numpy as np
+from numba import njit
+
+from ..byteio import Reader, inflate, uvarint
+from ..entropy import crans, subbands as sb
+from ..entropy.estimate import model_bits
+from ..errors import CorruptStreamError
+from ..predict import wavelet as wt
+from ..predict.inpaint import inpaint
+from ..entropy.rans import put_varint
+
+VERSION = 1
+#: Quantisation steps tried, in units of tol (larger: fewer coefficient bits, more corrections).
+STEP_FACTORS = (1.25, 1.5, 2.0)
+#: The step at which the two decompositions are compared (coefficient bits only), and the estimate's.
+PROBE_FACTOR = 1.5
+_PREC = 14
+_ZSTD_LEVEL = 9
+#: Merges the encoder tries: level groups, band split by number of high axes, bucket cuts.
+_GROUPS = (1, 2, 3, 4, 8)
+_CUTS = ((), (1, 3), (1, 2, 3, 5, 7), (1, 2, 3, 4, 5, 6, 7, 8))
+_JIT = dict(nogil=True, cache=True, fastmath=False)
+
+
+def wavelet_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
+    """The 1 to 3 dimensional shape the transform sees: length-1 axes dropped, leading axes merged past 3."""
+    dims = tuple(int(n) for n in shape if n != 1) or (1,)
+    if len(dims) > 3:
+        dims = (math.prod(dims[:-2]),) + dims[-2:]
+    return dims
+
+
+def _shape3(wshape: tuple[int, ...]) -> np.ndarray:
+    return np.array((1,) * (3 - len(wshape)) + tuple(wshape), np.int64)
+
+
+@functools.lru_cache(maxsize=None)
+def model_map(groups: int, split: bool, cuts: tuple[int, ...]) -> tuple[np.ndarray, int]:
+    """Model index of every fine context, and the number of models (the array is shared: do not write to it)."""
+    per = 3 if split else 1
+    n_b = len(cuts) + 1
+    out = np.empty(sb.N_FINE, np.int64)
+    for c in range(sb.N_CLASSES):
+        g = 0 if c == 0 else 1 + min((c - 1) // 3, groups - 1) * per + ((c - 1) % 3 if split else 0)
+        for b in range(sb.N_BUCKETS):
+            out[c * sb.N_BUCKETS + b] = g * n_b + int(np.searchsorted(np.array(cuts, np.int64), b, side="right"))
+    out.flags.writeable = False
+    return out, (1 + groups * per) * n_b
+
+
+@njit(**_JIT)
+def _merge_counts(counts, model_of, n_models):
+    out = np.zeros((n_models, counts.shape[1]), np.int64)
+    for f in range(counts.shape[0]):
+        for s in range(counts.shape[1]):
+            out[model_of[f], s] += counts[f, s]
+    return out
+
+
+def _choose_merge(counts: np.ndarray) -> tuple[float, tuple[int, bool, tuple[int, ...]]]:
+    """The merge of fine contexts with the smallest estimated size: (bits, (groups, split, cuts))."""
+    best = None
+    for groups in _GROUPS:
+        for split in (False, True):
+            for cuts in _CUTS:
+                merged = _merge_counts(counts, *model_map(groups, split, cuts))
+                bits = float(model_bits(merged[merged.any(axis=1)]).sum())
+                if best is None or bits < best[0]:
+                    best = (bits, (groups, split, cuts))
+    return best
+
+
+@njit(**_JIT)
+def _corrections(x, y, keep, masked, tol):
+    """Flat indices where ``y`` misses ``x`` by more than ``tol`` (valid points only) and their codes
+    ``k = rint((x - y) / (2 tol))``; ``y`` is corrected in place, as the decoder will."""
+    bin_ = 2.0 * tol
+    n = 0
+    for i in range(x.size):
+        if (not masked or keep[i]) and not abs(x[i] - y[i]) <= tol:
+            n += 1
+    idx = np.empty(n, np.int64)
+    ks = np.empty(n, np.int64)
+    n = 0
+    for i in range(x.size):
+        if (not masked or keep[i]) and not abs(x[i] - y[i]) <= tol:
+            k = np.rint((x[i] - y[i]) / bin_)
+            if not abs(k) < 2.0**53:
+                k = 0.0
+            idx[n], ks[n] = i, np.int64(k)
+            n += 1
+    _apply(y, idx, ks, bin_)
+    return idx, ks
+
+
+@njit(**_JIT)
+def _apply(y, idx, ks, bin_):
+    for j in range(idx.size):
+        y[idx[j]] = y[idx[j]] + np.float64(ks[j]) * bin_
+
+
+@njit(**_JIT)
+def _correction_bytes(idx, ks):
+    out = np.empty(20 * idx.size, np.uint8)
+    at, prev = 0, -1
+    for j in range(idx.size):
+        at = put_varint(out, at, idx[j] - prev - 1)
+        prev = idx[j]
+    for j in range(ks.size):
+        k = ks[j]
+        at = put_varint(out, at, 2 * k if k >= 0 else -2 * k - 1)
+    return out[:at].copy()
+
+
+@njit(**_JIT)
+def _parse_corrections(buf, n, size):
+    """(indices, codes, ok) of ``n`` corrections for a field of ``size`` points."""
+    idx = np.empty(n, np.int64)
+    ks = np.empty(n, np.int64)
+    at, prev = 0, np.int64(-1)
+    for part in range(2):
+        for j in range(n):
+            v, shift = np.int64(0), 0
+            while True:
+                if at >= buf.size or shift > 56:
+                    return idx, ks, False
+                b = np.int64(buf[at])
+                at += 1
+                v |= (b & 0x7F) << shift
+                shift += 7
+                if not b & 0x80:
+                    break
+            if part == 0:
+                prev = prev + 1 + v
+                if v >= size or prev >= size:
+                    return idx, ks, False
+                idx[j] = prev
+            else:
+                if v >= np.int64(1) << 54:
+                    return idx, ks, False
+                ks[j] = v >> 1 if v % 2 == 0 else -(v >> 1) - 1
+    return idx, ks, at == buf.size
+
+
+class _Coded:
+    """One quantisation of the coefficients: symbols, contexts, the chosen merge and the estimated bits."""
+
+    def __init__(self, coef: np.ndarray, step: float, shape3: np.ndarray, bands, packet: bool) -> None:
+        self.packet = packet
+        with np.errstate(invalid="ignore", over="ignore"):
+            q = np.trunc(coef / step)
+        if not (np.all(np.isfinite(q)) and float(np.max(np.abs(q), initial=0.0)) <= sb.MAX_Q):
+            raise ValueError("the wavelet coefficients do not fit the quantiser at this bound")
+        self.q = q.astype(np.int64).reshape(-1)
+        self.step = step
+        self.sym, fine, self.raw, self.n_raw = sb.symbols(self.q, shape3, *bands)
+        counts = np.bincount(fine * sb.N_SYMBOLS + self.sym, minlength=sb.N_FINE * sb.N_SYMBOLS)
+        bits, self.merge = _choose_merge(counts.reshape(sb.N_FINE, sb.N_SYMBOLS))
+        self.bits = bits + self.n_raw
+        self.fine = fine
+
+
+@njit(**_JIT)
+def _dequantize(q, step):
+    """``sign(q) (|q| + 1/2) step``, 0 where ``q = 0``: the middle of each bin of the dead-zone quantiser."""
+    out = np.empty(q.size)
+    for i in range(q.size):
+        v = q[i]
+        if v == 0:
+            out[i] = 0.0
+        else:
+            m = (np.float64(abs(v)) + 0.5) * step
+            out[i] = -m if v < 0 else m
+    return out
+
+
+def _reconstruct(q: np.ndarray, step: float, wshape: tuple[int, ...], packet: bool) -> np.ndarray:
+    """The decoder's field before corrections: the inverse transform of the dequantised ``q`` (float64, ``wshape``)."""
+    return wt.inverse(_dequantize(q, step).reshape(wshape), packet)
+
+
+def _correction_bits(n: int, size: int) -> float:
+    """Estimated bits of ``n`` corrections among ``size`` points (gap entropy plus about 2 bits of code)."""
+    if n == 0:
+        return 8.0
+    p = n / size
+    return n * (2.0 + (-(p * math.log2(p)) - (1 - p) * math.log2(1 - p) if p < 1 else 0.0) / p) + 64
+
+
+def _prepare(values: np.ndarray, skip: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, tuple[int, ...]]:
+    """(float64 field in the wavelet shape, smooth where skipped; flat keep mask or None; wavelet shape)."""
+    wshape = wavelet_shape(values.shape)
+    with np.errstate(invalid="ignore", over="ignore"):
+        v = np.asarray(values, np.float64).reshape(wshape)
+    keep = None
+    if skip is not None and np.any(skip):
+        s = np.asarray(skip, bool).reshape(wshape)
+        v = inpaint(v, s)
+        keep = ~s.reshape(-1)
+    if not np.all(np.isfinite(v)):
+        raise ValueError("the wavelet coder needs finite values")
+    return np.ascontiguousarray(v), keep, wshape
+
+
+def _probe(values: np.ndarray, tol: float, skip: np.ndarray | None, packets: tuple[bool, ...]):
+    """The field prepared for the transform and the decomposition whose coefficients cost fewest bits at
+    :data:`PROBE_FACTOR`: ``(v, keep, wshape, coef, bands, coded at PROBE_FACTOR)``."""
+    v, keep, wshape = _prepare(values, skip)
+    shape3 = _shape3(wshape)
+    best = None
+    for packet in packets if len(wshape) > 1 else (False,):
+        bands = sb.band_arrays(wt.subbands(wshape, packet), tuple(shape3))
+        coef = wt.forward(v, packet)
+        coded = _Coded(coef, PROBE_FACTOR * tol, shape3, bands, packet)
+        if best is None or coded.bits < best[2].bits:
+            best = (coef, bands, coded)
+    return (v, keep, wshape) + best
+
+
+def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None = None, *, stats: dict | None = None,
+                       dtype: np.dtype | None = None, factors: tuple[float, ...] | None = None,
+                       packets: tuple[bool, ...] = (False, True)) -> tuple[bytes, np.ndarray]:
+    """The payload and the field :func:`decode` rebuilds from it, bit for bit (cast to ``dtype`` if given).
+
+    ``factors``: the quantisation steps to try, in units of tol (default :data:`STEP_FACTORS`);
+    ``packets``: the decompositions to try. ``stats`` may hold the probe of :func:`worth_trying` on
+    the same values and tol, which is then reused (and removed).
+    """
+    if not (math.isfinite(tol) and tol > 0):
+        raise ValueError(f"tol must be finite and positive, got {tol!r}")
+    tol = float(tol)
+    out_shape = np.shape(values)
+    probe = stats.pop("wavelet_probe", None) if stats is not None else None
+    if probe is None or probe[0] is not values or probe[1] != tol:
+        probe = (values, tol, *_probe(values, tol, skip, packets))
+    _, _, v, keep, wshape, coef, bands, coded = probe
+    del probe
+    shape3 = _shape3(wshape)
+    with np.errstate(invalid="ignore", over="ignore"):  # skipped points (NaN, fill) are never compared
+        x = np.asarray(values, np.float64).reshape(-1) if keep is not None else v.reshape(-1)
+    best = None
+    for f in factors or STEP_FACTORS:
+        if f != PROBE_FACTOR:
+            coded = _Coded(coef, f * tol, shape3, bands, coded.packet)
+        y = _reconstruct(coded.q, coded.step, wshape, coded.packet).reshape(-1)
+        idx, ks = _corrections(x, y, keep if keep is not None else np.ones(1, bool), keep is not None, tol)
+        total = coded.bits + _correction_bits(idx.size, v.size)
+        if stats is not None and "wavelet_trace" in stats:
+            stats["wavelet_trace"].append((coded.packet, f, coded.bits / 8, idx.size, total / 8))
+        if best is None or total < best[0]:
+            best = (total, coded, y, idx, ks)
+    _, coded, y, idx, ks = best
+    payload = _assemble(coded, tol, idx, ks)
+    y = y.reshape(out_shape)
+    return payload, y if dtype is None else y.astype(dtype)
+
+
+def _assemble(coded: _Coded, tol: float, idx: np.ndarray, ks: np.ndarray) -> bytes:
+    groups, split, cuts = coded.merge
+    m_of, n_models = model_map(groups, split, cuts)
+    ctx = m_of[coded.fine]
+    counts = np.bincount(ctx * sb.N_SYMBOLS + coded.sym, minlength=n_models * sb.N_SYMBOLS).reshape(
+        n_models, sb.N_SYMBOLS)
+    used = counts.any(axis=0)
+    dense = np.full(sb.N_SYMBOLS, -1, np.int64)
+    dense[used] = np.arange(int(used.sum()))
+    freq = crans.normalize(np.ascontiguousarray(counts[:, used]), _PREC)
+    table = crans.tables(freq, np.flatnonzero(used).astype(np.int64))
+    words = crans.encode(coded.sym.astype(np.int64), ctx, dense, freq, _PREC)
+    head = struct.pack("<Bdd", VERSION, tol, coded.step) + bytes([int(coded.packet), groups, int(split), len(cuts), *cuts, _PREC])
+    body = (table.tobytes() + uvarint(words.size) + words.astype("<u4").tobytes()
+            + uvarint(coded.n_raw) + coded.raw.tobytes() + uvarint(idx.size))
+    if idx.size:
+        import zstandard
+
+        frame = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(_correction_bytes(idx, ks).tobytes())
+        body += uvarint(len(frame)) + frame
+    return head + body
+
+
+def applies(shape: tuple[int, ...]) -> bool:
+    """Whether the transform has anything to do: some axis at least :data:`~xdiffc.predict.wavelet.MIN_LEN` long."""
+    return max(wavelet_shape(shape)) >= wt.MIN_LEN
+
+
+def worth_trying(values: np.ndarray, tol: float, skip: np.ndarray | None, stats: dict | None = None) -> bool:
+    """Whether to encode in full: where the coefficients alone, at :data:`PROBE_FACTOR`, cost fewer bytes
+    than the smallest candidate so far (``stats["bytes"]``, set by the core; corrections and the other
+    steps come on top), or there is no candidate yet. The probe (one transform per decomposition, the
+    symbols and their estimated bits: about a quarter of an encode) is left in ``stats`` for the encoder."""
+    if not applies(values.shape):
+        return False
+    sizes = (stats or {}).get("bytes")
+    if not sizes:
+        return True
+    try:
+        probe = (values, float(tol), *_probe(values, float(tol), skip, (False, True)))
+    except ValueError:  # the coefficients do not fit the quantiser
+        return False
+    if probe[-1].bits / 8 >= min(sizes.values()):
+        return False
+    stats["wavelet_probe"] = probe
+    return True
+
+
+def encode(values: np.ndarray, tol: float, skip: np.ndarray | None = None) -> bytes:
+    """Compress ``values`` so that :func:`decode` returns them within ``tol`` (up to float64 rounding) off ``skip``."""
+    return encode_reconstruct(values, tol, skip)[0]
+
+
+def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = None,
+           dtype: np.dtype | None = None) -> np.ndarray:
+    """The float64 field of ``shape`` (or that field cast to ``dtype``) that :func:`encode` coded into ``payload``."""
+    shape = tuple(int(n) for n in shape)
+    size = math.prod(shape)
+    wshape = wavelet_shape(shape)
+    r = Reader(payload, "the wavelet payload")
+    if r.u8() != VERSION:
+        raise CorruptStreamError("the wavelet payload has an unknown version")
+    tol, step = r.f64(), r.f64()
+    packet = r.u8()
+    groups, split, n_cuts = r.u8(), r.u8(), r.u8()
+    cuts = tuple(r.take(n_cuts)) if n_cuts <= sb.N_BUCKETS - 1 else ()
+    prec = r.u8()
+    if not (packet in (0, 1) and math.isfinite(tol) and tol > 0 and math.isfinite(step) and step > 0 and 1 <= groups <= 8
+            and split in (0, 1) and n_cuts <= sb.N_BUCKETS - 1 and all(1 <= c < sb.N_BUCKETS for c in cuts)
+            and all(a < b for a, b in zip(cuts, cuts[1:])) and 1 <= prec <= crans.MAX_PREC):
+        raise CorruptStreamError("the wavelet payload's header is invalid")
+    m_of, n_models = model_map(groups, bool(split), cuts)
+    t = crans.Tables(r, n_models, prec, sb.N_SYMBOLS, size, "the wavelet payload")
+    words = np.frombuffer(r.take(4 * r.uvarint((r.end - r.pos) // 4)), "<u4").astype(np.uint32)
+    n_raw = r.uvarint(8 * (r.end - r.pos))
+    raw = np.frombuffer(r.take((n_raw + 7) // 8), np.uint8)
+    n_corr = r.uvarint(size)
+    if n_corr:
+        buf = np.frombuffer(inflate(r.take(r.uvarint(r.end)), "the wavelet corrections", limit=20 * n_corr),
+                            np.uint8)
+        idx, ks, ok = _parse_corrections(buf, n_corr, size)
+        if not ok:
+            raise CorruptStreamError("the wavelet payload's corrections are malformed")
+    else:
+        idx = ks = np.zeros(0, np.int64)
+    r.done()
+    shape3 = _shape3(wshape)
+    bands = sb.band_arrays(wt.subbands(wshape, bool(packet)), tuple(shape3))
+    q = np.zeros(size, np.int64)
+    st = crans.start_state(words, "the wavelet payload")
+    if sb.decode(st, words, m_of, t.start, t.nnz, t.syms, t.freqs, t.cums, t.lut, prec, t.sh, raw, n_raw, shape3,
+                 *bands, q) < 0:
+        raise CorruptStreamError("the wavelet payload's coefficients are damaged")
+    crans.check_end(st, words, "the wavelet payload")
+    y = _reconstruct(q, step, wshape, bool(packet)).reshape(-1)
+    _apply(y, idx, ks, 2.0 * tol)
+    y = y.reshape(shape)
+    return y if dtype is None else y.astype(dtype)

@@ -1,0 +1,143 @@
+"""Context-modelled rANS coding of quantised wavelet coefficients, subband by subband (numba).
+
+Coefficients are visited band by band in the order of :func:`xdiffc.predict.wavelet.subbands`
+(low-pass corner, then coarse to fine), each band in C order. A coefficient ``q`` becomes
+
+- a symbol: 0 for ``q = 0``; ``2|q| - 1`` (positive) or ``2|q|`` (negative) for ``|q| < 16``;
+  else ``31 + 2 (e - 5) + (q < 0)`` with ``e`` the bit length of ``|q|`` (5 to 53),
+- and, in that last case, ``e - 1`` raw bits: ``|q| - 2**(e - 1)``, least significant first,
+  appended to a bit string (bit ``p`` is bit ``p mod 8`` of byte ``p div 8``).
+
+Each symbol is coded under a model chosen from what the decoder already has: its *fine context*
+``cls * N_BUCKETS + bucket``, where ``cls`` is 0 for the low-pass corner and
+``1 + 3 min(level, 7) + min(high axes, 3) - 1`` for a detail band (level 0 the finest), and
+``bucket = BUCKET_OF[a]`` of the activity ``a``, the sum of ``min(|q'|, 7)`` over the coefficients
+``q'`` one step back along each axis inside the same band. A table maps fine contexts to models
+(the encoder merges them where that is estimated smaller). So a band of zeros in a quiet context
+costs next to nothing: its model gives 0 almost all of the frequency, or all of it (no bits).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from .crans import decode_one
+
+JIT = dict(nogil=True, cache=True, fastmath=False)
+
+#: Symbols of the alphabet (the largest is 31 + 2 * 48 + 1 for |q| < 2**53).
+N_SYMBOLS = 129
+#: Largest |q| the alphabet holds.
+MAX_Q = (1 << 53) - 1
+N_CLASSES = 25
+#: Activity (0 to 21) to fine bucket.
+BUCKET_OF = np.array([0, 1, 2, 3, 4, 5, 5, 6, 6, 6, 7, 7, 7, 7, 7, 8, 8, 8, 8, 8, 8, 8], np.int64)
+N_BUCKETS = 9
+N_FINE = N_CLASSES * N_BUCKETS
+_CAP = 7
+
+
+def band_arrays(bands: list, shape3: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(start [band, 3], stop [band, 3], class [band]) of ``subbands`` output, padded to 3 axes at the front."""
+    n = len(bands)
+    start, stop = np.zeros((n, 3), np.int64), np.zeros((n, 3), np.int64)
+    cls = np.zeros(n, np.int64)
+    pad = 3 - len(bands[0][1])
+    for b, (level, lo, hi) in enumerate(bands):
+        start[b, pad:], stop[b, pad:] = lo, hi
+        stop[b, :pad] = 1
+        n_high = sum(1 for a, n_ in zip(lo, hi) if a > 0)
+        cls[b] = 0 if b == 0 else 1 + 3 * min(level, 7) + min(n_high, 3) - 1
+    if any(s != t for s, t in zip(stop[0, :pad], shape3[:pad])):
+        raise ValueError("bands and shape disagree")
+    return start, stop, cls
+
+
+@njit(inline="always", **JIT)
+def _activity(q, f, i0, i1, i2, a0, a1, a2, st0, st1):
+    a = 0
+    if i0 > a0:
+        a += min(abs(q[f - st0]), _CAP)
+    if i1 > a1:
+        a += min(abs(q[f - st1]), _CAP)
+    if i2 > a2:
+        a += min(abs(q[f - 1]), _CAP)
+    return a
+
+
+@njit(**JIT)
+def symbols(q, shape3, start, stop, cls):
+    """Encoder: (symbols uint8, fine contexts int64, raw bit bytes, raw bit count) of the coefficients ``q``
+    (flat int64, C order of ``shape3``), in coding order."""
+    n = q.size
+    sym = np.empty(n, np.uint8)
+    fine = np.empty(n, np.int64)
+    st1 = shape3[2]
+    st0 = shape3[1] * st1
+    raw = np.zeros(64, np.uint8)
+    p = 0
+    k = 0
+    for b in range(start.shape[0]):
+        c = cls[b] * N_BUCKETS
+        for i0 in range(start[b, 0], stop[b, 0]):
+            for i1 in range(start[b, 1], stop[b, 1]):
+                for i2 in range(start[b, 2], stop[b, 2]):
+                    f = i0 * st0 + i1 * st1 + i2
+                    v = q[f]
+                    fine[k] = c + BUCKET_OF[_activity(q, f, i0, i1, i2, start[b, 0], start[b, 1], start[b, 2], st0,
+                                                      st1)]
+                    m = abs(v)
+                    if m < 16:
+                        sym[k] = 0 if m == 0 else 2 * m - 1 + (v < 0)
+                    else:
+                        e = 0
+                        t = m
+                        while t:
+                            e += 1
+                            t >>= 1
+                        sym[k] = 31 + 2 * (e - 5) + (v < 0)
+                        if (p + e) // 8 + 1 >= raw.size:
+                            grown = np.zeros(2 * raw.size + e, np.uint8)
+                            grown[: raw.size] = raw
+                            raw = grown
+                        r = m - (np.int64(1) << (e - 1))
+                        for j in range(e - 1):
+                            raw[p >> 3] |= np.uint8(((r >> j) & 1) << (p & 7))
+                            p += 1
+                    k += 1
+    return sym, fine, raw[: (p + 7) // 8].copy(), p
+
+
+@njit(**JIT)
+def decode(st, words, model_of, t_start, t_nnz, t_syms, t_freqs, t_cums, lut, prec, sh, raw, n_raw, shape3, start,
+           stop, cls, q):
+    """Decoder: fill ``q`` (flat int64) band by band; returns 0, or -1 on a damaged stream (a symbol the rANS
+    cannot give, a symbol outside the alphabet, or raw bits past ``n_raw``)."""
+    st1 = shape3[2]
+    st0 = shape3[1] * st1
+    p = 0
+    for b in range(start.shape[0]):
+        c = cls[b] * N_BUCKETS
+        for i0 in range(start[b, 0], stop[b, 0]):
+            for i1 in range(start[b, 1], stop[b, 1]):
+                for i2 in range(start[b, 2], stop[b, 2]):
+                    f = i0 * st0 + i1 * st1 + i2
+                    ctx = c + BUCKET_OF[_activity(q, f, i0, i1, i2, start[b, 0], start[b, 1], start[b, 2], st0, st1)]
+                    s = decode_one(st, words, model_of[ctx], t_start, t_nnz, t_syms, t_freqs, t_cums, lut, prec, sh)
+                    if s < 0 or s >= N_SYMBOLS:
+                        return -1
+                    if s < 31:
+                        m = (s + 1) // 2
+                        neg = s > 0 and s % 2 == 0
+                    else:
+                        e = 5 + (s - 31) // 2
+                        neg = (s - 31) % 2 == 1
+                        if p + e - 1 > n_raw:
+                            return -1
+                        m = np.int64(1) << (e - 1)
+                        for j in range(e - 1):
+                            m |= np.int64((raw[p >> 3] >> (p & 7)) & 1) << j
+                            p += 1
+                    q[f] = -m if neg else m
+    return 0 if p == n_raw else -1
