@@ -125,3 +125,67 @@ def test_a_real_tiny_model_round_trips_and_a_wrong_one_is_refused(tiny_path, mon
     assert _patch_ratios(x, y, eps).max() <= 1.0
     with pytest.raises(xdiffc.ModelMismatchError, match="tiny-l2"):
         xdiffc.decompress(blob, model="default")
+
+
+@pytest.fixture
+def forced_tiny(tiny_path, monkeypatch):
+    """The tiny model file, its cached predictor made to take every block (latents free, model candidate wins)."""
+    predictor = load_model(str(tiny_path), device="cpu")  # the instance the codecs find in the cache
+    analyse = predictor.analyse
+
+    def free_latents(*args, **kwargs):
+        a = analyse(*args, **kwargs)
+        a.block_bytes = [-(10**9)] * len(a.block_bytes)
+        return a
+
+    monkeypatch.setattr(predictor, "analyse", free_latents)
+    monkeypatch.setattr(core, "default_device", lambda: "cpu")
+    nbytes = core._Candidate.nbytes.fget
+    monkeypatch.setattr(core._Candidate, "nbytes", property(lambda c: -1 if c.predictor is not None else nbytes(c)))
+    return str(tiny_path), predictor
+
+
+def _chunk_ratios(x, y, eps, chunks):
+    """Worst patch ratio of each chunk, normalised by the chunk's own range (the codecs' bound)."""
+    worst = 0.0
+    for t in range(0, x.shape[0], chunks[0]):
+        for i in range(0, x.shape[1], chunks[1]):
+            region = (slice(t, t + chunks[0]), slice(i, i + chunks[1]))
+            worst = max(worst, _patch_ratios(x[region], y[region], eps).max())
+    return worst
+
+
+def test_numcodecs_and_zarr_v3_codecs_round_trip_with_the_model(forced_tiny, tmp_path):
+    import zarr
+
+    from xdiffc.codec import GCDTCCodec
+    from xdiffc.model_lookup import codec_model
+    from xdiffc.zarr_codec import GCDTCZarrCodec
+
+    path, predictor = forced_tiny
+    model_id, sha = codec_model(path)
+    x = textured(6, shape=(8, 32, 48), noise=0.3)
+    codec = GCDTCCodec(mode="l2", nrmse=1e-3, model_id=model_id, model_sha256=sha, steps=2)
+    blob = codec.encode(x)
+    assert "model" in Stream.from_bytes(blob).sections
+    assert _patch_ratios(x, GCDTCCodec.from_config(codec.get_config()).decode(blob), 1e-3).max() <= 1.0
+    serializer = GCDTCZarrCodec(mode="l2", nrmse=1e-3, model_id=model_id, model_sha256=sha, steps=2)
+    a = zarr.create_array(tmp_path / "a.zarr", shape=x.shape, chunks=(8, 16, 48), dtype="float32",
+                          serializer=serializer, compressors=None)
+    a[:] = x
+    chunk = Stream.from_bytes((tmp_path / "a.zarr" / "c" / "0" / "1" / "0").read_bytes())
+    assert "model" in chunk.sections and chunk.header.model_sha256 == predictor.sha256
+    assert _chunk_ratios(x, zarr.open_array(tmp_path / "a.zarr")[:], 1e-3, (8, 16)) <= 1.0
+
+
+def test_the_accessor_writes_l2_with_the_model(forced_tiny, tmp_path):
+    import xarray as xr
+
+    path, predictor = forced_tiny
+    x = textured(7, shape=(8, 32, 48), noise=0.3)
+    ds = xr.Dataset({"T": (("time", "lat", "lon"), x)}, coords={"time": np.arange(8.0)})
+    ds.gcdtc.to_zarr(tmp_path / "s.zarr", nrmse=1e-3, model=path, chunks={"time": 8, "lat": 16, "lon": 48})
+    out = xr.open_zarr(tmp_path / "s.zarr")
+    assert out.T.encoding["serializer"].model_sha256 == predictor.sha256
+    assert "model" in Stream.from_bytes((tmp_path / "s.zarr" / "T" / "c" / "0" / "1" / "0").read_bytes()).sections
+    assert _chunk_ratios(x, out.T.values, 1e-3, (8, 16)) <= 1.0
