@@ -6,9 +6,11 @@ import numpy as np
 import pytest
 import torch
 import xarray as xr
+from hypothesis import given
+from hypothesis import strategies as st
 
 from xdiffc.model import load_model
-from xdiffc.model.network import ModelConfig
+from xdiffc.model.network import RATES, GCDTCNet, ModelConfig
 from xdiffc.training import load_fields, train
 
 pytestmark = [pytest.mark.filterwarnings("ignore:Consolidated metadata:UserWarning"),  # the fixture's plain to_zarr
@@ -78,3 +80,32 @@ def test_native_grid_fields_train_on_their_cube_canvas():
     assert train_fields[0].values.shape[-2:] == (180, 271)  # ne30np4: faces of n = 90 on a (2n, 3n + 1) canvas
     padding = 180 * 271 - 48602
     assert train_fields[0].missing[0, 0].sum() == padding and not np.isnan(train_fields[0].values).any()
+
+
+@given(rate=st.sampled_from(sorted(RATES)), scale=st.sampled_from([1, 2]))
+def test_the_rate_knob_sets_the_latent_density(rate, scale):
+    """``ModelConfig.at_rate(v)``: one latent per v values, for the default block and others."""
+    for block in [(16, 64, 64), (4 * scale, 16 * scale, 8 * scale * 2)]:
+        config = ModelConfig.at_rate(rate, block=block, enc_channels=(4,))
+        assert config.values_per_latent == rate
+        z = GCDTCNet(config).encode(torch.zeros(1, *block))
+        assert tuple(z.shape[1:]) == config.latent_shape
+        assert np.prod(block) / z[0].numel() == rate
+    with pytest.raises(ValueError, match="values per latent"):
+        ModelConfig.at_rate(rate + 1)
+
+
+def test_xdiffc_train_passes_the_rate_knob(monkeypatch, tmp_path):
+    from xdiffc import cli, training
+
+    seen = {}
+    monkeypatch.setattr(training, "train", lambda data, output, **kw: seen.update(kw) or output)
+    assert cli.main(["train", "x.nc", "-o", str(tmp_path / "m.pt"), "--values-per-latent", "8",
+                     "--rate-weight", "0.01"]) == 0
+    assert seen["config"] == ModelConfig.at_rate(8) and seen["config"].latent_shape == (8, 4, 16, 16)
+    assert seen["rate_weight"] == 0.01
+    assert cli.main(["train", "x.nc", "-o", str(tmp_path / "m.pt")]) == 0
+    assert seen["config"] == ModelConfig()  # the default rate is the shipped model's
+    with pytest.raises(SystemExit) as usage:  # not a preset: argparse's usage error
+        cli.main(["train", "x.nc", "-o", "m.pt", "--values-per-latent", "5"])
+    assert usage.value.code == 2

@@ -82,8 +82,11 @@ def _tune(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from .training import train
 
+    from .model.network import ModelConfig
+
     path = train(args.data, args.output, device=args.device, steps=args.steps, resume=args.resume,
-                 variables=args.variable)
+                 variables=args.variable, config=ModelConfig.at_rate(args.values_per_latent),
+                 rate_weight=args.rate_weight)
     print(f"model written to {path}")
     return 0
 
@@ -250,6 +253,11 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--steps", type=int, default=4000, help="optimisation steps (default 4000)")
     train.add_argument("--resume", action="store_true", help="continue from the checkpoint beside --output")
     train.add_argument("--variable", action="append", help="variable to train on (repeatable; default: all usable)")
+    train.add_argument("--values-per-latent", type=int, default=32, choices=[32, 8, 2],
+                       help="the rate knob: one latent per this many values (default 32); fewer give a finer "
+                            "reconstruction at more bits, which the L2 mode needs")
+    train.add_argument("--rate-weight", type=float, default=1e-3,
+                       help="weight of the bits per value in the training loss (default 1e-3)")
     train.set_defaults(func=_train)
 
     conv = command("convert", help="compress netCDF files (combined along time) or a Zarr store into one "

@@ -170,7 +170,8 @@ def train(data: Sequence[str | os.PathLike], output: str | os.PathLike, *, devic
     """Train a model on the files ``data`` and export it to ``output``; returns the model path.
 
     ``device`` is "cpu" or "cuda"; ``steps`` counts both stages. With ``resume=True`` training
-    continues from ``output + ".ckpt"`` (its config wins over ``config``).
+    continues from ``output + ".ckpt"`` (its config wins over ``config``). The latent rate is the
+    config's: ``ModelConfig.at_rate(values_per_latent)`` (:data:`xdiffc.model.network.RATES`).
     """
     output = Path(output)
     ckpt_path = output.with_name(output.name + ".ckpt")

@@ -8,6 +8,7 @@ coding and de-normalisation live in :mod:`xdiffc.model.predictor`.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from math import prod
 
 import torch
 from torch import nn
@@ -18,6 +19,12 @@ from .correction import TensorCorrection
 from .encoder import Encoder3d
 from .entropy import LogisticPrior
 from .unet import Embedder, UNet2d
+
+
+#: The rate knob: values per latent -> (down_t, down_s, latent_channels) of the latent grid.  Fewer values
+#: per latent give a finer reconstruction at more bits; the L2 mode needs one well below its NRMSE target.
+#: With the default 16 x 64 x 64 block: 2048, 8192 and 32768 latents per block.
+RATES = {32: (4, 8, 8), 8: (4, 4, 8), 2: (2, 4, 16)}
 
 
 @dataclass(frozen=True)
@@ -44,6 +51,18 @@ class ModelConfig(FileConfig):
         bt, bh, bw = self.block
         if bt % self.down_t or bh % self.down_s or bw % self.down_s or self.down_s < 4:
             raise ValueError(f"block {self.block} must be divisible by down_t={self.down_t}, down_s={self.down_s} (>= 4)")
+
+    @classmethod
+    def at_rate(cls, values_per_latent: int, **fields) -> "ModelConfig":
+        """The configuration whose latent grid has one latent per ``values_per_latent`` values (a key of :data:`RATES`)."""
+        if values_per_latent not in RATES:
+            raise ValueError(f"values per latent must be one of {sorted(RATES)}, got {values_per_latent!r}")
+        down_t, down_s, channels = RATES[values_per_latent]
+        return cls(down_t=down_t, down_s=down_s, latent_channels=channels, **fields)
+
+    @property
+    def values_per_latent(self) -> float:
+        return float(prod(self.block)) / float(prod(self.latent_shape))
 
     @property
     def latent_shape(self) -> tuple[int, int, int, int]:
