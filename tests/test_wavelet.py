@@ -50,13 +50,13 @@ def test_the_transform_keeps_energy_and_leaves_no_detail_in_a_constant(packet):
 
 @settings(deadline=None, max_examples=60)
 @given(shape=shapes, seed=st.integers(0, 2**32 - 1), kind=st.sampled_from(["smooth", "noise", "huge", "subnormal"]),
-       tol=tolerances, holes=st.booleans())
-def test_decode_rebuilds_the_encoders_field_bit_for_bit_within_the_bound(shape, seed, kind, tol, holes):
+       tol=tolerances, holes=st.booleans(), packet=st.booleans())
+def test_decode_rebuilds_the_encoders_field_bit_for_bit_within_the_bound(shape, seed, kind, tol, holes, packet):
     rng = np.random.default_rng(seed)
     x = base_field(kind, shape, np.float64, rng)
     skip = rng.random(shape) < 0.3 if holes else None
     try:
-        payload, y = wavelet.encode_reconstruct(x, tol, skip)
+        payload, y = wavelet.encode_reconstruct(x, tol, skip, packets=(packet,))
     except ValueError:  # coefficients past the quantiser's range (huge values at tiny bounds): not a candidate
         return
     out = wavelet.decode(payload, shape, skip)
