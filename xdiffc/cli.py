@@ -144,7 +144,8 @@ def _convert(args: argparse.Namespace) -> int:
                           model=args.model, mode=args.mode, chunks=args.chunks, variables=variables,
                           scheduler=args.scheduler, workers=args.workers, threads_per_worker=args.threads_per_worker,
                           gpus=args.gpus, resume=args.resume, verify=args.verify, overwrite=args.overwrite,
-                          progress=not args.quiet, layout=args.layout, grid=args.grid, use_cftime=args.use_cftime)
+                          progress=not args.quiet, layout=args.layout, grid=args.grid, use_cftime=args.use_cftime,
+                          train_model=args.train_model)
     except KeyboardInterrupt:
         print(f"xdiffc: interrupted; {args.output} is not written (the work so far is in "
               f"{partial_path(args.output)}): rerun the same command with --resume to finish it", file=sys.stderr)
@@ -279,6 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="exact zeros kept and signs kept, for every lossy variable (default: where the valid "
                            "minimum, or the CF valid minimum, is 0)")
     conv.add_argument("--model", default=None, metavar="ID", help="model to try block by block ('default' is the shipped one; default: none, model-free)")
+    conv.add_argument("--train-model", type=int, default=0, metavar="STEPS",
+                      help="first train a model for STEPS steps on the inputs themselves (checkpointed: --resume "
+                           "continues it), then compress with it; the store carries the model")
     conv.add_argument("--mode", default="pointwise", choices=["pointwise", "l2"],
                       help="pointwise: every value within its bound (default); l2: each variable's NRMSE within --rel-tol")
     conv.add_argument("--chunks", type=_chunks, metavar="DIM=N,...", help="Zarr chunks, e.g. time=16,lat=64,lon=64")

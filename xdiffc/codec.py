@@ -16,6 +16,8 @@ decoded, so a damaged store cannot make a reader allocate more than a chunk.
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import math
 from collections.abc import Iterable, Sequence
 from typing import NamedTuple
@@ -55,6 +57,18 @@ class Chunk(NamedTuple):
     shape: tuple[int, ...] | None = None
     dtype: np.dtype | None = None
     nbytes: int | None = None
+
+
+def _carried_model(text: str, sha256: str) -> bytes:
+    """The bytes of a model carried in a codec configuration, checked against the configuration's sha256."""
+    try:
+        data = base64.b64decode(text.encode("ascii"), validate=True)
+    except ValueError as err:
+        raise CorruptStreamError(f"the model carried in the codec configuration is not base64 ({err})") from None
+    if hashlib.sha256(data).hexdigest() != sha256.lower():
+        raise CorruptStreamError(f"the model carried in the codec configuration does not match its sha256 "
+                                 f"{sha256}: the store's metadata is damaged")
+    return data
 
 
 def _model_label(model_id: str, sha256: str) -> str:
@@ -103,6 +117,10 @@ class GCDTCCodec(Codec):
         its coded values), computed over the whole variable by ``ds.gcdtc`` and ``convert``. Chunks
         of shape ``(time,) + its spatial shape`` (on the layout's canvas) may code their anomalies
         from it; it travels here so that a reader needs nothing but the store.
+    model_file : str, optional
+        The model file itself, base64: a model that readers cannot be expected to have (one
+        trained on the archive, or any model that is not shipped with xdiffc) travels in the
+        configuration, checked against ``model_sha256``.
     """
 
     codec_id = "xdiffc.gcdtc"
@@ -123,6 +141,7 @@ class GCDTCCodec(Codec):
         preserve_zero: bool = False,
         valid_range: Sequence[float] | None = None,
         climatology: dict | None = None,
+        model_file: str | None = None,
     ):
         self.tol = check_bound("tol", tol)
         self.rel_tol = check_bound("rel_tol", rel_tol)
@@ -150,10 +169,12 @@ class GCDTCCodec(Codec):
         self.variable = str(variable)
         self.climatology = None if climatology is None else dict(climatology)
         self._reference = None if climatology is None else Climatology.from_config(self.climatology)
+        self.model_file = None if model_file is None else str(model_file)
+        self._model_bytes = None if model_file is None else _carried_model(self.model_file, self.model_sha256)
 
     def get_config(self) -> dict:
         """The JSON configuration; ``variable``, ``pw_rel_tol``, ``preserve_zero``, ``valid_range`` and
-        ``climatology`` only when set, so that configs without them stay as they were."""
+        ``climatology`` and ``model_file`` only when set, so that configs without them stay as they were."""
         config = {
             "id": self.codec_id,
             "tol": self.tol,
@@ -176,6 +197,8 @@ class GCDTCCodec(Codec):
             config["valid_range"] = list(self.valid_range)
         if self.climatology is not None:
             config["climatology"] = self.climatology
+        if self.model_file is not None:
+            config["model_file"] = self.model_file
         return config
 
     @classmethod
@@ -209,7 +232,7 @@ class GCDTCCodec(Codec):
         from .model import load_model
 
         try:
-            return load_model(self.model_id, sha256=self.model_sha256, device=default_device())
+            return load_model(self.model_id, sha256=self.model_sha256, device=default_device(), data=self._model_bytes)
         except FileNotFoundError as err:
             raise ModelMismatchError(f"this codec encodes with {_model_label(self.model_id, self.model_sha256)}, "
                                      f"which cannot be loaded here ({err}); install it, or give its path") from None
@@ -224,7 +247,9 @@ class GCDTCCodec(Codec):
         stream, shape = self._checked(blob, chunk)
         try:
             # the core loads the model (cached per process) only for chunks that carry a model section
-            y = decompress(stream, model=self.model_id or None, reference=self._reference)
+            carried = self._model_bytes is not None and "model" in stream.sections
+            y = decompress(stream, model=self._predictor() if carried else self.model_id or None,
+                           reference=self._reference)
         except (CorruptStreamError, ModelMismatchError) as err:
             raise type(err)(f"{self._where(shape)}: {err}") from None
         return y if self._layout is None else self._layout[0].from_grid(y, self._layout[1])

@@ -77,6 +77,10 @@ COMPLETE_ATTR = "xdiffc_complete"
 PARTIAL_SUFFIX = ".xdiffc-partial"
 #: The store being built, inside the partial folder; renamed to ``OUT`` when complete.
 PARTIAL_STORE = "data.zarr"
+#: The model ``--train-model`` trains, in the partial folder (its checkpoint beside it): the store then carries it.
+ARCHIVE_MODEL = "archive.pt"
+#: ``--train-model`` trains on input files evenly spread over the inputs, up to this many bytes of them.
+TRAIN_BYTES = 2 * 2**30
 #: The progress log, inside the partial folder: a JSON header line, then one finished unit index per line.
 PROGRESS_FILE = "progress"
 #: A unit (one task) holds at most about this many bytes of uncompressed data, in whole chunks.
@@ -556,7 +560,7 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
             variables: Sequence[str] | None = None, scheduler: str | None = None, workers: int | None = None,
             threads_per_worker: int | None = None, gpus: int = 0, resume: bool = False, verify: bool = False,
             overwrite: bool = False, progress: bool = True, layout: str = "auto", grid: str | None = None,
-            use_cftime: bool = False) -> ConvertSummary:
+            use_cftime: bool = False, train_model: int = 0) -> ConvertSummary:
     """Convert netCDF files (or one Zarr store) into one compressed Zarr store on a Dask cluster.
 
     ``tol``, ``rel_tol``, ``pw_rel_tol``, ``preserve_zero``, ``model``, ``chunks``, ``layout`` and
@@ -567,8 +571,11 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     ``gpus`` the units need the worker resource ``GPU=1``. ``resume`` finishes an interrupted
     conversion; ``overwrite`` replaces an existing store (at the end: until then it is untouched);
     ``verify`` checks every bound before the store is put in place. ``use_cftime`` decodes every
-    input's times as cftime dates. The store is built in :func:`partial_path` and appears at
-    ``store`` only when complete. Returns the :class:`ConvertSummary`.
+    input's times as cftime dates. ``train_model=STEPS`` first trains a model for ``STEPS`` steps on
+    the inputs themselves (each variable's last 15% of time steps held out for validation;
+    checkpointed, so a resumed conversion continues it) and compresses with it; the store carries
+    the model in its codec configurations. The store is built in :func:`partial_path` and appears
+    at ``store`` only when complete. Returns the :class:`ConvertSummary`.
     """
     store = Path(store).absolute()
     paths, is_zarr = resolve_paths([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
@@ -589,10 +596,15 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
         (tol, found_pw), rel_tol = _auto_tol(tol, spec, model), None
         pw_rel_tol = {**(found_pw or {}), **(pw_rel_tol if isinstance(pw_rel_tol, Mapping) else {})} or pw_rel_tol
         bounds = _bound_kwargs(mode, tol, rel_tol, pw_rel_tol, preserve_zero)
-    fingerprint = _fingerprint(spec, bounds, model, mode, chunks, layout, grid)
+    if train_model and (isinstance(train_model, bool) or not isinstance(train_model, int) or train_model < 0):
+        raise ValueError(f"train_model must be a number of training steps >= 1, got {train_model!r}")
+    if train_model and model is not None:
+        raise ValueError("give either model= or train_model=, not both")
+    fingerprint = {**_fingerprint(spec, bounds, model, mode, chunks, layout, grid), "train_model": train_model}
     with _client(scheduler, workers, threads_per_worker, gpus) as client:
         log = _open_progress(store, spec, fingerprint, resume, overwrite,
-                             dict(model=model, chunks=chunks, layout=layout, grid=grid, **bounds))
+                             dict(model=model, chunks=chunks, layout=layout, grid=grid, **bounds),
+                             train_model, progress)
         if log is None:  # resuming a store that is already complete
             return _summarise(store, store, spec, {}, 0.0, 0, verify=verify)
         work = log.path.parent / PARTIAL_STORE
@@ -607,9 +619,9 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
 
 
 def _open_progress(store: Path, spec: Inputs, fingerprint: dict, resume: bool, overwrite: bool,
-                   compress_kwargs: dict) -> Progress | None:
-    """The progress log to run against: on resume the one in the partial folder, else a fresh partial folder;
-    None when resuming a conversion that has already finished."""
+                   compress_kwargs: dict, train_model: int = 0, progress: bool = True) -> Progress | None:
+    """The progress log to run against: on resume the one in the partial folder, else a fresh partial folder
+    (after training the archive model, when asked); None when resuming a conversion that has already finished."""
     partial = partial_path(store)
     if resume:
         log = Progress.load(partial)
@@ -625,11 +637,49 @@ def _open_progress(store: Path, spec: Inputs, fingerprint: dict, resume: bool, o
         if store.exists() and not overwrite:
             raise FileExistsError(f"{str(store)!r} is not a finished xdiffc conversion, and no interrupted one was "
                                   f"found in {str(partial)!r}; pass --overwrite to replace it")
-        # killed while the partial folder was being set up, or never started: start again
-    if partial.exists():
+        # killed while training or while the partial folder was being set up, or never started: start again,
+        # keeping the archive model's training (its checkpoint resumes)
+        _clear(partial, keep=(ARCHIVE_MODEL, ARCHIVE_MODEL + ".ckpt") if train_model else ())
+    elif partial.exists():
         shutil.rmtree(partial)
+    if train_model:
+        compress_kwargs = {**compress_kwargs, "model": str(_train_archive_model(partial, spec, train_model, progress))}
     arrays = _set_up(partial / PARTIAL_STORE, spec, compress_kwargs)
     return Progress.start(partial, {"fingerprint": fingerprint, "arrays": arrays})
+
+
+def _clear(folder: Path, keep: Sequence[str] = ()) -> None:
+    """Remove everything in ``folder`` but the entries named in ``keep``."""
+    if not folder.exists():
+        return
+    for entry in folder.iterdir():
+        if entry.name not in keep:
+            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
+
+
+def _train_archive_model(partial: Path, spec: Inputs, steps: int, progress: bool) -> Path:
+    """The archive model in ``partial``: trained for ``steps`` on a sample of the inputs (resuming its
+    checkpoint), or the finished file of an earlier run."""
+    from .core import default_device
+    from .training import train
+
+    output = partial / ARCHIVE_MODEL
+    if output.exists():
+        return output
+    partial.mkdir(parents=True, exist_ok=True)
+    paths = _training_sample(spec.paths)
+    return train(paths, output, steps=steps, resume=True, variables=spec.variables, device=default_device(),
+                 eval_every=max(10, min(250, steps // 10)), progress=progress)
+
+
+def _training_sample(paths: Sequence[str]) -> list[str]:
+    """Input files evenly spread over ``paths`` (time order), at most :data:`TRAIN_BYTES` of them, at least one."""
+    sizes = [os.path.getsize(p) if os.path.isfile(p) else 0 for p in paths]
+    total = sum(sizes)
+    if total <= TRAIN_BYTES:
+        return list(paths)
+    keep = max(1, int(len(paths) * TRAIN_BYTES / total))
+    return [paths[i] for i in np.linspace(0, len(paths) - 1, keep).round().astype(int)]
 
 
 def _run_units(client, spec: Inputs, store: Path, units: list[Unit], log: Progress, gpus: int,

@@ -7,6 +7,7 @@ reader can tell which model a chunk needs before any network is loaded.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 from pathlib import Path
 
@@ -44,3 +45,20 @@ def codec_model(name: str | None) -> tuple[str, str]:
     if name is None or name in NO_MODEL:
         return "", ""
     return str(name), identify(str(name))[1]
+
+
+def store_model(name: str | None) -> dict:
+    """The codec configuration entries of a model for a store: ``model_id``, ``model_sha256``, and ``model_file``.
+
+    A shipped model is named (every reader with xdiffc has it); any other model file travels in
+    the configuration itself (base64, ``model_file``) under its stem as id, so that a reader
+    elsewhere needs nothing but the store.
+    """
+    if name is None or name in NO_MODEL:
+        return {"model_id": "", "model_sha256": ""}
+    path = resolve(str(name))
+    data = path.read_bytes()
+    entries = {"model_id": path.stem, "model_sha256": hashlib.sha256(data).hexdigest()}
+    if path.parent != MODELS_DIR:
+        entries["model_file"] = base64.b64encode(data).decode("ascii")
+    return entries

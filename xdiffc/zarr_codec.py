@@ -61,6 +61,7 @@ class GCDTCZarrCodec(ArrayBytesCodec):
     preserve_zero: bool
     valid_range: tuple[float, float] | None
     climatology: str | None  # canonical JSON, like layout
+    model_file: str | None
 
     def __init__(
         self,
@@ -79,18 +80,20 @@ class GCDTCZarrCodec(ArrayBytesCodec):
         preserve_zero: bool = False,
         valid_range: Iterable[float] | None = None,
         climatology: dict | None = None,
+        model_file: str | None = None,
     ) -> None:
         checked = GCDTCCodec(tol, rel_tol, model_id, model_sha256, steps, tuple(fill_values), layout, mode, nrmse,
-                             variable, pw_rel_tol, preserve_zero, valid_range, climatology)
+                             variable, pw_rel_tol, preserve_zero, valid_range, climatology, model_file)
         for key in ("variable", "pw_rel_tol", "preserve_zero", "valid_range"):  # config keys only when set
             object.__setattr__(self, key, getattr(checked, key))
         object.__setattr__(self, "climatology", None if climatology is None else json.dumps(climatology, sort_keys=True))
+        object.__setattr__(self, "model_file", checked.model_file)
         for key, value in checked.get_config().items():
             if key == "fill_values":
                 value = tuple(value)
             elif key == "layout" and value is not None:
                 value = json.dumps(value, sort_keys=True)
-            if key not in ("id", "valid_range", "climatology"):
+            if key not in ("id", "valid_range", "climatology", "model_file"):
                 object.__setattr__(self, key, value)
         self.__dict__["numcodec"] = checked
 
@@ -100,7 +103,8 @@ class GCDTCZarrCodec(ArrayBytesCodec):
         layout = None if self.layout is None else json.loads(self.layout)
         return GCDTCCodec(self.tol, self.rel_tol, self.model_id, self.model_sha256, self.steps, self.fill_values,
                           layout, self.mode, self.nrmse, self.variable, self.pw_rel_tol, self.preserve_zero,
-                          self.valid_range, None if self.climatology is None else json.loads(self.climatology))
+                          self.valid_range, None if self.climatology is None else json.loads(self.climatology),
+                          self.model_file)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:

@@ -46,25 +46,30 @@ _DIGESTS: dict[tuple[str, int, int], str] = {}
 _LOCK = threading.Lock()
 
 
-def load_model(name_or_path: str = "default", sha256: str | None = None, device: str = "cpu") -> "ModelPredictor":
+def load_model(name_or_path: str = "default", sha256: str | None = None, device: str = "cpu", *,
+               data: bytes | None = None) -> "ModelPredictor":
     """The predictor of a model file of any family, loaded once per (model id, sha256, device) in this process.
 
-    Raises :class:`~xdiffc.ModelMismatchError` when ``sha256`` is given and the file's differs.
+    ``data``: the model file's bytes themselves (a model a store carries), with ``name_or_path``
+    as its id; no file is read then. Raises :class:`~xdiffc.ModelMismatchError` when ``sha256`` is
+    given and the model's differs.
     """
-    path = resolve(str(name_or_path))
-    stat = path.stat()
-    seen = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
-    with _LOCK:
-        digest = _DIGESTS.get(seen)
-    data = None
-    if digest is None:  # hash a file once per process, not on every chunk that names it
-        data = path.read_bytes()
-        digest = hashlib.sha256(data).hexdigest()
+    if data is not None:
+        model_id, where, digest = str(name_or_path), "carried by the store", hashlib.sha256(data).hexdigest()
+    else:
+        path = resolve(str(name_or_path))
+        stat = path.stat()
+        seen = (str(path.resolve()), stat.st_mtime_ns, stat.st_size)
         with _LOCK:
-            _DIGESTS[seen] = digest
-    model_id = path.stem
+            digest = _DIGESTS.get(seen)
+        if digest is None:  # hash a file once per process, not on every chunk that names it
+            data = path.read_bytes()
+            digest = hashlib.sha256(data).hexdigest()
+            with _LOCK:
+                _DIGESTS[seen] = digest
+        model_id, where = path.stem, f"at {path}"
     if sha256 is not None and sha256.lower() != digest:
-        raise ModelMismatchError(f"model {model_id!r} at {path} has sha256 {digest}, but the data was encoded "
+        raise ModelMismatchError(f"model {model_id!r} {where} has sha256 {digest}, but the data was encoded "
                                  f"with model {model_id!r} sha256 {sha256.lower()}; supply that exact model file")
     key = (model_id, digest, str(torch.device(device)))
     with _LOCK:

@@ -32,7 +32,7 @@ from .. import grids
 from ..codec import GCDTCCodec
 from ..api import check_bound, check_chunks, check_mode
 from ..core import DEFAULT_STEPS
-from ..model_lookup import codec_model
+from ..model_lookup import store_model
 from ..zarr_codec import GCDTCZarrCodec
 from . import climatology as climatologies
 from .variables import (ATTR_NRMSE, ATTR_PRESERVE_ZERO, ATTR_PW_REL_TOL, ATTR_REL_TOL, ATTR_TOL, LOSSY_DTYPES,
@@ -151,7 +151,7 @@ class VariableEncoder:
 
     def __init__(self, model: str | None, steps: int, chunks, zarr_format: int, mode: str = "pointwise",
                  climatology: bool = True):
-        self.model = codec_model(model)
+        self.model = store_model(model)
         self.steps, self.chunks, self.zarr_format, self.mode = steps, chunks, zarr_format, mode
         self.climatology = climatology
 
@@ -159,8 +159,7 @@ class VariableEncoder:
                  native: tuple[Hashable, grids.Layout] | None = None) -> xr.Variable:
         var = ds[name].variable
         encoding = {k: v for k, v in var.encoding.items() if k not in PACKING_KEYS}
-        config = dict(variable=str(name), model_id=self.model[0], model_sha256=self.model[1], steps=self.steps,
-                      fill_values=fill_values(var))
+        config = dict(variable=str(name), **self.model, steps=self.steps, fill_values=fill_values(var))
         chunks = dict(self.chunks or {})
         tol, rel_tol, pw = plan.tol[name], plan.rel_tol.get(name), plan.pw_rel_tol.get(name)
         attrs = dict(var.attrs)

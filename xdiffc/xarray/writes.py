@@ -34,6 +34,7 @@ import zarr
 import zarr.errors
 
 from ..core import DEFAULT_STEPS
+from .archive_model import trained_model
 from .encoding import align_chunks, encode_dataset
 from .variables import is_lossy
 
@@ -102,24 +103,27 @@ def to_zarr(ds: xr.Dataset, store, tol=None, rel_tol: float | None = 1e-3, *, mo
             chunks: Mapping[Hashable, int] | None = None, exclude=(), steps: int = DEFAULT_STEPS,
             layout: str = "auto", grid=None, nrmse: float | None = None, pw_rel_tol=None,
             preserve_zero: bool | Mapping[Hashable, bool] | None = None, climatology: bool = True,
-            **to_zarr_kwargs):
+            train_model: int = 0, **to_zarr_kwargs):
     """Compress ``ds`` and write it to ``store`` with consolidated metadata (``ds.gcdtc.to_zarr``).
 
     The bounds are those of :func:`~xdiffc.xarray.encoding.encode_dataset` (``pw_rel_tol`` and
     ``preserve_zero`` included); ``nrmse=eps`` asks for the per-block L2 bound; ``mode`` here is xarray's write mode: the
     default refuses an existing store (FileExistsError naming it), ``mode="w"`` replaces it.
     ``append_dim=`` and ``region=`` update a store in place (see the module docstring); their chunks use
-    the climatology the store's codec carries (``climatology``: see ``encode_dataset``). Returns
+    the climatology the store's codec carries (``climatology``: see ``encode_dataset``).
+    ``train_model=STEPS`` first trains a model on ``ds`` itself for ``STEPS`` steps and compresses
+    with it; the store carries the model, so readers need no model file. Returns
     ``store``, or with ``compute=False`` the Dask object to ``.compute()``.
     """
     refuse_overwrite(store, to_zarr_kwargs)
     zarr_format = to_zarr_kwargs.get("zarr_format") or zarr.config.get("default_zarr_format")
     updating = (to_zarr_kwargs.get("mode") in UPDATE_MODES or to_zarr_kwargs.get("append_dim")
                 or to_zarr_kwargs.get("region"))
-    out = encode_dataset(ds, tol, rel_tol, model, chunks, exclude, steps=steps, zarr_format=zarr_format,
-                         layout=layout, grid=grid, mode="pointwise" if nrmse is None else "l2", nrmse=nrmse,
-                         pw_rel_tol=pw_rel_tol, preserve_zero=preserve_zero,
-                         climatology=climatology and not updating)  # an update keeps the store's codec
+    with trained_model(ds, model, 0 if updating else train_model) as model:  # an update keeps the store's codec
+        out = encode_dataset(ds, tol, rel_tol, model, chunks, exclude, steps=steps, zarr_format=zarr_format,
+                             layout=layout, grid=grid, mode="pointwise" if nrmse is None else "l2", nrmse=nrmse,
+                             pw_rel_tol=pw_rel_tol, preserve_zero=preserve_zero,
+                             climatology=climatology and not updating)
     lossy = [n for n in out.data_vars if is_lossy(out[n].attrs)]
     clash = [n for n in to_zarr_kwargs.get("encoding") or {} if n in lossy]
     if clash:
