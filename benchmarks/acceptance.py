@@ -1,7 +1,8 @@
 """Acceptance benchmark: the ratio each compressor reaches at the loosest bound that passes the criteria.
 
-For each field of the brief (section 6), and for xdiffc, SZ3 and ZFP each, bisect in log space
-(``xdiffc.tuning.search``: between ``tuning.LO_EPS`` and ``HI_EPS`` times the value range) for the loosest
+For each field of the brief (section 6), and for xdiffc, SZ3 and ZFP each, search in log space
+(``xdiffc.tuning.search``: steps from a first guess, then bisection, between ``tuning.LO_EPS`` and
+``HI_EPS`` times the value range, to the resolution of ``--iterations`` bisection steps) for the loosest
 absolute bound whose reconstruction passes Baker et al.'s criteria (``xdiffc.metrics``: Pearson
 >= 0.99999, KS p >= 0.05, spatial relative error <= 5 %, DSSIM >= 0.995 where defined), and
 report the compression ratio there. xdiffc must also keep its bound; SZ3 and ZFP are judged on
@@ -120,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="default: ../shared/data from the repo root")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the JSON (benchmarks/out)")
     ap.add_argument("--max-values", type=int, default=MAX_VALUES, help="values per field, first time steps (2**18)")
-    ap.add_argument("--iterations", type=int, default=tuning.ITERATIONS, help=f"bisection steps ({tuning.ITERATIONS})")
+    ap.add_argument("--iterations", type=int, default=tuning.ITERATIONS, help=f"resolution: that of this many bisection steps over the bracket ({tuning.ITERATIONS})")
     ap.add_argument("--fields", nargs="+", metavar="FILE:VAR", help="only these fields of the default list")
     ap.add_argument("--pw-rel", action="store_true", help="xdiffc and SZ3 may also use pointwise-relative bounds")
     ap.add_argument("--write-results", action="store_true", help=f"rewrite the marked table in {RESULTS.name}")

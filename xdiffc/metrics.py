@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import asdict, dataclass, fields, replace
 
 import numpy as np
@@ -121,10 +121,11 @@ def pearson(x: np.ndarray, y: np.ndarray) -> float:
     """
     x, y = np.asarray(x, np.float64).ravel(), np.asarray(y, np.float64).ravel()
     dx, dy = x - x.mean(), y - y.mean()
-    sxx, syy = float(dx @ dx), float(dy @ dy)
+    # einsum's own loop, not BLAS: OpenBLAS's threads take milliseconds per product where the cores are busy
+    sxx, syy = float(np.einsum("i,i->", dx, dx)), float(np.einsum("i,i->", dy, dy))
     if sxx == 0 or syy == 0:
         return 1.0 if np.array_equal(x, y) else -1.0
-    return float(dx @ dy) / math.sqrt(sxx * syy)
+    return float(np.einsum("i,i->", dx, dy)) / math.sqrt(sxx * syy)
 
 
 def ks_test(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
@@ -191,14 +192,16 @@ def gaussian_window(size: int = DSSIM_SIZE, sigma: float = DSSIM_SIGMA) -> np.nd
 
 
 def _filter(a: np.ndarray, g: np.ndarray) -> np.ndarray:
-    """Separable 2-D filtering of ``a`` with g g^T (outside the slice counts as 0; cropping removes it)."""
-    return ndimage.correlate1d(ndimage.correlate1d(a, g, axis=0, mode="constant"), g, axis=1, mode="constant")
+    """Separable 2-D filtering of the last two dimensions of ``a`` with g g^T (outside a slice counts as 0;
+    cropping removes it)."""
+    return ndimage.correlate1d(ndimage.correlate1d(a, g, axis=-2, mode="constant"), g, axis=-1, mode="constant")
 
 
 def dssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """ldcpy's data SSIM (``ssim_value_fp_fast``) at each point of one 2-D slice, border not yet cropped.
+    """ldcpy's data SSIM (``ssim_value_fp_fast``) at each point of 2-D slices, border not yet cropped.
 
-    NaN marks points that are not data; they stay NaN. Steps:
+    The slices are the last two dimensions (leading ones stack slices, each treated on its own).
+    NaN marks points that are not data; they stay NaN. Steps, per slice:
     1. rescale both to [0, 1] over their joint range: s = (v - min) / (max - min); a constant slice
        is divided by its max instead (left as it is if that is 0);
     2. quantise to 256 levels: s = round(255 s) / 255;
@@ -209,14 +212,17 @@ def dssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
        var = E[a^2] - mu^2, cov = E[ab] - mu_a mu_b, C1 = C2 = 1e-8.
     """
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    lo, hi = np.nanmin([np.nanmin(a), np.nanmin(b)]), np.nanmax([np.nanmax(a), np.nanmax(b)])
-    if hi > lo:
-        a, b = (a - lo) / (hi - lo), (b - lo) / (hi - lo)
-    elif hi != 0:
-        a, b = a / hi, b / hi
+    nan_a, nan_b = np.isnan(a), np.isnan(b)
+    nan = nan_a | nan_b
+    # joint bounds of each slice's data, as nanmin/nanmax without their warning (a slice without data stays NaN)
+    lo = np.minimum(np.where(nan_a, np.inf, a), np.where(nan_b, np.inf, b)).min(axis=(-2, -1), keepdims=True)
+    hi = np.maximum(np.where(nan_a, -np.inf, a), np.where(nan_b, -np.inf, b)).max(axis=(-2, -1), keepdims=True)
+    ranged = hi > lo
+    shift = np.where(ranged, lo, 0.0)
+    scale = np.where(ranged, hi - lo, np.where(hi != 0, hi, 1.0))
+    a, b = (a - shift) / scale, (b - shift) / scale
     q = DSSIM_LEVELS - 1
     a, b = np.round(a * q) / q, np.round(b * q) / q
-    nan = np.isnan(a) | np.isnan(b)
     g = gaussian_window()
     with np.errstate(invalid="ignore", divide="ignore"):
         weight = _filter((~nan).astype(np.float64), g)
@@ -231,6 +237,10 @@ def dssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
                 / ((mu_a**2 + mu_b**2 + DSSIM_C1) * (var_a + var_b + DSSIM_C2)))
 
 
+#: Points of the slices that :func:`dssim` filters at once (bounds its working memory, about 20 arrays this big).
+DSSIM_BATCH = 1 << 20
+
+
 def dssim(a: np.ndarray, b: np.ndarray) -> float:
     """DSSIM of fields whose last two dimensions are the 2-D slices (NaN = not data).
 
@@ -241,13 +251,15 @@ def dssim(a: np.ndarray, b: np.ndarray) -> float:
     if a.ndim < 2:
         return math.nan
     k = DSSIM_CROP
+    a, b = a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:])
+    data = np.flatnonzero(~np.isnan(a).all(axis=(1, 2)))
+    step = max(1, DSSIM_BATCH // max(1, a[0].size))
     means = []
-    for sa, sb in zip(a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:])):
-        if np.isnan(sa).all():
-            continue
-        core = dssim_map(sa, sb)[k:-k, k:-k]
-        if np.isfinite(core).any():
-            means.append(float(np.nanmean(core)))
+    for i in range(0, data.size, step):
+        pick = data[i : i + step]
+        for core in dssim_map(a[pick], b[pick])[:, k:-k, k:-k]:
+            if np.isfinite(core).any():
+                means.append(float(np.nanmean(core)))
     return min(means) if means else math.nan
 
 
@@ -271,30 +283,43 @@ def canvas(x: np.ndarray, valid: np.ndarray, native: tuple[int, Layout] | None =
 
 def compare_blocks(blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], tol: float | None = None,
                    native: tuple[int, Layout] | None = None, spre_rel_tol: float = 1e-4,
-                   pw_rel_tol: float | None = None) -> dict[str, float]:
+                   pw_rel_tol: float | None = None, spectral: bool = True,
+                   enough: Callable[[dict[str, float]], bool] | None = None) -> dict[str, float]:
     """Every metric of reconstructions ``y`` against originals ``x``, over blocks ``(x, y, valid)`` pooled.
 
     Pearson, KS, spatial relative error, max error, NRMSE and PSNR pool the valid points of all
     blocks; DSSIM is the minimum over all 2-D slices of all blocks, and the spectral error the
-    mean over blocks of :func:`spectral_error` on their 2-D slices. Keys: ``pcc``, ``ks_d``,
+    mean over blocks of :func:`spectral_error` on their 2-D slices (``spectral=False`` leaves it
+    NaN: it is no criterion, and a search need not pay for it). Keys: ``pcc``, ``ks_d``,
     ``ks_p``, ``spre_pct``, ``dssim``, ``spectral_err``, ``max_abs_err``, ``max_err_over_bound``
     (NaN without ``tol``; with ``pw_rel_tol`` the bound at each point is ``min(tol, pw_rel_tol * |x|)``),
     ``nrmse``, ``psnr``, ``valid_points``.
+
+    ``enough``, if given, sees the metrics computed so far after the cheap ones and again after
+    KS; where it says True, the costlier ones left (KS, DSSIM, the spectral error) stay NaN.
+    A search uses it to stop paying once a criterion has failed.
     """
     xs = np.concatenate([np.asarray(x, np.float64)[v] for x, _, v in blocks])
     ys = np.concatenate([np.asarray(y, np.float64)[v] for _, y, v in blocks])
-    grids = [(canvas(x, v, native), canvas(y, v, native)) for x, y, v in blocks]
-    finite = [s for s in (dssim(a, b) for a, b in grids if a is not None) if not math.isnan(s)]
     if xs.size == 0:
         return dict(pcc=math.nan, ks_d=math.nan, ks_p=math.nan, spre_pct=math.nan, dssim=math.nan,
                     spectral_err=math.nan, max_abs_err=0.0, max_err_over_bound=math.nan, nrmse=math.nan,
                     psnr=math.nan, valid_points=0)
-    d, p = ks_test(xs, ys)
-    max_abs = float(np.max(np.abs(xs - ys)))
-    return dict(pcc=pearson(xs, ys), ks_d=d, ks_p=p, spre_pct=spatial_rel_error(xs, ys, spre_rel_tol),
-                dssim=min(finite) if finite else math.nan, spectral_err=_spectral(grids), max_abs_err=max_abs,
-                max_err_over_bound=math.nan if tol is None else max_err_over_bound(xs, ys, tol, pw_rel_tol),
-                nrmse=nrmse(xs, ys), psnr=psnr(xs, ys), valid_points=int(xs.size))
+    m = dict(pcc=pearson(xs, ys), ks_d=math.nan, ks_p=math.nan, spre_pct=spatial_rel_error(xs, ys, spre_rel_tol),
+             dssim=math.nan, spectral_err=math.nan, max_abs_err=float(np.max(np.abs(xs - ys))),
+             max_err_over_bound=math.nan if tol is None else max_err_over_bound(xs, ys, tol, pw_rel_tol),
+             nrmse=nrmse(xs, ys), psnr=psnr(xs, ys), valid_points=int(xs.size))
+    if enough is not None and enough(m):
+        return m
+    m["ks_d"], m["ks_p"] = ks_test(xs, ys)
+    if enough is not None and enough(m):
+        return m
+    grids = [(canvas(x, v, native), canvas(y, v, native)) for x, y, v in blocks]
+    finite = [s for s in (dssim(a, b) for a, b in grids if a is not None) if not math.isnan(s)]
+    m["dssim"] = min(finite) if finite else math.nan
+    if spectral:
+        m["spectral_err"] = _spectral(grids)
+    return m
 
 
 def _spectral(grids: list[tuple[np.ndarray | None, np.ndarray | None]]) -> float:

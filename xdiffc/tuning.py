@@ -5,29 +5,42 @@
 
 The search works on a deterministic *sample* of each variable: evenly spaced chunks of the
 Zarr chunking the accessor would use, cut along their first axis so that the sample holds at
-most :data:`SAMPLE_VALUES` values. Each sampled block is coded as one chunk, by the same codec
-the store uses (native-grid layout and fill values included), decoded, and the criteria of
-:mod:`xdiffc.metrics` are evaluated on the blocks pooled. The search is a bisection in log space
-between ``LO_EPS`` and ``HI_EPS`` times the sample's value range: it keeps the loosest bound
-seen to pass and the tightest seen to fail, and after ``iterations`` steps (default 8: a
-factor 1e5 narrowed to about 5 %) returns the passing one. The tightest bound tried is never
-below the float spacing of the sample's largest magnitude in its own dtype: a smaller bound
-cannot move that value at all, so it is no lossy bound. If even the tightest bound fails, the
-suggestion is 0: lossless. Passing is assumed monotone in the bound; it is only checked at
-the bounds tried.
+most :data:`SAMPLE_VALUES` values (a block keeps at least one index of that axis, so a chunk
+that holds more per index is taken whole). Each sampled block is coded as one chunk, by the
+same codec the store uses (native-grid layout and fill values included), decoded, and the
+criteria of :mod:`xdiffc.metrics` are evaluated on the blocks pooled. Every bound reported was
+tried so.
+
+The search (:func:`gallop`) starts from a first guess: the loosest absolute bound at which the
+spatial relative error passes whatever the codec does, ``spre_rel_tol`` times the
+``spre_max_pct`` percentile of ``|x|`` (at most that share of the points can move by more than
+``spre_rel_tol`` of their value). Where the guess passes, the answer often lies just above it:
+the search steps up by factors f^2, f^4, f^8, ... (f the resolution below), or by 2, 4, 16, ...
+where the codec stored the guess exactly. Where it fails, another criterion binds at no known
+distance: the search tries the tightest bound (failing there too means lossless), then steps
+down from the guess by factors 2, 4, 16, 256, ... Bounds stay between ``LO_EPS`` and ``HI_EPS``
+times the sample's value range. When the outcome flips, the last step is bisected in log space
+until the passing and failing bounds are within f, the resolution of ``iterations`` bisection
+steps over the whole bracket (default 8: a factor 1e5 narrowed to about 4.6 %); the loosest
+bound seen to pass is the answer. The tightest bound tried is never below the float spacing of
+the sample's largest magnitude in its own dtype: a smaller bound cannot move that value at all,
+so it is no lossy bound. If even the tightest bound fails, the suggestion is 0: lossless.
+Passing is assumed monotone in the bound; it is only checked at the bounds tried. A failing
+trial skips the costly criteria (KS, DSSIM) once a cheaper one has failed; the failing trial
+that decided is completed, so that the table names every criterion that failed there.
 
 Where the spatial relative error (a pointwise-relative test) is what stopped the absolute search,
-or no absolute bound passed, the same bisection runs over pointwise-relative bounds ``r``
-(``|y - x| <= r |x|``, from the dtype's machine epsilon to :data:`PW_HI`), and the kind with the
-better ratio on the sample wins. Precipitation, whose values span orders of magnitude, passes
-only this way.
+or no absolute bound passed, the same search runs over pointwise-relative bounds ``r``
+(``|y - x| <= r |x|``, from the dtype's machine epsilon to :data:`PW_HI`, first guess
+``spre_rel_tol``, which passes that criterion outright), and the kind with the better ratio on
+the sample wins. Precipitation, whose values span orders of magnitude, passes only this way.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Hashable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -47,11 +60,10 @@ SAMPLE_VALUES = 2**17
 SAMPLE_BLOCKS = 4
 #: The search brackets: bounds between LO_EPS and HI_EPS times the value range.
 LO_EPS, HI_EPS = 1e-6, 0.1
+#: The resolution: that of this many bisection steps over the bracket (a factor 1e5 to about 4.6 %).
 ITERATIONS = 8
 #: The loosest pointwise-relative bound tried (10 % of each value).
 PW_HI = 0.1
-#: Bisection steps within a factor of 2 (to about 4 %).
-REFINE_STEPS = 4
 #: The criterion that a pointwise-relative bound can meet where no absolute one does.
 POINTWISE_CRITERION = "spre_pct"
 
@@ -63,18 +75,29 @@ Blocks = list[tuple[np.ndarray, np.ndarray]]
 
 @dataclass
 class Trial:
-    """One bound tried: what it cost and how the reconstruction scored."""
+    """One bound tried: what it cost and how the reconstruction scored.
+
+    A failing trial may leave the costly metrics NaN (the criteria that failed first decided);
+    ``rest`` computes them all, and :meth:`completed` applies it.
+    """
 
     tol: float
     nbytes: int
     raw_bytes: int
     metrics: dict[str, float]
     passed: bool
+    rest: Callable[[], dict[str, float]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def ratio(self) -> float:
         """Compression ratio: bytes of the sample in memory over stored bytes."""
         return self.raw_bytes / self.nbytes if self.nbytes else math.inf
+
+    def completed(self) -> Trial:
+        """This trial with every metric computed (and its reconstructions let go)."""
+        if self.rest is not None:
+            self.metrics, self.rest = self.rest(), None
+        return self
 
 
 class Suggestion(dict):
@@ -134,30 +157,65 @@ def evaluate(blocks: Blocks, compressor: Compressor, tol: float, criteria: metri
 
     ``check_bound=False`` judges on the criteria alone, not on ``max |y - x| <= tol``: for baselines,
     whose bound is only a knob (ZFP's error can exceed a bound below float32 resolution).
+    The spectral error, no criterion, is not computed (NaN); once a cheaper criterion fails, nor
+    are KS and DSSIM (:meth:`Trial.completed` adds them).
     """
     outs = [compressor(x, tol) for x, _ in blocks]
-    m = metrics.compare_blocks([(x, y, v) for (x, v), (_, y) in zip(blocks, outs)], tol if check_bound else None,
-                               native, criteria.spre_rel_tol)
-    return Trial(tol, sum(n for n, _ in outs), sum(x.nbytes for x, _ in blocks), m, criteria.passes(m))
+    args = ([(x, y, v) for (x, v), (_, y) in zip(blocks, outs)], tol if check_bound else None, native,
+            criteria.spre_rel_tol)
+    m = metrics.compare_blocks(*args, spectral=False, enough=lambda part: not criteria.passes(part))
+    passed = criteria.passes(m)
+    rest = None if passed else lambda: metrics.compare_blocks(*args, spectral=False)
+    return Trial(tol, sum(n for n, _ in outs), sum(x.nbytes for x, _ in blocks), m, passed, rest)
 
 
-def loosest(trial: Callable[[float], Trial], lo: float, hi: float,
-            iterations: int = ITERATIONS) -> tuple[Trial | None, Trial | None]:
-    """Bisection in log space: (the passing trial at the loosest bound found, the failing one just above it).
+def resolution(iterations: int = ITERATIONS) -> float:
+    """The ratio of the failing to the passing bound at which a search stops: ``iterations``
+    bisection steps over the bracket ``HI_EPS / LO_EPS`` (8: 1.046)."""
+    return (HI_EPS / LO_EPS) ** (0.5 ** min(max(iterations, 0), 40))  # 40: still above 1 in floats
 
-    ``hi`` passing gives (its trial, None); ``lo`` failing gives (None, its trial). Otherwise each
-    step tries sqrt(lo * hi) and moves ``lo`` (pass) or ``hi`` (fail) there.
+
+def gallop(trial: Callable[[float], Trial], start: float, lo: float, hi: float,
+           iterations: int = ITERATIONS) -> tuple[Trial | None, Trial | None]:
+    """The loosest passing bound in ``[lo, hi]`` from a first guess ``start``: (its trial, the failing one above it).
+
+    A passing guess: steps up while bounds pass, by factors f^2, f^4, f^8, ... (f the
+    :func:`resolution`; the searches guess where the spatial relative error surely passes, and
+    the answer often lies just above), or by 2, 4, 16, ... where the guess's reconstruction was
+    exact (nothing moved: nothing says the answer is near). A failing guess: tries ``lo`` (failing
+    there too means no lossy bound, found in two trials), then steps down from the guess by
+    factors 2, 4, 16, 256, ... (another criterion binds, at no known distance). Steps are clamped
+    to ``[lo, hi]``; then the last one is bisected in log space until the ratio of failing to
+    passing bound is at most f. ``hi`` passing gives (its trial, None); ``lo`` failing gives
+    (None, its trial).
     """
-    top = trial(hi)
-    if top.passed:
-        return top, None
-    bottom = trial(lo)
-    if not bottom.passed:
-        return None, bottom
-    for _ in range(iterations):
-        mid = trial(math.sqrt(bottom.tol * top.tol))
-        bottom, top = (mid, top) if mid.passed else (bottom, mid)
-    return bottom, top
+    res = resolution(iterations)
+    first = trial(min(max(start, lo), hi))
+    if first.passed:
+        good, bad, step = first, None, 2.0 if first.metrics.get("max_abs_err") == 0 else res * res
+        while bad is None and good.tol < hi:
+            nxt = trial(min(good.tol * step, hi))
+            good, bad = (nxt, None) if nxt.passed else (good, nxt)
+            step *= step
+        if bad is None:
+            return good, None
+    else:
+        if first.tol <= lo:
+            return None, first
+        good, bad, step = trial(lo), first, 2.0
+        if not good.passed:
+            return None, good
+        while bad.tol / step > lo:
+            nxt = trial(bad.tol / step)
+            good, bad = (nxt, bad) if nxt.passed else (good, nxt)
+            if nxt.passed:
+                break
+            step *= step
+    ratio = math.log(bad.tol / good.tol) / math.log(res)  # in steps of the resolution (1e-9: rounding)
+    for _ in range(math.ceil(math.log2(ratio) - 1e-9) if ratio > 1 + 1e-9 else 0):
+        mid = trial(math.sqrt(good.tol * bad.tol))
+        good, bad = (mid, bad) if mid.passed else (good, mid)
+    return good, bad
 
 
 def float_spacing(blocks: Blocks) -> float:
@@ -175,33 +233,51 @@ def value_range(blocks: Blocks) -> float:
     return float(max(a.max() for a in vals)) - float(min(a.min() for a in vals)) if vals else 0.0
 
 
+def spre_safe(blocks: Blocks, criteria: metrics.Criteria) -> float:
+    """The loosest absolute bound at which the spatial relative error passes whatever the codec does.
+
+    ``spre_rel_tol`` times the magnitude below which at most ``spre_max_pct`` % of the valid
+    values lie: only those can move by more than ``spre_rel_tol`` of themselves (0 without values).
+    Lowered by 1e-9 of itself, so that rounding in ``|y - x| / |x|`` cannot tip a point over.
+    """
+    vals = [np.abs(x[v]) for x, v in blocks if v.any()]
+    if not vals:
+        return 0.0
+    mags = np.concatenate(vals).astype(np.float64)
+    k = min(math.floor(mags.size * min(max(criteria.spre_max_pct, 0.0), 100.0) / 100.0), mags.size - 1)
+    return criteria.spre_rel_tol * float(np.partition(mags, k)[k]) * (1 - 1e-9)
+
+
 def search(blocks: Blocks, compressor: Compressor, criteria: metrics.Criteria,
            native: tuple[int, Layout] | None = None, iterations: int = ITERATIONS,
            check_bound: bool = True) -> tuple[Trial | None, Trial | None, int]:
-    """:func:`loosest` between LO_EPS and HI_EPS times the value range: (pass, fail, evaluations)."""
+    """:func:`gallop` over absolute bounds from LO_EPS to HI_EPS times the value range, first guess
+    :func:`spre_safe`: (pass, fail with every metric computed, evaluations)."""
     span = value_range(blocks)
     if not span > 0:
         return None, None, 0
-    count = 0
+    seen: dict[float, Trial] = {}
 
     def trial(tol: float) -> Trial:
-        nonlocal count
-        count += 1
-        return evaluate(blocks, compressor, tol, criteria, native, check_bound)
+        if tol not in seen:
+            seen[tol] = evaluate(blocks, compressor, tol, criteria, native, check_bound)
+        return seen[tol]
 
     lo = max(LO_EPS * span, float_spacing(blocks))
     if not lo < HI_EPS * span:  # no lossy bound above the float spacing: the data are as coarse as their dtype
         return None, None, 0
-    good, bad = loosest(trial, lo, HI_EPS * span, iterations)
-    return good, bad, count
+    good, bad = gallop(trial, spre_safe(blocks, criteria), lo, HI_EPS * span, iterations)
+    return good, bad and bad.completed(), len(seen)
 
 
 def search_pw(blocks: Blocks, compressor: Compressor, criteria: metrics.Criteria,
               native: tuple[int, Layout] | None = None,
               iterations: int = ITERATIONS) -> tuple[Trial | None, Trial | None, int]:
-    """:func:`loosest` over pointwise-relative bounds ``r``, judged on the criteria: (pass, fail, evaluations).
+    """:func:`gallop` over pointwise-relative bounds ``r``, judged on the criteria: (pass, fail with every metric
+    computed, evaluations).
 
-    From the dtype's machine epsilon (a smaller ``r`` cannot move any value) to :data:`PW_HI`;
+    From the dtype's machine epsilon (a smaller ``r`` cannot move any value) to :data:`PW_HI`,
+    first guess the spatial relative error's own threshold (which passes that criterion outright);
     the codec itself holds ``|y - x| <= r |x|``, so only the criteria decide.
     """
     if not any(v.any() for _, v in blocks):
@@ -214,20 +290,8 @@ def search_pw(blocks: Blocks, compressor: Compressor, criteria: metrics.Criteria
         return seen[r]
 
     lo = max(LO_EPS, float(np.finfo(blocks[0][0].dtype).eps))
-    start = criteria.spre_rel_tol
-    if not (lo < start < PW_HI and trial(start).passed):
-        good, bad = loosest(trial, lo, PW_HI, iterations)
-        return good, bad, len(seen)
-    # The spatial relative error's own threshold passes that criterion outright, and here every other:
-    # the loosest passing bound is at most a few times larger. Double until a bound fails, then bisect
-    # that factor of 2 (tight bounds, the slowest to code, are never tried).
-    good, bad = trial(start), None
-    while bad is None and good.tol < PW_HI:
-        nxt = trial(min(2 * good.tol, PW_HI))
-        good, bad = (nxt, None) if nxt.passed else (good, nxt)
-    if bad is not None:
-        good, bad = loosest(trial, good.tol, bad.tol, REFINE_STEPS)
-    return good, bad, len(seen)
+    good, bad = gallop(trial, criteria.spre_rel_tol, lo, PW_HI, iterations)
+    return good, bad and bad.completed(), len(seen)
 
 
 def sample_slices(shape: tuple[int, ...], chunks: tuple[int, ...], budget: int = SAMPLE_VALUES,
@@ -320,26 +384,33 @@ def suggest_tol(ds: xr.Dataset, criteria: str | metrics.Criteria | Mapping | Non
     tols, pw, rows = {}, {}, {}
     for name in names:
         vs = sample_variable(ds, name, sample, chunks)
-        run = xdiffc_compressor(vs.fill_values, vs.native, model)
-        good, bad, count = search(vs.blocks, run, crit, vs.native, iterations)
-        used, kind = (good, "tol") if good is not None else (evaluate(vs.blocks, run, 0.0, crit, vs.native), "lossless")
-        if kind == "lossless" or bad is not None and crit.checks(bad.metrics).get(POINTWISE_CRITERION) is False:
-            pw_good, pw_bad, pw_count = search_pw(vs.blocks, xdiffc_compressor(vs.fill_values, vs.native,
-                                                                               kind="pw_rel_tol"),
-                                                  crit, vs.native, iterations)
-            count += pw_count
-            if pw_good is not None and (kind == "lossless" or pw_good.ratio > used.ratio):
-                used, bad, kind = pw_good, pw_bad, "pw_rel_tol"
-        span = value_range(vs.blocks)
-        failed = [] if bad is None else [k for k, ok in crit.checks(bad.metrics).items() if ok is False]
-        if kind == "pw_rel_tol":
-            pw[name] = used.tol
-        else:
-            tols[name] = used.tol
-        absolute = used.tol if kind != "pw_rel_tol" else math.nan
-        rows[name] = {"kind": kind, "tol": absolute, "pw_rel_tol": used.tol if kind == "pw_rel_tol" else math.nan,
-                      "eps": absolute / span if span > 0 else 0.0, "ratio": used.ratio,
-                      "passed": used.passed, "lossless": kind == "lossless", "binding": ",".join(failed),
-                      **{k: used.metrics[k] for k in ("pcc", "ks_p", "spre_pct", "dssim", "nrmse")},
-                      "sample_values": sum(x.size for x, _ in vs.blocks), "evaluations": count}
+        runs = (xdiffc_compressor(vs.fill_values, vs.native, model),
+                xdiffc_compressor(vs.fill_values, vs.native, kind="pw_rel_tol"))
+        kind, bound, rows[name] = _tune_variable(vs, runs, crit, iterations)
+        (pw if kind == "pw_rel_tol" else tols)[name] = bound
     return Suggestion(tols, pw, pd.DataFrame.from_dict(rows, orient="index"), crit)
+
+
+def _tune_variable(vs: VariableSample, runs: tuple[Compressor, Compressor], criteria: metrics.Criteria,
+                  iterations: int = ITERATIONS) -> tuple[str, float, dict]:
+    """One variable's search (``runs``: its absolute and its pointwise-relative compressor):
+    (kind, bound, table row)."""
+    run, run_pw = runs
+    good, bad, count = search(vs.blocks, run, criteria, vs.native, iterations)
+    used, kind = good, "tol"
+    if good is None or bad is not None and criteria.checks(bad.metrics).get(POINTWISE_CRITERION) is False:
+        pw_good, pw_bad, pw_count = search_pw(vs.blocks, run_pw, criteria, vs.native, iterations)
+        count += pw_count
+        if pw_good is not None and (good is None or pw_good.ratio > good.ratio):
+            used, bad, kind = pw_good, pw_bad, "pw_rel_tol"
+    if used is None:  # no lossy bound passes: stored exactly
+        used, kind = evaluate(vs.blocks, run, 0.0, criteria, vs.native), "lossless"
+    span = value_range(vs.blocks)
+    failed = [] if bad is None else [k for k, ok in criteria.checks(bad.metrics).items() if ok is False]
+    absolute = used.tol if kind != "pw_rel_tol" else math.nan
+    row = {"kind": kind, "tol": absolute, "pw_rel_tol": used.tol if kind == "pw_rel_tol" else math.nan,
+           "eps": absolute / span if span > 0 else 0.0, "ratio": used.ratio,
+           "passed": used.passed, "lossless": kind == "lossless", "binding": ",".join(failed),
+           **{k: used.metrics[k] for k in ("pcc", "ks_p", "spre_pct", "dssim", "nrmse")},
+           "sample_values": sum(x.size for x, _ in vs.blocks), "evaluations": count}
+    return kind, used.tol, row

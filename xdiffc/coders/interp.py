@@ -143,17 +143,13 @@ class _Passes:
                                          self.sym, self.fine, self.start, self.kinds, self.plevel)
         self.start = self.start[: self.n_pass + 2]
 
-    def table(self) -> np.ndarray:
-        """Symbol counts indexed [level, fine class, distinct symbol]."""
-        dense, n_dense = kern.dense_symbols(self.sym)
-        return kern.count_table(self.sym, self.fine, self.start, self.plevel, self.levels, dense, n_dense)
 
-
-def _choose_models(table: np.ndarray, levels: int, n_unpred: int) -> tuple[float, int, list[int]]:
+def _choose_models(p: _Passes) -> tuple[float, int, list[int]]:
     """Pick the level grouping and context classes of smallest estimated size: (bits, groups, cuts)."""
-    table = np.ascontiguousarray(table[:, :, table.reshape(-1, table.shape[-1]).any(axis=0)])
-    bits, groups, starts = choose_grouping(table, levels, _MAX_GROUPS)
-    return float(bits) + 64.0 * n_unpred, int(groups), [int(c) for c in np.flatnonzero(starts)[1:]]
+    dense, n_dense = kern.dense_symbols(p.sym)
+    bits, groups, starts = choose_grouping(dense[p.sym], p.fine, p.start, p.plevel, p.levels, N_FINE, n_dense,
+                                           _MAX_GROUPS)
+    return float(bits) + 64.0 * p.unpred.size, int(groups), [int(c) for c in np.flatnonzero(starts)[1:]]
 
 
 def _orders(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
@@ -190,7 +186,7 @@ def _choose_order(values: np.ndarray, keep: np.ndarray | None, tol: float) -> tu
         v = np.ascontiguousarray(values[block].transpose(order))
         k = None if keep is None else np.ascontiguousarray(keep[block].transpose(order))
         p = _Passes(v, k, tol)
-        models = _choose_models(p.table(), p.levels, p.unpred.size)
+        models = _choose_models(p)
         runs.append((models[0], order, (p, models) if whole else None))
     bits, order, reuse = min(runs, key=lambda r: r[0])
     return order, bits, reuse
@@ -288,7 +284,7 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
             values = np.ascontiguousarray(values)
             keep = None if keep is None else np.ascontiguousarray(keep)
         p = _Passes(values, keep, work_tol)
-        ans_bits, groups, cuts = _choose_models(p.table(), p.levels, p.unpred.size)
+        ans_bits, groups, cuts = _choose_models(p)
     del values
     recon = np.empty(shape, dtype or np.float64)
     recon[...] = p.recon.reshape(coded_shape).transpose(np.argsort(order))
@@ -363,6 +359,7 @@ class _CtxPlan:
         masked = keep is not None
         flat_keep = keep.reshape(-1) if masked else np.ones(1, bool)
         self.dense, self.n_dense = kern.dense_symbols(p.sym)
+        dsym = self.dense[p.sym]
         extra = 64.0 * p.unpred.size
         options = [list(cuts), []] if cuts else [[]]
         axes = [a for a, n in enumerate(coded_shape) if n > 1]
@@ -387,14 +384,12 @@ class _CtxPlan:
                         prev = kern.prev_symbols(p.sym, p.start, shape, flat_keep, masked, axis)
                     pv = prev
                 ctx = kern.contexts(p.fine, p.start, p.plevel, pv, groups, cls_of_fine, len(opt) + 1, kmax)
-                counts = kern.context_counts(p.sym, ctx, n_gc * (2 * kmax + 2 if kmax else 1), self.dense,
-                                             self.n_dense)
                 ks = np.array([k for k in _K_CHOICES if k <= kmax], np.int64)
-                for k, bits in zip(ks, folded_bits(counts, n_gc, kmax, ks) + extra):
+                for k, bits in zip(ks, folded_bits(dsym, ctx, self.n_dense, n_gc, kmax, ks) + extra):
                     if best is None or bits * scale < best[0]:
                         best = (float(bits) * scale, float(bits), 0 if not k else axis, int(k), opt,
                                 ctx if k == kmax else None)
-                del ctx, counts
+                del ctx
             del prev
         _, self.bits, self.axis, self.k, self.cuts, self._ctx = best
         self.cls_of_fine = np.searchsorted(np.array(self.cuts, np.int64), np.arange(N_FINE),

@@ -1,4 +1,14 @@
-"""Fast size estimates, used by encoders to choose between candidates before encoding the winner."""
+"""Fast size estimates, used by encoders to choose between candidates before encoding the winner.
+
+The kernels take the coded symbols themselves (each with its row: level and class, or context)
+and count them into compressed rows, the nonzero counts in symbol order (:func:`rows_of`). The
+dense table of counts per (row, symbol) would be mostly zeros where the bound is tight (thousands
+of distinct symbols, most seen once or twice): building, zeroing and scanning it cost more than
+the estimate itself. Here the cost grows with the symbols coded. Sums of rows that several
+candidates share (a level grouping's rows, a radius's buckets) are priced once. Every estimate
+equals :func:`model_bits` of the dense table, summed in the same order with the same operations,
+so the encoder's choices (and its streams) do not depend on how it is computed.
+"""
 
 from __future__ import annotations
 
@@ -29,119 +39,264 @@ def _xlog2(c, table):
     return table[c] if c < table.size else c * np.log2(c)
 
 
-@njit(nogil=True, cache=True)
-def _pair_bits(a, b):
-    """:func:`model_bits` summed over the rows of ``a + b`` (2-D integer tables), without allocating.
-
-    Entropy as ``T log2 T - sum c log2 c``; varints as ``2 + (bit length - 1) // 7`` bytes.
-    """
-    xl = _XLOG
-    bits = 0.0
-    for r in range(a.shape[0]):
-        total = 0
-        for k in range(a.shape[1]):
-            total += a[r, k] + b[r, k]
-        if total == 0:
-            bits += 8.0
-            continue
-        ent, var = _xlog2(total, xl), 0.0
-        for k in range(a.shape[1]):
-            c = a[r, k] + b[r, k]
-            if c > 0:
-                ent -= _xlog2(c, xl)
-                nb, v = 0, c
-                while v:
-                    nb += 1
-                    v >>= 1
-                var += 2.0 + (nb - 1) // 7
-        bits += ent + 8.0 * (1.0 + var)
-    return bits
+@njit(nogil=True, cache=True, inline="always")
+def _varint_bytes(c):
+    """Histogram bytes of a bin of count ``c`` > 0 as the estimate takes them: a 1-byte gap and the varint of
+    ``c``, ``2 + (bit length - 1) // 7``."""
+    nb, v = 0, c
+    while v:
+        nb += 1
+        v >>= 1
+    return 2.0 + (nb - 1) // 7
 
 
 @njit(nogil=True, cache=True)
-def merge_adjacent(table):
-    """Greedily merge adjacent classes of a [row, class, symbol] table while the estimate shrinks.
-
-    Returns (bits, start flags): ``starts[c]`` is True where class ``c`` begins a merged class.
-    (Encoder-only: the summation order is free.)
-    """
-    n = table.shape[1]
-    parts = np.empty((n, table.shape[0], table.shape[2]), np.int64)
-    for c in range(n):
-        parts[c] = table[:, c, :]
-    zero = np.zeros((table.shape[0], table.shape[2]), np.int64)
-    bits = np.empty(n)
-    for c in range(n):
-        bits[c] = _pair_bits(parts[c], zero)
-    starts = np.arange(n)
-    gains = np.empty(max(n - 1, 1))
-    for i in range(n - 1):
-        gains[i] = bits[i] + bits[i + 1] - _pair_bits(parts[i], parts[i + 1])
-    m = n
-    while m > 1:
-        i = 0
-        for j in range(1, m - 1):
-            if gains[j] > gains[i]:
-                i = j
-        if gains[i] <= 0:
-            break
-        parts[i] += parts[i + 1]
-        bits[i] = bits[i] + bits[i + 1] - gains[i]
-        for j in range(i + 1, m - 1):
-            parts[j] = parts[j + 1]
-            bits[j] = bits[j + 1]
-            starts[j] = starts[j + 1]
-        for j in range(i, m - 2):
-            gains[j] = gains[j + 1]
-        m -= 1
-        for j in (i - 1, i):
-            if 0 <= j < m - 1:
-                gains[j] = bits[j] + bits[j + 1] - _pair_bits(parts[j], parts[j + 1])
-    flags = np.zeros(n, np.bool_)
-    total = 0.0
-    for j in range(m):
-        flags[starts[j]] = True
-        total += bits[j]
-    return total, flags
+def _row_bits(cnt, lo, hi, total):
+    """:func:`model_bits` of one row whose nonzero counts, in symbol order, are ``cnt[lo:hi]`` (sum ``total``)."""
+    if total == 0:
+        return 8.0
+    ent, var = _xlog2(total, _XLOG), 0.0
+    for j in range(lo, hi):
+        ent -= _xlog2(cnt[j], _XLOG)
+        var += _varint_bytes(cnt[j])
+    return ent + 8.0 * (1.0 + var)
 
 
 @njit(nogil=True, cache=True)
-def choose_grouping(table, levels, max_groups):
-    """Best (bits, groups, class start flags) over level groupings of a [level, class, symbol] table.
+def rows_of(keys, syms, n_rows, width):
+    """The compressed table of counts of (row, symbol) pairs, item ``i`` being row ``keys[i]``, symbol ``syms[i]``
+    (< ``width``): (row starts, symbols, counts, row totals), each row's symbols in order.
 
-    Level ``l`` falls in group ``max(1, min(l, groups)) - 1``.
+    The rows of the dense [row, symbol] table one would count, without building it: two stable counting
+    sorts (by symbol, then by row), linear in the items, rows and width.
     """
+    n = keys.size
+    at = np.zeros(width + 1, np.int64)
+    for i in range(n):
+        at[syms[i] + 1] += 1
+    for k in range(width):
+        at[k + 1] += at[k]
+    by_sym = np.empty(n, np.int64)
+    for i in range(n):
+        by_sym[at[syms[i]]] = i
+        at[syms[i]] += 1
+    ptr = np.zeros(n_rows + 1, np.int64)
+    for i in range(n):
+        ptr[keys[i] + 1] += 1
+    tot = ptr[1:].copy()
+    for r in range(n_rows):
+        ptr[r + 1] += ptr[r]
+    order = np.empty(n, np.int64)
+    fill = ptr[:-1].copy()
+    for i in by_sym:
+        order[fill[keys[i]]] = i
+        fill[keys[i]] += 1
+    sym = np.empty(n, np.int64)
+    cnt = np.empty(n, np.int64)
+    m = 0
+    for r in range(n_rows):  # runs of one symbol within a row become one count
+        first = m
+        for j in range(ptr[r], ptr[r + 1]):
+            s = syms[order[j]]
+            if m > first and sym[m - 1] == s:
+                cnt[m - 1] += 1
+            else:
+                sym[m], cnt[m] = s, 1
+                m += 1
+        ptr[r] = first
+    ptr[n_rows] = m
+    return ptr, sym[:m], cnt[:m], tot
+
+
+@njit(nogil=True, cache=True)
+def merged_bits(ptr, sym, cnt, tot, rows, n_rows, acc, seen):
+    """:func:`model_bits` of the sum of compressed rows ``rows[:n_rows]`` (``tot``: the row totals).
+
+    ``acc`` (zeros, one slot per symbol) and ``seen`` are scratch; ``acc`` is zero again on return.
+    """
+    total = 0
+    for i in range(n_rows):
+        total += tot[rows[i]]
+    if n_rows == 1:  # one row is already in symbol order
+        return _row_bits(cnt, ptr[rows[0]], ptr[rows[0] + 1], total)
+    if total == 0:
+        return 8.0
+    m, lo, hi = 0, acc.size, -1
+    for i in range(n_rows):
+        for j in range(ptr[rows[i]], ptr[rows[i] + 1]):
+            s = sym[j]
+            if acc[s] == 0:
+                seen[m] = s
+                m += 1
+                lo, hi = min(lo, s), max(hi, s)
+            acc[s] += cnt[j]
+    ent, var = _xlog2(total, _XLOG), 0.0
+    if hi - lo < 4 * m:  # dense enough: sweep the symbols' range in order
+        for s in range(lo, hi + 1):
+            c = acc[s]
+            if c:
+                ent -= _xlog2(c, _XLOG)
+                var += _varint_bytes(c)
+                acc[s] = 0
+    else:  # sparse: sort the symbols seen
+        for s in np.sort(seen[:m]):
+            c = acc[s]
+            ent -= _xlog2(c, _XLOG)
+            var += _varint_bytes(c)
+            acc[s] = 0
+    return ent + 8.0 * (1.0 + var)
+
+
+@njit(nogil=True, cache=True)
+def _block_bits(ptr, sym, cnt, tot, n_lv, s, e, lo, hi, rows, acc, seen):
+    """:func:`model_bits` of classes ``s..e-1`` and levels ``lo..hi`` summed (row ``c * n_lv + l``)."""
+    n = 0
+    for c in range(s, e):
+        for lv in range(lo, hi + 1):
+            rows[n] = c * n_lv + lv
+            n += 1
+    return merged_bits(ptr, sym, cnt, tot, rows, n, acc, seen)
+
+
+@njit(nogil=True, cache=True)
+def choose_grouping(syms, cls, pass_start, plevel, levels, n_cls, width, max_groups):
+    """Best (bits, groups, class start flags) over level groupings of the symbols ``syms`` (< ``width``) in
+    classes ``cls`` (< ``n_cls``), pass ``p`` (``syms[pass_start[p]:pass_start[p + 1]]``) at level ``plevel[p]``.
+
+    Level ``l`` falls in group ``max(1, min(l, groups)) - 1``; for each grouping, adjacent
+    classes are merged greedily while the estimate shrinks (the pair whose merge saves most
+    first). The bits of a (class range, level range) block are priced once for all groupings:
+    groups ``1 .. groups - 2`` hold one level each, the same in every grouping.
+    """
+    n_lv = levels + 1
+    first = pass_start[0]
+    keys = np.empty(pass_start[-1] - first, np.int64)  # row c * n_lv + level
+    for p in range(pass_start.size - 1):
+        for j in range(pass_start[p], pass_start[p + 1]):
+            keys[j - first] = cls[j] * n_lv + plevel[p]
+    ptr, sym, cnt, tot = rows_of(keys, syms[first : pass_start[-1]], n_cls * n_lv, width)
+    acc = np.zeros(width, np.int64)
+    seen = np.empty(width, np.int64)
+    rows = np.empty(n_cls * n_lv, np.int64)
+    # cache[s, e, id]: bits of classes s..e-1 over a level set, id (0, 1) -> 0, all -> 1, (l, l) -> l,
+    # (g, last) -> n_lv + g
+    cache = np.full((n_cls, n_cls + 1, 2 * n_lv + 1), np.nan)
     best_bits, best_groups = np.inf, 1
-    best_flags = np.zeros(table.shape[1], np.bool_)
+    best_flags = np.zeros(n_cls, np.bool_)
     for groups in range(1, min(max(levels, 1), max_groups) + 1):
-        grouped = np.zeros((groups, table.shape[1], table.shape[2]), np.int64)
-        for lv in range(levels + 1):
-            grouped[max(1, min(lv, groups)) - 1] += table[lv]
-        bits, flags = merge_adjacent(grouped)
-        if bits < best_bits:
-            best_bits, best_groups, best_flags = bits, groups, flags
+        lo = np.empty(groups, np.int64)
+        hi = np.empty(groups, np.int64)
+        ids = np.empty(groups, np.int64)
+        if groups == 1:
+            lo[0], hi[0], ids[0] = 0, n_lv - 1, 1
+        else:
+            lo[0], hi[0], ids[0] = 0, 1, 0
+            for g in range(1, groups - 1):
+                lo[g], hi[g], ids[g] = g + 1, g + 1, g + 1
+            lo[groups - 1], hi[groups - 1], ids[groups - 1] = groups, n_lv - 1, n_lv + groups
+        bounds = np.arange(n_cls + 1)  # part j: classes bounds[j] .. bounds[j + 1] - 1
+        bits = np.empty(n_cls)
+        for c in range(n_cls):
+            bits[c] = _part_bits(ptr, sym, cnt, tot, n_lv, c, c + 1, lo, hi, ids, cache, rows, acc, seen)
+        gains = np.empty(max(n_cls - 1, 1))
+        for i in range(n_cls - 1):
+            gains[i] = bits[i] + bits[i + 1] - _part_bits(ptr, sym, cnt, tot, n_lv, i, i + 2, lo, hi, ids, cache,
+                                                          rows, acc, seen)
+        m = n_cls
+        while m > 1:
+            i = 0
+            for j in range(1, m - 1):
+                if gains[j] > gains[i]:
+                    i = j
+            if gains[i] <= 0:
+                break
+            bits[i] = bits[i] + bits[i + 1] - gains[i]
+            for j in range(i + 1, m - 1):
+                bits[j] = bits[j + 1]
+            for j in range(i + 1, m):
+                bounds[j] = bounds[j + 1]
+            for j in range(i, m - 2):
+                gains[j] = gains[j + 1]
+            m -= 1
+            for j in (i - 1, i):
+                if 0 <= j < m - 1:
+                    gains[j] = bits[j] + bits[j + 1] - _part_bits(ptr, sym, cnt, tot, n_lv, bounds[j], bounds[j + 2],
+                                                                  lo, hi, ids, cache, rows, acc, seen)
+        total = 0.0
+        for j in range(m):
+            total += bits[j]
+        if total < best_bits:
+            best_bits, best_groups = total, groups
+            best_flags = np.zeros(n_cls, np.bool_)
+            for j in range(m):
+                best_flags[bounds[j]] = True
     return best_bits, best_groups, best_flags
 
 
 @njit(nogil=True, cache=True)
-def folded_bits(counts, n_gc, kmax, ks):
-    """:func:`model_bits` summed over the models of ``counts`` [(group-class) * (2 kmax + 2) + bucket, symbol]
-    after folding the previous-slice buckets to each radius ``k`` of ``ks`` (bucket 0 stays, the others
-    clamp to ``[-k, k]``; k = 0 merges them all)."""
-    pmax = 2 * kmax + 2
-    width = counts.shape[1]
+def _part_bits(ptr, sym, cnt, tot, n_lv, s, e, lo, hi, ids, cache, rows, acc, seen):
+    """Bits of classes ``s..e-1`` under the grouping ``(lo, hi, ids)``: its groups' blocks summed in order."""
+    bits = 0.0
+    for g in range(lo.size):
+        b = cache[s, e, ids[g]]
+        if np.isnan(b):
+            b = _block_bits(ptr, sym, cnt, tot, n_lv, s, e, lo[g], hi[g], rows, acc, seen)
+            cache[s, e, ids[g]] = b
+        bits += b
+    return bits
+
+
+@njit(nogil=True, cache=True)
+def folded_bits(syms, ctx, width, n_gc, kmax, ks):
+    """:func:`model_bits` summed over the models of the symbols ``syms`` (< ``width``) under models ``ctx``
+    (``(group-class) * P + bucket``, ``P = 2 kmax + 2``, or 1 when kmax = 0, as
+    :func:`xdiffc.predict.interp.contexts` numbers them) after folding the previous-slice buckets to
+    each radius ``k <= kmax`` of ``ks`` (bucket 0 stays, the others clamp to ``[-k, k]``; k = 0
+    merges them all). The buckets that stay alone are priced once for all radii."""
+    pmax = 2 * kmax + 2 if kmax else 1
+    ptr, sym, cnt, tot = rows_of(ctx.astype(np.int64), syms, n_gc * pmax, width)
+    acc = np.zeros(width, np.int64)
+    seen = np.empty(width, np.int64)
+    rows = np.empty(pmax, np.int64)
+    single = np.empty(n_gc * pmax)
+    for r in range(n_gc * pmax):
+        single[r] = _row_bits(cnt, ptr[r], ptr[r + 1], tot[r])
     out = np.zeros(ks.size)
     for t in range(ks.size):
         k = ks[t]
-        pk = 2 * k + 2 if k else 1
-        tmp = np.zeros((pk, width), np.int64)
-        zero = np.zeros((pk, width), np.int64)
         for gc in range(n_gc):
-            tmp[:] = 0
-            for b in range(pmax):
-                nb = 0
-                if k and b:
-                    nb = min(max(b - kmax - 1, -k), k) + k + 1
-                tmp[nb] += counts[gc * pmax + b]
-            out[t] += _pair_bits(tmp, zero)
+            base = gc * pmax
+            if not k:  # every bucket in one model
+                for b in range(pmax):
+                    rows[b] = base + b
+                out[t] += 0.0 + merged_bits(ptr, sym, cnt, tot, rows, pmax, acc, seen)
+                continue
+            bits = single[base]  # bucket 0
+            n = 0
+            for b in range(1, kmax + 2 - k):  # the low edge: buckets clamped to -k
+                rows[n] = base + b
+                n += 1
+            bits += merged_bits(ptr, sym, cnt, tot, rows, n, acc, seen)
+            for b in range(kmax + 2 - k, kmax + 1 + k):  # -k < offset < k: alone
+                bits += single[base + b]
+            n = 0
+            for b in range(kmax + 1 + k, pmax):  # the high edge: clamped to k
+                rows[n] = base + b
+                n += 1
+            bits += merged_bits(ptr, sym, cnt, tot, rows, n, acc, seen)
+            out[t] += bits
     return out
+
+
+def _pair_bits(a: np.ndarray, b: np.ndarray) -> float:
+    """:func:`model_bits` summed over the rows of the dense tables ``a + b``, through the compressed kernels
+    (what tests compare with the numpy formula)."""
+    both = np.concatenate([a, b]).astype(np.int64)
+    keys = np.repeat(np.repeat(np.arange(both.shape[0]), both.shape[1]), both.ravel())
+    syms = np.repeat(np.tile(np.arange(both.shape[1]), both.shape[0]), both.ravel())
+    ptr, sym, cnt, tot = rows_of(keys, syms, both.shape[0], both.shape[1])
+    acc, seen = np.zeros(a.shape[1], np.int64), np.empty(a.shape[1], np.int64)
+    bits = 0.0
+    for r in range(a.shape[0]):
+        bits += merged_bits(ptr, sym, cnt, tot, np.array([r, r + a.shape[0]]), 2, acc, seen)
+    return bits

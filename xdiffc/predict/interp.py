@@ -217,17 +217,6 @@ def encode_passes(values, keep, masked, shape, bins, tol, recon, sym, fine, pass
 
 
 @njit(**JIT)
-def count_table(sym, fine, pass_start, plevel, levels, dense, n_dense):
-    """Symbol counts indexed [level, fine class, dense symbol]."""
-    table = np.zeros((levels + 1, N_FINE, n_dense), np.int64)
-    for p in range(pass_start.size - 1):
-        lv = plevel[p]
-        for j in range(pass_start[p], pass_start[p + 1]):
-            table[lv, fine[j], dense[sym[j]]] += 1
-    return table
-
-
-@njit(**JIT)
 def layout(sym, fine, pass_start, unpred, cls_of_fine, n_cls):
     """Symbols in payload order (per pass, stably by context class), segment lengths and unpredictables.
 
