@@ -17,13 +17,7 @@ from xdiffc.diffcoder.train import Plateau, validation_loss
 from xdiffc.model import ModelPredictor, layout, load_model
 from xdiffc.training import estimate_deviation
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks run fastest on one thread, and do not stall when another process holds the other core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = dict(resolution=16, depth=2, latent_channels=2, enc_widths=(4, 8), unet_widths=(4, 8), t_dim=8)

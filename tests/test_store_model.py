@@ -34,13 +34,7 @@ TOL = 0.5
 CORNER = dict(lat=slice(0, 16), lon=slice(0, 32))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks train fastest on one thread, and do not stall when another process holds the other core."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +43,16 @@ def model_path(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("models") / "mine.pt"
     modelfile.save(path, GCDTCNet(TINY), max_abs_deviation=1e-5)
     return path
+
+
+@pytest.fixture
+def carry_any_model(monkeypatch):
+    """Carry a model whether or not it pays: the tiny models here never do, and the mechanism is under test."""
+    from xdiffc.xarray import climatology
+
+    real = climatology.pays_for_itself
+    monkeypatch.setattr(climatology, "pays_for_itself", lambda da, config, extra, chunks: "model_file" in extra
+                        or real(da, config, extra, chunks))
 
 
 def codec_config(store: Path, name: str = "TREFHT") -> dict:
@@ -62,7 +66,7 @@ def read_in_fresh_process(store: Path, name: str = "TREFHT") -> np.ndarray:
     return np.frombuffer(out, np.float32)
 
 
-def test_a_store_carries_a_model_that_is_not_shipped(tmp_path, model_path):
+def test_a_store_carries_a_model_that_is_not_shipped(tmp_path, model_path, carry_any_model):
     ds = open_sample("trefht").isel(time=slice(0, 8), **CORNER)
     store = tmp_path / "s.zarr"
     ds.gcdtc.to_zarr(store, tol=TOL, chunks={"time": 8}, model=str(model_path), climatology=False)
@@ -116,11 +120,15 @@ TINY_TRAINING = textwrap.dedent("""
     import xdiffc.training
     from tests.test_model import TINY
     from xdiffc.conversion import convert
+    from xdiffc.xarray import climatology
 
     if __name__ == "__main__":  # the Dask workers re-import this file
         torch.set_num_threads(1)
         real = xdiffc.training.train  # a tiny network, so that the test trains in seconds
         xdiffc.training.train = lambda *a, **k: real(*a, config=TINY, **k)
+        pays = climatology.pays_for_itself  # carried whether it pays or not: the mechanism is under test
+        climatology.pays_for_itself = lambda da, config, extra, chunks: "model_file" in extra or pays(
+            da, config, extra, chunks)
         args = [a for a in sys.argv[1:] if a != "--resume"]
         convert(args[:-1], args[-1], tol={"TREFHT": 0.5}, chunks={"time": 8}, train_model=40,
                 workers=1, threads_per_worker=1, progress=False, resume="--resume" in sys.argv)
@@ -162,7 +170,7 @@ def test_convert_trains_resumes_after_a_kill_and_the_store_carries_the_model(tmp
         convert(paths, tmp_path / "x.zarr", train_model=5, model="default")
 
 
-def test_to_zarr_trains_on_the_dataset(tmp_path, monkeypatch):
+def test_to_zarr_trains_on_the_dataset(tmp_path, monkeypatch, carry_any_model):
     import xdiffc.training
 
     real = xdiffc.training.train
@@ -175,3 +183,12 @@ def test_to_zarr_trains_on_the_dataset(tmp_path, monkeypatch):
     assert_bounded(ds.TREFHT.values, xr.open_zarr(tmp_path / "t.zarr").TREFHT.values, TOL)
     with pytest.raises(ValueError, match="train_model"):
         ds.gcdtc.to_zarr(zarr.storage.MemoryStore(), tol=TOL, train_model=-1)
+
+
+def test_a_model_that_does_not_pay_is_not_carried(tmp_path, model_path):
+    ds = open_sample("trefht").isel(time=slice(0, 16), **CORNER)
+    with pytest.warns(UserWarning, match="does not pay"):
+        ds.gcdtc.to_zarr(tmp_path / "n.zarr", tol=TOL, chunks={"time": 8}, model=str(model_path))
+    config = codec_config(tmp_path / "n.zarr")
+    assert config["model_id"] == "" and "model_file" not in config
+    assert_bounded(ds.TREFHT.values, xr.open_zarr(tmp_path / "n.zarr").TREFHT.values, TOL)

@@ -1,15 +1,18 @@
-"""A variable's archive-level climatology (:mod:`xdiffc.reference`): its period, its means, and whether it pays.
+"""A variable's archive-level climatology (:mod:`xdiffc.reference`): its period, its means, and whether it pays
+(the same measurement decides whether a store carries a model).
 
 The period comes from the time coordinate: 12 for monthly data (the seasonal cycle), 24, 8 or 4
 for hourly, 3-hourly and 6-hourly data (the diurnal cycle), else 1 (the time mean: annual means,
 daily data, whose 365-field cycle would weigh more in metadata than it saves). The means are one
 reduction per phase over the whole variable (lazy with Dask). A climatology is kept only where it
-measures better: one chunk from the middle of the variable is encoded with and without it, and
-the saving times the number of chunks must exceed the climatology's bytes in the metadata.
+measures better (:func:`pays_for_itself`): one chunk from the middle of the variable is encoded
+with and without it, and the saving times the number of chunks must exceed its bytes in the
+metadata (counted twice: the array's own and the consolidated copy).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Hashable
@@ -25,6 +28,8 @@ from .variables import time_like, valid
 
 log = logging.getLogger(__name__)
 
+#: Copies of a codec configuration in a store: the array's own metadata and the consolidated metadata.
+METADATA_COPIES = 2
 #: Steps per cycle for each sampling interval (hours) with a cycle worth a climatology.
 DIURNAL = {1: 24, 3: 8, 6: 4}
 
@@ -87,13 +92,22 @@ def choose(ds: xr.Dataset, name: Hashable, config: dict, chunks: tuple[int, ...]
         log.info("%s: no climatology (%s)", name, err)
         return None
     entry = clim.to_config()
-    n_chunks = math.prod(-(-n // c) for n, c in zip(var.shape, chunks))
-    middle = (n_chunks and (var.shape[0] // chunks[0]) // 2) * chunks[0]
-    sample = np.asarray(da.isel({dim: slice(middle, middle + chunks[0])}).values)
+    return entry if pays_for_itself(da, config, {"climatology": entry}, chunks) else None
+
+
+def pays_for_itself(da: xr.DataArray, config: dict, extra: dict, chunks: tuple[int, ...]) -> bool:
+    """Whether the codec configuration entries ``extra`` (a climatology, a carried model) save more bytes over
+    all chunks than they add to the metadata.
+
+    One chunk from the middle of the first axis is encoded with ``config`` and with ``config | extra``;
+    the saving times the number of chunks must exceed :data:`METADATA_COPIES` times the entries' JSON.
+    """
+    n_chunks = math.prod(-(-n // c) for n, c in zip(da.shape, chunks))
+    start = (da.shape[0] // chunks[0]) // 2 * chunks[0]
+    sample = np.asarray(da[(slice(start, start + chunks[0]),) + tuple(slice(0, c) for c in chunks[1:])].values)
     plain = len(GCDTCCodec(**config).encode_chunk(sample))
-    with_clim = len(GCDTCCodec(**config, climatology=entry).encode_chunk(sample))
-    cost = len(entry["blob"]) + len(entry["sha256"])
-    gain = (plain - with_clim) * n_chunks
-    log.info("%s: climatology of period %d: %d bytes of metadata, %d -> %d bytes on a sample chunk (x%d chunks)",
-             name, period, cost, plain, with_clim, n_chunks)
-    return entry if gain > cost else None
+    with_extra = len(GCDTCCodec(**{**config, **extra}).encode_chunk(sample))
+    cost = METADATA_COPIES * len(json.dumps(extra))
+    log.info("%s: %s cost %d bytes of metadata; a sample chunk %d -> %d bytes (x %d chunks)",
+             da.name, sorted(extra), cost, plain, with_extra, n_chunks)
+    return (plain - with_extra) * n_chunks > cost

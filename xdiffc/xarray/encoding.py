@@ -180,6 +180,12 @@ class VariableEncoder:
             chunks[dim] = var.sizes[dim]  # the layout needs every column of a chunk
             attrs.update(layout.attrs())
         shape = zarr_chunks(var, chunks)
+        if "model_file" in config and not climatologies.pays_for_itself(ds[name], _model_free(config),
+                                                                         _carried(config), shape):
+            warnings.warn(f"model {config['model_id']!r} does not pay for its {len(config['model_file'])} bytes in "
+                          f"{name!r}'s metadata (measured on a sample chunk): {name!r} is stored model-free",
+                          UserWarning, stacklevel=3)
+            config = _model_free(config)
         if self.climatology and self.mode == "pointwise":
             axis = None if native is None else (native[1], var.dims.index(native[0]))
             config["climatology"] = climatologies.choose(ds, name, config, shape, axis)
@@ -192,6 +198,14 @@ class VariableEncoder:
         out = align_chunks(var, encoding["chunks"]).copy(deep=False)
         out.attrs, out.encoding = attrs, encoding
         return out
+
+
+def _carried(config: dict) -> dict:
+    return {k: config[k] for k in ("model_id", "model_sha256", "model_file")}
+
+
+def _model_free(config: dict) -> dict:
+    return {k: v for k, v in config.items() if k != "model_file"} | {"model_id": "", "model_sha256": ""}
 
 
 def encode_dataset(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, model: str | None = None,
