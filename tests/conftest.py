@@ -18,3 +18,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture
+def carry_any_model(monkeypatch):
+    """Carry a model whether or not it pays: the tiny models here never do, and the mechanism is under test."""
+    from xdiffc.xarray import climatology
+
+    real = climatology.pays_for_itself
+    monkeypatch.setattr(climatology, "pays_for_itself", lambda da, config, extra, chunks: "model_file" in extra
+                        or real(da, config, extra, chunks))

@@ -202,7 +202,7 @@ def test_bound_holds_when_the_model_path_is_taken(codec_model, monkeypatch):
         load_model(str(path), sha256="0" * 64)
 
 
-def test_a_diffcoder_file_works_through_the_standard_interfaces(codec_model, tmp_path):
+def test_a_diffcoder_file_works_through_the_standard_interfaces(codec_model, tmp_path, carry_any_model):
     """By path: load_model dispatches on the file's format, and a Zarr store written with it holds the bound."""
     path, digest = codec_model
     assert isinstance(load_model(str(path)).net, BlockNet)

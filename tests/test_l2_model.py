@@ -178,7 +178,7 @@ def test_numcodecs_and_zarr_v3_codecs_round_trip_with_the_model(forced_tiny, tmp
     assert _chunk_ratios(x, zarr.open_array(tmp_path / "a.zarr")[:], 1e-3, (8, 16)) <= 1.0
 
 
-def test_the_accessor_writes_l2_with_the_model(forced_tiny, tmp_path):
+def test_the_accessor_writes_l2_with_the_model(forced_tiny, tmp_path, carry_any_model):
     import xarray as xr
 
     path, predictor = forced_tiny

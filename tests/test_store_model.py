@@ -45,16 +45,6 @@ def model_path(tmp_path_factory) -> Path:
     return path
 
 
-@pytest.fixture
-def carry_any_model(monkeypatch):
-    """Carry a model whether or not it pays: the tiny models here never do, and the mechanism is under test."""
-    from xdiffc.xarray import climatology
-
-    real = climatology.pays_for_itself
-    monkeypatch.setattr(climatology, "pays_for_itself", lambda da, config, extra, chunks: "model_file" in extra
-                        or real(da, config, extra, chunks))
-
-
 def codec_config(store: Path, name: str = "TREFHT") -> dict:
     return json.loads((store / name / "zarr.json").read_text())["codecs"][0]["configuration"]
 
