@@ -189,3 +189,16 @@ def test_the_numcodecs_codec_carries_it_in_its_config():
     assert_bounded(x, again.decode(blob), 0.05)
     with pytest.raises(ModelMismatchError, match="variable|climatology"):
         GCDTCCodec(tol=0.05).decode(blob)
+
+
+def test_a_pickled_codec_carries_its_configuration_not_the_decoded_climatology():
+    import pickle
+
+    clim = climatology_of(seasonal(24, 32, 64), 12, 0.05)
+    codec = GCDTCCodec(tol=0.05, climatology=clim.to_config(), variable="T")
+    blob = pickle.dumps(codec)
+    assert len(blob) < 2 * len(clim.blob) < clim.values.nbytes  # Dask ships codecs inside every task
+    again = pickle.loads(blob)
+    assert again.get_config() == codec.get_config()
+    x = seasonal(24, 32, 64)[3:15]
+    assert_bounded(x, again.decode(codec.encode(x)), 0.05)

@@ -209,6 +209,11 @@ class GCDTCCodec(Codec):
             raise ValueError(f"not an {cls.codec_id} config: {config!r}")
         return cls(**config)
 
+    def __reduce__(self):
+        """Pickled (into Dask graphs) as its configuration: the decoded climatology and model bytes are rebuilt,
+        once per process, where it is unpickled."""
+        return type(self).from_config, (self.get_config(),)
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "id")
         return f"GCDTCCodec({args})"
