@@ -42,7 +42,7 @@ import xarray as xr
 
 from xdiffc.datasets.kolmogorov import kolmogorov
 from xdiffc.diffcoder import DiffCoder, DiffCoderConfig, parameter_count, periodic_shifts, train
-from xdiffc.diffcoder.train import Plateau
+from xdiffc.diffcoder.train import extend_checkpoint, Plateau
 from xdiffc.spectra import radial_spectrum, relative_l2, spectral_error
 
 HERE = Path(__file__).resolve().parent
@@ -76,16 +76,20 @@ def fit(kind: str, depth: int, seed: int, fit_x: np.ndarray, val_x: np.ndarray, 
     """
     name = f"{kind}_d{depth}_s{seed}"
     final, ckpt = args.out / f"{name}.pt", args.out / f"{name}.ckpt"
+    plateau = Plateau(eval_every=args.eval_every, patience=args.patience)
+    torch.manual_seed(seed)
     net = DiffCoder(config_for(kind, depth, args)).to(args.device)
     if final.exists():
         saved = torch.load(final, map_location=args.device, weights_only=False)
         net.load_state_dict(saved["state_dict"])
-        return net.eval(), saved["info"]
-    if args.no_train:
+        info = saved["info"]
+        if args.no_train or info["plateau"] or info["steps"] >= args.max_steps:
+            return net.eval(), info
+        if not ckpt.exists():  # capped before its plateau: go on under the higher cap
+            logging.info("%s stopped at its cap (%d steps); continuing to %d", name, info["steps"], args.max_steps)
+            extend_checkpoint(ckpt, net, info["curve"], info["train_seconds"], plateau, args.lr, seed)
+    elif args.no_train:
         return None
-    torch.manual_seed(seed)
-    net = DiffCoder(config_for(kind, depth, args)).to(args.device)
-    plateau = Plateau(eval_every=args.eval_every, patience=args.patience)
     history = train(net, fit_x, steps=args.max_steps, batch=args.batch, lr=args.lr, seed=seed,
                     augment=periodic_shifts(RES // 4), log_every=args.eval_every, val=val_x,
                     plateau=plateau, checkpoint=ckpt)

@@ -13,7 +13,7 @@ from tests.helpers import assert_bounded
 from xdiffc.datasets import open_sample
 from xdiffc.diffcoder import BlockNet, DiffCoder, DiffCoderConfig, save, sigmoid_alpha_bar, train
 from xdiffc.diffcoder.schedule import eps_from_v, v_target, x0_from_v
-from xdiffc.diffcoder.train import Plateau, validation_loss
+from xdiffc.diffcoder.train import Plateau, extend_checkpoint, validation_loss
 from xdiffc.model import ModelPredictor, layout, load_model
 from xdiffc.training import estimate_deviation
 
@@ -106,6 +106,23 @@ def test_plateau_training_resumes_from_its_checkpoint_bit_for_bit(tmp_path):
     resumed = run(6, tmp_path / "run.ckpt")  # ... and resumed to 6
     for a, b in zip(whole.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
+
+
+def test_a_capped_run_extends_with_its_plateau_state_replayed(tmp_path):
+    data, val = _smooth_fields(12), _smooth_fields(4, seed=1)
+    plateau = Plateau(eval_every=2, patience=2, min_delta=0.5, reductions=3, repeats=1, warmup=1)
+    torch.manual_seed(0)
+    net = DiffCoder(DiffCoderConfig(**TINY))
+    history = train(net, data, steps=8, batch=2, lr=1e-2, val=val, plateau=plateau)
+    curve = [h for h in history if "val_loss" in h]
+    assert history[-1]["step"] == 8 and curve[-1]["lr"] < 1e-2  # capped, after at least one halving
+    best = min(h["val_loss"] for h in curve)
+    extend_checkpoint(tmp_path / "run.ckpt", net, curve, history[-1]["seconds"], plateau, 1e-2, seed=0)
+    more = train(net, data, steps=12, batch=2, lr=1e-2, val=val, plateau=plateau, checkpoint=tmp_path / "run.ckpt")
+    evals = [h for h in more if "val_loss" in h]
+    assert [h["step"] for h in evals] == [2, 4, 6, 8, 10, 12]
+    assert evals[4]["lr"] <= curve[-1]["lr"]  # the rate it had reached, not the initial one
+    assert min(h["val_loss"] for h in evals) <= best
 
 
 def test_plateau_stops_training_and_keeps_the_best_weights():

@@ -14,6 +14,8 @@ Two schedules, one loop:
 
 With ``checkpoint=PATH`` the whole state (weights, optimiser, generators, history, best weights)
 is saved at every evaluation, and a later call with the same arguments resumes from it.
+:func:`extend_checkpoint` turns a run that stopped at its step cap into such a checkpoint, so that
+it can go on to its plateau under a higher cap.
 """
 
 from __future__ import annotations
@@ -151,6 +153,29 @@ def train(net: DiffCoder, data: np.ndarray, steps: int, *, batch: int = 8, lr: f
         net.load_state_dict(state["best_state"])
     net.eval()
     return state["history"]
+
+
+def extend_checkpoint(path: str | os.PathLike, net: DiffCoder, curve: list[dict], seconds: float,
+                      plateau: Plateau, lr: float, seed: int) -> None:
+    """Write a checkpoint from which :func:`train` continues a run that reached its step cap.
+
+    ``net`` holds the run's best weights and ``curve`` its evaluations (step, val_loss). The
+    plateau book-keeping (best loss, evaluations since the last gain, rate halvings) is replayed
+    from the curve. The Adam moments were not kept, so the optimiser starts afresh at the rate the
+    run had reached, and the batch and noise generators are seeded anew from (seed, step).
+    """
+    step = int(curve[-1]["step"])
+    state = {"step": step, "seconds": float(seconds), "history": list(curve), "best": math.inf, "best_state": None,
+             "since_best": 0, "reductions": 0, "scale": 1.0, "stopped": False}
+    for record in curve:
+        _plateau_step(state, record["val_loss"], net, plateau)
+    state["best_state"] = copy.deepcopy(net.state_dict())
+    state["scale"] = float(curve[-1].get("lr", lr * state["scale"])) / lr
+    opt = torch.optim.Adam(net.parameters(), lr=lr)
+    path = Path(path)
+    torch.save({"net": net.state_dict(), "opt": opt.state_dict(),
+                "rng": np.random.default_rng([seed, step]).bit_generator.state,
+                "gen": torch.Generator().manual_seed(seed * 1_000_003 + step).get_state(), "state": state}, path)
 
 
 def _plateau_step(state: dict, val_loss: float, net: DiffCoder, plateau: Plateau) -> None:
