@@ -95,6 +95,12 @@ def choose(ds: xr.Dataset, name: Hashable, config: dict, chunks: tuple[int, ...]
     return entry if pays_for_itself(da, config, {"climatology": entry}, chunks) else None
 
 
+def middle_chunk(da: xr.DataArray, chunks: tuple[int, ...]) -> np.ndarray:
+    """The values of the chunk in the middle of the first axis (the first along the others): a sample chunk."""
+    start = (da.shape[0] // chunks[0]) // 2 * chunks[0]
+    return np.asarray(da[(slice(start, start + chunks[0]),) + tuple(slice(0, c) for c in chunks[1:])].values)
+
+
 def pays_for_itself(da: xr.DataArray, config: dict, extra: dict, chunks: tuple[int, ...]) -> bool:
     """Whether the codec configuration entries ``extra`` (a climatology, a carried model) save more bytes over
     all chunks than they add to the metadata.
@@ -103,8 +109,7 @@ def pays_for_itself(da: xr.DataArray, config: dict, extra: dict, chunks: tuple[i
     the saving times the number of chunks must exceed :data:`METADATA_COPIES` times the entries' JSON.
     """
     n_chunks = math.prod(-(-n // c) for n, c in zip(da.shape, chunks))
-    start = (da.shape[0] // chunks[0]) // 2 * chunks[0]
-    sample = np.asarray(da[(slice(start, start + chunks[0]),) + tuple(slice(0, c) for c in chunks[1:])].values)
+    sample = middle_chunk(da, chunks)
     plain = len(GCDTCCodec(**config).encode_chunk(sample))
     with_extra = len(GCDTCCodec(**{**config, **extra}).encode_chunk(sample))
     cost = METADATA_COPIES * len(json.dumps(extra))

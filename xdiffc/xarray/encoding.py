@@ -9,8 +9,9 @@ variable instead meets the paper's per-block L2 bound (:mod:`xdiffc.l2`), record
 they were.
 
 Native grids: a variable along an unstructured column dimension is coded with its columns laid
-out on a 2-D canvas (:mod:`xdiffc.grids`). The layout travels in the codec's configuration, so
-the store keeps its ``ncol`` dimension; each Zarr chunk then holds every column.
+out on a 2-D canvas (:mod:`xdiffc.grids`) where a sample chunk codes smaller that way than in the
+file's order (``layout="auto"``; a named layout is always used). The layout travels in the codec's
+configuration, so the store keeps its ``ncol`` dimension; each Zarr chunk then holds every column.
 
 Archive climatology: a pointwise variable along time, chunked shorter than its length, gets its
 climatology over the whole variable in its codec's configuration where that measures smaller
@@ -19,6 +20,7 @@ climatology over the whole variable in its codec's configuration where that meas
 
 from __future__ import annotations
 
+import logging
 import math
 import warnings
 from collections.abc import Hashable, Iterable, Mapping
@@ -38,8 +40,12 @@ from . import climatology as climatologies
 from .variables import (ATTR_NRMSE, ATTR_PRESERVE_ZERO, ATTR_PW_REL_TOL, ATTR_REL_TOL, ATTR_TOL, LOSSY_DTYPES,
                         NativeLayouts, cf_valid_range, fill_values, never_lossy, static_fields, valid)
 
+log = logging.getLogger(__name__)
+
 #: CF packing keys dropped from a lossy variable's encoding: it is stored as the float it decodes to.
 PACKING_KEYS = ("scale_factor", "add_offset", "dtype")
+#: Values of the sample on which a variable's native-grid layout is weighed against the file's order.
+LAYOUT_SAMPLE = 2**20
 #: Chunks of variables without Dask chunks hold about this many bytes, split along leading dimensions.
 DEFAULT_CHUNK_BYTES = 16 * 2**20
 
@@ -156,7 +162,9 @@ class VariableEncoder:
         self.climatology = climatology
 
     def __call__(self, ds: xr.Dataset, name: Hashable, plan: BoundPlan,
-                 native: tuple[Hashable, grids.Layout] | None = None) -> xr.Variable:
+                 native: tuple[Hashable, grids.Layout] | None = None, forced_layout: bool = False) -> xr.Variable:
+        """The variable ``name`` ready for ``to_zarr``. ``native``: its column dimension and the layout found
+        for it, used where it measures smaller than the file's own order unless ``forced_layout``."""
         var = ds[name].variable
         encoding = {k: v for k, v in var.encoding.items() if k not in PACKING_KEYS}
         config = dict(variable=str(name), **self.model, steps=self.steps, fill_values=fill_values(var))
@@ -178,8 +186,13 @@ class VariableEncoder:
             dim, layout = native
             config["layout"] = layout.to_config(var.dims.index(dim))
             chunks[dim] = var.sizes[dim]  # the layout needs every column of a chunk
-            attrs.update(layout.attrs())
         shape = zarr_chunks(var, chunks)
+        if native is not None and (forced_layout or layout_pays(ds[name], config, shape)):
+            attrs.update(native[1].attrs())
+        elif native is not None:
+            log.info("%s: its columns code smaller in the file's order than on the %s layout", name, native[1].kind)
+            config.pop("layout")
+            native = None
         if "model_file" in config and not climatologies.pays_for_itself(ds[name], _model_free(config),
                                                                          _carried(config), shape):
             warnings.warn(f"model {config['model_id']!r} does not pay for its {len(config['model_file'])} bytes in "
@@ -198,6 +211,20 @@ class VariableEncoder:
         out = align_chunks(var, encoding["chunks"]).copy(deep=False)
         out.attrs, out.encoding = attrs, encoding
         return out
+
+
+def layout_pays(da: xr.DataArray, config: dict, chunks: tuple[int, ...]) -> bool:
+    """Whether a sample of the middle chunk (its first :data:`LAYOUT_SAMPLE` values or so along the first axis)
+    codes at most as large on the native-grid layout of ``config`` as in the file's order.
+
+    The layout usually wins (neighbours meet on the canvas), but not always: on small faces, or
+    where time carries most of the correlation, the file's order can be smaller (RESULTS.md, native grids).
+    """
+    sample = climatologies.middle_chunk(da, chunks)
+    sample = sample[: max(1, LAYOUT_SAMPLE // max(1, sample[0].size))]
+    on_layout = len(GCDTCCodec(**config).encode_chunk(sample))
+    in_order = len(GCDTCCodec(**{k: v for k, v in config.items() if k != "layout"}).encode_chunk(sample))
+    return on_layout <= in_order
 
 
 def _carried(config: dict) -> dict:
@@ -242,7 +269,7 @@ def encode_dataset(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, model
     layouts = NativeLayouts(ds, layout, grid)
     out = ds.copy(deep=False)
     for name in plan.lossy:
-        out[name] = encode(ds, name, plan, layouts.of(ds[name].variable))
+        out[name] = encode(ds, name, plan, layouts.of(ds[name].variable), forced_layout=layout != "auto")
     return out
 
 
