@@ -98,6 +98,18 @@ def _wavelet():
     return x, xdiffc.compress(x, rel_tol=1e-2, fill_values=[1e20])
 
 
+def _reference():
+    """Annual-like steps around a fixed pattern, coded against an archive climatology: the 'ref' section."""
+    from xdiffc.reference import Climatology
+
+    rng = np.random.default_rng(11)
+    pattern = rng.normal(size=(1, 12, 16)).cumsum(axis=-1) * 10
+    x = (pattern + rng.normal(size=(6, 12, 16)) * 0.01).astype(np.float32)
+    clim = Climatology.build(pattern, 0.01)
+    blob = xdiffc.compress(x, tol=0.01, reference=clim)
+    return x, blob, clim
+
+
 def _l2():
     x = _field((2, 20, 20), 8, np.float64)
     x[0, 0, 0] = np.nan
@@ -140,7 +152,9 @@ def streams(predictor):
         "l2": _l2,
         "model": lambda: _model(predictor),
     }
-    return {name: (*make(), {"model": predictor} if name == "model" else {}) for name, make in cases.items()}
+    out = {name: (*make(), {"model": predictor} if name == "model" else {}) for name, make in cases.items()}
+    x, blob, clim = _reference()
+    return {**out, "reference": (x, blob, {"reference": clim})}
 
 
 #: (case, part) pairs the fuzz tests damage, with the sections each case must really hold.
@@ -149,6 +163,7 @@ TARGETS = [
     ("sz3-exc", "sz3"), ("sz3-exc", "exc"), ("sz3-exc", "header"),
     ("masked", "mask"), ("masked", "special"), ("masked", "interp"),
     ("anomaly", "anomaly"), ("anomaly", "header"),
+    ("reference", "ref"), ("reference", "header"),
     ("wavelet", "wavelet"), ("wavelet", "header"),
     ("lossless", "raw"), ("lossless", "header"),
     ("l2", "l2base"), ("l2", "pca"), ("l2", "header"),
@@ -250,9 +265,11 @@ def decode_or_corrupt(blob: bytes, original: Stream, nbytes: int, **kw) -> str:
         y = xdiffc.decompress(blob, **kw)
     except xdiffc.CorruptStreamError:
         return "raised"
-    except xdiffc.ModelMismatchError:
-        header = Stream.from_bytes(blob).header
-        assert (header.model_id, header.model_sha256) != (original.header.model_id, original.header.model_sha256)
+    except xdiffc.ModelMismatchError:  # only where the damage renamed the model or the reference the stream needs
+        damaged = Stream.from_bytes(blob)
+        header, ref = damaged.header, damaged.sections.get("ref", b"")[:32]
+        assert ((header.model_id, header.model_sha256) != (original.header.model_id, original.header.model_sha256)
+                or ref != original.sections.get("ref", b"")[:32])
         return "raised"
     finally:
         peak = tracemalloc.get_traced_memory()[1]
