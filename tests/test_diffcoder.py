@@ -229,3 +229,22 @@ def test_a_diffcoder_file_works_through_the_standard_interfaces(codec_model, tmp
     assert out.TREFHT.encoding["serializer"].model_sha256 == digest
     report = ds.gcdtc.error_report(out)
     assert report.loc["TREFHT", "max_err_over_bound"] <= 1.0
+
+
+def test_the_shipped_kolmogorov_diffcoder_works_under_the_guarantee(monkeypatch):
+    """``model="diffcoder-kolmogorov"`` by name: its file checks out, and with the model forced on every block
+    (it rarely pays on its own) the stream names it, decodes by name alone, and holds the bound."""
+    base = load_model("diffcoder-kolmogorov")
+    assert isinstance(base.net, BlockNet) and base.config.depth == 4 and base.config.rate_weight > 0
+    assert base.sha256 == load_model("diffcoder-kolmogorov", sha256=base.sha256).sha256
+    pred = _Eager.__new__(_Eager)
+    pred.__dict__.update(base.__dict__)
+    real = xdiffc.core._residual_candidates
+    monkeypatch.setattr(xdiffc.core, "_residual_candidates",
+                        lambda w, v, t, m, prediction=None, **k: [] if prediction is None else real(w, v, t, m, prediction, **k))
+    x = (_smooth_fields(2, side=64, seed=3) * 5.0).astype(np.float32)
+    blob = xdiffc.compress(x, rel_tol=1e-2, model=pred, steps=2)
+    monkeypatch.undo()
+    assert "model" in xdiffc.bitstream.Stream.from_bytes(blob).sections
+    y = xdiffc.decompress(blob, model="diffcoder-kolmogorov")
+    assert_bounded(x, y, 1e-2 * float(x.max() - x.min()))
