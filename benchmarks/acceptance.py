@@ -47,7 +47,7 @@ MAX_VALUES = 2**18
 
 
 #: Compressors that may also take a pointwise-relative bound (with --pw-rel), and how.
-PW_COMPRESSORS = {"xdiffc": lambda vs: tuning.xdiffc_compressor(vs.fill_values, vs.native, kind="pw_rel_tol"),
+PW_COMPRESSORS = {"xdiffc": lambda vs: tuning.xdiffc_compressor(vs.fill_values, vs.coded_layout, kind="pw_rel_tol"),
                   "sz3": lambda vs: sz3_pw_rel}
 
 

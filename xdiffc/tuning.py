@@ -51,7 +51,7 @@ from .codec import GCDTCCodec
 from .model_lookup import codec_model
 from .grids import Layout
 from .masking import special_mask
-from .xarray.encoding import zarr_chunks
+from .xarray.encoding import layout_pays, zarr_chunks
 from .xarray.variables import LOSSY_DTYPES, fill_values, never_lossy, static_fields, valid
 
 #: Values per variable in the default sample (1 MiB of float64 while evaluating).
@@ -326,16 +326,22 @@ def candidates(ds: xr.Dataset) -> list[Hashable]:
 
 @dataclass
 class VariableSample:
-    """A variable's sample: its blocks, fill values and native-grid layout."""
+    """A variable's sample: its blocks, fill values, native-grid layout (the canvas of the metrics) and
+    whether the store codes it on that layout (``coded``) or in the file's order."""
 
     name: Hashable
     blocks: Blocks
     fill_values: list[float]
     native: tuple[int, Layout] | None
+    coded: bool = True
+
+    @property
+    def coded_layout(self) -> tuple[int, Layout] | None:
+        return self.native if self.coded else None
 
     def compressors(self, names: Sequence[str] = ("xdiffc",), model: str | None = None) -> dict[str, Compressor]:
         """xdiffc (as the store codes it) and baselines by name."""
-        return {n: xdiffc_compressor(self.fill_values, self.native, model) if n == "xdiffc"
+        return {n: xdiffc_compressor(self.fill_values, self.coded_layout, model) if n == "xdiffc"
                 else baseline_compressor(n, self.fill_values) for n in names}
 
 
@@ -345,18 +351,21 @@ def sample_variable(ds: xr.Dataset, name: Hashable, sample: int | Mapping[Hashab
     ``isel`` indexers taken whole (every chunk of the selection)."""
     da = ds[name]
     native = metrics.native_layout(ds, name)
-    if isinstance(sample, Mapping):
-        da = da.isel({k: v for k, v in sample.items() if k in da.dims})
     chunking = dict(chunks or {})
     if native is not None:
         chunking[da.dims[native[0]]] = da.shape[native[0]]  # the layout needs every column of a chunk
+    coded = (native is None or native[1].kind == "none"
+             or layout_pays(da, native[1].to_config(native[0]), fill_values(da.variable),
+                            zarr_chunks(da.variable, chunking)))  # as the store decides it
+    if isinstance(sample, Mapping):
+        da = da.isel({k: v for k, v in sample.items() if k in da.dims})
     shape = zarr_chunks(da.variable, chunking)
     budget = da.size if isinstance(sample, Mapping) else int(sample or SAMPLE_VALUES)
     blocks = []
     for sl in sample_slices(da.shape, shape, budget):
         part = da[sl]
         blocks.append((np.asarray(part.values), np.asarray(valid(part).values)))
-    return VariableSample(name, blocks, fill_values(da.variable), native)
+    return VariableSample(name, blocks, fill_values(da.variable), native, coded)
 
 
 def suggest_tol(ds: xr.Dataset, criteria: str | metrics.Criteria | Mapping | None = "baker",
@@ -384,8 +393,8 @@ def suggest_tol(ds: xr.Dataset, criteria: str | metrics.Criteria | Mapping | Non
     tols, pw, rows = {}, {}, {}
     for name in names:
         vs = sample_variable(ds, name, sample, chunks)
-        runs = (xdiffc_compressor(vs.fill_values, vs.native, model),
-                xdiffc_compressor(vs.fill_values, vs.native, kind="pw_rel_tol"))
+        runs = (xdiffc_compressor(vs.fill_values, vs.coded_layout, model),
+                xdiffc_compressor(vs.fill_values, vs.coded_layout, kind="pw_rel_tol"))
         kind, bound, rows[name] = _tune_variable(vs, runs, crit, iterations)
         (pw if kind == "pw_rel_tol" else tols)[name] = bound
     return Suggestion(tols, pw, pd.DataFrame.from_dict(rows, orient="index"), crit)

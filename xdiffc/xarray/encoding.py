@@ -46,6 +46,8 @@ log = logging.getLogger(__name__)
 PACKING_KEYS = ("scale_factor", "add_offset", "dtype")
 #: Values of the sample on which a variable's native-grid layout is weighed against the file's order.
 LAYOUT_SAMPLE = 2**20
+#: ... coded at this bound relative to the sample's range.
+LAYOUT_REL_TOL = 1e-3
 #: Chunks of variables without Dask chunks hold about this many bytes, split along leading dimensions.
 DEFAULT_CHUNK_BYTES = 16 * 2**20
 
@@ -187,7 +189,7 @@ class VariableEncoder:
             config["layout"] = layout.to_config(var.dims.index(dim))
             chunks[dim] = var.sizes[dim]  # the layout needs every column of a chunk
         shape = zarr_chunks(var, chunks)
-        if native is not None and (forced_layout or layout_pays(ds[name], config, shape)):
+        if native is not None and (forced_layout or layout_pays(ds[name], config["layout"], config["fill_values"], shape)):
             attrs.update(native[1].attrs())
         elif native is not None:
             log.info("%s: its columns code smaller in the file's order than on the %s layout", name, native[1].kind)
@@ -213,18 +215,20 @@ class VariableEncoder:
         return out
 
 
-def layout_pays(da: xr.DataArray, config: dict, chunks: tuple[int, ...]) -> bool:
-    """Whether a sample of the middle chunk (its first :data:`LAYOUT_SAMPLE` values or so along the first axis)
-    codes at most as large on the native-grid layout of ``config`` as in the file's order.
+def layout_pays(da: xr.DataArray, layout: dict, fill_values: list[float], chunks: tuple[int, ...]) -> bool:
+    """Whether ``da`` codes at most as large on the native-grid ``layout`` (a codec configuration entry) as in
+    the file's order, measured on the first :data:`LAYOUT_SAMPLE` values or so of its middle chunk.
 
     The layout usually wins (neighbours meet on the canvas), but not always: on small faces, or
-    where time carries most of the correlation, the file's order can be smaller (RESULTS.md, native grids).
+    where time carries most of the correlation, the file's order can be smaller (RESULTS.md, native
+    grids). Both are coded at :data:`LAYOUT_REL_TOL` of the sample's range, whatever the variable's
+    bound, so that the decision is a property of the data: ``xdiffc tune`` makes the same one.
     """
     sample = climatologies.middle_chunk(da, chunks)
     sample = sample[: max(1, LAYOUT_SAMPLE // max(1, sample[0].size))]
-    on_layout = len(GCDTCCodec(**config).encode_chunk(sample))
-    in_order = len(GCDTCCodec(**{k: v for k, v in config.items() if k != "layout"}).encode_chunk(sample))
-    return on_layout <= in_order
+    sizes = [len(GCDTCCodec(rel_tol=LAYOUT_REL_TOL, fill_values=fill_values, layout=entry).encode_chunk(sample))
+             for entry in (layout, None)]
+    return sizes[0] <= sizes[1]
 
 
 def _carried(config: dict) -> dict:
