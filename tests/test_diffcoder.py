@@ -199,18 +199,23 @@ class _Eager(ModelPredictor):
         return a
 
 
-def test_bound_holds_when_the_model_path_is_taken(codec_model, monkeypatch):
-    path, digest = codec_model
-    base = load_model(str(path))
+def _through_the_model(x, base: ModelPredictor, monkeypatch, **kw) -> bytes:
+    """``xdiffc.compress(x, model=...)`` with the model taken on every block and the model-free candidates
+    dropped, so that the stream must carry the model's prediction."""
     pred = _Eager.__new__(_Eager)
     pred.__dict__.update(base.__dict__)
     real = xdiffc.core._residual_candidates
-    # drop the model-free candidates, so the stream must carry the DiffCoder prediction
-    monkeypatch.setattr(xdiffc.core, "_residual_candidates",
-                        lambda w, v, t, m, prediction=None, **k: [] if prediction is None else real(w, v, t, m, prediction, **k))
+    with monkeypatch.context() as mp:
+        mp.setattr(xdiffc.core, "_residual_candidates",
+                   lambda w, v, t, m, prediction=None, **k: [] if prediction is None else real(w, v, t, m, prediction, **k))
+        return xdiffc.compress(x, model=pred, **kw)
+
+
+def test_bound_holds_when_the_model_path_is_taken(codec_model, monkeypatch):
+    path, digest = codec_model
+    base = load_model(str(path))
     x = open_sample("trefht")["TREFHT"].values[40:43]
-    blob = xdiffc.compress(x, rel_tol=1e-2, model=pred, steps=2)
-    monkeypatch.undo()
+    blob = _through_the_model(x, base, monkeypatch, rel_tol=1e-2, steps=2)
     with pytest.raises(xdiffc.ModelMismatchError):
         xdiffc.decompress(blob)
     y = xdiffc.decompress(blob, model=base)
@@ -237,14 +242,8 @@ def test_the_shipped_kolmogorov_diffcoder_works_under_the_guarantee(monkeypatch)
     base = load_model("diffcoder-kolmogorov")
     assert isinstance(base.net, BlockNet) and base.config.depth == 4 and base.config.rate_weight > 0
     assert base.sha256 == load_model("diffcoder-kolmogorov", sha256=base.sha256).sha256
-    pred = _Eager.__new__(_Eager)
-    pred.__dict__.update(base.__dict__)
-    real = xdiffc.core._residual_candidates
-    monkeypatch.setattr(xdiffc.core, "_residual_candidates",
-                        lambda w, v, t, m, prediction=None, **k: [] if prediction is None else real(w, v, t, m, prediction, **k))
     x = (_smooth_fields(2, side=64, seed=3) * 5.0).astype(np.float32)
-    blob = xdiffc.compress(x, rel_tol=1e-2, model=pred, steps=2)
-    monkeypatch.undo()
+    blob = _through_the_model(x, base, monkeypatch, rel_tol=1e-2, steps=2)
     assert "model" in xdiffc.bitstream.Stream.from_bytes(blob).sections
     y = xdiffc.decompress(blob, model="diffcoder-kolmogorov")
     assert_bounded(x, y, 1e-2 * float(x.max() - x.min()))
