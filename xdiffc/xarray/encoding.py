@@ -189,7 +189,8 @@ class VariableEncoder:
             config["layout"] = layout.to_config(var.dims.index(dim))
             chunks[dim] = var.sizes[dim]  # the layout needs every column of a chunk
         shape = zarr_chunks(var, chunks)
-        if native is not None and (forced_layout or layout_pays(ds[name], config["layout"], config["fill_values"], shape)):
+        if native is not None and (forced_layout
+                                   or layout_pays(ds[name], config["layout"], config["fill_values"], shape)):
             attrs.update(native[1].attrs())
         elif native is not None:
             log.info("%s: its columns code smaller in the file's order than on the %s layout", name, native[1].kind)
