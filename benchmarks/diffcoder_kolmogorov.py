@@ -11,7 +11,9 @@ Adam, random periodic shifts: any in x, multiples of 16 points in y, the forcing
 their validation loss is flat (:class:`xdiffc.diffcoder.train.Plateau`: no 1% gain in
 ``--patience`` evaluations, twice halving the rate, then stop and keep the best weights), with
 ``--max-steps`` as a cap. Checkpoints make every run resumable: re-running the command continues
-where it stopped and skips finished models. Evaluation on the held-out snapshots:
+where it stopped and skips finished models; a model that stopped at its cap goes on under a higher
+``--max-steps`` (:func:`xdiffc.diffcoder.train.extend_checkpoint`: fresh Adam moments, the plateau
+book-keeping replayed under the current ``--patience``). Evaluation on the held-out snapshots:
 
 - relative L2 = ||y - x|| / ||x|| over the whole held-out set;
 - spectral error = RMS of ln E_y(k) - ln E_x(k) over k_latent < k <= 32, where k_latent = L / 2 is
