@@ -286,11 +286,16 @@ def test_native_grid_is_laid_out_on_cube_faces_and_keeps_ncol(tmp_path):
 
 
 def test_a_variable_keeps_the_file_order_where_it_codes_smaller(tmp_path):
-    """Smooth along the column index, rough on the sphere: "auto" keeps the line; a named layout is obeyed."""
-    ds = open_sample("camse_ts").isel(time=slice(0, 4))
-    k = np.arange(ds.sizes["ncol"])
-    t = np.arange(4)[:, None]
-    ds["TS"] = ds.TS.copy(data=(280 + 10 * np.sin(k / 40.0) + 0.1 * t).astype(np.float32))
+    """Smooth along the column index, rough on the sphere: "auto" keeps the line, and an append keeps the
+    store's codec without weighing the layout again; a named layout is obeyed."""
+    k = np.arange(open_sample("camse_ts").sizes["ncol"])
+
+    def steps(start: int) -> xr.Dataset:
+        ds = open_sample("camse_ts").isel(time=slice(start, start + 4))
+        t = np.arange(start, start + 4)[:, None]
+        return ds.assign(TS=ds.TS.copy(data=(280 + 10 * np.sin(k / 40.0) + 0.1 * t).astype(np.float32)))
+
+    ds = steps(0)
     auto = ds.gcdtc.to_zarr(tmp_path / "auto.zarr", rel_tol=1e-3, climatology=False)
     forced = ds.gcdtc.to_zarr(tmp_path / "cube.zarr", rel_tol=1e-3, layout="cubed-sphere", climatology=False)
     a, f = xr.open_zarr(auto), xr.open_zarr(forced)
@@ -298,7 +303,14 @@ def test_a_variable_keeps_the_file_order_where_it_codes_smaller(tmp_path):
     assert f.TS.attrs["xdiffc_layout"] == "cubed-sphere"
     sizes = ds.gcdtc.error_report(a)["ratio"]["TS"], ds.gcdtc.error_report(f)["ratio"]["TS"]
     assert sizes[0] > sizes[1]
-    assert np.abs(a.TS.values.astype(np.float64) - ds.TS.values).max() <= a.TS.attrs[ATTR_TOL]
+    tol = a.TS.attrs[ATTR_TOL]
+    assert np.abs(a.TS.values.astype(np.float64) - ds.TS.values).max() <= tol
+    later = steps(4)
+    later.gcdtc.to_zarr(auto, append_dim="time", climatology=False)
+    both = xr.open_zarr(auto)
+    assert both.sizes["time"] == 8 and "xdiffc_layout" not in both.TS.attrs
+    assert both.TS.encoding["serializer"].numcodec.layout is None
+    assert np.abs(both.TS.values[4:].astype(np.float64) - later.TS.values).max() <= tol
 
 
 def test_altered_layout_configuration_is_refused():

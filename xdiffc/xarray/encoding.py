@@ -245,7 +245,7 @@ def encode_dataset(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, model
                    steps: int = DEFAULT_STEPS, zarr_format: int = 3, layout: str = "auto", grid=None,
                    mode: str = "pointwise", nrmse: float | None = None, pw_rel_tol=None,
                    preserve_zero: bool | Mapping[Hashable, bool] | None = None,
-                   climatology: bool = True) -> xr.Dataset:
+                   climatology: bool = True, choose_layout: bool = True) -> xr.Dataset:
     """``ds`` with each lossy variable carrying its codec, chunks and bound for ``to_zarr`` (``ds.gcdtc.compress``).
 
     ``tol``: absolute bound for every lossy variable, or ``{name: bound}``; ``rel_tol`` (a fraction
@@ -263,6 +263,8 @@ def encode_dataset(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, model
     chunk's input range, narrowed to the CF ``valid_range``/``valid_min``/``valid_max`` where given.
     ``climatology``: give variables chunked along time an archive-level climatology where it measures
     smaller (one pass over the data, and two trial encodings of a chunk, per variable).
+    ``choose_layout=False`` keeps a found native-grid layout without weighing it against the file's
+    order (two trial encodings of a sample per variable): for updates, which reuse the store's codec.
     """
     check_mode(mode, tol=tol, rel_tol=None if mode == "l2" else rel_tol, nrmse=nrmse, pw_rel_tol=pw_rel_tol,
                preserve_zero=preserve_zero)  # rel_tol's default 1e-3 is not a bound given in l2 mode
@@ -274,7 +276,8 @@ def encode_dataset(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, model
     layouts = NativeLayouts(ds, layout, grid)
     out = ds.copy(deep=False)
     for name in plan.lossy:
-        out[name] = encode(ds, name, plan, layouts.of(ds[name].variable), forced_layout=layout != "auto")
+        out[name] = encode(ds, name, plan, layouts.of(ds[name].variable),
+                           forced_layout=layout != "auto" or not choose_layout)
     return out
 
 

@@ -123,7 +123,7 @@ def to_zarr(ds: xr.Dataset, store, tol=None, rel_tol: float | None = 1e-3, *, mo
         out = encode_dataset(ds, tol, rel_tol, model, chunks, exclude, steps=steps, zarr_format=zarr_format,
                              layout=layout, grid=grid, mode="pointwise" if nrmse is None else "l2", nrmse=nrmse,
                              pw_rel_tol=pw_rel_tol, preserve_zero=preserve_zero,
-                             climatology=climatology and not updating)
+                             climatology=climatology and not updating, choose_layout=not updating)
     lossy = [n for n in out.data_vars if is_lossy(out[n].attrs)]
     clash = [n for n in to_zarr_kwargs.get("encoding") or {} if n in lossy]
     if clash:
