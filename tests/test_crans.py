@@ -1,12 +1,17 @@
-"""The compiled rANS of interp payload version 2: exact round trips and damage always refused."""
+"""The compiled rANS of the interp payload (versions 2 and 3): compact tables read back as written, exact round
+trips, and damage always refused."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from xdiffc.coders import interp
 from xdiffc.entropy import crans
+from xdiffc.byteio import Reader
+from xdiffc.entropy import zstd
 from xdiffc.errors import CorruptStreamError
 
 
@@ -28,11 +33,80 @@ def test_normalised_tables_sum_to_the_precision_and_keep_every_symbol():
         assert np.all((sums == 1 << prec) | (counts.sum(axis=1) == 0))
 
 
-def test_version_2_round_trips_every_slice_axis_and_radius():
+@given(st.integers(1, 1 << 45))
+def test_a_count_travels_exactly_up_to_four_then_within_a_quarter_octave(c):
+    back = int(crans.count_of_code(crans.code_of_count(c)))
+    if c <= crans.EXACT_COUNTS:
+        assert back == c
+    elif c <= 1 << 40:
+        assert 2 ** -0.26 <= back / c <= 2 ** 0.26
+    else:  # clamped at the largest code
+        assert back == 1 << 40
+    assert crans.code_of_count(c) <= crans.MAX_CODE
+
+
+@st.composite
+def count_tables(draw):
+    """[model, k] counts (some models unused, some counts huge) and the increasing symbols the columns stand for."""
+    n_models, width = draw(st.integers(1, 12)), draw(st.integers(1, 60))
+    rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
+    scale = draw(st.sampled_from([3, 1000, 1 << 36]))
+    counts = (rng.random((n_models, width)) < draw(st.sampled_from([0.05, 0.5, 1.0]))) * rng.integers(1, scale, (
+        n_models, width))
+    sym_of = np.sort(rng.choice(65536, width, replace=False))
+    return counts.astype(np.int64), sym_of.astype(np.int64)
+
+
+@given(count_tables(), st.sampled_from([7, 12, 14, 16]))
+def test_compact_tables_read_back_as_the_encoder_codes_with_them(table, prec):
+    """The decoder's parsed tables hold exactly the used symbols and the frequencies the encoder coded with,
+    each model summing to 2**prec; nothing is left unread."""
+    counts, sym_of = table
+    blob, freq = crans.compact_tables(counts, sym_of, prec)
+    assert np.array_equal(freq > 0, counts > 0)
+    assert np.all((freq.sum(axis=1) == 1 << prec) | (counts.sum(axis=1) == 0))
+    r = Reader(blob, "test")
+    t = crans.Tables(r, counts.shape[0], prec, 65536, int(counts.sum()), "test", compact=True)
+    r.done()
+    for m in range(counts.shape[0]):
+        used = np.flatnonzero(counts[m])
+        a = t.start[m]
+        assert t.nnz[m] == used.size
+        assert t.syms[a : a + used.size].tolist() == sym_of[used].tolist()
+        assert t.freqs[a : a + used.size].tolist() == freq[m, used].tolist()
+
+
+def _raw_table(heads, gaps, codes) -> bytes:
+    from xdiffc.byteio import uvarint
+
+    raw = b"".join(uvarint(v) for v in [*heads, *gaps]) + bytes(codes)
+    return zstd.frame(raw, 3)
+
+
+@pytest.mark.parametrize("heads, gaps, codes, why", [
+    ([2], [5, 1], [0, 3], None),  # valid: symbols 5 and 6, counts 1 and 4
+    ([3], [5, 1], [0, 3], "a model with more symbols than given"),
+    ([2], [5, 0], [0, 3], "a repeated symbol"),
+    ([2], [70000, 1], [0, 3], "a symbol past the alphabet"),
+    ([2], [5, 1], [0, crans.MAX_CODE + 1], "a count code past the largest"),
+    ([2], [5, 1], [0, 3, 0], "a trailing byte"),
+    ([9], [1] * 9, [0] * 9, "more used symbols than symbols coded"),
+])
+def test_a_hostile_compact_table_is_refused(heads, gaps, codes, why):
+    r = Reader(_raw_table(heads, gaps, codes), "test")
+    if why is None:
+        t = crans.Tables(r, 1, 12, 65536, 5, "test", compact=True)
+        assert t.syms.tolist() == [5, 6] and t.freqs.tolist() == [819, 3277]
+        return
+    with pytest.raises(CorruptStreamError, match="frequency table"):
+        crans.Tables(r, 1, 12, 65536, 5, "test", compact=True)
+
+
+def test_version_3_round_trips_every_slice_axis_and_radius():
     x = _field()
     for tol in (1e-3, 0.05, 1.0):
         payload, recon = interp.encode_reconstruct(x, tol, coder=interp.CODER_CTX)
-        assert payload[0] == interp.VERSION_CTX
+        assert payload[0] == interp.VERSION_COMPACT
         assert np.array_equal(interp.decode(payload, x.shape).view(np.uint64), recon.view(np.uint64))
         assert np.max(np.abs(recon - x)) <= tol
 

@@ -23,13 +23,13 @@ def _xlog2(c: int) -> float:
 def _row_bits(row: np.ndarray) -> float:
     total = int(row.sum())
     if total == 0:
-        return 8.0
-    ent, var = _xlog2(total), 0.0
+        return 8.0 * estimate.TABLE_MODEL_BYTES
+    ent, used = _xlog2(total), 0
     for c in row:
         if c > 0:
             ent -= _xlog2(int(c))
-            var += 2.0 + (int(c).bit_length() - 1) // 7
-    return ent + 8.0 * (1.0 + var)
+            used += 1
+    return ent + 8.0 * (estimate.TABLE_MODEL_BYTES + estimate.TABLE_SYMBOL_BYTES * used)
 
 
 def _table_bits(rows: np.ndarray) -> float:
@@ -121,13 +121,13 @@ def passes(table: np.ndarray, rng: np.random.Generator):
 # --- tests -----------------------------------------------------------------------------------------------------
 
 def test_compressed_rows_by_hand():
-    """Counts (3, 1): entropy 4 log2 4 - 3 log2 3 = 3.245 bits, histogram 5 bytes (bin count, 2 x (gap, count))."""
+    """Counts (3, 1): entropy 4 log2 4 - 3 log2 3 = 3.245 bits, a compact table of 0.5 + 2 x 1 bytes."""
     ptr, sym, cnt, tot = estimate.rows_of(np.array([0, 0, 0, 0]), np.array([1, 3, 1, 1]), 2, 4)
     assert ptr.tolist() == [0, 2, 2] and sym.tolist() == [1, 3] and cnt.tolist() == [3, 1] and tot.tolist() == [4, 0]
     acc, seen = np.zeros(4, np.int64), np.empty(4, np.int64)
     one = estimate.merged_bits(ptr, sym, cnt, tot, np.array([0]), 1, acc, seen)
-    assert one == pytest.approx(8 - 3 * math.log2(3) + 8 * 5, rel=1e-12)
-    assert estimate.merged_bits(ptr, sym, cnt, tot, np.array([1]), 1, acc, seen) == 8.0  # an empty row: its bin count
+    assert one == pytest.approx(8 - 3 * math.log2(3) + 8 * 2.5, rel=1e-12)
+    assert estimate.merged_bits(ptr, sym, cnt, tot, np.array([1]), 1, acc, seen) == 4.0  # an empty row: its count
     assert estimate.merged_bits(ptr, sym, cnt, tot, np.array([0, 1]), 2, acc, seen) == one
 
 

@@ -27,7 +27,8 @@ def test_every_golden_file_is_listed():
     assert set(SUMS) == {p.name for p in GOLDEN.glob("*.xdfc")}
     assert {"interp_rans.xdfc", "interp_zstd.xdfc", "sz3_exc.xdfc", "mask.xdfc", "l2.xdfc", "lossless.xdfc",
             "v010_pointwise.xdfc", "v010_l2.xdfc", "interp_v2.xdfc", "interp_v2_mask.xdfc", "l2_model.xdfc"} <= set(SUMS)
-    assert "wavelet.xdfc" in SUMS  # the wavelet coder (packet decomposition, corrections)
+    assert {"wavelet.xdfc", "wavelet_v2.xdfc"} <= set(SUMS)  # the wavelet coder (packet decomposition, corrections)
+    assert {"interp_v3.xdfc", "interp_v3_mask.xdfc"} <= set(SUMS)  # compact tables
 
 
 @pytest.mark.parametrize("name", sorted(SUMS))
@@ -88,7 +89,7 @@ def test_version_2_decodes_to_the_encoders_reconstruction_and_to_version_1s():
     version 1 payload of the same field rebuilds (same prediction and quantisation)."""
     for v, tol, skip in _cases(60, 3):
         payload, recon = interp.encode_reconstruct(v, tol, skip, coder=interp.CODER_CTX)
-        assert v.size == 0 or payload[0] == interp.VERSION_CTX
+        assert v.size == 0 or payload[0] == interp.VERSION_COMPACT
         ours = interp.decode(payload, v.shape, skip)
         assert np.array_equal(recon.view(np.uint64), ours.view(np.uint64))
         old, _ = interp.encode_reconstruct(v, tol, skip, coder=interp.CODER_ZSTD)

@@ -73,6 +73,14 @@ def _interp_ans_v1():
     return x, Stream(Header(dtype="<f4", shape=x.shape, order="C", mode="pointwise", tol=0.1), sections).to_bytes()
 
 
+def _golden(name):
+    """A golden stream of an older payload version (explicit frequency tables), and what it decodes to."""
+    from pathlib import Path
+
+    blob = (Path(__file__).resolve().parent / "golden" / name).read_bytes()
+    return xdiffc.decompress(blob), blob
+
+
 def _masked():
     x = _field((3, 12, 16), 7)
     x[0, 0, :4] = [np.nan, 1e20, -np.inf, np.nan]
@@ -144,6 +152,8 @@ def streams(predictor):
         "interp-zstd": lambda: (lambda x: (x, xdiffc.compress(x, tol=0.05)))(_field((3, 12, 16), 4)),
         "interp-ans": _interp_ans,
         "interp-ans-v1": _interp_ans_v1,
+        "interp-ctx-v2": lambda: _golden("interp_v2.xdfc"),
+        "wavelet-v1": lambda: _golden("wavelet.xdfc"),
         "sz3-exc": _sz3_with_exceptions,
         "masked": _masked,
         "anomaly": _anomaly,
@@ -160,6 +170,7 @@ def streams(predictor):
 #: (case, part) pairs the fuzz tests damage, with the sections each case must really hold.
 TARGETS = [
     ("interp-zstd", "header"), ("interp-zstd", "interp"), ("interp-ans", "interp"), ("interp-ans-v1", "interp"),
+    ("interp-ctx-v2", "interp"), ("wavelet-v1", "wavelet"),
     ("sz3-exc", "sz3"), ("sz3-exc", "exc"), ("sz3-exc", "header"),
     ("masked", "mask"), ("masked", "special"), ("masked", "interp"),
     ("anomaly", "anomaly"), ("anomaly", "header"),
@@ -175,7 +186,10 @@ def test_the_streams_hold_what_the_fuzz_tests_damage(streams):
     for case, part in TARGETS:
         if part != "header":
             assert part in Stream.from_bytes(streams[case][1]).sections, (case, part)
-    assert Stream.from_bytes(streams["interp-ans"][1]).sections["interp"][:2] == b"\x02\x00"  # v2: context rANS
+    assert Stream.from_bytes(streams["interp-ans"][1]).sections["interp"][:2] == b"\x03\x00"  # v3: compact tables
+    assert Stream.from_bytes(streams["interp-ctx-v2"][1]).sections["interp"][:2] == b"\x02\x00"  # explicit tables
+    assert Stream.from_bytes(streams["wavelet"][1]).sections["wavelet"][0] == 2
+    assert Stream.from_bytes(streams["wavelet-v1"][1]).sections["wavelet"][0] == 1
     assert Stream.from_bytes(streams["interp-ans-v1"][1]).sections["interp"][:2] == b"\x01\x00"  # v1 rANS
     assert Stream.from_bytes(streams["interp-zstd"][1]).sections["interp"][1] == 1  # the zstd body
     model_stream = Stream.from_bytes(streams["model"][1]).sections

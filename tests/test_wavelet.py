@@ -172,4 +172,4 @@ def test_damaged_payloads_raise_corrupt_stream_error():
     with pytest.raises(xdiffc.CorruptStreamError):
         wavelet.decode(payload + b"\0", x.shape)
     with pytest.raises(xdiffc.CorruptStreamError):
-        wavelet.decode(bytes([2]) + payload[1:], x.shape)
+        wavelet.decode(bytes([3]) + payload[1:], x.shape)

@@ -102,21 +102,22 @@ def cases() -> dict[str, bytes]:
             sections["exc"] = guarantee.encode_exceptions(smooth, bad)
         head = Header(dtype="<f4", shape=smooth.shape, order="C", mode="pointwise", tol=tol)
         out[name] = Stream(head, sections).to_bytes()
-    # version 2 (context rANS), forced on the same field, and chosen by the encoder on a masked field whose
-    # residuals repeat from step to step
+    # version 3 (context rANS, compact tables), forced on the same field, and chosen by the encoder on a masked
+    # field whose residuals repeat from step to step (interp_v2*.xdfc: the same cases written as version 2, with
+    # explicit tables, by the release before)
     payload, recon = interp.encode_reconstruct(smooth, 0.02, coder=interp.CODER_CTX)
     sections = {"interp": payload}
     bad = guarantee.violations(smooth, recon.astype(np.float32), 0.02, None)
     if bad.size:
         sections["exc"] = guarantee.encode_exceptions(smooth, bad)
-    out["interp_v2"] = Stream(Header(dtype="<f4", shape=smooth.shape, order="C", mode="pointwise", tol=0.02),
+    out["interp_v3"] = Stream(Header(dtype="<f4", shape=smooth.shape, order="C", mode="pointwise", tol=0.02),
                               sections).to_bytes()
     yy, xx = np.meshgrid(np.linspace(0, 7, 40), np.linspace(0, 9, 56), indexing="ij")
     rep = (np.sin(yy * xx) * 5 + np.cos(3 * xx))[None] + rng.normal(size=(12, 1, 1)) * 0.3
     rep = (rep + rng.normal(size=rep.shape) * 0.01).astype(np.float32)
     rep[:, 10:14, 20:30] = 1e20
     rep[3, 0, :5] = np.nan
-    out["interp_v2_mask"] = xdiffc.compress(rep, tol=0.01, fill_values=[1e20])
+    out["interp_v3_mask"] = xdiffc.compress(rep, tol=0.01, fill_values=[1e20])
     # SZ3 with an exception section (exact values at every 97th point)
     x64 = np.sin(t[:2] * 20) * 100 + rng.normal(size=t[:2].shape) * 0.01
     sections = {"sz3": sz3.encode(x64, 1e-3), "exc": guarantee.encode_exceptions(x64, np.arange(0, x64.size, 97))}
@@ -135,7 +136,8 @@ def cases() -> dict[str, bytes]:
     tex[:4, :16, :32] = smooth[:, :16, :32]  # blocks without the texture: the interpolation base
     tex[1, :3, :5] = np.nan
     out["l2_model"] = xdiffc.compress(tex, nrmse=1e-3, mode="l2", model=g)
-    # the wavelet coder, forced: packet decomposition, raw bits, corrections (the decoder's arithmetic pinned)
+    # the wavelet coder, forced: packet decomposition, raw bits, corrections (the decoder's arithmetic pinned);
+    # version 2, compact tables (wavelet.xdfc: the same case as version 1, explicit tables)
     from xdiffc.coders import wavelet
 
     wrng = np.random.default_rng(15)
@@ -146,7 +148,7 @@ def cases() -> dict[str, bytes]:
     bad = guarantee.violations(series, recon.astype(np.float32), 0.05, None)
     if bad.size:
         sections["exc"] = guarantee.encode_exceptions(series, bad)
-    out["wavelet"] = Stream(Header(dtype="<f4", shape=series.shape, order="C", mode="pointwise", tol=0.05),
+    out["wavelet_v2"] = Stream(Header(dtype="<f4", shape=series.shape, order="C", mode="pointwise", tol=0.05),
                             sections).to_bytes()
     # exact storage of an integer array
     out["lossless"] = xdiffc.compress(rng.integers(-1000, 1000, size=(5, 7, 9)).astype(np.int16), tol=0)

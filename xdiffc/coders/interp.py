@@ -84,9 +84,12 @@ VERSION = 1
 #: Version 2: symbols coded by the compiled rANS of :mod:`xdiffc.entropy.crans` under contexts that
 #: include the previous slice's symbol (see :func:`_ctx_plan`).
 VERSION_CTX = 2
+#: Version 3: version 2 with compact frequency tables (counts on a log scale, :mod:`xdiffc.entropy.crans`);
+#: the encoder writes it in place of version 2, which is still read.
+VERSION_COMPACT = 3
 CODER_ANS = 0
 CODER_ZSTD = 1
-#: ``coder`` value that asks for a version 2 payload (its coder byte is 0).
+#: ``coder`` value that asks for a context-rANS payload (version 3; its coder byte is 0).
 CODER_CTX = 2
 #: Largest previous-slice context radius K the encoder tries (the format allows up to 127).
 _MAX_K = 16
@@ -406,24 +409,22 @@ class _CtxPlan:
 
 
 def _assemble_ctx(p: _Passes, plan: _CtxPlan, tol: float, order: tuple[int, ...], last: bool = False) -> bytes:
-    """The complete version 2 payload."""
+    """The complete version 3 payload (version 2 with compact tables)."""
     n_b = 2 * plan.k + 2 if plan.k else 1
     n_models = plan.groups * plan.n_cls * n_b
     ctx = plan.ctx(p)
     plan._ctx = None
     counts = kern.context_counts(p.sym, ctx, n_models, plan.dense, plan.n_dense)
     prec = _PREC if int((counts > 0).sum(axis=1).max(initial=0)) <= 1 << _PREC else crans.MAX_PREC
-    freq = crans.normalize(counts, prec)
+    table, freq = crans.compact_tables(counts, np.flatnonzero(plan.dense >= 0), prec)
     del counts
-    sym_of = np.flatnonzero(plan.dense >= 0).astype(np.int64)
-    table = crans.tables(freq, sym_of)
     words = crans.encode(p.sym, ctx, plan.dense, freq, prec)
-    head = (struct.pack("<BBddd", VERSION_CTX, CODER_ANS, tol, _ALPHA, _BETA) + bytes(order)
+    head = (struct.pack("<BBddd", VERSION_COMPACT, CODER_ANS, tol, _ALPHA, _BETA) + bytes(order)
             + bytes([plan.groups, len(plan.cuts)] + plan.cuts) + bytes([plan.axis, plan.k, prec]))
     mid = uvarint(p.unpred.size) + p.unpred.astype("<f8").tobytes() + np.packbits(p.kinds.astype(bool)).tobytes()
     if last:
         p.sym = p.fine = None
-    return head + mid + table.tobytes() + uvarint(words.size) + words.astype("<u4").tobytes()
+    return head + mid + table + uvarint(words.size) + words.astype("<u4").tobytes()
 
 
 # ----------------------------------------------------------------------------- decoder
@@ -434,7 +435,7 @@ class _Header:
 
     def __init__(self, r: Reader, ndim: int) -> None:
         self.version = r.u8()
-        if self.version not in (VERSION, VERSION_CTX):
+        if self.version not in (VERSION, VERSION_CTX, VERSION_COMPACT):
             raise CorruptStreamError("interp payload has an unknown format version")
         self.coder = r.u8()
         self.tol, self.alpha, self.beta = r.f64(), r.f64(), r.f64()
@@ -449,7 +450,7 @@ class _Header:
             and 1 <= self.groups <= _MAX_GROUPS
             and bool(np.all(np.diff(self.cuts) > 0)) and bool(np.all((self.cuts >= 1) & (self.cuts < N_FINE)))
         )
-        if self.version == VERSION_CTX:
+        if self.version >= VERSION_CTX:
             self.axis, self.k, self.prec = r.u8(), r.u8(), r.u8()
             valid = (valid and self.coder == CODER_ANS and self.axis < ndim and self.k <= 127
                      and 1 <= self.prec <= crans.MAX_PREC)
@@ -507,7 +508,7 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
     plist = kern.passes(coded)
     kinds = np.unpackbits(np.frombuffer(r.take((len(plist) + 7) // 8), np.uint8))[: len(plist)].astype(bool)
     n_cls = h.cuts.size + 1
-    if h.version == VERSION_CTX:
+    if h.version >= VERSION_CTX:
         source = _CtxSource(r, h, n_cls, n_keep)
     elif h.coder == CODER_ANS:
         source = _ans_source(r, h.groups * n_cls, n_keep)
@@ -520,7 +521,7 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
     else:
         keep = np.ones(1, bool)
     bins = level_bins(min(h.tol, _MAX_TOL), h.alpha, h.beta, kern.n_levels(coded))
-    if h.version == VERSION_CTX:
+    if h.version >= VERSION_CTX:
         recon = _reconstruct_ctx(coded, keep, masked, bins, h, kinds, plist, source, unpred)
         source.finish()
         return np.ascontiguousarray(recon.reshape(coded).transpose(np.argsort(h.order))).reshape(shape)
@@ -581,7 +582,8 @@ class _CtxSource:
 
     def __init__(self, r: Reader, h: _Header, n_cls: int, n_symbols: int) -> None:
         self.n_b = 2 * h.k + 2 if h.k else 1
-        self.t = crans.Tables(r, h.groups * n_cls * self.n_b, h.prec, 2 * RADIUS, n_symbols, "the interp payload")
+        self.t = crans.Tables(r, h.groups * n_cls * self.n_b, h.prec, 2 * RADIUS, n_symbols, "the interp payload",
+                              compact=h.version == VERSION_COMPACT)
         n_words = r.uvarint((r.end - r.pos) // 4)
         self.words = np.frombuffer(r.take(4 * n_words), "<u4").astype(np.uint32)
         if len(r.rest()):

@@ -19,7 +19,7 @@ nothing: its zero coefficients sit in contexts where 0 takes (nearly) all the pr
 Payload (little-endian; ``uv`` = unsigned LEB128 varint):
 
 ==============  ===========================================================
-``u8``          format version (1)
+``u8``          format version (2; version 1, still read, has explicit tables)
 ``f64``         tol (the correction bin is ``2 * tol``)
 ``f64``         step (``> 0``, finite)
 ``u8``          decomposition: 0 dyadic, 1 packet (:mod:`xdiffc.predict.wavelet`)
@@ -27,7 +27,7 @@ Payload (little-endian; ``uv`` = unsigned LEB128 varint):
                 number of bucket cuts ``C`` (0 to 8), then ``C`` increasing cuts
                 (1 to 8)
 ``u8``          rANS table precision (1 to 16 bits)
-tables          one frequency table per model (:mod:`xdiffc.entropy.crans`)
+tables          one frequency table per model, compact (:mod:`xdiffc.entropy.crans`)
 ``uv`` + words  number of 32-bit rANS words, then the words
 ``uv`` + bytes  number of raw bits, then ``ceil(bits / 8)`` bytes
 ``uv``          number of corrections ``n``; if ``n > 0``: ``uv`` byte count and a
@@ -57,7 +57,8 @@ from ..predict import wavelet as wt
 from ..predict.inpaint import inpaint
 from ..entropy.rans import put_varint
 
-VERSION = 1
+#: Version 2: compact frequency tables (:mod:`xdiffc.entropy.crans`); version 1 (explicit tables) is still read.
+VERSION = 2
 #: Decompositions the encoder tries by default, by the number of axes the transform sees: on 3 axes only
 #: the packet one (time first: it won on every benchmark field with a time axis, at half the probe's
 #: cost); on 2 axes both (a single map, like tos, is 6% smaller dyadic at eps 1e-2).
@@ -320,11 +321,10 @@ def _assemble(coded: _Coded, tol: float, idx: np.ndarray, ks: np.ndarray) -> byt
     used = counts.any(axis=0)
     dense = np.full(sb.N_SYMBOLS, -1, np.int64)
     dense[used] = np.arange(int(used.sum()))
-    freq = crans.normalize(np.ascontiguousarray(counts[:, used]), _PREC)
-    table = crans.tables(freq, np.flatnonzero(used).astype(np.int64))
+    table, freq = crans.compact_tables(counts[:, used], np.flatnonzero(used), _PREC)
     words = crans.encode(coded.sym.astype(np.int64), ctx, dense, freq, _PREC)
     head = struct.pack("<Bdd", VERSION, tol, coded.step) + bytes([int(coded.packet), groups, int(split), len(cuts), *cuts, _PREC])
-    body = (table.tobytes() + uvarint(words.size) + words.astype("<u4").tobytes()
+    body = (table + uvarint(words.size) + words.astype("<u4").tobytes()
             + uvarint(coded.n_raw) + coded.raw.tobytes() + uvarint(idx.size))
     if idx.size:
         import zstandard
@@ -371,7 +371,8 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
     size = math.prod(shape)
     wshape = wavelet_shape(shape)
     r = Reader(payload, "the wavelet payload")
-    if r.u8() != VERSION:
+    version = r.u8()
+    if version not in (1, VERSION):
         raise CorruptStreamError("the wavelet payload has an unknown version")
     tol, step = r.f64(), r.f64()
     packet = r.u8()
@@ -383,7 +384,7 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
             and all(a < b for a, b in zip(cuts, cuts[1:])) and 1 <= prec <= crans.MAX_PREC):
         raise CorruptStreamError("the wavelet payload's header is invalid")
     m_of, n_models = model_map(groups, bool(split), cuts)
-    t = crans.Tables(r, n_models, prec, sb.N_SYMBOLS, size, "the wavelet payload")
+    t = crans.Tables(r, n_models, prec, sb.N_SYMBOLS, size, "the wavelet payload", compact=version == VERSION)
     words = np.frombuffer(r.take(4 * r.uvarint((r.end - r.pos) // 4)), "<u4").astype(np.uint32)
     n_raw = r.uvarint(8 * (r.end - r.pos))
     raw = np.frombuffer(r.take((n_raw + 7) // 8), np.uint8)
