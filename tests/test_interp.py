@@ -113,8 +113,9 @@ def _small_payloads() -> list[tuple[bytes, tuple[int, ...], np.ndarray | None]]:
 
 
 def test_small_payloads_use_both_coders() -> None:
-    """The damage tests below exercise both entropy coders."""
-    assert {p[1] for p, _, _ in _small_payloads()} == {interp.CODER_ANS, interp.CODER_ZSTD}
+    """The damage tests below exercise both entropy coders: context rANS (version 3) and the zstd body (version 1)."""
+    assert {(p[0], p[1] if p[0] == interp.VERSION else None) for p, _, _ in _small_payloads()} == {
+        (interp.VERSION_COMPACT, None), (interp.VERSION, interp.CODER_ZSTD)}
 
 
 def test_truncated_payload_raises() -> None:

@@ -186,7 +186,7 @@ def test_the_streams_hold_what_the_fuzz_tests_damage(streams):
     for case, part in TARGETS:
         if part != "header":
             assert part in Stream.from_bytes(streams[case][1]).sections, (case, part)
-    assert Stream.from_bytes(streams["interp-ans"][1]).sections["interp"][:2] == b"\x03\x00"  # v3: compact tables
+    assert Stream.from_bytes(streams["interp-ans"][1]).sections["interp"][0] == 3  # v3: compact tables
     assert Stream.from_bytes(streams["interp-ctx-v2"][1]).sections["interp"][:2] == b"\x02\x00"  # explicit tables
     assert Stream.from_bytes(streams["wavelet"][1]).sections["wavelet"][0] == 2
     assert Stream.from_bytes(streams["wavelet-v1"][1]).sections["wavelet"][0] == 1

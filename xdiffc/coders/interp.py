@@ -84,8 +84,9 @@ VERSION = 1
 #: Version 2: symbols coded by the compiled rANS of :mod:`xdiffc.entropy.crans` under contexts that
 #: include the previous slice's symbol (see :func:`_ctx_plan`).
 VERSION_CTX = 2
-#: Version 3: version 2 with compact frequency tables (counts on a log scale, :mod:`xdiffc.entropy.crans`);
-#: the encoder writes it in place of version 2, which is still read.
+#: Version 3: version 2 with compact frequency tables (counts on a log scale, :mod:`xdiffc.entropy.crans`)
+#: and a shorter header (no coder byte; alpha and beta fixed at 1); the encoder writes it in place of
+#: version 2, which is still read.
 VERSION_COMPACT = 3
 CODER_ANS = 0
 CODER_ZSTD = 1
@@ -419,7 +420,7 @@ def _assemble_ctx(p: _Passes, plan: _CtxPlan, tol: float, order: tuple[int, ...]
     table, freq = crans.compact_tables(counts, np.flatnonzero(plan.dense >= 0), prec)
     del counts
     words = crans.encode(p.sym, ctx, plan.dense, freq, prec)
-    head = (struct.pack("<BBddd", VERSION_COMPACT, CODER_ANS, tol, _ALPHA, _BETA) + bytes(order)
+    head = (struct.pack("<Bd", VERSION_COMPACT, tol) + bytes(order)
             + bytes([plan.groups, len(plan.cuts)] + plan.cuts) + bytes([plan.axis, plan.k, prec]))
     mid = uvarint(p.unpred.size) + p.unpred.astype("<f8").tobytes() + np.packbits(p.kinds.astype(bool)).tobytes()
     if last:
@@ -437,8 +438,11 @@ class _Header:
         self.version = r.u8()
         if self.version not in (VERSION, VERSION_CTX, VERSION_COMPACT):
             raise CorruptStreamError("interp payload has an unknown format version")
-        self.coder = r.u8()
-        self.tol, self.alpha, self.beta = r.f64(), r.f64(), r.f64()
+        if self.version == VERSION_COMPACT:  # no coder byte; alpha and beta are the constants
+            self.coder, self.tol, self.alpha, self.beta = CODER_ANS, r.f64(), _ALPHA, _BETA
+        else:
+            self.coder = r.u8()
+            self.tol, self.alpha, self.beta = r.f64(), r.f64(), r.f64()
         self.order = tuple(r.take(ndim))
         self.groups, n_cuts = r.u8(), r.u8()
         self.cuts = np.frombuffer(r.take(n_cuts), np.uint8).astype(np.int64)
