@@ -85,6 +85,38 @@ def test_a_climatology_field_picks_the_anomaly_branch(shape):
     assert_bounded(x, xdiffc.decompress(blob), 1e-3 * float(x.max() - x.min()))
 
 
+def test_a_decisive_sample_skips_interp_without_changing_the_stream(monkeypatch):
+    """Where the sample says interp alone cannot win, interp and SZ3 are not encoded, and the stream is the one
+    the full contest gives."""
+    x = climate((40, 48, 64), 4)
+    tol = 1e-3 * float(x.max() - x.min())
+    assert anomaly.supersedes_interp(x, tol, None)
+    tried = []
+    encode_decode = core._encode_decode
+    monkeypatch.setattr(core, "_encode_decode", lambda name, *a: tried.append(name) or encode_decode(name, *a))
+    blob = xdiffc.compress(x, tol=tol)
+    assert "interp" not in tried and "sz3" not in tried and "anomaly" in tried
+    monkeypatch.setattr(anomaly, "supersedes_interp", lambda *a: False)
+    tried.clear()
+    assert xdiffc.compress(x, tol=tol) == blob and "interp" in tried
+    assert_bounded(x, xdiffc.decompress(blob), tol)
+
+
+def test_interp_is_encoded_when_the_decomposition_fails_after_all(monkeypatch):
+    x = climate((40, 48, 64), 5)
+    tol = 1e-3 * float(x.max() - x.min())
+    assert anomaly.supersedes_interp(x, tol, None)
+
+    def fail(*args, **kwargs):
+        raise ValueError("no decomposition today")
+
+    monkeypatch.setattr(anomaly, "encode_reconstruct", fail)
+    monkeypatch.setattr(core.RESIDUAL_CODERS["wavelet"], "worth_trying", lambda *a: False)
+    blob = xdiffc.compress(x, tol=tol)
+    assert "interp" in Stream.from_bytes(blob).sections
+    assert_bounded(x, xdiffc.decompress(blob), tol)
+
+
 def test_fields_without_a_climatology_keep_the_other_coders():
     rng = np.random.default_rng(2)
     pattern = rng.normal(size=(48, 48)).cumsum(axis=-1)

@@ -21,7 +21,7 @@ import numpy as np
 from . import fidelity, guarantee, l2, l2model, logdomain, masking, predicted, reference as references
 from .api import FLOAT_DTYPES, check_bound, check_mode, is_float
 from .bitstream import Header, Stream
-from .coders import RESIDUAL_CODERS, interp, lossless, sz3
+from .coders import RESIDUAL_CODERS, anomaly, interp, lossless, sz3
 from .errors import CorruptStreamError, ModelMismatchError
 
 log = logging.getLogger(__name__)
@@ -121,31 +121,43 @@ def _residual_candidates(work: np.ndarray, values: np.ndarray, tol: float, skip:
     coder_tol = min(tol, _MAX_CODER_TOL)
     linear = prediction is None and negative is None
     out, stats = [], {}
-    for name in RESIDUAL_CODERS:
-        if name != "interp" and not _worth_encoding(name, target, coder_tol, skip, stats):
-            continue
-        try:
-            payload, residual = _encode_decode(name, target, coder_tol, skip, stats, work.dtype if linear else None,
-                                               min((c.nbytes for c in out), default=math.inf))
-        except Exception as err:  # a coder that cannot handle this input is simply not a candidate
-            log.debug("residual coder %s skipped: %s", name, err)
-            continue
-        if residual is None:  # its payload alone costs more than a candidate already checked
-            continue
-        if negative is not None:
-            y = logdomain.to_linear(residual, negative, work.dtype)
-        else:
-            y = (residual if prediction is None else prediction + residual).astype(work.dtype, copy=False)
-        del residual
-        bad = check.violations(work, y)
-        sections = {name: payload}
-        if negative is not None:
-            sections[logdomain.SECTION] = masking.encode_bits(negative)
-        if bad.size:
-            sections["exc"] = guarantee.encode_exceptions(work, bad)
-        out.append(_Candidate(sections))
-        stats.setdefault("bytes", {})[name] = out[-1].nbytes  # for the estimates of the coders tried later
+    # interp (and SZ3, weighed against interp's estimate) is skipped where the temporal decomposition's
+    # sample says interp cannot win; if the decomposition then yields nothing, interp is encoded after all
+    superseded = anomaly.supersedes_interp(target, coder_tol, skip, stats)
+    names = [n for n in RESIDUAL_CODERS if not (superseded and n in ("interp", "sz3"))]
+    while names:
+        name = names.pop(0)
+        residual = None
+        if name == "interp" or _worth_encoding(name, target, coder_tol, skip, stats):
+            try:
+                payload, residual = _encode_decode(name, target, coder_tol, skip, stats,
+                                                   work.dtype if linear else None,
+                                                   min((c.nbytes for c in out), default=math.inf))
+            except Exception as err:  # a coder that cannot handle this input is simply not a candidate
+                log.debug("residual coder %s skipped: %s", name, err)
+        if residual is not None:  # None: it failed, or its payload alone costs more than a candidate checked
+            out.append(_checked(name, payload, residual, work, prediction, negative, check))
+            stats.setdefault("bytes", {})[name] = out[-1].nbytes  # for the estimates of the coders tried later
+        if not names and not out and superseded:
+            names, superseded = ["interp"], False
     return out
+
+
+def _checked(name: str, payload: bytes, residual: np.ndarray, work: np.ndarray, prediction: np.ndarray | None,
+             negative: np.ndarray | None, check: _Check) -> _Candidate:
+    """The candidate of a coder's payload: its output checked in the output dtype, violations stored exactly."""
+    if negative is not None:
+        y = logdomain.to_linear(residual, negative, work.dtype)
+    else:
+        y = (residual if prediction is None else prediction + residual).astype(work.dtype, copy=False)
+    del residual
+    bad = check.violations(work, y)
+    sections = {name: payload}
+    if negative is not None:
+        sections[logdomain.SECTION] = masking.encode_bits(negative)
+    if bad.size:
+        sections["exc"] = guarantee.encode_exceptions(work, bad)
+    return _Candidate(sections)
 
 
 def _encode_decode(name: str, target: np.ndarray, tol: float, skip: np.ndarray | None, stats: dict,

@@ -52,6 +52,10 @@ MAX_ANOMALY_VARIANCE = 0.5
 #: Encoded in full only where its estimate on the sample block is below this times interp's there (the
 #: two headers weigh more on the block than on the chunk: on TS at eps 1e-2, 1.06x on the block, 0.90x in full).
 MARGIN = 1.1
+#: Where the decomposition codes the sample block in at most this fraction of interp's bytes, interp alone is not
+#: encoded in full (it cannot win): on the 11 benchmark fields at eps 1e-2 to 1e-4, every sample ratio below
+#: 0.85 came with a full-field ratio of at most 0.91.
+DECISIVE = 0.85
 #: Encoded in full where fewer than this fraction of the sample block is valid (the block cannot tell).
 MIN_SAMPLE_VALID = 0.5
 
@@ -150,28 +154,50 @@ def _sample(shape: tuple[int, ...]) -> tuple[slice, ...]:
     return tuple(slice((n - e) // 2, (n - e) // 2 + e) for n, e in zip(shape, ext))
 
 
-def worth_trying(values: np.ndarray, tol: float, skip: np.ndarray | None, stats: dict | None = None) -> bool:
-    """Whether to encode in full: the shape allows it, the climatology (mean or cycle) explains most of the
-    variance on a central block with every step, and the decomposition codes that block smaller than
-    interp alone (by :data:`MARGIN`); or the block is mostly missing (land in an ocean field), so it
-    cannot tell, and the field has valid points."""
+def sample_ratio(values: np.ndarray, tol: float, skip: np.ndarray | None, stats: dict | None = None) -> float | None:
+    """The decomposition's bytes over interp's on a central block with every step, where it may pay: 0 where
+    the block is the whole field or mostly missing (it cannot tell; to be encoded in full), inf where it
+    cannot win (the shape, or the climatology explains too little variance). Kept in ``stats`` for the next call.
+    """
+    if stats is not None and "anomaly_ratio" in stats:
+        return stats["anomaly_ratio"]
+    ratio = _sample_ratio(values, tol, skip)
+    if stats is not None:
+        stats["anomaly_ratio"] = ratio
+    return ratio
+
+
+def _sample_ratio(values: np.ndarray, tol: float, skip: np.ndarray | None) -> float:
     if not applies(values.shape):
-        return False
+        return math.inf
     block = _sample(values.shape)
     v = np.ascontiguousarray(values[block])
     sub = None if skip is None else np.ascontiguousarray(skip[block])
     keep = None if sub is None else ~sub
     if keep is not None and np.mean(keep) < MIN_SAMPLE_VALID:
-        return bool(np.any(~skip))
+        return 0.0 if np.any(~skip) else math.inf
     with np.errstate(invalid="ignore", over="ignore"):  # an overflow makes the estimate inf: not tried
         total = float(np.var(v[keep] if keep is not None else v, dtype=np.float64))
     period = detect_period(v, keep)
     if not np.isfinite(total) or _anomaly_variance(v, keep, period) > MAX_ANOMALY_VARIANCE * total:
-        return False
+        return math.inf
     if v.size == values.size:  # the block is the whole field: encoding it is the estimate
-        return True
-    plain = len(interp.encode(v, tol, sub))
-    return len(_encode(v, tol, sub, period)[0]) < MARGIN * plain
+        return 0.0
+    return len(_encode(v, tol, sub, period)[0]) / len(interp.encode(v, tol, sub))
+
+
+def worth_trying(values: np.ndarray, tol: float, skip: np.ndarray | None, stats: dict | None = None) -> bool:
+    """Whether to encode in full: the shape allows it, the climatology (mean or cycle) explains most of the
+    variance on a central block with every step, and the decomposition codes that block smaller than
+    interp alone (by :data:`MARGIN`); or the block is mostly missing (land in an ocean field), so it
+    cannot tell, and the field has valid points."""
+    return sample_ratio(values, tol, skip, stats) < MARGIN
+
+
+def supersedes_interp(values: np.ndarray, tol: float, skip: np.ndarray | None, stats: dict | None = None) -> bool:
+    """Whether the sample block says the decomposition wins so clearly (:data:`DECISIVE`) that interp alone
+    need not be encoded in full."""
+    return 0.0 < sample_ratio(values, tol, skip, stats) < DECISIVE
 
 
 def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None = None, *, stats: dict | None = None,

@@ -1,6 +1,6 @@
 """A compiled rANS coder with frozen integer frequency tables (numba).
 
-Used by version 2 of the interpolation payload, whose symbols each come with a context (model)
+Used by versions 2 and 3 of the interpolation payload and by the wavelet payload, whose symbols each come with a context (model)
 index that the decoder can compute from what it has already decoded.  Everything is integer
 arithmetic on int64, so encoder and decoder agree on every machine.
 
