@@ -84,6 +84,7 @@ def _golden(name):
 def _masked():
     x = _field((3, 12, 16), 7)
     x[0, 0, :4] = [np.nan, 1e20, -np.inf, np.nan]
+    x[:, 4:9, 2:9] = 1e20  # land
     return x, xdiffc.compress(x, tol=0.05, fill_values=[1e20])
 
 
@@ -154,6 +155,7 @@ def streams(predictor):
         "interp-ans-v1": _interp_ans_v1,
         "interp-ctx-v2": lambda: _golden("interp_v2.xdfc"),
         "wavelet-v1": lambda: _golden("wavelet.xdfc"),
+        "mask-zstd": lambda: _golden("mask.xdfc"),
         "sz3-exc": _sz3_with_exceptions,
         "masked": _masked,
         "anomaly": _anomaly,
@@ -170,7 +172,7 @@ def streams(predictor):
 #: (case, part) pairs the fuzz tests damage, with the sections each case must really hold.
 TARGETS = [
     ("interp-zstd", "header"), ("interp-zstd", "interp"), ("interp-ans", "interp"), ("interp-ans-v1", "interp"),
-    ("interp-ctx-v2", "interp"), ("wavelet-v1", "wavelet"),
+    ("interp-ctx-v2", "interp"), ("wavelet-v1", "wavelet"), ("mask-zstd", "mask"),
     ("sz3-exc", "sz3"), ("sz3-exc", "exc"), ("sz3-exc", "header"),
     ("masked", "mask"), ("masked", "special"), ("masked", "interp"),
     ("anomaly", "anomaly"), ("anomaly", "header"),
@@ -189,6 +191,8 @@ def test_the_streams_hold_what_the_fuzz_tests_damage(streams):
     assert Stream.from_bytes(streams["interp-ans"][1]).sections["interp"][0] == 3  # v3: compact tables
     assert Stream.from_bytes(streams["interp-ctx-v2"][1]).sections["interp"][:2] == b"\x02\x00"  # explicit tables
     assert Stream.from_bytes(streams["wavelet"][1]).sections["wavelet"][0] == 2
+    assert Stream.from_bytes(streams["masked"][1]).sections["mask"][0] == 1  # a context-coded bitmap
+    assert Stream.from_bytes(streams["mask-zstd"][1]).sections["mask"][:4] == ZSTD_MAGIC  # packed bits
     assert Stream.from_bytes(streams["wavelet-v1"][1]).sections["wavelet"][0] == 1
     assert Stream.from_bytes(streams["interp-ans-v1"][1]).sections["interp"][:2] == b"\x01\x00"  # v1 rANS
     assert Stream.from_bytes(streams["interp-zstd"][1]).sections["interp"][1] == 1  # the zstd body

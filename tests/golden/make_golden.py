@@ -150,6 +150,14 @@ def cases() -> dict[str, bytes]:
         sections["exc"] = guarantee.encode_exceptions(series, bad)
     out["wavelet_v2"] = Stream(Header(dtype="<f4", shape=series.shape, order="C", mode="pointwise", tol=0.05),
                             sections).to_bytes()
+    # context-coded bitmaps: a coastline mask over four steps, kept zeros and the signs of a pointwise-relative
+    # bound (the 'mask', 'zeros' and 'log2' sections; mask.xdfc has the zstd form)
+    yy, xx = np.meshgrid(np.arange(40), np.arange(56), indexing="ij")
+    land = (yy - 20) ** 2 + (xx - 30) ** 2 < 120 + 40 * np.sin(xx / 3.0)
+    coast = (smooth[:, :40, :56] - 1.5).astype(np.float32)
+    coast[:, land] = 1e20
+    coast[:, :3, :] = 0.0
+    out["bitmap"] = xdiffc.compress(coast, pw_rel_tol=1e-2, fill_values=[1e20])
     # exact storage of an integer array
     out["lossless"] = xdiffc.compress(rng.integers(-1000, 1000, size=(5, 7, 9)).astype(np.int16), tol=0)
     return out

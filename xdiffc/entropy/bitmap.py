@@ -1,0 +1,210 @@
+"""Context-modelled binary arithmetic coding of bitmaps: masks of missing values, signs, kept zeros.
+
+A land mask is a few large regions with smooth coasts, and it repeats from one time step to the
+next. Packed bits under zstd see neither the coastline's geometry nor the repetition when the
+slices are far apart in the byte stream; this coder models both. The bitmap is read as slices
+``(T, H, W)`` (its last two axes; a 1-D bitmap is one row). Each slice row first gets one flag:
+1 where it equals the same row of the previous slice (then it costs nothing more), else each
+bit is coded under a context made of eight neighbours already decoded in its slice (west, two
+west, north-west, north, north-east, two north, north-two-west, two-north-east; outside the
+slice they read 0) and the same bit of the previous slice (none / 0 / 1).
+
+Coder (integers only, the same on every machine): a range coder with a 32-bit range and carry
+propagation through pending 0xFF bytes. A context's probability of a 0 is the mean of two 16-bit
+estimates adapted at rates 1/16 and 1/128 after each bit, both starting at one half. To code
+bit ``b`` with ``p`` (the probability of a 0, times 2**16): ``bound = (range >> 16) * p``; a 0
+keeps ``[low, low + bound)``, a 1 ``[low + bound, low + range)``; while ``range < 2**24``, a
+byte is shifted out. The decoder reads 5 bytes to start (the first is always 0) and mirrors
+each step, keeping ``code < range``; a stream that breaks that, or runs out of bytes, is damaged.
+
+Payload: ``u8`` 1 (the format; a zstd frame of packed bits starts with 0x28 instead), then the
+coder's bytes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from ..errors import CorruptStreamError
+
+FORMAT = 1
+_TOP = np.int64(1) << 24
+_N_CTX = 3 << 8
+JIT = dict(nogil=True, cache=True, fastmath=False)
+
+
+def slices(shape: tuple[int, ...]) -> tuple[int, int, int]:
+    """The ``(T, H, W)`` view of a bitmap of ``shape``: its last two axes as slices, a 1-D bitmap as one row."""
+    if len(shape) == 0:
+        return 1, 1, 1
+    if len(shape) == 1:
+        return 1, 1, shape[0]
+    return math.prod(shape[:-2]), shape[-2], shape[-1]
+
+
+@njit(inline="always", **JIT)
+def _context(b, t, i, j, H, W):
+    n = b[t, i - 1, j] if i > 0 else 0
+    w = b[t, i, j - 1] if j > 0 else 0
+    nw = b[t, i - 1, j - 1] if i > 0 and j > 0 else 0
+    ne = b[t, i - 1, j + 1] if i > 0 and j + 1 < W else 0
+    ww = b[t, i, j - 2] if j > 1 else 0
+    nn = b[t, i - 2, j] if i > 1 else 0
+    nww = b[t, i - 1, j - 2] if i > 0 and j > 1 else 0
+    nne = b[t, i - 2, j + 1] if i > 1 and j + 1 < W else 0
+    prev = b[t - 1, i, j] + 1 if t > 0 else 0
+    return (n | w << 1 | nw << 2 | ne << 3 | ww << 4 | nn << 5 | nww << 6 | nne << 7) | prev << 8
+
+
+@njit(inline="always", **JIT)
+def _p0(fast, slow, c):
+    return (fast[c] + slow[c]) >> 1
+
+
+@njit(inline="always", **JIT)
+def _adapt(fast, slow, c, bit):
+    if bit:
+        fast[c] -= fast[c] >> 4
+        slow[c] -= slow[c] >> 7
+    else:
+        fast[c] += (65536 - fast[c]) >> 4
+        slow[c] += (65536 - slow[c]) >> 7
+
+
+@njit(**JIT)
+def _encode(b):
+    T, H, W = b.shape
+    out = np.empty(64 + T * H * W // 4 + T * H // 4, np.uint8)
+    st = np.zeros(5, np.int64)  # low, range, cache, pending bytes, position
+    st[1] = 0xFFFFFFFF
+    st[3] = 1
+    fast = np.full(_N_CTX + 1, 32768, np.int64)
+    slow = np.full(_N_CTX + 1, 32768, np.int64)
+    for t in range(T):
+        for i in range(H):
+            if t > 0:
+                same = 1
+                for j in range(W):
+                    if b[t, i, j] != b[t - 1, i, j]:
+                        same = 0
+                        break
+                out = _code(st, out, fast, slow, _N_CTX, same)
+                if same:
+                    continue
+            for j in range(W):
+                out = _code(st, out, fast, slow, _context(b, t, i, j, H, W), b[t, i, j])
+    for _ in range(5):
+        out = _shift_low(st, out)
+    return out[: st[4]].copy()
+
+
+@njit(**JIT)
+def _code(st, out, fast, slow, c, bit):
+    bound = (st[1] >> 16) * _p0(fast, slow, c)
+    if bit:
+        st[0] += bound
+        st[1] -= bound
+    else:
+        st[1] = bound
+    _adapt(fast, slow, c, bit)
+    while st[1] < _TOP:
+        st[1] <<= 8
+        out = _shift_low(st, out)
+    return out
+
+
+@njit(**JIT)
+def _shift_low(st, out):
+    """Move the top byte of ``low`` out, holding back 0xFF bytes a later carry may still change."""
+    low = st[0]
+    if low < 0xFF000000 or low >= np.int64(1) << 32:
+        carry = low >> 32
+        if st[4] + st[3] + 1 > out.size:
+            grown = np.empty(2 * out.size + st[3] + 8, np.uint8)
+            grown[: st[4]] = out[: st[4]]
+            out = grown
+        temp = st[2]
+        while True:
+            out[st[4]] = (temp + carry) & 0xFF
+            st[4] += 1
+            temp = 0xFF
+            st[3] -= 1
+            if st[3] == 0:
+                break
+        st[2] = (low >> 24) & 0xFF
+    st[3] += 1
+    st[0] = (low & 0x00FFFFFF) << 8
+    return out
+
+
+@njit(**JIT)
+def _decode(buf, T, H, W):
+    """The bitmap (T, H, W) and whether the stream was consistent to its end."""
+    b = np.zeros((T, H, W), np.uint8)
+    if buf.size < 5 or buf[0] != 0:
+        return b, False
+    code, rng, pos = np.int64(0), np.int64(0xFFFFFFFF), 1
+    for k in range(1, 5):
+        code = (code << 8) | np.int64(buf[k])
+    pos = 5
+    fast = np.full(_N_CTX + 1, 32768, np.int64)
+    slow = np.full(_N_CTX + 1, 32768, np.int64)
+    for t in range(T):
+        for i in range(H):
+            if t > 0:
+                c = _N_CTX
+                bound = (rng >> 16) * _p0(fast, slow, c)
+                if code < bound:
+                    rng, same = bound, 0
+                else:
+                    code, rng, same = code - bound, rng - bound, 1
+                _adapt(fast, slow, c, same)
+                while rng < _TOP:
+                    if pos >= buf.size:
+                        return b, False
+                    rng <<= 8
+                    code = (code << 8) | np.int64(buf[pos])
+                    pos += 1
+                if code >= rng:
+                    return b, False
+                if same:
+                    for j in range(W):
+                        b[t, i, j] = b[t - 1, i, j]
+                    continue
+            for j in range(W):
+                c = _context(b, t, i, j, H, W)
+                bound = (rng >> 16) * _p0(fast, slow, c)
+                if code < bound:
+                    rng, bit = bound, 0
+                else:
+                    code, rng, bit = code - bound, rng - bound, 1
+                _adapt(fast, slow, c, bit)
+                b[t, i, j] = bit
+                while rng < _TOP:
+                    if pos >= buf.size:
+                        return b, False
+                    rng <<= 8
+                    code = (code << 8) | np.int64(buf[pos])
+                    pos += 1
+                if code >= rng:
+                    return b, False
+    return b, True
+
+
+def encode(bits: np.ndarray) -> bytes:
+    """The payload of a boolean array (any shape): the format byte, then the coder's bytes."""
+    b = np.ascontiguousarray(bits, dtype=np.uint8).reshape(slices(bits.shape))
+    return bytes([FORMAT]) + _encode(b).tobytes()
+
+
+def decode(payload: bytes, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """The boolean array of ``shape`` that :func:`encode` coded into ``payload`` (``what`` names it in errors)."""
+    if len(payload) < 1 or payload[0] != FORMAT:
+        raise CorruptStreamError(f"{what} has an unknown bitmap format")
+    b, ok = _decode(np.frombuffer(payload, np.uint8)[1:], *slices(tuple(shape)))
+    if not ok:
+        raise CorruptStreamError(f"{what} is damaged (its bitmap coder ran out of bytes or off its range)")
+    return b.astype(bool).reshape(shape)
