@@ -157,6 +157,43 @@ def test_worth_trying_declines_where_interp_is_far_smaller(kind):
     assert "wavelet_probe" not in stats
 
 
+def test_every_step_is_tried_and_the_smallest_payload_is_kept():
+    """Each step factor is quantised on its own (the probe's step too), its size estimated within 5% of its
+    payload (corrections counted exactly), and the smallest kept."""
+    x = smooth_series()
+    tol = 1e-2 * float(np.ptp(x))
+    stats = {"wavelet_trace": []}
+    payload, _ = wavelet.encode_reconstruct(x, tol, stats=stats)
+    trace = stats["wavelet_trace"]
+    assert [f for _, f, *_ in trace] == list(wavelet.STEP_FACTORS)
+    assert len({coef for _, _, coef, *_ in trace}) == len(trace)  # a distinct quantisation per step
+    for f, (*_, est) in zip(wavelet.STEP_FACTORS, trace):
+        size = len(wavelet.encode_reconstruct(x, tol, factors=(f,))[0])
+        assert abs(est - size) <= 0.05 * size
+        assert len(payload) <= size
+
+
+def test_the_trial_declines_where_the_corrections_would_lose():
+    """The coefficients alone pass the probe's gate, but with the corrections the step cannot win: no full
+    encode; where it can, the probe and the trial are left for the encoder, which gives the same payload.
+    Spikes at 0.1% of the points: their corrections cost 40% more than the coefficients."""
+    x = smooth_series()
+    rng = np.random.default_rng(0)
+    spikes = rng.random(x.shape) < 0.001
+    x[spikes] += (rng.normal(size=int(spikes.sum())) * 0.2 * float(np.ptp(x))).astype(np.float32)
+    tol = 1e-2 * float(np.ptp(x))
+    trace = {"wavelet_trace": []}
+    wavelet.encode_reconstruct(x, tol, stats=trace)
+    coef, total = next((c, t) for _, f, c, _, t in trace["wavelet_trace"] if f == wavelet.PROBE_FACTOR)
+    between = (wavelet.PROBE_MARGIN * coef + wavelet.TRIAL_MARGIN * total) / 2
+    assert wavelet.PROBE_MARGIN * coef < between <= wavelet.TRIAL_MARGIN * total
+    stats = {"bytes": {"interp": int(between)}}
+    assert not wavelet.worth_trying(x, tol, None, stats) and "wavelet_probe" not in stats
+    stats = {"bytes": {"interp": int(total)}}
+    assert wavelet.worth_trying(x, tol, None, stats) and len(stats["wavelet_probe"]) == 9
+    assert wavelet.encode_reconstruct(x, tol, None, stats=stats)[0] == wavelet.encode(x, tol)
+
+
 def test_worth_trying_declines_short_axes_and_tries_without_a_candidate():
     assert not wavelet.applies((1, 7, 5)) and wavelet.applies((1, 8, 1))
     assert not wavelet.worth_trying(np.zeros((7, 7)), 0.1, None, {})

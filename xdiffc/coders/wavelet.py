@@ -47,6 +47,7 @@ import math
 import struct
 
 import numpy as np
+import zstandard
 from numba import njit
 
 from ..byteio import Reader, inflate, uvarint
@@ -66,6 +67,10 @@ PROBE_PACKETS = {1: (False,), 2: (False, True), 3: (True,)}
 #: The full payload was at least 1.12x the probe's coefficient bytes on the benchmark fields: encoded in full
 #: only where this times the probe undercuts the smallest candidate so far.
 PROBE_MARGIN = 1.1
+#: The payload came within 0.96-1.0x the estimated total (corrections included) at :data:`PROBE_FACTOR` on the
+#: benchmark fields at eps 1e-2 (the other steps win up to 4%): encoded in full only where this times that
+#: total undercuts the smallest candidate so far.
+TRIAL_MARGIN = 0.9
 #: Quantisation steps tried, in units of tol (larger: fewer coefficient bits, more corrections).
 STEP_FACTORS = (1.25, 1.5, 2.0)
 #: The step at which the two decompositions are compared (coefficient bits only), and the estimate's.
@@ -235,12 +240,11 @@ def _reconstruct(q: np.ndarray, step: float, wshape: tuple[int, ...], packet: bo
     return wt.inverse(_dequantize(q, step).reshape(wshape), packet)
 
 
-def _correction_bits(n: int, size: int) -> float:
-    """Estimated bits of ``n`` corrections among ``size`` points (gap entropy plus about 2 bits of code)."""
-    if n == 0:
-        return 8.0
-    p = n / size
-    return n * (2.0 + (-(p * math.log2(p)) - (1 - p) * math.log2(1 - p) if p < 1 else 0.0) / p) + 64
+def _correction_frame(idx: np.ndarray, ks: np.ndarray) -> bytes:
+    """The corrections' zstd frame (empty where there are none)."""
+    if not idx.size:
+        return b""
+    return zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(_correction_bytes(idx, ks).tobytes())
 
 
 def _prepare(values: np.ndarray, skip: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, tuple[int, ...]]:
@@ -274,6 +278,21 @@ def _probe(values: np.ndarray, tol: float, skip: np.ndarray | None, packets: tup
     return (v, keep, wshape) + best
 
 
+def _target(values: np.ndarray, v: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
+    """The flat float64 values the reconstruction must meet (the original ones where points are skipped)."""
+    with np.errstate(invalid="ignore", over="ignore"):  # skipped points (NaN, fill) are never compared
+        return np.asarray(values, np.float64).reshape(-1) if keep is not None else v.reshape(-1)
+
+
+def _trial(x: np.ndarray, keep: np.ndarray | None, wshape: tuple[int, ...], coded: _Coded, tol: float) -> tuple:
+    """One quantisation carried through: (estimated total bits, coded, corrected reconstruction, corrections'
+    indices and codes, their frame). The coefficients' bits are estimated, the corrections' are exact."""
+    y = _reconstruct(coded.q, coded.step, wshape, coded.packet).reshape(-1)
+    idx, ks = _corrections(x, y, keep if keep is not None else np.ones(1, bool), keep is not None, tol)
+    frame = _correction_frame(idx, ks)
+    return coded.bits + 8.0 * len(frame), coded, y, idx, ks, frame
+
+
 def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None = None, *, stats: dict | None = None,
                        dtype: np.dtype | None = None, factors: tuple[float, ...] | None = None,
                        packets: tuple[bool, ...] | None = None) -> tuple[bytes, np.ndarray]:
@@ -281,7 +300,7 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
 
     ``factors``: the quantisation steps to try, in units of tol (default :data:`STEP_FACTORS`);
     ``packets``: the decompositions to try. ``stats`` may hold the probe of :func:`worth_trying` on
-    the same values and tol, which is then reused (and removed).
+    the same values and tol, with its trial at :data:`PROBE_FACTOR`, which are then reused (and removed).
     """
     if not (math.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be finite and positive, got {tol!r}")
@@ -289,30 +308,30 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
     out_shape = np.shape(values)
     probe = stats.pop("wavelet_probe", None) if stats is not None else None
     if probe is None or probe[0] is not values or probe[1] != tol:
-        probe = (values, tol, *_probe(values, tol, skip, packets))
-    _, _, v, keep, wshape, coef, bands, coded = probe
+        probe = (values, tol, *_probe(values, tol, skip, packets), None)
+    _, _, v, keep, wshape, coef, bands, coded, trial = probe
     del probe
     shape3 = _shape3(wshape)
-    with np.errstate(invalid="ignore", over="ignore"):  # skipped points (NaN, fill) are never compared
-        x = np.asarray(values, np.float64).reshape(-1) if keep is not None else v.reshape(-1)
+    x = _target(values, v, keep)
     best = None
     for f in factors or STEP_FACTORS:
-        if f != PROBE_FACTOR:
-            coded = _Coded(coef, f * tol, shape3, bands, coded.packet)
-        y = _reconstruct(coded.q, coded.step, wshape, coded.packet).reshape(-1)
-        idx, ks = _corrections(x, y, keep if keep is not None else np.ones(1, bool), keep is not None, tol)
-        total = coded.bits + _correction_bits(idx.size, v.size)
+        if f == PROBE_FACTOR:
+            run = trial if trial is not None else _trial(x, keep, wshape, coded, tol)
+        else:
+            run = _trial(x, keep, wshape, _Coded(coef, f * tol, shape3, bands, coded.packet), tol)
         if stats is not None and "wavelet_trace" in stats:
-            stats["wavelet_trace"].append((coded.packet, f, coded.bits / 8, idx.size, total / 8))
-        if best is None or total < best[0]:
-            best = (total, coded, y, idx, ks)
-    _, coded, y, idx, ks = best
-    payload = _assemble(coded, tol, idx, ks)
+            stats["wavelet_trace"].append((coded.packet, f, run[1].bits / 8, run[3].size, run[0] / 8))
+        if best is None or run[0] < best[0]:
+            best = run
+        del run
+    trial = None
+    _, coded, y, idx, ks, frame = best
+    payload = _assemble(coded, tol, idx.size, frame)
     y = y.reshape(out_shape)
     return payload, y if dtype is None else y.astype(dtype)
 
 
-def _assemble(coded: _Coded, tol: float, idx: np.ndarray, ks: np.ndarray) -> bytes:
+def _assemble(coded: _Coded, tol: float, n_corrections: int, frame: bytes) -> bytes:
     groups, split, cuts = coded.merge
     m_of, n_models = model_map(groups, split, cuts)
     ctx = m_of[coded.fine]
@@ -325,11 +344,8 @@ def _assemble(coded: _Coded, tol: float, idx: np.ndarray, ks: np.ndarray) -> byt
     words = crans.encode(coded.sym.astype(np.int64), ctx, dense, freq, _PREC)
     head = struct.pack("<Bdd", VERSION, tol, coded.step) + bytes([int(coded.packet), groups, int(split), len(cuts), *cuts, _PREC])
     body = (table + uvarint(words.size) + words.astype("<u4").tobytes()
-            + uvarint(coded.n_raw) + coded.raw.tobytes() + uvarint(idx.size))
-    if idx.size:
-        import zstandard
-
-        frame = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(_correction_bytes(idx, ks).tobytes())
+            + uvarint(coded.n_raw) + coded.raw.tobytes() + uvarint(n_corrections))
+    if n_corrections:
         body += uvarint(len(frame)) + frame
     return head + body
 
@@ -340,10 +356,12 @@ def applies(shape: tuple[int, ...]) -> bool:
 
 
 def worth_trying(values: np.ndarray, tol: float, skip: np.ndarray | None, stats: dict | None = None) -> bool:
-    """Whether to encode in full: where :data:`PROBE_MARGIN` times the coefficients' bytes at
-    :data:`PROBE_FACTOR` undercut the smallest candidate so far (``stats["bytes"]``, set by the core;
-    corrections and the other steps come on top), or there is no candidate yet. The probe (one transform per decomposition, the
-    symbols and their estimated bits: about a quarter of an encode) is left in ``stats`` for the encoder."""
+    """Whether to encode in full, where there is a candidate already (``stats["bytes"]``, set by the core;
+    else always). Two gates, each cheaper than what it saves: :data:`PROBE_MARGIN` times the coefficients'
+    bytes at :data:`PROBE_FACTOR` must undercut the smallest candidate (the probe: one transform per
+    decomposition, its symbols and their estimated bits); then :data:`TRIAL_MARGIN` times the estimated
+    total at that step, corrections included, must too (the trial: one inverse transform). Both are left in
+    ``stats`` for the encoder, which would compute them anyway."""
     if not applies(values.shape):
         return False
     sizes = (stats or {}).get("bytes")
@@ -353,9 +371,14 @@ def worth_trying(values: np.ndarray, tol: float, skip: np.ndarray | None, stats:
         probe = (values, float(tol), *_probe(values, float(tol), skip, None))
     except ValueError:  # the coefficients do not fit the quantiser
         return False
-    if PROBE_MARGIN * probe[-1].bits / 8 >= min(sizes.values()):
+    best = min(sizes.values())
+    if PROBE_MARGIN * probe[-1].bits / 8 >= best:
         return False
-    stats["wavelet_probe"] = probe
+    _, _, v, keep, wshape, _, _, coded = probe
+    trial = _trial(_target(values, v, keep), keep, wshape, coded, float(tol))
+    if TRIAL_MARGIN * trial[0] / 8 >= best:
+        return False
+    stats["wavelet_probe"] = probe + (trial,)
     return True
 
 
