@@ -165,9 +165,9 @@ def test_every_step_is_tried_and_the_smallest_payload_is_kept():
     stats = {"wavelet_trace": []}
     payload, _ = wavelet.encode_reconstruct(x, tol, stats=stats)
     trace = stats["wavelet_trace"]
-    assert [f for _, f, *_ in trace] == list(wavelet.STEP_FACTORS)
+    assert sorted(f for _, f, *_ in trace) == sorted(wavelet.STEP_FACTORS)
     assert len({coef for _, _, coef, *_ in trace}) == len(trace)  # a distinct quantisation per step
-    for f, (*_, est) in zip(wavelet.STEP_FACTORS, trace):
+    for _, f, _, _, est in trace:
         size = len(wavelet.encode_reconstruct(x, tol, factors=(f,))[0])
         assert abs(est - size) <= 0.05 * size
         assert len(payload) <= size
@@ -190,7 +190,7 @@ def test_the_trial_declines_where_the_corrections_would_lose():
     stats = {"bytes": {"interp": int(between)}}
     assert not wavelet.worth_trying(x, tol, None, stats) and "wavelet_probe" not in stats
     stats = {"bytes": {"interp": int(total)}}
-    assert wavelet.worth_trying(x, tol, None, stats) and len(stats["wavelet_probe"]) == 9
+    assert wavelet.worth_trying(x, tol, None, stats) and len(stats["wavelet_probe"]) == 8
     assert wavelet.encode_reconstruct(x, tol, None, stats=stats)[0] == wavelet.encode(x, tol)
 
 

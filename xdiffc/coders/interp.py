@@ -153,7 +153,7 @@ class _Passes:
 def _choose_models(p: _Passes) -> tuple[float, int, list[int]]:
     """Pick the level grouping and context classes of smallest estimated size: (bits, groups, cuts)."""
     dense, n_dense = kern.dense_symbols(p.sym)
-    bits, groups, starts = choose_grouping(dense[p.sym], p.fine, p.start, p.plevel, p.levels, N_FINE, n_dense,
+    bits, groups, starts = choose_grouping(dense.astype(np.int32)[p.sym], p.fine, p.start, p.plevel, p.levels, N_FINE, n_dense,
                                            _MAX_GROUPS)
     return float(bits) + 64.0 * p.unpred.size, int(groups), [int(c) for c in np.flatnonzero(starts)[1:]]
 
@@ -365,7 +365,7 @@ class _CtxPlan:
         masked = keep is not None
         flat_keep = keep.reshape(-1) if masked else np.ones(1, bool)
         self.dense, self.n_dense = kern.dense_symbols(p.sym)
-        dsym = self.dense[p.sym]
+        dsym = self.dense.astype(np.int32)[p.sym]  # 4 bytes a symbol: the estimates' memory is 12-24 bytes a value
         extra = 64.0 * p.unpred.size
         options = [list(cuts), []] if cuts else [[]]
         axes = [a for a, n in enumerate(coded_shape) if n > 1]

@@ -52,7 +52,7 @@ from numba import njit
 
 from ..byteio import Reader, inflate, uvarint
 from ..entropy import crans, subbands as sb
-from ..entropy.estimate import model_bits
+from ..entropy.estimate import TABLE_MODEL_BYTES, TABLE_SYMBOL_BYTES
 from ..errors import CorruptStreamError
 from ..predict import wavelet as wt
 from ..predict.inpaint import inpaint
@@ -109,26 +109,49 @@ def model_map(groups: int, split: bool, cuts: tuple[int, ...]) -> tuple[np.ndarr
     return out, (1 + groups * per) * n_b
 
 
+#: Every merge the encoder weighs, in order: (groups, split, cuts).
+_MERGES = [(g, split, cuts) for g in _GROUPS for split in (False, True) for cuts in _CUTS]
+
+
+@functools.lru_cache(maxsize=None)
+def _merge_maps() -> tuple[np.ndarray, np.ndarray]:
+    """The model map of every merge of :data:`_MERGES` stacked [merge, fine context], and their model counts."""
+    maps = [model_map(*m) for m in _MERGES]
+    return np.stack([m for m, _ in maps]), np.array([n for _, n in maps], np.int64)
+
+
 @njit(**_JIT)
-def _merge_counts(counts, model_of, n_models):
-    out = np.zeros((n_models, counts.shape[1]), np.int64)
-    for f in range(counts.shape[0]):
-        for s in range(counts.shape[1]):
-            out[model_of[f], s] += counts[f, s]
+def _merge_bits(counts, maps, n_models, model_bytes, symbol_bytes):
+    """:func:`~xdiffc.entropy.estimate.model_bits` summed over the used models of each merge (one compiled pass;
+    a small chunk weighs 40 merges per decomposition)."""
+    out = np.zeros(maps.shape[0])
+    merged = np.zeros((int(n_models.max()), counts.shape[1]), np.int64)
+    for k in range(maps.shape[0]):
+        merged[:] = 0
+        for f in range(counts.shape[0]):
+            m = maps[k, f]
+            for s in range(counts.shape[1]):
+                merged[m, s] += counts[f, s]
+        bits = 0.0
+        for m in range(n_models[k]):
+            total, used, ent = 0, 0, 0.0
+            for s in range(counts.shape[1]):
+                c = merged[m, s]
+                if c:
+                    total += c
+                    used += 1
+                    ent -= c * np.log2(c)
+            if total:
+                bits += ent + total * np.log2(total) + 8.0 * (model_bytes + symbol_bytes * used)
+        out[k] = bits
     return out
 
 
 def _choose_merge(counts: np.ndarray) -> tuple[float, tuple[int, bool, tuple[int, ...]]]:
     """The merge of fine contexts with the smallest estimated size: (bits, (groups, split, cuts))."""
-    best = None
-    for groups in _GROUPS:
-        for split in (False, True):
-            for cuts in _CUTS:
-                merged = _merge_counts(counts, *model_map(groups, split, cuts))
-                bits = float(model_bits(merged[merged.any(axis=1)]).sum())
-                if best is None or bits < best[0]:
-                    best = (bits, (groups, split, cuts))
-    return best
+    bits = _merge_bits(counts, *_merge_maps(), TABLE_MODEL_BYTES, TABLE_SYMBOL_BYTES)
+    k = int(np.argmin(bits))
+    return float(bits[k]), _MERGES[k]
 
 
 @njit(**_JIT)
@@ -208,23 +231,40 @@ class _Coded:
 
     def __init__(self, coef: np.ndarray, step: float, shape3: np.ndarray, bands, packet: bool) -> None:
         self.packet = packet
-        with np.errstate(invalid="ignore", over="ignore"):
-            q = np.trunc(coef / step)
-        if not (np.all(np.isfinite(q)) and float(np.max(np.abs(q), initial=0.0)) <= sb.MAX_Q):
+        self.q = np.empty(coef.size, np.int64)
+        if not _quantize(coef.reshape(-1), step, self.q):
             raise ValueError("the wavelet coefficients do not fit the quantiser at this bound")
-        self.q = q.astype(np.int64).reshape(-1)
         self.step = step
         self.sym, fine, self.raw, self.n_raw = sb.symbols(self.q, shape3, *bands)
-        counts = np.bincount(fine * sb.N_SYMBOLS + self.sym, minlength=sb.N_FINE * sb.N_SYMBOLS)
-        bits, self.merge = _choose_merge(counts.reshape(sb.N_FINE, sb.N_SYMBOLS))
+        bits, self.merge = _choose_merge(_fine_counts(fine, self.sym))
         self.bits = bits + self.n_raw
         self.fine = fine
 
 
 @njit(**_JIT)
-def _dequantize(q, step):
-    """``sign(q) (|q| + 1/2) step``, 0 where ``q = 0``: the middle of each bin of the dead-zone quantiser."""
-    out = np.empty(q.size)
+def _fine_counts(fine, sym):
+    """Counts of each symbol in each fine context, [N_FINE, N_SYMBOLS]."""
+    out = np.zeros((sb.N_FINE, sb.N_SYMBOLS), np.int64)
+    for k in range(sym.size):
+        out[fine[k], sym[k]] += 1
+    return out
+
+
+@njit(**_JIT)
+def _quantize(coef, step, q):
+    """``q = trunc(coef / step)`` in place (no float temporaries); False where one does not fit :data:`sb.MAX_Q`."""
+    for i in range(coef.size):
+        v = np.trunc(coef[i] / step)
+        if not abs(v) <= sb.MAX_Q:  # also NaN and inf
+            return False
+        q[i] = np.int64(v)
+    return True
+
+
+@njit(**_JIT)
+def _dequantize(q, step, out):
+    """``sign(q) (|q| + 1/2) step``, 0 where ``q = 0``: the middle of each bin of the dead-zone quantiser (``out``
+    may be ``q``'s own memory: each value is read before it is written)."""
     for i in range(q.size):
         v = q[i]
         if v == 0:
@@ -236,8 +276,10 @@ def _dequantize(q, step):
 
 
 def _reconstruct(q: np.ndarray, step: float, wshape: tuple[int, ...], packet: bool) -> np.ndarray:
-    """The decoder's field before corrections: the inverse transform of the dequantised ``q`` (float64, ``wshape``)."""
-    return wt.inverse(_dequantize(q, step).reshape(wshape), packet)
+    """The decoder's field before corrections: the inverse transform of the dequantised ``q`` (float64, ``wshape``).
+
+    The encoder's ``q`` (int64) is dequantised in its own memory and so consumed: one array less at the peak."""
+    return wt.inverse(_dequantize(q, step, q.view(np.float64)).reshape(wshape), packet)
 
 
 def _correction_frame(idx: np.ndarray, ks: np.ndarray) -> bytes:
@@ -263,9 +305,9 @@ def _prepare(values: np.ndarray, skip: np.ndarray | None) -> tuple[np.ndarray, n
 
 
 def _probe(values: np.ndarray, tol: float, skip: np.ndarray | None, packets: tuple[bool, ...] | None):
-    """The field prepared for the transform and the decomposition (of ``packets``, default
-    :data:`PROBE_PACKETS`) whose coefficients cost fewest bits at :data:`PROBE_FACTOR`:
-    ``(v, keep, wshape, coef, bands, coded at PROBE_FACTOR)``."""
+    """The decomposition (of ``packets``, default :data:`PROBE_PACKETS`) whose coefficients cost fewest bits at
+    :data:`PROBE_FACTOR`: ``(keep, wshape, coef, bands, coded at PROBE_FACTOR)``. The prepared field is
+    dropped: the corrections compare with ``values`` themselves."""
     v, keep, wshape = _prepare(values, skip)
     shape3 = _shape3(wshape)
     best = None
@@ -275,19 +317,22 @@ def _probe(values: np.ndarray, tol: float, skip: np.ndarray | None, packets: tup
         coded = _Coded(coef, PROBE_FACTOR * tol, shape3, bands, packet)
         if best is None or coded.bits < best[2].bits:
             best = (coef, bands, coded)
-    return (v, keep, wshape) + best
+    return (keep, wshape) + best
 
 
-def _target(values: np.ndarray, v: np.ndarray, keep: np.ndarray | None) -> np.ndarray:
-    """The flat float64 values the reconstruction must meet (the original ones where points are skipped)."""
-    with np.errstate(invalid="ignore", over="ignore"):  # skipped points (NaN, fill) are never compared
-        return np.asarray(values, np.float64).reshape(-1) if keep is not None else v.reshape(-1)
+def _target(values: np.ndarray) -> np.ndarray:
+    """The flat values the reconstruction must meet, as given (float32 or float64: each is widened exactly
+    where it is compared; skipped points, NaN or fill, never are)."""
+    values = np.asarray(values)
+    return np.ascontiguousarray(values if values.dtype in (np.float32, np.float64) else values.astype(np.float64)
+                                ).reshape(-1)
 
 
 def _trial(x: np.ndarray, keep: np.ndarray | None, wshape: tuple[int, ...], coded: _Coded, tol: float) -> tuple:
     """One quantisation carried through: (estimated total bits, coded, corrected reconstruction, corrections'
     indices and codes, their frame). The coefficients' bits are estimated, the corrections' are exact."""
-    y = _reconstruct(coded.q, coded.step, wshape, coded.packet).reshape(-1)
+    y = _reconstruct(coded.q, coded.step, wshape, coded.packet).reshape(-1)  # dequantised in q's memory
+    coded.q = None  # the payload needs the symbols only
     idx, ks = _corrections(x, y, keep if keep is not None else np.ones(1, bool), keep is not None, tol)
     frame = _correction_frame(idx, ks)
     return coded.bits + 8.0 * len(frame), coded, y, idx, ks, frame
@@ -309,14 +354,16 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
     probe = stats.pop("wavelet_probe", None) if stats is not None else None
     if probe is None or probe[0] is not values or probe[1] != tol:
         probe = (values, tol, *_probe(values, tol, skip, packets), None)
-    _, _, v, keep, wshape, coef, bands, coded, trial = probe
+    _, _, keep, wshape, coef, bands, coded, trial = probe
     del probe
     shape3 = _shape3(wshape)
-    x = _target(values, v, keep)
+    x = _target(values)
     best = None
-    for f in factors or STEP_FACTORS:
+    factors = factors or STEP_FACTORS
+    for f in sorted(factors, key=lambda f: f != PROBE_FACTOR):  # the probe's step first: its q is freed sooner
         if f == PROBE_FACTOR:
             run = trial if trial is not None else _trial(x, keep, wshape, coded, tol)
+            trial = None  # held by run (and then best) only: one reconstruction less at the peak
         else:
             run = _trial(x, keep, wshape, _Coded(coef, f * tol, shape3, bands, coded.packet), tol)
         if stats is not None and "wavelet_trace" in stats:
@@ -324,7 +371,6 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
         if best is None or run[0] < best[0]:
             best = run
         del run
-    trial = None
     _, coded, y, idx, ks, frame = best
     payload = _assemble(coded, tol, idx.size, frame)
     y = y.reshape(out_shape)
@@ -374,8 +420,8 @@ def worth_trying(values: np.ndarray, tol: float, skip: np.ndarray | None, stats:
     best = min(sizes.values())
     if PROBE_MARGIN * probe[-1].bits / 8 >= best:
         return False
-    _, _, v, keep, wshape, _, _, coded = probe
-    trial = _trial(_target(values, v, keep), keep, wshape, coded, float(tol))
+    _, _, keep, wshape, _, _, coded = probe
+    trial = _trial(_target(values), keep, wshape, coded, float(tol))
     if TRIAL_MARGIN * trial[0] / 8 >= best:
         return False
     stats["wavelet_probe"] = probe + (trial,)

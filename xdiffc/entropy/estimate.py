@@ -71,7 +71,7 @@ def rows_of(keys, syms, n_rows, width):
         at[syms[i] + 1] += 1
     for k in range(width):
         at[k + 1] += at[k]
-    by_sym = np.empty(n, np.int64)
+    by_sym = np.empty(n, np.int32)  # 4-byte scratch: the items of a chunk number < 2**31 (see folded_bits)
     for i in range(n):
         by_sym[at[syms[i]]] = i
         at[syms[i]] += 1
@@ -81,13 +81,13 @@ def rows_of(keys, syms, n_rows, width):
     tot = ptr[1:].copy()
     for r in range(n_rows):
         ptr[r + 1] += ptr[r]
-    order = np.empty(n, np.int64)
+    order = np.empty(n, np.int32)
     fill = ptr[:-1].copy()
     for i in by_sym:
         order[fill[keys[i]]] = i
         fill[keys[i]] += 1
-    sym = np.empty(n, np.int64)
-    cnt = np.empty(n, np.int64)
+    sym = np.empty(n, np.int32)
+    cnt = np.empty(n, np.int32)
     m = 0
     for r in range(n_rows):  # runs of one symbol within a row become one count
         first = m
@@ -162,7 +162,7 @@ def choose_grouping(syms, cls, pass_start, plevel, levels, n_cls, width, max_gro
     """
     n_lv = levels + 1
     first = pass_start[0]
-    keys = np.empty(pass_start[-1] - first, np.int64)  # row c * n_lv + level
+    keys = np.empty(pass_start[-1] - first, np.int32)  # row c * n_lv + level
     for p in range(pass_start.size - 1):
         for j in range(pass_start[p], pass_start[p + 1]):
             keys[j - first] = cls[j] * n_lv + plevel[p]
@@ -246,7 +246,7 @@ def folded_bits(syms, ctx, width, n_gc, kmax, ks):
     each radius ``k <= kmax`` of ``ks`` (bucket 0 stays, the others clamp to ``[-k, k]``; k = 0
     merges them all). The buckets that stay alone are priced once for all radii."""
     pmax = 2 * kmax + 2 if kmax else 1
-    ptr, sym, cnt, tot = rows_of(ctx.astype(np.int64), syms, n_gc * pmax, width)
+    ptr, sym, cnt, tot = rows_of(ctx, syms, n_gc * pmax, width)
     acc = np.zeros(width, np.int64)
     seen = np.empty(width, np.int64)
     rows = np.empty(pmax, np.int64)

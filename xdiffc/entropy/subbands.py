@@ -68,11 +68,11 @@ def _activity(q, f, i0, i1, i2, a0, a1, a2, st0, st1):
 
 @njit(**JIT)
 def symbols(q, shape3, start, stop, cls):
-    """Encoder: (symbols uint8, fine contexts int64, raw bit bytes, raw bit count) of the coefficients ``q``
+    """Encoder: (symbols uint8, fine contexts uint8, raw bit bytes, raw bit count) of the coefficients ``q``
     (flat int64, C order of ``shape3``), in coding order."""
     n = q.size
     sym = np.empty(n, np.uint8)
-    fine = np.empty(n, np.int64)
+    fine = np.empty(n, np.uint8)  # N_FINE = 225 contexts
     st1 = shape3[2]
     st0 = shape3[1] * st1
     raw = np.zeros(64, np.uint8)

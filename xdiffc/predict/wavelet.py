@@ -59,44 +59,57 @@ def _lift_step(t, n, start, c):
             t[i, j] = t[i, j] + c * (t[lo, j] + t[hi, j])
 
 
+#: Columns lifted at once: the scratch is ``n x`` this many values, not a copy of the whole array (each column
+#: is lifted on its own, so the blocks give the same bits).
+_BLOCK = 512
+
+
 @njit(**JIT)
 def forward_axis(a, n):
     """One level along the middle axis of ``a`` (outer, m, inner) on its first ``n`` rows, in place."""
-    t = np.empty((n, a.shape[2]))
+    width = min(a.shape[2], _BLOCK)
+    t = np.empty((n, width))
     nl = (n + 1) // 2
     for o in range(a.shape[0]):
-        for i in range(n):
-            for j in range(a.shape[2]):
-                t[i, j] = a[o, i, j]
-        _lift_step(t, n, 1, ALPHA)
-        _lift_step(t, n, 0, BETA)
-        _lift_step(t, n, 1, GAMMA)
-        _lift_step(t, n, 0, DELTA)
-        for i in range(n):
-            k = i // 2 if i % 2 == 0 else nl + i // 2
-            g = LOW_GAIN if i % 2 == 0 else HIGH_GAIN
-            for j in range(a.shape[2]):
-                a[o, k, j] = t[i, j] * g
+        for j0 in range(0, a.shape[2], width):
+            w = min(width, a.shape[2] - j0)
+            u = t[:, :w]
+            for i in range(n):
+                for j in range(w):
+                    u[i, j] = a[o, i, j0 + j]
+            _lift_step(u, n, 1, ALPHA)
+            _lift_step(u, n, 0, BETA)
+            _lift_step(u, n, 1, GAMMA)
+            _lift_step(u, n, 0, DELTA)
+            for i in range(n):
+                k = i // 2 if i % 2 == 0 else nl + i // 2
+                g = LOW_GAIN if i % 2 == 0 else HIGH_GAIN
+                for j in range(w):
+                    a[o, k, j0 + j] = u[i, j] * g
 
 
 @njit(**JIT)
 def inverse_axis(a, n):
     """Inverse of :func:`forward_axis` (the decoder's arithmetic)."""
-    t = np.empty((n, a.shape[2]))
+    width = min(a.shape[2], _BLOCK)
+    t = np.empty((n, width))
     nl = (n + 1) // 2
     for o in range(a.shape[0]):
-        for i in range(n):
-            k = i // 2 if i % 2 == 0 else nl + i // 2
-            g = LOW_GAIN if i % 2 == 0 else HIGH_GAIN
-            for j in range(a.shape[2]):
-                t[i, j] = a[o, k, j] / g
-        _lift_step(t, n, 0, -DELTA)
-        _lift_step(t, n, 1, -GAMMA)
-        _lift_step(t, n, 0, -BETA)
-        _lift_step(t, n, 1, -ALPHA)
-        for i in range(n):
-            for j in range(a.shape[2]):
-                a[o, i, j] = t[i, j]
+        for j0 in range(0, a.shape[2], width):
+            w = min(width, a.shape[2] - j0)
+            u = t[:, :w]
+            for i in range(n):
+                k = i // 2 if i % 2 == 0 else nl + i // 2
+                g = LOW_GAIN if i % 2 == 0 else HIGH_GAIN
+                for j in range(w):
+                    u[i, j] = a[o, k, j0 + j] / g
+            _lift_step(u, n, 0, -DELTA)
+            _lift_step(u, n, 1, -GAMMA)
+            _lift_step(u, n, 0, -BETA)
+            _lift_step(u, n, 1, -ALPHA)
+            for i in range(n):
+                for j in range(w):
+                    a[o, i, j0 + j] = u[i, j]
 
 
 def _along(c: np.ndarray, ext: tuple[int, ...], axis: int, fn) -> None:
