@@ -253,24 +253,20 @@ def markdown(s: dict) -> str:
     return "\n".join(lines)
 
 
-NOTES = """What limits encoding. Version 1 of the interpolation payload needed zstd level 19 (6-12 MB/s)
-on 9 of the 11 fields at eps 1e-3, because zstd's optimal parsing finds residuals that repeat from
-one time step to the next, which the static rANS models could not. Version 2 (`docs/format.md`)
-codes the symbols with a compiled rANS of our own (integer arithmetic, frozen 14-bit tables in the
-payload) under contexts (level group, activity class or none, and the symbol of the same target
-one lattice step back along a chosen slice axis, clamped to +-K): on the symbols of the plain
-interpolation coder at eps 1e-3 it is 0.85-0.97x zstd-19's size on TREFHT, TS (b003), PRECT and
-ice concentration, and 1.01-1.13x on the others, where the encoder keeps the version 1 zstd body.
-Estimates (context counts; a fast zstd frame; zstd-19 on two 1/16 slices only in the grey zone)
-pick one, and only the winner is encoded. Forced to version 2, the interpolation coder encodes
-TREFHT in about 90 ms (40 MB/s; version 1 zstd: 340 ms) and decodes it as fast as version 1
-(11 ms). Since this change, TREFHT goes through the temporal decomposition coder (issue 15),
-which encodes the interpolation coder three times (the field, the climatology, the anomalies) and
-runs zstd estimates for each: that, the six axis orders tried on a sample and the full
-prediction pass keep TREFHT's encoding near 10 MB/s, far below 0.2x SZ3's. Decoding meets its
-target on TREFHT; over the 11 fields its geometric mean fell because most fields now decode two
-interpolation payloads (the anomaly coder) and version 2's rANS costs about 1.3x the zstd body's
-decode on fields with context classes."""
+NOTES = """What limits encoding. The coder choice encodes up to three candidates in full, each with its
+own estimates: the interpolation coder (six axis orders weighed on a sample block, then the slice
+axis, radius and context classes of its context rANS weighed on every symbol, and zstd-19 on two
+slices in the grey zone between rANS and the zstd body); the temporal decomposition, which runs the
+interpolation coder twice (climatology and anomalies) after a trial on a sample block; and the
+wavelet coder after a probe and a trial reconstruction. Since 2026-11-30 evening interp alone is no
+longer encoded where the decomposition's sample says it cannot win, and the wavelet's second gate
+skips most of its losing encodes (RESULTS.md, "Smaller payloads, leaner encoding"): TREFHT went from
+about 0.6-0.9 s to 0.35-0.5 s, still about 0.03x SZ3's speed. Forced to one interpolation encode,
+the engine runs at 0.05-0.09x SZ3 on these fields, so 0.2x would need a different encoder (choices
+from estimates alone, one pass), not more pruning. Decoding runs at 0.2-0.66x SZ3 (the anomaly coder
+decodes two interpolation payloads; the context rANS decodes one symbol at a time). The peak memory
+above the input (9.8x the chunk) is the wavelet coder's: its coefficients, the best reconstruction
+and the next step's quantisation, each a float64 or int64 copy."""
 
 
 def main() -> None:
