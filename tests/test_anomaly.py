@@ -2,6 +2,7 @@
 round trips, its choice on fields built for and against it, and its detected cycles."""
 
 import contextlib
+import math
 
 import numpy as np
 import pytest
@@ -142,3 +143,52 @@ def test_damaged_headers_raise_corrupt_stream_error():
             anomaly.decode(bad, x.shape)
     with pytest.raises(xdiffc.CorruptStreamError):
         anomaly.decode(payload, (8,))
+
+
+@pytest.mark.parametrize("ratio, supersedes, worth", [
+    (0.0, False, True),  # the block cannot tell (it is the whole field, or mostly missing): both are encoded
+    (0.5, True, True), (0.84, True, True),
+    (0.86, False, True), (1.0, False, True), (1.24, False, True),  # it may win: interp is encoded too
+    (1.26, False, False), (math.inf, False, False),
+])
+def test_the_sample_ratio_gates(monkeypatch, ratio, supersedes, worth):
+    """Interp alone is skipped only where the sample ratio is decisive (0 < ratio < DECISIVE); the decomposition is
+    encoded where the ratio is below MARGIN (0 included); the ratio is computed once per stats."""
+    calls = []
+    monkeypatch.setattr(anomaly, "_sample_ratio", lambda *a: calls.append(a) or ratio)
+    x = climate((8, 6, 7), 1)
+    stats = {}
+    assert anomaly.supersedes_interp(x, 0.1, None, stats) is supersedes
+    assert anomaly.worth_trying(x, 0.1, None, stats) is worth
+    assert stats["anomaly_ratio"] == ratio and len(calls) == 1
+
+
+def test_the_sample_ratio_of_a_block_that_cannot_tell_or_a_field_without_climatology():
+    """0 (encode in full) where the block is the whole field or mostly missing with valid points elsewhere; inf where
+    every point is missing, the shape has no time axis, or the climatology leaves most of the variance."""
+    x = climate((40, 48, 64), 4)
+    tol = 1e-3 * float(x.max() - x.min())
+    assert 0 < anomaly.sample_ratio(x, tol, None) < anomaly.DECISIVE  # the field the core skips interp on
+    small = x[:8, :10, :12]
+    assert anomaly.sample_ratio(small, tol, None) == 0.0
+    hole = np.zeros(x.shape, bool)
+    hole[:, 8:40, 8:56] = True  # the central block is land
+    assert anomaly.sample_ratio(x, tol, hole) == 0.0
+    assert anomaly.sample_ratio(x, tol, np.ones(x.shape, bool)) == math.inf
+    assert anomaly.sample_ratio(x[:3], tol, None) == math.inf and anomaly.sample_ratio(x[0, 0], tol, None) == math.inf
+    swings = np.random.default_rng(2).normal(size=(40, 1, 1)) * x[:1]  # a pattern whose sign and size change
+    assert anomaly.sample_ratio(swings, tol, None) == math.inf
+
+
+def test_a_small_climatology_field_still_weighs_interp(monkeypatch):
+    """Where the sample block is the whole field (ratio 0: it cannot tell), interp is encoded beside the
+    decomposition, and the smaller kept."""
+    x = climate((8, 10, 12), 3)
+    tol = 1e-3 * float(x.max() - x.min())
+    assert anomaly.sample_ratio(x, tol, None) == 0.0 and not anomaly.supersedes_interp(x, tol, None)
+    tried = []
+    encode_decode = core._encode_decode
+    monkeypatch.setattr(core, "_encode_decode", lambda name, *a: tried.append(name) or encode_decode(name, *a))
+    blob = xdiffc.compress(x, tol=tol)
+    assert "interp" in tried and "anomaly" in tried
+    assert_bounded(x, xdiffc.decompress(blob), tol)

@@ -81,3 +81,33 @@ def test_a_damaged_bitmap_raises_or_keeps_its_shape():
         else:
             assert out.shape == land.shape and out.dtype == bool
     assert raised > 0
+
+
+def test_a_coder_state_off_its_range_is_refused():
+    """The four coder bytes after the leading 0 start ``code``, which must stay below the range (0xFFFFFFFF at
+    first; each step keeps ``code < range`` once it holds): 0xFFFFFFFF is off the range, so the stream is damaged
+    however many bytes follow; 0xFFFFFFFE is a state the encoder can leave, and decodes."""
+    with pytest.raises(CorruptStreamError, match="off its range"):
+        bitmap.decode(bytes([bitmap.FORMAT, 0, 255, 255, 255, 255]) + bytes(32), (1, 1, 8), "the test mask")
+    with pytest.raises(CorruptStreamError, match="off its range"):
+        bitmap.decode(bytes([bitmap.FORMAT, 0, 255, 255, 255, 255]) + bytes(32), (3, 2, 4), "the test mask")
+    assert bitmap.decode(bytes([bitmap.FORMAT, 0, 255, 255, 255, 254]) + bytes(32), (1, 1, 8), "m").shape == (1, 1, 8)
+
+
+@pytest.mark.parametrize("payload", [b"", b"\x28", bytes([bitmap.FORMAT])])
+def test_an_empty_or_cut_bitmap_section_is_refused(payload):
+    """A section cut to nothing (or to its first byte) raises CorruptStreamError in either form, never IndexError."""
+    with pytest.raises(CorruptStreamError):
+        masking.decode_bits(payload, (2, 3, 4), "the test mask")
+
+
+@pytest.mark.parametrize("shape, view", [((), (1, 1, 1)), ((37,), (1, 1, 37)), ((9, 11), (1, 9, 11)),
+                                         ((2, 3, 9, 11), (6, 9, 11)), ((2, 1, 3, 5, 7), (6, 5, 7))])
+def test_a_bitmap_is_coded_as_slices_over_its_last_two_axes(shape, view):
+    """The format reads any bitmap as (T, H, W) slices over its last two axes, a 1-D bitmap as one row: its
+    payload is the one of that 3-D view (streams written with another reading would decode to other bits)."""
+    rng = np.random.default_rng(7)
+    bits = rng.random(shape) < 0.3
+    assert bitmap.slices(shape) == view
+    assert bitmap.encode(bits) == bitmap.encode(bits.reshape(view))
+    assert np.array_equal(bitmap.decode(bitmap.encode(bits), shape, "test"), bits)

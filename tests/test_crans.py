@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from xdiffc.coders import interp
@@ -136,3 +136,80 @@ def test_a_damaged_word_never_decodes_past_the_shape():
         else:
             assert y.shape == x.shape
     assert raised > 30
+
+
+@st.composite
+def raw_tables(draw):
+    """A compact table as a damaged stream may hold one: model counts (some past what the precision has slots for),
+    symbol gaps and count codes, mostly well formed, sometimes off by one somewhere; and the precision."""
+    prec = draw(st.sampled_from([1, 2, 3, 4, 7, 12, 16]))
+    heads = draw(st.lists(st.integers(0, 12), min_size=1, max_size=4))
+    gaps = [draw(st.integers(0 if i == 0 else 1, 9)) for k in heads for i in range(k)]
+    codes = draw(st.lists(st.integers(0, crans.MAX_CODE), min_size=len(gaps), max_size=len(gaps)))
+    edit = draw(st.sampled_from([None, None, "head", "gap", "code", "cut", "extra"]))
+    if edit == "head":
+        heads[draw(st.integers(0, len(heads) - 1))] += draw(st.sampled_from([-1, 1]))
+        heads = [max(h, 0) for h in heads]
+    elif edit == "gap" and gaps:
+        gaps[draw(st.integers(0, len(gaps) - 1))] = draw(st.sampled_from([0, 65535, 70000]))
+    elif edit == "code" and codes:
+        codes[draw(st.integers(0, len(codes) - 1))] = draw(st.integers(crans.MAX_CODE + 1, 255))
+    elif edit == "cut" and codes:
+        codes = codes[:-1]
+    elif edit == "extra":
+        codes = codes + [0]
+    return heads, gaps, codes, prec
+
+
+@settings(max_examples=300, deadline=None)
+@given(raw_tables())
+def test_a_compact_table_is_refused_or_every_model_sums_to_the_precision(table):
+    """Whatever the bytes, a table the decoder accepts has increasing symbols in the alphabet and frequencies of
+    at least 1 summing to exactly 2**prec per used model (else a symbol could take no slot, or the coder wrap):
+    a model with more symbols than 2**prec slots is refused."""
+    heads, gaps, codes, prec = table
+    r = Reader(_raw_table(heads, gaps, codes), "test")
+    try:
+        t = crans.Tables(r, len(heads), prec, 65536, 100, "test", compact=True)
+    except CorruptStreamError:
+        assert (any(h > 1 << prec for h in heads) or sum(heads) != len(codes) or max(codes, default=0) > crans.MAX_CODE
+                or any(g == 0 for g, i in zip(gaps, _positions(heads)) if i) or _symbols_past(heads, gaps, 65536))
+        return
+    assert t.nnz.tolist() == heads
+    for m, k in enumerate(heads):
+        a = t.start[m]
+        syms, freqs = t.syms[a : a + k], t.freqs[a : a + k]
+        assert np.all(np.diff(syms) > 0) and (k == 0 or 0 <= syms.min() and syms.max() < 65536)
+        if k:
+            assert freqs.min() >= 1 and int(freqs.sum()) == 1 << prec
+            assert t.cums[a : a + k].tolist() == np.concatenate([[0], np.cumsum(freqs)[:-1]]).tolist()
+
+
+def _positions(heads):
+    """The index of each gap within its model."""
+    return [i for k in heads for i in range(k)]
+
+
+def _symbols_past(heads, gaps, n_bins):
+    at = 0
+    for k in heads:
+        if sum(gaps[at : at + k]) >= n_bins:
+            return True
+        at += k
+    return False
+
+
+def test_a_compact_table_frame_declaring_more_than_a_table_can_hold_is_refused_before_it_is_inflated():
+    """A table holds at most 3 bytes per model and 4 per coded symbol: a frame declaring 64 MiB (of a table of one
+    model and five symbols) is refused from its header, without allocating its content."""
+    import tracemalloc
+
+    bomb = zstd.frame(bytes(64 << 20), 3)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CorruptStreamError, match="declares"):
+            crans.Tables(Reader(bomb, "test"), 1, 12, 65536, 5, "test", compact=True)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1 << 20

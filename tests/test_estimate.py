@@ -192,3 +192,17 @@ def test_choose_grouping_on_a_wide_sparse_table():
     narrow = estimate.choose_grouping(np.searchsorted(used, syms), cls, start, plevel, 7, 10, used.size, 8)
     assert (got[0], got[1], got[2].tolist()) == _choose_grouping(table, 7, 8)
     assert (narrow[0], narrow[1], narrow[2].tolist()) == (got[0], got[1], got[2].tolist())
+
+
+def test_choose_grouping_at_the_interp_coders_size():
+    """As many rows as the interp coder counts on a 4096-long axis (10 fine classes over 13 levels: 130 rows, past
+    any 8-bit row number) and some 100,000 symbols: the dense algorithm's answer."""
+    from xdiffc.predict.interp import N_FINE
+
+    rng = np.random.default_rng(5)
+    table = np.zeros((13, N_FINE, 60), np.int64)
+    n = 100_000
+    np.add.at(table, (rng.integers(0, 13, n), rng.integers(0, N_FINE, n), np.minimum(rng.geometric(0.15, n), 59)), 1)
+    syms, cls, start, plevel = passes(table, rng)
+    got = estimate.choose_grouping(syms, cls, start, plevel, 12, N_FINE, 60, 8)
+    assert (got[0], got[1], got[2].tolist()) == _choose_grouping(table, 12, 8)

@@ -210,3 +210,38 @@ def test_damaged_payloads_raise_corrupt_stream_error():
         wavelet.decode(payload + b"\0", x.shape)
     with pytest.raises(xdiffc.CorruptStreamError):
         wavelet.decode(bytes([3]) + payload[1:], x.shape)
+
+
+@settings(deadline=None, max_examples=100)
+@given(coef=hnp.arrays(np.float64, st.integers(1, 200), elements=st.one_of(
+    st.floats(-1e6, 1e6), st.sampled_from([0.0, -0.0, 1.0, -1.0, 1.5, -1.5, 2.0, 0.49999, 0.5, 2.5, -2.5]))),
+       step=st.sampled_from([1.0, 0.5, 1.5 * 0.037, 3e-7, 2.0**-30]))
+def test_the_dead_zone_quantiser_and_its_dequantiser_meet_within_half_a_step(coef, step):
+    """``q = trunc(c / step)``, dequantised to the middle of its bin: within half a step of ``c`` off the dead zone
+    (``|c| >= step``) and within a step in it (``q = 0``), with the sign of ``c``; dequantised in ``q``'s own
+    memory (as the encoder and decoder do) it gives the same values as into a separate array."""
+    q = np.empty(coef.size, np.int64)
+    assert wavelet._quantize(coef, step, q)
+    assert np.array_equal(q, np.trunc(coef / step).astype(np.int64))
+    apart = wavelet._dequantize(q, step, np.empty(q.size))
+    inplace = wavelet._dequantize(q, step, q.view(np.float64))
+    assert np.array_equal(apart, inplace)
+    err = np.abs(apart - coef)
+    dead = np.abs(coef / step) < 1
+    slack = 4 * np.spacing(np.abs(coef))  # float64 rounding of c / step and of (|q| + 1/2) step
+    assert np.all(apart[dead] == 0) and np.all(err[dead] <= step + slack[dead])
+    assert np.all(err[~dead] <= 0.5 * step + slack[~dead]) and np.all(np.sign(apart[~dead]) == np.sign(coef[~dead]))
+    assert not wavelet._quantize(np.array([1.0, np.inf]), step, q) and not wavelet._quantize(np.array([np.nan]), 1.0, q)
+
+
+def test_a_probe_left_for_other_values_or_another_bound_is_not_reused():
+    """``stats`` may hold the probe of :func:`worth_trying`: the encoder reuses it only for the same values at the
+    same bound; for any other it codes what it is given."""
+    x = smooth_series((8, 32, 48), seed=2)
+    tol = 1e-2 * float(np.ptp(x))
+    for other, other_tol in ((x, 2 * tol), (smooth_series((8, 32, 48), seed=4), tol)):
+        stats = {"bytes": {"interp": 10**9}}
+        assert wavelet.worth_trying(x, tol, None, stats) and "wavelet_probe" in stats
+        payload, y = wavelet.encode_reconstruct(other, other_tol, None, stats=stats)
+        assert payload == wavelet.encode(other, other_tol) and "wavelet_probe" not in stats
+        assert np.array_equal(wavelet.decode(payload, other.shape).view(np.uint64), y.view(np.uint64))
