@@ -146,3 +146,18 @@ def test_trailing_bytes_and_bad_version_raise() -> None:
         interp.decode(payload + b"\0", shape, skip)
     with pytest.raises(CorruptStreamError):
         interp.decode(bytes([interp.VERSION + 1]) + payload[1:], shape, skip)
+
+
+def test_a_chunk_past_the_estimates_size_limit_is_coded_by_the_others(monkeypatch):
+    """The interpolation coder refuses chunks of 2**31 values or more (its estimates use 4-byte indices); the
+    core then codes them without it, within the bound. Here the limit is lowered to a small field's size."""
+    import xdiffc
+    from xdiffc.bitstream import Stream
+
+    x = np.cumsum(np.random.default_rng(3).normal(size=(6, 20, 30)), axis=-1).astype(np.float32)
+    monkeypatch.setattr(interp, "MAX_VALUES", x.size)
+    with pytest.raises(ValueError, match="fewer than 2\\*\\*31 values"):
+        interp.encode_reconstruct(x, 0.1)
+    blob = xdiffc.compress(x, tol=0.1)
+    assert "interp" not in Stream.from_bytes(blob).sections
+    assert np.max(np.abs(xdiffc.decompress(blob) - x)) <= 0.1

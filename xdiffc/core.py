@@ -122,7 +122,7 @@ def _residual_candidates(work: np.ndarray, values: np.ndarray, tol: float, skip:
     linear = prediction is None and negative is None
     out, stats = [], {}
     # interp (and SZ3, weighed against interp's estimate) is skipped where the temporal decomposition's
-    # sample says interp cannot win; if the decomposition then yields nothing, interp is encoded after all
+    # sample says interp cannot win; if the decomposition then fails, interp is encoded right after it
     superseded = anomaly.supersedes_interp(target, coder_tol, skip, stats)
     names = [n for n in RESIDUAL_CODERS if not (superseded and n in ("interp", "sz3"))]
     while names:
@@ -138,8 +138,9 @@ def _residual_candidates(work: np.ndarray, values: np.ndarray, tol: float, skip:
         if residual is not None:  # None: it failed, or its payload alone costs more than a candidate checked
             out.append(_checked(name, payload, residual, work, prediction, negative, check))
             stats.setdefault("bytes", {})[name] = out[-1].nbytes  # for the estimates of the coders tried later
-        if not names and not out and superseded:
-            names, superseded = ["interp"], False
+        elif superseded and name == "anomaly":  # the decomposition failed after all: interp next, as usual
+            names.insert(0, "interp")
+            superseded = False
     return out
 
 

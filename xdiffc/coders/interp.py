@@ -101,6 +101,9 @@ _K_CHOICES = (0, 1, 2, 4, 8, 16)
 _CLASS_MARGIN = 0.005
 #: Frequency-table precision of version 2 payloads (bits).
 _PREC = 14
+#: Chunks of this many values or more are refused (the estimates' counting sorts use 4-byte indices); the
+#: core then codes them with its other coders or exactly.
+MAX_VALUES = 1 << 31
 #: Largest [model, symbol] count table the context estimate builds (entries).
 _MAX_TABLE = 1 << 22
 
@@ -277,6 +280,9 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
     order = tuple(range(len(shape)))
     if values.size == 0:
         return _head(CODER_ANS, tol, order, 1, []) + uvarint(0), np.zeros(out_shape, dtype or np.float64)
+    if values.size >= MAX_VALUES:
+        raise ValueError(f"the interpolation coder takes chunks of fewer than 2**31 values, got {values.size} "
+                         f"(its estimates index symbols with 4 bytes); split the chunk")
     order, sample_bits, reuse = _choose_order(values, keep, work_tol)
     coded_shape = tuple(shape[k] for k in order)
     if reuse is not None:

@@ -2,9 +2,10 @@
 
 The field (length-1 axes dropped, more than three axes merged into the first) is transformed by
 :mod:`xdiffc.predict.wavelet` (1 to 3 dimensions, any sizes); missing points are first filled
-smoothly (:mod:`xdiffc.predict.inpaint`). Coefficients are quantised to ``q = rint(c / step)``
-with ``step = factor * tol``; the factor is chosen by the encoder (estimated sizes) among
-:data:`STEP_FACTORS`. The decoder dequantises (``q * step``) and inverts the transform. Since
+smoothly (:mod:`xdiffc.predict.inpaint`). Coefficients are quantised by a dead-zone quantiser,
+``q = trunc(c / step)``, with ``step = factor * tol``; the factor is chosen by the encoder
+(estimated sizes) among :data:`STEP_FACTORS`. The decoder dequantises to the middle of each bin,
+``sign(q) * (|q| + 1/2) * step`` (0 where ``q = 0``), and inverts the transform. Since
 the transform is not an L-infinity isometry, some points then miss the bound: as in SPERR, the
 encoder runs the decoder's reconstruction, finds them, and codes a correction
 ``k = rint((x - y) / (2 tol))`` for each (``y + k * 2 tol``), so the pointwise bound holds up to

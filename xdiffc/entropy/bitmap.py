@@ -15,7 +15,8 @@ estimates adapted at rates 1/16 and 1/128 after each bit, both starting at one h
 bit ``b`` with ``p`` (the probability of a 0, times 2**16): ``bound = (range >> 16) * p``; a 0
 keeps ``[low, low + bound)``, a 1 ``[low + bound, low + range)``; while ``range < 2**24``, a
 byte is shifted out. The decoder reads 5 bytes to start (the first is always 0) and mirrors
-each step, keeping ``code < range``; a stream that breaks that, or runs out of bytes, is damaged.
+each step, keeping ``code < range``; a stream that breaks that, runs out of bytes or has bytes left
+over (the decoder reads exactly the bytes the encoder wrote) is damaged.
 
 Payload: ``u8`` 1 (the format; a zstd frame of packed bits starts with 0x28 instead), then the
 coder's bytes.
@@ -142,10 +143,10 @@ def _shift_low(st, out):
 
 @njit(**JIT)
 def _decode(buf, T, H, W):
-    """The bitmap (T, H, W) and whether the stream was consistent to its end."""
+    """The bitmap (T, H, W), whether the stream was consistent, and how many bytes it read."""
     b = np.zeros((T, H, W), np.uint8)
     if buf.size < 5 or buf[0] != 0:
-        return b, False
+        return b, False, 0
     code, rng, pos = np.int64(0), np.int64(0xFFFFFFFF), 1
     for k in range(1, 5):
         code = (code << 8) | np.int64(buf[k])
@@ -164,12 +165,12 @@ def _decode(buf, T, H, W):
                 _adapt(fast, slow, c, same)
                 while rng < _TOP:
                     if pos >= buf.size:
-                        return b, False
+                        return b, False, pos
                     rng <<= 8
                     code = (code << 8) | np.int64(buf[pos])
                     pos += 1
                 if code >= rng:
-                    return b, False
+                    return b, False, pos
                 if same:
                     for j in range(W):
                         b[t, i, j] = b[t - 1, i, j]
@@ -185,13 +186,13 @@ def _decode(buf, T, H, W):
                 b[t, i, j] = bit
                 while rng < _TOP:
                     if pos >= buf.size:
-                        return b, False
+                        return b, False, pos
                     rng <<= 8
                     code = (code << 8) | np.int64(buf[pos])
                     pos += 1
                 if code >= rng:
-                    return b, False
-    return b, True
+                    return b, False, pos
+    return b, True, pos
 
 
 def encode(bits: np.ndarray) -> bytes:
@@ -204,7 +205,9 @@ def decode(payload: bytes, shape: tuple[int, ...], what: str) -> np.ndarray:
     """The boolean array of ``shape`` that :func:`encode` coded into ``payload`` (``what`` names it in errors)."""
     if len(payload) < 1 or payload[0] != FORMAT:
         raise CorruptStreamError(f"{what} has an unknown bitmap format")
-    b, ok = _decode(np.frombuffer(payload, np.uint8)[1:], *slices(tuple(shape)))
+    b, ok, used = _decode(np.frombuffer(payload, np.uint8)[1:], *slices(tuple(shape)))
     if not ok:
         raise CorruptStreamError(f"{what} is damaged (its bitmap coder ran out of bytes or off its range)")
+    if used != len(payload) - 1:  # the decoder reads exactly the bytes the encoder wrote
+        raise CorruptStreamError(f"{what} has {len(payload) - 1 - used} trailing bytes")
     return b.astype(bool).reshape(shape)
