@@ -143,7 +143,10 @@ def _shift_low(st, out):
 
 @njit(**JIT)
 def _decode(buf, T, H, W):
-    """The bitmap (T, H, W), whether the stream was consistent, and how many bytes it read."""
+    """The bitmap (T, H, W), whether the stream was consistent, and how many bytes it read.
+
+    The row flag and the bits are decoded by the same steps written out twice, with the coder's state in
+    locals: a shared function holding it in an array decoded 4-6x slower (tos mask 0.8 -> 5.3 ms)."""
     b = np.zeros((T, H, W), np.uint8)
     if buf.size < 5 or buf[0] != 0:
         return b, False, 0
