@@ -101,6 +101,9 @@ def test_a_decisive_sample_skips_interp_without_changing_the_stream(monkeypatch)
     tried.clear()
     assert xdiffc.compress(x, tol=tol) == blob and "interp" in tried
     assert_bounded(x, xdiffc.decompress(blob), tol)
+    monkeypatch.undo()
+    monkeypatch.setattr(core, "RESIDUAL_CODERS", {"interp": core.RESIDUAL_CODERS["interp"]})  # no decomposition
+    assert "interp" in Stream.from_bytes(xdiffc.compress(x, tol=tol)).sections
 
 
 def test_interp_is_encoded_when_the_decomposition_fails_after_all(monkeypatch):

@@ -123,7 +123,7 @@ def _residual_candidates(work: np.ndarray, values: np.ndarray, tol: float, skip:
     out, stats = [], {}
     # interp (and SZ3, weighed against interp's estimate) is skipped where the temporal decomposition's
     # sample says interp cannot win; if the decomposition then fails, interp is encoded right after it
-    superseded = anomaly.supersedes_interp(target, coder_tol, skip, stats)
+    superseded = "anomaly" in RESIDUAL_CODERS and anomaly.supersedes_interp(target, coder_tol, skip, stats)
     names = [n for n in RESIDUAL_CODERS if not (superseded and n in ("interp", "sz3"))]
     while names:
         name = names.pop(0)
