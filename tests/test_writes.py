@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import xarray as xr
 import zarr
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from xdiffc.xarray.variables import ATTR_TOL
@@ -90,6 +90,7 @@ def test_region_of_whole_chunks_keeps_the_bound(tmp_path):
 
 @settings(max_examples=12)
 @given(chunk=st.integers(1, 7), parts=st.lists(st.integers(1, 9), min_size=1, max_size=4))
+@example(chunk=7, parts=[2, 5, 1])  # a first write shorter than the chunk asked for: the store keeps that chunk
 def test_any_sequence_of_appends_keeps_the_bound_or_is_refused(tmp_path_factory, chunk, parts):
     """Property: whatever the sizes of the writes, what the store holds is within the bound."""
     ds, store = field(sum(parts)), tmp_path_factory.mktemp("seq") / "s.zarr"

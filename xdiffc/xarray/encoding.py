@@ -59,13 +59,11 @@ def zarr_chunks(var: xr.Variable, chunks: Mapping[Hashable, int] | None) -> tupl
     budget = max(1, DEFAULT_CHUNK_BYTES // var.dtype.itemsize)
     for axis in reversed(range(var.ndim)):
         dim, size = var.dims[axis], var.shape[axis]
-        if dim in chunks:
-            n = int(chunks[dim])
-        elif var.chunks is not None:
-            n = var.chunks[axis][0]
+        if dim in chunks:  # as asked, even past the size: appends then fill the chunk the user chose
+            n = max(1, int(chunks[dim]))
         else:
-            n = max(1, min(size, budget))
-        n = max(1, min(n, size))
+            n = var.chunks[axis][0] if var.chunks is not None else min(size, budget)
+            n = max(1, min(n, size))
         budget = max(1, budget // n)
         out.append(n)
     return tuple(reversed(out))
