@@ -118,6 +118,26 @@ def test_small_payloads_use_both_coders() -> None:
         (interp.VERSION_COMPACT, None), (interp.VERSION, interp.CODER_ZSTD)}
 
 
+def test_small_chunks_encode_the_zstd_body_only_where_it_may_win(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below the estimate threshold, the zstd body is encoded only where the context rANS estimate comes within
+    ``_SMALL_ZSTD_GAIN`` of the fast zstd size; a smooth field (rANS far smaller) skips it, a random walk
+    (near-white residuals) still weighs both, and the smaller payload is kept."""
+    calls = []
+    real = interp._zstd_body
+    monkeypatch.setattr(interp, "_zstd_body", lambda sym: calls.append(sym.size) or real(sym))
+    rng = np.random.default_rng(11)
+    y, x = np.mgrid[0:64, 0:128]
+    smooth = np.sin(x / 9.0) * np.cos(y / 7.0) + 0.01 * rng.normal(size=x.shape)
+    payload = _roundtrip(smooth, 2e-3)
+    assert calls == [] and payload[0] == interp.VERSION_COMPACT
+    walk = np.cumsum(np.cumsum(rng.normal(size=(64, 128)), axis=0), axis=1)  # near-white residuals
+    tol = 1e-3 * float(np.ptp(walk))
+    payload = _roundtrip(walk, tol)
+    assert len(calls) == 1
+    assert len(payload) <= len(interp.encode_reconstruct(walk, tol, coder=interp.CODER_CTX)[0])
+    assert len(payload) <= len(interp.encode_reconstruct(walk, tol, coder=interp.CODER_ZSTD)[0])
+
+
 def test_truncated_payload_raises() -> None:
     """Every proper prefix of a payload is rejected with CorruptStreamError."""
     for payload, shape, skip in _small_payloads():

@@ -114,6 +114,16 @@ def model_map(groups: int, split: bool, cuts: tuple[int, ...]) -> tuple[np.ndarr
 _MERGES = [(g, split, cuts) for g in _GROUPS for split in (False, True) for cuts in _CUTS]
 
 
+@functools.lru_cache(maxsize=64)
+def _band_layout(wshape: tuple[int, ...], packet: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`~xdiffc.entropy.subbands.band_arrays` of the subbands of ``wshape`` (cached: chunks of a store share
+    their shapes; the arrays are shared, so read-only)."""
+    arrays = sb.band_arrays(wt.subbands(wshape, packet), tuple(int(n) for n in _shape3(wshape)))
+    for a in arrays:
+        a.flags.writeable = False
+    return arrays
+
+
 @functools.lru_cache(maxsize=None)
 def _merge_maps() -> tuple[np.ndarray, np.ndarray]:
     """The model map of every merge of :data:`_MERGES` stacked [merge, fine context], and their model counts."""
@@ -150,7 +160,10 @@ def _merge_bits(counts, maps, n_models, model_bytes, symbol_bytes):
 
 def _choose_merge(counts: np.ndarray) -> tuple[float, tuple[int, bool, tuple[int, ...]]]:
     """The merge of fine contexts with the smallest estimated size: (bits, (groups, split, cuts))."""
-    bits = _merge_bits(counts, *_merge_maps(), TABLE_MODEL_BYTES, TABLE_SYMBOL_BYTES)
+    maps, n_models = _merge_maps()
+    rows, cols = counts.any(axis=1), counts.any(axis=0)  # only used contexts and symbols add bits
+    bits = _merge_bits(np.ascontiguousarray(counts[rows][:, cols]), np.ascontiguousarray(maps[:, rows]), n_models,
+                       TABLE_MODEL_BYTES, TABLE_SYMBOL_BYTES)
     k = int(np.argmin(bits))
     return float(bits[k]), _MERGES[k]
 
@@ -313,7 +326,7 @@ def _probe(values: np.ndarray, tol: float, skip: np.ndarray | None, packets: tup
     shape3 = _shape3(wshape)
     best = None
     for packet in (PROBE_PACKETS[len(wshape)] if packets is None else packets) if len(wshape) > 1 else (False,):
-        bands = sb.band_arrays(wt.subbands(wshape, packet), tuple(shape3))
+        bands = _band_layout(wshape, packet)
         coef = wt.forward(v, packet)
         coded = _Coded(coef, PROBE_FACTOR * tol, shape3, bands, packet)
         if best is None or coded.bits < best[2].bits:
@@ -469,7 +482,7 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
         idx = ks = np.zeros(0, np.int64)
     r.done()
     shape3 = _shape3(wshape)
-    bands = sb.band_arrays(wt.subbands(wshape, bool(packet)), tuple(shape3))
+    bands = _band_layout(wshape, bool(packet))
     q = np.zeros(size, np.int64)
     st = crans.start_state(words, "the wavelet payload")
     if sb.decode(st, words, m_of, t.start, t.nnz, t.syms, t.freqs, t.cums, t.lut, prec, t.sh, raw, n_raw, shape3,

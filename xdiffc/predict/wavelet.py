@@ -20,6 +20,8 @@ The encoder runs the very same :func:`inverse` to find the points its bound miss
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit
 
@@ -122,7 +124,8 @@ def _along(c: np.ndarray, ext: tuple[int, ...], axis: int, fn) -> None:
     c[corner] = block
 
 
-def _steps(shape: tuple[int, ...], packet: bool) -> list[tuple[tuple[int, ...], int]]:
+@functools.lru_cache(maxsize=64)
+def _steps(shape: tuple[int, ...], packet: bool) -> tuple[tuple[tuple[int, ...], int], ...]:
     """Every one-level step of the forward transform as (extents of the corner it works on, axis), in order.
 
     Dyadic (Mallat): level by level, every axis that :func:`plan` splits. Packet: first the whole
@@ -134,8 +137,8 @@ def _steps(shape: tuple[int, ...], packet: bool) -> list[tuple[tuple[int, ...], 
         out = [((ext[0],) + tuple(shape[1:]), 0) for ext in plan(shape[:1])]
         for ext in plan(tuple(shape[1:])):
             out += [((shape[0],) + ext, k + 1) for k, n in enumerate(ext) if n >= MIN_LEN]
-        return out
-    return [(ext, k) for ext in plan(tuple(shape)) for k, n in enumerate(ext) if n >= MIN_LEN]
+        return tuple(out)
+    return tuple((ext, k) for ext in plan(tuple(shape)) for k, n in enumerate(ext) if n >= MIN_LEN)
 
 
 def forward(x: np.ndarray, packet: bool = False) -> np.ndarray:
