@@ -266,7 +266,11 @@ the engine runs at 0.05-0.09x SZ3 on these fields, so 0.2x would need a differen
 from estimates alone, one pass), not more pruning. Decoding runs at 0.2-0.66x SZ3 (the anomaly coder
 decodes two interpolation payloads; the context rANS decodes one symbol at a time). The peak memory
 above the input (9.8x the chunk) is the wavelet coder's: its coefficients, the best reconstruction
-and the next step's quantisation, each a float64 or int64 copy."""
+and the next step's quantisation, each a float64 or int64 copy. A (1, 64, 128) chunk encodes in about
+4.1 ms (5.9 ms before 2026-11-30 night: small chunks no longer encode the zstd body where the context
+rANS estimate is under 0.95x the fast zstd size, and the wavelet probe weighs only the contexts and
+symbols it uses); what is left is the interpolation coder with its two axis orders (about 2.4 ms), the
+wavelet probe on two decompositions (about 1.4 ms) and SZ3 as a candidate (0.4 ms)."""
 
 
 def main() -> None:
