@@ -383,12 +383,12 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
         if stats is not None and "wavelet_trace" in stats:
             stats["wavelet_trace"].append((coded.packet, f, run[1].bits / 8, run[3].size, run[0] / 8))
         if best is None or run[0] < best[0]:
-            best = run
+            # the best reconstruction is kept as it will be returned: a float32 copy frees the float64 one
+            best = run if dtype is None else run[:2] + (run[2].astype(dtype),) + run[3:]
         del run
     _, coded, y, idx, ks, frame = best
     payload = _assemble(coded, tol, idx.size, frame)
-    y = y.reshape(out_shape)
-    return payload, y if dtype is None else y.astype(dtype)
+    return payload, y.reshape(out_shape)
 
 
 def _assemble(coded: _Coded, tol: float, n_corrections: int, frame: bytes) -> bytes:
