@@ -15,7 +15,7 @@ import zarr
 from xarray.coding.times import _unpack_netcdf_time_units
 
 import xdiffc
-from xdiffc.xarray.variables import ATTR_REL_TOL, ATTR_TOL, never_lossy, static_fields
+from xdiffc.xarray.variables import ATTR_REL_TOL, ATTR_TOL, exact_by_default, never_lossy
 from xdiffc.codec import GCDTCCodec
 from xdiffc.datasets import SAMPLES, open_sample
 from xdiffc.zarr_codec import GCDTCZarrCodec
@@ -87,10 +87,29 @@ def test_cf_detection_on_e3sm_columns():
     ds = open_sample("camse_ts")
     fixed = never_lossy(ds)
     assert {"lat", "lon", "time", "time_bnds", "hyam", "hybi", "P0", "cosp_ht_bnds", "date", "date_written"} <= fixed
-    assert "TS" not in fixed and "area" in static_fields(ds) and "TS" not in static_fields(ds)
+    assert "TS" not in fixed and "area" in exact_by_default(ds) and "TS" not in exact_by_default(ds)
     out = ds.gcdtc.compress()
     assert ATTR_TOL in out.TS.attrs and ATTR_TOL not in out.area.attrs and ATTR_TOL not in out.lat.attrs
     assert ATTR_TOL in ds.gcdtc.compress(tol={"area": 1.0}).area.attrs  # a static field can be named
+
+
+def test_weights_and_per_step_series_stay_exact_without_cf_time():
+    """A time without units or ``axis`` (NCEP's climatology file) still marks ``gw(lat)`` as grid metadata, and a
+    series along time alone (``co2vmr(time)``, one number a step) is kept exact too, unless a bound names it."""
+    ds = open_sample("trefht").isel(time=slice(0, 6))
+    ds = ds.assign_coords(time=np.arange(6.0))  # plain numbers, no units: cf-xarray finds no T axis
+    ds["gw"] = ("lat", np.cos(np.deg2rad(ds.lat.values)).astype(np.float64))
+    ds["co2vmr"] = ("time", np.linspace(3.6e-4, 3.7e-4, 6))
+    assert not ds.cf.axes.get("T") and {"gw", "co2vmr"} <= exact_by_default(ds)
+    out = ds.gcdtc.compress()
+    assert ATTR_TOL in out.TREFHT.attrs and ATTR_TOL not in out.gw.attrs and ATTR_TOL not in out.co2vmr.attrs
+    assert ATTR_TOL in ds.gcdtc.compress(tol={"co2vmr": 1e-6}).co2vmr.attrs
+
+
+def test_naming_time_in_a_bound_says_it_is_never_lossy():
+    ds = open_sample("trefht").isel(time=slice(0, 4))
+    with pytest.raises(ValueError, match="'time', which is a coordinate, bound, cell measure or time: never lossy"):
+        ds.gcdtc.compress(tol={"time": 1.0})
 
 
 def test_fill_values_and_nan_come_back_exactly(tmp_path):

@@ -36,10 +36,16 @@ ENTRY_POINTS = {
     (dict(tol=-1.0), "tol must be finite and >= 0, got -1.0"),
     (dict(tol=float("nan")), "tol must be finite and >= 0"),
     (dict(nrmse=1e-3, mode="l2", pw_rel_tol=1e-2), "pw_rel_tol and preserve_zero are pointwise guarantees"),
+    (dict(pw_rel_tol=2.0), r"pw_rel_tol must be below 1: it is a fraction of \|x\| \(0\.01 allows 1%\)"),
 ])
 def test_the_same_error_from_every_entry_point(call, kwargs, says):
     with pytest.raises(ValueError, match=says):
         call(**kwargs)
+
+
+def test_convert_refuses_a_pointwise_relative_bound_of_1_or_more(tmp_path):
+    with pytest.raises(ValueError, match=r"pw_rel_tol \(--pw-rel-tol\) must be below 1"):
+        convert([str(sample_path("trefht"))], tmp_path / "o.zarr", pw_rel_tol=1.0, progress=False)
 
 
 def test_convert_refuses_an_unknown_mode_in_the_same_words(tmp_path):

@@ -76,3 +76,15 @@ def test_bad_chunks_exit_2_before_any_work(files, tmp_path, capsys, chunks, says
     assert main(["convert", str(files / "t.nc"), "-o", str(tmp_path / "o.zarr"), "--chunks", chunks]) == 2
     assert says in error_line(capsys)
     assert not (tmp_path / "o.zarr").exists() and not list(tmp_path.iterdir())
+
+
+def test_a_reader_that_stops_early_gets_no_error(files):
+    """``xdiffc assess ... | head -1``: the output has nowhere to go; no traceback, no error line, and the status
+    that a shell gives a command stopped by SIGPIPE."""
+    import subprocess
+    import sys
+
+    cli = f"{sys.executable} -c 'import sys; from xdiffc.cli import main; sys.exit(main())'"
+    command = f"{cli} assess {files / 't.nc'} {files / 't.zarr'} | true; exit ${{PIPESTATUS[0]}}"  # true reads nothing
+    run = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300)
+    assert run.returncode == 141 and run.stderr == "", run

@@ -358,6 +358,26 @@ def test_use_cftime_combines_calendars_numpy_cannot(tmp_path, cluster):
     assert years.values.tolist() == [1500] * 3 + [1699] * 3
 
 
+def test_times_no_calendar_decodes_are_kept_as_numbers(tmp_path, cluster):
+    """'months since' (NOAA's hgt.nc): xarray cannot decode it with any calendar; the error says what to pass, and
+    --no-decode-times converts the files with their times stored exactly, as numbers with their units."""
+    files = []
+    for i in range(2):
+        t = xr.Variable("time", 6.0 * i + np.arange(6.0), {"units": "months since 1958-1-1 00:00:00"})
+        field = np.random.default_rng(i).random((6, 16, 16), dtype=np.float32).cumsum(axis=2)
+        files.append(tmp_path / f"hgt.{i}.nc")
+        xr.Dataset({"HGT": (("time", "y", "x"), field)}, coords={"time": t}).to_netcdf(files[-1])
+    with pytest.raises(ValueError, match=r"months since.*decode_times=False \(--no-decode-times\)"):
+        convert(files, tmp_path / "o.zarr")
+    with pytest.raises(ValueError, match="give one of them"):
+        convert(files, tmp_path / "o.zarr", use_cftime=True, decode_times=False)
+    out = tmp_path / "hgt.zarr"
+    convert(files, out, scheduler=cluster, progress=False, decode_times=False, chunks={"time": 6})
+    assert verify(files, out, decode_times=False).ok
+    stored = xr.open_zarr(out, decode_times=False)
+    assert stored.time.values.tolist() == list(range(12)) and stored.time.attrs["units"].startswith("months since")
+
+
 def test_l2_mode_bounds_the_nrmse(tmp_path, archive, cluster):
     with pytest.raises(ValueError, match="takes no --tol"):
         convert(archive, tmp_path / "o.zarr", mode="l2", tol=0.1)

@@ -10,7 +10,8 @@ import xarray as xr
 from hypothesis import given
 from hypothesis import strategies as st
 
-from xdiffc import metrics, tuning
+import xdiffc
+from xdiffc import bitstream, metrics, tuning
 from xdiffc.cli import build_parser
 from xdiffc.datasets import open_sample
 
@@ -141,7 +142,7 @@ def test_tune_a_multivariable_file():
     ds = open_sample("e3sm_rad")[["tmid", "rel", "pmid", "sfc_alb_dir", "co2vmr", "lat", "lon"]]  # lat, lon: the grid
     found = tuning.suggest_tol(ds)
     table = found.table
-    assert set(table.index) == {"tmid", "rel", "pmid", "sfc_alb_dir", "co2vmr"}
+    assert set(table.index) == {"tmid", "rel", "pmid", "sfc_alb_dir"}  # co2vmr(time): one number a step, kept exact
     assert table["passed"].all()
     for name, row in table.iterrows():
         assert row["kind"] in ("tol", "pw_rel_tol", "lossless")
@@ -171,3 +172,44 @@ def test_a_failing_trial_skips_the_costly_metrics_until_completed():
     full = metrics.compare_blocks([(x, run(x, 1.0)[1], v) for x, v in vs.blocks], 1.0, vs.native, spectral=False)
     assert trial.completed().metrics == pytest.approx(full, nan_ok=True) and trial.rest is None
     assert crit.checks(trial.metrics) == crit.checks(full)
+
+
+def test_a_sample_stored_exactly_is_judged_by_its_lossy_reconstruction():
+    """A block that ``compress`` stores exactly (cheaper than any lossy stream) would pass every criterion, while a
+    store's larger chunks of the field are coded lossily: the search's compressor returns the lossy reconstruction."""
+    x = np.random.default_rng(5).integers(0, 16, size=64).astype(np.float32)
+    assert bitstream.Stream.from_bytes(xdiffc.compress(x, tol=0.45)).header.mode == "lossless"
+    nbytes, y = tuning.xdiffc_compressor()(x, 0.45)
+    assert not np.array_equal(y, x) and np.abs(y - x).max() <= 0.45
+    assert nbytes == len(xdiffc.compress(x, tol=0.45, exact_floor=False))
+
+
+def test_the_bound_found_is_confirmed_on_a_wider_sample(monkeypatch):
+    """A bound that passes on the search sample but fails on the wider one steps down by the resolution until it
+    passes there, and the table reports the wider sample."""
+    rng = np.random.default_rng(2)
+    t = np.arange(40)[:, None, None]
+    y, x = np.meshgrid(np.linspace(0, 3, 24), np.linspace(0, 6, 32), indexing="ij")
+    data = 280 + 10 * np.sin(x + 0.3 * t) * np.cos(y) + rng.normal(0, 0.5, (40, 24, 32))
+    ds = xr.Dataset({"T": (("time", "lat", "lon"), data.astype(np.float32))},
+                    coords={"time": xr.date_range("2000-01-01", periods=40, freq="D", use_cftime=False)})
+    budget = 4 * 24 * 32
+    narrow = tuning.suggest_tol(ds, sample=budget, variables=["T"])
+    kind = narrow.table.loc["T", "kind"]
+    assert kind in ("tol", "pw_rel_tol")
+    bound = narrow["T"] if kind == "tol" else narrow.pw_rel_tol["T"]
+    real = tuning.evaluate
+    sizes = []
+
+    def strict(blocks, compressor, tol, criteria, native=None, check_bound=True):
+        trial = real(blocks, compressor, tol, criteria, native, check_bound)
+        sizes.append(sum(x.size for x, _ in blocks))
+        if sizes[-1] > budget and tol > bound / tuning.resolution() ** 1.5:  # the wider sample is stricter
+            trial.passed = False
+        return trial
+
+    monkeypatch.setattr(tuning, "evaluate", strict)
+    found = tuning.suggest_tol(ds, sample=budget, variables=["T"])
+    got = found["T"] if kind == "tol" else found.pw_rel_tol["T"]
+    assert got == pytest.approx(bound / tuning.resolution() ** 2)
+    assert found.table.loc["T", "sample_values"] == ds["T"].size == max(sizes)

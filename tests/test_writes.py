@@ -62,8 +62,59 @@ def test_append_in_whole_chunks_keeps_the_bound_chunks_and_attrs(tmp_path):
 def test_append_with_another_named_bound_is_refused(tmp_path):
     ds, store = field(20), tmp_path / "a.zarr"
     ds.isel(time=slice(0, 10)).gcdtc.to_zarr(store, tol={"T": 0.2}, chunks={"time": 5})
-    with pytest.raises(ValueError, match=r"'T' with bound 0\.5.*already holds it with bound 0\.2"):
+    with pytest.raises(ValueError, match=r"tol=0\.5 for 'T'.*already holds it with xdiffc_tol=0\.2"):
         ds.isel(time=slice(10, 20)).gcdtc.to_zarr(store, tol={"T": 0.5}, append_dim="time")
+
+
+@pytest.mark.parametrize("bounds", [dict(tol=0.5), dict(rel_tol=1e-2), dict(pw_rel_tol=0.01)])
+def test_append_with_another_bound_for_every_variable_is_refused(tmp_path, bounds):
+    """A scalar bound (or a rel_tol other than the default) that differs from the store's is refused, not ignored;
+    the store's own bound and the default rel_tol are accepted."""
+    ds, store = field(20), tmp_path / "a.zarr"
+    ds.isel(time=slice(0, 10)).gcdtc.to_zarr(store, tol=0.2, chunks={"time": 5})
+    option = next(iter(bounds))
+    with pytest.raises(ValueError, match=rf"{option}=.* for 'T'.*already holds it"):
+        ds.isel(time=slice(10, 15)).gcdtc.to_zarr(store, append_dim="time", **bounds)
+    ds.isel(time=slice(10, 15)).gcdtc.to_zarr(store, tol=0.2, append_dim="time")
+    ds.isel(time=slice(15, 20)).gcdtc.to_zarr(store, append_dim="time")  # rel_tol at its default: the store's bounds
+    assert xr.open_zarr(store).sizes["time"] == 20 and max_err_over_bound(ds, store) <= 1
+
+
+def test_append_of_times_already_in_the_store_is_refused(tmp_path):
+    ds, store = field(20), tmp_path / "a.zarr"
+    ds.isel(time=slice(0, 10)).gcdtc.to_zarr(store, tol=0.2, chunks={"time": 5})
+    with pytest.raises(ValueError, match=r"along 'time': 5 of the 10 appended 'time' values are already in the store"):
+        ds.isel(time=slice(5, 15)).gcdtc.to_zarr(store, tol=0.2, append_dim="time")
+    assert xr.open_zarr(store).sizes["time"] == 10
+
+
+def test_a_failed_write_leaves_no_store_at_a_new_path(tmp_path, monkeypatch):
+    """xarray creates the group before it writes the arrays: a write that fails must not leave a store that opens
+    as an empty Dataset."""
+    ds, store = field(10), tmp_path / "new.zarr"
+
+    def broken(self, *args, **kwargs):
+        zarr.open_group(args[0], mode="w")  # as xarray does first
+        raise OSError("disk full")
+
+    monkeypatch.setattr(xr.Dataset, "to_zarr", broken)
+    with pytest.raises(OSError, match="disk full"):
+        ds.gcdtc.to_zarr(store, tol=0.2)
+    assert not store.exists()
+
+
+def test_fill_value_and_another_missing_value_are_written(tmp_path):
+    """NCEP-style variables with _FillValue 1e36 and missing_value -999 (both read as NaN): xarray alone cannot
+    write them; the store keeps the _FillValue, with a warning naming the variable, and every NaN comes back."""
+    ds = field(10)
+    ds["T"][0, 0, :3] = np.nan
+    ds["T"].encoding.update(_FillValue=np.float32(1e36), missing_value=np.float32(-999.0))
+    with pytest.warns(UserWarning, match=r"T \(_FillValue 1e\+36, missing_value -999\)"):
+        ds.gcdtc.to_zarr(tmp_path / "f.zarr", tol=0.2)
+    out = xr.open_zarr(tmp_path / "f.zarr")
+    assert out["T"].encoding["_FillValue"] == np.float32(1e36) and "missing_value" not in out["T"].encoding
+    assert np.array_equal(np.isnan(out["T"].values), np.isnan(ds["T"].values))
+    assert np.nanmax(np.abs(out["T"].values - ds["T"].values)) <= out["T"].attrs[ATTR_TOL]
 
 
 @pytest.mark.parametrize("region", [{"time": slice(3, 10)}, {"time": slice(5, 8)}, "auto"])

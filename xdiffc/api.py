@@ -17,8 +17,13 @@ FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 MODES = ("pointwise", "l2")
 
 
-def check_bound(name: str, value: float | None) -> float | None:
-    """``value`` as a float, or None; a ValueError naming ``name`` unless it is a finite number >= 0."""
+#: Pointwise-relative bounds are fractions of |x| below this: at 1 or more any value could shrink to 0.
+PW_REL_LIMIT = 1.0
+
+
+def check_bound(name: str, value: float | None, below: float | None = None) -> float | None:
+    """``value`` as a float, or None; a ValueError naming ``name`` unless it is a finite number >= 0 (and
+    below ``below`` where given: :data:`PW_REL_LIMIT` for pointwise-relative bounds)."""
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
@@ -26,6 +31,9 @@ def check_bound(name: str, value: float | None) -> float | None:
     value = float(value)
     if not math.isfinite(value) or value < 0:
         raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    if below is not None and value >= below:
+        raise ValueError(f"{name} must be below {below:g}: it is a fraction of |x| (0.01 allows 1%), and at "
+                         f"{below:g} or more any value could shrink to 0; got {value!r}")
     return value
 
 

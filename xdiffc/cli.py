@@ -8,6 +8,7 @@ line naming the file, variable or option (never a traceback).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from functools import partial
@@ -16,7 +17,7 @@ from . import __version__
 from .conversion import VerificationError
 from .errors import CorruptStreamError, XdiffcError
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 130, 141
 EXIT_STATUS = """exit status (the same for every command):
   0    done, and every check passed
   1    a check failed: verify found a value beyond its bound, a damaged chunk, metadata
@@ -24,7 +25,8 @@ EXIT_STATUS = """exit status (the same for every command):
        found a variable that fails the criteria; demo saw a bound broken
   2    usage error or bad input: an unknown option or bad value, a missing or
        unreadable file, an unknown variable, datasets that do not match
-  130  interrupted (Ctrl-C)"""
+  130  interrupted (Ctrl-C)
+  141  the output's reader stopped early (xdiffc assess ... | head), as for SIGPIPE"""
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -144,7 +146,7 @@ def _convert(args: argparse.Namespace) -> int:
                           model=args.model, mode=args.mode, chunks=args.chunks, variables=variables,
                           scheduler=args.scheduler, workers=args.workers, threads_per_worker=args.threads_per_worker,
                           gpus=args.gpus, resume=args.resume, verify=args.verify, overwrite=args.overwrite,
-                          progress=not args.quiet, layout=args.layout, grid=args.grid, use_cftime=args.use_cftime,
+                          progress=not args.quiet, layout=args.layout, grid=args.grid, use_cftime=args.use_cftime, decode_times=not args.no_decode_times,
                           train_model=args.train_model)
     except KeyboardInterrupt:
         print(f"xdiffc: interrupted; {args.output} is not written (the work so far is in "
@@ -157,7 +159,7 @@ def _convert(args: argparse.Namespace) -> int:
 def _verify(args: argparse.Namespace) -> int:
     from .conversion import verify
 
-    report = verify(args.inputs, args.store, use_cftime=args.use_cftime)
+    report = verify(args.inputs, args.store, use_cftime=args.use_cftime, decode_times=not args.no_decode_times)
     print(report)
     return EXIT_OK if report.ok else EXIT_FAILED
 
@@ -166,6 +168,9 @@ def _run(args: argparse.Namespace) -> int:
     """Run the command: a failed check exits 1, a bad input or option prints one line and exits 2."""
     try:
         return args.func(args)
+    except BrokenPipeError:  # the reader stopped early (``xdiffc assess ... | head``): no traceback, no message
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python flushes stdout again at exit
+        return EXIT_PIPE
     except (CorruptStreamError, VerificationError) as err:
         print(f"xdiffc: FAIL: {err}", file=sys.stderr)
         return EXIT_FAILED
@@ -307,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--use-cftime", action="store_true",
                       help="decode every input's times as cftime dates (for calendars or dates that numpy cannot "
                            "hold in every file alike)")
+    conv.add_argument("--no-decode-times", action="store_true",
+                      help="keep every input's times as numbers (for time units no calendar decodes, such as "
+                           "'months since'); they are stored exactly, with their units")
     conv.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     conv.set_defaults(func=_convert)
 
@@ -315,6 +323,8 @@ def build_parser() -> argparse.ArgumentParser:
     ver.add_argument("inputs", nargs="+", metavar="IN", help="the netCDF files or Zarr store that were converted")
     ver.add_argument("store", metavar="STORE.zarr", help="the converted store")
     ver.add_argument("--use-cftime", action="store_true", help="decode times as cftime dates (as convert --use-cftime)")
+    ver.add_argument("--no-decode-times", action="store_true", help="keep times as numbers (as convert "
+                                                                    "--no-decode-times)")
     ver.set_defaults(func=_verify)
     return parser
 

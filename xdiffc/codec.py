@@ -27,7 +27,7 @@ from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray, ensure_ndarray_like, ndarray_copy
 
 from .bitstream import Header, Stream
-from .api import check_bound, check_mode
+from .api import PW_REL_LIMIT, check_bound, check_mode
 from .core import DEFAULT_STEPS, compress, decompress
 from .errors import CorruptStreamError, ModelMismatchError
 from .grids import Layout
@@ -146,7 +146,7 @@ class GCDTCCodec(Codec):
         self.tol = check_bound("tol", tol)
         self.rel_tol = check_bound("rel_tol", rel_tol)
         self.nrmse = check_bound("nrmse", nrmse)
-        self.pw_rel_tol = check_bound("pw_rel_tol", pw_rel_tol)
+        self.pw_rel_tol = check_bound("pw_rel_tol", pw_rel_tol, PW_REL_LIMIT)
         if not isinstance(preserve_zero, (bool, np.bool_)):
             raise ValueError(f"preserve_zero must be True or False, got {preserve_zero!r}")
         self.preserve_zero = bool(preserve_zero)
@@ -218,10 +218,10 @@ class GCDTCCodec(Codec):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "id")
         return f"GCDTCCodec({args})"
 
-    def encode_chunk(self, array: np.ndarray, extra_fill_values: Iterable[float] = ()) -> bytes:
+    def encode_chunk(self, array: np.ndarray, extra_fill_values: Iterable[float] = (), exact_floor: bool = True) -> bytes:
         """Encode one chunk. ``extra_fill_values`` (such as the Zarr array's ``fill_value``, which pads
         edge chunks) are kept exactly like ``fill_values``. A configured model is loaded once per
-        process and runs once per chunk."""
+        process and runs once per chunk. ``exact_floor`` as for :func:`xdiffc.compress`."""
         fills = self.fill_values + _finite_fills(extra_fill_values)
         if self._layout is not None:
             layout, axis = self._layout
@@ -229,7 +229,8 @@ class GCDTCCodec(Codec):
         model = self._predictor() if self.model_id else None
         return compress(array, self.tol, self.rel_tol, nrmse=self.nrmse, pw_rel_tol=self.pw_rel_tol,
                         preserve_zero=self.preserve_zero, valid_range=self.valid_range, mode=self.mode,
-                        fill_values=fills, model=model, steps=self.steps, reference=self._reference)
+                        fill_values=fills, model=model, steps=self.steps, reference=self._reference,
+                        exact_floor=exact_floor)
 
     def _predictor(self):
         """The configured model, loaded once per process and device (never pickled with the codec)."""

@@ -64,7 +64,7 @@ import xarray as xr
 import zarr
 
 from . import grids
-from .api import check_bound, check_chunks, check_mode
+from .api import PW_REL_LIMIT, check_bound, check_chunks, check_mode
 from .errors import CorruptStreamError, XdiffcError
 from .metrics import error_report
 from .xarray.encoding import DEFAULT_CHUNK_BYTES, encode_dataset
@@ -109,8 +109,8 @@ class Inputs:
     chunks: tuple[tuple[str, int], ...] = ()
     #: (size, mtime) of each path: a worker's cached Dataset is never reused for files changed since
     stamps: tuple[tuple[int, int], ...] = ()
-    #: decode times as cftime dates in every file (xarray's ``use_cftime``)
-    use_cftime: bool = False
+    #: time decoding: "auto" (xarray's choice), "cftime" (cftime dates in every file) or "raw" (numbers, undecoded)
+    times: str = "auto"
 
 
 def _stamps(paths: Sequence[str]) -> tuple[tuple[int, int], ...]:
@@ -148,9 +148,19 @@ def _time_dim(ds: xr.Dataset) -> str | None:
     return "time" if "time" in ds.dims else None
 
 
-def _decoding(use_cftime: bool) -> dict:
-    """xarray's time decoding: cftime dates for every calendar with ``use_cftime``, else xarray's choice."""
-    return {"decode_times": xr.coders.CFDatetimeCoder(use_cftime=True)} if use_cftime else {}
+def time_decoding(use_cftime: bool, decode_times: bool) -> str:
+    """The :attr:`Inputs.times` of ``convert``'s and ``verify``'s options."""
+    if use_cftime and not decode_times:
+        raise ValueError("use_cftime=True (--use-cftime) decodes times, decode_times=False (--no-decode-times) "
+                         "keeps them as numbers: give one of them")
+    return "cftime" if use_cftime else "auto" if decode_times else "raw"
+
+
+def _decoding(times: str) -> dict:
+    """xarray's time decoding for :attr:`Inputs.times`."""
+    if times == "cftime":
+        return {"decode_times": xr.coders.CFDatetimeCoder(use_cftime=True)}
+    return {"decode_times": False} if times == "raw" else {}
 
 
 def first_sentence(err: Exception) -> str:
@@ -158,45 +168,49 @@ def first_sentence(err: Exception) -> str:
     return str(err).strip().split("\n")[0].split(". ")[0].rstrip(".:")
 
 
-def _open_input(path: str, is_zarr: bool, use_cftime: bool) -> xr.Dataset:
+def _open_input(path: str, is_zarr: bool, times: str) -> xr.Dataset:
     """One input, opened lazily without Dask; a ValueError naming the file if xarray cannot open or decode it."""
     try:
         if is_zarr:
-            return xr.open_zarr(path, chunks=None, **_decoding(use_cftime))
-        return xr.open_dataset(path, chunks=None, **_decoding(use_cftime))
+            return xr.open_zarr(path, chunks=None, **_decoding(times))
+        return xr.open_dataset(path, chunks=None, **_decoding(times))
     except (OSError, ValueError, TypeError) as err:  # xarray: no backend for it, damaged, undecodable times
-        times = "time" in str(err) and not use_cftime
-        hint = "; if its calendar is the cause, try use_cftime=True (--use-cftime)" if times else ""
+        hint = ""
+        if "time" in str(err) and times == "auto":
+            hint = ("; if its calendar is the cause, try use_cftime=True (--use-cftime); if no calendar decodes its "
+                    "time units (such as 'months since'), decode_times=False (--no-decode-times) keeps them as numbers")
+        elif "time" in str(err) and times == "cftime":
+            hint = "; decode_times=False (--no-decode-times) keeps the times as numbers"
         raise ValueError(f"cannot open input {path!r}: {first_sentence(err)}{hint}") from err
 
 
-def _scan(paths: Sequence[str], is_zarr: bool, use_cftime: bool) -> tuple[str | None, xr.Dataset]:
+def _scan(paths: Sequence[str], is_zarr: bool, times: str) -> tuple[str | None, xr.Dataset]:
     """The time dimension, and the first input opened lazily; raises ValueError for inputs that do not fit together.
 
     Files fit together when they hold the same variables, the same sizes and coordinate values
     along every dimension but time, and times of one kind that no two files share: one grid,
     split in time.
     """
-    first = _open_input(paths[0], is_zarr, use_cftime)
+    first = _open_input(paths[0], is_zarr, times)
     time_dim = _time_dim(first)
     if len(paths) > 1 and time_dim is None:
         raise ValueError(f"{paths[0]!r} has no time dimension, so {len(paths)} files cannot be combined along time; "
                          f"convert them one at a time")
-    times = {paths[0]: first.indexes.get(time_dim)}
+    indexes = {paths[0]: first.indexes.get(time_dim)}
     for path in paths[1:]:
-        with _open_input(path, is_zarr, use_cftime) as other:
+        with _open_input(path, is_zarr, times) as other:
             _check_same_grid(first, other, time_dim, paths[0], path)
-            times[path] = other.indexes.get(time_dim)
+            indexes[path] = other.indexes.get(time_dim)
     if len(paths) > 1:
-        _check_times({p: t for p, t in times.items() if t is not None})
+        _check_times({p: t for p, t in indexes.items() if t is not None})
     return time_dim, first
 
 
-def _time_steps(paths: Sequence[str], is_zarr: bool, use_cftime: bool, time_dim: str) -> int:
+def _time_steps(paths: Sequence[str], is_zarr: bool, times: str, time_dim: str) -> int:
     """Time steps of the inputs combined along time."""
     total = 0
     for path in paths:
-        with _open_input(path, is_zarr, use_cftime) as ds:
+        with _open_input(path, is_zarr, times) as ds:
             total += ds.sizes[time_dim]
     return total
 
@@ -236,7 +250,7 @@ def _check_times(times: Mapping[str, pd.Index]) -> None:
 
 def open_inputs(inputs: Inputs) -> xr.Dataset:
     """The inputs as one lazy Dataset, combined along time, Dask-chunked with ``inputs.chunks``."""
-    decoding = _decoding(inputs.use_cftime)
+    decoding = _decoding(inputs.times)
     if inputs.is_zarr:
         ds = xr.open_zarr(inputs.paths[0], chunks={}, **decoding)
     else:
@@ -469,7 +483,7 @@ def _bound_kwargs(mode: str, tol, rel_tol: float | None, pw_rel_tol=None, preser
             check_bound("tol (--tol)" if name is None else f"tol of {name!r} (--tol {name}=...)", value)
     for name, value in (pw_rel_tol.items() if isinstance(pw_rel_tol, Mapping) else [(None, pw_rel_tol)]):
         check_bound("pw_rel_tol (--pw-rel-tol)" if name is None else f"pw_rel_tol of {name!r} (--pw-rel-tol {name}=...)",
-                    value)
+                    value, PW_REL_LIMIT)
     if mode != "l2":
         check_mode(mode)  # "pointwise", or the one message for an unknown mode
         return {"tol": tol, "rel_tol": rel_tol, "pw_rel_tol": pw_rel_tol, "preserve_zero": preserve_zero}
@@ -517,9 +531,9 @@ def _fingerprint(inputs: Inputs, bounds: Mapping, model, mode, chunks, layout, g
         return {str(k): float(v) for k, v in value.items()} if isinstance(value, Mapping) else value
 
     return {"inputs": [[p, os.path.getsize(p) if os.path.isfile(p) else None] for p in inputs.paths],
-            "use_cftime": inputs.use_cftime, "variables": inputs.variables, **{k: plain(v) for k, v in bounds.items()},
+            "use_cftime": inputs.times == "cftime", "variables": inputs.variables, **{k: plain(v) for k, v in bounds.items()},
             "model": model, "mode": mode, "chunks": dict(chunks), "layout": layout,
-            "grid": None if grid is None else str(grid)}
+            "grid": None if grid is None else str(grid)} | ({"decode_times": False} if inputs.times == "raw" else {})
 
 
 def _set_up(store: Path, inputs: Inputs, compress_kwargs: dict) -> list[str]:
@@ -560,7 +574,7 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
             variables: Sequence[str] | None = None, scheduler: str | None = None, workers: int | None = None,
             threads_per_worker: int | None = None, gpus: int = 0, resume: bool = False, verify: bool = False,
             overwrite: bool = False, progress: bool = True, layout: str = "auto", grid: str | None = None,
-            use_cftime: bool = False, train_model: int = 0) -> ConvertSummary:
+            use_cftime: bool = False, decode_times: bool = True, train_model: int = 0) -> ConvertSummary:
     """Convert netCDF files (or one Zarr store) into one compressed Zarr store on a Dask cluster.
 
     ``tol``, ``rel_tol``, ``pw_rel_tol``, ``preserve_zero``, ``model``, ``chunks``, ``layout`` and
@@ -571,7 +585,8 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     ``gpus`` the units need the worker resource ``GPU=1``. ``resume`` finishes an interrupted
     conversion; ``overwrite`` replaces an existing store (at the end: until then it is untouched);
     ``verify`` checks every bound before the store is put in place. ``use_cftime`` decodes every
-    input's times as cftime dates. ``train_model=STEPS`` first trains a model for ``STEPS`` steps on
+    input's times as cftime dates; ``decode_times=False`` keeps them as numbers (for units that no
+    calendar decodes, such as "months since"). ``train_model=STEPS`` first trains a model for ``STEPS`` steps on
     the inputs themselves (each variable's last 15% of time steps held out for validation;
     checkpointed, so a resumed conversion continues it) and compresses with it; the store carries
     the model in its codec configurations. The store is built in :func:`partial_path` and appears
@@ -581,17 +596,18 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     paths, is_zarr = resolve_paths([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
     _prepare_output(store, resume, overwrite)
     bounds = _bound_kwargs(mode, tol, rel_tol, pw_rel_tol, preserve_zero)
-    time_dim, first = _scan(paths, is_zarr, use_cftime)
+    times = time_decoding(use_cftime, decode_times)
+    time_dim, first = _scan(paths, is_zarr, times)
     if variables is not None:
         _select(first, variables)  # unknown names fail here, before any work
     chunks = dict(chunks or {})
     if time_dim is not None and chunks.get(time_dim) == -1:  # the whole time axis of the combined inputs
-        chunks[time_dim] = _time_steps(paths, is_zarr, use_cftime, time_dim)
+        chunks[time_dim] = _time_steps(paths, is_zarr, times, time_dim)
     chunks = check_chunks(chunks, first.sizes)
     if time_dim is not None and time_dim not in chunks:
         chunks[time_dim] = _default_time_chunk(first, time_dim, chunks)
     spec = Inputs(paths, is_zarr, time_dim, None if variables is None else tuple(variables),
-                  tuple(sorted(chunks.items())), _stamps(paths), use_cftime)
+                  tuple(sorted(chunks.items())), _stamps(paths), times)
     if isinstance(tol, str):
         (tol, found_pw), rel_tol = _auto_tol(tol, spec, model), None
         pw_rel_tol = {**(found_pw or {}), **(pw_rel_tol if isinstance(pw_rel_tol, Mapping) else {})} or pw_rel_tol
@@ -814,16 +830,17 @@ def _attr_problems(where: str, want: Mapping, got: Mapping) -> list[str]:
 
 @quiet_zarr()
 def verify(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike, *,
-           use_cftime: bool = False) -> VerifyReport:
+           use_cftime: bool = False, decode_times: bool = True) -> VerifyReport:
     """Compare ``store`` with the inputs it was converted from: bounds, NRMSE, ratio, metadata, completeness,
     and every chunk decodes (a damaged one is reported with its variable and chunk index, and the rest is
-    still checked). ``use_cftime`` as for :func:`convert`.
+    still checked). ``use_cftime`` and ``decode_times`` as for :func:`convert`.
 
     Streams chunk by chunk (Dask reductions), never loading a whole variable.
     """
     paths, is_zarr = resolve_paths([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
-    time_dim, _ = _scan(paths, is_zarr, use_cftime)
-    spec = Inputs(paths, is_zarr, time_dim, use_cftime=use_cftime)
+    times = time_decoding(use_cftime, decode_times)
+    time_dim, _ = _scan(paths, is_zarr, times)
+    spec = Inputs(paths, is_zarr, time_dim, times=times)
     return verify_store(spec, Path(store).absolute(), require_complete=True)
 
 
@@ -832,7 +849,7 @@ def verify_store(spec: Inputs, store: Path, *, require_complete: bool) -> Verify
     complete, why = is_complete(store)
     if not complete and (require_complete or not store.exists()):
         return VerifyReport(str(store), pd.DataFrame(), [why])
-    out = xr.open_zarr(str(store), consolidated=None if complete else False, **_decoding(spec.use_cftime))
+    out = xr.open_zarr(str(store), consolidated=None if complete else False, **_decoding(spec.times))
     out.encoding["source"] = str(store)
     lossy = [n for n in out.data_vars if is_lossy(out[n].attrs)]
     chunks = {d: c[0] for n in lossy[:1] for d, c in out[n].chunksizes.items()}  # read the inputs in store chunks

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import fidelity, guarantee, l2, l2model, logdomain, masking, predicted, reference as references
-from .api import FLOAT_DTYPES, check_bound, check_mode, is_float
+from .api import FLOAT_DTYPES, PW_REL_LIMIT, check_bound, check_mode, is_float
 from .bitstream import Header, Stream
 from .coders import RESIDUAL_CODERS, anomaly, interp, lossless, sz3
 from .errors import CorruptStreamError, ModelMismatchError
@@ -209,6 +209,7 @@ def compress(
     steps: int | None = None,
     device: str | None = None,
     reference: references.Climatology | None = None,
+    exact_floor: bool = True,
 ) -> bytes:
     """Compress a numpy array so that every valid value moves by at most the bound.
 
@@ -255,6 +256,10 @@ def compress(
         An archive-level climatology (:mod:`xdiffc.reference`) for arrays of shape
         ``(time,) + its spatial shape``: coding ``x`` minus it, at the phase that fits best, is one
         more candidate. The stream then needs the same reference to decode.
+    exact_floor : bool
+        Store the array exactly where that is smaller than every lossy stream (the default). False
+        keeps the smallest lossy stream even then: ``xdiffc tune`` judges its reconstruction, since
+        a larger chunk of the same field may well be coded lossily.
 
     Returns
     -------
@@ -264,7 +269,7 @@ def compress(
     check_mode(mode, tol=tol, rel_tol=rel_tol, nrmse=nrmse, pw_rel_tol=pw_rel_tol, preserve_zero=preserve_zero)
     if mode == "l2":  # rel_tol carries the NRMSE bound from here on
         tol, rel_tol = None, nrmse
-    pw_rel_tol = check_bound("pw_rel_tol", pw_rel_tol)
+    pw_rel_tol = check_bound("pw_rel_tol", pw_rel_tol, PW_REL_LIMIT)
     keep_sign = bool(preserve_zero) or pw_rel_tol is not None
     arr = _input_array(x)
     work, order = _working_layout(arr)
@@ -321,7 +326,7 @@ def compress(
     best = min(candidates, key=lambda c: c.nbytes, default=None)
     lossy = math.inf if best is None else best.nbytes + sum(map(len, sections.values()))
     # Exact storage is the floor: encoded in full only where a fast frame says it may be smaller.
-    if lossy >= LOSSLESS_MARGIN * lossless.estimate(work):
+    if exact_floor and lossy >= LOSSLESS_MARGIN * lossless.estimate(work):
         exact = lossless.encode(work)
         if lossy >= len(exact):
             return Stream(Header(mode="lossless", **{**header, "tol": 0.0}), {"raw": exact}).to_bytes()

@@ -29,6 +29,13 @@ Passing is assumed monotone in the bound; it is only checked at the bounds tried
 trial skips the costly criteria (KS, DSSIM) once a cheaper one has failed; the failing trial
 that decided is completed, so that the table names every criterion that failed there.
 
+The bound found is then confirmed on a wider sample (:data:`CHECK_VALUES` values of evenly
+spaced chunks, the whole variable where it is smaller): a bound at the edge of the criteria on
+the sample can fail on the rest, so it steps down by the resolution until it passes there too
+(at most :data:`CHECK_STEPS` times; else lossless), and the table reports that sample. Each block
+is judged by its lossy reconstruction, even where storing it exactly would be smaller: a sample
+block stored exactly passes every criterion, while the store's larger chunks may be coded lossily.
+
 Where the spatial relative error (a pointwise-relative test) is what stopped the absolute search,
 or no absolute bound passed, the same search runs over pointwise-relative bounds ``r``
 (``|y - x| <= r |x|``, from the dtype's machine epsilon to :data:`PW_HI`, first guess
@@ -52,12 +59,16 @@ from .model_lookup import codec_model
 from .grids import Layout
 from .masking import special_mask
 from .xarray.encoding import layout_pays, zarr_chunks
-from .xarray.variables import LOSSY_DTYPES, fill_values, never_lossy, static_fields, valid
+from .xarray.variables import LOSSY_DTYPES, exact_by_default, fill_values, never_lossy, valid
 
 #: Values per variable in the default sample (1 MiB of float64 while evaluating).
 SAMPLE_VALUES = 2**17
 #: At least this many sampled blocks, where the variable has that many chunks.
 SAMPLE_BLOCKS = 4
+#: Values of the wider sample (the whole variable, where smaller) on which the bound found is confirmed; where it
+#: fails there, the bound steps down by the search's resolution, at most :data:`CHECK_STEPS` times.
+CHECK_VALUES = 2**22
+CHECK_STEPS = 8
 #: The search brackets: bounds between LO_EPS and HI_EPS times the value range.
 LO_EPS, HI_EPS = 1e-6, 0.1
 #: The resolution: that of this many bisection steps over the bracket (a factor 1e5 to about 4.6 %).
@@ -137,7 +148,9 @@ def xdiffc_compressor(fill_values: Sequence[float] = (), native: tuple[int, Layo
     def run(x: np.ndarray, bound: float) -> tuple[int, np.ndarray]:
         codec = GCDTCCodec(model_id=model_id, model_sha256=sha, fill_values=fill_values, layout=layout,
                            **{kind: bound})
-        blob = codec.encode_chunk(x)
+        # the lossy stream even where exact storage is smaller: a sample block stored exactly passes every
+        # criterion, while the store's larger chunks of the same field may be coded lossily at this bound
+        blob = codec.encode_chunk(x, exact_floor=False)
         return len(blob), codec.decode_chunk(blob)
 
     return run
@@ -216,6 +229,17 @@ def gallop(trial: Callable[[float], Trial], start: float, lo: float, hi: float,
         mid = trial(math.sqrt(good.tol * bad.tol))
         good, bad = (mid, bad) if mid.passed else (good, mid)
     return good, bad
+
+
+def confirm(blocks: Blocks, compressor: Compressor, bound: float, criteria: metrics.Criteria,
+            native: tuple[int, Layout] | None, factor: float, check_bound: bool = True) -> tuple[Trial | None, int]:
+    """``bound``, or the first of ``bound / factor``, ``bound / factor**2``, ... (at most :data:`CHECK_STEPS`)
+    that passes on ``blocks``: (its trial or None, evaluations)."""
+    for k in range(CHECK_STEPS + 1):
+        trial = evaluate(blocks, compressor, bound / factor**k, criteria, native, check_bound)
+        if trial.passed:
+            return trial, k + 1
+    return None, CHECK_STEPS + 1
 
 
 def float_spacing(blocks: Blocks) -> float:
@@ -319,8 +343,8 @@ def sample_slices(shape: tuple[int, ...], chunks: tuple[int, ...], budget: int =
 
 def candidates(ds: xr.Dataset) -> list[Hashable]:
     """The variables the accessor compresses lossily by default: float data variables that are not
-    coordinates, bounds, cell measures or static fields."""
-    skip = never_lossy(ds) | static_fields(ds)
+    coordinates, bounds, cell measures, static fields or series along time alone."""
+    skip = never_lossy(ds) | exact_by_default(ds)
     return [n for n, v in ds.data_vars.items() if v.dtype in LOSSY_DTYPES and n not in skip and v.ndim > 0]
 
 
@@ -393,17 +417,20 @@ def suggest_tol(ds: xr.Dataset, criteria: str | metrics.Criteria | Mapping | Non
     tols, pw, rows = {}, {}, {}
     for name in names:
         vs = sample_variable(ds, name, sample, chunks)
+        wider = None if isinstance(sample, Mapping) else sample_variable(ds, name, max(CHECK_VALUES, sample or 0), chunks)
+        if wider is not None and sum(x.size for x, _ in wider.blocks) <= sum(x.size for x, _ in vs.blocks):
+            wider = None  # the sample is already all there is to check on
         runs = (xdiffc_compressor(vs.fill_values, vs.coded_layout, model),
                 xdiffc_compressor(vs.fill_values, vs.coded_layout, kind="pw_rel_tol"))
-        kind, bound, rows[name] = _tune_variable(vs, runs, crit, iterations)
+        kind, bound, rows[name] = _tune_variable(vs, runs, crit, iterations, wider)
         (pw if kind == "pw_rel_tol" else tols)[name] = bound
     return Suggestion(tols, pw, pd.DataFrame.from_dict(rows, orient="index"), crit)
 
 
 def _tune_variable(vs: VariableSample, runs: tuple[Compressor, Compressor], criteria: metrics.Criteria,
-                  iterations: int = ITERATIONS) -> tuple[str, float, dict]:
-    """One variable's search (``runs``: its absolute and its pointwise-relative compressor):
-    (kind, bound, table row)."""
+                  iterations: int = ITERATIONS, wider: VariableSample | None = None) -> tuple[str, float, dict]:
+    """One variable's search (``runs``: its absolute and its pointwise-relative compressor), confirmed on the
+    ``wider`` sample where given: (kind, bound, table row)."""
     run, run_pw = runs
     good, bad, count = search(vs.blocks, run, criteria, vs.native, iterations)
     used, kind = good, "tol"
@@ -412,6 +439,10 @@ def _tune_variable(vs: VariableSample, runs: tuple[Compressor, Compressor], crit
         count += pw_count
         if pw_good is not None and (good is None or pw_good.ratio > good.ratio):
             used, bad, kind = pw_good, pw_bad, "pw_rel_tol"
+    if used is not None and wider is not None:  # a bound at the edge on the sample may fail on the rest
+        used, steps = confirm(wider.blocks, run if kind == "tol" else run_pw, used.tol, criteria, wider.native,
+                              resolution(iterations), check_bound=kind == "tol")
+        count, vs = count + steps, wider
     if used is None:  # no lossy bound passes: stored exactly
         used, kind = evaluate(vs.blocks, run, 0.0, criteria, vs.native), "lossless"
     span = value_range(vs.blocks)

@@ -32,13 +32,13 @@ import zarr
 
 from .. import grids
 from ..codec import GCDTCCodec
-from ..api import check_bound, check_chunks, check_mode
+from ..api import PW_REL_LIMIT, check_bound, check_chunks, check_mode
 from ..core import DEFAULT_STEPS
 from ..model_lookup import store_model
 from ..zarr_codec import GCDTCZarrCodec
 from . import climatology as climatologies
 from .variables import (ATTR_NRMSE, ATTR_PRESERVE_ZERO, ATTR_PW_REL_TOL, ATTR_REL_TOL, ATTR_TOL, LOSSY_DTYPES,
-                        NativeLayouts, cf_valid_range, fill_values, never_lossy, static_fields, valid)
+                        NativeLayouts, cf_valid_range, exact_by_default, fill_values, never_lossy, valid)
 
 log = logging.getLogger(__name__)
 
@@ -69,13 +69,13 @@ def zarr_chunks(var: xr.Variable, chunks: Mapping[Hashable, int] | None) -> tupl
     return tuple(reversed(out))
 
 
-def _per_variable(name: str, value) -> tuple[dict, float | None]:
+def _per_variable(name: str, value, below: float | None = None) -> tuple[dict, float | None]:
     """A bound option as ``({variable: bound}, scalar)``: a mapping names variables, a number covers all of them."""
     if isinstance(value, Mapping):
         for var, v in value.items():
-            check_bound(f"{name}[{var!r}]", v)
+            check_bound(f"{name}[{var!r}]", v, below)
         return {k: float(v) for k, v in value.items()}, None
-    return {}, check_bound(name, value)
+    return {}, check_bound(name, value, below)
 
 
 class BoundPlan:
@@ -90,10 +90,10 @@ class BoundPlan:
 
     def __init__(self, ds: xr.Dataset, tol, rel_tol, exclude: Iterable[Hashable], pw_rel_tol=None,
                  preserve_zero: bool | Mapping[Hashable, bool] | None = None):
-        fixed, static = never_lossy(ds), static_fields(ds)
+        fixed, by_default = never_lossy(ds), exact_by_default(ds)
         exclude = set(exclude)
         per_var, scalar_tol = _per_variable("tol", tol)
-        per_pw, scalar_pw = _per_variable("pw_rel_tol", pw_rel_tol)
+        per_pw, scalar_pw = _per_variable("pw_rel_tol", pw_rel_tol, PW_REL_LIMIT)
         rel_tol = check_bound("rel_tol", rel_tol)
         if isinstance(preserve_zero, Mapping):  # the variables it does not name: the default
             zero_choice = {k: bool(v) for k, v in preserve_zero.items()}
@@ -110,17 +110,17 @@ class BoundPlan:
             raise ValueError(f"no variable named {unknown} in this Dataset; its variables are {sorted(map(str, ds.variables))}")
         for name in named:
             option = "tol" if name in per_var else "pw_rel_tol" if name in per_pw else "preserve_zero"
+            if name in exclude or name in fixed and ds[name].dtype.kind not in "iub":  # numbers: cast them, below
+                why = "is excluded" if name in exclude else "is a coordinate, bound, cell measure or time: never lossy"
+                raise ValueError(f"{option} names {name!r}, which {why}")
             if ds[name].dtype not in LOSSY_DTYPES:
                 raise TypeError(f"{option} names {name!r}, of dtype {ds[name].dtype}: xdiffc compresses float32 and "
                                 f"float64 lossily; cast it first (ds[{name!r}].astype('float32'))")
-            if name in fixed or name in exclude:
-                why = "is excluded" if name in exclude else "is a coordinate, bound, cell measure or time: never lossy"
-                raise ValueError(f"{option} names {name!r}, which {why}")
         self.tol: dict[Hashable, float | None] = {}
         self.rel_tol: dict[Hashable, float] = {}
         self.pw_rel_tol: dict[Hashable, float] = {}
         for name, da in ds.data_vars.items():
-            if name in fixed or name in exclude or name in static and name not in named:
+            if name in fixed or name in exclude or name in by_default and name not in named:
                 continue
             if da.dtype not in LOSSY_DTYPES:
                 warnings.warn(f"{name!r} has dtype {da.dtype}, which xdiffc cannot compress lossily: stored losslessly",
@@ -276,7 +276,40 @@ def encode_dataset(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, model
     for name in plan.lossy:
         out[name] = encode(ds, name, plan, layouts.of(ds[name].variable),
                            forced_layout=layout != "auto" or not choose_layout)
+    return one_fill_value(out)
+
+
+def one_fill_value(ds: xr.Dataset) -> xr.Dataset:
+    """``ds`` with ``missing_value`` dropped from the encoding of each variable where it differs from its
+    ``_FillValue``, with a warning naming them.
+
+    xarray reads both as NaN but can write only one of them, and refuses the pair ("conflicting
+    _FillValue and missing_value"); the store keeps ``_FillValue``, which CF readers mask by. The
+    points themselves come back as NaN either way.
+    """
+    out, dropped = ds, []
+    for name, var in ds.variables.items():
+        fv, mv = var.encoding.get("_FillValue"), var.encoding.get("missing_value")
+        if fv is None or mv is None or np.allclose(np.ravel(fv).astype(float), np.ravel(mv).astype(float),
+                                                   equal_nan=True):
+            continue
+        if out is ds:
+            out = ds.copy(deep=False)
+        var = out[name].variable.copy(deep=False)
+        var.encoding = {k: v for k, v in var.encoding.items() if k != "missing_value"}
+        out = out.assign_coords({name: var}) if name in ds.coords else out.assign({name: var})
+        dropped.append(f"{name!s} (_FillValue {_plain(fv)}, missing_value {_plain(mv)})")
+    if dropped:
+        warnings.warn(f"xarray cannot write a _FillValue and a different missing_value on one variable (it reads "
+                      f"both as NaN); the store keeps the _FillValue of: {', '.join(dropped)}", UserWarning,
+                      stacklevel=3)
     return out
+
+
+def _plain(value) -> str:
+    """A fill value as a reader would write it: ``1e+36``, not ``np.float32(1e+36)``."""
+    flat = [f"{float(v):g}" for v in np.ravel(value)]
+    return flat[0] if len(flat) == 1 else f"[{', '.join(flat)}]"
 
 
 def stored_bytes(source, names: Iterable[Hashable]) -> dict[Hashable, float]:

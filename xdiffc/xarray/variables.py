@@ -5,8 +5,8 @@ never lossy, found through cf-xarray and the CF attributes rather than through n
 axes, cell bounds, cell measures, coefficients of a parametric vertical coordinate,
 latitude/longitude and time stored as data variables (E3SM's ``lat(ncol)``), time-like values, and
 integer, boolean and string variables. Data variables without the time dimension of a Dataset
-that has one (cell areas and weights that CF does not mark, static fields) are stored exactly too,
-unless a bound names them. Variables along an unstructured column dimension get a native-grid
+that has one (cell areas and weights that CF does not mark, static fields), or along time alone
+(one number per step), are stored exactly too, unless a bound names them. Variables along an unstructured column dimension get a native-grid
 layout (:mod:`xdiffc.grids`).
 """
 
@@ -75,13 +75,19 @@ def never_lossy(ds: xr.Dataset) -> set[Hashable]:
     return names
 
 
-def static_fields(ds: xr.Dataset) -> set[Hashable]:
-    """Data variables without the time dimension in a Dataset that has one (E3SM's ``area``, CESM's ``gw``).
+def time_dims(ds: xr.Dataset) -> set[Hashable]:
+    """The dimensions of the CF time axis, else a dimension named ``time`` (a time without units or ``axis``)."""
+    dims = {d for name in ds.cf.axes.get("T", []) for d in ds[name].dims}
+    return dims or ({"time"} if "time" in ds.dims else set())
 
-    They are grid metadata (weights, areas) or small static fields: stored exactly, unless named in ``tol``.
-    """
-    time_dims = {d for name in ds.cf.axes.get("T", []) for d in ds[name].dims}
-    return {n for n, v in ds.data_vars.items() if time_dims and not time_dims & set(v.dims)}
+
+def exact_by_default(ds: xr.Dataset) -> set[Hashable]:
+    """Data variables stored exactly unless a bound names them, in a Dataset with a time dimension: those
+    without it (grid metadata such as E3SM's ``area`` and CESM's ``gw``, small static fields) and those
+    along time alone (one number per step, such as E3SM's ``co2vmr``: a lossy chunk of a few values costs
+    more than the values)."""
+    found = time_dims(ds)
+    return {n for n, v in ds.data_vars.items() if found and (not found & set(v.dims) or set(v.dims) <= found)}
 
 
 def fill_values(var: xr.Variable) -> list[float]:

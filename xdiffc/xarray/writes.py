@@ -9,7 +9,8 @@ error grows to twice the bound. So every write into an existing store is checked
   it is partial (the append would re-encode it), with the chunk sizes that would have worked;
 - a region write is refused when it covers a lossy chunk only in part;
 - the store's chunk shape and bound of each lossy variable are kept: the appended or rewritten
-  chunks use the codec already in the store, so a different ``tol`` for them is an error.
+  chunks use the codec already in the store, so a ``tol``, ``rel_tol`` or ``pw_rel_tol`` other
+  than the store's is an error (``rel_tol`` at its default, 1e-3, is taken as not given).
 
 We refuse rather than repair: the original values of a chunk already in the store are gone, so
 no later write can rebuild it within the bound. The message says how to write in whole chunks.
@@ -24,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import shutil
 import warnings
 from collections.abc import Hashable, Iterator, Mapping
 from dataclasses import dataclass
@@ -36,8 +38,11 @@ import zarr.errors
 from ..core import DEFAULT_STEPS
 from .archive_model import trained_model
 from .encoding import align_chunks, encode_dataset
-from .variables import is_lossy
+from .variables import ATTR_PW_REL_TOL, ATTR_REL_TOL, ATTR_TOL, is_lossy
 
+#: ``rel_tol`` when none is given. An update that leaves it at this value uses the store's bounds silently;
+#: any other bound given for a variable already in the store must be the store's.
+DEFAULT_REL_TOL = 1e-3
 #: xarray write modes that change an existing store in place (``"w"`` replaces it, ``"w-"`` refuses it).
 UPDATE_MODES = ("a", "a-", "r+")
 
@@ -99,7 +104,7 @@ def refuse_overwrite(store, kwargs: Mapping) -> None:
                               f"append_dim=... to append to it")
 
 
-def to_zarr(ds: xr.Dataset, store, tol=None, rel_tol: float | None = 1e-3, *, model: str | None = None,
+def to_zarr(ds: xr.Dataset, store, tol=None, rel_tol: float | None = DEFAULT_REL_TOL, *, model: str | None = None,
             chunks: Mapping[Hashable, int] | None = None, exclude=(), steps: int = DEFAULT_STEPS,
             layout: str = "auto", grid=None, nrmse: float | None = None, pw_rel_tol=None,
             preserve_zero: bool | Mapping[Hashable, bool] | None = None, climatology: bool = True,
@@ -113,7 +118,8 @@ def to_zarr(ds: xr.Dataset, store, tol=None, rel_tol: float | None = 1e-3, *, mo
     the climatology the store's codec carries (``climatology``: see ``encode_dataset``).
     ``train_model=STEPS`` first trains a model on ``ds`` itself for ``STEPS`` steps and compresses
     with it; the store carries the model, so readers need no model file. Returns
-    ``store``, or with ``compute=False`` the Dask object to ``.compute()``.
+    ``store``, or with ``compute=False`` the Dask object to ``.compute()``. A write that fails to a path
+    that did not exist leaves nothing there.
     """
     refuse_overwrite(store, to_zarr_kwargs)
     zarr_format = to_zarr_kwargs.get("zarr_format") or zarr.config.get("default_zarr_format")
@@ -130,10 +136,17 @@ def to_zarr(ds: xr.Dataset, store, tol=None, rel_tol: float | None = 1e-3, *, mo
         # xarray would replace, not merge, their encoding: the codec would silently be dropped
         raise ValueError(f"encoding= names lossy variables {clash}, whose encoding xdiffc sets; "
                          f"give their chunks through chunks= instead, or exclude them")
-    out = conform(out, store, lossy, tol, to_zarr_kwargs) if updating else for_new_store(out, lossy, zarr_format)
+    bounds = dict(tol=tol, rel_tol=None if rel_tol == DEFAULT_REL_TOL else rel_tol, pw_rel_tol=pw_rel_tol)
+    out = conform(out, store, lossy, bounds, to_zarr_kwargs) if updating else for_new_store(out, lossy, zarr_format)
     to_zarr_kwargs.setdefault("consolidated", True)
-    with quiet_zarr():
-        result = out.to_zarr(store, **to_zarr_kwargs)
+    created = isinstance(store, (str, os.PathLike)) and not os.path.exists(store)
+    try:
+        with quiet_zarr():
+            result = out.to_zarr(store, **to_zarr_kwargs)
+    except BaseException:
+        if created:  # xarray creates the group first: a failed write would leave a store that opens as empty
+            shutil.rmtree(store, ignore_errors=True)
+        raise
     return store if to_zarr_kwargs.get("compute", True) else result
 
 
@@ -147,19 +160,22 @@ def roundtrip(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, **kwargs) 
     return out
 
 
-def conform(ds: xr.Dataset, store, lossy: list[Hashable], user_tol, kwargs: Mapping) -> xr.Dataset:
+def conform(ds: xr.Dataset, store, lossy: list[Hashable], bounds: Mapping, kwargs: Mapping) -> xr.Dataset:
     """``ds`` ready to update the store in place: each lossy variable already there keeps the store's
-    chunks and bound; a write that would re-encode part of a lossy chunk raises ValueError."""
+    chunks and bound; a write that would re-encode part of a lossy chunk, or a bound in ``bounds``
+    (``tol``, ``rel_tol``, ``pw_rel_tol`` as the user gave them) other than the store's, raises ValueError."""
     existing = stored_arrays(store) or {}
     append_dim, region = kwargs.get("append_dim"), kwargs.get("region")
     if region == "auto":
         region = _auto_region(ds, store)
+    if append_dim is not None:
+        _check_new_steps(ds, store, append_dim)
     out = ds.copy(deep=False)
     for name in lossy:
         stored = existing.get(str(name))
         if stored is None or not is_lossy(stored.attrs):
             continue
-        _check_bound(name, stored, user_tol)
+        _check_bound(name, stored, bounds)
         if append_dim is not None:
             _check_append(stored, append_dim, ds.sizes.get(append_dim, 0), store)
         if region is not None:
@@ -168,15 +184,20 @@ def conform(ds: xr.Dataset, store, lossy: list[Hashable], user_tol, kwargs: Mapp
     return out
 
 
-def _check_bound(name: Hashable, stored: StoredArray, user_tol) -> None:
-    """A bound given by name for a variable already in the store must be the store's: its codec is reused."""
-    if not isinstance(user_tol, Mapping) or name not in user_tol or "xdiffc_tol" not in stored.attrs:
-        return
-    have = float(stored.attrs["xdiffc_tol"])
-    if not math.isclose(float(user_tol[name]), have, rel_tol=1e-12):
-        raise ValueError(f"tol names {name!r} with bound {user_tol[name]!r}, but the store already holds it with "
-                         f"bound {have!r}; appended and rewritten chunks use the store's codec, so leave "
-                         f"{name!r} out of tol (or rewrite the whole variable with mode='w')")
+def _check_bound(name: Hashable, stored: StoredArray, bounds: Mapping) -> None:
+    """A bound given for a variable already in the store (by name, or one for every variable) must be the store's:
+    appended and rewritten chunks use the store's codec, so another bound would be silently ignored."""
+    for option, attr in (("tol", ATTR_TOL), ("rel_tol", ATTR_REL_TOL), ("pw_rel_tol", ATTR_PW_REL_TOL)):
+        value = bounds.get(option)
+        given = value.get(name) if isinstance(value, Mapping) else value
+        if given is None:
+            continue
+        have = stored.attrs.get(attr)
+        if have is None or not math.isclose(float(given), float(have), rel_tol=1e-12):
+            held = f"with {attr}={have!r}" if have is not None else f"without a {option} bound"
+            raise ValueError(f"{option}={given!r} for {name!r}, but the store already holds it {held}; appended and "
+                             f"rewritten chunks use the store's codec and bounds, so leave {option} out of this "
+                             f"write (or rewrite the whole variable with mode='w')")
 
 
 def _chunk_hint(done: int, chunk: int) -> str:
@@ -195,6 +216,22 @@ def _check_append(stored: StoredArray, dim: Hashable, new: int, store) -> None:
             f"({done} values in chunks of {chunk}), and appending would decode and re-encode that lossy chunk, "
             f"up to doubling its error. Write every part but the last in whole chunks: rewrite the store with "
             f"mode='w' and {_chunk_hint(done, chunk)} along {dim!r}, or write all the data at once.")
+
+
+def _check_new_steps(ds: xr.Dataset, store, dim: Hashable) -> None:
+    """Appended coordinate values must be new: a time already in the store would be there twice (``convert``
+    refuses the same)."""
+    if dim not in ds.indexes:
+        return
+    with quiet_zarr():
+        on_disk = xr.open_zarr(store, consolidated=None, chunks=None)
+    if dim not in on_disk.indexes:
+        return
+    shared = on_disk.indexes[dim].intersection(ds.indexes[dim])
+    if len(shared):
+        raise ValueError(f"cannot append to {describe(store)} along {dim!r}: {len(shared)} of the {ds.sizes[dim]} "
+                         f"appended {dim!r} values are already in the store (the first: {shared[0]}); append only "
+                         f"new ones, or write the overlap with region=... (whole chunks)")
 
 
 def _check_region(stored: StoredArray, region: Mapping, store) -> None:
