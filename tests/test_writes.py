@@ -80,6 +80,17 @@ def test_append_with_another_bound_for_every_variable_is_refused(tmp_path, bound
     assert xr.open_zarr(store).sizes["time"] == 20 and max_err_over_bound(ds, store) <= 1
 
 
+def test_append_repeating_the_first_writes_bounds_is_accepted(tmp_path):
+    """The same call for every part: a variable named in tol is not bound by rel_tol, which covers the others."""
+    ds, store = field(20), tmp_path / "a.zarr"
+    ds["U"] = ds["T"] * 0.1
+    bounds = dict(tol={"T": 0.2}, rel_tol=1e-2, chunks={"time": 5})
+    ds.isel(time=slice(0, 10)).gcdtc.to_zarr(store, **bounds)
+    ds.isel(time=slice(10, 20)).gcdtc.to_zarr(store, append_dim="time", **bounds)
+    out = xr.open_zarr(store)
+    assert out.sizes["time"] == 20 and out["T"].attrs[ATTR_TOL] == 0.2 and out["U"].attrs["xdiffc_rel_tol"] == 1e-2
+
+
 def test_append_of_times_already_in_the_store_is_refused(tmp_path):
     ds, store = field(20), tmp_path / "a.zarr"
     ds.isel(time=slice(0, 10)).gcdtc.to_zarr(store, tol=0.2, chunks={"time": 5})

@@ -187,11 +187,14 @@ def conform(ds: xr.Dataset, store, lossy: list[Hashable], bounds: Mapping, kwarg
 def _check_bound(name: Hashable, stored: StoredArray, bounds: Mapping) -> None:
     """A bound given for a variable already in the store (by name, or one for every variable) must be the store's:
     appended and rewritten chunks use the store's codec, so another bound would be silently ignored."""
-    for option, attr in (("tol", ATTR_TOL), ("rel_tol", ATTR_REL_TOL), ("pw_rel_tol", ATTR_PW_REL_TOL)):
+    def given_for(option: str):
         value = bounds.get(option)
-        given = value.get(name) if isinstance(value, Mapping) else value
-        if given is None:
-            continue
+        return value.get(name) if isinstance(value, Mapping) else value
+
+    for option, attr in (("tol", ATTR_TOL), ("rel_tol", ATTR_REL_TOL), ("pw_rel_tol", ATTR_PW_REL_TOL)):
+        given = given_for(option)
+        if given is None or option == "rel_tol" and (given_for("tol") is not None or given_for("pw_rel_tol") is not None):
+            continue  # rel_tol covers only the variables that neither tol nor pw_rel_tol bounds
         have = stored.attrs.get(attr)
         if have is None or not math.isclose(float(given), float(have), rel_tol=1e-12):
             held = f"with {attr}={have!r}" if have is not None else f"without a {option} bound"
