@@ -265,12 +265,15 @@ about 0.6-0.9 s to 0.35-0.5 s, still about 0.03x SZ3's speed. Forced to one inte
 the engine runs at 0.05-0.09x SZ3 on these fields, so 0.2x would need a different encoder (choices
 from estimates alone, one pass), not more pruning. Decoding runs at 0.2-0.66x SZ3 (the anomaly coder
 decodes two interpolation payloads; the context rANS decodes one symbol at a time). The peak memory
-above the input (9.8x the chunk) is the wavelet coder's: its coefficients, the best reconstruction
-and the next step's quantisation, each a float64 or int64 copy. A (1, 64, 128) chunk encodes in about
-4.1 ms (5.9 ms before 2026-11-30 night: small chunks no longer encode the zstd body where the context
-rANS estimate is under 0.95x the fast zstd size, and the wavelet probe weighs only the contexts and
-symbols it uses); what is left is the interpolation coder with its two axis orders (about 2.4 ms), the
-wavelet probe on two decompositions (about 1.4 ms) and SZ3 as a candidate (0.4 ms)."""
+above the input (8.8x the chunk; 9.8x before the wavelet kept its best reconstruction in the output
+dtype) comes from the coders' float64 copies: alone on that chunk, the temporal decomposition peaks
+at 9.3x (its anomalies beside the interpolation coder's copies), the wavelet at 8.7x (coefficients,
+best reconstruction, the next step's quantisation), interp at 6.8x. A (1, 64, 128) chunk encodes in
+4.1-4.4 ms over two runs (5.9 ms before 2026-11-30 night: small chunks no longer encode the zstd
+body where the context rANS estimate is under 0.95x the fast zstd size, and the wavelet probe weighs
+only the contexts and symbols it uses); what is left is the interpolation coder with its two axis
+orders (about 2.4 ms), the wavelet probe on two decompositions (about 1.4 ms) and SZ3 as a
+candidate (0.4 ms)."""
 
 
 def main() -> None:
