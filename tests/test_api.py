@@ -43,6 +43,14 @@ def test_the_same_error_from_every_entry_point(call, kwargs, says):
         call(**kwargs)
 
 
+
+@pytest.mark.parametrize("bound", [1.0, 1.5])
+def test_a_pointwise_relative_bound_of_1_or_more_for_one_variable_is_refused_by_name(bound):
+    """``pw_rel_tol={name: r}`` is checked where it is given, and the message names the variable."""
+    with pytest.raises(ValueError, match=r"pw_rel_tol\['P'\] must be below 1: it is a fraction of \|x\|"):
+        field().gcdtc.compress(pw_rel_tol={"P": bound})
+    assert field().gcdtc.compress(pw_rel_tol={"P": 0.5})["P"].attrs["xdiffc_pw_rel_tol"] == 0.5
+
 def test_convert_refuses_a_pointwise_relative_bound_of_1_or_more(tmp_path):
     with pytest.raises(ValueError, match=r"pw_rel_tol \(--pw-rel-tol\) must be below 1"):
         convert([str(sample_path("trefht"))], tmp_path / "o.zarr", pw_rel_tol=1.0, progress=False)

@@ -358,15 +358,21 @@ def test_use_cftime_combines_calendars_numpy_cannot(tmp_path, cluster):
     assert years.values.tolist() == [1500] * 3 + [1699] * 3
 
 
-def test_times_no_calendar_decodes_are_kept_as_numbers(tmp_path, cluster):
-    """'months since' (NOAA's hgt.nc): xarray cannot decode it with any calendar; the error says what to pass, and
-    --no-decode-times converts the files with their times stored exactly, as numbers with their units."""
+def months_since_files(folder: Path) -> list[Path]:
+    """Two files of 6 steps whose times are 'months since' (NOAA's hgt.nc), which no calendar decodes."""
     files = []
     for i in range(2):
         t = xr.Variable("time", 6.0 * i + np.arange(6.0), {"units": "months since 1958-1-1 00:00:00"})
         field = np.random.default_rng(i).random((6, 16, 16), dtype=np.float32).cumsum(axis=2)
-        files.append(tmp_path / f"hgt.{i}.nc")
+        files.append(folder / f"hgt.{i}.nc")
         xr.Dataset({"HGT": (("time", "y", "x"), field)}, coords={"time": t}).to_netcdf(files[-1])
+    return files
+
+
+def test_times_no_calendar_decodes_are_kept_as_numbers(tmp_path, cluster):
+    """'months since' (NOAA's hgt.nc): xarray cannot decode it with any calendar; the error says what to pass, and
+    --no-decode-times converts the files with their times stored exactly, as numbers with their units."""
+    files = months_since_files(tmp_path)
     with pytest.raises(ValueError, match=r"months since.*decode_times=False \(--no-decode-times\)"):
         convert(files, tmp_path / "o.zarr")
     with pytest.raises(ValueError, match="give one of them"):
@@ -377,6 +383,47 @@ def test_times_no_calendar_decodes_are_kept_as_numbers(tmp_path, cluster):
     stored = xr.open_zarr(out, decode_times=False)
     assert stored.time.values.tolist() == list(range(12)) and stored.time.attrs["units"].startswith("months since")
 
+
+def test_no_decode_times_from_the_command_line(tmp_path, cluster):
+    """--no-decode-times reaches convert and verify (verify without it cannot open the inputs), and --chunks time=-1
+    counts the steps of every file with the times kept as numbers."""
+    files, out = [str(f) for f in months_since_files(tmp_path)], tmp_path / "cli.zarr"
+    assert main(["convert", *files, "-o", str(out), "--no-decode-times", "--chunks", "time=-1", "--scheduler", cluster,
+                 "-q"]) == 0
+    stored = xr.open_zarr(out, decode_times=False)
+    assert stored.time.values.tolist() == list(range(12)) and stored.HGT.encoding["chunks"] == (12, 16, 16)
+    assert main(["verify", *files, str(out), "--no-decode-times"]) == 0
+    assert main(["verify", *files, str(out)]) == 2
+
+
+def test_with_use_cftime_the_hint_is_to_keep_the_times_as_numbers(tmp_path):
+    """Times that cftime cannot decode either: the error suggests --no-decode-times, not the --use-cftime given."""
+    with pytest.raises(ValueError, match=r"months since.*; decode_times=False \(--no-decode-times\) keeps the times "
+                                         r"as numbers$") as err:
+        convert(months_since_files(tmp_path), tmp_path / "o.zarr", use_cftime=True)
+    assert "try use_cftime" not in str(err.value)
+
+
+@pytest.mark.parametrize("first", [dict(decode_times=False), dict(use_cftime=True)])
+def test_resume_refuses_another_time_decoding(tmp_path, archive, cluster, monkeypatch, first):
+    """The time decoding is part of what a resumed conversion must repeat: times decoded otherwise would not fit
+    the partial store."""
+    import xdiffc.conversion
+
+    out = tmp_path / "o.zarr"
+
+    def interrupted(*args, **kwargs):
+        raise RuntimeError("interrupted")
+
+    with monkeypatch.context() as m:
+        m.setattr(xdiffc.conversion, "_run_units", interrupted)
+        with pytest.raises(RuntimeError, match="interrupted"):
+            convert(archive, out, scheduler=cluster, progress=False, **first)
+    assert partial_path(out).exists() and not out.exists()
+    with pytest.raises(ValueError, match="was started from other inputs or options"):
+        convert(archive, out, scheduler=cluster, progress=False, resume=True)
+    convert(archive, out, scheduler=cluster, progress=False, resume=True, **first)
+    assert is_complete(out)[0] and verify(archive, out, **first).ok
 
 def test_l2_mode_bounds_the_nrmse(tmp_path, archive, cluster):
     with pytest.raises(ValueError, match="takes no --tol"):

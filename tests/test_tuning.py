@@ -213,3 +213,89 @@ def test_the_bound_found_is_confirmed_on_a_wider_sample(monkeypatch):
     got = found["T"] if kind == "tol" else found.pw_rel_tol["T"]
     assert got == pytest.approx(bound / tuning.resolution() ** 2)
     assert found.table.loc["T", "sample_values"] == ds["T"].size == max(sizes)
+
+
+@pytest.mark.parametrize("fails", [0, 3, tuning.CHECK_STEPS, tuning.CHECK_STEPS + 1])
+def test_confirm_steps_down_by_the_factor_at_most_check_steps_times(monkeypatch, fails):
+    """The bound, then the bound over factor, factor**2, ... up to factor**CHECK_STEPS: the first that passes, else
+    None after CHECK_STEPS + 1 evaluations."""
+    tried = []
+
+    def first_fail(blocks, compressor, tol, criteria, native=None, check_bound=True):
+        tried.append(tol)
+        return tuning.Trial(tol, 1, 1, {}, len(tried) > fails)
+
+    monkeypatch.setattr(tuning, "evaluate", first_fail)
+    factor = tuning.resolution()
+    trial, count = tuning.confirm([], None, 0.5, metrics.Criteria(), None, factor)
+    assert tried == pytest.approx([0.5 / factor**k for k in range(min(fails, tuning.CHECK_STEPS) + 1)])
+    assert count == len(tried)
+    if fails <= tuning.CHECK_STEPS:
+        assert trial.passed and trial.tol == pytest.approx(0.5 / factor**fails)
+    else:
+        assert trial is None and count == tuning.CHECK_STEPS + 1
+
+
+def _field_of_40_days() -> xr.Dataset:
+    rng = np.random.default_rng(2)
+    t = np.arange(40)[:, None, None]
+    y, x = np.meshgrid(np.linspace(0, 3, 24), np.linspace(0, 6, 32), indexing="ij")
+    data = 280 + 10 * np.sin(x + 0.3 * t) * np.cos(y) + rng.normal(0, 0.5, (40, 24, 32))
+    return xr.Dataset({"T": (("time", "lat", "lon"), data.astype(np.float32))},
+                      coords={"time": xr.date_range("2000-01-01", periods=40, freq="D", use_cftime=False)})
+
+
+def test_a_bound_that_fails_on_the_wider_sample_however_far_it_steps_down_is_lossless(monkeypatch):
+    """No bound down to CHECK_STEPS steps below the one found passes on the wider sample: the variable is stored
+    exactly (a ``lossless`` row judged on the wider sample), never with a bound that failed there."""
+    ds = _field_of_40_days()
+    budget = 4 * 24 * 32
+    real = tuning.evaluate
+
+    def wider_fails(blocks, compressor, tol, criteria, native=None, check_bound=True):
+        trial = real(blocks, compressor, tol, criteria, native, check_bound)
+        if sum(x.size for x, _ in blocks) > budget and tol > 0:
+            trial.passed = False
+        return trial
+
+    monkeypatch.setattr(tuning, "evaluate", wider_fails)
+    found = tuning.suggest_tol(ds, sample=budget, variables=["T"], iterations=5)
+    row = found.table.loc["T"]
+    assert row["kind"] == "lossless" and row["lossless"] and row["passed"] and found["T"] == 0.0
+    assert row["sample_values"] == ds["T"].size
+
+
+def test_a_sample_that_holds_the_whole_variable_is_not_confirmed_again(monkeypatch):
+    """Where the search's sample is already the whole variable, the wider check is skipped: no bound is evaluated
+    twice on the same values."""
+    ds = _field_of_40_days().isel(time=slice(0, 4))
+    calls, real = [], tuning.confirm
+    monkeypatch.setattr(tuning, "confirm", lambda *args, **kwargs: calls.append(args) or real(*args, **kwargs))
+    found = tuning.suggest_tol(ds, variables=["T"], iterations=5)
+    assert calls == [] and found.table.loc["T", "sample_values"] == ds["T"].size
+    assert found.table.loc["T", "kind"] in ("tol", "pw_rel_tol")
+
+
+def test_a_pointwise_relative_bound_is_confirmed_with_its_own_compressor():
+    """Precipitation in mm/day (|x| up to about 100): the pointwise-relative bound found on one step is confirmed on
+    both with the pointwise-relative compressor, judged on the criteria alone (``r`` is no absolute bound); the row
+    reports that trial on the wider sample."""
+    ds = open_sample("prect").isel(time=slice(0, 2), lat=slice(64, 128), lon=slice(0, 128))
+    ds["PRECT"] = ds["PRECT"] * np.float32(8.64e7)
+    crit = metrics.Criteria()
+    found = tuning.suggest_tol(ds, crit, sample=64 * 128, variables=["PRECT"], iterations=5)
+    row = found.table.loc["PRECT"]
+    assert row["kind"] == "pw_rel_tol" and not row["lossless"] and row["sample_values"] == ds["PRECT"].size
+    wider = tuning.sample_variable(ds, "PRECT", tuning.CHECK_VALUES)
+    run = tuning.xdiffc_compressor(wider.fill_values, wider.coded_layout, kind="pw_rel_tol")
+    trial = tuning.evaluate(wider.blocks, run, found.pw_rel_tol["PRECT"], crit, wider.native, check_bound=False)
+    assert trial.passed and row["ratio"] == pytest.approx(trial.ratio)
+
+
+def test_a_sample_given_as_indexers_is_the_sample_judged():
+    """``sample`` as ``isel`` indexers: the user chose the values, so the bound is neither confirmed on nor reported
+    for a wider sample."""
+    ds = _field_of_40_days()
+    found = tuning.suggest_tol(ds, sample={"time": slice(0, 2)}, variables=["T"], iterations=5)
+    row = found.table.loc["T"]
+    assert row["sample_values"] == 2 * 24 * 32 and row["kind"] in ("tol", "pw_rel_tol") and row["passed"]

@@ -245,3 +245,48 @@ def test_a_probe_left_for_other_values_or_another_bound_is_not_reused():
         payload, y = wavelet.encode_reconstruct(other, other_tol, None, stats=stats)
         assert payload == wavelet.encode(other, other_tol) and "wavelet_probe" not in stats
         assert np.array_equal(wavelet.decode(payload, other.shape).view(np.uint64), y.view(np.uint64))
+
+
+def _merge_bits_by_hand(counts: np.ndarray) -> np.ndarray:
+    """Estimated bits of every merge of :data:`wavelet._MERGES`: entropy of each used model's counts plus its table."""
+    from xdiffc.entropy.estimate import TABLE_MODEL_BYTES, TABLE_SYMBOL_BYTES
+
+    out = []
+    for merge in wavelet._MERGES:
+        model_of, n_models = wavelet.model_map(*merge)
+        merged = np.zeros((n_models, counts.shape[1]))
+        np.add.at(merged, model_of, counts)
+        bits = 0.0
+        for row in merged[merged.sum(axis=1) > 0]:
+            c = row[row > 0]
+            bits += c.sum() * np.log2(c.sum()) - (c * np.log2(c)).sum() + 8.0 * (TABLE_MODEL_BYTES + TABLE_SYMBOL_BYTES * c.size)
+        out.append(bits)
+    return np.array(out)
+
+
+@settings(deadline=None, max_examples=30)
+@given(seed=st.integers(0, 2**32 - 1), contexts=st.integers(1, 40), symbols=st.integers(1, 20))
+def test_the_merge_chosen_from_the_used_contexts_is_the_smallest_of_all(seed, contexts, symbols):
+    """``_choose_merge`` weighs only the fine contexts and symbols that occur (a speed-up): the merge it picks and
+    its bits are those of the smallest estimate over the full [context, symbol] counts."""
+    rng = np.random.default_rng(seed)
+    counts = np.zeros((wavelet.sb.N_FINE, wavelet.sb.N_SYMBOLS), np.int64)
+    rows = rng.choice(wavelet.sb.N_FINE, contexts, replace=False)
+    cols = rng.choice(wavelet.sb.N_SYMBOLS, symbols, replace=False)
+    counts[np.ix_(rows, cols)] = rng.integers(0, 2000, (contexts, symbols)) * (rng.random((contexts, symbols)) < 0.7)
+    bits, merge = wavelet._choose_merge(counts)
+    by_hand = _merge_bits_by_hand(counts)
+    assert bits == pytest.approx(by_hand.min(), rel=1e-9, abs=1e-6)
+    assert by_hand[wavelet._MERGES.index(merge)] == pytest.approx(by_hand.min(), rel=1e-9, abs=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_reconstruction_is_returned_in_the_dtype_asked_for(dtype):
+    """With ``dtype``, ``encode_reconstruct`` returns the decoder's field cast to it, bit for bit (the cast is made
+    as soon as a step is the best so far, so the float64 field is not held at the end)."""
+    x = smooth_series((8, 32, 48), seed=6).astype(np.float64)
+    tol = 1e-3 * float(np.ptp(x))
+    payload, y = wavelet.encode_reconstruct(x, tol, None, dtype=np.dtype(dtype))
+    assert y.dtype == dtype and y.shape == x.shape
+    decoded = wavelet.decode(payload, x.shape, dtype=np.dtype(dtype))
+    assert decoded.dtype == dtype and np.array_equal(decoded, y)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -99,19 +100,37 @@ def test_append_of_times_already_in_the_store_is_refused(tmp_path):
     assert xr.open_zarr(store).sizes["time"] == 10
 
 
-def test_a_failed_write_leaves_no_store_at_a_new_path(tmp_path, monkeypatch):
-    """xarray creates the group before it writes the arrays: a write that fails must not leave a store that opens
-    as an empty Dataset."""
+@pytest.mark.parametrize("error", [OSError("disk full"), KeyboardInterrupt("Ctrl-C")])
+def test_a_failed_write_leaves_no_store_at_a_new_path(tmp_path, monkeypatch, error):
+    """xarray creates the group before it writes the arrays: a write that fails (or is interrupted) must not leave
+    a store that opens as an empty Dataset."""
     ds, store = field(10), tmp_path / "new.zarr"
 
     def broken(self, *args, **kwargs):
         zarr.open_group(args[0], mode="w")  # as xarray does first
-        raise OSError("disk full")
+        raise error
 
     monkeypatch.setattr(xr.Dataset, "to_zarr", broken)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(type(error), match=str(error)):
         ds.gcdtc.to_zarr(store, tol=0.2)
     assert not store.exists()
+
+
+@pytest.mark.parametrize("store_type", [str, Path])
+def test_a_failed_append_leaves_the_existing_store_as_it_was(tmp_path, monkeypatch, store_type):
+    """Only a store that the failed write itself created is removed: an append that fails keeps the store there."""
+    ds, store = field(20), store_type(tmp_path / "a.zarr")
+    ds.isel(time=slice(0, 10)).gcdtc.to_zarr(store, tol=0.2, chunks={"time": 5})
+    before = xr.open_zarr(store).load()
+
+    def broken(self, *args, **kwargs):
+        raise OSError("disk full")
+
+    with monkeypatch.context() as m:
+        m.setattr(xr.Dataset, "to_zarr", broken)
+        with pytest.raises(OSError, match="disk full"):
+            ds.isel(time=slice(10, 20)).gcdtc.to_zarr(store, tol=0.2, append_dim="time")
+    assert xr.open_zarr(store).load().identical(before)
 
 
 def test_fill_value_and_another_missing_value_are_written(tmp_path):
