@@ -146,7 +146,8 @@ def _convert(args: argparse.Namespace) -> int:
                           model=args.model, mode=args.mode, chunks=args.chunks, variables=variables,
                           scheduler=args.scheduler, workers=args.workers, threads_per_worker=args.threads_per_worker,
                           gpus=args.gpus, resume=args.resume, verify=args.verify, overwrite=args.overwrite,
-                          progress=not args.quiet, layout=args.layout, grid=args.grid, use_cftime=args.use_cftime, decode_times=not args.no_decode_times,
+                          progress=not args.quiet, layout=args.layout, grid=args.grid, use_cftime=args.use_cftime,
+                          decode_times=not args.no_decode_times,
                           train_model=args.train_model)
     except KeyboardInterrupt:
         print(f"xdiffc: interrupted; {args.output} is not written (the work so far is in "

@@ -218,7 +218,8 @@ class GCDTCCodec(Codec):
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items() if k != "id")
         return f"GCDTCCodec({args})"
 
-    def encode_chunk(self, array: np.ndarray, extra_fill_values: Iterable[float] = (), exact_floor: bool = True) -> bytes:
+    def encode_chunk(self, array: np.ndarray, extra_fill_values: Iterable[float] = (),
+                     exact_floor: bool = True) -> bytes:
         """Encode one chunk. ``extra_fill_values`` (such as the Zarr array's ``fill_value``, which pads
         edge chunks) are kept exactly like ``fill_values``. A configured model is loaded once per
         process and runs once per chunk. ``exact_floor`` as for :func:`xdiffc.compress`."""

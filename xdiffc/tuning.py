@@ -370,17 +370,19 @@ class VariableSample:
 
 
 def sample_variable(ds: xr.Dataset, name: Hashable, sample: int | Mapping[Hashable, object] | None = None,
-                    chunks: Mapping[Hashable, int] | None = None) -> VariableSample:
+                    chunks: Mapping[Hashable, int] | None = None, coded: bool | None = None) -> VariableSample:
     """The sample of variable ``name`` (see the module docstring); ``sample``: a budget of values, or
-    ``isel`` indexers taken whole (every chunk of the selection)."""
+    ``isel`` indexers taken whole (every chunk of the selection). ``coded``: whether the store codes it on its
+    native-grid layout, where already known (finding out takes two trial encodings)."""
     da = ds[name]
     native = metrics.native_layout(ds, name)
     chunking = dict(chunks or {})
     if native is not None:
         chunking[da.dims[native[0]]] = da.shape[native[0]]  # the layout needs every column of a chunk
-    coded = (native is None or native[1].kind == "none"
-             or layout_pays(da, native[1].to_config(native[0]), fill_values(da.variable),
-                            zarr_chunks(da.variable, chunking)))  # as the store decides it
+    if coded is None:
+        coded = (native is None or native[1].kind == "none"
+                 or layout_pays(da, native[1].to_config(native[0]), fill_values(da.variable),
+                                zarr_chunks(da.variable, chunking)))  # as the store decides it
     if isinstance(sample, Mapping):
         da = da.isel({k: v for k, v in sample.items() if k in da.dims})
     shape = zarr_chunks(da.variable, chunking)
@@ -417,7 +419,8 @@ def suggest_tol(ds: xr.Dataset, criteria: str | metrics.Criteria | Mapping | Non
     tols, pw, rows = {}, {}, {}
     for name in names:
         vs = sample_variable(ds, name, sample, chunks)
-        wider = None if isinstance(sample, Mapping) else sample_variable(ds, name, max(CHECK_VALUES, sample or 0), chunks)
+        wider = None if isinstance(sample, Mapping) else sample_variable(ds, name, max(CHECK_VALUES, sample or 0),
+                                                                          chunks, coded=vs.coded)
         if wider is not None and sum(x.size for x, _ in wider.blocks) <= sum(x.size for x, _ in vs.blocks):
             wider = None  # the sample is already all there is to check on
         runs = (xdiffc_compressor(vs.fill_values, vs.coded_layout, model),

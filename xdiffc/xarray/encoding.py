@@ -290,7 +290,7 @@ def one_fill_value(ds: xr.Dataset) -> xr.Dataset:
     out, dropped = ds, []
     for name, var in ds.variables.items():
         fv, mv = var.encoding.get("_FillValue"), var.encoding.get("missing_value")
-        if fv is None or mv is None or np.allclose(np.ravel(fv).astype(float), np.ravel(mv).astype(float),
+        if fv is None or mv is None or var.dtype.kind not in "fiu" or np.allclose(np.ravel(fv).astype(float), np.ravel(mv).astype(float),
                                                    equal_nan=True):
             continue
         if out is ds:

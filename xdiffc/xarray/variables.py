@@ -6,8 +6,8 @@ axes, cell bounds, cell measures, coefficients of a parametric vertical coordina
 latitude/longitude and time stored as data variables (E3SM's ``lat(ncol)``), time-like values, and
 integer, boolean and string variables. Data variables without the time dimension of a Dataset
 that has one (cell areas and weights that CF does not mark, static fields), or along time alone
-(one number per step), are stored exactly too, unless a bound names them. Variables along an unstructured column dimension get a native-grid
-layout (:mod:`xdiffc.grids`).
+(one number per step), are stored exactly too, unless a bound names them. Variables along an
+unstructured column dimension get a native-grid layout (:mod:`xdiffc.grids`).
 """
 
 from __future__ import annotations

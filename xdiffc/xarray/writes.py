@@ -193,7 +193,9 @@ def _check_bound(name: Hashable, stored: StoredArray, bounds: Mapping) -> None:
 
     for option, attr in (("tol", ATTR_TOL), ("rel_tol", ATTR_REL_TOL), ("pw_rel_tol", ATTR_PW_REL_TOL)):
         given = given_for(option)
-        if given is None or option == "rel_tol" and (given_for("tol") is not None or given_for("pw_rel_tol") is not None):
+        if given is None:
+            continue
+        if option == "rel_tol" and (given_for("tol") is not None or given_for("pw_rel_tol") is not None):
             continue  # rel_tol covers only the variables that neither tol nor pw_rel_tol bounds
         have = stored.attrs.get(attr)
         if have is None or not math.isclose(float(given), float(have), rel_tol=1e-12):
