@@ -27,10 +27,10 @@ from numcodecs.abc import Codec
 from numcodecs.compat import ensure_contiguous_ndarray, ensure_ndarray_like, ndarray_copy
 
 from .bitstream import Header, Stream
-from .api import PW_REL_LIMIT, check_bound, check_mode
-from .core import DEFAULT_STEPS, compress, decompress
+from .core import DEFAULT_STEPS, decompress, encode
 from .errors import CorruptStreamError, ModelMismatchError
 from .grids import Layout
+from .options import DEFAULT_LEVEL, NAMES, Options
 from .reference import Climatology
 
 
@@ -38,17 +38,6 @@ def _finite_fills(values: Iterable[float]) -> tuple[float, ...]:
     """Finite fill values as sorted unique floats: NaN and +-inf are always kept exactly anyway."""
     out = {float(v) for v in np.ravel(np.asarray(list(values), dtype=np.float64))}
     return tuple(sorted(v for v in out if math.isfinite(v)))
-
-
-def _interval(values: Sequence[float]) -> tuple[float, float]:
-    """``(lo, hi)`` as floats; a ValueError unless they are two finite numbers (JSON has no inf) with lo <= hi."""
-    try:
-        lo, hi = (float(v) for v in values)
-    except (TypeError, ValueError):
-        raise ValueError(f"valid_range must be two numbers (lo, hi), got {values!r}") from None
-    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
-        raise ValueError(f"valid_range must be two finite numbers with lo <= hi, got {values!r}")
-    return lo, hi
 
 
 class Chunk(NamedTuple):
@@ -121,6 +110,11 @@ class GCDTCCodec(Codec):
         The model file itself, base64: a model that readers cannot be expected to have (one
         trained on the archive, or any model that is not shipped with xdiffc) travels in the
         configuration, checked against ``model_sha256``.
+    level : int
+        1 (fastest) to 9 (smallest; the default): how hard the encoder searches. Decoding never needs it.
+
+    The bound arguments become one :class:`~xdiffc.options.Options`, ``codec.options``; they read
+    as attributes too (``codec.tol``).
     """
 
     codec_id = "xdiffc.gcdtc"
@@ -142,22 +136,10 @@ class GCDTCCodec(Codec):
         valid_range: Sequence[float] | None = None,
         climatology: dict | None = None,
         model_file: str | None = None,
+        level: int = DEFAULT_LEVEL,
     ):
-        self.tol = check_bound("tol", tol)
-        self.rel_tol = check_bound("rel_tol", rel_tol)
-        self.nrmse = check_bound("nrmse", nrmse)
-        self.pw_rel_tol = check_bound("pw_rel_tol", pw_rel_tol, PW_REL_LIMIT)
-        if not isinstance(preserve_zero, (bool, np.bool_)):
-            raise ValueError(f"preserve_zero must be True or False, got {preserve_zero!r}")
-        self.preserve_zero = bool(preserve_zero)
-        self.valid_range = None if valid_range is None else _interval(valid_range)
-        self.mode = mode
-        check_mode(mode, tol=self.tol, rel_tol=self.rel_tol, nrmse=self.nrmse, pw_rel_tol=self.pw_rel_tol,
-                   preserve_zero=self.preserve_zero)
-        if mode == "pointwise" and (self.tol is not None and self.rel_tol is not None or (
-                self.tol is None and self.rel_tol is None and self.pw_rel_tol is None)):
-            raise ValueError("give exactly one of tol (absolute bound) or rel_tol (fraction of each chunk's range), "
-                             "or pw_rel_tol (pointwise-relative) with or without one of them")
+        self.options = Options(tol=tol, rel_tol=rel_tol, pw_rel_tol=pw_rel_tol, nrmse=nrmse, mode=mode,
+                               preserve_zero=preserve_zero, valid_range=valid_range, level=level).check_array()
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
             raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
         self.model_id = str(model_id)
@@ -173,33 +155,28 @@ class GCDTCCodec(Codec):
         self._model_bytes = None if model_file is None else _carried_model(self.model_file, self.model_sha256)
 
     def get_config(self) -> dict:
-        """The JSON configuration; ``variable``, ``pw_rel_tol``, ``preserve_zero``, ``valid_range`` and
-        ``climatology`` and ``model_file`` only when set, so that configs without them stay as they were."""
-        config = {
-            "id": self.codec_id,
-            "tol": self.tol,
-            "rel_tol": self.rel_tol,
-            "model_id": self.model_id,
-            "model_sha256": self.model_sha256,
-            "steps": self.steps,
-            "fill_values": list(self.fill_values),
-            "layout": self.layout,
-            "mode": self.mode,
-            "nrmse": self.nrmse,
-        }
+        """The JSON configuration; the keys added since the first release (``variable``, ``pw_rel_tol``,
+        ``preserve_zero``, ``valid_range``, ``climatology``, ``model_file``, ``level``) only when set, so that
+        configurations without them stay as they were."""
+        bounds = self.options.to_config()
+        config = {"id": self.codec_id, "tol": bounds.pop("tol"), "rel_tol": bounds.pop("rel_tol"),
+                  "model_id": self.model_id, "model_sha256": self.model_sha256, "steps": self.steps,
+                  "fill_values": list(self.fill_values), "layout": self.layout, "mode": bounds.pop("mode"),
+                  "nrmse": bounds.pop("nrmse")}
         if self.variable:
             config["variable"] = self.variable
-        if self.pw_rel_tol is not None:
-            config["pw_rel_tol"] = self.pw_rel_tol
-        if self.preserve_zero:
-            config["preserve_zero"] = True
-        if self.valid_range is not None:
-            config["valid_range"] = list(self.valid_range)
+        config.update(bounds)
         if self.climatology is not None:
             config["climatology"] = self.climatology
         if self.model_file is not None:
             config["model_file"] = self.model_file
         return config
+
+    def __getattr__(self, name: str):
+        """The options' fields read as the codec's own (``codec.tol``)."""
+        if name in NAMES and "options" in self.__dict__:
+            return getattr(self.options, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     @classmethod
     def from_config(cls, config: dict) -> GCDTCCodec:
@@ -228,10 +205,8 @@ class GCDTCCodec(Codec):
             layout, axis = self._layout
             array = layout.to_grid(array, axis)
         model = self._predictor() if self.model_id else None
-        return compress(array, self.tol, self.rel_tol, nrmse=self.nrmse, pw_rel_tol=self.pw_rel_tol,
-                        preserve_zero=self.preserve_zero, valid_range=self.valid_range, mode=self.mode,
-                        fill_values=fills, model=model, steps=self.steps, reference=self._reference,
-                        exact_floor=exact_floor)
+        return encode(array, self.options, fills, model=model, steps=self.steps, reference=self._reference,
+                      exact_floor=exact_floor)
 
     def _predictor(self):
         """The configured model, loaded once per process and device (never pickled with the codec)."""

@@ -19,10 +19,11 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from . import fidelity, guarantee, l2, l2model, logdomain, masking, predicted, reference as references
-from .api import FLOAT_DTYPES, PW_REL_LIMIT, check_bound, check_mode, is_float
+from .api import FLOAT_DTYPES, is_float
 from .bitstream import Header, Stream
 from .coders import RESIDUAL_CODERS, anomaly, interp, lossless, sz3
 from .errors import CorruptStreamError, ModelMismatchError
+from .options import DEFAULT_LEVEL, Options
 
 log = logging.getLogger(__name__)
 
@@ -40,20 +41,6 @@ LOSSLESS_MARGIN = 0.5
 SZ3_MARGIN = 1.1
 #: Denoising steps of the neural decoder unless the caller says otherwise (recorded in the stream).
 DEFAULT_STEPS = 4
-
-
-def resolve_tol(x: np.ndarray, valid: np.ndarray | None, tol: float | None, rel_tol: float | None) -> float:
-    """The absolute bound: ``tol``, or ``rel_tol`` times the range of the valid values."""
-    tol, rel_tol = check_bound("tol", tol), check_bound("rel_tol", rel_tol)
-    if (tol is None) == (rel_tol is None):
-        raise ValueError("give exactly one of tol (absolute bound) or rel_tol (fraction of the value range)")
-    if tol is not None:
-        return tol
-    data = x if valid is None else x[valid]
-    if data.size == 0:
-        return 0.0
-    value_range = float(np.max(data)) - float(np.min(data))
-    return rel_tol * value_range
 
 
 @dataclass
@@ -210,6 +197,7 @@ def compress(
     device: str | None = None,
     reference: references.Climatology | None = None,
     exact_floor: bool = True,
+    level: int = DEFAULT_LEVEL,
 ) -> bytes:
     """Compress a numpy array so that every valid value moves by at most the bound.
 
@@ -264,20 +252,34 @@ def compress(
     Returns
     -------
     bytes
+    level : int
+        1 (fastest: one predictor, one entropy path) to 9 (smallest: the full search; the default).
+        The stream is self-describing: decoding never needs the level.
+
+    Returns
+    -------
+    bytes
         A self-describing stream; :func:`decompress` gives back the same shape and dtype.
     """
-    check_mode(mode, tol=tol, rel_tol=rel_tol, nrmse=nrmse, pw_rel_tol=pw_rel_tol, preserve_zero=preserve_zero)
-    if mode == "l2":  # rel_tol carries the NRMSE bound from here on
-        tol, rel_tol = None, nrmse
-    pw_rel_tol = check_bound("pw_rel_tol", pw_rel_tol, PW_REL_LIMIT)
-    keep_sign = bool(preserve_zero) or pw_rel_tol is not None
+    options = Options(tol=tol, rel_tol=rel_tol, pw_rel_tol=pw_rel_tol, nrmse=nrmse, mode=mode,
+                      preserve_zero=preserve_zero, valid_range=valid_range, level=level)
+    return encode(x, options, fill_values, fill_threshold=fill_threshold, model=model, steps=steps, device=device,
+                  reference=reference, exact_floor=exact_floor)
+
+
+def encode(x, options: Options, fill_values: Iterable[float] = (), *, fill_threshold: float = masking.FILL_THRESHOLD,
+           model=None, steps: int | None = None, device: str | None = None,
+           reference: references.Climatology | None = None, exact_floor: bool = True) -> bytes:
+    """:func:`compress` with its bounds already parsed into ``options`` (the codecs call this)."""
+    options.check_array()
+    mode, pw_rel_tol, keep_sign = options.mode, options.pw_rel_tol, options.keep_sign
     arr = _input_array(x)
     work, order = _working_layout(arr)
     is_float = work.dtype.kind == "f"
     mask = masking.special_mask(work, fill_values, fill_threshold) if is_float else None
     # In l2 mode, tol is the RMS bound nrmse * (max - min), recorded for information.
-    bound = (math.inf if pw_rel_tol is not None and tol is None and rel_tol is None
-             else resolve_tol(work, None if mask is None else ~mask, tol, rel_tol))
+    bound = options.absolute(work, None if mask is None else ~mask)
+    rel_tol = options.nrmse if mode == "l2" else options.rel_tol
     header = dict(dtype=arr.dtype.str, shape=arr.shape, order=order, tol=bound,
                   rel_tol=float("nan") if rel_tol is None else float(rel_tol))
 
@@ -293,7 +295,7 @@ def compress(
     zeros = fidelity.zero_mask(work, mask) if keep_sign else None
     skip = mask if zeros is None else mask | zeros  # the coders' don't-care points
     rule = fidelity.OutputRule(fidelity.value_range(work, skip if missing or zeros is not None else None,
-                                                    None if mode == "l2" else valid_range), zeros)
+                                                    None if mode == "l2" else options.valid_range), zeros)
     sections.update(rule.sections())
     sections.update(fidelity.guarantee_section(pw_rel_tol, keep_sign))
     if mode == "l2":  # clamping into the input's range can only bring each value closer: the L2 bound holds

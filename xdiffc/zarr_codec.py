@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, Self
@@ -35,7 +34,6 @@ from zarr.core.common import parse_named_configuration
 
 from .api import is_float
 from .codec import Chunk, GCDTCCodec
-from .core import DEFAULT_STEPS
 
 CODEC_NAME = "xdiffc.gcdtc"
 _DTYPE_KINDS = "fiub"
@@ -43,68 +41,28 @@ _DTYPE_KINDS = "fiub"
 
 @dataclass(frozen=True)
 class GCDTCZarrCodec(ArrayBytesCodec):
-    """Zarr v3 serializer with a hard pointwise bound; takes the same arguments as :class:`GCDTCCodec`."""
+    """Zarr v3 serializer with a hard pointwise bound; takes the keyword arguments of :class:`GCDTCCodec`,
+    whose configuration it is (``to_dict`` writes it, ``from_dict`` reads it)."""
 
     is_fixed_size = False
 
-    tol: float | None
-    rel_tol: float | None
-    model_id: str
-    model_sha256: str
-    steps: int
-    fill_values: tuple[float, ...]
-    layout: str | None  # canonical JSON of the layout configuration: dataclass fields must be hashable
-    mode: str
-    nrmse: float | None
-    variable: str
-    pw_rel_tol: float | None
-    preserve_zero: bool
-    valid_range: tuple[float, float] | None
-    climatology: str | None  # canonical JSON, like layout
-    model_file: str | None
+    config: str  # canonical JSON of the numcodecs configuration: dataclass fields must be hashable
 
-    def __init__(
-        self,
-        *,
-        tol: float | None = None,
-        rel_tol: float | None = None,
-        model_id: str = "",
-        model_sha256: str = "",
-        steps: int = DEFAULT_STEPS,
-        fill_values: Iterable[float] = (),
-        layout: dict | None = None,
-        mode: str = "pointwise",
-        nrmse: float | None = None,
-        variable: str = "",
-        pw_rel_tol: float | None = None,
-        preserve_zero: bool = False,
-        valid_range: Iterable[float] | None = None,
-        climatology: dict | None = None,
-        model_file: str | None = None,
-    ) -> None:
-        checked = GCDTCCodec(tol, rel_tol, model_id, model_sha256, steps, tuple(fill_values), layout, mode, nrmse,
-                             variable, pw_rel_tol, preserve_zero, valid_range, climatology, model_file)
-        for key in ("variable", "pw_rel_tol", "preserve_zero", "valid_range"):  # config keys only when set
-            object.__setattr__(self, key, getattr(checked, key))
-        object.__setattr__(self, "climatology", None if climatology is None else json.dumps(climatology, sort_keys=True))
-        object.__setattr__(self, "model_file", checked.model_file)
-        for key, value in checked.get_config().items():
-            if key == "fill_values":
-                value = tuple(value)
-            elif key == "layout" and value is not None:
-                value = json.dumps(value, sort_keys=True)
-            if key not in ("id", "valid_range", "climatology", "model_file"):
-                object.__setattr__(self, key, value)
-        self.__dict__["numcodec"] = checked
+    def __init__(self, **config: Any) -> None:
+        codec = GCDTCCodec.from_config(config)  # parses and checks every argument, once
+        object.__setattr__(self, "config", json.dumps(codec.get_config(), sort_keys=True))
+        self.__dict__["numcodec"] = codec
 
     @cached_property
     def numcodec(self) -> GCDTCCodec:
         """The equivalent numcodecs codec (for Zarr format 2 arrays, or direct use)."""
-        layout = None if self.layout is None else json.loads(self.layout)
-        return GCDTCCodec(self.tol, self.rel_tol, self.model_id, self.model_sha256, self.steps, self.fill_values,
-                          layout, self.mode, self.nrmse, self.variable, self.pw_rel_tol, self.preserve_zero,
-                          self.valid_range, None if self.climatology is None else json.loads(self.climatology),
-                          self.model_file)
+        return GCDTCCodec.from_config(json.loads(self.config))
+
+    def __getattr__(self, name: str):
+        """The configuration's keys read as attributes (``serializer.tol``)."""
+        if name == "numcodec" or name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.numcodec, name)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Self:

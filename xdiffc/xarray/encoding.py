@@ -32,9 +32,10 @@ import zarr
 
 from .. import grids
 from ..codec import GCDTCCodec
-from ..api import PW_REL_LIMIT, check_bound, check_chunks, check_mode
+from ..api import check_chunks
 from ..core import DEFAULT_STEPS
 from ..model_lookup import store_model
+from ..options import DEFAULT_LEVEL, Options
 from ..zarr_codec import GCDTCZarrCodec
 from . import climatology as climatologies
 from .variables import (ATTR_NRMSE, ATTR_PRESERVE_ZERO, ATTR_PW_REL_TOL, ATTR_REL_TOL, ATTR_TOL, LOSSY_DTYPES,
@@ -69,41 +70,32 @@ def zarr_chunks(var: xr.Variable, chunks: Mapping[Hashable, int] | None) -> tupl
     return tuple(reversed(out))
 
 
-def _per_variable(name: str, value, below: float | None = None) -> tuple[dict, float | None]:
-    """A bound option as ``({variable: bound}, scalar)``: a mapping names variables, a number covers all of them."""
-    if isinstance(value, Mapping):
-        for var, v in value.items():
-            check_bound(f"{name}[{var!r}]", v, below)
-        return {k: float(v) for k, v in value.items()}, None
-    return {}, check_bound(name, value, below)
+def _split(value) -> tuple[Mapping[Hashable, float], float | None]:
+    """A parsed per-variable option as ``({variable: bound}, scalar)``."""
+    return (value, None) if isinstance(value, Mapping) else ({}, value)
 
 
 class BoundPlan:
-    """Which variables are lossy, and the bounds of each: absolute (``tol``, None for a pointwise-relative bound
-    alone), relative to the range (``rel_tol``), pointwise-relative (``pw_rel_tol``), zeros and signs kept
-    (``preserve_zero``) and the CF valid range (``valid_range``).
+    """Which variables are lossy, and each one's codec options (:class:`~xdiffc.options.Options`, with an
+    absolute ``tol``, None for a pointwise-relative bound alone) and ``rel_tol`` (recorded in its attrs).
 
     ``rel_tol`` covers the variables that neither ``tol`` nor ``pw_rel_tol`` names. ``preserve_zero``
     by default (None) is on where the minimum of the valid values is 0 (a field >= 0 with exact
     zeros: it then costs little or nothing, see docs/zarr-xarray.md) or the CF valid minimum is 0.
     """
 
-    def __init__(self, ds: xr.Dataset, tol, rel_tol, exclude: Iterable[Hashable], pw_rel_tol=None,
-                 preserve_zero: bool | Mapping[Hashable, bool] | None = None):
+    def __init__(self, ds: xr.Dataset, options: Options, exclude: Iterable[Hashable]):
         fixed, by_default = never_lossy(ds), exact_by_default(ds)
         exclude = set(exclude)
-        per_var, scalar_tol = _per_variable("tol", tol)
-        per_pw, scalar_pw = _per_variable("pw_rel_tol", pw_rel_tol, PW_REL_LIMIT)
-        rel_tol = check_bound("rel_tol", rel_tol)
+        per_var, scalar_tol = _split(options.tol)
+        per_pw, scalar_pw = _split(options.pw_rel_tol)
+        l2 = options.mode == "l2"
+        rel_tol = options.nrmse if l2 else options.rel_tol  # in l2 mode each variable's NRMSE bound
+        preserve_zero = False if l2 else options.preserve_zero
         if isinstance(preserve_zero, Mapping):  # the variables it does not name: the default
-            zero_choice = {k: bool(v) for k, v in preserve_zero.items()}
-        elif preserve_zero is None:
-            zero_choice = {}
-        elif isinstance(preserve_zero, (bool, np.bool_)):
-            zero_choice = dict.fromkeys(ds.data_vars, bool(preserve_zero))
+            zero_choice = dict(preserve_zero)
         else:
-            raise ValueError(f"preserve_zero must be True, False, None (the default rule) or {{name: bool}}, "
-                             f"got {preserve_zero!r}")
+            zero_choice = {} if preserve_zero is None else dict.fromkeys(ds.data_vars, preserve_zero)
         named = {**per_var, **per_pw, **(preserve_zero if isinstance(preserve_zero, Mapping) else {})}
         unknown = [n for n in (*named, *exclude) if n not in ds.variables]
         if unknown:
@@ -116,9 +108,9 @@ class BoundPlan:
             if ds[name].dtype not in LOSSY_DTYPES:
                 raise TypeError(f"{option} names {name!r}, of dtype {ds[name].dtype}: xdiffc compresses float32 and "
                                 f"float64 lossily; cast it first (ds[{name!r}].astype('float32'))")
-        self.tol: dict[Hashable, float | None] = {}
+        tol: dict[Hashable, float | None] = {}
         self.rel_tol: dict[Hashable, float] = {}
-        self.pw_rel_tol: dict[Hashable, float] = {}
+        pw: dict[Hashable, float] = {}
         for name, da in ds.data_vars.items():
             if name in fixed or name in exclude or name in by_default and name not in named:
                 continue
@@ -127,38 +119,43 @@ class BoundPlan:
                               stacklevel=3)
                 continue
             if name in per_pw or scalar_pw is not None:
-                self.pw_rel_tol[name] = per_pw.get(name, scalar_pw)
+                pw[name] = per_pw.get(name, scalar_pw)
             if name in per_var or scalar_tol is not None:
-                self.tol[name] = per_var.get(name, scalar_tol)
-            elif rel_tol is not None and name not in self.pw_rel_tol:
+                tol[name] = per_var.get(name, scalar_tol)
+            elif rel_tol is not None and name not in pw:
                 self.rel_tol[name] = rel_tol
-            elif name in self.pw_rel_tol:
-                self.tol[name] = None
-        self.valid_range = {n: cf_valid_range(ds[n].variable) for n in self.pw_rel_tol.keys() | self.rel_tol.keys()
-                            | self.tol.keys()}
-        auto = [n for n in self.valid_range if n not in zero_choice]
+            elif name in pw:
+                tol[name] = None
+        valid_range = {n: cf_valid_range(ds[n].variable) for n in pw.keys() | self.rel_tol.keys() | tol.keys()}
+        auto = [n for n in valid_range if n not in zero_choice]
         measured = list(self.rel_tol.keys() | set(auto))
         lazy = [ds[n].where(valid(ds[n])) for n in measured]
         ranges = dict(zip(measured, dask.compute(*[(d.max(), d.min()) for d in lazy])))
         for name in self.rel_tol:
             span = float(ranges[name][0]) - float(ranges[name][1])
-            self.tol[name] = self.rel_tol[name] * span if math.isfinite(span) else 0.0
-        self.preserve_zero = {n: zero_choice[n] if n in zero_choice
-                              else float(ranges[n][1]) == 0 or (self.valid_range[n] or (None,))[0] == 0
-                              for n in self.valid_range}
+            tol[name] = self.rel_tol[name] * span if math.isfinite(span) else 0.0
+        #: each lossy variable's codec options, in the Dataset's order
+        self.options: dict[Hashable, Options] = {}
+        for name in tol:
+            if l2:
+                self.options[name] = Options(mode="l2", nrmse=self.rel_tol[name], level=options.level)
+                continue
+            keep = zero_choice[name] if name in zero_choice else (
+                float(ranges[name][1]) == 0 or (valid_range[name] or (None,))[0] == 0)
+            self.options[name] = Options(tol=tol[name], pw_rel_tol=pw.get(name), preserve_zero=keep,
+                                         valid_range=valid_range[name], level=options.level)
 
     @property
     def lossy(self) -> list[Hashable]:
-        return list(self.tol)
+        return list(self.options)
 
 
 class VariableEncoder:
     """Builds one lossy variable: encoding for ``to_zarr`` and the attrs that record its bound."""
 
-    def __init__(self, model: str | None, steps: int, chunks, zarr_format: int, mode: str = "pointwise",
-                 climatology: bool = True):
+    def __init__(self, model: str | None, steps: int, chunks, zarr_format: int, climatology: bool = True):
         self.model = store_model(model)
-        self.steps, self.chunks, self.zarr_format, self.mode = steps, chunks, zarr_format, mode
+        self.steps, self.chunks, self.zarr_format = steps, chunks, zarr_format
         self.climatology = climatology
 
     def __call__(self, ds: xr.Dataset, name: Hashable, plan: BoundPlan,
@@ -167,21 +164,11 @@ class VariableEncoder:
         for it, used where it measures smaller than the file's own order unless ``forced_layout``."""
         var = ds[name].variable
         encoding = {k: v for k, v in var.encoding.items() if k not in PACKING_KEYS}
-        config = dict(variable=str(name), **self.model, steps=self.steps, fill_values=fill_values(var))
+        options = plan.options[name]
+        config = dict(variable=str(name), **self.model, steps=self.steps, fill_values=fill_values(var),
+                      **options.to_config())
         chunks = dict(self.chunks or {})
-        tol, rel_tol, pw = plan.tol[name], plan.rel_tol.get(name), plan.pw_rel_tol.get(name)
-        attrs = dict(var.attrs)
-        if self.mode == "l2":  # rel_tol carries nrmse; each chunk normalises by its own (smaller) range
-            config.update(mode="l2", nrmse=rel_tol)
-            attrs[ATTR_NRMSE] = rel_tol
-        else:
-            config.update(tol=tol, pw_rel_tol=pw, preserve_zero=plan.preserve_zero[name],
-                          valid_range=plan.valid_range[name])
-            for key, value in ((ATTR_TOL, tol), (ATTR_REL_TOL, rel_tol), (ATTR_PW_REL_TOL, pw)):
-                if value is not None:
-                    attrs[key] = value
-            if plan.preserve_zero[name] or pw is not None:
-                attrs[ATTR_PRESERVE_ZERO] = 1
+        attrs = dict(var.attrs) | _bound_attrs(options, plan.rel_tol.get(name))
         if native is not None:
             dim, layout = native
             config["layout"] = layout.to_config(var.dims.index(dim))
@@ -200,7 +187,7 @@ class VariableEncoder:
                           f"{name!r}'s metadata (measured on a sample chunk): {name!r} is stored model-free",
                           UserWarning, stacklevel=3)
             config = _model_free(config)
-        if self.climatology and self.mode == "pointwise":
+        if self.climatology and options.mode == "pointwise":
             axis = None if native is None else (native[1], var.dims.index(native[0]))
             config["climatology"] = climatologies.choose(ds, name, config, shape, axis)
         if self.zarr_format == 2:
@@ -212,6 +199,16 @@ class VariableEncoder:
         out = align_chunks(var, encoding["chunks"]).copy(deep=False)
         out.attrs, out.encoding = attrs, encoding
         return out
+
+
+def _bound_attrs(options: Options, rel_tol: float | None) -> dict:
+    """The attrs that record a variable's bound: ``xdiffc_nrmse`` in l2 mode, else ``xdiffc_tol``, ``xdiffc_rel_tol``
+    and ``xdiffc_pw_rel_tol`` where set, and ``xdiffc_preserve_zero`` where zeros and signs are kept."""
+    if options.mode == "l2":
+        return {ATTR_NRMSE: options.nrmse}
+    attrs = {key: value for key, value in ((ATTR_TOL, options.tol), (ATTR_REL_TOL, rel_tol),
+                                           (ATTR_PW_REL_TOL, options.pw_rel_tol)) if value is not None}
+    return attrs | ({ATTR_PRESERVE_ZERO: 1} if options.keep_sign else {})
 
 
 def layout_pays(da: xr.DataArray, layout: dict, fill_values: list[float], chunks: tuple[int, ...]) -> bool:
@@ -243,7 +240,7 @@ def encode_dataset(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, model
                    steps: int = DEFAULT_STEPS, zarr_format: int = 3, layout: str = "auto", grid=None,
                    mode: str = "pointwise", nrmse: float | None = None, pw_rel_tol=None,
                    preserve_zero: bool | Mapping[Hashable, bool] | None = None,
-                   climatology: bool = True, choose_layout: bool = True) -> xr.Dataset:
+                   climatology: bool = True, choose_layout: bool = True, level: int = DEFAULT_LEVEL) -> xr.Dataset:
     """``ds`` with each lossy variable carrying its codec, chunks and bound for ``to_zarr`` (``ds.gcdtc.compress``).
 
     ``tol``: absolute bound for every lossy variable, or ``{name: bound}``; ``rel_tol`` (a fraction
@@ -263,14 +260,30 @@ def encode_dataset(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, model
     smaller (one pass over the data, and two trial encodings of a chunk, per variable).
     ``choose_layout=False`` keeps a found native-grid layout without weighing it against the file's
     order (two trial encodings of a sample per variable): for updates, which reuse the store's codec.
+    ``level``: 1 (fastest) to 9 (smallest, the default), as for :func:`xdiffc.compress`.
     """
-    check_mode(mode, tol=tol, rel_tol=None if mode == "l2" else rel_tol, nrmse=nrmse, pw_rel_tol=pw_rel_tol,
-               preserve_zero=preserve_zero)  # rel_tol's default 1e-3 is not a bound given in l2 mode
-    if mode == "l2":  # rel_tol carries each variable's NRMSE bound; zeros are a pointwise guarantee
-        rel_tol, preserve_zero = nrmse, False
+    options = dataset_options(tol=tol, rel_tol=rel_tol, mode=mode, nrmse=nrmse, pw_rel_tol=pw_rel_tol,
+                              preserve_zero=preserve_zero, level=level)
+    return encode_variables(ds, options, model, chunks, exclude, steps=steps, zarr_format=zarr_format,
+                            layout=layout, grid=grid, climatology=climatology, choose_layout=choose_layout)
+
+
+def dataset_options(*, tol=None, rel_tol: float | None = 1e-3, mode: str = "pointwise", nrmse: float | None = None,
+                    pw_rel_tol=None, preserve_zero=None, level: int = DEFAULT_LEVEL) -> Options:
+    """The options of a Dataset from the accessor's keywords: ``rel_tol``'s default (1e-3) is no bound given in
+    l2 mode, where ``nrmse`` bounds every variable."""
+    return Options(tol=tol, rel_tol=None if mode == "l2" else rel_tol, pw_rel_tol=pw_rel_tol, nrmse=nrmse,
+                   mode=mode, preserve_zero=preserve_zero, level=level)
+
+
+def encode_variables(ds: xr.Dataset, options: Options, model: str | None = None,
+                     chunks: Mapping[Hashable, int] | None = None, exclude: Iterable[Hashable] = (), *,
+                     steps: int = DEFAULT_STEPS, zarr_format: int = 3, layout: str = "auto", grid=None,
+                     climatology: bool = True, choose_layout: bool = True) -> xr.Dataset:
+    """:func:`encode_dataset` with its bounds already parsed into ``options``."""
     chunks = check_chunks(chunks, ds.sizes)
-    plan = BoundPlan(ds, tol, rel_tol, exclude, pw_rel_tol, preserve_zero)
-    encode = VariableEncoder(model, steps, chunks, zarr_format, mode, climatology)
+    plan = BoundPlan(ds, options, exclude)
+    encode = VariableEncoder(model, steps, chunks, zarr_format, climatology)
     layouts = NativeLayouts(ds, layout, grid)
     out = ds.copy(deep=False)
     for name in plan.lossy:

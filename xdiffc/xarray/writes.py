@@ -36,8 +36,9 @@ import zarr
 import zarr.errors
 
 from ..core import DEFAULT_STEPS
+from ..options import DEFAULT_LEVEL
 from .archive_model import trained_model
-from .encoding import align_chunks, encode_dataset
+from .encoding import align_chunks, dataset_options, encode_variables
 from .variables import ATTR_PW_REL_TOL, ATTR_REL_TOL, ATTR_TOL, is_lossy
 
 #: ``rel_tol`` when none is given. An update that leaves it at this value uses the store's bounds silently;
@@ -108,7 +109,7 @@ def to_zarr(ds: xr.Dataset, store, tol=None, rel_tol: float | None = DEFAULT_REL
             chunks: Mapping[Hashable, int] | None = None, exclude=(), steps: int = DEFAULT_STEPS,
             layout: str = "auto", grid=None, nrmse: float | None = None, pw_rel_tol=None,
             preserve_zero: bool | Mapping[Hashable, bool] | None = None, climatology: bool = True,
-            train_model: int = 0, **to_zarr_kwargs):
+            train_model: int = 0, level: int = DEFAULT_LEVEL, **to_zarr_kwargs):
     """Compress ``ds`` and write it to ``store`` with consolidated metadata (``ds.gcdtc.to_zarr``).
 
     The bounds are those of :func:`~xdiffc.xarray.encoding.encode_dataset` (``pw_rel_tol`` and
@@ -117,26 +118,29 @@ def to_zarr(ds: xr.Dataset, store, tol=None, rel_tol: float | None = DEFAULT_REL
     ``append_dim=`` and ``region=`` update a store in place (see the module docstring); their chunks use
     the climatology the store's codec carries (``climatology``: see ``encode_dataset``).
     ``train_model=STEPS`` first trains a model on ``ds`` itself for ``STEPS`` steps and compresses
-    with it; the store carries the model, so readers need no model file. Returns
+    with it; the store carries the model, so readers need no model file. ``level``: 1 (fastest) to 9
+    (smallest, the default), as for :func:`xdiffc.compress`. Returns
     ``store``, or with ``compute=False`` the Dask object to ``.compute()``. A write that fails to a path
     that did not exist leaves nothing there.
     """
+    options = dataset_options(tol=tol, rel_tol=rel_tol, mode="pointwise" if nrmse is None else "l2", nrmse=nrmse,
+                              pw_rel_tol=pw_rel_tol, preserve_zero=preserve_zero, level=level)
     refuse_overwrite(store, to_zarr_kwargs)
     zarr_format = to_zarr_kwargs.get("zarr_format") or zarr.config.get("default_zarr_format")
     updating = (to_zarr_kwargs.get("mode") in UPDATE_MODES or to_zarr_kwargs.get("append_dim")
                 or to_zarr_kwargs.get("region"))
     with trained_model(ds, model, 0 if updating else train_model) as model:  # an update keeps the store's codec
-        out = encode_dataset(ds, tol, rel_tol, model, chunks, exclude, steps=steps, zarr_format=zarr_format,
-                             layout=layout, grid=grid, mode="pointwise" if nrmse is None else "l2", nrmse=nrmse,
-                             pw_rel_tol=pw_rel_tol, preserve_zero=preserve_zero,
-                             climatology=climatology and not updating, choose_layout=not updating)
+        out = encode_variables(ds, options, model, chunks, exclude, steps=steps, zarr_format=zarr_format,
+                               layout=layout, grid=grid, climatology=climatology and not updating,
+                               choose_layout=not updating)
     lossy = [n for n in out.data_vars if is_lossy(out[n].attrs)]
     clash = [n for n in to_zarr_kwargs.get("encoding") or {} if n in lossy]
     if clash:
         # xarray would replace, not merge, their encoding: the codec would silently be dropped
         raise ValueError(f"encoding= names lossy variables {clash}, whose encoding xdiffc sets; "
                          f"give their chunks through chunks= instead, or exclude them")
-    bounds = dict(tol=tol, rel_tol=None if rel_tol == DEFAULT_REL_TOL else rel_tol, pw_rel_tol=pw_rel_tol)
+    bounds = dict(tol=options.tol, rel_tol=None if rel_tol == DEFAULT_REL_TOL else options.rel_tol,
+                  pw_rel_tol=options.pw_rel_tol)
     out = conform(out, store, lossy, bounds, to_zarr_kwargs) if updating else for_new_store(out, lossy, zarr_format)
     to_zarr_kwargs.setdefault("consolidated", True)
     created = isinstance(store, (str, os.PathLike)) and not os.path.exists(store)

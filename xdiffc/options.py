@@ -1,0 +1,199 @@
+"""The compression options, declared once: what bound to keep, and how hard to search for a small stream.
+
+Every entry point (``compress``, ``GCDTCCodec``, the Zarr serializer, ``ds.gcdtc``, ``xdiffc
+convert``) builds one :class:`Options` from its keyword arguments and passes it down; the object
+parses and checks each field once, so a bad argument gets the same typed error wherever it is
+given. Its configuration (:meth:`Options.to_config`) is the codec configuration's bound keys.
+
+One array (a chunk) takes scalars. A Dataset may name variables: ``tol`` and ``pw_rel_tol`` may be
+``{variable: bound}`` and ``preserve_zero`` ``{variable: bool}`` or None (the default rule);
+:meth:`Options.for_variable` gives one variable's scalar options.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any
+
+import numpy as np
+
+#: The guarantees: one pointwise bound per value, or the paper's per-block L2 bound.
+MODES = ("pointwise", "l2")
+#: Pointwise-relative bounds are fractions of |x| below this: at 1 or more any value could shrink to 0.
+PW_REL_LIMIT = 1.0
+#: ``level=1`` is the fastest (one predictor, one entropy path), ``level=9`` the smallest (the full search).
+LEVELS = range(1, 10)
+#: The level when none is given.
+DEFAULT_LEVEL = 9
+
+Bound = float | None
+PerVariable = Mapping[Hashable, float]
+
+
+def parse_bound(name: str, value: Any, below: float | None = None) -> float | None:
+    """``value`` as a float, or None; a ValueError naming ``name`` unless it is a finite number >= 0 (and
+    below ``below`` where given: :data:`PW_REL_LIMIT` for pointwise-relative bounds)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValueError(f"{name} must be a number, got {value!r}")
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    if below is not None and value >= below:
+        raise ValueError(f"{name} must be below {below:g}: it is a fraction of |x| (0.01 allows 1%), and at "
+                         f"{below:g} or more any value could shrink to 0; got {value!r}")
+    return value
+
+
+def _parse_per_variable(name: str, value: Any, below: float | None = None) -> float | dict | None:
+    """A number, None, or ``{variable: number}`` (each checked by :func:`parse_bound`)."""
+    if isinstance(value, Mapping):
+        return {k: parse_bound(f"{name}[{k!r}]", v, below) for k, v in value.items()}
+    return parse_bound(name, value, below)
+
+
+def _parse_preserve_zero(value: Any) -> bool | dict | None:
+    if isinstance(value, Mapping):
+        return {k: _parse_flag(f"preserve_zero[{k!r}]", v) for k, v in value.items()}
+    return None if value is None else _parse_flag("preserve_zero", value)
+
+
+def _parse_flag(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
+def _parse_interval(values: Sequence[float] | None) -> tuple[float, float] | None:
+    """``(lo, hi)`` as floats; a ValueError unless they are two finite numbers (JSON has no inf) with lo <= hi."""
+    if values is None:
+        return None
+    try:
+        lo, hi = (float(v) for v in values)
+    except (TypeError, ValueError):
+        raise ValueError(f"valid_range must be two numbers (lo, hi), got {values!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo <= hi):
+        raise ValueError(f"valid_range must be two finite numbers with lo <= hi, got {values!r}")
+    return lo, hi
+
+
+def _parse_level(level: Any) -> int:
+    if isinstance(level, bool) or not isinstance(level, (int, np.integer)) or level not in LEVELS:
+        raise ValueError(f"level must be an integer from {LEVELS.start} (fastest) to {LEVELS.stop - 1} "
+                         f"(smallest), got {level!r}")
+    return int(level)
+
+
+@dataclass(frozen=True)
+class Options:
+    """What to guarantee and how hard to search, parsed and checked at construction.
+
+    tol : absolute bound ``|y - x| <= tol`` (0: lossless).
+    rel_tol : bound as a fraction of the value range of the valid values.
+    pw_rel_tol : pointwise-relative bound ``|y - x| <= pw_rel_tol * |x|``, zeros and signs kept; with
+        ``tol`` or ``rel_tol`` too, the stricter holds at each point.
+    nrmse : the bound of ``mode="l2"`` (every 8x8 patch meets the per-block L2 bound of the paper).
+    mode : "pointwise" or "l2".
+    preserve_zero : exact zeros stay exactly zero and every other valid value keeps its sign.
+    valid_range : a CF valid range the output is clamped into.
+    level : 1 (fastest) to 9 (smallest); the stream records nothing of it, decoding never needs it.
+    """
+
+    tol: float | PerVariable | None = None
+    rel_tol: float | None = None
+    pw_rel_tol: float | PerVariable | None = None
+    nrmse: float | None = None
+    mode: str = "pointwise"
+    preserve_zero: bool | Mapping[Hashable, bool] | None = False
+    valid_range: tuple[float, float] | None = None
+    level: int = DEFAULT_LEVEL
+
+    def __post_init__(self) -> None:
+        parsed = dict(tol=_parse_per_variable("tol", self.tol), rel_tol=parse_bound("rel_tol", self.rel_tol),
+                      pw_rel_tol=_parse_per_variable("pw_rel_tol", self.pw_rel_tol, PW_REL_LIMIT),
+                      nrmse=parse_bound("nrmse", self.nrmse), preserve_zero=_parse_preserve_zero(self.preserve_zero),
+                      valid_range=_parse_interval(self.valid_range), level=_parse_level(self.level))
+        for key, value in parsed.items():
+            object.__setattr__(self, key, value)
+        self._check_mode()
+
+    def _check_mode(self) -> None:
+        """A ValueError unless the bounds given fit ``mode``: "pointwise" takes tol, rel_tol and pw_rel_tol
+        (and preserve_zero); "l2" takes only nrmse."""
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.mode == "l2":
+            if self.nrmse is None or self.tol is not None or self.rel_tol is not None:
+                raise ValueError("mode='l2' takes nrmse= (the NRMSE bound), not tol or rel_tol")
+            if self.pw_rel_tol is not None or self.preserve_zero:
+                raise ValueError("mode='l2' bounds the NRMSE; pw_rel_tol and preserve_zero are pointwise guarantees")
+        elif self.nrmse is not None:
+            raise ValueError("nrmse= is the bound of mode='l2'; for a pointwise bound give tol or rel_tol")
+
+    def check_array(self) -> Options:
+        """``self``, checked as the options of one array: scalars, and in pointwise mode exactly one of ``tol``
+        and ``rel_tol``, or ``pw_rel_tol`` with or without one of them."""
+        if any(isinstance(v, Mapping) for v in (self.tol, self.pw_rel_tol, self.preserve_zero)):
+            raise ValueError("bounds per variable ({name: bound}) apply to Datasets; an array takes one number")
+        if self.mode == "pointwise" and (self.tol is not None and self.rel_tol is not None or (
+                self.tol is None and self.rel_tol is None and self.pw_rel_tol is None)):
+            raise ValueError("give exactly one of tol (absolute bound) or rel_tol (fraction of the value range), "
+                             "or pw_rel_tol (pointwise-relative) with or without one of them")
+        return self
+
+    @property
+    def keep_sign(self) -> bool:
+        """Whether zeros and signs are kept: asked for, or implied by a pointwise-relative bound."""
+        return bool(self.preserve_zero) or self.pw_rel_tol is not None
+
+    def absolute(self, values: np.ndarray, valid: np.ndarray | None = None) -> float:
+        """The absolute bound on ``values`` (where ``valid``): ``tol``, ``rel_tol`` (in l2 mode ``nrmse``) times
+        their range, or inf for a pointwise-relative bound alone."""
+        fraction = self.nrmse if self.mode == "l2" else self.rel_tol
+        if self.mode == "pointwise" and self.tol is not None:
+            return self.tol
+        if fraction is None:
+            return math.inf
+        if valid is not None:
+            values = values[valid]
+        if values.size == 0:
+            return 0.0
+        return fraction * (float(np.max(values)) - float(np.min(values)))
+
+    def for_variable(self, name: Hashable, **resolved) -> Options:
+        """One variable's scalar options: its entries in the per-variable mappings, then ``resolved``."""
+        def pick(value, default=None):
+            return value.get(name, default) if isinstance(value, Mapping) else value
+
+        return replace(self, tol=pick(self.tol), pw_rel_tol=pick(self.pw_rel_tol),
+                       preserve_zero=bool(pick(self.preserve_zero, False)), **resolved)
+
+    def to_config(self) -> dict:
+        """The codec configuration's bound keys: tol, rel_tol, mode and nrmse always (configs have always had
+        them), the others only where set, so that configurations without them stay as they were."""
+        config = {"tol": self.tol, "rel_tol": self.rel_tol, "mode": self.mode, "nrmse": self.nrmse}
+        if self.pw_rel_tol is not None:
+            config["pw_rel_tol"] = self.pw_rel_tol
+        if self.preserve_zero:
+            config["preserve_zero"] = True
+        if self.valid_range is not None:
+            config["valid_range"] = list(self.valid_range)
+        if self.level != DEFAULT_LEVEL:
+            config["level"] = self.level
+        return config
+
+    @classmethod
+    def from_config(cls, config: Mapping[str, Any]) -> Options:
+        """The options in a codec configuration (other keys are ignored)."""
+        return cls(**{f.name: config[f.name] for f in fields(cls) if f.name in config})
+
+    def as_kwargs(self) -> dict:
+        """The fields as keyword arguments of ``compress`` and the codecs."""
+        return asdict(self)
+
+
+#: The names of the options, for the entry points that take them as keywords.
+NAMES = tuple(f.name for f in fields(Options))
