@@ -17,3 +17,27 @@ def assert_bounded(x: np.ndarray, y: np.ndarray, tol: float, fill_values=()) -> 
         err = np.abs(y.astype(np.float64) - x.astype(np.float64))
     assert np.all(err[~missing] <= tol), f"max error {err[~missing].max()} > tol {tol}"
     assert np.array_equal(y[missing].view(np.uint8), x[missing].view(np.uint8)), "missing values moved"
+
+
+class _Spy:
+    """A registered coder that records its name in ``tried`` each time it encodes."""
+
+    def __init__(self, coder, tried: list):
+        self.coder, self.tried = coder, tried
+        self.name, self.priority, self.min_level = coder.name, coder.priority, coder.min_level
+
+    def __getattr__(self, attr):
+        return getattr(self.coder, attr)
+
+    def encode(self, trial):
+        self.tried.append(self.name)
+        return self.coder.encode(trial)
+
+
+def spy_on_coders(monkeypatch) -> list[str]:
+    """The names of the residual coders the core encodes in full, in order, from now until the monkeypatch ends."""
+    from xdiffc import core
+
+    tried: list[str] = []
+    monkeypatch.setattr(core, "RESIDUAL_CODERS", {n: _Spy(c, tried) for n, c in core.RESIDUAL_CODERS.items()})
+    return tried

@@ -13,8 +13,8 @@ from hypothesis.extra import numpy as hnp
 import xdiffc
 from xdiffc import core
 from xdiffc.bitstream import Stream
-from xdiffc.coders import anomaly
-from tests.helpers import assert_bounded
+from xdiffc.coders import REGISTRY, Trial, anomaly
+from tests.helpers import assert_bounded, spy_on_coders
 from tests.test_guarantee import FILL, base_field, sprinkle
 
 #: Shapes of 1 to 4 dimensions, sides 1 to 13 (mostly not powers of two, some of length 1 to 3).
@@ -34,7 +34,7 @@ def climate(shape, seed: int, dtype=np.float32, period: int = 1, noise: float = 
 def only_anomaly():
     """The core with the decomposition as its only lossy coder, tried wherever its shape allows."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(core, "RESIDUAL_CODERS", {"anomaly": anomaly})
+        mp.setattr(core, "RESIDUAL_CODERS", {"anomaly": REGISTRY["anomaly"]})
         mp.setattr(anomaly, "worth_trying", lambda values, *a: anomaly.applies(values.shape))
         yield
 
@@ -92,9 +92,7 @@ def test_a_decisive_sample_skips_interp_without_changing_the_stream(monkeypatch)
     x = climate((40, 48, 64), 4)
     tol = 1e-3 * float(x.max() - x.min())
     assert anomaly.supersedes_interp(x, tol, None)
-    tried = []
-    encode_decode = core._encode_decode
-    monkeypatch.setattr(core, "_encode_decode", lambda name, *a: tried.append(name) or encode_decode(name, *a))
+    tried = spy_on_coders(monkeypatch)
     blob = xdiffc.compress(x, tol=tol)
     assert "interp" not in tried and "sz3" not in tried and "anomaly" in tried
     monkeypatch.setattr(anomaly, "supersedes_interp", lambda *a: False)
@@ -102,7 +100,7 @@ def test_a_decisive_sample_skips_interp_without_changing_the_stream(monkeypatch)
     assert xdiffc.compress(x, tol=tol) == blob and "interp" in tried
     assert_bounded(x, xdiffc.decompress(blob), tol)
     monkeypatch.undo()
-    monkeypatch.setattr(core, "RESIDUAL_CODERS", {"interp": core.RESIDUAL_CODERS["interp"]})  # no decomposition
+    monkeypatch.setattr(core, "RESIDUAL_CODERS", {"interp": REGISTRY["interp"]})  # no decomposition
     assert "interp" in Stream.from_bytes(xdiffc.compress(x, tol=tol)).sections
 
 
@@ -115,9 +113,7 @@ def test_interp_is_encoded_when_the_decomposition_fails_after_all(monkeypatch):
         raise ValueError("no decomposition today")
 
     monkeypatch.setattr(anomaly, "encode_reconstruct", fail)
-    tried = []
-    encode_decode = core._encode_decode
-    monkeypatch.setattr(core, "_encode_decode", lambda name, *a: tried.append(name) or encode_decode(name, *a))
+    tried = spy_on_coders(monkeypatch)
     blob = xdiffc.compress(x, tol=tol)
     assert tried[:2] == ["anomaly", "interp"]  # before the wavelet, whose gates weigh it against interp
     assert "interp" in Stream.from_bytes(blob).sections
@@ -159,14 +155,14 @@ def test_damaged_headers_raise_corrupt_stream_error():
 ])
 def test_the_sample_ratio_gates(monkeypatch, ratio, supersedes, worth):
     """Interp alone is skipped only where the sample ratio is decisive (0 < ratio < DECISIVE); the decomposition is
-    encoded where the ratio is below MARGIN (0 included); the ratio is computed once per stats."""
+    encoded where the ratio is below MARGIN (0 included); the ratio is computed once per trial."""
     calls = []
     monkeypatch.setattr(anomaly, "_sample_ratio", lambda *a: calls.append(a) or ratio)
     x = climate((8, 6, 7), 1)
-    stats = {}
-    assert anomaly.supersedes_interp(x, 0.1, None, stats) is supersedes
-    assert anomaly.worth_trying(x, 0.1, None, stats) is worth
-    assert stats["anomaly_ratio"] == ratio and len(calls) == 1
+    trial = Trial(x, 0.1)
+    assert anomaly.supersedes_interp(x, 0.1, None, trial) is supersedes
+    assert anomaly.worth_trying(x, 0.1, None, trial) is worth
+    assert trial.anomaly_ratio == ratio and len(calls) == 1
 
 
 def test_the_sample_ratio_of_a_block_that_cannot_tell_or_a_field_without_climatology():
@@ -192,9 +188,7 @@ def test_a_small_climatology_field_still_weighs_interp(monkeypatch):
     x = climate((8, 10, 12), 3)
     tol = 1e-3 * float(x.max() - x.min())
     assert anomaly.sample_ratio(x, tol, None) == 0.0 and not anomaly.supersedes_interp(x, tol, None)
-    tried = []
-    encode_decode = core._encode_decode
-    monkeypatch.setattr(core, "_encode_decode", lambda name, *a: tried.append(name) or encode_decode(name, *a))
+    tried = spy_on_coders(monkeypatch)
     blob = xdiffc.compress(x, tol=tol)
     assert "interp" in tried and "anomaly" in tried
     assert_bounded(x, xdiffc.decompress(blob), tol)

@@ -12,7 +12,7 @@ from hypothesis.extra import numpy as hnp
 import xdiffc
 from xdiffc import core
 from xdiffc.bitstream import Stream
-from xdiffc.coders import wavelet
+from xdiffc.coders import REGISTRY, Trial, wavelet
 from xdiffc.predict import inpaint, wavelet as wt
 from tests.helpers import assert_bounded
 from tests.test_guarantee import FILL, base_field, sprinkle
@@ -70,7 +70,7 @@ def test_decode_rebuilds_the_encoders_field_bit_for_bit_within_the_bound(shape, 
 def only_wavelet():
     """The core with the wavelet coder as its only lossy coder, tried wherever the shape allows."""
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(core, "RESIDUAL_CODERS", {"wavelet": wavelet})
+        mp.setattr(core, "RESIDUAL_CODERS", {"wavelet": REGISTRY["wavelet"]})
         yield
 
 
@@ -134,10 +134,10 @@ def test_the_core_chooses_it_where_it_is_smaller_and_the_probe_is_reused():
         mp.setattr(core, "RESIDUAL_CODERS", others)
         without = xdiffc.compress(x, tol=tol)
     assert len(blob) < 0.8 * len(without)
-    stats = {"bytes": {"interp": 10**9}}
+    stats = Trial(x, tol, sizes={"interp": 10**9})
     assert wavelet.worth_trying(x, tol, None, stats)
-    payload, y = wavelet.encode_reconstruct(x, tol, None, stats=stats)
-    assert "wavelet_probe" not in stats and payload == wavelet.encode(x, tol)
+    payload, y = wavelet.encode_reconstruct(x, tol, None, trial=stats)
+    assert stats.wavelet_probe is None and payload == wavelet.encode(x, tol)
 
 
 @pytest.mark.parametrize("kind", ["binary", "blocks", "noise"])
@@ -151,10 +151,10 @@ def test_worth_trying_declines_where_interp_is_far_smaller(kind):
          "blocks": np.repeat(np.repeat(rng.normal(size=(16, 5, 5)) * 100, 8, 1), 8, 2),
          "noise": rng.normal(size=(16, 40, 40))}[kind]
     tol = 1e-2 * float(np.ptp(x))
-    stats = {"bytes": {"interp": len(interp.encode(x, tol))}}
+    stats = Trial(x, tol, sizes={"interp": len(interp.encode(x, tol))})
     assert not wavelet.worth_trying(x, tol, None, stats)
-    assert len(wavelet.encode(x, tol)) > stats["bytes"]["interp"]
-    assert "wavelet_probe" not in stats
+    assert len(wavelet.encode(x, tol)) > stats.sizes["interp"]
+    assert stats.wavelet_probe is None
 
 
 def test_every_step_is_tried_and_the_smallest_payload_is_kept():
@@ -162,9 +162,9 @@ def test_every_step_is_tried_and_the_smallest_payload_is_kept():
     payload (corrections counted exactly), and the smallest kept."""
     x = smooth_series()
     tol = 1e-2 * float(np.ptp(x))
-    stats = {"wavelet_trace": []}
-    payload, _ = wavelet.encode_reconstruct(x, tol, stats=stats)
-    trace = stats["wavelet_trace"]
+    stats = Trial(x, tol, wavelet_trace=[])
+    payload, _ = wavelet.encode_reconstruct(x, tol, trial=stats)
+    trace = stats.wavelet_trace
     assert sorted(f for _, f, *_ in trace) == sorted(wavelet.STEP_FACTORS)
     assert len({coef for _, _, coef, *_ in trace}) == len(trace)  # a distinct quantisation per step
     for _, f, _, _, est in trace:
@@ -182,22 +182,22 @@ def test_the_trial_declines_where_the_corrections_would_lose():
     spikes = rng.random(x.shape) < 0.001
     x[spikes] += (rng.normal(size=int(spikes.sum())) * 0.2 * float(np.ptp(x))).astype(np.float32)
     tol = 1e-2 * float(np.ptp(x))
-    trace = {"wavelet_trace": []}
-    wavelet.encode_reconstruct(x, tol, stats=trace)
-    coef, total = next((c, t) for _, f, c, _, t in trace["wavelet_trace"] if f == wavelet.PROBE_FACTOR)
+    trace = Trial(x, tol, wavelet_trace=[])
+    wavelet.encode_reconstruct(x, tol, trial=trace)
+    coef, total = next((c, t) for _, f, c, _, t in trace.wavelet_trace if f == wavelet.PROBE_FACTOR)
     between = (wavelet.PROBE_MARGIN * coef + wavelet.TRIAL_MARGIN * total) / 2
     assert wavelet.PROBE_MARGIN * coef < between <= wavelet.TRIAL_MARGIN * total
-    stats = {"bytes": {"interp": int(between)}}
-    assert not wavelet.worth_trying(x, tol, None, stats) and "wavelet_probe" not in stats
-    stats = {"bytes": {"interp": int(total)}}
-    assert wavelet.worth_trying(x, tol, None, stats) and len(stats["wavelet_probe"]) == 8
-    assert wavelet.encode_reconstruct(x, tol, None, stats=stats)[0] == wavelet.encode(x, tol)
+    stats = Trial(x, tol, sizes={"interp": int(between)})
+    assert not wavelet.worth_trying(x, tol, None, stats) and stats.wavelet_probe is None
+    stats = Trial(x, tol, sizes={"interp": int(total)})
+    assert wavelet.worth_trying(x, tol, None, stats) and len(stats.wavelet_probe) == 8
+    assert wavelet.encode_reconstruct(x, tol, None, trial=stats)[0] == wavelet.encode(x, tol)
 
 
 def test_worth_trying_declines_short_axes_and_tries_without_a_candidate():
     assert not wavelet.applies((1, 7, 5)) and wavelet.applies((1, 8, 1))
-    assert not wavelet.worth_trying(np.zeros((7, 7)), 0.1, None, {})
-    assert wavelet.worth_trying(np.zeros((9, 7)), 0.1, None, {})
+    assert not wavelet.worth_trying(np.zeros((7, 7)), 0.1, None, Trial(np.zeros((7, 7)), 0.1))
+    assert wavelet.worth_trying(np.zeros((9, 7)), 0.1, None, Trial(np.zeros((9, 7)), 0.1))
 
 
 def test_damaged_payloads_raise_corrupt_stream_error():
@@ -235,15 +235,15 @@ def test_the_dead_zone_quantiser_and_its_dequantiser_meet_within_half_a_step(coe
 
 
 def test_a_probe_left_for_other_values_or_another_bound_is_not_reused():
-    """``stats`` may hold the probe of :func:`worth_trying`: the encoder reuses it only for the same values at the
+    """``trial`` may hold the probe of :func:`worth_trying`: the encoder reuses it only for the same values at the
     same bound; for any other it codes what it is given."""
     x = smooth_series((8, 32, 48), seed=2)
     tol = 1e-2 * float(np.ptp(x))
     for other, other_tol in ((x, 2 * tol), (smooth_series((8, 32, 48), seed=4), tol)):
-        stats = {"bytes": {"interp": 10**9}}
-        assert wavelet.worth_trying(x, tol, None, stats) and "wavelet_probe" in stats
-        payload, y = wavelet.encode_reconstruct(other, other_tol, None, stats=stats)
-        assert payload == wavelet.encode(other, other_tol) and "wavelet_probe" not in stats
+        stats = Trial(x, tol, sizes={"interp": 10**9})
+        assert wavelet.worth_trying(x, tol, None, stats) and stats.wavelet_probe is not None
+        payload, y = wavelet.encode_reconstruct(other, other_tol, None, trial=stats)
+        assert payload == wavelet.encode(other, other_tol) and stats.wavelet_probe is None
         assert np.array_equal(wavelet.decode(payload, other.shape).view(np.uint64), y.view(np.uint64))
 
 

@@ -21,7 +21,7 @@ import numpy as np
 from . import fidelity, guarantee, l2, l2model, logdomain, masking, predicted, reference as references
 from .api import FLOAT_DTYPES, is_float
 from .bitstream import Header, Stream
-from .coders import RESIDUAL_CODERS, anomaly, interp, lossless, sz3
+from .coders import REGISTRY as RESIDUAL_CODERS, Trial, enabled, lossless
 from .errors import CorruptStreamError, ModelMismatchError
 from .options import DEFAULT_LEVEL, Options
 
@@ -36,9 +36,8 @@ MIN_MODEL_SIZE = 4096
 #: Exact storage is encoded in full where the lossy stream exceeds this fraction of its fast estimate
 #: (zstd's level 6 stays within 10% of level 1 on float planes; the margin leaves 2x).
 LOSSLESS_MARGIN = 0.5
-#: SZ3 is encoded in full where its sample is smaller than this times interp's (it never won on the
-#: benchmark fields, where its full size was 1.05-2.2x interp's).
-SZ3_MARGIN = 1.1
+#: An archive climatology (a store's reference) is weighed from this level up, as the temporal decomposition is.
+REFERENCE_MIN_LEVEL = 4
 #: Denoising steps of the neural decoder unless the caller says otherwise (recorded in the stream).
 DEFAULT_STEPS = 4
 
@@ -91,43 +90,33 @@ class _Check:
 
 
 def _residual_candidates(work: np.ndarray, values: np.ndarray, tol: float, skip: np.ndarray | None,
-                         prediction: np.ndarray | None = None, *, check: _Check,
+                         prediction: np.ndarray | None = None, *, check: _Check, level: int,
                          negative: np.ndarray | None = None) -> list[_Candidate]:
-    """Code ``values - prediction`` under ``tol`` with the residual coder(s) estimated smallest; each candidate
-    is checked in the output dtype by ``check``.
+    """Code ``values - prediction`` under ``tol`` with the residual coders ``level`` enables, each where its own
+    estimate says it may win; each candidate is checked in the output dtype by ``check``.
 
-    ``y = cast(prediction + decoded residual)`` is exactly what the decoder computes (the
-    interpolation coder returns the reconstruction its decoder rebuilds bit for bit; SZ3's is
-    decoded), so the violations found here are all the points that need exact storage. With
-    ``negative`` (the sign bitmap), ``values`` are ``log2|x|`` and ``y = cast(+-exp2(decoded))``
-    (:mod:`xdiffc.logdomain`).
+    ``y = cast(prediction + decoded residual)`` is exactly what the decoder computes (each coder
+    returns the reconstruction its decoder rebuilds bit for bit), so the violations found here are
+    all the points that need exact storage. With ``negative`` (the sign bitmap), ``values`` are
+    ``log2|x|`` and ``y = cast(+-exp2(decoded))`` (:mod:`xdiffc.logdomain`).
     """
     target = values if prediction is None else values - prediction
     if skip is not None and prediction is not None:
         target = np.where(skip, 0.0, target)
-    coder_tol = min(tol, _MAX_CODER_TOL)
     linear = prediction is None and negative is None
-    out, stats = [], {}
-    # interp (and SZ3, weighed against interp's estimate) is skipped where the temporal decomposition's
-    # sample says interp cannot win; if the decomposition then fails, interp is encoded right after it
-    superseded = "anomaly" in RESIDUAL_CODERS and anomaly.supersedes_interp(target, coder_tol, skip, stats)
-    names = [n for n in RESIDUAL_CODERS if not (superseded and n in ("interp", "sz3"))]
-    while names:
-        name = names.pop(0)
-        residual = None
-        if name == "interp" or _worth_encoding(name, target, coder_tol, skip, stats):
-            try:
-                payload, residual = _encode_decode(name, target, coder_tol, skip, stats,
-                                                   work.dtype if linear else None,
-                                                   min((c.nbytes for c in out), default=math.inf))
-            except Exception as err:  # a coder that cannot handle this input is simply not a candidate
-                log.debug("residual coder %s skipped: %s", name, err)
-        if residual is not None:  # None: it failed, or its payload alone costs more than a candidate checked
-            out.append(_checked(name, payload, residual, work, prediction, negative, check))
-            stats.setdefault("bytes", {})[name] = out[-1].nbytes  # for the estimates of the coders tried later
-        elif superseded and name == "anomaly":  # the decomposition failed after all: interp next, as usual
-            names.insert(0, "interp")
-            superseded = False
+    trial = Trial(target, min(tol, _MAX_CODER_TOL), skip, level, work.dtype if linear else None)
+    out = []
+    for coder in enabled(level, RESIDUAL_CODERS):
+        if not coder.applies(target.shape) or not coder.worth_encoding(trial):
+            continue
+        try:
+            payload, residual = coder.encode(trial)
+        except Exception as err:  # a coder that cannot handle this input is simply not a candidate
+            log.debug("residual coder %s skipped: %s", coder.name, err)
+            continue
+        if residual is not None:  # None: its payload alone costs more than a candidate checked
+            out.append(_checked(coder.name, payload, residual, work, prediction, negative, check))
+            trial.sizes[coder.name] = out[-1].nbytes  # for the estimates of the coders tried later
     return out
 
 
@@ -146,38 +135,6 @@ def _checked(name: str, payload: bytes, residual: np.ndarray, work: np.ndarray, 
     if bad.size:
         sections["exc"] = guarantee.encode_exceptions(work, bad)
     return _Candidate(sections)
-
-
-def _encode_decode(name: str, target: np.ndarray, tol: float, skip: np.ndarray | None, stats: dict,
-                   dtype: np.dtype | None, beaten_at: float) -> tuple[bytes, np.ndarray | None]:
-    """A coder's payload and the residual its decoder returns (float64, or cast to ``dtype`` if given,
-    which is what casting the float64 decoder output gives); None where the payload is ``beaten_at``
-    bytes or more (it cannot win, so it is not decoded)."""
-    coder = RESIDUAL_CODERS[name]
-    if hasattr(coder, "encode_reconstruct"):  # it returns what its decoder will rebuild, without decoding
-        return coder.encode_reconstruct(target, tol, skip, stats=stats, dtype=dtype)
-    payload = coder.encode(target, tol, skip)
-    if len(payload) >= beaten_at:
-        return payload, None
-    return payload, coder.decode(payload, target.shape, skip, dtype=dtype)
-
-
-def _worth_encoding(name: str, target: np.ndarray, tol: float, skip: np.ndarray | None, stats: dict) -> bool:
-    """Whether to encode a coder other than interp in full: where it has its own estimate (``worth_trying``),
-    that; for SZ3, always on small arrays, else where its size on interp's sample block is below
-    :data:`SZ3_MARGIN` times interp's estimate there (or interp failed)."""
-    if hasattr(RESIDUAL_CODERS[name], "worth_trying"):
-        return RESIDUAL_CODERS[name].worth_trying(target, tol, skip, stats)
-    if target.size <= interp.SAMPLE_SIZE or "sample_bytes" not in stats:
-        return True
-    block = interp.sample_block(target.shape)
-    sub = None if skip is None else np.ascontiguousarray(skip[block])
-    try:
-        size = len(sz3.encode(np.ascontiguousarray(target[block]), tol, sub))
-    except Exception as err:  # SZ3 cannot code this input
-        log.debug("SZ3 estimate failed: %s", err)
-        return False
-    return size < SZ3_MARGIN * stats["sample_bytes"]
 
 
 def compress(
@@ -313,18 +270,19 @@ def encode(x, options: Options, fill_values: Iterable[float] = (), *, fill_thres
         check = _Check(bound, rule, ~mask if missing else None, pw_rel_tol, keep_sign)
         candidates = []
         if math.isfinite(bound):  # the coders read float32 values as they are (no float64 copy of the chunk)
-            candidates += _residual_candidates(work, work, bound, coder_skip, check=check)
-            if reference is not None and order == "C" and reference.applies(work.shape):
-                candidates += _reference_candidates(reference, work, bound, coder_skip, check)
+            candidates += _residual_candidates(work, work, bound, coder_skip, check=check, level=options.level)
+            if (reference is not None and options.level >= REFERENCE_MIN_LEVEL and order == "C"
+                    and reference.applies(work.shape)):
+                candidates += _reference_candidates(reference, work, bound, coder_skip, check, options.level)
         if pw_rel_tol is not None:
             t, negative = logdomain.encode(work, coder_skip)
             candidates += _residual_candidates(work, t, logdomain.log_bound(pw_rel_tol, work.dtype), coder_skip,
-                                               check=check, negative=negative)
+                                               check=check, level=options.level, negative=negative)
             del t
         predictor = _resolve_predictor(model, device)
         if predictor is not None and pw_rel_tol is None and work.ndim >= 2 and work.size >= MIN_MODEL_SIZE:
             candidates += _model_candidates(predictor, work, _float64(work), bound, skip, steps or DEFAULT_STEPS,
-                                            check)
+                                            check, options.level)
     best = min(candidates, key=lambda c: c.nbytes, default=None)
     lossy = math.inf if best is None else best.nbytes + sum(map(len, sections.values()))
     # Exact storage is the floor: encoded in full only where a fast frame says it may be smaller.
@@ -344,24 +302,24 @@ def _float64(work: np.ndarray) -> np.ndarray:
 
 
 def _reference_candidates(reference: references.Climatology, work: np.ndarray, tol: float,
-                          skip: np.ndarray | None, check: _Check) -> list[_Candidate]:
+                          skip: np.ndarray | None, check: _Check, level: int) -> list[_Candidate]:
     """``x - climatology`` at the chunk's best phase, coded by the residual coders; each names the reference."""
     phase = reference.best_phase(work, skip)
     out = _residual_candidates(work, _float64(work), tol, skip, reference.prediction(work.shape[0], phase),
-                               check=check)
+                               check=check, level=level)
     for c in out:
         c.sections = {references.SECTION: reference.section(phase), **c.sections}
     return out
 
 
 def _model_candidates(predictor, work: np.ndarray, values: np.ndarray, tol: float, mask: np.ndarray,
-                      steps: int, check: _Check) -> list[_Candidate]:
+                      steps: int, check: _Check, level: int) -> list[_Candidate]:
     filled = masking.fill_gaps(values, mask) if mask.any() else values
     chosen = predicted.choose_blocks(predictor, filled, mask, tol, steps, work.dtype)
     if chosen is None:
         return []
     out = _residual_candidates(work, values, chosen.tol, mask if mask.any() else None, chosen.prediction,
-                               check=replace(check, tol=chosen.tol))
+                               check=replace(check, tol=chosen.tol), level=level)
     for c in out:
         c.sections = {"model": chosen.payload, **c.sections}
         c.predictor = predictor

@@ -1,20 +1,30 @@
-"""Residual coders: each codes a float64 field under an absolute bound, skipping masked points.
+"""Residual coders: each codes a field under an absolute bound, skipping masked points.
 
-A residual coder has two functions::
+The contract is :class:`~xdiffc.coders.base.ResidualCoder`; :data:`REGISTRY` holds the coders in
+order of priority, each with the lowest level that tries it:
 
-    encode(values, tol, skip) -> bytes
-    decode(payload, shape, skip) -> float64 array
+==========  ========  =========  ============================================================
+name        priority  min level  what
+==========  ========  =========  ============================================================
+anomaly     10        4          a climatology (mean or cycle) along the first axis, plus anomalies
+interp      20        1          multilevel interpolation prediction, context rANS
+sz3         30        7          SZ3 through pysz
+wavelet     40        6          CDF 9/7 coefficients with outlier corrections
+==========  ========  =========  ============================================================
 
-with ``abs(decode(...) - values) <= tol`` wherever ``skip`` is False, up to the final cast to the
-output dtype, which the guarantee layer checks and repairs. The core tries the coders listed in
-:data:`RESIDUAL_CODERS` on each chunk and keeps the one that costs the fewest bytes.
+The name is the stream's section name. Exact storage (:mod:`~xdiffc.coders.lossless`) is not a
+residual coder: it is the floor the core compares every stream with.
 """
 
 from __future__ import annotations
 
-from . import anomaly, interp, sz3, wavelet
+from .anomaly import AnomalyCoder
+from .base import REGISTRY, ResidualCoder, Trial, enabled, register
+from .interp import InterpCoder
+from .sz3 import SZ3Coder
+from .wavelet import WaveletCoder
 
-#: name -> module with encode/decode; the name is stored in the stream. ``anomaly`` (a climatology
-#: plus anomalies along the first axis) and ``wavelet`` (CDF 9/7 coefficients with outlier
-#: corrections) are tried only where their ``worth_trying`` estimates say they may win.
-RESIDUAL_CODERS = {"interp": interp, "sz3": sz3, "anomaly": anomaly, "wavelet": wavelet}
+for _coder in (AnomalyCoder(), InterpCoder(), SZ3Coder(), WaveletCoder()):
+    register(_coder)
+
+__all__ = ["REGISTRY", "ResidualCoder", "Trial", "enabled", "register"]

@@ -32,6 +32,7 @@ import numpy as np
 from ..byteio import Reader, uvarint
 from ..errors import CorruptStreamError
 from . import interp
+from .base import Trial
 
 VERSION = 1
 #: The climatology is coded at this fraction of the bound (the issue's calibration: 1/4 beat 1/2 by
@@ -155,16 +156,16 @@ def _sample(shape: tuple[int, ...]) -> tuple[slice, ...]:
     return tuple(slice((n - e) // 2, (n - e) // 2 + e) for n, e in zip(shape, ext))
 
 
-def sample_ratio(values: np.ndarray, tol: float, skip: np.ndarray | None, stats: dict | None = None) -> float | None:
+def sample_ratio(values: np.ndarray, tol: float, skip: np.ndarray | None, trial: Trial | None = None) -> float:
     """The decomposition's bytes over interp's on a central block with every step, where it may pay: 0 where
     the block is the whole field or mostly missing (it cannot tell; to be encoded in full), inf where it
-    cannot win (the shape, or the climatology explains too little variance). Kept in ``stats`` for the next call.
+    cannot win (the shape, or the climatology explains too little variance). Kept in ``trial`` for the next call.
     """
-    if stats is not None and "anomaly_ratio" in stats:
-        return stats["anomaly_ratio"]
+    if trial is not None and trial.anomaly_ratio is not None:
+        return trial.anomaly_ratio
     ratio = _sample_ratio(values, tol, skip)
-    if stats is not None:
-        stats["anomaly_ratio"] = ratio
+    if trial is not None:
+        trial.anomaly_ratio = ratio
     return ratio
 
 
@@ -187,26 +188,23 @@ def _sample_ratio(values: np.ndarray, tol: float, skip: np.ndarray | None) -> fl
     return len(_encode(v, tol, sub, period)[0]) / len(interp.encode(v, tol, sub))
 
 
-def worth_trying(values: np.ndarray, tol: float, skip: np.ndarray | None, stats: dict | None = None) -> bool:
+def worth_trying(values: np.ndarray, tol: float, skip: np.ndarray | None, trial: Trial | None = None) -> bool:
     """Whether to encode in full: the shape allows it, the climatology (mean or cycle) explains most of the
     variance on a central block with every step, and the decomposition codes that block smaller than
     interp alone (by :data:`MARGIN`); or the block is mostly missing (land in an ocean field), so it
     cannot tell, and the field has valid points."""
-    return sample_ratio(values, tol, skip, stats) < MARGIN
+    return sample_ratio(values, tol, skip, trial) < MARGIN
 
 
-def supersedes_interp(values: np.ndarray, tol: float, skip: np.ndarray | None, stats: dict | None = None) -> bool:
+def supersedes_interp(values: np.ndarray, tol: float, skip: np.ndarray | None, trial: Trial | None = None) -> bool:
     """Whether the sample block says the decomposition wins so clearly (:data:`DECISIVE`) that interp alone
     need not be encoded in full."""
-    return 0.0 < sample_ratio(values, tol, skip, stats) < DECISIVE
+    return 0.0 < sample_ratio(values, tol, skip, trial) < DECISIVE
 
 
-def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None = None, *, stats: dict | None = None,
+def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None = None, *,
                        dtype: np.dtype | None = None) -> tuple[bytes, np.ndarray]:
-    """The payload and the field :func:`decode` rebuilds from it, bit for bit (cast to ``dtype`` if given).
-
-    ``stats`` is accepted for the core's interface and left alone (it holds interp's sample estimate).
-    """
+    """The payload and the field :func:`decode` rebuilds from it, bit for bit (cast to ``dtype`` if given)."""
     if not applies(values.shape):
         raise ValueError(f"the temporal decomposition needs >= 2 dimensions and >= {MIN_STEPS} steps, "
                          f"got shape {values.shape}")
@@ -241,3 +239,25 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
     clim = interp.decode(head, (period,) + shape[1:], _empty(keep, period))
     y = _combine(clim, interp.decode(body, shape, skip), period)
     return y if dtype is None else y.astype(dtype)
+
+
+class AnomalyCoder:
+    """The temporal decomposition, tried first from level :attr:`min_level`: where its sample block wins
+    decisively (:data:`DECISIVE`), interp and SZ3 are not encoded after it."""
+
+    name, priority, min_level = "anomaly", 10, 4
+
+    def applies(self, shape: tuple[int, ...]) -> bool:
+        return applies(shape)
+
+    def worth_encoding(self, trial: Trial) -> bool:
+        return worth_trying(trial.target, trial.tol, trial.skip, trial)
+
+    def encode(self, trial: Trial) -> tuple[bytes, np.ndarray]:
+        payload, y = encode_reconstruct(trial.target, trial.tol, trial.skip, dtype=trial.dtype)
+        trial.superseded = supersedes_interp(trial.target, trial.tol, trial.skip, trial)
+        return payload, y
+
+    def decode(self, payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = None,
+               dtype: np.dtype | None = None) -> np.ndarray:
+        return decode(payload, shape, skip, dtype)

@@ -80,6 +80,7 @@ from ..entropy.estimate import choose_grouping, folded_bits
 from ..errors import CorruptStreamError
 from ..predict import interp as kern
 from ..predict.interp import N_FINE
+from .base import Trial
 from ..quantize import RADIUS, level_bins
 
 VERSION = 1
@@ -264,16 +265,23 @@ def encode(values: np.ndarray, tol: float, skip: np.ndarray | None = None) -> by
 
 
 def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None = None,
-                       coder: int | None = None, stats: dict | None = None,
-                       dtype: np.dtype | None = None) -> tuple[bytes, np.ndarray]:
+                       coder: int | None = None, dtype: np.dtype | None = None,
+                       level: int = 9) -> tuple[bytes, np.ndarray]:
     """The payload and the float64 field that :func:`decode` will rebuild from it (bit for bit).
 
     ``values`` may be float32 or float64 (converted value by value inside the kernels).
     ``coder`` forces an entropy coder (tests); by default the smaller estimate is encoded.
     ``dtype``: the reconstruction comes back cast to it (default float64), without a float64 copy.
-    ``stats``, if given, receives ``sample_bytes``: the estimated payload bytes of the central
-    :func:`sample_block`, scaled by the full payload's size over its estimate.
+    ``level``: see :class:`InterpCoder`.
     """
+    payload, recon, _ = _encode(values, tol, skip, coder, dtype, level)
+    return payload, recon
+
+
+def _encode(values: np.ndarray, tol: float, skip: np.ndarray | None, coder: int | None, dtype: np.dtype | None,
+            level: int) -> tuple[bytes, np.ndarray, float | None]:
+    """:func:`encode_reconstruct`, and the estimated payload bytes of the central :func:`sample_block`, scaled
+    by the full payload's size over its estimate (None where the level estimates nothing)."""
     values = np.asarray(values)
     out_shape = values.shape
     if values.dtype not in (np.float32, np.float64):
@@ -286,7 +294,7 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
     work_tol = min(float(tol), _MAX_TOL)
     order = tuple(range(len(shape)))
     if values.size == 0:
-        return _head(CODER_ANS, tol, order, 1, []) + uvarint(0), np.zeros(out_shape, dtype or np.float64)
+        return _head(CODER_ANS, tol, order, 1, []) + uvarint(0), np.zeros(out_shape, dtype or np.float64), None
     if values.size >= MAX_VALUES:
         raise ValueError(f"the interpolation coder takes chunks of fewer than 2**31 values, got {values.size} "
                          f"(its estimates index symbols with 4 bytes); split the chunk")
@@ -337,9 +345,7 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
         else:
             payloads.append(_assemble(p, c, float(tol), order, groups, cuts, last=last))
     payload = min(payloads, key=len)
-    if stats is not None:
-        stats["sample_bytes"] = sample_bits / 8 * len(payload) / max(ans_bits / 8, 1.0)
-    return payload, recon.reshape(out_shape)
+    return payload, recon.reshape(out_shape), sample_bits / 8 * len(payload) / max(ans_bits / 8, 1.0)
 
 
 def _assemble(p: _Passes, coder: int, tol: float, order: tuple[int, ...], groups: int, cuts: list[int],
@@ -662,3 +668,30 @@ def _reconstruct_ctx(coded, keep, masked, bins, h, kinds, plist, src: _CtxSource
     if upos != unpred.size:
         raise CorruptStreamError("interp payload holds surplus unpredictable values")
     return recon
+
+
+# ----------------------------------------------------------------------------- the coder
+
+
+class InterpCoder:
+    """Interpolation prediction, the coder every level tries. Level 1 codes in the array's own axis order with
+    fixed context models (no estimates); level 2 estimates the context models; from level 3 it also picks the
+    axis order on a sample block and weighs a zstd body."""
+
+    name, priority, min_level = "interp", 20, 1
+
+    def applies(self, shape: tuple[int, ...]) -> bool:
+        return math.prod(shape) < MAX_VALUES
+
+    def worth_encoding(self, trial: Trial) -> bool:
+        return not trial.superseded
+
+    def encode(self, trial: Trial) -> tuple[bytes, np.ndarray]:
+        payload, recon, trial.sample_bytes = _encode(trial.target, trial.tol, trial.skip, None, trial.dtype,
+                                                     trial.level)
+        return payload, recon
+
+    def decode(self, payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = None,
+               dtype: np.dtype | None = None) -> np.ndarray:
+        y = decode(payload, shape, skip)
+        return y if dtype is None else y.astype(dtype)

@@ -10,10 +10,16 @@ Payload: u8 dtype code (0 float32, 1 float64) + the SZ3 stream.
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from ..errors import CorruptStreamError
 from ..masking import fill_gaps
+from . import interp
+from .base import Trial
+
+log = logging.getLogger(__name__)
 
 #: SZ3 handles at most four dimensions; leading dimensions are merged.
 _MAX_NDIM = 4
@@ -64,3 +70,46 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
     if out.size != int(np.prod(shape, dtype=np.int64)):
         raise CorruptStreamError("the stream's SZ3 section has the wrong size")
     return np.asarray(out, dtype or np.float64).reshape(shape)
+
+
+#: SZ3 is encoded in full where its size on interp's sample block is below this times interp's estimate
+#: there (it never won on the benchmark fields, where its full size was 1.05-2.2x interp's).
+MARGIN = 1.1
+
+
+class SZ3Coder:
+    """SZ3 as a candidate beside interp, from level :attr:`min_level`; its gate compares the two on interp's
+    sample block."""
+
+    name, priority, min_level = "sz3", 30, 7
+
+    def applies(self, shape: tuple[int, ...]) -> bool:
+        return True
+
+    def worth_encoding(self, trial: Trial) -> bool:
+        """Always on small arrays, and where interp left no sample estimate; else where SZ3's size on interp's
+        sample block is below :data:`MARGIN` times interp's estimate there. Never where the decomposition
+        superseded interp."""
+        if trial.superseded:
+            return False
+        if trial.target.size <= interp.SAMPLE_SIZE or trial.sample_bytes is None:
+            return True
+        block = interp.sample_block(trial.target.shape)
+        sub = None if trial.skip is None else np.ascontiguousarray(trial.skip[block])
+        try:
+            size = len(encode(np.ascontiguousarray(trial.target[block]), trial.tol, sub))
+        except Exception as err:  # SZ3 cannot code this input
+            log.debug("SZ3 estimate failed: %s", err)
+            return False
+        return size < MARGIN * trial.sample_bytes
+
+    def encode(self, trial: Trial) -> tuple[bytes, np.ndarray | None]:
+        """The payload, and its decoded field unless the payload alone costs what the best candidate costs."""
+        payload = encode(trial.target, trial.tol, trial.skip)
+        if len(payload) >= trial.best:
+            return payload, None
+        return payload, decode(payload, trial.target.shape, trial.skip, dtype=trial.dtype)
+
+    def decode(self, payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = None,
+               dtype: np.dtype | None = None) -> np.ndarray:
+        return decode(payload, shape, skip, dtype)

@@ -58,6 +58,7 @@ from ..errors import CorruptStreamError
 from ..predict import wavelet as wt
 from ..predict.inpaint import inpaint
 from ..entropy.rans import put_varint
+from .base import Trial
 
 #: Version 2: compact frequency tables (:mod:`xdiffc.entropy.crans`); version 1 (explicit tables) is still read.
 VERSION = 2
@@ -352,23 +353,26 @@ def _trial(x: np.ndarray, keep: np.ndarray | None, wshape: tuple[int, ...], code
     return coded.bits + 8.0 * len(frame), coded, y, idx, ks, frame
 
 
-def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None = None, *, stats: dict | None = None,
+def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None = None, *, trial: Trial | None = None,
                        dtype: np.dtype | None = None, factors: tuple[float, ...] | None = None,
                        packets: tuple[bool, ...] | None = None) -> tuple[bytes, np.ndarray]:
     """The payload and the field :func:`decode` rebuilds from it, bit for bit (cast to ``dtype`` if given).
 
     ``factors``: the quantisation steps to try, in units of tol (default :data:`STEP_FACTORS`);
-    ``packets``: the decompositions to try. ``stats`` may hold the probe of :func:`worth_trying` on
-    the same values and tol, with its trial at :data:`PROBE_FACTOR`, which are then reused (and removed).
+    ``packets``: the decompositions to try. ``trial`` may hold the probe of :func:`worth_trying` on
+    the same values and tol, with its trial at :data:`PROBE_FACTOR`, which are then reused (and removed);
+    its ``wavelet_trace``, where a list, receives one record per step tried.
     """
     if not (math.isfinite(tol) and tol > 0):
         raise ValueError(f"tol must be finite and positive, got {tol!r}")
     tol = float(tol)
     out_shape = np.shape(values)
-    probe = stats.pop("wavelet_probe", None) if stats is not None else None
+    probe, trace = None, None
+    if trial is not None:
+        probe, trial.wavelet_probe, trace = trial.wavelet_probe, None, trial.wavelet_trace
     if probe is None or probe[0] is not values or probe[1] != tol:
         probe = (values, tol, *_probe(values, tol, skip, packets), None)
-    _, _, keep, wshape, coef, bands, coded, trial = probe
+    _, _, keep, wshape, coef, bands, coded, probed = probe
     del probe
     shape3 = _shape3(wshape)
     x = _target(values)
@@ -376,12 +380,12 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
     factors = factors or STEP_FACTORS
     for f in sorted(factors, key=lambda f: f != PROBE_FACTOR):  # the probe's step first: its q is freed sooner
         if f == PROBE_FACTOR:
-            run = trial if trial is not None else _trial(x, keep, wshape, coded, tol)
-            trial = None  # held by run (and then best) only: one reconstruction less at the peak
+            run = probed if probed is not None else _trial(x, keep, wshape, coded, tol)
+            probed = None  # held by run (and then best) only: one reconstruction less at the peak
         else:
             run = _trial(x, keep, wshape, _Coded(coef, f * tol, shape3, bands, coded.packet), tol)
-        if stats is not None and "wavelet_trace" in stats:
-            stats["wavelet_trace"].append((coded.packet, f, run[1].bits / 8, run[3].size, run[0] / 8))
+        if trace is not None:
+            trace.append((coded.packet, f, run[1].bits / 8, run[3].size, run[0] / 8))
         if best is None or run[0] < best[0]:
             # the best reconstruction is kept as it will be returned: a float32 copy frees the float64 one
             best = run if dtype is None else run[:2] + (run[2].astype(dtype),) + run[3:]
@@ -415,30 +419,29 @@ def applies(shape: tuple[int, ...]) -> bool:
     return max(wavelet_shape(shape)) >= wt.MIN_LEN
 
 
-def worth_trying(values: np.ndarray, tol: float, skip: np.ndarray | None, stats: dict | None = None) -> bool:
-    """Whether to encode in full, where there is a candidate already (``stats["bytes"]``, set by the core;
+def worth_trying(values: np.ndarray, tol: float, skip: np.ndarray | None, trial: Trial | None = None) -> bool:
+    """Whether to encode in full, where there is a candidate already (``trial.sizes``, set by the core;
     else always). Two gates, each cheaper than what it saves: :data:`PROBE_MARGIN` times the coefficients'
     bytes at :data:`PROBE_FACTOR` must undercut the smallest candidate (the probe: one transform per
     decomposition, its symbols and their estimated bits); then :data:`TRIAL_MARGIN` times the estimated
     total at that step, corrections included, must too (the trial: one inverse transform). Both are left in
-    ``stats`` for the encoder, which would compute them anyway."""
+    ``trial`` for the encoder, which would compute them anyway."""
     if not applies(values.shape):
         return False
-    sizes = (stats or {}).get("bytes")
-    if not sizes:
+    if trial is None or not trial.sizes:
         return True
     try:
         probe = (values, float(tol), *_probe(values, float(tol), skip, None))
     except ValueError:  # the coefficients do not fit the quantiser
         return False
-    best = min(sizes.values())
+    best = trial.best
     if PROBE_MARGIN * probe[-1].bits / 8 >= best:
         return False
     _, _, keep, wshape, _, _, coded = probe
-    trial = _trial(_target(values), keep, wshape, coded, float(tol))
-    if TRIAL_MARGIN * trial[0] / 8 >= best:
+    run = _trial(_target(values), keep, wshape, coded, float(tol))
+    if TRIAL_MARGIN * run[0] / 8 >= best:
         return False
-    stats["wavelet_probe"] = probe + (trial,)
+    trial.wavelet_probe = probe + (run,)
     return True
 
 
@@ -493,3 +496,22 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
     _apply(y, idx, ks, 2.0 * tol)
     y = y.reshape(shape)
     return y if dtype is None else y.astype(dtype)
+
+
+class WaveletCoder:
+    """The wavelet transform, from level :attr:`min_level`, gated by its probe and trial (:func:`worth_trying`)."""
+
+    name, priority, min_level = "wavelet", 40, 6
+
+    def applies(self, shape: tuple[int, ...]) -> bool:
+        return applies(shape)
+
+    def worth_encoding(self, trial: Trial) -> bool:
+        return worth_trying(trial.target, trial.tol, trial.skip, trial)
+
+    def encode(self, trial: Trial) -> tuple[bytes, np.ndarray]:
+        return encode_reconstruct(trial.target, trial.tol, trial.skip, trial=trial, dtype=trial.dtype)
+
+    def decode(self, payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = None,
+               dtype: np.dtype | None = None) -> np.ndarray:
+        return decode(payload, shape, skip, dtype)
