@@ -50,7 +50,7 @@ def model_stream(x: np.ndarray, tol: float, predictor) -> bytes:
     """The stream of x's model-path candidate (the cheapest residual coder behind the model)."""
     mask = special_mask(x)
     check = core._Check(tol, OutputRule(), ~mask if mask.any() else None)
-    candidates = core._model_candidates(LatentsForFree(predictor), x, x.astype(np.float64), tol, mask, 2, check)
+    candidates = core._model_candidates(LatentsForFree(predictor), x, x.astype(np.float64), tol, mask, 2, check, 9)
     assert candidates, "no block took the model"
     best = min(candidates, key=lambda c: c.nbytes)
     sections = dict(zip(("mask", "special"), xdiffc.masking.encode(x, mask))) if mask.any() else {}
