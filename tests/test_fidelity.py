@@ -26,7 +26,7 @@ from xdiffc.fidelity import read_guarantee
 from xdiffc.masking import special_mask
 from xdiffc.zarr_codec import GCDTCZarrCodec
 from tests.helpers import assert_bounded
-from tests.test_guarantee import cases
+from tests.test_guarantee import cases, levels
 
 rel_tols = st.sampled_from([1e-6, 1e-4, 1e-3, 1e-2, 0.3, 0.99])
 
@@ -75,32 +75,32 @@ def assert_pw_rel(x: np.ndarray, y: np.ndarray, r: float, tol: float = np.inf) -
 
 
 @settings(max_examples=60, deadline=None)
-@given(cases(), st.integers(0, 2**32 - 1), st.booleans())
-def test_range_is_kept_by_default(case, seed, zeros):
+@given(cases(), st.integers(0, 2**32 - 1), st.booleans(), levels)
+def test_range_is_kept_by_default(case, seed, zeros, level):
     x, tol = case
     x = with_zeros(x, seed) if zeros else x
-    y = xdiffc.decompress(xdiffc.compress(x, tol))
+    y = xdiffc.decompress(xdiffc.compress(x, tol, level=level))
     assert_bounded(x, y, tol)
     assert_range_kept(x, y)
 
 
 @settings(max_examples=60, deadline=None)
-@given(cases(), st.integers(0, 2**32 - 1))
-def test_preserve_zero_keeps_zeros_and_signs(case, seed):
+@given(cases(), st.integers(0, 2**32 - 1), levels)
+def test_preserve_zero_keeps_zeros_and_signs(case, seed, level):
     x, tol = case
     x = with_zeros(x, seed)
-    y = xdiffc.decompress(xdiffc.compress(x, tol, preserve_zero=True))
+    y = xdiffc.decompress(xdiffc.compress(x, tol, preserve_zero=True, level=level))
     assert_bounded(x, y, tol)
     assert_range_kept(x, y)
     assert_zeros_and_signs(x, y)
 
 
 @settings(max_examples=60, deadline=None)
-@given(cases(), rel_tols, st.integers(0, 2**32 - 1), st.booleans())
-def test_pointwise_relative_bound_holds(case, r, seed, with_tol):
+@given(cases(), rel_tols, st.integers(0, 2**32 - 1), st.booleans(), levels)
+def test_pointwise_relative_bound_holds(case, r, seed, with_tol, level):
     x, tol = case
     x = with_zeros(x, seed)
-    y = xdiffc.decompress(xdiffc.compress(x, tol if with_tol else None, pw_rel_tol=r))
+    y = xdiffc.decompress(xdiffc.compress(x, tol if with_tol else None, pw_rel_tol=r, level=level))
     assert y.shape == x.shape and y.dtype == x.dtype
     assert_pw_rel(x, y, r, tol if with_tol else np.inf)
     assert_range_kept(x, y)

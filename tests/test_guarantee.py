@@ -17,6 +17,7 @@ from hypothesis.extra import numpy as hnp
 
 import xdiffc
 from xdiffc.bitstream import Stream
+from xdiffc.options import DEFAULT_LEVEL
 from tests.helpers import assert_bounded
 
 FILL = 1e20
@@ -28,6 +29,8 @@ lossy_shapes = st.one_of(hnp.array_shapes(min_dims=2, max_dims=3, min_side=4, ma
                          hnp.array_shapes(min_dims=4, max_dims=4, min_side=2, max_side=5))
 edge_shapes = hnp.array_shapes(min_dims=0, max_dims=3, min_side=0, max_side=3)
 shapes = st.one_of(lossy_shapes, lossy_shapes, lossy_shapes, edge_shapes)
+#: The encoder's levels: every guarantee holds at each (the stream never records it).
+levels = st.sampled_from([1, 2, 3, 5, DEFAULT_LEVEL, 9])
 tolerances = st.one_of(st.just(0.0), st.floats(1e-12, 1e-6), st.floats(1e-6, 10.0), st.floats(10.0, 1e12))
 
 
@@ -141,9 +144,9 @@ def paths(x: np.ndarray, blob: bytes) -> set[str]:
     return out
 
 
-def check(x: np.ndarray, tol: float) -> set[str]:
+def check(x: np.ndarray, tol: float, level: int = DEFAULT_LEVEL) -> set[str]:
     """Compress, decompress, assert the contract; the paths taken."""
-    blob = xdiffc.compress(x, tol=tol, fill_values=[FILL])
+    blob = xdiffc.compress(x, tol=tol, fill_values=[FILL], level=level)
     y = xdiffc.decompress(blob)
     assert_bounded(x, y, tol, fill_values=[FILL])
     if x.ndim > 1 and not x.flags.c_contiguous:
@@ -159,35 +162,35 @@ EXAMPLES = [case("sz3", 0), case("repair", 1), case("any", 2, fortran=True, spec
 def test_the_bound_holds_on_every_path():
     seen = collections.Counter()
 
-    @given(cases())
-    def run(c):
-        seen.update(check(*c))
+    @given(cases(), levels)
+    def run(c, level):
+        seen.update(check(*c, level))
 
     for c in EXAMPLES:
-        run = example(c)(run)
+        run = example(c, 9)(run)
     run()
     assert PATHS <= seen.keys(), f"paths never taken: {PATHS - seen.keys()} (taken: {dict(seen)})"
     print(f"\npaths taken: {dict(sorted(seen.items()))}", end="")
 
 
-@given(fields(), st.sampled_from([1e-2, 1e-3, 1e-4, 0.0]))
-def test_relative_bound_holds(x, rel_tol):
+@given(fields(), st.sampled_from([1e-2, 1e-3, 1e-4, 0.0]), levels)
+def test_relative_bound_holds(x, rel_tol, level):
     missing = xdiffc.masking.special_mask(x)
     valid = x[~missing].astype(np.float64)
     tol = rel_tol * (valid.max() - valid.min()) if valid.size else 0.0
-    y = xdiffc.decompress(xdiffc.compress(x, rel_tol=rel_tol))
+    y = xdiffc.decompress(xdiffc.compress(x, rel_tol=rel_tol, level=level))
     assert_bounded(x, y, tol)
 
 
-@given(fields(), st.floats(1e-6, 1.0), st.sampled_from(["big", "fortran", "strided"]))
-def test_any_layout(x, tol, layout):
+@given(fields(), st.floats(1e-6, 1.0), st.sampled_from(["big", "fortran", "strided"]), levels)
+def test_any_layout(x, tol, layout, level):
     if layout == "big":
         x = x.astype(x.dtype.newbyteorder(">"))
     elif layout == "fortran":
         x = np.asfortranarray(x)
     elif x.ndim:
         x = x[..., ::2]
-    y = xdiffc.decompress(xdiffc.compress(x, tol=tol))
+    y = xdiffc.decompress(xdiffc.compress(x, tol=tol, level=level))
     assert_bounded(x, y, tol)
     if layout == "fortran" and x.ndim > 1:
         assert y.flags.f_contiguous

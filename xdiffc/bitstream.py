@@ -41,6 +41,9 @@ MAX_RATIO = 1 << 16
 MAX_NDIM = 32
 #: Name of the section of zero bytes that brings a stream up to the size rule.
 PAD = "pad"
+#: The sections of the container and of the layers around the residual coders (whose sections are named
+#: after them: :data:`xdiffc.coders.REGISTRY`); docs/format.md documents each, a golden stream holds each.
+SECTIONS = ("raw", "mask", "special", "exc", "model", "l2base", "pca", "range", "zeros", "log2", "bound", PAD, "ref")
 
 
 @dataclass(frozen=True)

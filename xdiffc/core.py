@@ -20,7 +20,7 @@ import numpy as np
 
 from . import fidelity, guarantee, l2, l2model, logdomain, masking, predicted, reference as references
 from .api import FLOAT_DTYPES, is_float
-from .bitstream import Header, Stream
+from .bitstream import SECTIONS, Header, Stream
 from .coders import REGISTRY as RESIDUAL_CODERS, Trial, enabled, lossless
 from .errors import CorruptStreamError, ModelMismatchError
 from .options import DEFAULT_LEVEL, Options
@@ -324,6 +324,11 @@ def _model_candidates(predictor, work: np.ndarray, values: np.ndarray, tol: floa
         c.sections = {"model": chosen.payload, **c.sections}
         c.predictor = predictor
     return out
+
+
+def written_sections() -> frozenset[str]:
+    """Every section name a stream may hold: the container's and the residual coders'."""
+    return frozenset(SECTIONS) | frozenset(RESIDUAL_CODERS)
 
 
 def default_device() -> str:

@@ -81,6 +81,31 @@ def golden_model(name: str):
     return GoldenModel() if name.startswith("l2_model") else None
 
 
+#: The archive climatology the ``ref`` stream is coded against (written once, with it).
+REFERENCE = HERE / "ref.xdcl"
+
+
+def golden_reference(name: str):
+    """The archive climatology a golden stream needs (None for all but ``ref``)."""
+    from xdiffc.reference import Climatology
+
+    if not name.startswith("ref"):
+        return None
+    if not REFERENCE.exists():  # written with the stream, never rewritten
+        rng = np.random.default_rng(12)
+        yy, xx = np.meshgrid(np.linspace(0, 3, 24), np.linspace(0, 5, 32), indexing="ij")
+        means = np.sin(yy * xx)[None] * 10 + np.cos(np.arange(12) / 12 * 2 * np.pi)[:, None, None] * 5
+        REFERENCE.write_bytes(Climatology.build(means + rng.normal(size=means.shape) * 0.01, 0.05).blob)
+    return Climatology(REFERENCE.read_bytes())
+
+
+def decode_golden(name: str, blob: bytes) -> np.ndarray:
+    """A golden stream decoded with what it needs."""
+    import xdiffc
+
+    return xdiffc.decompress(blob, model=golden_model(name), reference=golden_reference(name))
+
+
 def cases() -> dict[str, bytes]:
     import xdiffc
     from xdiffc import guarantee
@@ -158,6 +183,11 @@ def cases() -> dict[str, bytes]:
     coast[:, land] = 1e20
     coast[:, :3, :] = 0.0
     out["bitmap"] = xdiffc.compress(coast, pw_rel_tol=1e-2, fill_values=[1e20])
+    # a chunk coded against the archive climatology (the 'ref' section: its sha256 and the chunk's phase, 5)
+    ref = golden_reference("ref")
+    crng = np.random.default_rng(13)
+    chunk = ref.values[(np.arange(10) + 5) % 12] + crng.normal(size=(10, 24, 32)).cumsum(-1) * 0.02
+    out["ref"] = xdiffc.compress(chunk.astype(np.float32), tol=0.05, reference=ref)
     # exact storage of an integer array
     out["lossless"] = xdiffc.compress(rng.integers(-1000, 1000, size=(5, 7, 9)).astype(np.int16), tol=0)
     return out
@@ -174,7 +204,7 @@ def main() -> None:
             print(f"keep {path.name}", file=sys.stderr)
             continue
         path.write_bytes(blob)
-        known[path.name] = decoded_digest(xdiffc.decompress(blob, model=golden_model(name)))
+        known[path.name] = decoded_digest(decode_golden(name, blob))
         print(f"wrote {path.name} ({len(blob)} bytes)", file=sys.stderr)
     sums.write_text("".join(f"{digest}  {name}\n" for name, digest in sorted(known.items())))
 

@@ -130,14 +130,18 @@ def _finite(x):
 
 
 @njit(**JIT)
-def encode_passes(values, keep, masked, shape, bins, tol, recon, sym, fine, pass_start, kinds, plevel):
-    """Predict and quantise every pass of ``values`` (flat, C order of ``shape``).
+def encode_passes(values, keep, shape, bins, tol, recon, sym, fine, pass_start, kinds, plevel, cost_stride):
+    """Predict and quantise every pass of ``values`` (flat, C order of ``shape``), at the points where ``keep``
+    (the same size as ``values``; any other size: every point).
 
     Fills ``recon`` (the decoder's reconstruction, float64), ``sym`` (uint16 symbol of each kept
     point, pass by pass in symbol order), ``fine`` (its fine class), ``pass_start`` (offsets into
     ``sym``; entry 0 is the origin), ``kinds`` (1 = cubic) and ``plevel`` (level of each entry).
-    Returns the raw values of the unpredictable kept points (symbol 0), in symbol order.
+    Returns the raw values of the unpredictable kept points (symbol 0), in symbol order. Each pass's
+    interpolation (linear or cubic) is the one with the smaller summed residual over every
+    ``cost_stride``-th row of its targets along the pass's axis (1: all of them).
     """
+    masked = keep.size == values.size
     edges = ACTIVITY_EDGES
     ndim = shape.size
     top = bins.size - 1
@@ -174,7 +178,7 @@ def encode_passes(values, keep, masked, shape, bins, tol, recon, sym, fine, pass
             # cubic or linear: the smaller summed clipped residual (in bins) over the kept points
             c_lin = 0.0
             c_cub = 0.0
-            for i in range(n_odd):
+            for i in range(0, n_odd, cost_stride):
                 idx[:] = 0
                 base = i * es
                 for _ in range(n_oth):
