@@ -8,7 +8,8 @@ Each mutation names a file (or several candidate paths and globs, for files that
 (which must occur exactly once in exactly one candidate file; alternatives may be listed, for code that is being
 renamed), the new text, and the pytest node ids expected to catch it. For each, the file's bytes are read, the
 mutation written, ``python -m pytest -x -q NODEIDS`` run from the repository root, and the original bytes written
-back in a ``finally`` (so on Ctrl-C and SIGTERM too: both signals become KeyboardInterrupt, and pytest is killed). A mutation is
+back in a ``finally`` (so on Ctrl-C and SIGTERM too: both signals become KeyboardInterrupt, and pytest is
+killed). A mutation is
 
 * ``caught``: pytest failed (exit 1);
 * ``survived``: pytest passed (exit 0): the tests listed do not see it;
