@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import xdiffc
+from xdiffc import core
 from xdiffc.bitstream import Stream
 from xdiffc.options import DEFAULT_LEVEL
 from tests.helpers import assert_bounded
@@ -128,6 +129,7 @@ def fields(draw) -> np.ndarray:
 def paths(x: np.ndarray, blob: bytes) -> set[str]:
     """Labels of the paths that compressing ``x`` (native byte order) into ``blob`` took."""
     stream = Stream.from_bytes(blob)
+    assert set(stream.sections) <= core.written_sections()  # docs/format.md documents each of them
     out = set(stream.sections) | {stream.header.mode}
     bits = x.view(f"u{x.itemsize}")[np.isnan(x)]
     sign = bits.dtype.type(1 << (8 * x.itemsize - 1))

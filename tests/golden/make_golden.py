@@ -188,6 +188,9 @@ def cases() -> dict[str, bytes]:
     crng = np.random.default_rng(13)
     chunk = ref.values[(np.arange(10) + 5) % 12] + crng.normal(size=(10, 24, 32)).cumsum(-1) * 0.02
     out["ref"] = xdiffc.compress(chunk.astype(np.float32), tol=0.05, reference=ref)
+    # a linear ramp that interp codes in a few bytes: the 'pad' section brings it up to the size rule
+    ramp = np.arange(64)[:, None, None] * 0.5 + np.arange(256)[None, :, None] * 0.25 + np.arange(256)[None, None, :]
+    out["pad"] = xdiffc.compress(ramp.astype(np.float32), tol=0.01)
     # exact storage of an integer array
     out["lossless"] = xdiffc.compress(rng.integers(-1000, 1000, size=(5, 7, 9)).astype(np.int16), tol=0)
     return out
