@@ -147,6 +147,7 @@ def cases() -> dict[str, bytes]:
     x64 = np.sin(t[:2] * 20) * 100 + rng.normal(size=t[:2].shape) * 0.01
     sections = {"sz3": sz3.encode(x64, 1e-3), "exc": guarantee.encode_exceptions(x64, np.arange(0, x64.size, 97))}
     out["sz3_exc"] = Stream(Header(dtype="<f8", shape=x64.shape, tol=1e-3), sections).to_bytes()
+    out["sz3_v2"] = Stream(Header(dtype="<f8", shape=x64.shape, tol=1e-3), {"sz3": sz3.encode(x64, 1e-3)}).to_bytes()
     # missing values (NaN, inf, a fill value) in Fortran order
     m = np.asfortranarray(smooth[:2, :20, :24].copy())
     m[0, 0, :4] = [np.nan, 1e20, -np.inf, np.nan]

@@ -5,7 +5,9 @@ neighbour (:func:`xdiffc.masking.fill_gaps`). SZ3 works in float32 when the boun
 above float32 resolution, which halves the cost of its unpredictable values; the guarantee
 layer repairs any point that this rounding pushes past the bound.
 
-Payload: u8 dtype code (0 float32, 1 float64) + the SZ3 stream.
+Payload, version 2: u8 ``0x80 | dtype code`` (code 0: float32, 1: float64), ``uv`` length of the SZ3
+stream, the SZ3 stream (its length is checked: pysz decodes a stream cut short by a byte without a
+word). Version 1, written before 0.3 and still read: u8 dtype code, then the SZ3 stream.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 
 import numpy as np
 
+from ..byteio import Reader, uvarint
 from ..errors import CorruptStreamError
 from ..masking import fill_gaps
 from . import interp
@@ -24,6 +27,8 @@ log = logging.getLogger(__name__)
 #: SZ3 handles at most four dimensions; leading dimensions are merged.
 _MAX_NDIM = 4
 _DTYPES = (np.float32, np.float64)
+#: The first byte's flag of version 2 payloads, which give the SZ3 stream's length.
+_LENGTH_FLAG = 0x80
 
 
 def _sz_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -51,7 +56,7 @@ def encode(values: np.ndarray, tol: float, skip: np.ndarray | None = None) -> by
     code = 0 if amax * 2.0**-22 < tol and amax < 1e37 else 1
     arr = np.ascontiguousarray(x, dtype=_DTYPES[code]).reshape(_sz_shape(x.shape))
     blob, _ = sz.compress(arr, _config(tol))
-    return bytes([code]) + blob.tobytes()
+    return bytes([_LENGTH_FLAG | code]) + uvarint(blob.nbytes) + blob.tobytes()
 
 
 def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = None,
@@ -59,11 +64,19 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
     """The float64 field (or, given ``dtype``, that field cast to it, with no float64 copy)."""
     from pysz import sz
 
-    if len(payload) < 2 or payload[0] > 1:
+    if len(payload) < 2 or payload[0] & ~_LENGTH_FLAG > 1:
         raise CorruptStreamError("the stream's SZ3 section is damaged")
-    dtype = _DTYPES[payload[0]]
+    coded = _DTYPES[payload[0] & ~_LENGTH_FLAG]
+    r = Reader(payload, "the stream's SZ3 section")
+    r.u8()
+    if payload[0] & _LENGTH_FLAG:
+        body = r.take(r.uvarint(len(payload)))
+        if len(r.rest()):
+            raise CorruptStreamError("the stream's SZ3 section has bytes after its SZ3 stream")
+    else:
+        body = r.rest()
     try:
-        out = sz.decompress(np.frombuffer(payload, np.uint8, offset=1), dtype, _sz_shape(shape))
+        out = sz.decompress(np.frombuffer(body, np.uint8), coded, _sz_shape(shape))
     except Exception as err:  # pysz raises RuntimeError/ValueError for bad input
         raise CorruptStreamError(f"the stream's SZ3 section is damaged ({err})") from None
     out = out[0] if isinstance(out, tuple) else out
