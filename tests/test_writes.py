@@ -288,3 +288,23 @@ def test_a_damaged_exact_chunk_raises_instead_of_decoding_to_wrong_values(tmp_pa
             continue
         np.testing.assert_array_equal(got, want, err_msg=f"a flip at byte {i} decoded silently to other values")
     assert raised > len(good) // 2
+
+
+@settings(max_examples=15, deadline=None)
+@given(chunk=st.integers(1, 8), parts=st.lists(st.integers(1, 9), min_size=2, max_size=5),
+       bound=st.sampled_from([{"tol": 0.2}, {"rel_tol": 1e-3}, {"tol": 0.05}]))
+@example(chunk=8, parts=[3, 1, 1, 1, 1], bound={"tol": 0.2})  # one step at a time into a chunk of 8: 2.68x before
+def test_plain_xarray_appends_keep_the_bound(tmp_path_factory, chunk, parts, bound):
+    """Property: a store written by the accessor, then grown by plain ``ds.to_zarr(append_dim="time")`` (as most
+    xarray users do), holds every value within its bound, whatever the sizes of the writes and the chunking.
+    The partial last chunk is stored exactly, so Zarr's decode-merge-encode of it adds no error."""
+    ds, store = field(sum(parts), seed=chunk), tmp_path_factory.mktemp("plain") / "p.zarr"
+    ds.isel(time=slice(0, parts[0])).gcdtc.to_zarr(store, chunks={"time": chunk}, **bound)
+    start = parts[0]
+    for n in parts[1:]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # zarr's consolidated-metadata notice
+            ds.isel(time=slice(start, start + n)).to_zarr(store, append_dim="time")
+        start += n
+    assert xr.open_zarr(store).sizes["time"] == sum(parts)
+    assert max_err_over_bound(ds, store) <= 1

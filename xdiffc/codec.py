@@ -30,6 +30,7 @@ from .bitstream import Header, Stream
 from .core import DEFAULT_STEPS, decompress, encode
 from .errors import CorruptStreamError, ModelMismatchError
 from .grids import Layout
+from .masking import special_mask
 from .options import DEFAULT_LEVEL, NAMES, Options
 from .reference import Climatology
 
@@ -38,6 +39,16 @@ def _finite_fills(values: Iterable[float]) -> tuple[float, ...]:
     """Finite fill values as sorted unique floats: NaN and +-inf are always kept exactly anyway."""
     out = {float(v) for v in np.ravel(np.asarray(list(values), dtype=np.float64))}
     return tuple(sorted(v for v in out if math.isfinite(v)))
+
+
+#: The options of a chunk stored exactly.
+EXACT = Options(tol=0.0)
+
+
+def is_partial(chunk: np.ndarray, fill_values: Sequence[float]) -> bool:
+    """Whether ``chunk`` looks like the edge chunk of a growing array: its last step along the first axis
+    (of two or more) holds nothing but NaN and fill values, as Zarr's padding does."""
+    return chunk.ndim >= 1 and chunk.shape[0] > 1 and bool(special_mask(chunk[-1], fill_values).all())
 
 
 class Chunk(NamedTuple):
@@ -199,13 +210,20 @@ class GCDTCCodec(Codec):
                      exact_floor: bool = True) -> bytes:
         """Encode one chunk. ``extra_fill_values`` (such as the Zarr array's ``fill_value``, which pads
         edge chunks) are kept exactly like ``fill_values``. A configured model is loaded once per
-        process and runs once per chunk. ``exact_floor`` as for :func:`xdiffc.compress`."""
+        process and runs once per chunk. ``exact_floor`` as for :func:`xdiffc.compress`.
+
+        A chunk whose last step along its first axis is missing everywhere is stored exactly: it is
+        the partial chunk at the end of an array that Zarr pads with the fill value, which a later
+        append decodes, completes and encodes again. Exact, it can be re-encoded once without adding
+        error to the bound (see docs/zarr-xarray.md, "Appends").
+        """
         fills = self.fill_values + _finite_fills(extra_fill_values)
+        options = EXACT if is_partial(array, fills) else self.options
         if self._layout is not None:
             layout, axis = self._layout
             array = layout.to_grid(array, axis)
         model = self._predictor() if self.model_id else None
-        return encode(array, self.options, fills, model=model, steps=self.steps, reference=self._reference,
+        return encode(array, options, fills, model=model, steps=self.steps, reference=self._reference,
                       exact_floor=exact_floor)
 
     def _predictor(self):
