@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml
 	# CPU build of torch first: a plain "torch" requirement would pull a multi-GB CUDA build.
 	$(BIN)/pip install --quiet "torch==2.13.0+cpu" || \
 	  $(BIN)/pip install --quiet "torch==2.13.0+cpu" --extra-index-url https://download.pytorch.org/whl/cpu
-	$(BIN)/pip install --quiet -e ".[test,bench]"
+	$(BIN)/pip install --quiet -e ".[test,bench,models]"
 	touch $(STAMP)
 
 setup: $(STAMP)
