@@ -73,20 +73,20 @@ def _working_layout(arr: np.ndarray) -> tuple[np.ndarray, str]:
 class _Check:
     """The exact check of every candidate: the decoder's output rule applied, then the bound at every valid point.
 
-    The bound is ``min(tol, pw_rel_tol * |x|)`` (``tol`` may be inf), with zeros and signs kept where
-    ``keep_sign``; ``valid`` is None where no point is missing.
+    The bound is ``tol`` (the absolute one, which may be inf), tightened to the pointwise-relative one
+    of ``options`` where it has one, with zeros and signs kept where they ask for it; ``valid`` is None
+    where no point is missing.
     """
 
     tol: float
     rule: fidelity.OutputRule
     valid: np.ndarray | None
-    pw_rel_tol: float | None = None
-    keep_sign: bool = False
+    options: Options = Options(tol=0.0)
 
     def violations(self, work: np.ndarray, y: np.ndarray) -> np.ndarray:
         self.rule.apply(y)
-        return guarantee.violations(work, y, self.tol, self.valid, pw_rel_tol=self.pw_rel_tol,
-                                    keep_sign=self.keep_sign)
+        return guarantee.violations(work, y, self.tol, self.valid, pw_rel_tol=self.options.pw_rel_tol,
+                                    keep_sign=self.options.keep_sign)
 
 
 def _residual_candidates(work: np.ndarray, values: np.ndarray, tol: float, skip: np.ndarray | None,
@@ -229,7 +229,7 @@ def encode(x, options: Options, fill_values: Iterable[float] = (), *, fill_thres
            reference: references.Climatology | None = None, exact_floor: bool = True) -> bytes:
     """:func:`compress` with its bounds already parsed into ``options`` (the codecs call this)."""
     options.check_array()
-    mode, pw_rel_tol, keep_sign = options.mode, options.pw_rel_tol, options.keep_sign
+    mode, relative = options.mode, options.pw_rel_tol
     arr = _input_array(x)
     work, order = _working_layout(arr)
     is_float = work.dtype.kind == "f"
@@ -240,7 +240,7 @@ def encode(x, options: Options, fill_values: Iterable[float] = (), *, fill_thres
     header = dict(dtype=arr.dtype.str, shape=arr.shape, order=order, tol=bound,
                   rel_tol=float("nan") if rel_tol is None else float(rel_tol))
 
-    if not is_float or bound == 0 or pw_rel_tol == 0 or work.size < MIN_LOSSY_SIZE:
+    if not is_float or bound == 0 or relative == 0 or work.size < MIN_LOSSY_SIZE:
         return Stream(Header(mode="lossless", **{**header, "tol": 0.0}), {"raw": lossless.encode(work)}).to_bytes()
 
     sections: dict[str, bytes] = {}
@@ -249,12 +249,12 @@ def encode(x, options: Options, fill_values: Iterable[float] = (), *, fill_thres
         sections["mask"], sections["special"] = masking.encode(work, mask)
     else:  # no missing values: a zero-byte stand-in, so that the coders' temporaries are all the memory
         mask = np.broadcast_to(np.False_, work.shape)
-    zeros = fidelity.zero_mask(work, mask) if keep_sign else None
+    zeros = fidelity.zero_mask(work, mask) if options.keep_sign else None
     skip = mask if zeros is None else mask | zeros  # the coders' don't-care points
     rule = fidelity.OutputRule(fidelity.value_range(work, skip if missing or zeros is not None else None,
                                                     None if mode == "l2" else options.valid_range), zeros)
     sections.update(rule.sections())
-    sections.update(fidelity.guarantee_section(pw_rel_tol, keep_sign))
+    sections.update(fidelity.guarantee_section(options))
     if mode == "l2":  # clamping into the input's range can only bring each value closer: the L2 bound holds
         values = _float64(work)
         candidates = [_Candidate(l2.encode(values, mask, rel_tol, dtype=work.dtype))]
@@ -267,20 +267,20 @@ def encode(x, options: Options, fill_values: Iterable[float] = (), *, fill_thres
                 candidates.append(_Candidate(coded, predictor))
     else:
         coder_skip = skip if missing or zeros is not None else None
-        check = _Check(bound, rule, ~mask if missing else None, pw_rel_tol, keep_sign)
+        check = _Check(bound, rule, ~mask if missing else None, options)
         candidates = []
         if math.isfinite(bound):  # the coders read float32 values as they are (no float64 copy of the chunk)
             candidates += _residual_candidates(work, work, bound, coder_skip, check=check, level=options.level)
             if (reference is not None and options.level >= REFERENCE_MIN_LEVEL and order == "C"
                     and reference.applies(work.shape)):
                 candidates += _reference_candidates(reference, work, bound, coder_skip, check, options.level)
-        if pw_rel_tol is not None:
+        if relative is not None:
             t, negative = logdomain.encode(work, coder_skip)
-            candidates += _residual_candidates(work, t, logdomain.log_bound(pw_rel_tol, work.dtype), coder_skip,
+            candidates += _residual_candidates(work, t, logdomain.log_bound(relative, work.dtype), coder_skip,
                                                check=check, level=options.level, negative=negative)
             del t
         predictor = _resolve_predictor(model, device)
-        if predictor is not None and pw_rel_tol is None and work.ndim >= 2 and work.size >= MIN_MODEL_SIZE:
+        if predictor is not None and relative is None and work.ndim >= 2 and work.size >= MIN_MODEL_SIZE:
             candidates += _model_candidates(predictor, work, _float64(work), bound, skip, steps or DEFAULT_STEPS,
                                             check, options.level)
     best = min(candidates, key=lambda c: c.nbytes, default=None)

@@ -23,6 +23,7 @@ from numba import njit
 
 from . import masking
 from .errors import CorruptStreamError
+from .options import Options
 
 RANGE, ZEROS, BOUND = "range", "zeros", "bound"
 _BOUND = struct.Struct("<dB")
@@ -60,16 +61,18 @@ def zero_mask(x: np.ndarray, missing: np.ndarray) -> np.ndarray | None:
     return zeros if zeros.any() else None
 
 
-def guarantee_section(pw_rel_tol: float | None, keep_sign: bool) -> dict[str, bytes]:
-    """The ``bound`` section, recording the guarantees beyond the header's ``tol``: f64 ``pw_rel_tol`` (NaN
-    for none), u8 1 where zeros and signs are kept. Absent where there are none (then it is the header's bound alone)."""
-    if pw_rel_tol is None and not keep_sign:
+def guarantee_section(options: Options) -> dict[str, bytes]:
+    """The ``bound`` section, recording the guarantees of ``options`` beyond the header's ``tol``: f64, the
+    pointwise-relative bound (NaN for none), u8 1 where zeros and signs are kept. Absent where there are
+    none (then it is the header's bound alone)."""
+    relative = options.pw_rel_tol
+    if relative is None and not options.keep_sign:
         return {}
-    return {BOUND: _BOUND.pack(math.nan if pw_rel_tol is None else pw_rel_tol, int(keep_sign))}
+    return {BOUND: _BOUND.pack(math.nan if relative is None else relative, int(options.keep_sign))}
 
 
 def read_guarantee(sections: dict[str, bytes]) -> tuple[float | None, bool]:
-    """``(pw_rel_tol or None, zeros and signs kept)`` from a stream's sections, inverse of :func:`guarantee_section`."""
+    """``(the pointwise-relative bound or None, zeros and signs kept)`` from a stream's sections, inverse of :func:`guarantee_section`."""
     if BOUND not in sections:
         return None, False
     try:
@@ -78,7 +81,7 @@ def read_guarantee(sections: dict[str, bytes]) -> tuple[float | None, bool]:
         raise CorruptStreamError(f"the stream's 'bound' section holds {len(sections[BOUND])} bytes, "
                                  f"not {_BOUND.size}") from None
     if keep > 1 or not (math.isnan(pw) or pw >= 0):
-        raise CorruptStreamError(f"the stream's 'bound' section is malformed (pw_rel_tol={pw!r}, flag={keep})")
+        raise CorruptStreamError(f"the stream's 'bound' section is malformed (relative bound {pw!r}, flag {keep})")
     return None if math.isnan(pw) else pw, bool(keep)
 
 
