@@ -20,8 +20,9 @@ import zarr
 
 from xdiffc.xarray.variables import ATTR_TOL
 from xdiffc.cli import main
-from xdiffc.conversion import (COMPLETE_ATTR, DELAY_ENV, PARTIAL_STORE, Progress, convert, is_complete,
-                               partial_path, verify)
+from xdiffc.conversion.progress import COMPLETE_ATTR, PARTIAL_STORE, Progress, is_complete, partial_path
+from xdiffc.conversion.run import DELAY_ENV, convert
+from xdiffc.conversion.verify import verify
 from xdiffc.datasets import open_sample
 
 BIN = Path(sys.executable).parent
@@ -408,7 +409,7 @@ def test_with_use_cftime_the_hint_is_to_keep_the_times_as_numbers(tmp_path):
 def test_resume_refuses_another_time_decoding(tmp_path, archive, cluster, monkeypatch, first):
     """The time decoding is part of what a resumed conversion must repeat: times decoded otherwise would not fit
     the partial store."""
-    import xdiffc.conversion
+    import xdiffc.conversion.run
 
     out = tmp_path / "o.zarr"
 
@@ -416,7 +417,7 @@ def test_resume_refuses_another_time_decoding(tmp_path, archive, cluster, monkey
         raise RuntimeError("interrupted")
 
     with monkeypatch.context() as m:
-        m.setattr(xdiffc.conversion, "_run_units", interrupted)
+        m.setattr(xdiffc.conversion.run, "_run_units", interrupted)
         with pytest.raises(RuntimeError, match="interrupted"):
             convert(archive, out, scheduler=cluster, progress=False, **first)
     assert partial_path(out).exists() and not out.exists()
@@ -435,7 +436,7 @@ def test_l2_mode_bounds_the_nrmse(tmp_path, archive, cluster):
 
 
 def test_units_tile_each_array_in_whole_chunks():
-    from xdiffc.conversion import plan_units
+    from xdiffc.conversion.progress import plan_units
 
     group = zarr.open_group(zarr.storage.MemoryStore(), mode="w")
     group.create_array("x", shape=(10, 50, 70), chunks=(4, 16, 32), dtype="f4", dimension_names=("time", "y", "x"))

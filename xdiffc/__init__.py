@@ -29,10 +29,14 @@ def _register_accessor(_xarray) -> None:
 
 def __getattr__(name: str):
     """``convert``/``verify`` (Dask) and ``train`` (torch), imported on first use."""
-    if name in ("convert", "verify"):
-        from . import conversion
+    if name == "convert":
+        from .conversion.run import convert
 
-        return getattr(conversion, name)
+        return convert
+    if name == "verify":
+        from .conversion.verify import verify
+
+        return verify
     if name == "train":
         from .training import train
 

@@ -14,8 +14,7 @@ from collections.abc import Sequence
 from functools import partial
 
 from . import __version__
-from .conversion import VerificationError
-from .errors import CorruptStreamError, XdiffcError
+from .errors import CorruptStreamError, VerificationError, XdiffcError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 130, 141
 EXIT_STATUS = """exit status (the same for every command):
@@ -137,7 +136,8 @@ def _chunks(text: str) -> dict[str, int]:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from .conversion import convert, partial_path
+    from .conversion.progress import partial_path
+    from .conversion.run import convert
 
     variables = [v for item in args.variables or [] for v in item.split(",") if v] or None
     try:
@@ -158,7 +158,7 @@ def _convert(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from .conversion import verify
+    from .conversion.verify import verify
 
     report = verify(args.inputs, args.store, use_cftime=args.use_cftime, decode_times=not args.no_decode_times)
     print(report)

@@ -23,3 +23,12 @@ class ModelNotFoundError(XdiffcError, FileNotFoundError, ValueError):
     The same error from ``compress``, the codecs, the accessor and ``convert``; it is a
     FileNotFoundError (a path that does not exist) and a ValueError (a bad argument).
     """
+
+
+class VerificationError(XdiffcError):
+    """A converted store does not hold its inputs within the bounds; the store is left incomplete."""
+
+
+def first_sentence(err: Exception) -> str:
+    """The first sentence of an error from xarray or Zarr, whose messages run on over lines of advice and links."""
+    return str(err).strip().split("\n")[0].split(". ")[0].rstrip(".:")
