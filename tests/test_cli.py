@@ -78,6 +78,16 @@ def test_bad_chunks_exit_2_before_any_work(files, tmp_path, capsys, chunks, says
     assert not (tmp_path / "o.zarr").exists() and not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("option, least", [(["--workers", "0"], 1), (["--workers", "-1"], 1),
+                                           (["--threads-per-worker", "0"], 1), (["--gpus", "-1"], 0)])
+def test_a_cluster_that_could_not_run_is_refused_before_any_work(files, tmp_path, capsys, option, least):
+    """No workers would wait forever, no threads crashed in Dask: both are refused in one line."""
+    assert main(["convert", str(files / "t.nc"), "-o", str(tmp_path / "o.zarr"), *option]) == 2
+    name = option[0][2:].replace("-", "_")
+    assert error_line(capsys) == f"xdiffc: error: {name} ({option[0]}) must be a whole number >= {least}, got {option[1]}\n"
+    assert not list(tmp_path.iterdir())
+
+
 def test_a_reader_that_stops_early_gets_no_error(files):
     """``xdiffc assess ... | head -1``: the output has nowhere to go; no traceback, no error line, and the status
     that a shell gives a command stopped by SIGPIPE."""

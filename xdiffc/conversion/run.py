@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import numbers
 import os
 import shutil
 import sys
@@ -74,6 +75,16 @@ def _bound_kwargs(mode: str, tol, rel_tol: float | None, pw_rel_tol=None, preser
     return {"tol": None, "mode": "l2", "nrmse": rel_tol}
 
 
+def _check_cluster(workers, threads_per_worker, gpus) -> None:
+    """A ValueError for a local cluster that could never run a unit: no workers (it would wait forever) or no
+    threads."""
+    for name, option, value, least in (("workers", "--workers", workers, 1),
+                                       ("threads_per_worker", "--threads-per-worker", threads_per_worker, 1),
+                                       ("gpus", "--gpus", gpus, 0)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least):
+            raise ValueError(f"{name} ({option}) must be a whole number >= {least}, got {value!r}")
+
+
 def _auto_tol(tol: str, spec: Inputs, model: str | None) -> tuple[dict[Hashable, float], dict[Hashable, float] | None]:
     """``tol="auto"``: the bounds :func:`xdiffc.tuning.suggest_tol` finds on a sample of the inputs:
     (absolute bounds, pointwise-relative bounds or None)."""
@@ -118,6 +129,7 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     paths, is_zarr = resolve_paths([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
     prepare_output(store, resume, overwrite)
     bounds = _bound_kwargs(mode, tol, rel_tol, pw_rel_tol, preserve_zero)
+    _check_cluster(workers, threads_per_worker, gpus)
     times = time_decoding(use_cftime, decode_times)
     time_dim, first = scan(paths, is_zarr, times)
     if variables is not None:
