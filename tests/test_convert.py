@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -24,6 +25,7 @@ from xdiffc.conversion.progress import COMPLETE_ATTR, PARTIAL_STORE, Progress, i
 from xdiffc.conversion.run import DELAY_ENV, convert
 from xdiffc.conversion.verify import verify
 from xdiffc.datasets import open_sample
+from xdiffc.errors import TruncatedFileError
 
 BIN = Path(sys.executable).parent
 CHUNKS = {"time": 4, "lat": 32, "lon": 64}
@@ -339,6 +341,38 @@ def test_inputs_that_cannot_be_opened_or_combined_are_named(tmp_path, archive, t
         trefht.isel(time=slice(0, 4)).to_netcdf(path)
     with pytest.raises(ValueError, match=r"member1.nc' and '.*member2.nc' share 4 time value.*its own store"):
         convert(members, tmp_path / "o.zarr")
+    assert not (tmp_path / "o.zarr").exists() and not partial_path(tmp_path / "o.zarr").exists()
+
+
+@pytest.mark.parametrize("order, says", [([0, 1, 1, 2], r"repeats the time 1891-07-11 22:00:00 along 'time' \(steps 1 "
+                                                        r"and 2 of 4\)"),
+                                         ([0, 2, 1, 3], r"has its times out of order along 'time' \(step 1: "
+                                                        r"1892-07-10 22:00:00, step 2: 1891-07-11 22:00:00\)")],
+                         ids=["repeated", "out-of-order"])
+def test_times_repeated_or_out_of_order_inside_one_file_are_refused(tmp_path, trefht, capsys, order, says):
+    """Within one file too, not only across files: a damaged file can read as repeated times."""
+    bad = tmp_path / "bad.nc"
+    trefht.isel(time=order).to_netcdf(bad)
+    with pytest.raises(ValueError, match=f"input {re.escape(repr(str(bad)))} {says}"):
+        convert([bad], tmp_path / "o.zarr")
+    assert main(["convert", str(bad), "-o", str(tmp_path / "o.zarr")]) == 2
+    assert "xdiffc: error: input" in capsys.readouterr().err
+    assert not (tmp_path / "o.zarr").exists() and not partial_path(tmp_path / "o.zarr").exists()
+
+
+def test_a_netcdf3_file_cut_short_is_named_not_converted_to_zeros(tmp_path, trefht, capsys):
+    """``head -c 5000 file.nc > cut.nc``: netCDF reads the missing data and times as zeros without complaint."""
+    whole, cut, header = tmp_path / "whole.nc", tmp_path / "cut.nc", tmp_path / "header.nc"
+    trefht.to_netcdf(whole, format="NETCDF3_64BIT")
+    cut.write_bytes(whole.read_bytes()[:5000])
+    header.write_bytes(whole.read_bytes()[:100])
+    with pytest.raises(TruncatedFileError, match=f"input {re.escape(repr(str(cut)))} is cut short: it has 5000 bytes, "
+                                                 f"and its netCDF-3 header promises {whole.stat().st_size};"):
+        convert([cut], tmp_path / "o.zarr")
+    with pytest.raises(TruncatedFileError, match="it has 100 bytes, and its header itself is cut short"):
+        convert([header], tmp_path / "o.zarr")
+    assert main(["convert", str(whole), str(cut), "-o", str(tmp_path / "o.zarr")]) == 2
+    assert "is cut short" in capsys.readouterr().err
     assert not (tmp_path / "o.zarr").exists() and not partial_path(tmp_path / "o.zarr").exists()
 
 

@@ -9,10 +9,10 @@ import wrapt
 
 from .codec import GCDTCCodec
 from .core import compress, decompress
-from .errors import CorruptStreamError, ModelMismatchError, ModelNotFoundError, XdiffcError
+from .errors import CorruptStreamError, ModelMismatchError, ModelNotFoundError, TruncatedFileError, XdiffcError
 
 __all__ = ["compress", "decompress", "convert", "verify", "train", "GCDTCCodec", "CorruptStreamError",
-           "ModelMismatchError", "ModelNotFoundError", "XdiffcError"]
+           "ModelMismatchError", "ModelNotFoundError", "TruncatedFileError", "XdiffcError"]
 __version__ = "0.1.0"
 
 

@@ -29,6 +29,10 @@ class VerificationError(XdiffcError):
     """A converted store does not hold its inputs within the bounds; the store is left incomplete."""
 
 
+class TruncatedFileError(XdiffcError, ValueError):
+    """An input file is shorter than its own header says: it was cut short (an interrupted copy or download)."""
+
+
 def first_sentence(err: Exception) -> str:
     """The first sentence of an error from xarray or Zarr, whose messages run on over lines of advice and links."""
     return str(err).strip().split("\n")[0].split(". ")[0].rstrip(".:")

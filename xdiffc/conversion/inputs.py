@@ -10,12 +10,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+import numpy as np
 import pandas as pd
 import xarray as xr
 
-from ..errors import first_sentence
+from ..errors import TruncatedFileError, first_sentence
 from ..xarray.encoding import DEFAULT_CHUNK_BYTES
 from ..xarray.variables import never_lossy
+from .netcdf3 import expected_size
 
 
 @dataclass(frozen=True)
@@ -84,8 +86,25 @@ def decoding(times: str) -> dict:
     return {"decode_times": False} if times == "raw" else {}
 
 
+def _check_length(path: str) -> None:
+    """A :class:`TruncatedFileError` for a netCDF-3 file shorter than its header says: netCDF reads such a file
+    without complaint, as zeros past its end."""
+    try:
+        sizes = expected_size(path) if os.path.isfile(path) else None
+    except OSError:  # unreadable: xarray says so
+        return
+    if sizes is not None and (sizes[1] is None or sizes[0] < sizes[1]):
+        actual, promised = sizes
+        what = "its header itself is cut short" if promised is None else f"its netCDF-3 header promises {promised}"
+        raise TruncatedFileError(f"input {path!r} is cut short: it has {actual} bytes, and {what}; copy or download "
+                                 f"it again")
+
+
 def _open_input(path: str, is_zarr: bool, times: str) -> xr.Dataset:
-    """One input, opened lazily without Dask; a ValueError naming the file if xarray cannot open or decode it."""
+    """One input, opened lazily without Dask; a ValueError naming the file if xarray cannot open or decode it, or if
+    it is cut short."""
+    if not is_zarr:
+        _check_length(path)
     try:
         if is_zarr:
             return xr.open_zarr(path, chunks=None, **decoding(times))
@@ -117,6 +136,8 @@ def scan(paths: Sequence[str], is_zarr: bool, times: str) -> tuple[str | None, x
         with _open_input(path, is_zarr, times) as other:
             _check_same_grid(first, other, time_dim, paths[0], path)
             indexes[path] = other.indexes.get(time_dim)
+    for path, index in indexes.items():
+        _check_time_order(path, index, time_dim)
     if len(paths) > 1:
         _check_times({p: t for p, t in indexes.items() if t is not None})
     return time_dim, first
@@ -144,6 +165,25 @@ def _check_same_grid(a: xr.Dataset, b: xr.Dataset, time_dim: str | None, path_a:
         if dim != time_dim and dim in a.indexes and not a.indexes[dim].equals(b.indexes[dim]):
             raise ValueError(f"inputs {path_a!r} and {path_b!r} are on different grids: coordinate {dim!r} "
                              f"differs; convert each grid into its own store")
+
+
+def _check_time_order(path: str, index: pd.Index | None, time_dim: str | None) -> None:
+    """A ValueError unless the times inside one input are distinct and in order (rising or falling)."""
+    if index is None or index.is_unique and (index.is_monotonic_increasing or index.is_monotonic_decreasing):
+        return
+    advice = ("each time may appear once, in order; a file cut short or damaged reads as repeated times (zeros), "
+              "so check the file")
+    values = list(index)
+    if not index.is_unique:
+        j = int(np.flatnonzero(index.duplicated())[0])
+        t = values[j]
+        i = next((k for k in range(j) if values[k] == t), 0)
+        raise ValueError(f"input {path!r} repeats the time {t} along {time_dim!r} (steps {i} and {j} of "
+                         f"{len(values)}): {advice}")
+    rising = values[1] > values[0]
+    i = next((k for k in range(1, len(values) - 1) if (values[k + 1] > values[k]) != rising), 0)
+    raise ValueError(f"input {path!r} has its times out of order along {time_dim!r} (step {i}: {values[i]}, step "
+                     f"{i + 1}: {values[i + 1]}): {advice}")
 
 
 def _check_times(times: Mapping[str, pd.Index]) -> None:
