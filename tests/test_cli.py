@@ -88,6 +88,18 @@ def test_a_cluster_that_could_not_run_is_refused_before_any_work(files, tmp_path
     assert not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("args, says", [
+    (["--chunks", "time=abc"], "argument --chunks: expected DIM=SIZE[,DIM=SIZE...], got 'time=abc'"),
+    ([], "the following arguments are required: -o/--output"),
+], ids=["bad value", "missing -o"])
+def test_usage_errors_print_the_usage_line_and_the_error_only(files, capsys, args, says):
+    with pytest.raises(SystemExit) as exited:
+        main(["convert", str(files / "t.nc"), *args])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == ["usage: xdiffc convert -o OUT.zarr IN [IN ...] [options]",
+                                                    f"xdiffc convert: error: {says}"]
+
+
 def test_a_reader_that_stops_early_gets_no_error(files):
     """``xdiffc assess ... | head -1``: the output has nowhere to go; no traceback, no error line, and the status
     that a shell gives a command stopped by SIGPIPE."""

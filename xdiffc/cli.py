@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 from functools import partial
 
 from . import __version__
@@ -207,9 +208,20 @@ def _is_negative_number(text: str) -> bool:
     return text.startswith("-")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose usage errors are two lines: the command's short usage, then the error (argparse would print
+    the usage of every option first, a dozen lines for ``convert``)."""
+
+    def error(self, message: str) -> NoReturn:
+        formatter = self._get_formatter()
+        formatter.add_usage(None, [a for a in self._actions if a.required or not a.option_strings], [])
+        usage = formatter.format_help().strip()
+        self.exit(EXIT_USAGE, f"{usage} [options]\n{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     formatting = {"epilog": EXIT_STATUS, "formatter_class": argparse.RawDescriptionHelpFormatter}
-    parser = argparse.ArgumentParser(prog="xdiffc", description="Error-bounded lossy compression of climate data "
+    parser = _Parser(prog="xdiffc", description="Error-bounded lossy compression of climate data "
                                      "into Zarr stores.", **formatting)
     parser.add_argument("--version", action="version", version=f"xdiffc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
