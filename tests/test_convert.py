@@ -7,6 +7,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -21,11 +22,12 @@ import zarr
 
 from xdiffc.xarray.variables import ATTR_TOL
 from xdiffc.cli import main
+from xdiffc.conversion.lock import LOCK_FILE
 from xdiffc.conversion.progress import COMPLETE_ATTR, PARTIAL_STORE, Progress, is_complete, partial_path
 from xdiffc.conversion.run import DELAY_ENV, convert
 from xdiffc.conversion.verify import verify
 from xdiffc.datasets import open_sample
-from xdiffc.errors import TruncatedFileError
+from xdiffc.errors import OutputLockedError, TruncatedFileError
 
 BIN = Path(sys.executable).parent
 CHUNKS = {"time": 4, "lat": 32, "lon": 64}
@@ -106,21 +108,32 @@ def test_e3sm_history_files_keep_grid_time_and_metadata_exact(tmp_path, cluster)
         assert y[name].equals(ds[name]), name
 
 
+def start_convert(archive: list[Path], out: Path, chunks: str, *options: str, delay: float = 1.5,
+                  stderr=subprocess.DEVNULL) -> subprocess.Popen:
+    """``xdiffc convert`` in a subprocess (in its own process group) on one worker, each unit ``delay`` s long."""
+    cmd = [str(BIN / "xdiffc"), "convert", *map(str, archive), "-o", str(out), "--chunks", chunks,
+           "--workers", "1", "--threads-per-worker", "1", "-q", *options]
+    return subprocess.Popen(cmd, env={**os.environ, DELAY_ENV: str(delay)}, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+
+
+def wait_for_units(proc: subprocess.Popen, out: Path, units: int) -> None:
+    """Until the progress log of the conversion ``proc`` into ``out`` records ``units`` units; it must still run."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        log = Progress.load(partial_path(out))
+        if log is not None and len(log.done) >= units:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the conversion ended before it could be interrupted"
+
+
 def convert_and_kill(archive: list[Path], out: Path, chunks: str, *options: str, units: int = 2) -> set[int]:
     """Run ``xdiffc convert`` in a subprocess, SIGKILL it (driver and workers) once ``units`` units are logged;
     returns the units the progress log records. While it runs, a plain reader cannot open ``out``'s new data."""
-    cmd = [str(BIN / "xdiffc"), "convert", *map(str, archive), "-o", str(out), "--chunks", chunks,
-           "--workers", "1", "--threads-per-worker", "1", "-q", *options]
-    proc = subprocess.Popen(cmd, env={**os.environ, DELAY_ENV: "1.5"}, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_convert(archive, out, chunks, *options)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            log = Progress.load(partial_path(out))
-            if log is not None and len(log.done) >= units:
-                break
-            time.sleep(0.2)
-        assert proc.poll() is None, "the conversion ended before it could be killed"
+        wait_for_units(proc, out, units)
         if "--overwrite" not in options:
             with pytest.raises(FileNotFoundError):  # mid-run
                 xr.open_zarr(out)
@@ -176,6 +189,62 @@ def test_sigkill_then_resume_gives_the_same_store(tmp_path, archive, cluster):
     convert(archive, killed, chunks={"time": 4, "lat": 32, "lon": 64}, scheduler=cluster, resume=True, progress=False)
     assert xr.open_zarr(killed).TREFHT.encoding["chunks"] == (4, 32, 64) and not partial_path(killed).exists()
     assert verify(archive, killed).ok
+
+
+def test_a_second_conversion_into_the_same_output_is_refused_at_once(tmp_path, archive, cluster, capsys):
+    """Two runs on one output destroyed each other: now the second fails at once, naming the first, which finishes."""
+    out = tmp_path / "o.zarr"
+    first = start_convert(archive, out, "time=4,lat=32,lon=64", delay=2)  # 4 units
+    try:
+        wait_for_units(first, out, 1)
+        running = (rf"another conversion into {re.escape(repr(str(out)))} is running: pid {first.pid} on host "
+                   rf"{re.escape(socket.gethostname())}, since \d{{4}}-\d\d-\d\dT[0-9:]+[+-][0-9:]+ \(its lock is ")
+        for options in (dict(overwrite=True), dict(resume=True), {}):
+            with pytest.raises(OutputLockedError, match=running):
+                convert(archive, out, chunks=CHUNKS, scheduler=cluster, progress=False, **options)
+        assert main(["convert", *map(str, archive), "-o", str(out), "--resume", "-q"]) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and f"is running: pid {first.pid}" in err
+    finally:
+        code = first.wait(timeout=300)
+    assert code == 0 and is_complete(out)[0] and not partial_path(out).exists()
+    assert verify(archive, out).ok
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over_and_one_from_another_host_refused(tmp_path, archive, cluster,
+                                                                                     monkeypatch, capsys):
+    import xdiffc.conversion.run
+
+    out = tmp_path / "o.zarr"
+    with monkeypatch.context() as m:  # an interrupted run: the partial folder holds its work
+        m.setattr(xdiffc.conversion.run, "_run_units", lambda *args: (_ for _ in ()).throw(RuntimeError("killed")))
+        with pytest.raises(RuntimeError, match="killed"):
+            convert(archive, out, chunks=CHUNKS, scheduler=cluster, progress=False)
+    lock, host = partial_path(out) / LOCK_FILE, socket.gethostname()
+    assert not lock.exists()  # released on the way out
+    since = "2026-01-02T03:04:05+00:00"
+
+    lock.write_text(json.dumps({"pid": 4242, "host": "elsewhere.example", "since": since}))
+    with pytest.raises(OutputLockedError, match=rf"is locked by a conversion on another host: pid 4242 on host "
+                                                rf"elsewhere.example, since {re.escape(since)}; .* If it does not, "
+                                                rf"delete {re.escape(repr(str(lock)))} and rerun with --resume"):
+        convert(archive, out, chunks=CHUNKS, scheduler=cluster, progress=False, resume=True)
+    assert json.loads(lock.read_text())["host"] == "elsewhere.example"
+
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:  # a live process named by a lock that nobody flocks (a filesystem without flock): still refused
+        lock.write_text(json.dumps({"pid": alive.pid, "host": host, "since": since}))
+        with pytest.raises(OutputLockedError, match=f"is running: pid {alive.pid} on host"):
+            convert(archive, out, chunks=CHUNKS, scheduler=cluster, progress=False, resume=True)
+    finally:
+        alive.kill()
+        alive.wait()
+
+    lock.write_text(json.dumps({"pid": alive.pid, "host": host, "since": since}))  # its process is gone
+    summary = convert(archive, out, chunks=CHUNKS, scheduler=cluster, progress=False, resume=True)
+    assert (f"was left by a conversion that no longer runs (pid {alive.pid} on host {host}, since {since}); taking "
+            f"it over") in capsys.readouterr().err
+    assert summary.units_done == 4 and is_complete(out)[0] and not partial_path(out).exists()
 
 
 @pytest.fixture

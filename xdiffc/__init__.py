@@ -9,10 +9,11 @@ import wrapt
 
 from .codec import GCDTCCodec
 from .core import compress, decompress
-from .errors import CorruptStreamError, ModelMismatchError, ModelNotFoundError, TruncatedFileError, XdiffcError
+from .errors import (CorruptStreamError, ModelMismatchError, ModelNotFoundError, OutputLockedError, TruncatedFileError,
+                     XdiffcError)
 
 __all__ = ["compress", "decompress", "convert", "verify", "train", "GCDTCCodec", "CorruptStreamError",
-           "ModelMismatchError", "ModelNotFoundError", "TruncatedFileError", "XdiffcError"]
+           "ModelMismatchError", "ModelNotFoundError", "OutputLockedError", "TruncatedFileError", "XdiffcError"]
 __version__ = "0.1.0"
 
 

@@ -15,6 +15,7 @@ from ..xarray.encoding import encode_dataset
 from ..xarray.variables import is_lossy
 from ..xarray.writes import for_new_store
 from .inputs import Inputs, open_inputs
+from .lock import LOCK_FILE, check_unlocked
 from .progress import COMPLETE_ATTR, PARTIAL_STORE, Progress, is_complete, partial_path
 
 #: The model ``--train-model`` trains, in the partial folder (its checkpoint beside it): the store then carries it.
@@ -24,8 +25,9 @@ TRAIN_BYTES = 2 * 2**30
 
 
 def prepare_output(store: Path, resume: bool, overwrite: bool) -> None:
-    """Refuse to touch an existing store, or the partial folder of an interrupted conversion, without --overwrite
-    or --resume; fail early where nothing can be written."""
+    """Refuse an output that another conversion holds; refuse to touch an existing store, or the partial folder of
+    an interrupted conversion, without --overwrite or --resume; fail early where nothing can be written."""
+    check_unlocked(store)
     partial = partial_path(store)
     if not (resume or overwrite):
         if store.exists():
@@ -104,9 +106,9 @@ def open_progress(store: Path, spec: Inputs, fingerprint: dict, resume: bool, ov
                                   f"found in {str(partial)!r}; pass --overwrite to replace it")
         # killed while training or while the partial folder was being set up, or never started: start again,
         # keeping the archive model's training (its checkpoint resumes)
-        _clear(partial, keep=(ARCHIVE_MODEL, ARCHIVE_MODEL + ".ckpt") if train_model else ())
-    elif partial.exists():
-        shutil.rmtree(partial)
+        _clear(partial, keep=(LOCK_FILE, ARCHIVE_MODEL, ARCHIVE_MODEL + ".ckpt") if train_model else (LOCK_FILE,))
+    else:
+        _clear(partial, keep=(LOCK_FILE,))
     if train_model:
         compress_kwargs = {**compress_kwargs, "model": str(_train_archive_model(partial, spec, train_model, progress))}
     arrays = _set_up(partial / PARTIAL_STORE, spec, compress_kwargs)

@@ -22,6 +22,7 @@ from ..api import PW_REL_LIMIT, check_bound, check_chunks, check_mode
 from ..xarray.writes import quiet_zarr
 from .inputs import (Inputs, cached_inputs, default_time_chunk, open_inputs, resolve_paths, scan, select, stamps,
                      time_decoding, time_steps)
+from .lock import locked
 from .prepare import fingerprint, open_progress, prepare_output
 from .progress import COMPLETE_ATTR, PARTIAL_STORE, Progress, Unit, partial_path, plan_units
 from .summary import ConvertSummary, summarise
@@ -151,7 +152,7 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     if train_model and model is not None:
         raise ValueError("give either model= or train_model=, not both")
     signature = {**fingerprint(spec, bounds, model, mode, chunks, layout, grid), "train_model": train_model}
-    with _client(scheduler, workers, threads_per_worker, gpus) as client:
+    with locked(store), _client(scheduler, workers, threads_per_worker, gpus) as client:
         log = open_progress(store, spec, signature, resume, overwrite,
                             dict(model=model, chunks=chunks, layout=layout, grid=grid, **bounds),
                             train_model, progress)
