@@ -100,6 +100,24 @@ def test_usage_errors_print_the_usage_line_and_the_error_only(files, capsys, arg
                                                     f"xdiffc convert: error: {says}"]
 
 
+@pytest.mark.parametrize("where", ["scan", "_client"])
+def test_ctrl_c_before_any_work_says_that_nothing_was_saved(files, tmp_path, capsys, monkeypatch, where):
+    """Interrupted while reading the inputs, or while the cluster starts (the lock is held then): no partial folder
+    is left, and the message does not send the user to one."""
+    import xdiffc.conversion.run
+    from xdiffc.conversion.progress import partial_path
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(xdiffc.conversion.run, where, interrupted)
+    out = tmp_path / "o.zarr"
+    assert main(["convert", str(files / "t.nc"), "-o", str(out)]) == 130
+    assert capsys.readouterr().err == (f"xdiffc: interrupted before any work was saved; {out} is not written: rerun "
+                                       f"the same command to start again\n")
+    assert not list(tmp_path.iterdir()) and not partial_path(out).exists()
+
+
 def test_a_reader_that_stops_early_gets_no_error(files):
     """``xdiffc assess ... | head -1``: the output has nowhere to go; no traceback, no error line, and the status
     that a shell gives a command stopped by SIGPIPE."""

@@ -151,8 +151,13 @@ def _convert(args: argparse.Namespace) -> int:
                           decode_times=not args.no_decode_times,
                           train_model=args.train_model)
     except KeyboardInterrupt:
-        print(f"xdiffc: interrupted; {args.output} is not written (the work so far is in "
-              f"{partial_path(args.output)}): rerun the same command with --resume to finish it", file=sys.stderr)
+        partial = partial_path(args.output)
+        if partial.exists():
+            print(f"xdiffc: interrupted; {args.output} is not written (the work so far is in {partial}): rerun the "
+                  f"same command with --resume to finish it", file=sys.stderr)
+        else:
+            print(f"xdiffc: interrupted before any work was saved; {args.output} is not written: rerun the same "
+                  f"command to start again", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(summary)
     return EXIT_OK
