@@ -118,6 +118,18 @@ def test_ctrl_c_before_any_work_says_that_nothing_was_saved(files, tmp_path, cap
     assert not list(tmp_path.iterdir()) and not partial_path(out).exists()
 
 
+def test_ctrl_c_in_any_command_is_one_line(files, capsys, monkeypatch):
+    """Also while a command's modules are still being imported (a Ctrl-C then gave a traceback)."""
+    import xdiffc.cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(xdiffc.cli, "_verify", interrupted)
+    assert main(["verify", str(files / "t.nc"), str(files / "t.zarr")]) == 130
+    assert capsys.readouterr().err == "xdiffc: interrupted\n"
+
+
 def test_a_reader_that_stops_early_gets_no_error(files):
     """``xdiffc assess ... | head -1``: the output has nowhere to go; no traceback, no error line, and the status
     that a shell gives a command stopped by SIGPIPE."""

@@ -191,6 +191,25 @@ def test_sigkill_then_resume_gives_the_same_store(tmp_path, archive, cluster):
     assert verify(archive, killed).ok
 
 
+def test_ctrl_c_stops_the_run_in_one_line_and_resume_finishes_it(tmp_path, archive, cluster):
+    """A terminal's Ctrl-C sends SIGINT to its whole foreground group: the workers too, which printed a traceback
+    each before the one line."""
+    out = tmp_path / "o.zarr"
+    proc = start_convert(archive, out, "time=2,lat=32,lon=64", stderr=subprocess.PIPE)  # 8 units
+    try:
+        wait_for_units(proc, out, 1)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert err.splitlines() == [f"xdiffc: interrupted; {out} is not written (the work so far is in {partial_path(out)}): "
+                                f"rerun the same command with --resume to finish it"]
+    summary = convert(archive, out, chunks={"time": 2, "lat": 32, "lon": 64}, scheduler=cluster, resume=True,
+                      progress=False)  # the lock was given back
+    assert summary.units_skipped >= 1 and summary.units_done + summary.units_skipped == 8 and verify(archive, out).ok
+
+
 def test_a_second_conversion_into_the_same_output_is_refused_at_once(tmp_path, archive, cluster, capsys):
     """Two runs on one output destroyed each other: now the second fails at once, naming the first, which finishes."""
     out = tmp_path / "o.zarr"

@@ -175,6 +175,9 @@ def _run(args: argparse.Namespace) -> int:
     """Run the command: a failed check exits 1, a bad input or option prints one line and exits 2."""
     try:
         return args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C (convert says more about its work)
+        print("xdiffc: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader stopped early (``xdiffc assess ... | head``): no traceback, no message
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python flushes stdout again at exit
         return EXIT_PIPE

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import numbers
 import os
 import shutil
+import signal
 import sys
 import time
 import uuid
@@ -35,24 +37,74 @@ DELAY_ENV = "XDIFFC_TEST_UNIT_DELAY"
 def _client(scheduler: str | None, workers: int | None, threads_per_worker: int | None,
             gpus: int) -> Iterator:
     """A ``distributed.Client``: on ``scheduler`` if given, else on a local cluster (one worker per GPU with ``gpus``)."""
-    import logging
-
     from distributed import Client, LocalCluster, Nanny, Scheduler, SpecCluster
 
+    _quiet_interrupted_gathers()
     if scheduler is not None:
         with Client(scheduler) as client:
             yield client
         return
-    if gpus:
-        spec = {f"gpu{i}": {"cls": Nanny, "options": {"nthreads": threads_per_worker or 1, "resources": {"GPU": 1},
-                                                      "env": {"CUDA_VISIBLE_DEVICES": str(i)}}} for i in range(gpus)}
-        scheduler_spec = {"cls": Scheduler, "options": {"host": "127.0.0.1", "dashboard_address": "127.0.0.1:0"}}
-        cluster = SpecCluster(workers=spec, scheduler=scheduler_spec, silence_logs=logging.ERROR)
-    else:
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, host="127.0.0.1",
-                               dashboard_address=None, silence_logs=logging.ERROR)
-    with cluster, Client(cluster) as client:
-        yield client
+    with contextlib.ExitStack() as stack:  # closes the cluster whatever happens, a Ctrl-C as it starts included
+        with _sigint_blocked():  # the cluster's threads and worker processes start now, and inherit it
+            if gpus:
+                spec = {f"gpu{i}": {"cls": Nanny, "options": {"nthreads": threads_per_worker or 1,
+                                                              "resources": {"GPU": 1},
+                                                              "env": {"CUDA_VISIBLE_DEVICES": str(i)}}}
+                        for i in range(gpus)}
+                scheduler_spec = {"cls": Scheduler, "options": {"host": "127.0.0.1",
+                                                                "dashboard_address": "127.0.0.1:0"}}
+                cluster = SpecCluster(workers=spec, scheduler=scheduler_spec, silence_logs=logging.ERROR)
+            else:
+                # no dashboard; the scheduler's HTTP server (health, metrics) on a free port, not on 8787, which
+                # another cluster may hold (Dask would warn)
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, host="127.0.0.1",
+                                       dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                                       silence_logs=logging.ERROR)
+            stack.enter_context(cluster)
+        yield stack.enter_context(Client(cluster))
+
+
+def _quiet_interrupted_gathers() -> None:
+    """No "Task exception was never retrieved ... AllExit" from asyncio after a Ctrl-C: the Dask client's gather
+    that the KeyboardInterrupt cut short ends with AllExit, its normal way out, which nobody is left to read."""
+    from distributed.client import AllExit
+
+    log = logging.getLogger("asyncio")
+    if not any(isinstance(f, _DropAllExit) for f in log.filters):
+        log.addFilter(_DropAllExit(AllExit))
+
+
+class _DropAllExit(logging.Filter):
+    def __init__(self, kind: type):
+        super().__init__()
+        self.kind = kind
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], self.kind))
+
+
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread for the block, and for good in the threads and processes started meanwhile.
+
+    A Ctrl-C in a terminal reaches every process of its foreground group: the local cluster's workers too,
+    which would each print a traceback of their own. Started while SIGINT is blocked, they keep it blocked (a
+    signal mask is inherited by new threads, and across ``fork`` and ``exec``), and stop when this process closes
+    the cluster on its KeyboardInterrupt. A Ctrl-C during the block is not lost: it raises KeyboardInterrupt
+    here at the latest as the block ends. Python's resource tracker unblocks SIGINT in the thread that first
+    starts it, so it is started first, outside the block.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _bound_kwargs(mode: str, tol, rel_tol: float | None, pw_rel_tol=None, preserve_zero: bool | None = None) -> dict:
