@@ -210,6 +210,30 @@ def test_ctrl_c_stops_the_run_in_one_line_and_resume_finishes_it(tmp_path, archi
     assert summary.units_skipped >= 1 and summary.units_done + summary.units_skipped == 8 and verify(archive, out).ok
 
 
+def test_every_file_and_folder_is_on_disk_before_the_final_rename(tmp_path, archive, cluster, monkeypatch):
+    """fsync, as databases do: a crash just after the rename must not find a store whose chunks were lost."""
+    events, real_fsync, real_rename = [], os.fsync, os.rename
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def rename(source, target):
+        events.append(("rename", str(source), str(target)))
+        real_rename(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    out = tmp_path / "o.zarr"
+    convert(archive, out, chunks=CHUNKS, scheduler=cluster, progress=False)
+    work = str(partial_path(out) / PARTIAL_STORE)
+    final = events.index(("rename", work, str(out)))
+    synced = {path for kind, path, *_ in events[:final] if kind == "fsync"}
+    entries = {work + str(p)[len(str(out)):] for p in [out, *out.rglob("*")]}
+    assert len(entries) > 10 and entries <= synced, sorted(entries - synced)[:5]
+    assert ("fsync", str(tmp_path)) in events[final:]  # the rename itself
+
+
 def test_a_second_conversion_into_the_same_output_is_refused_at_once(tmp_path, archive, cluster, capsys):
     """Two runs on one output destroyed each other: now the second fails at once, naming the first, which finishes."""
     out = tmp_path / "o.zarr"

@@ -13,6 +13,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 
@@ -291,15 +292,38 @@ def _take(iterator: Iterator[int], n: int) -> list[int]:
 
 
 def _finish(store: Path) -> None:
-    """Mark the store in the partial folder complete, consolidate its metadata (so they include the mark), put it
-    in place with one rename (an existing store moved aside first), then delete the partial folder."""
+    """Mark the store in the partial folder complete, consolidate its metadata (so they include the mark), fsync
+    it, put it in place with one rename (an existing store moved aside first), then delete the partial folder."""
     partial = partial_path(store)
     work = partial / PARTIAL_STORE
     zarr.open_group(str(work), mode="r+").attrs[COMPLETE_ATTR] = True
     with warnings.catch_warnings():  # xarray reads consolidated metadata fastest; Zarr v3 has no spec for them yet
         warnings.filterwarnings("ignore", "Consolidated metadata is currently not part", category=UserWarning)
         zarr.consolidate_metadata(str(work))
+    sync_tree(work)  # on disk before it is put in place: a crash just after the rename finds every chunk
     if store.exists():
         os.rename(store, partial / "replaced.zarr")
     os.rename(work, store)
+    _fsync(store.parent)  # the rename itself
     shutil.rmtree(partial)
+
+
+def sync_tree(root: Path) -> None:
+    """``fsync`` every file and directory under ``root``, ``root`` included, as databases do before a commit.
+
+    Threads, because ``fsync`` releases the GIL and a filesystem commits many of them together.
+    """
+    paths = []
+    for folder, _, files in os.walk(root):
+        paths += [os.path.join(folder, name) for name in files]
+        paths.append(folder)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(_fsync, paths))
+
+
+def _fsync(path: str | os.PathLike) -> None:
+    fd = os.open(path, os.O_RDONLY)  # a directory too: its entries
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
