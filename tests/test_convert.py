@@ -290,6 +290,64 @@ def test_a_lock_left_by_a_killed_run_is_taken_over_and_one_from_another_host_ref
     assert summary.units_done == 4 and is_complete(out)[0] and not partial_path(out).exists()
 
 
+def test_resume_redoes_a_unit_missing_below_the_highest_one_logged(tmp_path, archive, cluster, monkeypatch):
+    """Units finish out of order on several workers, so a kill can leave unit 1 logged and unit 0 not: --resume
+    must redo unit 0, not skip every unit below the highest one logged."""
+    import xdiffc.conversion.run
+
+    out, clean = tmp_path / "o.zarr", tmp_path / "clean.zarr"
+    chunks = {"time": 8, "lat": 32, "lon": 64}  # 2 units: unit i is time chunk i
+    real = xdiffc.conversion.run._run_units
+
+    def unit_1_then_killed(client, spec, store, units, log, *args):
+        log.done.add(0)  # not run, as if a worker still held it
+        real(client, spec, store, units, log, *args)
+        raise RuntimeError("killed")
+
+    with monkeypatch.context() as m:
+        m.setattr(xdiffc.conversion.run, "_run_units", unit_1_then_killed)
+        with pytest.raises(RuntimeError, match="killed"):
+            convert(archive, out, chunks=chunks, scheduler=cluster, progress=False)
+    work = partial_path(out) / PARTIAL_STORE
+    assert Progress.load(partial_path(out)).done == {1} and not (work / "TREFHT" / "c" / "0").exists()
+    resumed = convert(archive, out, chunks=chunks, scheduler=cluster, resume=True, progress=False)
+    assert resumed.units_done == 1 and resumed.units_skipped == 1
+    convert(archive, clean, chunks=chunks, scheduler=cluster, progress=False)
+    chunk_files = sorted(p.relative_to(clean) for p in (clean / "TREFHT" / "c").rglob("*") if p.is_file())
+    assert {p.parts[2] for p in chunk_files} == {"0", "1"}
+    assert all((out / p).read_bytes() == (clean / p).read_bytes() for p in chunk_files)
+    assert decoded(out).identical(decoded(clean))
+
+
+def test_a_failed_verification_puts_nothing_in_place_and_keeps_the_work(tmp_path, archive, cluster, monkeypatch):
+    """The final rename happens only once verification has passed: the output stays absent, or with --overwrite
+    the old store stays as it was, and the partial folder keeps every unit written."""
+    import pandas as pd
+
+    import xdiffc.conversion.summary
+    from xdiffc.conversion.verify import VerifyReport
+    from xdiffc.errors import VerificationError
+
+    new, old = tmp_path / "new.zarr", tmp_path / "old.zarr"
+    convert(archive, old, chunks={"time": 8}, scheduler=cluster, progress=False)
+    before = {p.relative_to(old): p.read_bytes() for p in old.rglob("*") if p.is_file()}
+
+    def failing(spec, store, *, require_complete):
+        return VerifyReport(str(store), pd.DataFrame(), ["'TREFHT': max error 2 exceeds the bound 1 (made up)"])
+
+    monkeypatch.setattr(xdiffc.conversion.summary, "verify_store", failing)
+    for out, options in ((new, {}), (old, {"overwrite": True})):
+        with pytest.raises(VerificationError, match=r"(?s)fails verification; it stays unfinished in .*\(made up\)"):
+            convert(archive, out, chunks=CHUNKS, scheduler=cluster, verify=True, progress=False, **options)
+        work = partial_path(out) / PARTIAL_STORE
+        assert Progress.load(partial_path(out)).done == set(range(4))
+        assert xr.open_zarr(work, consolidated=False).attrs[COMPLETE_ATTR] is False
+        assert len(list((work / "TREFHT" / "c").rglob("*/*/*"))) == 16  # every chunk
+    assert not new.exists()
+    assert {p.relative_to(old): p.read_bytes() for p in old.rglob("*") if p.is_file()} == before
+    assert is_complete(old)[0] and xr.open_zarr(old).TREFHT.encoding["chunks"][0] == 8
+
+
 @pytest.fixture
 def dask_cli_cluster(tmp_path):
     """A ``dask scheduler`` and two ``dask worker`` processes on loopback: one advertises GPU=1, one does not."""
