@@ -6,9 +6,11 @@
 One job per module:
 
 - :mod:`.inputs`: finding, opening and combining the inputs (time decoding, grid and time checks);
+- :mod:`.netcdf3`: the length a netCDF-3 file's header promises (a file cut short is refused);
 - :mod:`.progress`: units, the partial folder, the progress log, completeness;
+- :mod:`.lock`: one conversion at a time per output (pid, host, since when);
 - :mod:`.prepare`: the output's checks, the fingerprint a resume repeats, setting up the partial store;
-- :mod:`.run`: :func:`~.run.convert`: the Dask client, running the units, the final rename;
+- :mod:`.run`: :func:`~.run.convert`: the Dask client, running the units, fsync and the final rename;
 - :mod:`.summary`: :class:`~.summary.ConvertSummary`;
 - :mod:`.verify`: :func:`~.verify.verify` and :class:`~.verify.VerifyReport`.
 
@@ -32,9 +34,12 @@ How a conversion runs:
 4. ``--resume`` finds the partial folder, reads the log and runs only the units not recorded.
    Encoding is deterministic, so a unit redone after a kill writes the same bytes: the store ends
    up identical to one from an uninterrupted run.
-5. Last: optional verification, then ``xdiffc_complete = True`` and consolidated metadata, and
-   then ``data.zarr`` is renamed to ``OUT`` (one atomic rename; with ``--overwrite`` an existing
-   ``OUT`` is first moved into the partial folder, and deleted with it afterwards).
+5. Last: optional verification, then ``xdiffc_complete = True`` and consolidated metadata, every
+   file and folder fsynced, and then ``data.zarr`` is renamed to ``OUT`` (one atomic rename; with
+   ``--overwrite`` an existing ``OUT`` is first moved into the partial folder, and deleted with it
+   afterwards).
+
+From start to end the run holds a lock in the partial folder: a second run into ``OUT`` fails at once.
 
 What a reader sees: ``OUT`` appears, whole and consolidated, only at that rename. While a
 conversion runs, and after it is killed at any moment, plain ``xr.open_zarr(OUT)`` raises

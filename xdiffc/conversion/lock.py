@@ -97,7 +97,7 @@ def check_unlocked(store: Path) -> None:
     path = partial_path(store) / LOCK_FILE
     try:
         fd = _open(path, create=False)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # no lock, or no folder for one (then reported after this)
         return
     try:
         _take(store, path, fd)
