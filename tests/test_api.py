@@ -8,7 +8,7 @@ import xarray as xr
 
 import xdiffc
 from xdiffc.codec import GCDTCCodec
-from xdiffc.conversion import convert
+from xdiffc.conversion.run import convert
 from xdiffc.datasets import sample_path
 from xdiffc.zarr_codec import GCDTCZarrCodec
 

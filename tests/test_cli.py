@@ -78,6 +78,58 @@ def test_bad_chunks_exit_2_before_any_work(files, tmp_path, capsys, chunks, says
     assert not (tmp_path / "o.zarr").exists() and not list(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("option, least", [(["--workers", "0"], 1), (["--workers", "-1"], 1),
+                                           (["--threads-per-worker", "0"], 1), (["--gpus", "-1"], 0)])
+def test_a_cluster_that_could_not_run_is_refused_before_any_work(files, tmp_path, capsys, option, least):
+    """No workers would wait forever, no threads crashed in Dask: both are refused in one line."""
+    assert main(["convert", str(files / "t.nc"), "-o", str(tmp_path / "o.zarr"), *option]) == 2
+    name = option[0][2:].replace("-", "_")
+    assert error_line(capsys) == f"xdiffc: error: {name} ({option[0]}) must be a whole number >= {least}, got {option[1]}\n"
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("args, says", [
+    (["--chunks", "time=abc"], "argument --chunks: expected DIM=SIZE[,DIM=SIZE...], got 'time=abc'"),
+    ([], "the following arguments are required: -o/--output"),
+], ids=["bad value", "missing -o"])
+def test_usage_errors_print_the_usage_line_and_the_error_only(files, capsys, args, says):
+    with pytest.raises(SystemExit) as exited:
+        main(["convert", str(files / "t.nc"), *args])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines() == ["usage: xdiffc convert -o OUT.zarr IN [IN ...] [options]",
+                                                    f"xdiffc convert: error: {says}"]
+
+
+@pytest.mark.parametrize("where", ["scan", "_client"])
+def test_ctrl_c_before_any_work_says_that_nothing_was_saved(files, tmp_path, capsys, monkeypatch, where):
+    """Interrupted while reading the inputs, or while the cluster starts (the lock is held then): no partial folder
+    is left, and the message does not send the user to one."""
+    import xdiffc.conversion.run
+    from xdiffc.conversion.progress import partial_path
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(xdiffc.conversion.run, where, interrupted)
+    out = tmp_path / "o.zarr"
+    assert main(["convert", str(files / "t.nc"), "-o", str(out)]) == 130
+    assert capsys.readouterr().err == (f"xdiffc: interrupted before any work was saved; {out} is not written: rerun "
+                                       f"the same command to start again\n")
+    assert not list(tmp_path.iterdir()) and not partial_path(out).exists()
+
+
+def test_ctrl_c_in_any_command_is_one_line(files, capsys, monkeypatch):
+    """Also while a command's modules are still being imported (a Ctrl-C then gave a traceback)."""
+    import xdiffc.cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(xdiffc.cli, "_verify", interrupted)
+    assert main(["verify", str(files / "t.nc"), str(files / "t.zarr")]) == 130
+    assert capsys.readouterr().err == "xdiffc: interrupted\n"
+
+
 def test_a_reader_that_stops_early_gets_no_error(files):
     """``xdiffc assess ... | head -1``: the output has nowhere to go; no traceback, no error line, and the status
     that a shell gives a command stopped by SIGPIPE."""

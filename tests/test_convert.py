@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -20,9 +22,12 @@ import zarr
 
 from xdiffc.xarray.variables import ATTR_TOL
 from xdiffc.cli import main
-from xdiffc.conversion import (COMPLETE_ATTR, DELAY_ENV, PARTIAL_STORE, Progress, convert, is_complete,
-                               partial_path, verify)
+from xdiffc.conversion.lock import LOCK_FILE
+from xdiffc.conversion.progress import COMPLETE_ATTR, PARTIAL_STORE, Progress, is_complete, partial_path
+from xdiffc.conversion.run import DELAY_ENV, convert
+from xdiffc.conversion.verify import verify
 from xdiffc.datasets import open_sample
+from xdiffc.errors import OutputLockedError, TruncatedFileError
 
 BIN = Path(sys.executable).parent
 CHUNKS = {"time": 4, "lat": 32, "lon": 64}
@@ -103,21 +108,32 @@ def test_e3sm_history_files_keep_grid_time_and_metadata_exact(tmp_path, cluster)
         assert y[name].equals(ds[name]), name
 
 
+def start_convert(archive: list[Path], out: Path, chunks: str, *options: str, delay: float = 1.5,
+                  stderr=subprocess.DEVNULL) -> subprocess.Popen:
+    """``xdiffc convert`` in a subprocess (in its own process group) on one worker, each unit ``delay`` s long."""
+    cmd = [str(BIN / "xdiffc"), "convert", *map(str, archive), "-o", str(out), "--chunks", chunks,
+           "--workers", "1", "--threads-per-worker", "1", "-q", *options]
+    return subprocess.Popen(cmd, env={**os.environ, DELAY_ENV: str(delay)}, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+
+
+def wait_for_units(proc: subprocess.Popen, out: Path, units: int) -> None:
+    """Until the progress log of the conversion ``proc`` into ``out`` records ``units`` units; it must still run."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        log = Progress.load(partial_path(out))
+        if log is not None and len(log.done) >= units:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the conversion ended before it could be interrupted"
+
+
 def convert_and_kill(archive: list[Path], out: Path, chunks: str, *options: str, units: int = 2) -> set[int]:
     """Run ``xdiffc convert`` in a subprocess, SIGKILL it (driver and workers) once ``units`` units are logged;
     returns the units the progress log records. While it runs, a plain reader cannot open ``out``'s new data."""
-    cmd = [str(BIN / "xdiffc"), "convert", *map(str, archive), "-o", str(out), "--chunks", chunks,
-           "--workers", "1", "--threads-per-worker", "1", "-q", *options]
-    proc = subprocess.Popen(cmd, env={**os.environ, DELAY_ENV: "1.5"}, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = start_convert(archive, out, chunks, *options)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            log = Progress.load(partial_path(out))
-            if log is not None and len(log.done) >= units:
-                break
-            time.sleep(0.2)
-        assert proc.poll() is None, "the conversion ended before it could be killed"
+        wait_for_units(proc, out, units)
         if "--overwrite" not in options:
             with pytest.raises(FileNotFoundError):  # mid-run
                 xr.open_zarr(out)
@@ -173,6 +189,163 @@ def test_sigkill_then_resume_gives_the_same_store(tmp_path, archive, cluster):
     convert(archive, killed, chunks={"time": 4, "lat": 32, "lon": 64}, scheduler=cluster, resume=True, progress=False)
     assert xr.open_zarr(killed).TREFHT.encoding["chunks"] == (4, 32, 64) and not partial_path(killed).exists()
     assert verify(archive, killed).ok
+
+
+def test_ctrl_c_stops_the_run_in_one_line_and_resume_finishes_it(tmp_path, archive, cluster):
+    """A terminal's Ctrl-C sends SIGINT to its whole foreground group: the workers too, which printed a traceback
+    each before the one line."""
+    out = tmp_path / "o.zarr"
+    proc = start_convert(archive, out, "time=2,lat=32,lon=64", stderr=subprocess.PIPE)  # 8 units
+    try:
+        wait_for_units(proc, out, 1)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert err.splitlines() == [f"xdiffc: interrupted; {out} is not written (the work so far is in {partial_path(out)}): "
+                                f"rerun the same command with --resume to finish it"]
+    summary = convert(archive, out, chunks={"time": 2, "lat": 32, "lon": 64}, scheduler=cluster, resume=True,
+                      progress=False)  # the lock was given back
+    assert summary.units_skipped >= 1 and summary.units_done + summary.units_skipped == 8 and verify(archive, out).ok
+
+
+def test_every_file_and_folder_is_on_disk_before_the_final_rename(tmp_path, archive, cluster, monkeypatch):
+    """fsync, as databases do: a crash just after the rename must not find a store whose chunks were lost."""
+    events, real_fsync, real_rename = [], os.fsync, os.rename
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def rename(source, target):
+        events.append(("rename", str(source), str(target)))
+        real_rename(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    out = tmp_path / "o.zarr"
+    convert(archive, out, chunks=CHUNKS, scheduler=cluster, progress=False)
+    work = str(partial_path(out) / PARTIAL_STORE)
+    final = events.index(("rename", work, str(out)))
+    synced = {path for kind, path, *_ in events[:final] if kind == "fsync"}
+    entries = {work + str(p)[len(str(out)):] for p in [out, *out.rglob("*")]}
+    assert len(entries) > 10 and entries <= synced, sorted(entries - synced)[:5]
+    assert ("fsync", str(tmp_path)) in events[final:]  # the rename itself
+
+
+def test_a_second_conversion_into_the_same_output_is_refused_at_once(tmp_path, archive, cluster, capsys):
+    """Two runs on one output destroyed each other: now the second fails at once, naming the first, which finishes."""
+    out = tmp_path / "o.zarr"
+    first = start_convert(archive, out, "time=4,lat=32,lon=64", delay=2)  # 4 units
+    try:
+        wait_for_units(first, out, 1)
+        running = (rf"another conversion into {re.escape(repr(str(out)))} is running: pid {first.pid} on host "
+                   rf"{re.escape(socket.gethostname())}, since \d{{4}}-\d\d-\d\dT[0-9:]+[+-][0-9:]+ \(its lock is ")
+        for options in (dict(overwrite=True), dict(resume=True), {}):
+            with pytest.raises(OutputLockedError, match=running):
+                convert(archive, out, chunks=CHUNKS, scheduler=cluster, progress=False, **options)
+        assert main(["convert", *map(str, archive), "-o", str(out), "--resume", "-q"]) == 2
+        err = capsys.readouterr().err
+        assert len(err.splitlines()) == 1 and f"is running: pid {first.pid}" in err
+    finally:
+        code = first.wait(timeout=300)
+    assert code == 0 and is_complete(out)[0] and not partial_path(out).exists()
+    assert verify(archive, out).ok
+
+
+def test_a_lock_left_by_a_killed_run_is_taken_over_and_one_from_another_host_refused(tmp_path, archive, cluster,
+                                                                                     monkeypatch, capsys):
+    import xdiffc.conversion.run
+
+    out = tmp_path / "o.zarr"
+    with monkeypatch.context() as m:  # an interrupted run: the partial folder holds its work
+        m.setattr(xdiffc.conversion.run, "_run_units", lambda *args: (_ for _ in ()).throw(RuntimeError("killed")))
+        with pytest.raises(RuntimeError, match="killed"):
+            convert(archive, out, chunks=CHUNKS, scheduler=cluster, progress=False)
+    lock, host = partial_path(out) / LOCK_FILE, socket.gethostname()
+    assert not lock.exists()  # released on the way out
+    since = "2026-01-02T03:04:05+00:00"
+
+    lock.write_text(json.dumps({"pid": 4242, "host": "elsewhere.example", "since": since}))
+    with pytest.raises(OutputLockedError, match=rf"is locked by a conversion on another host: pid 4242 on host "
+                                                rf"elsewhere.example, since {re.escape(since)}; .* If it does not, "
+                                                rf"delete {re.escape(repr(str(lock)))} and rerun with --resume"):
+        convert(archive, out, chunks=CHUNKS, scheduler=cluster, progress=False, resume=True)
+    assert json.loads(lock.read_text())["host"] == "elsewhere.example"
+
+    alive = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:  # a live process named by a lock that nobody flocks (a filesystem without flock): still refused
+        lock.write_text(json.dumps({"pid": alive.pid, "host": host, "since": since}))
+        with pytest.raises(OutputLockedError, match=f"is running: pid {alive.pid} on host"):
+            convert(archive, out, chunks=CHUNKS, scheduler=cluster, progress=False, resume=True)
+    finally:
+        alive.kill()
+        alive.wait()
+
+    lock.write_text(json.dumps({"pid": alive.pid, "host": host, "since": since}))  # its process is gone
+    summary = convert(archive, out, chunks=CHUNKS, scheduler=cluster, progress=False, resume=True)
+    assert (f"was left by a conversion that no longer runs (pid {alive.pid} on host {host}, since {since}); taking "
+            f"it over") in capsys.readouterr().err
+    assert summary.units_done == 4 and is_complete(out)[0] and not partial_path(out).exists()
+
+
+def test_resume_redoes_a_unit_missing_below_the_highest_one_logged(tmp_path, archive, cluster, monkeypatch):
+    """Units finish out of order on several workers, so a kill can leave unit 1 logged and unit 0 not: --resume
+    must redo unit 0, not skip every unit below the highest one logged."""
+    import xdiffc.conversion.run
+
+    out, clean = tmp_path / "o.zarr", tmp_path / "clean.zarr"
+    chunks = {"time": 8, "lat": 32, "lon": 64}  # 2 units: unit i is time chunk i
+    real = xdiffc.conversion.run._run_units
+
+    def unit_1_then_killed(client, spec, store, units, log, *args):
+        log.done.add(0)  # not run, as if a worker still held it
+        real(client, spec, store, units, log, *args)
+        raise RuntimeError("killed")
+
+    with monkeypatch.context() as m:
+        m.setattr(xdiffc.conversion.run, "_run_units", unit_1_then_killed)
+        with pytest.raises(RuntimeError, match="killed"):
+            convert(archive, out, chunks=chunks, scheduler=cluster, progress=False)
+    work = partial_path(out) / PARTIAL_STORE
+    assert Progress.load(partial_path(out)).done == {1} and not (work / "TREFHT" / "c" / "0").exists()
+    resumed = convert(archive, out, chunks=chunks, scheduler=cluster, resume=True, progress=False)
+    assert resumed.units_done == 1 and resumed.units_skipped == 1
+    convert(archive, clean, chunks=chunks, scheduler=cluster, progress=False)
+    chunk_files = sorted(p.relative_to(clean) for p in (clean / "TREFHT" / "c").rglob("*") if p.is_file())
+    assert {p.parts[2] for p in chunk_files} == {"0", "1"}
+    assert all((out / p).read_bytes() == (clean / p).read_bytes() for p in chunk_files)
+    assert decoded(out).identical(decoded(clean))
+
+
+def test_a_failed_verification_puts_nothing_in_place_and_keeps_the_work(tmp_path, archive, cluster, monkeypatch):
+    """The final rename happens only once verification has passed: the output stays absent, or with --overwrite
+    the old store stays as it was, and the partial folder keeps every unit written."""
+    import pandas as pd
+
+    import xdiffc.conversion.summary
+    from xdiffc.conversion.verify import VerifyReport
+    from xdiffc.errors import VerificationError
+
+    new, old = tmp_path / "new.zarr", tmp_path / "old.zarr"
+    convert(archive, old, chunks={"time": 8}, scheduler=cluster, progress=False)
+    before = {p.relative_to(old): p.read_bytes() for p in old.rglob("*") if p.is_file()}
+
+    def failing(spec, store, *, require_complete):
+        return VerifyReport(str(store), pd.DataFrame(), ["'TREFHT': max error 2 exceeds the bound 1 (made up)"])
+
+    monkeypatch.setattr(xdiffc.conversion.summary, "verify_store", failing)
+    for out, options in ((new, {}), (old, {"overwrite": True})):
+        with pytest.raises(VerificationError, match=r"(?s)fails verification; it stays unfinished in .*\(made up\)"):
+            convert(archive, out, chunks=CHUNKS, scheduler=cluster, verify=True, progress=False, **options)
+        work = partial_path(out) / PARTIAL_STORE
+        assert Progress.load(partial_path(out)).done == set(range(4))
+        assert xr.open_zarr(work, consolidated=False).attrs[COMPLETE_ATTR] is False
+        assert len(list((work / "TREFHT" / "c").rglob("*/*/*"))) == 16  # every chunk
+    assert not new.exists()
+    assert {p.relative_to(old): p.read_bytes() for p in old.rglob("*") if p.is_file()} == before
+    assert is_complete(old)[0] and xr.open_zarr(old).TREFHT.encoding["chunks"][0] == 8
 
 
 @pytest.fixture
@@ -341,6 +514,38 @@ def test_inputs_that_cannot_be_opened_or_combined_are_named(tmp_path, archive, t
     assert not (tmp_path / "o.zarr").exists() and not partial_path(tmp_path / "o.zarr").exists()
 
 
+@pytest.mark.parametrize("order, says", [([0, 1, 1, 2], r"repeats the time 1891-07-11 22:00:00 along 'time' \(steps 1 "
+                                                        r"and 2 of 4\)"),
+                                         ([0, 2, 1, 3], r"has its times out of order along 'time' \(step 1: "
+                                                        r"1892-07-10 22:00:00, step 2: 1891-07-11 22:00:00\)")],
+                         ids=["repeated", "out-of-order"])
+def test_times_repeated_or_out_of_order_inside_one_file_are_refused(tmp_path, trefht, capsys, order, says):
+    """Within one file too, not only across files: a damaged file can read as repeated times."""
+    bad = tmp_path / "bad.nc"
+    trefht.isel(time=order).to_netcdf(bad)
+    with pytest.raises(ValueError, match=f"input {re.escape(repr(str(bad)))} {says}"):
+        convert([bad], tmp_path / "o.zarr")
+    assert main(["convert", str(bad), "-o", str(tmp_path / "o.zarr")]) == 2
+    assert "xdiffc: error: input" in capsys.readouterr().err
+    assert not (tmp_path / "o.zarr").exists() and not partial_path(tmp_path / "o.zarr").exists()
+
+
+def test_a_netcdf3_file_cut_short_is_named_not_converted_to_zeros(tmp_path, trefht, capsys):
+    """``head -c 5000 file.nc > cut.nc``: netCDF reads the missing data and times as zeros without complaint."""
+    whole, cut, header = tmp_path / "whole.nc", tmp_path / "cut.nc", tmp_path / "header.nc"
+    trefht.to_netcdf(whole, format="NETCDF3_64BIT")
+    cut.write_bytes(whole.read_bytes()[:5000])
+    header.write_bytes(whole.read_bytes()[:100])
+    with pytest.raises(TruncatedFileError, match=f"input {re.escape(repr(str(cut)))} is cut short: it has 5000 bytes, "
+                                                 f"and its netCDF-3 header promises {whole.stat().st_size};"):
+        convert([cut], tmp_path / "o.zarr")
+    with pytest.raises(TruncatedFileError, match="it has 100 bytes, and its header itself is cut short"):
+        convert([header], tmp_path / "o.zarr")
+    assert main(["convert", str(whole), str(cut), "-o", str(tmp_path / "o.zarr")]) == 2
+    assert "is cut short" in capsys.readouterr().err
+    assert not (tmp_path / "o.zarr").exists() and not partial_path(tmp_path / "o.zarr").exists()
+
+
 def test_use_cftime_combines_calendars_numpy_cannot(tmp_path, cluster):
     """Standard-calendar dates before 1582 decode to cftime, later ones to numpy: the files combine only as cftime."""
     files = []
@@ -408,7 +613,7 @@ def test_with_use_cftime_the_hint_is_to_keep_the_times_as_numbers(tmp_path):
 def test_resume_refuses_another_time_decoding(tmp_path, archive, cluster, monkeypatch, first):
     """The time decoding is part of what a resumed conversion must repeat: times decoded otherwise would not fit
     the partial store."""
-    import xdiffc.conversion
+    import xdiffc.conversion.run
 
     out = tmp_path / "o.zarr"
 
@@ -416,7 +621,7 @@ def test_resume_refuses_another_time_decoding(tmp_path, archive, cluster, monkey
         raise RuntimeError("interrupted")
 
     with monkeypatch.context() as m:
-        m.setattr(xdiffc.conversion, "_run_units", interrupted)
+        m.setattr(xdiffc.conversion.run, "_run_units", interrupted)
         with pytest.raises(RuntimeError, match="interrupted"):
             convert(archive, out, scheduler=cluster, progress=False, **first)
     assert partial_path(out).exists() and not out.exists()
@@ -435,7 +640,7 @@ def test_l2_mode_bounds_the_nrmse(tmp_path, archive, cluster):
 
 
 def test_units_tile_each_array_in_whole_chunks():
-    from xdiffc.conversion import plan_units
+    from xdiffc.conversion.progress import plan_units
 
     group = zarr.open_group(zarr.storage.MemoryStore(), mode="w")
     group.create_array("x", shape=(10, 50, 70), chunks=(4, 16, 32), dtype="f4", dimension_names=("time", "y", "x"))

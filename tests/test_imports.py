@@ -28,7 +28,7 @@ def test_loading_the_codec_imports_no_xarray_dask_or_torch(module):
 
 
 @pytest.mark.parametrize("order", ["import xdiffc, xarray", "import xarray, xdiffc", "import xdiffc.metrics, xarray",
-                                   "import xdiffc.xarray.variables, xarray", "import xdiffc.conversion, xarray"])
+                                   "import xdiffc.xarray.variables, xarray", "import xdiffc.conversion.run, xarray"])
 def test_the_accessor_registers_in_either_import_order(order):
     assert run(f"{order}; print(hasattr(xarray.Dataset(), 'gcdtc'))") == "True"
 

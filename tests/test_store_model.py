@@ -23,7 +23,10 @@ from tests.helpers import assert_bounded
 from tests.test_model import TINY
 from tests.test_model_guarantee import model_stream
 from xdiffc.codec import GCDTCCodec
-from xdiffc.conversion import ARCHIVE_MODEL, convert, partial_path, verify
+from xdiffc.conversion.prepare import ARCHIVE_MODEL
+from xdiffc.conversion.progress import partial_path
+from xdiffc.conversion.run import convert
+from xdiffc.conversion.verify import verify
 from xdiffc.datasets import open_sample
 from xdiffc.errors import CorruptStreamError, ModelMismatchError
 from xdiffc.model import load_model, modelfile
@@ -109,7 +112,7 @@ TINY_TRAINING = textwrap.dedent("""
     import torch
     import xdiffc.training
     from tests.test_model import TINY
-    from xdiffc.conversion import convert
+    from xdiffc.conversion.run import convert
     from xdiffc.xarray import climatology
 
     if __name__ == "__main__":  # the Dask workers re-import this file

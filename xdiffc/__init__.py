@@ -9,10 +9,11 @@ import wrapt
 
 from .codec import GCDTCCodec
 from .core import compress, decompress
-from .errors import CorruptStreamError, ModelMismatchError, ModelNotFoundError, XdiffcError
+from .errors import (CorruptStreamError, ModelMismatchError, ModelNotFoundError, OutputLockedError, TruncatedFileError,
+                     XdiffcError)
 
 __all__ = ["compress", "decompress", "convert", "verify", "train", "GCDTCCodec", "CorruptStreamError",
-           "ModelMismatchError", "ModelNotFoundError", "XdiffcError"]
+           "ModelMismatchError", "ModelNotFoundError", "OutputLockedError", "TruncatedFileError", "XdiffcError"]
 __version__ = "0.1.0"
 
 
@@ -29,10 +30,14 @@ def _register_accessor(_xarray) -> None:
 
 def __getattr__(name: str):
     """``convert``/``verify`` (Dask) and ``train`` (torch), imported on first use."""
-    if name in ("convert", "verify"):
-        from . import conversion
+    if name == "convert":
+        from .conversion.run import convert
 
-        return getattr(conversion, name)
+        return convert
+    if name == "verify":
+        from .conversion.verify import verify
+
+        return verify
     if name == "train":
         from .training import train
 

@@ -11,11 +11,11 @@ import argparse
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 from functools import partial
 
 from . import __version__
-from .conversion import VerificationError
-from .errors import CorruptStreamError, XdiffcError
+from .errors import CorruptStreamError, VerificationError, XdiffcError
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 130, 141
 EXIT_STATUS = """exit status (the same for every command):
@@ -137,7 +137,8 @@ def _chunks(text: str) -> dict[str, int]:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from .conversion import convert, partial_path
+    from .conversion.progress import partial_path
+    from .conversion.run import convert
 
     variables = [v for item in args.variables or [] for v in item.split(",") if v] or None
     try:
@@ -150,15 +151,20 @@ def _convert(args: argparse.Namespace) -> int:
                           decode_times=not args.no_decode_times,
                           train_model=args.train_model)
     except KeyboardInterrupt:
-        print(f"xdiffc: interrupted; {args.output} is not written (the work so far is in "
-              f"{partial_path(args.output)}): rerun the same command with --resume to finish it", file=sys.stderr)
+        partial = partial_path(args.output)
+        if partial.exists():
+            print(f"xdiffc: interrupted; {args.output} is not written (the work so far is in {partial}): rerun the "
+                  f"same command with --resume to finish it", file=sys.stderr)
+        else:
+            print(f"xdiffc: interrupted before any work was saved; {args.output} is not written: rerun the same "
+                  f"command to start again", file=sys.stderr)
         return EXIT_INTERRUPTED
     print(summary)
     return EXIT_OK
 
 
 def _verify(args: argparse.Namespace) -> int:
-    from .conversion import verify
+    from .conversion.verify import verify
 
     report = verify(args.inputs, args.store, use_cftime=args.use_cftime, decode_times=not args.no_decode_times)
     print(report)
@@ -169,6 +175,9 @@ def _run(args: argparse.Namespace) -> int:
     """Run the command: a failed check exits 1, a bad input or option prints one line and exits 2."""
     try:
         return args.func(args)
+    except KeyboardInterrupt:  # Ctrl-C (convert says more about its work)
+        print("xdiffc: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except BrokenPipeError:  # the reader stopped early (``xdiffc assess ... | head``): no traceback, no message
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # Python flushes stdout again at exit
         return EXIT_PIPE
@@ -207,9 +216,20 @@ def _is_negative_number(text: str) -> bool:
     return text.startswith("-")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, whose usage errors are two lines: the command's short usage, then the error (argparse would print
+    the usage of every option first, a dozen lines for ``convert``)."""
+
+    def error(self, message: str) -> NoReturn:
+        formatter = self._get_formatter()
+        formatter.add_usage(None, [a for a in self._actions if a.required or not a.option_strings], [])
+        usage = formatter.format_help().strip()
+        self.exit(EXIT_USAGE, f"{usage} [options]\n{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     formatting = {"epilog": EXIT_STATUS, "formatter_class": argparse.RawDescriptionHelpFormatter}
-    parser = argparse.ArgumentParser(prog="xdiffc", description="Error-bounded lossy compression of climate data "
+    parser = _Parser(prog="xdiffc", description="Error-bounded lossy compression of climate data "
                                      "into Zarr stores.", **formatting)
     parser.add_argument("--version", action="version", version=f"xdiffc {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)

@@ -23,3 +23,20 @@ class ModelNotFoundError(XdiffcError, FileNotFoundError, ValueError):
     The same error from ``compress``, the codecs, the accessor and ``convert``; it is a
     FileNotFoundError (a path that does not exist) and a ValueError (a bad argument).
     """
+
+
+class VerificationError(XdiffcError):
+    """A converted store does not hold its inputs within the bounds; the store is left incomplete."""
+
+
+class TruncatedFileError(XdiffcError, ValueError):
+    """An input file is shorter than its own header says: it was cut short (an interrupted copy or download)."""
+
+
+class OutputLockedError(XdiffcError):
+    """Another conversion holds the output: its lock in the partial folder names it (pid, host, since when)."""
+
+
+def first_sentence(err: Exception) -> str:
+    """The first sentence of an error from xarray or Zarr, whose messages run on over lines of advice and links."""
+    return str(err).strip().split("\n")[0].split(". ")[0].rstrip(".:")

@@ -281,7 +281,8 @@ def open_dataset(paths: str | Path | Sequence[str | Path]) -> xr.Dataset:
 
     A path that is missing, or that xarray cannot open as a dataset, raises an error naming it.
     """
-    from .conversion import first_sentence, is_complete
+    from .conversion.progress import is_complete
+    from .errors import first_sentence
 
     paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     for path in paths:

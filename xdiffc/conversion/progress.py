@@ -1,0 +1,136 @@
+"""Where a conversion stands: its units, the partial folder it works in, the progress log, and whether a store
+is complete."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from itertools import product
+from pathlib import Path
+
+import zarr
+
+#: Root attribute of a store being converted: False until every chunk is written and verified.
+COMPLETE_ATTR = "xdiffc_complete"
+#: The sibling folder ``OUT<suffix>`` where a conversion into ``OUT`` builds the store until it is complete.
+PARTIAL_SUFFIX = ".xdiffc-partial"
+#: The store being built, inside the partial folder; renamed to ``OUT`` when complete.
+PARTIAL_STORE = "data.zarr"
+#: The progress log, inside the partial folder: a JSON header line, then one finished unit index per line.
+PROGRESS_FILE = "progress"
+#: A unit (one task) holds at most about this many bytes of uncompressed data, in whole chunks.
+UNIT_BYTES = 64 * 2**20
+
+
+# ---------------------------------------------------------------------------------------- units
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One task: the slab ``region`` (start, stop per dimension) of array ``name``, in whole Zarr chunks."""
+
+    name: str
+    region: tuple[tuple[str, int, int], ...]
+    nbytes: int
+    nchunks: int
+
+    @property
+    def slices(self) -> dict[str, slice]:
+        return {d: slice(a, b) for d, a, b in self.region}
+
+
+def _block_counts(shape: Sequence[int], chunks: Sequence[int], itemsize: int, lead: int) -> list[int]:
+    """Chunks per unit along each axis: one along ``lead``, then the trailing axes filled up to ``UNIT_BYTES``."""
+    counts = [1] * len(shape)
+    budget = max(1, UNIT_BYTES // (itemsize * math.prod(chunks)))
+    for axis in reversed(range(len(shape))):
+        if axis == lead:
+            continue
+        n = min(-(-shape[axis] // chunks[axis]), budget)
+        counts[axis] = max(1, n)
+        budget = max(1, budget // counts[axis])
+    return counts
+
+
+def plan_units(group: zarr.Group, names: Sequence[str], time_dim: str | None) -> list[Unit]:
+    """Every unit of the arrays ``names``, in time order: the same list for the same store."""
+    units: list[tuple[int, int, Unit]] = []
+    for order, name in enumerate(names):
+        array = group[name]
+        dims = tuple(array.metadata.dimension_names or ())
+        shape, chunks = array.shape, array.chunks
+        lead = dims.index(time_dim) if time_dim in dims else 0
+        counts = _block_counts(shape, chunks, array.dtype.itemsize, lead)
+        steps = [c * k for c, k in zip(chunks, counts)]
+        starts = [range(0, n, s) for n, s in zip(shape, steps)] or [range(1)]
+        for corner in product(*starts):
+            region = tuple((d, a, min(a + s, n)) for d, a, s, n in zip(dims, corner, steps, shape))
+            extent = [b - a for _, a, b in region]
+            nchunks = math.prod(-(-e // c) for e, c in zip(extent, chunks))
+            unit = Unit(name, region, array.dtype.itemsize * math.prod(extent), nchunks)
+            units.append((corner[lead] if dims else 0, order, unit))
+    return [u for *_, u in sorted(units, key=lambda t: t[:2])]
+
+
+# ---------------------------------------------------------------------------------------- progress log
+
+
+@dataclass
+class Progress:
+    """The progress log of a conversion: its header (inputs, options, arrays) and the units done."""
+
+    path: Path
+    header: dict
+    done: set[int] = field(default_factory=set)
+
+    @classmethod
+    def start(cls, partial: Path, header: dict) -> Progress:
+        """Write a fresh log into the partial folder (atomically: a kill leaves either no log or a whole header)."""
+        path = partial / PROGRESS_FILE
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(header) + "\n")
+        os.replace(tmp, path)
+        return cls(path, header)
+
+    @classmethod
+    def load(cls, partial: Path) -> Progress | None:
+        """The log in the partial folder, or None; a last line cut short by a kill is ignored."""
+        path = partial / PROGRESS_FILE
+        if not path.exists():
+            return None
+        head, *lines = path.read_text().split("\n")
+        return cls(path, json.loads(head), {int(s) for s in lines[:-1] if s})
+
+    def record(self, index: int) -> None:
+        """Append a finished unit; called only after the unit's chunks are written."""
+        with open(self.path, "a") as f:
+            f.write(f"{index}\n")
+        self.done.add(index)
+
+
+# ---------------------------------------------------------------------------------------- partial folder
+
+
+def partial_path(store: str | os.PathLike) -> Path:
+    """The folder where a conversion into ``store`` works until it is complete: ``store`` + :data:`PARTIAL_SUFFIX`."""
+    store = Path(store)
+    return store.with_name(store.name + PARTIAL_SUFFIX)
+
+
+def is_complete(store: str | os.PathLike) -> tuple[bool, str]:
+    """Whether ``store`` is a finished conversion, and if not, why (for messages)."""
+    store, partial = Path(store), partial_path(store)
+    if not store.exists() and partial.exists():
+        return False, (f"{str(store)!r} is incomplete: a conversion into it has not finished (its work so far is in "
+                       f"{str(partial)!r}); rerun it with --resume")
+    if not store.exists():
+        return False, f"{str(store)!r} does not exist"
+    if not (store / "zarr.json").exists() and not (store / ".zgroup").exists():
+        return False, f"{str(store)!r} is not a Zarr store"
+    if zarr.open_group(str(store), mode="r").attrs.get(COMPLETE_ATTR, True) is not True:
+        return False, (f"{str(store)!r} is incomplete: {COMPLETE_ATTR} is false (an unfinished conversion, moved or "
+                       f"made by an older xdiffc: convert again with --overwrite)")
+    return True, ""

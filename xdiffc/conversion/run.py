@@ -1,0 +1,329 @@
+"""``xdiffc convert``: the Dask client, the units run on it, and the final rename."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import numbers
+import os
+import shutil
+import signal
+import sys
+import time
+import uuid
+import warnings
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from pathlib import Path
+
+import dask
+import xarray as xr
+import zarr
+
+from ..api import PW_REL_LIMIT, check_bound, check_chunks, check_mode
+from ..xarray.writes import quiet_zarr
+from .inputs import (Inputs, cached_inputs, default_time_chunk, open_inputs, resolve_paths, scan, select, stamps,
+                     time_decoding, time_steps)
+from .lock import locked
+from .prepare import fingerprint, open_progress, prepare_output
+from .progress import COMPLETE_ATTR, PARTIAL_STORE, Progress, Unit, partial_path, plan_units
+from .summary import ConvertSummary, summarise
+
+#: Test hook: seconds each unit sleeps before writing, so that a test can kill a conversion mid-way.
+DELAY_ENV = "XDIFFC_TEST_UNIT_DELAY"
+
+
+@contextlib.contextmanager
+def _client(scheduler: str | None, workers: int | None, threads_per_worker: int | None,
+            gpus: int) -> Iterator:
+    """A ``distributed.Client``: on ``scheduler`` if given, else on a local cluster (one worker per GPU with ``gpus``)."""
+    from distributed import Client, LocalCluster, Nanny, Scheduler, SpecCluster
+
+    _quiet_interrupted_gathers()
+    if scheduler is not None:
+        with Client(scheduler) as client:
+            yield client
+        return
+    with contextlib.ExitStack() as stack:  # closes the cluster whatever happens, a Ctrl-C as it starts included
+        with _sigint_blocked():  # the cluster's threads and worker processes start now, and inherit it
+            if gpus:
+                spec = {f"gpu{i}": {"cls": Nanny, "options": {"nthreads": threads_per_worker or 1,
+                                                              "resources": {"GPU": 1},
+                                                              "env": {"CUDA_VISIBLE_DEVICES": str(i)}}}
+                        for i in range(gpus)}
+                scheduler_spec = {"cls": Scheduler, "options": {"host": "127.0.0.1",
+                                                                "dashboard_address": "127.0.0.1:0"}}
+                cluster = SpecCluster(workers=spec, scheduler=scheduler_spec, silence_logs=logging.ERROR)
+            else:
+                # no dashboard; the scheduler's HTTP server (health, metrics) on a free port, not on 8787, which
+                # another cluster may hold (Dask would warn)
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, host="127.0.0.1",
+                                       dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
+                                       silence_logs=logging.ERROR)
+            stack.enter_context(cluster)
+        yield stack.enter_context(Client(cluster))
+
+
+def _quiet_interrupted_gathers() -> None:
+    """No "Task exception was never retrieved ... AllExit" from asyncio after a Ctrl-C: the Dask client's gather
+    that the KeyboardInterrupt cut short ends with AllExit, its normal way out, which nobody is left to read."""
+    from distributed.client import AllExit
+
+    log = logging.getLogger("asyncio")
+    if not any(isinstance(f, _DropAllExit) for f in log.filters):
+        log.addFilter(_DropAllExit(AllExit))
+
+
+class _DropAllExit(logging.Filter):
+    def __init__(self, kind: type):
+        super().__init__()
+        self.kind = kind
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and isinstance(record.exc_info[1], self.kind))
+
+
+@contextlib.contextmanager
+def _sigint_blocked() -> Iterator[None]:
+    """SIGINT blocked in this thread for the block, and for good in the threads and processes started meanwhile.
+
+    A Ctrl-C in a terminal reaches every process of its foreground group: the local cluster's workers too,
+    which would each print a traceback of their own. Started while SIGINT is blocked, they keep it blocked (a
+    signal mask is inherited by new threads, and across ``fork`` and ``exec``), and stop when this process closes
+    the cluster on its KeyboardInterrupt. A Ctrl-C during the block is not lost: it raises KeyboardInterrupt
+    here at the latest as the block ends. Python's resource tracker unblocks SIGINT in the thread that first
+    starts it, so it is started first, outside the block.
+    """
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    from multiprocessing import resource_tracker
+
+    resource_tracker.ensure_running()
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
+
+
+def _bound_kwargs(mode: str, tol, rel_tol: float | None, pw_rel_tol=None, preserve_zero: bool | None = None) -> dict:
+    """The bound arguments of ``ds.gcdtc.compress``: pointwise ``tol``/``rel_tol``, or for ``l2`` ``rel_tol`` as the NRMSE bound.
+
+    Every bound is checked here, before a cluster starts: a ValueError unless it is finite and >= 0.
+    """
+    check_bound("rel_tol (--rel-tol)", rel_tol)
+    for name, value in (tol.items() if isinstance(tol, Mapping) else [(None, tol)]):
+        if not isinstance(value, str):  # 'auto' is resolved later
+            check_bound("tol (--tol)" if name is None else f"tol of {name!r} (--tol {name}=...)", value)
+    for name, value in (pw_rel_tol.items() if isinstance(pw_rel_tol, Mapping) else [(None, pw_rel_tol)]):
+        check_bound("pw_rel_tol (--pw-rel-tol)" if name is None else f"pw_rel_tol of {name!r} (--pw-rel-tol {name}=...)",
+                    value, PW_REL_LIMIT)
+    if mode != "l2":
+        check_mode(mode)  # "pointwise", or the one message for an unknown mode
+        return {"tol": tol, "rel_tol": rel_tol, "pw_rel_tol": pw_rel_tol, "preserve_zero": preserve_zero}
+    if tol is not None or rel_tol is None or pw_rel_tol is not None or preserve_zero:
+        raise ValueError("mode 'l2' bounds the NRMSE of every lossy variable by --rel-tol (rel_tol=); "
+                         "it takes no --tol, --pw-rel-tol or --preserve-zero")
+    return {"tol": None, "mode": "l2", "nrmse": rel_tol}
+
+
+def _check_cluster(workers, threads_per_worker, gpus) -> None:
+    """A ValueError for a local cluster that could never run a unit: no workers (it would wait forever) or no
+    threads."""
+    for name, option, value, least in (("workers", "--workers", workers, 1),
+                                       ("threads_per_worker", "--threads-per-worker", threads_per_worker, 1),
+                                       ("gpus", "--gpus", gpus, 0)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < least):
+            raise ValueError(f"{name} ({option}) must be a whole number >= {least}, got {value!r}")
+
+
+def _auto_tol(tol: str, spec: Inputs, model: str | None) -> tuple[dict[Hashable, float], dict[Hashable, float] | None]:
+    """``tol="auto"``: the bounds :func:`xdiffc.tuning.suggest_tol` finds on a sample of the inputs:
+    (absolute bounds, pointwise-relative bounds or None)."""
+    if tol != "auto":
+        raise ValueError(f"tol must be a number, a mapping of variable to number, or 'auto'; got {tol!r}")
+    from ..tuning import suggest_tol
+
+    chunks = dict(spec.chunks)
+    ds = open_inputs(replace(spec, chunks=()))
+    suggestion = suggest_tol(ds, variables=spec.variables, model=model, chunks=chunks)
+    print(suggestion.table.to_string(float_format=lambda v: f"{v:.4g}"), file=sys.stderr)
+    return dict(suggestion), suggestion.pw_rel_tol or None
+
+
+@quiet_zarr()
+def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike, *,
+            tol: float | Mapping[Hashable, float] | None = None, rel_tol: float | None = 1e-3,
+            pw_rel_tol: float | Mapping[Hashable, float] | None = None, preserve_zero: bool | None = None,
+            model: str | None = None, mode: str = "pointwise", chunks: Mapping[str, int] | None = None,
+            variables: Sequence[str] | None = None, scheduler: str | None = None, workers: int | None = None,
+            threads_per_worker: int | None = None, gpus: int = 0, resume: bool = False, verify: bool = False,
+            overwrite: bool = False, progress: bool = True, layout: str = "auto", grid: str | None = None,
+            use_cftime: bool = False, decode_times: bool = True, train_model: int = 0) -> ConvertSummary:
+    """Convert netCDF files (or one Zarr store) into one compressed Zarr store on a Dask cluster.
+
+    ``tol``, ``rel_tol``, ``pw_rel_tol``, ``preserve_zero``, ``model``, ``chunks``, ``layout`` and
+    ``grid`` are those of ``ds.gcdtc.compress``; ``tol="auto"`` picks, per variable, the loosest bound that passes the
+    Baker et al. criteria on a sample (:func:`xdiffc.tuning.suggest_tol`). ``mode`` is
+    ``"pointwise"`` or ``"l2"``. ``scheduler``: address of an existing cluster; otherwise a local
+    one with ``workers`` x ``threads_per_worker``, or with ``gpus`` one worker per GPU. With
+    ``gpus`` the units need the worker resource ``GPU=1``. ``resume`` finishes an interrupted
+    conversion; ``overwrite`` replaces an existing store (at the end: until then it is untouched);
+    ``verify`` checks every bound before the store is put in place. ``use_cftime`` decodes every
+    input's times as cftime dates; ``decode_times=False`` keeps them as numbers (for units that no
+    calendar decodes, such as "months since"). ``train_model=STEPS`` first trains a model for ``STEPS`` steps on
+    the inputs themselves (each variable's last 15% of time steps held out for validation;
+    checkpointed, so a resumed conversion continues it) and compresses with it; the store carries
+    the model in its codec configurations. The store is built in :func:`~.progress.partial_path` and appears
+    at ``store`` only when complete. Returns the :class:`~.summary.ConvertSummary`.
+    """
+    store = Path(store).absolute()
+    paths, is_zarr = resolve_paths([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
+    prepare_output(store, resume, overwrite)
+    bounds = _bound_kwargs(mode, tol, rel_tol, pw_rel_tol, preserve_zero)
+    _check_cluster(workers, threads_per_worker, gpus)
+    times = time_decoding(use_cftime, decode_times)
+    time_dim, first = scan(paths, is_zarr, times)
+    if variables is not None:
+        select(first, variables)  # unknown names fail here, before any work
+    chunks = dict(chunks or {})
+    if time_dim is not None and chunks.get(time_dim) == -1:  # the whole time axis of the combined inputs
+        chunks[time_dim] = time_steps(paths, is_zarr, times, time_dim)
+    chunks = check_chunks(chunks, first.sizes)
+    if time_dim is not None and time_dim not in chunks:
+        chunks[time_dim] = default_time_chunk(first, time_dim, chunks)
+    spec = Inputs(paths, is_zarr, time_dim, None if variables is None else tuple(variables),
+                  tuple(sorted(chunks.items())), stamps(paths), times)
+    if isinstance(tol, str):
+        (tol, found_pw), rel_tol = _auto_tol(tol, spec, model), None
+        pw_rel_tol = {**(found_pw or {}), **(pw_rel_tol if isinstance(pw_rel_tol, Mapping) else {})} or pw_rel_tol
+        bounds = _bound_kwargs(mode, tol, rel_tol, pw_rel_tol, preserve_zero)
+    if train_model and (isinstance(train_model, bool) or not isinstance(train_model, int) or train_model < 0):
+        raise ValueError(f"train_model must be a number of training steps >= 1, got {train_model!r}")
+    if train_model and model is not None:
+        raise ValueError("give either model= or train_model=, not both")
+    signature = {**fingerprint(spec, bounds, model, mode, chunks, layout, grid), "train_model": train_model}
+    with locked(store), _client(scheduler, workers, threads_per_worker, gpus) as client:
+        log = open_progress(store, spec, signature, resume, overwrite,
+                            dict(model=model, chunks=chunks, layout=layout, grid=grid, **bounds),
+                            train_model, progress)
+        if log is None:  # resuming a store that is already complete
+            return summarise(store, store, spec, {}, 0.0, 0, verify=verify)
+        work = log.path.parent / PARTIAL_STORE
+        units = plan_units(zarr.open_group(str(work), mode="r"), log.header["arrays"], time_dim)
+        skipped = len(log.done)
+        start = time.perf_counter()
+        stats = _run_units(client, spec, work, units, log, gpus, progress)
+        seconds = time.perf_counter() - start
+        summary = summarise(work, store, spec, stats, seconds, skipped, verify=verify)
+        _finish(store)
+    return summary
+
+
+@quiet_zarr()
+def _write_unit(inputs: Inputs, store: str, unit: Unit) -> tuple[float, str]:
+    """Read one unit from the inputs, encode it and write its chunks (runs on a worker).
+
+    Returns the seconds it took and the worker's address. The variable is rebuilt without its
+    input encoding: xarray then encodes it exactly like the array already in the store.
+    """
+    from distributed import get_worker
+
+    start = time.perf_counter()
+    time.sleep(float(os.environ.get(DELAY_ENV, 0)))
+    with dask.config.set(scheduler="synchronous"):
+        var = cached_inputs(inputs)[unit.name].variable[unit.slices].load()
+    part = xr.Dataset({unit.name: xr.Variable(var.dims, var.data)})
+    part.to_zarr(store, region=unit.slices, mode="r+", consolidated=False, zarr_format=3)
+    return time.perf_counter() - start, get_worker().address
+
+
+def _run_units(client, spec: Inputs, store: Path, units: list[Unit], log: Progress, gpus: int,
+               progress: bool) -> dict[str, dict]:
+    """Run the units not in ``log`` on the cluster, a few per thread at a time; record each as it finishes.
+
+    Returns, per variable, what was really done: units and bytes written, seconds, units per worker.
+    """
+    from distributed import as_completed
+    from tqdm.auto import tqdm
+
+    todo = [i for i in range(len(units)) if i not in log.done]
+    window = 2 * max(1, sum(client.nthreads().values()))
+    resources = {"GPU": 1} if gpus else None
+    stats: dict[str, dict] = {}
+    done_chunks = sum(units[i].nchunks for i in log.done if i < len(units))
+    bar = tqdm(total=sum(u.nchunks for u in units), initial=done_chunks, unit="chunk", disable=not progress,
+               desc="converting", dynamic_ncols=True)
+    start, written = time.perf_counter(), 0
+
+    token, index_of = uuid.uuid4().hex[:8], {}
+
+    def submit(i: int):
+        future = client.submit(_write_unit, spec, str(store), units[i], resources=resources, pure=False,
+                               key=f"xdiffc-unit-{token}-{i}")
+        index_of[future.key] = i
+        return future
+
+    queue = iter(todo)
+    running = as_completed([submit(i) for i in _take(queue, window)])
+    with bar:
+        for future in running:
+            seconds, worker = future.result()
+            index = index_of.pop(future.key)
+            unit = units[index]
+            log.record(index)
+            s = stats.setdefault(unit.name, {"units": 0, "bytes": 0, "seconds": 0.0, "workers": {}})
+            s["units"] += 1
+            s["bytes"] += unit.nbytes
+            s["seconds"] += seconds
+            s["workers"][worker] = s["workers"].get(worker, 0) + 1
+            written += unit.nbytes
+            bar.set_postfix_str(f"{written / 2**20 / (time.perf_counter() - start):.2f} MB/s", refresh=False)
+            bar.update(unit.nchunks)
+            for i in _take(queue, 1):
+                running.add(submit(i))
+    return stats
+
+
+def _take(iterator: Iterator[int], n: int) -> list[int]:
+    return [i for _, i in zip(range(n), iterator)]
+
+
+def _finish(store: Path) -> None:
+    """Mark the store in the partial folder complete, consolidate its metadata (so they include the mark), fsync
+    it, put it in place with one rename (an existing store moved aside first), then delete the partial folder."""
+    partial = partial_path(store)
+    work = partial / PARTIAL_STORE
+    zarr.open_group(str(work), mode="r+").attrs[COMPLETE_ATTR] = True
+    with warnings.catch_warnings():  # xarray reads consolidated metadata fastest; Zarr v3 has no spec for them yet
+        warnings.filterwarnings("ignore", "Consolidated metadata is currently not part", category=UserWarning)
+        zarr.consolidate_metadata(str(work))
+    sync_tree(work)  # on disk before it is put in place: a crash just after the rename finds every chunk
+    if store.exists():
+        os.rename(store, partial / "replaced.zarr")
+    os.rename(work, store)
+    _fsync(store.parent)  # the rename itself
+    shutil.rmtree(partial)
+
+
+def sync_tree(root: Path) -> None:
+    """``fsync`` every file and directory under ``root``, ``root`` included, as databases do before a commit.
+
+    Threads, because ``fsync`` releases the GIL and a filesystem commits many of them together.
+    """
+    paths = []
+    for folder, _, files in os.walk(root):
+        paths += [os.path.join(folder, name) for name in files]
+        paths.append(folder)
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        list(pool.map(_fsync, paths))
+
+
+def _fsync(path: str | os.PathLike) -> None:
+    fd = os.open(path, os.O_RDONLY)  # a directory too: its entries
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
