@@ -688,3 +688,13 @@ def test_tol_auto_picks_bounds_that_pass_the_criteria(tmp_path, archive, trefht,
     assert bool(table.loc["TREFHT", "passed"]), table.T
     with pytest.raises(ValueError, match="auto"):
         convert(archive, tmp_path / "bad.zarr", tol="sometimes", scheduler=cluster, progress=False)
+
+
+def test_convert_at_a_level_writes_it_in_the_codec_and_keeps_the_bound(tmp_path, archive, trefht, cluster):
+    out = tmp_path / "l1.zarr"
+    convert(archive, out, rel_tol=1e-3, chunks=CHUNKS, scheduler=cluster, progress=False, level=1)
+    assert zarr.open_array(out / "TREFHT").metadata.codecs[0].to_dict()["configuration"]["level"] == 1
+    y = decoded(out)
+    assert float(abs(y.TREFHT - trefht.TREFHT).max()) <= y.TREFHT.attrs[ATTR_TOL]
+    with pytest.raises(ValueError, match="level must be an integer from 1"):
+        convert(archive, tmp_path / "bad.zarr", level=10, scheduler=cluster, progress=False)

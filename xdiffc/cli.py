@@ -16,6 +16,7 @@ from functools import partial
 
 from . import __version__
 from .errors import CorruptStreamError, VerificationError, XdiffcError
+from .options import DEFAULT_LEVEL, LEVELS
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED, EXIT_PIPE = 0, 1, 2, 130, 141
 EXIT_STATUS = """exit status (the same for every command):
@@ -149,7 +150,7 @@ def _convert(args: argparse.Namespace) -> int:
                           gpus=args.gpus, resume=args.resume, verify=args.verify, overwrite=args.overwrite,
                           progress=not args.quiet, layout=args.layout, grid=args.grid, use_cftime=args.use_cftime,
                           decode_times=not args.no_decode_times,
-                          train_model=args.train_model)
+                          train_model=args.train_model, level=args.level)
     except KeyboardInterrupt:
         partial = partial_path(args.output)
         if partial.exists():
@@ -312,6 +313,9 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--train-model", type=int, default=0, metavar="STEPS",
                       help="first train a model for STEPS steps on the inputs themselves (checkpointed: --resume "
                            "continues it), then compress with it; the store carries the model")
+    conv.add_argument("--level", type=int, default=DEFAULT_LEVEL, choices=list(LEVELS), metavar="1-9",
+                      help=f"1 fastest ... 9 smallest, as zstd's levels; the bound is the same at every level "
+                           f"(default {DEFAULT_LEVEL})")
     conv.add_argument("--mode", default="pointwise", choices=["pointwise", "l2"],
                       help="pointwise: every value within its bound (default); l2: each variable's NRMSE within --rel-tol")
     conv.add_argument("--chunks", type=_chunks, metavar="DIM=N,...", help="Zarr chunks, e.g. time=16,lat=64,lon=64")

@@ -21,7 +21,9 @@ import dask
 import xarray as xr
 import zarr
 
-from ..api import PW_REL_LIMIT, check_bound, check_chunks, check_mode
+from ..api import check_chunks
+from ..options import DEFAULT_LEVEL, PW_REL_LIMIT, parse_bound
+from ..xarray.encoding import dataset_options
 from ..xarray.writes import quiet_zarr
 from .inputs import (Inputs, cached_inputs, default_time_chunk, open_inputs, resolve_paths, scan, select, stamps,
                      time_decoding, time_steps)
@@ -108,25 +110,31 @@ def _sigint_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
-def _bound_kwargs(mode: str, tol, rel_tol: float | None, pw_rel_tol=None, preserve_zero: bool | None = None) -> dict:
-    """The bound arguments of ``ds.gcdtc.compress``: pointwise ``tol``/``rel_tol``, or for ``l2`` ``rel_tol`` as the NRMSE bound.
+def _bound_kwargs(mode: str, tol, rel_tol: float | None, pw_rel_tol=None, preserve_zero: bool | None = None,
+                  level: int = DEFAULT_LEVEL) -> dict:
+    """The bound arguments of ``ds.gcdtc.compress``: pointwise ``tol``/``rel_tol``, or for ``l2`` ``rel_tol`` as the NRMSE
+    bound; ``level`` only where it is not the default (a progress log written without it stays valid).
 
-    Every bound is checked here, before a cluster starts: a ValueError unless it is finite and >= 0.
+    Every bound is checked here, before a cluster starts, by the options' own parser, with the command-line
+    flag in each message; then the options' rules as a whole (:class:`~xdiffc.options.Options`).
     """
-    check_bound("rel_tol (--rel-tol)", rel_tol)
+    parse_bound("rel_tol (--rel-tol)", rel_tol)
     for name, value in (tol.items() if isinstance(tol, Mapping) else [(None, tol)]):
         if not isinstance(value, str):  # 'auto' is resolved later
-            check_bound("tol (--tol)" if name is None else f"tol of {name!r} (--tol {name}=...)", value)
+            parse_bound("tol (--tol)" if name is None else f"tol of {name!r} (--tol {name}=...)", value)
     for name, value in (pw_rel_tol.items() if isinstance(pw_rel_tol, Mapping) else [(None, pw_rel_tol)]):
-        check_bound("pw_rel_tol (--pw-rel-tol)" if name is None else f"pw_rel_tol of {name!r} (--pw-rel-tol {name}=...)",
+        parse_bound("pw_rel_tol (--pw-rel-tol)" if name is None else f"pw_rel_tol of {name!r} (--pw-rel-tol {name}=...)",
                     value, PW_REL_LIMIT)
+    extra = {} if level == DEFAULT_LEVEL else {"level": level}
     if mode != "l2":
-        check_mode(mode)  # "pointwise", or the one message for an unknown mode
-        return {"tol": tol, "rel_tol": rel_tol, "pw_rel_tol": pw_rel_tol, "preserve_zero": preserve_zero}
+        dataset_options(tol=None if isinstance(tol, str) else tol, rel_tol=rel_tol, mode=mode, pw_rel_tol=pw_rel_tol,
+                        preserve_zero=preserve_zero, level=level)
+        return {"tol": tol, "rel_tol": rel_tol, "pw_rel_tol": pw_rel_tol, "preserve_zero": preserve_zero, **extra}
     if tol is not None or rel_tol is None or pw_rel_tol is not None or preserve_zero:
         raise ValueError("mode 'l2' bounds the NRMSE of every lossy variable by --rel-tol (rel_tol=); "
                          "it takes no --tol, --pw-rel-tol or --preserve-zero")
-    return {"tol": None, "mode": "l2", "nrmse": rel_tol}
+    dataset_options(mode="l2", nrmse=rel_tol, level=level)
+    return {"tol": None, "mode": "l2", "nrmse": rel_tol, **extra}
 
 
 def _check_cluster(workers, threads_per_worker, gpus) -> None:
@@ -161,7 +169,8 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
             variables: Sequence[str] | None = None, scheduler: str | None = None, workers: int | None = None,
             threads_per_worker: int | None = None, gpus: int = 0, resume: bool = False, verify: bool = False,
             overwrite: bool = False, progress: bool = True, layout: str = "auto", grid: str | None = None,
-            use_cftime: bool = False, decode_times: bool = True, train_model: int = 0) -> ConvertSummary:
+            use_cftime: bool = False, decode_times: bool = True, train_model: int = 0,
+            level: int = DEFAULT_LEVEL) -> ConvertSummary:
     """Convert netCDF files (or one Zarr store) into one compressed Zarr store on a Dask cluster.
 
     ``tol``, ``rel_tol``, ``pw_rel_tol``, ``preserve_zero``, ``model``, ``chunks``, ``layout`` and
@@ -176,13 +185,14 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     calendar decodes, such as "months since"). ``train_model=STEPS`` first trains a model for ``STEPS`` steps on
     the inputs themselves (each variable's last 15% of time steps held out for validation;
     checkpointed, so a resumed conversion continues it) and compresses with it; the store carries
-    the model in its codec configurations. The store is built in :func:`~.progress.partial_path` and appears
+    the model in its codec configurations. ``level``: 1 (fastest) to 9 (smallest, the default), as for
+    :func:`xdiffc.compress`. The store is built in :func:`~.progress.partial_path` and appears
     at ``store`` only when complete. Returns the :class:`~.summary.ConvertSummary`.
     """
     store = Path(store).absolute()
     paths, is_zarr = resolve_paths([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
     prepare_output(store, resume, overwrite)
-    bounds = _bound_kwargs(mode, tol, rel_tol, pw_rel_tol, preserve_zero)
+    bounds = _bound_kwargs(mode, tol, rel_tol, pw_rel_tol, preserve_zero, level)
     _check_cluster(workers, threads_per_worker, gpus)
     times = time_decoding(use_cftime, decode_times)
     time_dim, first = scan(paths, is_zarr, times)
@@ -199,7 +209,7 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     if isinstance(tol, str):
         (tol, found_pw), rel_tol = _auto_tol(tol, spec, model), None
         pw_rel_tol = {**(found_pw or {}), **(pw_rel_tol if isinstance(pw_rel_tol, Mapping) else {})} or pw_rel_tol
-        bounds = _bound_kwargs(mode, tol, rel_tol, pw_rel_tol, preserve_zero)
+        bounds = _bound_kwargs(mode, tol, rel_tol, pw_rel_tol, preserve_zero, level)
     if train_model and (isinstance(train_model, bool) or not isinstance(train_model, int) or train_model < 0):
         raise ValueError(f"train_model must be a number of training steps >= 1, got {train_model!r}")
     if train_model and model is not None:
