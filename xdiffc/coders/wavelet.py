@@ -49,12 +49,12 @@ import struct
 
 import numpy as np
 import zstandard
-from numba import njit
 
 from ..byteio import Reader, inflate, uvarint
 from ..entropy import crans, subbands as sb
 from ..entropy.estimate import TABLE_MODEL_BYTES, TABLE_SYMBOL_BYTES
 from ..errors import CorruptStreamError
+from ..kernels import kernel
 from ..predict import wavelet as wt
 from ..predict.inpaint import inpaint
 from ..entropy.rans import put_varint
@@ -81,7 +81,6 @@ _ZSTD_LEVEL = 9
 #: Merges the encoder tries: level groups, band split by number of high axes, bucket cuts.
 _GROUPS = (1, 2, 3, 4, 8)
 _CUTS = ((), (1, 3), (1, 2, 3, 5, 7), (1, 2, 3, 4, 5, 6, 7, 8))
-_JIT = dict(nogil=True, cache=True, fastmath=False)
 
 
 def wavelet_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -131,7 +130,7 @@ def _merge_maps() -> tuple[np.ndarray, np.ndarray]:
     return np.stack([m for m, _ in maps]), np.array([n for _, n in maps], np.int64)
 
 
-@njit(**_JIT)
+@kernel
 def _merge_bits(counts, maps, n_models, model_bytes, symbol_bytes):
     """:func:`~xdiffc.entropy.estimate.model_bits` summed over the used models of each merge (one compiled pass;
     a small chunk weighs 40 merges per decomposition)."""
@@ -168,7 +167,7 @@ def _choose_merge(counts: np.ndarray) -> tuple[float, tuple[int, bool, tuple[int
     return float(bits[k]), _MERGES[k]
 
 
-@njit(**_JIT)
+@kernel
 def _corrections(x, y, keep, masked, tol):
     """Flat indices where ``y`` misses ``x`` by more than ``tol`` (valid points only) and their codes
     ``k = rint((x - y) / (2 tol))``; ``y`` is corrected in place, as the decoder will."""
@@ -191,13 +190,13 @@ def _corrections(x, y, keep, masked, tol):
     return idx, ks
 
 
-@njit(**_JIT)
+@kernel
 def _apply(y, idx, ks, bin_):
     for j in range(idx.size):
         y[idx[j]] = y[idx[j]] + np.float64(ks[j]) * bin_
 
 
-@njit(**_JIT)
+@kernel
 def _correction_bytes(idx, ks):
     out = np.empty(20 * idx.size, np.uint8)
     at, prev = 0, -1
@@ -210,7 +209,7 @@ def _correction_bytes(idx, ks):
     return out[:at].copy()
 
 
-@njit(**_JIT)
+@kernel
 def _parse_corrections(buf, n, size):
     """(indices, codes, ok) of ``n`` corrections for a field of ``size`` points."""
     idx = np.empty(n, np.int64)
@@ -255,7 +254,7 @@ class _Coded:
         self.fine = fine
 
 
-@njit(**_JIT)
+@kernel
 def _fine_counts(fine, sym):
     """Counts of each symbol in each fine context, [N_FINE, N_SYMBOLS]."""
     out = np.zeros((sb.N_FINE, sb.N_SYMBOLS), np.int64)
@@ -264,7 +263,7 @@ def _fine_counts(fine, sym):
     return out
 
 
-@njit(**_JIT)
+@kernel
 def _quantize(coef, step, q):
     """``q = trunc(coef / step)`` in place (no float temporaries); False where one does not fit :data:`sb.MAX_Q`."""
     for i in range(coef.size):
@@ -275,7 +274,7 @@ def _quantize(coef, step, q):
     return True
 
 
-@njit(**_JIT)
+@kernel
 def _dequantize(q, step, out):
     """``sign(q) (|q| + 1/2) step``, 0 where ``q = 0``: the middle of each bin of the dead-zone quantiser (``out``
     may be ``q``'s own memory: each value is read before it is written)."""

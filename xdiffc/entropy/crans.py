@@ -33,21 +33,20 @@ Two table formats:
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from ..byteio import Reader, inflate
 from ..errors import CorruptStreamError
+from ..kernels import kernel
 from . import zstd
 from .rans import put_varint
 
 L_BOUND = np.int64(1) << 31
 MAX_PREC = 16
-JIT = dict(nogil=True, cache=True, fastmath=False)
 
 # ----------------------------------------------------------------------------- tables
 
 
-@njit(**JIT)
+@kernel
 def normalize_row(counts, prec, freq):
     """Frequencies ``freq`` (same length as ``counts``, every count > 0) summing to ``2**prec``.
 
@@ -83,7 +82,7 @@ def normalize_row(counts, prec, freq):
         d += take
 
 
-@njit(**JIT)
+@kernel
 def normalize(counts, prec):
     """Frequencies (same shape as ``counts`` [model, symbol]) summing to ``2**prec`` per used model:
     :func:`normalize_row` of each row's nonzero counts."""
@@ -103,7 +102,7 @@ EXACT_COUNTS = 4
 MAX_CODE = EXACT_COUNTS + 2 * 38
 
 
-@njit(inline="always", **JIT)
+@kernel(inline="always")
 def count_of_code(q):
     """The count a compact-table code stands for: ``q + 1`` up to :data:`EXACT_COUNTS`, then
     ``4 << e`` for ``q = 4 + 2e`` and ``(4 << e) * 181 >> 7`` (x 1.414) for ``q = 5 + 2e``."""
@@ -114,7 +113,7 @@ def count_of_code(q):
     return base if not j & 1 else (base * 181) >> 7
 
 
-@njit(**JIT)
+@kernel
 def code_of_count(c):
     """The code whose count is nearest to ``c >= 1`` on a log scale (the geometric midpoint goes up; IEEE
     products, the same on every machine)."""
@@ -128,7 +127,7 @@ def code_of_count(c):
     return q
 
 
-@njit(**JIT)
+@kernel
 def _compact_raw(counts, sym_of):
     """The raw compact table of ``counts`` [model, k] (``k`` standing for ``sym_of[k]``) and the counts
     its codes stand for (what the decoder will normalise)."""
@@ -173,7 +172,7 @@ def compact_tables(counts: np.ndarray, sym_of: np.ndarray, prec: int) -> tuple[b
     return zstd.frame(raw.tobytes(), zstd.strong_level(raw.size)), normalize(back, prec)
 
 
-@njit(**JIT)
+@kernel
 def _parse_tables(buf, at, end, n_models, prec, n_bins):
     """Flat tables of ``n_models`` models: (start, nnz, symbols, freqs, cums, next position or -1)."""
     m_tot = np.int64(1) << prec
@@ -216,7 +215,7 @@ def _parse_tables(buf, at, end, n_models, prec, n_bins):
     return start, nnz, syms[:n].copy(), freqs[:n].copy(), cums[:n].copy(), at
 
 
-@njit(inline="always", **JIT)
+@kernel(inline="always")
 def _varint(buf, at, end, limit):
     v, shift = np.int64(0), 0
     while True:
@@ -232,7 +231,7 @@ def _varint(buf, at, end, limit):
             return v, at
 
 
-@njit(**JIT)
+@kernel
 def _parse_compact(raw, n_models, prec, n_bins, n_symbols):
     """Flat tables of a raw compact table: (start, nnz, symbols, freqs, cums, ok)."""
     m_tot = np.int64(1) << prec
@@ -311,7 +310,7 @@ class Tables:
 # ----------------------------------------------------------------------------- coding
 
 
-@njit(**JIT)
+@kernel
 def encode(sym, ctx, dense, freq, prec):
     """rANS words (uint32, in decode order) of ``sym[k]`` under model ``ctx[k]``; ``freq`` [model, d] holds the
     frequency of the symbol whose index among the used symbols is ``d = dense[symbol]``."""
@@ -369,7 +368,7 @@ def lut_bits(prec: int, n_models: int, n_symbols: int) -> int:
     return bits
 
 
-@njit(**JIT)
+@kernel
 def lookup(start, nnz, cums, prec, bits):
     """Per model and per top ``bits`` bits of the slot: the last entry whose cum lies at or below the
     smallest slot with those bits (the decoder scans forward from there)."""
@@ -387,7 +386,7 @@ def lookup(start, nnz, cums, prec, bits):
     return lut
 
 
-@njit(inline="always", **JIT)
+@kernel(inline="always")
 def decode_one(st, words, m, start, nnz, syms, freqs, cums, lut, prec, sh):
     """Next symbol under model ``m`` (``st`` = [x, next word]); -1 on any inconsistency."""
     k = nnz[m]

@@ -13,7 +13,8 @@ so the encoder's choices (and its streams) do not depend on how it is computed.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from ..kernels import kernel
 
 
 def model_bits(counts: np.ndarray) -> np.ndarray:
@@ -41,12 +42,12 @@ _XLOG = np.zeros(1 << 16)
 _XLOG[1:] = np.arange(1, 1 << 16) * np.log2(np.arange(1, 1 << 16))
 
 
-@njit(nogil=True, cache=True, inline="always")
+@kernel(inline="always")
 def _xlog2(c, table):
     return table[c] if c < table.size else c * np.log2(c)
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def _row_bits(cnt, lo, hi, total):
     """:func:`model_bits` of one row whose nonzero counts, in symbol order, are ``cnt[lo:hi]`` (sum ``total``)."""
     if total == 0:
@@ -57,7 +58,7 @@ def _row_bits(cnt, lo, hi, total):
     return ent + 8.0 * (TABLE_MODEL_BYTES + TABLE_SYMBOL_BYTES * (hi - lo))
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def rows_of(keys, syms, n_rows, width):
     """The compressed table of counts of (row, symbol) pairs, item ``i`` being row ``keys[i]``, symbol ``syms[i]``
     (< ``width``): (row starts, symbols, counts, row totals), each row's symbols in order.
@@ -103,7 +104,7 @@ def rows_of(keys, syms, n_rows, width):
     return ptr, sym[:m], cnt[:m], tot
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def merged_bits(ptr, sym, cnt, tot, rows, n_rows, acc, seen):
     """:func:`model_bits` of the sum of compressed rows ``rows[:n_rows]`` (``tot``: the row totals).
 
@@ -139,7 +140,7 @@ def merged_bits(ptr, sym, cnt, tot, rows, n_rows, acc, seen):
     return ent + 8.0 * (TABLE_MODEL_BYTES + TABLE_SYMBOL_BYTES * m)
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def _block_bits(ptr, sym, cnt, tot, n_lv, s, e, lo, hi, rows, acc, seen):
     """:func:`model_bits` of classes ``s..e-1`` and levels ``lo..hi`` summed (row ``c * n_lv + l``)."""
     n = 0
@@ -150,7 +151,7 @@ def _block_bits(ptr, sym, cnt, tot, n_lv, s, e, lo, hi, rows, acc, seen):
     return merged_bits(ptr, sym, cnt, tot, rows, n, acc, seen)
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def choose_grouping(syms, cls, pass_start, plevel, levels, n_cls, width, max_groups):
     """Best (bits, groups, class start flags) over level groupings of the symbols ``syms`` (< ``width``) in
     classes ``cls`` (< ``n_cls``), pass ``p`` (``syms[pass_start[p]:pass_start[p + 1]]``) at level ``plevel[p]``.
@@ -225,7 +226,7 @@ def choose_grouping(syms, cls, pass_start, plevel, levels, n_cls, width, max_gro
     return best_bits, best_groups, best_flags
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def _part_bits(ptr, sym, cnt, tot, n_lv, s, e, lo, hi, ids, cache, rows, acc, seen):
     """Bits of classes ``s..e-1`` under the grouping ``(lo, hi, ids)``: its groups' blocks summed in order."""
     bits = 0.0
@@ -238,7 +239,7 @@ def _part_bits(ptr, sym, cnt, tot, n_lv, s, e, lo, hi, ids, cache, rows, acc, se
     return bits
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def folded_bits(syms, ctx, width, n_gc, kmax, ks):
     """:func:`model_bits` summed over the models of the symbols ``syms`` (< ``width``) under models ``ctx``
     (``(group-class) * P + bucket``, ``P = 2 kmax + 2``, or 1 when kmax = 0, as

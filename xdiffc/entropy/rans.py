@@ -13,10 +13,10 @@ from typing import NamedTuple
 
 import constriction
 import numpy as np
-from numba import njit
 
 from ..byteio import Reader, uvarint
 from ..errors import CorruptStreamError
+from ..kernels import kernel
 
 
 def histogram_bytes(nz: np.ndarray, counts: np.ndarray) -> bytes:
@@ -24,7 +24,7 @@ def histogram_bytes(nz: np.ndarray, counts: np.ndarray) -> bytes:
     return uvarint(len(nz)) + _pairs_bytes(np.asarray(nz, np.int64), np.asarray(counts, np.int64)).tobytes()
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def put_varint(out, at, v):
     """Write ``v`` as an unsigned LEB128 varint into ``out[at:]``; return the next free index."""
     while True:
@@ -36,7 +36,7 @@ def put_varint(out, at, v):
             return at
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def _pairs_bytes(nz, counts):
     out = np.empty(20 * nz.size, np.uint8)
     at, prev = 0, 0
@@ -47,7 +47,7 @@ def _pairs_bytes(nz, counts):
     return out[:at]
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def _get_varint(buf, at, end, limit):
     """(value, next position); position -1 when truncated or above ``limit``."""
     v, shift = 0, 0
@@ -64,7 +64,7 @@ def _get_varint(buf, at, end, limit):
             return v, at
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def _parse_pairs(buf, at, end, n, n_bins, max_count):
     """Symbols and counts of ``n`` (gap, count) pairs; position -1 when the bytes are malformed."""
     nz, counts = np.empty(n, np.int64), np.empty(n, np.int64)

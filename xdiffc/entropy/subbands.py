@@ -20,11 +20,10 @@ costs next to nothing: its model gives 0 almost all of the frequency, or all of 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
+from ..kernels import kernel
 from .crans import decode_one
 
-JIT = dict(nogil=True, cache=True, fastmath=False)
 
 #: Symbols of the alphabet (the largest is 31 + 2 * 48 + 1 for |q| < 2**53).
 N_SYMBOLS = 129
@@ -54,7 +53,7 @@ def band_arrays(bands: list, shape3: tuple[int, int, int]) -> tuple[np.ndarray, 
     return start, stop, cls
 
 
-@njit(inline="always", **JIT)
+@kernel(inline="always")
 def _activity(q, f, i0, i1, i2, a0, a1, a2, st0, st1):
     a = 0
     if i0 > a0:
@@ -66,7 +65,7 @@ def _activity(q, f, i0, i1, i2, a0, a1, a2, st0, st1):
     return a
 
 
-@njit(**JIT)
+@kernel
 def symbols(q, shape3, start, stop, cls):
     """Encoder: (symbols uint8, fine contexts uint8, raw bit bytes, raw bit count) of the coefficients ``q``
     (flat int64, C order of ``shape3``), in coding order."""
@@ -109,7 +108,7 @@ def symbols(q, shape3, start, stop, cls):
     return sym, fine, raw[: (p + 7) // 8].copy(), p
 
 
-@njit(**JIT)
+@kernel
 def decode(st, words, model_of, t_start, t_nnz, t_syms, t_freqs, t_cums, lut, prec, sh, raw, n_raw, shape3, start,
            stop, cls, q):
     """Decoder: fill ``q`` (flat int64) band by band; returns 0, or -1 on a damaged stream (a symbol the rANS

@@ -10,22 +10,20 @@ earlier dimensions and multiples of ``s`` along later ones, from reconstructed n
 Targets of a pass are visited in C order with the interpolation axis moved first (the symbol
 order of the payload).  Each kernel runs the same IEEE float64 operations in the same order as
 the numpy implementation of release 0.1.0, so payloads written by either decode to the same bits.
-No ``fastmath`` (it would allow fused multiply-adds and reassociation), no transcendental
-functions and no parallel reductions: the decoder is bit-identical on every machine.
+Compiled under :mod:`xdiffc.kernels`' rule, with no transcendental functions: the decoder is
+bit-identical on every machine.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
 from ..entropy.crans import L_BOUND, decode_one
+from ..kernels import kernel
 from ..quantize import RADIUS, dequantize, quantize
 #: Activity (|right - left| neighbour difference, in bins) thresholds of the fine context classes.
 ACTIVITY_EDGES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0)
 N_FINE = len(ACTIVITY_EDGES) + 1
-#: Kernel options: compiled once per machine (on-disk cache), GIL released, fastmath off.
-JIT = dict(nogil=True, cache=True, fastmath=False)
 
 # Decoder error codes (the caller turns them into CorruptStreamError).
 OK, ERR_SYMBOLS, ERR_UNPRED = 0, -1, -2
@@ -45,7 +43,7 @@ def passes(shape: tuple[int, ...]) -> list[tuple[int, int]]:
 # ----------------------------------------------------------------------------- pass geometry
 
 
-@njit(**JIT)
+@kernel
 def _geometry(shape, level, d):
     """(flat step per axis, count per axis, odd count, even count) of pass (level, d) on a C array."""
     ndim = shape.size
@@ -61,7 +59,7 @@ def _geometry(shape, level, d):
     return step, cnt, n_odd, cnt[d] - n_odd
 
 
-@njit(**JIT)
+@kernel
 def _n_other(cnt, d):
     n = 1
     for k in range(cnt.size):
@@ -70,7 +68,7 @@ def _n_other(cnt, d):
     return n
 
 
-@njit(inline="always", **JIT)
+@kernel(inline="always")
 def _advance(idx, cnt, step, d, off):
     """Next offset of the odometer over every axis but ``d`` (C order)."""
     k = cnt.size - 1
@@ -86,7 +84,7 @@ def _advance(idx, cnt, step, d, off):
     return off
 
 
-@njit(inline="always", **JIT)
+@kernel(inline="always")
 def _predict(r, base, es, i, n_odd, n_even, cubic):
     """Prediction of odd point ``i`` from the evens ``r[base + k * es]`` (same arithmetic as 0.1.0)."""
     n_mid = min(n_odd, n_even - 1)
@@ -107,7 +105,7 @@ def _predict(r, base, es, i, n_odd, n_even, cubic):
     return r[base + (n_odd - 1) * es]
 
 
-@njit(inline="always", **JIT)
+@kernel(inline="always")
 def _fine_class(r, base, es, i, n_odd, n_even, inv_bin, edges):
     """Fine context class: position of ``|right - left| * inv_bin`` among ``edges`` (numpy searchsorted 'left')."""
     if i >= min(n_odd, n_even - 1):
@@ -121,7 +119,7 @@ def _fine_class(r, base, es, i, n_odd, n_even, inv_bin, edges):
     return c
 
 
-@njit(inline="always", **JIT)
+@kernel(inline="always")
 def _finite(x):
     return x if x - x == 0.0 else 0.0
 
@@ -129,7 +127,7 @@ def _finite(x):
 # ----------------------------------------------------------------------------- encoder
 
 
-@njit(**JIT)
+@kernel
 def encode_passes(values, keep, masked, shape, bins, tol, recon, sym, fine, pass_start, kinds, plevel):
     """Predict and quantise every pass of ``values`` (flat, C order of ``shape``).
 
@@ -216,7 +214,7 @@ def encode_passes(values, keep, masked, shape, bins, tol, recon, sym, fine, pass
     return unpred[:nu].copy()
 
 
-@njit(**JIT)
+@kernel
 def layout(sym, fine, pass_start, unpred, cls_of_fine, n_cls):
     """Symbols in payload order (per pass, stably by context class), segment lengths and unpredictables.
 
@@ -259,7 +257,7 @@ def layout(sym, fine, pass_start, unpred, cls_of_fine, n_cls):
 # ----------------------------------------------------------------------------- decoder
 
 
-@njit(**JIT)
+@kernel
 def _lattice(shape, level, d):
     """The targets of pass (level, d) as a C-order lattice: per-axis counts, flat steps and steps of ``b``.
 
@@ -280,7 +278,7 @@ def _lattice(shape, level, d):
     return cnt, offs, bst, n_odd, n_even, m, step[d]
 
 
-@njit(inline="always", **JIT)
+@kernel(inline="always")
 def _next(idx, cnt, offs, bst, off, b):
     """Advance the C-order odometer over the target lattice: (flat offset, b)."""
     k = idx.size - 1
@@ -297,7 +295,7 @@ def _next(idx, cnt, offs, bst, off, b):
     return off, b
 
 
-@njit(**JIT)
+@kernel
 def classify_pass(recon, keep, masked, shape, level, d, inv_bin, cls_of_fine, cls, counts):
     """Context class of every target of pass (level, d) into ``cls`` (symbol order; 255 = skipped), and
     the kept counts per class into ``counts``.  Visits the targets in memory order."""
@@ -330,7 +328,7 @@ def n_targets(shape: tuple[int, ...], level: int, d: int) -> int:
     return n
 
 
-@njit(**JIT)
+@kernel
 def decode_pass(recon, keep, masked, shape, level, d, cubic, bin_, cls, classed, syms, seg_start, unpred, upos, code):
     """Dequantise pass (level, d): ``syms`` holds its symbols class by class (class c at ``seg_start[c]``).
 
@@ -374,7 +372,7 @@ def decode_pass(recon, keep, masked, shape, level, d, cubic, bin_, cls, classed,
     return u
 
 
-@njit(**JIT)
+@kernel
 def model_hists(sym, lengths, seg_model, n_models, lo, width):
     """Histograms [model, symbol - lo] of the segments (``lengths`` flat, ``seg_model`` their models)."""
     hists = np.zeros((n_models, width), np.int64)
@@ -387,7 +385,7 @@ def model_hists(sym, lengths, seg_model, n_models, lo, width):
     return hists
 
 
-@njit(**JIT)
+@kernel
 def dense_symbols(sym):
     """(index of each symbol among the distinct symbols present, number of distinct symbols)."""
     dense = np.full(1 << 16, -1, np.int64)
@@ -405,7 +403,7 @@ def dense_symbols(sym):
 # ----------------------------------------------------------------------------- previous-slice contexts (payload v2)
 
 
-@njit(inline="always", **JIT)
+@kernel(inline="always")
 def prev_bucket(s, radius_k):
     """Context bucket of the previous slice's symbol ``s`` (<= 0: none): 0 for none or unpredictable,
     else ``clamp(s - RADIUS, -K, K) + K + 1``; always 0 when ``K = 0``."""
@@ -419,13 +417,13 @@ def prev_bucket(s, radius_k):
     return q + radius_k + 1
 
 
-@njit(**JIT)
+@kernel
 def _slice_stride(cnt, bst, n_oth, d, axis):
     """(stride in symbol order, count) of the lattice along ``axis`` for pass direction ``d``."""
     return (n_oth if axis == d else bst[axis]), cnt[axis]
 
 
-@njit(**JIT)
+@kernel
 def prev_symbols(sym, pass_start, shape, keep, masked, axis):
     """For every symbol, the symbol of the same pass's lattice point one step back along ``axis`` (0: none,
     the first slice, a skipped point, or an unpredictable one)."""
@@ -482,7 +480,7 @@ def prev_symbols(sym, pass_start, shape, keep, masked, axis):
     return prev
 
 
-@njit(**JIT)
+@kernel
 def n_levels_of(shape):
     m = 0
     for n in shape:
@@ -493,7 +491,7 @@ def n_levels_of(shape):
     return lv
 
 
-@njit(**JIT)
+@kernel
 def contexts(fine, pass_start, plevel, prev, groups, cls_of_fine, n_cls, radius_k):
     """Model index ``(group * n_cls + class) * P + bucket`` of every symbol (``P = 2K + 2``, or 1 when K = 0)."""
     n_b = 2 * radius_k + 2 if radius_k else 1
@@ -505,7 +503,7 @@ def contexts(fine, pass_start, plevel, prev, groups, cls_of_fine, n_cls, radius_
     return ctx
 
 
-@njit(**JIT)
+@kernel
 def context_counts(sym, ctx, n_models, dense, n_dense):
     """Symbol counts [model, dense symbol]."""
     out = np.zeros((n_models, n_dense), np.int64)
@@ -514,7 +512,7 @@ def context_counts(sym, ctx, n_models, dense, n_dense):
     return out
 
 
-@njit(**JIT)
+@kernel
 def decode_ctx_pass(st, words, start, nnz, syms, freqs, cums, lut, prec, sh, bmap, shape, level, d, cls, classed,
                     model_base, n_b, radius_k, axis, code, upos):
     """Decode the symbols of pass (level, d) in symbol order into ``code`` (as :func:`decode_pass`'s: -1
@@ -575,7 +573,7 @@ def decode_ctx_pass(st, words, start, nnz, syms, freqs, cums, lut, prec, sh, bma
     return u
 
 
-@njit(**JIT)
+@kernel
 def reconstruct_pass(recon, shape, level, d, cubic, bin_, code, unpred):
     """Reconstruct pass (level, d) in memory order from ``code`` (-1 skipped, a symbol > 0, or ``-2 - k``
     for ``unpred[k]``): the second sweep of both payload versions; ERR_UNPRED when an unpredictable index
@@ -601,13 +599,13 @@ def reconstruct_pass(recon, shape, level, d, cubic, bin_, code, unpred):
     return OK
 
 
-@njit(**JIT)
+@kernel
 def decode_origin(st, words, m, start, nnz, syms, freqs, cums, lut, prec, sh):
     """The origin's symbol (model ``m``), or -1 on a damaged stream."""
     return decode_one(st, words, m, start, nnz, syms, freqs, cums, lut, prec, sh)
 
 
-@njit(**JIT)
+@kernel
 def bucket_map(radius_k):
     """:func:`prev_bucket` of every symbol 0..65535 (the decoder's table)."""
     out = np.empty(1 << 16, np.int64)
