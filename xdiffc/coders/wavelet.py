@@ -50,14 +50,13 @@ import struct
 import numpy as np
 import zstandard
 
-from ..byteio import Reader, inflate, uvarint
+from ..byteio import MAX_VARINT, Reader, inflate, put_varint, read_varint, uvarint
 from ..entropy import crans, subbands as sb
 from ..entropy.estimate import TABLE_MODEL_BYTES, TABLE_SYMBOL_BYTES
 from ..errors import CorruptStreamError
 from ..kernels import kernel
 from ..predict import wavelet as wt
 from ..predict.inpaint import inpaint
-from ..entropy.rans import put_varint
 
 #: Version 2: compact frequency tables (:mod:`xdiffc.entropy.crans`); version 1 (explicit tables) is still read.
 VERSION = 2
@@ -217,16 +216,9 @@ def _parse_corrections(buf, n, size):
     at, prev = 0, np.int64(-1)
     for part in range(2):
         for j in range(n):
-            v, shift = np.int64(0), 0
-            while True:
-                if at >= buf.size or shift > 56:
-                    return idx, ks, False
-                b = np.int64(buf[at])
-                at += 1
-                v |= (b & 0x7F) << shift
-                shift += 7
-                if not b & 0x80:
-                    break
+            v, at = read_varint(buf, at, buf.size, MAX_VARINT)
+            if at < 0:
+                return idx, ks, False
             if part == 0:
                 prev = prev + 1 + v
                 if v >= size or prev >= size:

@@ -34,11 +34,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..byteio import Reader, inflate
+from ..byteio import Reader, inflate, put_varint, read_varint
 from ..errors import CorruptStreamError
 from ..kernels import kernel
 from . import zstd
-from .rans import put_varint
 
 L_BOUND = np.int64(1) << 31
 MAX_PREC = 16
@@ -185,16 +184,16 @@ def _parse_tables(buf, at, end, n_models, prec, n_bins):
     n = 0
     for m in range(n_models):
         start[m] = n
-        k, at = _varint(buf, at, end, min(n_bins, m_tot))
+        k, at = read_varint(buf, at, end, min(n_bins, m_tot))
         if at < 0:
             return start, nnz, syms, freqs, cums, -1
         nnz[m] = k
         sym, tot = np.int64(0), np.int64(0)
         for i in range(k):
-            gap, at = _varint(buf, at, end, n_bins)
+            gap, at = read_varint(buf, at, end, n_bins)
             if at < 0:
                 return start, nnz, syms, freqs, cums, -1
-            f, at = _varint(buf, at, end, m_tot - 1)
+            f, at = read_varint(buf, at, end, m_tot - 1)
             if at < 0 or (i > 0 and gap == 0):
                 return start, nnz, syms, freqs, cums, -1
             sym += gap
@@ -215,22 +214,6 @@ def _parse_tables(buf, at, end, n_models, prec, n_bins):
     return start, nnz, syms[:n].copy(), freqs[:n].copy(), cums[:n].copy(), at
 
 
-@kernel(inline="always")
-def _varint(buf, at, end, limit):
-    v, shift = np.int64(0), 0
-    while True:
-        if at >= end or shift > 56:
-            return np.int64(0), -1
-        b = np.int64(buf[at])
-        at += 1
-        v |= (b & 0x7F) << shift
-        shift += 7
-        if v > limit:
-            return np.int64(0), -1
-        if not b & 0x80:
-            return v, at
-
-
 @kernel
 def _parse_compact(raw, n_models, prec, n_bins, n_symbols):
     """Flat tables of a raw compact table: (start, nnz, symbols, freqs, cums, ok)."""
@@ -240,7 +223,7 @@ def _parse_compact(raw, n_models, prec, n_bins, n_symbols):
     end = raw.size
     at, total = 0, 0
     for m in range(n_models):
-        k, at = _varint(raw, at, end, min(n_bins, m_tot))
+        k, at = read_varint(raw, at, end, min(n_bins, m_tot))
         if at < 0:
             return start, nnz, nnz, nnz, nnz, False
         nnz[m] = k
@@ -256,7 +239,7 @@ def _parse_compact(raw, n_models, prec, n_bins, n_symbols):
     for m in range(n_models):
         sym = np.int64(0)
         for i in range(start[m], start[m + 1]):
-            gap, at = _varint(raw, at, end, n_bins)
+            gap, at = read_varint(raw, at, end, n_bins)
             if at < 0 or (i > start[m] and gap == 0):
                 return start, nnz, nnz, nnz, nnz, False
             sym += gap
