@@ -90,8 +90,8 @@ def wavelet_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     return dims
 
 
-def _shape3(wshape: tuple[int, ...]) -> np.ndarray:
-    return np.array((1,) * (3 - len(wshape)) + tuple(wshape), np.int64)
+def _shape3(wshape: tuple[int, ...]) -> tuple[int, int, int]:
+    return (1,) * (3 - len(wshape)) + tuple(wshape)
 
 
 @functools.lru_cache(maxsize=None)
@@ -113,10 +113,10 @@ _MERGES = [(g, split, cuts) for g in _GROUPS for split in (False, True) for cuts
 
 
 @functools.lru_cache(maxsize=64)
-def _band_layout(wshape: tuple[int, ...], packet: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _band_layout(wshape: tuple[int, ...], packet: bool) -> sb.Bands:
     """:func:`~xdiffc.entropy.subbands.band_arrays` of the subbands of ``wshape`` (cached: chunks of a store share
     their shapes; the arrays are shared, so read-only)."""
-    arrays = sb.band_arrays(wt.subbands(wshape, packet), tuple(int(n) for n in _shape3(wshape)))
+    arrays = sb.band_arrays(wt.subbands(wshape, packet), _shape3(wshape))
     for a in arrays:
         a.flags.writeable = False
     return arrays
@@ -234,13 +234,13 @@ def _parse_corrections(buf, n, size):
 class _Coded:
     """One quantisation of the coefficients: symbols, contexts, the chosen merge and the estimated bits."""
 
-    def __init__(self, coef: np.ndarray, step: float, shape3: np.ndarray, bands, packet: bool) -> None:
+    def __init__(self, coef: np.ndarray, step: float, bands: sb.Bands, packet: bool) -> None:
         self.packet = packet
         self.q = np.empty(coef.size, np.int64)
         if not _quantize(coef.reshape(-1), step, self.q):
             raise ValueError("the wavelet coefficients do not fit the quantiser at this bound")
         self.step = step
-        self.sym, fine, self.raw, self.n_raw = sb.symbols(self.q, shape3, *bands)
+        self.sym, fine, self.raw, self.n_raw = sb.symbols(self.q, bands)
         bits, self.merge = _choose_merge(_fine_counts(fine, self.sym))
         self.bits = bits + self.n_raw
         self.fine = fine
@@ -314,12 +314,11 @@ def _probe(values: np.ndarray, tol: float, skip: np.ndarray | None, packets: tup
     :data:`PROBE_FACTOR`: ``(keep, wshape, coef, bands, coded at PROBE_FACTOR)``. The prepared field is
     dropped: the corrections compare with ``values`` themselves."""
     v, keep, wshape = _prepare(values, skip)
-    shape3 = _shape3(wshape)
     best = None
     for packet in (PROBE_PACKETS[len(wshape)] if packets is None else packets) if len(wshape) > 1 else (False,):
         bands = _band_layout(wshape, packet)
         coef = wt.forward(v, packet)
-        coded = _Coded(coef, PROBE_FACTOR * tol, shape3, bands, packet)
+        coded = _Coded(coef, PROBE_FACTOR * tol, bands, packet)
         if best is None or coded.bits < best[2].bits:
             best = (coef, bands, coded)
     return (keep, wshape) + best
@@ -361,7 +360,6 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
         probe = (values, tol, *_probe(values, tol, skip, packets), None)
     _, _, keep, wshape, coef, bands, coded, trial = probe
     del probe
-    shape3 = _shape3(wshape)
     x = _target(values)
     best = None
     factors = factors or STEP_FACTORS
@@ -370,7 +368,7 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
             run = trial if trial is not None else _trial(x, keep, wshape, coded, tol)
             trial = None  # held by run (and then best) only: one reconstruction less at the peak
         else:
-            run = _trial(x, keep, wshape, _Coded(coef, f * tol, shape3, bands, coded.packet), tol)
+            run = _trial(x, keep, wshape, _Coded(coef, f * tol, bands, coded.packet), tol)
         if stats is not None and "wavelet_trace" in stats:
             stats["wavelet_trace"].append((coded.packet, f, run[1].bits / 8, run[3].size, run[0] / 8))
         if best is None or run[0] < best[0]:
@@ -458,7 +456,7 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
             and all(a < b for a, b in zip(cuts, cuts[1:])) and 1 <= prec <= crans.MAX_PREC):
         raise CorruptStreamError("the wavelet payload's header is invalid")
     m_of, n_models = model_map(groups, bool(split), cuts)
-    t = crans.Tables(r, n_models, prec, sb.N_SYMBOLS, size, "the wavelet payload", compact=version == VERSION)
+    t = crans.read_tables(r, n_models, prec, sb.N_SYMBOLS, size, "the wavelet payload", compact=version == VERSION)
     words = np.frombuffer(r.take(4 * r.uvarint((r.end - r.pos) // 4)), "<u4").astype(np.uint32)
     n_raw = r.uvarint(8 * (r.end - r.pos))
     raw = np.frombuffer(r.take((n_raw + 7) // 8), np.uint8)
@@ -472,14 +470,12 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
     else:
         idx = ks = np.zeros(0, np.int64)
     r.done()
-    shape3 = _shape3(wshape)
     bands = _band_layout(wshape, bool(packet))
     q = np.zeros(size, np.int64)
-    st = crans.start_state(words, "the wavelet payload")
-    if sb.decode(st, words, m_of, t.start, t.nnz, t.syms, t.freqs, t.cums, t.lut, prec, t.sh, raw, n_raw, shape3,
-                 *bands, q) < 0:
+    dec = crans.open_decoder(t, words, "the wavelet payload")
+    if sb.decode(dec, m_of, raw, n_raw, bands, q) < 0:
         raise CorruptStreamError("the wavelet payload's coefficients are damaged")
-    crans.check_end(st, words, "the wavelet payload")
+    crans.check_end(dec, "the wavelet payload")
     y = _reconstruct(q, step, wshape, bool(packet)).reshape(-1)
     _apply(y, idx, ks, 2.0 * tol)
     y = y.reshape(shape)

@@ -32,6 +32,8 @@ Two table formats:
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from ..byteio import Reader, inflate, put_varint, read_varint
@@ -264,30 +266,41 @@ def _parse_compact(raw, n_models, prec, n_bins, n_symbols):
     return start, nnz, syms, freqs, cums, True
 
 
-class Tables:
-    """Parsed frequency tables (explicit or compact): flat arrays indexed through ``start``/``nnz`` per model."""
+class Tables(NamedTuple):
+    """Parsed frequency tables (explicit or compact), one argument of the decoding kernels: model ``m`` has the
+    used symbols ``syms[start[m]:start[m] + nnz[m]]`` (increasing) with their frequencies ``freqs`` and
+    cumulative frequencies ``cums``; ``lut`` is the search table (:func:`lookup`), ``prec`` the precision in
+    bits and ``sh = prec - lut bits``."""
 
-    def __init__(self, r: Reader, n_models: int, prec: int, n_bins: int, n_symbols: int, what: str,
-                 compact: bool = True) -> None:
-        if compact:
-            # a valid table has at most 3 bytes per model count and 4 per used symbol (<= n_symbols)
-            raw = np.frombuffer(inflate(r.take(r.uvarint(r.end)), f"{what}'s frequency tables",
-                                        limit=3 * n_models + 4 * n_symbols), np.uint8)
-            self.start, self.nnz, self.syms, self.freqs, self.cums, ok = _parse_compact(
-                raw, n_models, prec, n_bins, n_symbols)
-        else:
-            buf = np.frombuffer(r.data, np.uint8)
-            self.start, self.nnz, self.syms, self.freqs, self.cums, at = _parse_tables(
-                buf, r.pos, r.end, n_models, prec, n_bins)
-            ok = at >= 0
-            if ok:
-                r.pos = at
-        if not ok:
-            raise CorruptStreamError(f"{what} holds a malformed frequency table")
-        self.prec = prec
-        bits = lut_bits(prec, int(np.count_nonzero(self.nnz > 1)), n_symbols)
-        self.lut = lookup(self.start, self.nnz, self.cums, prec, bits)
-        self.sh = prec - bits
+    start: np.ndarray
+    nnz: np.ndarray
+    syms: np.ndarray
+    freqs: np.ndarray
+    cums: np.ndarray
+    lut: np.ndarray
+    prec: int
+    sh: int
+
+
+def read_tables(r: Reader, n_models: int, prec: int, n_bins: int, n_symbols: int, what: str,
+                compact: bool = True) -> Tables:
+    """The :class:`Tables` of ``n_models`` models over ``n_bins`` symbols read from ``r``, for at most ``n_symbols``
+    coded symbols; :class:`~xdiffc.errors.CorruptStreamError` naming ``what`` if malformed."""
+    if compact:
+        # a valid table has at most 3 bytes per model count and 4 per used symbol (<= n_symbols)
+        raw = np.frombuffer(inflate(r.take(r.uvarint(r.end)), f"{what}'s frequency tables",
+                                    limit=3 * n_models + 4 * n_symbols), np.uint8)
+        start, nnz, syms, freqs, cums, ok = _parse_compact(raw, n_models, prec, n_bins, n_symbols)
+    else:
+        buf = np.frombuffer(r.data, np.uint8)
+        start, nnz, syms, freqs, cums, at = _parse_tables(buf, r.pos, r.end, n_models, prec, n_bins)
+        ok = at >= 0
+        if ok:
+            r.pos = at
+    if not ok:
+        raise CorruptStreamError(f"{what} holds a malformed frequency table")
+    bits = lut_bits(prec, int(np.count_nonzero(nnz > 1)), n_symbols)
+    return Tables(start, nnz, syms, freqs, cums, lookup(start, nnz, cums, prec, bits), prec, prec - bits)
 
 
 # ----------------------------------------------------------------------------- coding
@@ -369,44 +382,68 @@ def lookup(start, nnz, cums, prec, bits):
     return lut
 
 
+class Decoder(NamedTuple):
+    """A rANS decoder, one argument of the decoding kernels: the frequency ``tables`` of its models, the 32-bit
+    ``words`` and the ``state`` [x, next word] (int64, updated in place)."""
+
+    tables: Tables
+    words: np.ndarray
+    state: np.ndarray
+
+
 @kernel(inline="always")
-def decode_one(st, words, m, start, nnz, syms, freqs, cums, lut, prec, sh):
-    """Next symbol under model ``m`` (``st`` = [x, next word]); -1 on any inconsistency."""
-    k = nnz[m]
-    a = start[m]
+def decode_step(x, wp, dec, m):
+    """The next symbol under model ``m`` of the :class:`Decoder` ``dec``, from the state ``x`` with
+    ``words[:wp]`` read: (symbol, x, wp); symbol -1 on any inconsistency.
+
+    The one copy of the decoding step. A kernel's loop keeps ``x`` and ``wp`` in locals (registers), which
+    :func:`decode_one`'s state array would not allow; and ``dec`` comes as one tuple, whose reference counts
+    the compiler then takes and drops at one place each, and so prunes (separate array arguments of an inlined
+    function keep an atomic increment and decrement per call, which made decoding 2.5 times slower)."""
+    k = dec.tables.nnz[m]
+    a = dec.tables.start[m]
     if k == 1:
-        return syms[a]
+        return dec.tables.syms[a], x, wp
     if k == 0:
-        return np.int64(-1)
-    x = st[0]
-    slot = x & ((np.int64(1) << prec) - 1)
-    i = np.int64(lut[m, slot >> sh])
+        return np.int64(-1), x, wp
+    slot = x & ((np.int64(1) << dec.tables.prec) - 1)
+    i = np.int64(dec.tables.lut[m, slot >> dec.tables.sh])
     end = a + k
-    while i + 1 < end and cums[i + 1] <= slot:
+    while i + 1 < end and dec.tables.cums[i + 1] <= slot:
         i += 1
-    x = freqs[i] * (x >> prec) + slot - cums[i]
+    x = dec.tables.freqs[i] * (x >> dec.tables.prec) + slot - dec.tables.cums[i]
     if x < L_BOUND:
-        p = st[1]
-        if p >= words.size:
-            return np.int64(-1)
-        x = (x << 32) | np.int64(words[p])
-        st[1] = p + 1
-    st[0] = x
-    return syms[i]
+        if wp >= dec.words.size:
+            return np.int64(-1), x, wp
+        x = (x << 32) | np.int64(dec.words[wp])
+        wp += 1
+    return dec.tables.syms[i], x, wp
 
 
-def start_state(words: np.ndarray, what: str) -> np.ndarray:
-    """Decoder state [x, next word] from the first two words (no words at all: ``x = L``)."""
+@kernel(inline="always")
+def decode_one(dec, m):
+    """The next symbol of the :class:`Decoder` ``dec`` under model ``m`` (:func:`decode_step`); -1 on any
+    inconsistency."""
+    s, x, wp = decode_step(dec.state[0], dec.state[1], dec, m)
+    if s >= 0:
+        dec.state[0], dec.state[1] = x, wp
+    return s
+
+
+def open_decoder(tables: Tables, words: np.ndarray, what: str) -> Decoder:
+    """The :class:`Decoder` of ``words`` under ``tables``: its state [x, next word] from the first two words (no
+    words at all: ``x = L``)."""
     if words.size == 0:
-        return np.array([int(L_BOUND), 0], np.int64)
+        return Decoder(tables, words, np.array([int(L_BOUND), 0], np.int64))
     if words.size < 2:
         raise CorruptStreamError(f"{what}: the rANS stream is truncated")
     x = (int(words[0]) << 32) | int(words[1])
     if not (int(L_BOUND) <= x < 1 << 63):
         raise CorruptStreamError(f"{what}: the rANS stream is damaged")
-    return np.array([x, 2], np.int64)
+    return Decoder(tables, words, np.array([x, 2], np.int64))
 
 
-def check_end(st: np.ndarray, words: np.ndarray, what: str) -> None:
-    if int(st[0]) != int(L_BOUND) or int(st[1]) != words.size:
+def check_end(dec: Decoder, what: str) -> None:
+    """:class:`~xdiffc.errors.CorruptStreamError` unless ``dec`` ended as the encoder started, every word read."""
+    if int(dec.state[0]) != int(L_BOUND) or int(dec.state[1]) != dec.words.size:
         raise CorruptStreamError(f"{what}: the rANS stream is damaged or holds surplus words")

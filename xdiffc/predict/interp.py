@@ -16,9 +16,11 @@ bit-identical on every machine.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
-from ..entropy.crans import L_BOUND, decode_one
+from ..entropy.crans import decode_step
 from ..kernels import kernel
 from ..quantize import RADIUS, dequantize, quantize
 #: Activity (|right - left| neighbour difference, in bins) thresholds of the fine context classes.
@@ -38,6 +40,30 @@ def n_levels(shape: tuple[int, ...]) -> int:
 def passes(shape: tuple[int, ...]) -> list[tuple[int, int]]:
     """(level, dim) of every non-empty pass, in coding order (the origin is not a pass)."""
     return [(lv, d) for lv in range(n_levels(shape), 0, -1) for d in range(len(shape)) if shape[d] > 1 << (lv - 1)]
+
+
+class Pass(NamedTuple):
+    """Pass (level, d) as the decoding kernels take it: the field's ``shape`` (int64, in coding order), the
+    ``level``, the interpolation axis ``d``, the prediction (``cubic`` or linear) and the quantisation bin
+    (``bin`` and ``inv_bin = 1 / bin``)."""
+
+    shape: np.ndarray
+    level: int
+    d: int
+    cubic: bool
+    bin: float
+    inv_bin: float
+
+
+class SliceContext(NamedTuple):
+    """The models of a pass of payload versions 2 and 3: target ``j`` of class ``c`` is coded under the model
+    ``base + c * n_b + bmap[code]``, ``code`` being that of the pass's target one slice back along ``axis`` (none
+    on the first slice; ``bmap``: :func:`bucket_map`)."""
+
+    bmap: np.ndarray
+    base: int
+    n_b: int
+    axis: int
 
 
 # ----------------------------------------------------------------------------- pass geometry
@@ -296,11 +322,12 @@ def _next(idx, cnt, offs, bst, off, b):
 
 
 @kernel
-def classify_pass(recon, keep, masked, shape, level, d, inv_bin, cls_of_fine, cls, counts):
-    """Context class of every target of pass (level, d) into ``cls`` (symbol order; 255 = skipped), and
+def classify_pass(recon, keep, masked, pas, cls_of_fine, cls, counts):
+    """Context class of every target of :class:`Pass` ``pas`` into ``cls`` (symbol order; 255 = skipped), and
     the kept counts per class into ``counts``.  Visits the targets in memory order."""
     edges = ACTIVITY_EDGES
-    cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(shape, level, d)
+    shape, d, inv_bin = pas.shape, pas.d, pas.inv_bin
+    cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(shape, pas.level, d)
     es = offs[d]
     idx = np.zeros(shape.size, np.int64)
     counts[:] = 0
@@ -329,8 +356,8 @@ def n_targets(shape: tuple[int, ...], level: int, d: int) -> int:
 
 
 @kernel
-def decode_pass(recon, keep, masked, shape, level, d, cubic, bin_, cls, classed, syms, seg_start, unpred, upos, code):
-    """Dequantise pass (level, d): ``syms`` holds its symbols class by class (class c at ``seg_start[c]``).
+def decode_pass(recon, pas, cls, classed, syms, seg_start, unpred, upos, code):
+    """Dequantise :class:`Pass` ``pas``: ``syms`` holds its symbols class by class (class c at ``seg_start[c]``).
 
     ``cls`` comes from :func:`classify_pass` when ``classed`` (else every target is kept, class 0).
     Unpredictables are taken from ``unpred[upos:]`` in the same class-major order.  A first sweep in
@@ -353,7 +380,7 @@ def decode_pass(recon, keep, masked, shape, level, d, cubic, bin_, cls, classed,
         at[c] = seg_start[c]
     if u > unpred.size:
         return ERR_UNPRED
-    _, _, _, n_odd, _, n_oth, _ = _lattice(shape, level, d)
+    _, _, _, n_odd, _, n_oth, _ = _lattice(pas.shape, pas.level, pas.d)
     total = n_odd * n_oth
     for j in range(total):
         c = cls[j] if classed else 0
@@ -367,7 +394,7 @@ def decode_pass(recon, keep, masked, shape, level, d, cubic, bin_, cls, classed,
             uat[c] += 1
         else:
             code[j] = s
-    if reconstruct_pass(recon, shape, level, d, cubic, bin_, code, unpred) != OK:
+    if reconstruct_pass(recon, pas, code, unpred) != OK:
         return ERR_UNPRED
     return u
 
@@ -513,22 +540,19 @@ def context_counts(sym, ctx, n_models, dense, n_dense):
 
 
 @kernel
-def decode_ctx_pass(st, words, start, nnz, syms, freqs, cums, lut, prec, sh, bmap, shape, level, d, cls, classed,
-                    model_base, n_b, radius_k, axis, code, upos):
-    """Decode the symbols of pass (level, d) in symbol order into ``code`` (as :func:`decode_pass`'s: -1
-    skipped, a symbol > 0, ``-2 - k`` for the unpredictable ``k``), each under the model
-    ``model_base + class * n_b + bucket`` (bucket: :func:`prev_bucket` of the previous slice's code).
-    Returns the new unpredictable count, or ERR_SYMBOLS on a damaged stream."""
-    cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(shape, level, d)
+def decode_ctx_pass(dec, ctx, pas, cls, classed, code, upos):
+    """Decode the symbols of :class:`Pass` ``pas`` in symbol order into ``code`` (as :func:`decode_pass`'s: -1
+    skipped, a symbol > 0, ``-2 - k`` for the unpredictable ``k``) with the rANS
+    :class:`~xdiffc.entropy.crans.Decoder` ``dec``, each under the model that the :class:`SliceContext` ``ctx``
+    gives it (class ``cls[j]`` when ``classed``, else 0). Returns the new unpredictable count, or ERR_SYMBOLS on
+    a damaged stream."""
+    cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(pas.shape, pas.level, pas.d)
     total = n_odd * n_oth
-    sa, ca = _slice_stride(cnt, bst, n_oth, d, axis)
+    sa, ca = _slice_stride(cnt, bst, n_oth, pas.d, ctx.axis)
+    bmap, base, n_b = ctx.bmap, ctx.base, ctx.n_b
     ia, lo = 0, 0
     u = upos
-    # the rANS step of xdiffc.entropy.crans.decode_one, written out with the state in locals (a call per
-    # symbol, even inlined, measured 12x slower)
-    x, wp = st[0], st[1]
-    n_words = words.size
-    mask = (np.int64(1) << prec) - 1
+    x, wp = dec.state[0], dec.state[1]  # in locals: the loop keeps them in registers
     for j in range(total):
         c = cls[j] if classed else 0
         if c == 255:
@@ -538,26 +562,9 @@ def decode_ctx_pass(st, words, start, nnz, syms, freqs, cums, lut, prec, sh, bma
             if ia > 0:
                 pc = code[j - sa]
                 b = bmap[pc if pc > 0 else 0]
-            m = model_base + c * n_b + b
-            k = nnz[m]
-            a = start[m]
-            if k == 1:
-                s = syms[a]
-            elif k == 0:
+            s, x, wp = decode_step(x, wp, dec, base + c * n_b + b)
+            if s < 0:
                 return ERR_SYMBOLS
-            else:
-                slot = x & mask
-                i = np.int64(lut[m, slot >> sh])
-                end = a + k
-                while i + 1 < end and cums[i + 1] <= slot:
-                    i += 1
-                x = freqs[i] * (x >> prec) + slot - cums[i]
-                if x < L_BOUND:
-                    if wp >= n_words:
-                        return ERR_SYMBOLS
-                    x = (x << 32) | np.int64(words[wp])
-                    wp += 1
-                s = syms[i]
             if s == 0:
                 code[j] = -2 - u
                 u += 1
@@ -569,16 +576,17 @@ def decode_ctx_pass(st, words, start, nnz, syms, freqs, cums, lut, prec, sh, bma
             ia += 1
             if ia == ca:
                 ia = 0
-    st[0], st[1] = x, wp
+    dec.state[0], dec.state[1] = x, wp
     return u
 
 
 @kernel
-def reconstruct_pass(recon, shape, level, d, cubic, bin_, code, unpred):
-    """Reconstruct pass (level, d) in memory order from ``code`` (-1 skipped, a symbol > 0, or ``-2 - k``
-    for ``unpred[k]``): the second sweep of both payload versions; ERR_UNPRED when an unpredictable index
+def reconstruct_pass(recon, pas, code, unpred):
+    """Reconstruct :class:`Pass` ``pas`` in memory order from ``code`` (-1 skipped, a symbol > 0, or ``-2 - k``
+    for ``unpred[k]``): the second sweep of every payload version; ERR_UNPRED when an unpredictable index
     lies beyond ``unpred``."""
-    cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(shape, level, d)
+    shape, d, cubic, bin_ = pas.shape, pas.d, pas.cubic, pas.bin
+    cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(shape, pas.level, d)
     es = offs[d]
     total = n_odd * n_oth
     idx = np.zeros(shape.size, np.int64)
@@ -597,12 +605,6 @@ def reconstruct_pass(recon, shape, level, d, cubic, bin_, code, unpred):
             recon[off + oo] = unpred[-2 - k]
         off, b = _next(idx, cnt, offs, bst, off, b)
     return OK
-
-
-@kernel
-def decode_origin(st, words, m, start, nnz, syms, freqs, cums, lut, prec, sh):
-    """The origin's symbol (model ``m``), or -1 on a damaged stream."""
-    return decode_one(st, words, m, start, nnz, syms, freqs, cums, lut, prec, sh)
 
 
 @kernel
