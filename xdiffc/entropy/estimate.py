@@ -141,8 +141,11 @@ def merged_bits(ptr, sym, cnt, tot, rows, n_rows, acc, seen):
 
 
 @kernel
-def _block_bits(ptr, sym, cnt, tot, n_lv, s, e, lo, hi, rows, acc, seen):
-    """:func:`model_bits` of classes ``s..e-1`` and levels ``lo..hi`` summed (row ``c * n_lv + l``)."""
+def _block_bits(table, n_lv, s, e, lo, hi, scratch):
+    """:func:`model_bits` of classes ``s..e-1`` and levels ``lo..hi`` summed (row ``c * n_lv + l``) of the compressed
+    ``table`` (:func:`rows_of`); ``scratch`` = (rows, acc, seen) of :func:`merged_bits`."""
+    ptr, sym, cnt, tot = table
+    rows, acc, seen = scratch
     n = 0
     for c in range(s, e):
         for lv in range(lo, hi + 1):
@@ -167,10 +170,8 @@ def choose_grouping(syms, cls, pass_start, plevel, levels, n_cls, width, max_gro
     for p in range(pass_start.size - 1):
         for j in range(pass_start[p], pass_start[p + 1]):
             keys[j - first] = cls[j] * n_lv + plevel[p]
-    ptr, sym, cnt, tot = rows_of(keys, syms[first : pass_start[-1]], n_cls * n_lv, width)
-    acc = np.zeros(width, np.int64)
-    seen = np.empty(width, np.int64)
-    rows = np.empty(n_cls * n_lv, np.int64)
+    table = rows_of(keys, syms[first : pass_start[-1]], n_cls * n_lv, width)
+    scratch = (np.empty(n_cls * n_lv, np.int64), np.zeros(width, np.int64), np.empty(width, np.int64))
     # cache[s, e, id]: bits of classes s..e-1 over a level set, id (0, 1) -> 0, all -> 1, (l, l) -> l,
     # (g, last) -> n_lv + g
     cache = np.full((n_cls, n_cls + 1, 2 * n_lv + 1), np.nan)
@@ -189,12 +190,12 @@ def choose_grouping(syms, cls, pass_start, plevel, levels, n_cls, width, max_gro
             lo[groups - 1], hi[groups - 1], ids[groups - 1] = groups, n_lv - 1, n_lv + groups
         bounds = np.arange(n_cls + 1)  # part j: classes bounds[j] .. bounds[j + 1] - 1
         bits = np.empty(n_cls)
+        grouping = (lo, hi, ids)
         for c in range(n_cls):
-            bits[c] = _part_bits(ptr, sym, cnt, tot, n_lv, c, c + 1, lo, hi, ids, cache, rows, acc, seen)
+            bits[c] = _part_bits(table, n_lv, c, c + 1, grouping, cache, scratch)
         gains = np.empty(max(n_cls - 1, 1))
         for i in range(n_cls - 1):
-            gains[i] = bits[i] + bits[i + 1] - _part_bits(ptr, sym, cnt, tot, n_lv, i, i + 2, lo, hi, ids, cache,
-                                                          rows, acc, seen)
+            gains[i] = bits[i] + bits[i + 1] - _part_bits(table, n_lv, i, i + 2, grouping, cache, scratch)
         m = n_cls
         while m > 1:
             i = 0
@@ -213,8 +214,8 @@ def choose_grouping(syms, cls, pass_start, plevel, levels, n_cls, width, max_gro
             m -= 1
             for j in (i - 1, i):
                 if 0 <= j < m - 1:
-                    gains[j] = bits[j] + bits[j + 1] - _part_bits(ptr, sym, cnt, tot, n_lv, bounds[j], bounds[j + 2],
-                                                                  lo, hi, ids, cache, rows, acc, seen)
+                    gains[j] = bits[j] + bits[j + 1] - _part_bits(table, n_lv, bounds[j], bounds[j + 2], grouping,
+                                                                  cache, scratch)
         total = 0.0
         for j in range(m):
             total += bits[j]
@@ -227,13 +228,15 @@ def choose_grouping(syms, cls, pass_start, plevel, levels, n_cls, width, max_gro
 
 
 @kernel
-def _part_bits(ptr, sym, cnt, tot, n_lv, s, e, lo, hi, ids, cache, rows, acc, seen):
-    """Bits of classes ``s..e-1`` under the grouping ``(lo, hi, ids)``: its groups' blocks summed in order."""
+def _part_bits(table, n_lv, s, e, grouping, cache, scratch):
+    """Bits of classes ``s..e-1`` under the ``grouping`` (lo, hi, ids) of levels: its groups' blocks summed in
+    order, each block's bits cached in ``cache[s, e, id]``."""
+    lo, hi, ids = grouping
     bits = 0.0
     for g in range(lo.size):
         b = cache[s, e, ids[g]]
         if np.isnan(b):
-            b = _block_bits(ptr, sym, cnt, tot, n_lv, s, e, lo[g], hi[g], rows, acc, seen)
+            b = _block_bits(table, n_lv, s, e, lo[g], hi[g], scratch)
             cache[s, e, ids[g]] = b
         bits += b
     return bits
