@@ -12,6 +12,12 @@ function on the decoder's path (their last bit differs between math libraries).
 Besides: ``cache=True`` (compiled once per machine, into ``__pycache__``) and ``nogil=True`` (threads
 encode chunks at once). Write ``@kernel`` or ``@kernel(inline="always")``; the rule cannot be
 overridden.
+
+Arguments that travel together go as one plain tuple (a pass, a decoder, a context), which the kernel
+unpacks: numba types a plain tuple at a call as fast as a scalar, a NamedTuple in microseconds. An
+inlined helper called per symbol takes its arrays in one such tuple and reads them in place
+(``dec[NNZ][m]``): arrays passed one by one, or bound to the helper's locals, cost an atomic reference
+count increment and decrement each per call, which the compiler then cannot prune.
 """
 
 from __future__ import annotations

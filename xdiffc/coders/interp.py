@@ -580,7 +580,7 @@ def _reconstruct(coded, keep, masked, bins, h, kinds, plist, source, unpred) -> 
         inv_bins = 1.0 / bins
     classed = n_cls > 1 or masked
     for i, (level, d) in enumerate(plist):
-        pas = kern.Pass(shape, level, d, bool(kinds[i]), bins[level], inv_bins[level])
+        pas = (shape, level, d, bool(kinds[i]), bins[level], inv_bins[level])  # the kernels' pass tuple
         if classed:
             kern.classify_pass(recon, keep, masked, pas, cls_of_fine, cls, counts)
         else:
@@ -640,7 +640,7 @@ def _reconstruct_ctx(coded, keep, masked, bins, h, kinds, plist, src: _CtxSource
     classed = n_cls > 1 or masked
     bmap = kern.bucket_map(h.k)
     for i, (level, d) in enumerate(plist):
-        pas = kern.Pass(shape, level, d, bool(kinds[i]), bins[level], inv_bins[level])
+        pas = (shape, level, d, bool(kinds[i]), bins[level], inv_bins[level])  # the kernels' pass tuple
         if classed:
             kern.classify_pass(recon, keep, masked, pas, cls_of_fine, cls, counts)
             n = int(counts.sum())
@@ -649,11 +649,11 @@ def _reconstruct_ctx(coded, keep, masked, bins, h, kinds, plist, src: _CtxSource
         if n > src.left:
             raise CorruptStreamError("interp payload: the shape needs a different number of symbols")
         src.left -= n
-        ctx = kern.SliceContext(bmap, _group(level, h.groups) * n_cls * src.n_b, src.n_b, h.axis)
-        upos = kern.decode_ctx_pass(src.dec, ctx, pas, cls, classed, code, upos)
-        if upos < 0:
+        ctx = (bmap, _group(level, h.groups) * n_cls * src.n_b, src.n_b, h.axis)  # the kernels' context tuple
+        upos = kern.decode_ctx_pass(recon, pas, cls, classed, src.dec, ctx, unpred, upos, code)
+        if upos == kern.ERR_SYMBOLS:
             raise CorruptStreamError("interp payload: the rANS stream is damaged")
-        if upos > unpred.size or kern.reconstruct_pass(recon, pas, code, unpred) != kern.OK:
+        if upos < 0:
             raise CorruptStreamError("interp payload lacks unpredictable values")
     if upos != unpred.size:
         raise CorruptStreamError("interp payload holds surplus unpredictable values")

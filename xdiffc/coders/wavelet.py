@@ -113,7 +113,7 @@ _MERGES = [(g, split, cuts) for g in _GROUPS for split in (False, True) for cuts
 
 
 @functools.lru_cache(maxsize=64)
-def _band_layout(wshape: tuple[int, ...], packet: bool) -> sb.Bands:
+def _band_layout(wshape: tuple[int, ...], packet: bool) -> tuple[np.ndarray, ...]:
     """:func:`~xdiffc.entropy.subbands.band_arrays` of the subbands of ``wshape`` (cached: chunks of a store share
     their shapes; the arrays are shared, so read-only)."""
     arrays = sb.band_arrays(wt.subbands(wshape, packet), _shape3(wshape))
@@ -234,7 +234,7 @@ def _parse_corrections(buf, n, size):
 class _Coded:
     """One quantisation of the coefficients: symbols, contexts, the chosen merge and the estimated bits."""
 
-    def __init__(self, coef: np.ndarray, step: float, bands: sb.Bands, packet: bool) -> None:
+    def __init__(self, coef: np.ndarray, step: float, bands: tuple, packet: bool) -> None:
         self.packet = packet
         self.q = np.empty(coef.size, np.int64)
         if not _quantize(coef.reshape(-1), step, self.q):

@@ -267,8 +267,8 @@ def _parse_compact(raw, n_models, prec, n_bins, n_symbols):
 
 
 class Tables(NamedTuple):
-    """Parsed frequency tables (explicit or compact), one argument of the decoding kernels: model ``m`` has the
-    used symbols ``syms[start[m]:start[m] + nnz[m]]`` (increasing) with their frequencies ``freqs`` and
+    """Parsed frequency tables (explicit or compact), the first fields of a decoder tuple (:func:`open_decoder`):
+    model ``m`` has the used symbols ``syms[start[m]:start[m] + nnz[m]]`` (increasing) with their frequencies ``freqs`` and
     cumulative frequencies ``cums``; ``lut`` is the search table (:func:`lookup`), ``prec`` the precision in
     bits and ``sh = prec - lut bits``."""
 
@@ -382,68 +382,69 @@ def lookup(start, nnz, cums, prec, bits):
     return lut
 
 
-class Decoder(NamedTuple):
-    """A rANS decoder, one argument of the decoding kernels: the frequency ``tables`` of its models, the 32-bit
-    ``words`` and the ``state`` [x, next word] (int64, updated in place)."""
-
-    tables: Tables
-    words: np.ndarray
-    state: np.ndarray
+#: Positions in a decoder tuple (:func:`open_decoder`): the fields of its :class:`Tables`, then the 32-bit words and
+#: the state [x, next word] (int64, updated in place). A plain tuple, not a NamedTuple: numba types a plain tuple as
+#: fast as a scalar, a NamedTuple in microseconds, at every call of a kernel.
+START, NNZ, SYMS, FREQS, CUMS, LUT, PREC, SH = range(len(Tables._fields))
+WORDS, STATE = SH + 1, SH + 2
 
 
 @kernel(inline="always")
 def decode_step(x, wp, dec, m):
-    """The next symbol under model ``m`` of the :class:`Decoder` ``dec``, from the state ``x`` with
-    ``words[:wp]`` read: (symbol, x, wp); symbol -1 on any inconsistency.
+    """The next symbol under model ``m`` of the decoder tuple ``dec``, from the state ``x`` with ``words[:wp]``
+    read: (symbol, x, wp); symbol -1 on any inconsistency.
 
     The one copy of the decoding step. A kernel's loop keeps ``x`` and ``wp`` in locals (registers), which
-    :func:`decode_one`'s state array would not allow; and ``dec`` comes as one tuple, whose reference counts
-    the compiler then takes and drops at one place each, and so prunes (separate array arguments of an inlined
-    function keep an atomic increment and decrement per call, which made decoding 2.5 times slower)."""
-    k = dec.tables.nnz[m]
-    a = dec.tables.start[m]
+    :func:`decode_one`'s state array would not allow; and ``dec`` comes as one tuple, read in place, whose
+    reference counts the compiler then takes and drops at one place each, and so prunes (arrays handed to an
+    inlined function one by one, or bound to its locals, keep an atomic increment and decrement per call,
+    which made decoding 2.5 times slower)."""
+    k = dec[NNZ][m]
+    a = dec[START][m]
     if k == 1:
-        return dec.tables.syms[a], x, wp
+        return dec[SYMS][a], x, wp
     if k == 0:
         return np.int64(-1), x, wp
-    slot = x & ((np.int64(1) << dec.tables.prec) - 1)
-    i = np.int64(dec.tables.lut[m, slot >> dec.tables.sh])
+    slot = x & ((np.int64(1) << dec[PREC]) - 1)
+    i = np.int64(dec[LUT][m, slot >> dec[SH]])
     end = a + k
-    while i + 1 < end and dec.tables.cums[i + 1] <= slot:
+    while i + 1 < end and dec[CUMS][i + 1] <= slot:
         i += 1
-    x = dec.tables.freqs[i] * (x >> dec.tables.prec) + slot - dec.tables.cums[i]
+    x = dec[FREQS][i] * (x >> dec[PREC]) + slot - dec[CUMS][i]
     if x < L_BOUND:
-        if wp >= dec.words.size:
+        if wp >= dec[WORDS].size:
             return np.int64(-1), x, wp
-        x = (x << 32) | np.int64(dec.words[wp])
+        x = (x << 32) | np.int64(dec[WORDS][wp])
         wp += 1
-    return dec.tables.syms[i], x, wp
+    return dec[SYMS][i], x, wp
 
 
 @kernel(inline="always")
 def decode_one(dec, m):
-    """The next symbol of the :class:`Decoder` ``dec`` under model ``m`` (:func:`decode_step`); -1 on any
+    """The next symbol of the decoder tuple ``dec`` under model ``m`` (:func:`decode_step`); -1 on any
     inconsistency."""
-    s, x, wp = decode_step(dec.state[0], dec.state[1], dec, m)
+    state = dec[STATE]
+    s, x, wp = decode_step(state[0], state[1], dec, m)
     if s >= 0:
-        dec.state[0], dec.state[1] = x, wp
+        state[0], state[1] = x, wp
     return s
 
 
-def open_decoder(tables: Tables, words: np.ndarray, what: str) -> Decoder:
-    """The :class:`Decoder` of ``words`` under ``tables``: its state [x, next word] from the first two words (no
-    words at all: ``x = L``)."""
+def open_decoder(tables: Tables, words: np.ndarray, what: str) -> tuple:
+    """The decoder tuple (:data:`START` ... :data:`STATE`) of ``words`` under ``tables``: its state [x, next word]
+    from the first two words (no words at all: ``x = L``)."""
     if words.size == 0:
-        return Decoder(tables, words, np.array([int(L_BOUND), 0], np.int64))
+        return (*tables, words, np.array([int(L_BOUND), 0], np.int64))
     if words.size < 2:
         raise CorruptStreamError(f"{what}: the rANS stream is truncated")
     x = (int(words[0]) << 32) | int(words[1])
     if not (int(L_BOUND) <= x < 1 << 63):
         raise CorruptStreamError(f"{what}: the rANS stream is damaged")
-    return Decoder(tables, words, np.array([x, 2], np.int64))
+    return (*tables, words, np.array([x, 2], np.int64))
 
 
-def check_end(dec: Decoder, what: str) -> None:
-    """:class:`~xdiffc.errors.CorruptStreamError` unless ``dec`` ended as the encoder started, every word read."""
-    if int(dec.state[0]) != int(L_BOUND) or int(dec.state[1]) != dec.words.size:
+def check_end(dec: tuple, what: str) -> None:
+    """:class:`~xdiffc.errors.CorruptStreamError` unless the decoder tuple ``dec`` ended as the encoder started,
+    every word read."""
+    if int(dec[STATE][0]) != int(L_BOUND) or int(dec[STATE][1]) != dec[WORDS].size:
         raise CorruptStreamError(f"{what}: the rANS stream is damaged or holds surplus words")

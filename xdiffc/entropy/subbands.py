@@ -19,12 +19,10 @@ costs next to nothing: its model gives 0 almost all of the frequency, or all of 
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
 from ..kernels import kernel
-from .crans import decode_step
+from .crans import STATE, decode_step
 
 
 #: Symbols of the alphabet (the largest is 31 + 2 * 48 + 1 for |q| < 2**53).
@@ -39,18 +37,9 @@ N_FINE = N_CLASSES * N_BUCKETS
 _CAP = 7
 
 
-class Bands(NamedTuple):
-    """The subbands of a field, one argument of the kernels: ``shape3`` (the field's shape padded to 3 axes at the
-    front, int64), and per band its ``start`` and ``stop`` [band, 3] and ``cls``."""
-
-    shape3: np.ndarray
-    start: np.ndarray
-    stop: np.ndarray
-    cls: np.ndarray
-
-
-def band_arrays(bands: list, shape3: tuple[int, int, int]) -> Bands:
-    """The :class:`Bands` of ``subbands`` output on a field of ``shape3``."""
+def band_arrays(bands: list, shape3: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The bands tuple of the kernels, of ``subbands`` output on a field of ``shape3``: (``shape3`` as int64,
+    start [band, 3], stop [band, 3], class [band]), padded to 3 axes at the front."""
     n = len(bands)
     start, stop = np.zeros((n, 3), np.int64), np.zeros((n, 3), np.int64)
     cls = np.zeros(n, np.int64)
@@ -62,7 +51,7 @@ def band_arrays(bands: list, shape3: tuple[int, int, int]) -> Bands:
         cls[b] = 0 if b == 0 else 1 + 3 * min(level, 7) + min(n_high, 3) - 1
     if any(s != t for s, t in zip(stop[0, :pad], shape3[:pad])):
         raise ValueError("bands and shape disagree")
-    return Bands(np.array(shape3, np.int64), start, stop, cls)
+    return np.array(shape3, np.int64), start, stop, cls
 
 
 @kernel(inline="always")
@@ -81,7 +70,7 @@ def _activity(q, f, i0, i1, i2, a0, a1, a2, st0, st1):
 @kernel
 def symbols(q, bands):
     """Encoder: (symbols uint8, fine contexts uint8, raw bit bytes, raw bit count) of the coefficients ``q``
-    (flat int64, C order of ``bands.shape3``), in coding order."""
+    (flat int64, C order of the shape of ``bands``: :func:`band_arrays`), in coding order."""
     shape3, start, stop, cls = bands
     n = q.size
     sym = np.empty(n, np.uint8)
@@ -125,12 +114,13 @@ def symbols(q, bands):
 @kernel
 def decode(dec, model_of, raw, n_raw, bands, q):
     """Decoder: fill ``q`` (flat int64) band by band, fine context ``f`` under the model ``model_of[f]`` of the
-    rANS :class:`~xdiffc.entropy.crans.Decoder` ``dec``; returns 0, or -1 on a damaged stream (a symbol the
-    rANS cannot give, a symbol outside the alphabet, or raw bits past ``n_raw``)."""
+    rANS decoder tuple ``dec`` (:func:`~xdiffc.entropy.crans.open_decoder`); returns 0, or -1 on a damaged
+    stream (a symbol the rANS cannot give, a symbol outside the alphabet, or raw bits past ``n_raw``)."""
     shape3, start, stop, cls = bands
     st1 = shape3[2]
     st0 = shape3[1] * st1
-    x, wp = dec.state[0], dec.state[1]  # in locals: the loop keeps them in registers
+    state = dec[STATE]
+    x, wp = state[0], state[1]  # in locals: the loop keeps them in registers
     p = 0
     for b in range(start.shape[0]):
         c = cls[b] * N_BUCKETS
@@ -155,5 +145,5 @@ def decode(dec, model_of, raw, n_raw, bands, q):
                             m |= np.int64((raw[p >> 3] >> (p & 7)) & 1) << j
                             p += 1
                     q[f] = -m if neg else m
-    dec.state[0], dec.state[1] = x, wp
+    state[0], state[1] = x, wp
     return 0 if p == n_raw else -1

@@ -16,11 +16,9 @@ bit-identical on every machine.
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 
-from ..entropy.crans import decode_step
+from ..entropy.crans import STATE, decode_step
 from ..kernels import kernel
 from ..quantize import RADIUS, dequantize, quantize
 #: Activity (|right - left| neighbour difference, in bins) thresholds of the fine context classes.
@@ -40,30 +38,6 @@ def n_levels(shape: tuple[int, ...]) -> int:
 def passes(shape: tuple[int, ...]) -> list[tuple[int, int]]:
     """(level, dim) of every non-empty pass, in coding order (the origin is not a pass)."""
     return [(lv, d) for lv in range(n_levels(shape), 0, -1) for d in range(len(shape)) if shape[d] > 1 << (lv - 1)]
-
-
-class Pass(NamedTuple):
-    """Pass (level, d) as the decoding kernels take it: the field's ``shape`` (int64, in coding order), the
-    ``level``, the interpolation axis ``d``, the prediction (``cubic`` or linear) and the quantisation bin
-    (``bin`` and ``inv_bin = 1 / bin``)."""
-
-    shape: np.ndarray
-    level: int
-    d: int
-    cubic: bool
-    bin: float
-    inv_bin: float
-
-
-class SliceContext(NamedTuple):
-    """The models of a pass of payload versions 2 and 3: target ``j`` of class ``c`` is coded under the model
-    ``base + c * n_b + bmap[code]``, ``code`` being that of the pass's target one slice back along ``axis`` (none
-    on the first slice; ``bmap``: :func:`bucket_map`)."""
-
-    bmap: np.ndarray
-    base: int
-    n_b: int
-    axis: int
 
 
 # ----------------------------------------------------------------------------- pass geometry
@@ -281,6 +255,13 @@ def layout(sym, fine, pass_start, unpred, cls_of_fine, n_cls):
 
 
 # ----------------------------------------------------------------------------- decoder
+#
+# The decoding kernels take pass (level, d) as the pass tuple ``pas = (shape, level, d, cubic, bin, inv_bin)``: the
+# field's shape (int64, coding order), the level, the interpolation axis, the prediction (cubic or linear) and the
+# quantisation bin and its inverse. A version 2 or 3 pass codes target ``j`` of class ``c`` under the model
+# ``base + c * n_b + bmap[code]``, ``code`` being that of the target one slice back along ``axis`` (none on the
+# first slice; ``bmap``: :func:`bucket_map`): the context tuple ``ctx = (bmap, base, n_b, axis)``. Plain tuples,
+# as every kernel argument (:mod:`xdiffc.kernels`).
 
 
 @kernel
@@ -323,11 +304,11 @@ def _next(idx, cnt, offs, bst, off, b):
 
 @kernel
 def classify_pass(recon, keep, masked, pas, cls_of_fine, cls, counts):
-    """Context class of every target of :class:`Pass` ``pas`` into ``cls`` (symbol order; 255 = skipped), and
+    """Context class of every target of the pass tuple ``pas`` into ``cls`` (symbol order; 255 = skipped), and
     the kept counts per class into ``counts``.  Visits the targets in memory order."""
     edges = ACTIVITY_EDGES
-    shape, d, inv_bin = pas.shape, pas.d, pas.inv_bin
-    cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(shape, pas.level, d)
+    shape, level, d, _, _, inv_bin = pas
+    cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(shape, level, d)
     es = offs[d]
     idx = np.zeros(shape.size, np.int64)
     counts[:] = 0
@@ -357,7 +338,7 @@ def n_targets(shape: tuple[int, ...], level: int, d: int) -> int:
 
 @kernel
 def decode_pass(recon, pas, cls, classed, syms, seg_start, unpred, upos, code):
-    """Dequantise :class:`Pass` ``pas``: ``syms`` holds its symbols class by class (class c at ``seg_start[c]``).
+    """Dequantise the pass tuple ``pas``: ``syms`` holds its symbols class by class (class c at ``seg_start[c]``).
 
     ``cls`` comes from :func:`classify_pass` when ``classed`` (else every target is kept, class 0).
     Unpredictables are taken from ``unpred[upos:]`` in the same class-major order.  A first sweep in
@@ -380,7 +361,8 @@ def decode_pass(recon, pas, cls, classed, syms, seg_start, unpred, upos, code):
         at[c] = seg_start[c]
     if u > unpred.size:
         return ERR_UNPRED
-    _, _, _, n_odd, _, n_oth, _ = _lattice(pas.shape, pas.level, pas.d)
+    shape, level, d, _, _, _ = pas
+    _, _, _, n_odd, _, n_oth, _ = _lattice(shape, level, d)
     total = n_odd * n_oth
     for j in range(total):
         c = cls[j] if classed else 0
@@ -540,19 +522,22 @@ def context_counts(sym, ctx, n_models, dense, n_dense):
 
 
 @kernel
-def decode_ctx_pass(dec, ctx, pas, cls, classed, code, upos):
-    """Decode the symbols of :class:`Pass` ``pas`` in symbol order into ``code`` (as :func:`decode_pass`'s: -1
-    skipped, a symbol > 0, ``-2 - k`` for the unpredictable ``k``) with the rANS
-    :class:`~xdiffc.entropy.crans.Decoder` ``dec``, each under the model that the :class:`SliceContext` ``ctx``
-    gives it (class ``cls[j]`` when ``classed``, else 0). Returns the new unpredictable count, or ERR_SYMBOLS on
-    a damaged stream."""
-    cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(pas.shape, pas.level, pas.d)
+def decode_ctx_pass(recon, pas, cls, classed, dec, ctx, unpred, upos, code):
+    """Decode and reconstruct the pass tuple ``pas`` of a version 2 or 3 payload: its symbols, in symbol order,
+    into ``code`` (as :func:`decode_pass`'s: -1 skipped, a symbol > 0, ``-2 - k`` for ``unpred[k]``) with the
+    rANS decoder tuple ``dec`` (:func:`~xdiffc.entropy.crans.open_decoder`), each under the model that the
+    context tuple ``ctx`` gives it (class ``cls[j]`` when ``classed``, else 0); then :func:`reconstruct_pass`.
+    Returns the new unpredictable count, ERR_SYMBOLS on a damaged stream, or ERR_UNPRED when ``unpred`` runs
+    out."""
+    shape, level, d, _, _, _ = pas
+    bmap, base, n_b, axis = ctx
+    cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(shape, level, d)
     total = n_odd * n_oth
-    sa, ca = _slice_stride(cnt, bst, n_oth, pas.d, ctx.axis)
-    bmap, base, n_b = ctx.bmap, ctx.base, ctx.n_b
+    sa, ca = _slice_stride(cnt, bst, n_oth, d, axis)
     ia, lo = 0, 0
     u = upos
-    x, wp = dec.state[0], dec.state[1]  # in locals: the loop keeps them in registers
+    state = dec[STATE]
+    x, wp = state[0], state[1]  # in locals: the loop keeps them in registers
     for j in range(total):
         c = cls[j] if classed else 0
         if c == 255:
@@ -576,17 +561,19 @@ def decode_ctx_pass(dec, ctx, pas, cls, classed, code, upos):
             ia += 1
             if ia == ca:
                 ia = 0
-    dec.state[0], dec.state[1] = x, wp
+    state[0], state[1] = x, wp
+    if u > unpred.size or reconstruct_pass(recon, pas, code, unpred) != OK:
+        return ERR_UNPRED
     return u
 
 
 @kernel
 def reconstruct_pass(recon, pas, code, unpred):
-    """Reconstruct :class:`Pass` ``pas`` in memory order from ``code`` (-1 skipped, a symbol > 0, or ``-2 - k``
+    """Reconstruct the pass tuple ``pas`` in memory order from ``code`` (-1 skipped, a symbol > 0, or ``-2 - k``
     for ``unpred[k]``): the second sweep of every payload version; ERR_UNPRED when an unpredictable index
     lies beyond ``unpred``."""
-    shape, d, cubic, bin_ = pas.shape, pas.d, pas.cubic, pas.bin
-    cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(shape, pas.level, d)
+    shape, level, d, cubic, bin_, _ = pas
+    cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(shape, level, d)
     es = offs[d]
     total = n_odd * n_oth
     idx = np.zeros(shape.size, np.int64)
