@@ -74,7 +74,6 @@ class Reader:
         self.data = memoryview(data).cast("B") if not isinstance(data, memoryview) else data
         self.what, self.pos = what, pos
         self.end = len(self.data) if end is None else end
-        self._array = None
 
     def take(self, n: int) -> memoryview:
         """The next ``n`` bytes."""
@@ -93,9 +92,7 @@ class Reader:
 
     def uvarint(self, limit: int = MAX_VARINT) -> int:
         """The next LEB128 integer (:func:`read_varint`), which must not exceed ``limit``."""
-        if self._array is None:
-            self._array = np.frombuffer(self.data, np.uint8)
-        n, at = read_varint(self._array, self.pos, self.end, limit)
+        n, at = read_varint(self.data, self.pos, self.end, limit)
         if at == VARINT_TRUNCATED:
             raise CorruptStreamError(f"{self.what} is truncated")
         if at < 0:
