@@ -66,7 +66,7 @@ def test_compact_tables_read_back_as_the_encoder_codes_with_them(table, prec):
     assert np.array_equal(freq > 0, counts > 0)
     assert np.all((freq.sum(axis=1) == 1 << prec) | (counts.sum(axis=1) == 0))
     r = Reader(blob, "test")
-    t = crans.Tables(r, counts.shape[0], prec, 65536, int(counts.sum()), "test", compact=True)
+    t = crans.read_tables(r, counts.shape[0], prec, 65536, int(counts.sum()), "test", compact=True)
     r.done()
     for m in range(counts.shape[0]):
         used = np.flatnonzero(counts[m])
@@ -95,11 +95,11 @@ def _raw_table(heads, gaps, codes) -> bytes:
 def test_a_hostile_compact_table_is_refused(heads, gaps, codes, why):
     r = Reader(_raw_table(heads, gaps, codes), "test")
     if why is None:
-        t = crans.Tables(r, 1, 12, 65536, 5, "test", compact=True)
+        t = crans.read_tables(r, 1, 12, 65536, 5, "test", compact=True)
         assert t.syms.tolist() == [5, 6] and t.freqs.tolist() == [819, 3277]
         return
     with pytest.raises(CorruptStreamError, match="frequency table"):
-        crans.Tables(r, 1, 12, 65536, 5, "test", compact=True)
+        crans.read_tables(r, 1, 12, 65536, 5, "test", compact=True)
 
 
 def test_version_3_round_trips_every_slice_axis_and_radius():
@@ -170,7 +170,7 @@ def test_a_compact_table_is_refused_or_every_model_sums_to_the_precision(table):
     heads, gaps, codes, prec = table
     r = Reader(_raw_table(heads, gaps, codes), "test")
     try:
-        t = crans.Tables(r, len(heads), prec, 65536, 100, "test", compact=True)
+        t = crans.read_tables(r, len(heads), prec, 65536, 100, "test", compact=True)
     except CorruptStreamError:
         assert (any(h > 1 << prec for h in heads) or sum(heads) != len(codes) or max(codes, default=0) > crans.MAX_CODE
                 or any(g == 0 for g, i in zip(gaps, _positions(heads)) if i) or _symbols_past(heads, gaps, 65536))
@@ -208,7 +208,7 @@ def test_a_compact_table_frame_declaring_more_than_a_table_can_hold_is_refused_b
     tracemalloc.start()
     try:
         with pytest.raises(CorruptStreamError, match="declares"):
-            crans.Tables(Reader(bomb, "test"), 1, 12, 65536, 5, "test", compact=True)
+            crans.read_tables(Reader(bomb, "test"), 1, 12, 65536, 5, "test", compact=True)
         peak = tracemalloc.get_traced_memory()[1]
     finally:
         tracemalloc.stop()

@@ -1,5 +1,8 @@
 """Bounds-checked reading, LEB128 varints and zstd frames, shared by the container and the coders' payloads.
 
+The varint reader and writer are numba kernels (:func:`read_varint`, :func:`put_varint`), the one
+copy of each that the compiled table and correction parsers inline and :meth:`Reader.uvarint` calls.
+
 Every shortfall, overrun or out-of-range count raises :class:`~xdiffc.errors.CorruptStreamError`
 naming the part of the stream being read, so a damaged stream never surfaces as IndexError,
 struct.error or MemoryError.
@@ -9,12 +12,16 @@ from __future__ import annotations
 
 import struct
 
+import numpy as np
 import zstandard
 
 from .errors import CorruptStreamError
+from .kernels import kernel
 
 #: Largest value a varint may hold unless the caller gives a tighter limit.
 MAX_VARINT = (1 << 63) - 1
+#: :func:`read_varint`'s positions on failure: the bytes ran out; the value is too large (or longer than 9 bytes).
+VARINT_TRUNCATED, VARINT_RANGE = -1, -2
 
 
 def uvarint(n: int) -> bytes:
@@ -25,6 +32,39 @@ def uvarint(n: int) -> bytes:
         out.append(byte | (0x80 if n else 0))
         if not n:
             return bytes(out)
+
+
+@kernel
+def put_varint(out, at, v):
+    """Write ``v >= 0`` as an unsigned LEB128 varint into ``out[at:]``; return the next free index."""
+    while True:
+        b = v & 0x7F
+        v >>= 7
+        out[at] = b | (0x80 if v else 0)
+        at += 1
+        if not v:
+            return at
+
+
+@kernel(inline="always")
+def read_varint(buf, at, end, limit):
+    """(value, next position) of the unsigned LEB128 varint at ``buf[at:end]``, which must not exceed ``limit``
+    (at most ``2**63 - 1``: 9 bytes). On failure the position is :data:`VARINT_TRUNCATED` (no last byte before
+    ``end``) or :data:`VARINT_RANGE` (above ``limit``, or a 10th byte)."""
+    v, shift = np.int64(0), 0
+    while True:
+        if shift > 56:
+            return np.int64(0), VARINT_RANGE
+        if at >= end:
+            return np.int64(0), VARINT_TRUNCATED
+        b = np.int64(buf[at])
+        at += 1
+        v |= (b & 0x7F) << shift
+        shift += 7
+        if v > limit:
+            return np.int64(0), VARINT_RANGE
+        if not b & 0x80:
+            return v, at
 
 
 class Reader:
@@ -51,16 +91,14 @@ class Reader:
         return struct.unpack("<d", self.take(8))[0]
 
     def uvarint(self, limit: int = MAX_VARINT) -> int:
-        """The next LEB128 integer, which must not exceed ``limit``."""
-        n = shift = 0
-        while True:
-            byte = self.u8()
-            n |= (byte & 0x7F) << shift
-            shift += 7
-            if n > limit or shift > 70:
-                raise CorruptStreamError(f"{self.what} holds an out-of-range count")
-            if not byte & 0x80:
-                return n
+        """The next LEB128 integer (:func:`read_varint`), which must not exceed ``limit``."""
+        n, at = read_varint(self.data, self.pos, self.end, limit)
+        if at == VARINT_TRUNCATED:
+            raise CorruptStreamError(f"{self.what} is truncated")
+        if at < 0:
+            raise CorruptStreamError(f"{self.what} holds an out-of-range count")
+        self.pos = at
+        return int(n)
 
     def text(self) -> str:
         """A u8-length-prefixed ASCII string."""

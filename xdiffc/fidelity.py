@@ -19,17 +19,17 @@ import struct
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit
 
 from . import masking
 from .errors import CorruptStreamError
+from .kernels import kernel
 from .options import Options
 
 RANGE, ZEROS, BOUND = "range", "zeros", "bound"
 _BOUND = struct.Struct("<dB")
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def _range(x, skip, masked):
     lo, hi, seen = np.inf, -np.inf, False
     for i in range(x.size):

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import numpy as np
 import zstandard
-from numba import njit
 
 from .byteio import inflate
 from .errors import CorruptStreamError
+from .kernels import kernel
 
 _ZSTD_LEVEL = 9
 
@@ -38,7 +38,7 @@ def violations(x: np.ndarray, y: np.ndarray, tol: float, valid: np.ndarray | Non
     return _violations(x, y, float(tol), rel, keep_sign, ok, masked)
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def _bad(xi, yi, tol, rel, keep_sign):
     a, b = np.float64(xi), np.float64(yi)
     allowed = tol if rel < 0 else min(tol, rel * abs(a))
@@ -47,7 +47,7 @@ def _bad(xi, yi, tol, rel, keep_sign):
     return keep_sign and (b != 0 if a == 0 else b == 0 or (a < 0) != (b < 0))
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def _violations(x, y, tol, rel, keep_sign, valid, masked):
     n = 0
     for i in range(x.size):

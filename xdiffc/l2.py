@@ -44,7 +44,7 @@ The corrected patch is ``y = cast(((hat + t_0) + t_1) + ...)`` with ``t_j = (q_j
 basis[:, idx_j]``, accumulated coefficient by coefficient in ascending index order with numpy
 elementwise operations only (no BLAS), so encoder and decoder compute bit-identical values
 everywhere; the stored basis entries are exact float64 values (integers times a power of two).
-The patch arithmetic is a numba kernel (no fastmath) with the same operations in the same order.
+The patch arithmetic is a numba kernel (:mod:`xdiffc.kernels`) with the same operations in the same order.
 
 A constant field (``R == 0``) gets the bound 0: it comes back exactly (its patches are stored
 exactly, which zstd reduces to almost nothing).
@@ -87,7 +87,6 @@ import zlib
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
 
 from .api import FLOAT_DTYPES
 from .byteio import Reader, uvarint
@@ -96,6 +95,7 @@ from .entropy import ints, zstd
 from .entropy.codes import unzigzag as _unzigzag
 from .entropy.codes import zigzag as _zigzag
 from .errors import CorruptStreamError
+from .kernels import kernel
 
 #: Version 2 dropped the section's own CRC32 (the container's covers it); version 1 is still read.
 VERSION = 2
@@ -231,7 +231,7 @@ def _correct(hat: np.ndarray, counts: np.ndarray, idx: np.ndarray, q: np.ndarray
     """``hat`` rows plus their kept components: ``((hat + t_0) + t_1) + ...``, ``t_j = (q_j * step) * comps[idx_j]``.
 
     Row ``i`` uses the first ``counts[i]`` entries of ``idx[i]`` and ``q[i]``.  Only elementwise
-    float64 operations in a fixed order (a numba kernel without fastmath), so the result is
+    float64 operations in a fixed order (a numba kernel, :mod:`xdiffc.kernels`), so the result is
     bit-identical on every machine.
     """
     out = np.array(hat, np.float64, order="C")
@@ -240,7 +240,7 @@ def _correct(hat: np.ndarray, counts: np.ndarray, idx: np.ndarray, q: np.ndarray
     return out
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def _correct_rows(out, counts, idx, q, comps, step):
     for i in range(out.shape[0]):
         for j in range(min(counts[i], idx.shape[1])):

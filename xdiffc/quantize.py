@@ -5,13 +5,14 @@ A value ``t`` predicted as ``pr`` gets the code ``q = rint((t - pr) / bin)`` and
 within ``tol`` of ``t``; otherwise the symbol is 0 and ``t`` is stored raw (float64), an
 "unpredictable" value.  The bin is ``2 * tol`` (coarse levels may get a tighter bound, see
 :func:`level_bins`).  The functions are numba-inlined into the predictor's kernels, so encoder and
-decoder run the same IEEE float64 operations: no fastmath, no fused multiply-add.
+decoder run the same IEEE float64 operations (:mod:`xdiffc.kernels`).
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from .kernels import kernel
 
 #: Codes q with |q| < RADIUS get a symbol; symbol 0 marks an unpredictable value.
 RADIUS = 1 << 15
@@ -26,7 +27,7 @@ def level_bins(tol: float, alpha: float, beta: float, levels: int) -> np.ndarray
     return np.array(bins)
 
 
-@njit(nogil=True, cache=True, inline="always")
+@kernel(inline="always")
 def quantize(t, pr, bin_, tol):
     """(symbol, reconstruction) of value ``t`` predicted as ``pr``: symbol 0 and ``t`` itself when unpredictable."""
     q = np.rint((t - pr) / bin_)
@@ -39,7 +40,7 @@ def quantize(t, pr, bin_, tol):
     return np.int64(0), t
 
 
-@njit(nogil=True, cache=True, inline="always")
+@kernel(inline="always")
 def dequantize(s, pr, bin_):
     """Reconstruction of a nonzero symbol ``s`` predicted as ``pr``."""
     return pr + (np.float64(s) - RADIUS) * bin_

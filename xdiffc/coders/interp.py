@@ -630,16 +630,16 @@ def _reconstruct(coded, keep, masked, bins, h, kinds, plist, source, unpred) -> 
         inv_bins = 1.0 / bins
     classed = n_cls > 1 or masked
     for i, (level, d) in enumerate(plist):
+        pas = (shape, level, d, bool(kinds[i]), bins[level], inv_bins[level])  # the kernels' pass tuple
         if classed:
-            kern.classify_pass(recon, keep, masked, shape, level, d, inv_bins[level], cls_of_fine, cls, counts)
+            kern.classify_pass(recon, keep, masked, pas, cls_of_fine, cls, counts)
         else:
             counts[0] = kern.n_targets(coded, level, d)
         base = _group(level, h.groups) * n_cls
         np.cumsum(counts, out=seg[1:])
         parts = [source.take(base + c, int(counts[c])) for c in range(n_cls)]
         syms = parts[0] if n_cls == 1 else np.concatenate(parts)
-        upos = kern.decode_pass(recon, keep, masked, shape, level, d, bool(kinds[i]), bins[level], cls, classed,
-                                np.ascontiguousarray(syms, np.int64), seg, unpred, upos, code)
+        upos = kern.decode_pass(recon, pas, cls, classed, np.ascontiguousarray(syms, np.int64), seg, unpred, upos, code)
         if upos < 0:
             raise CorruptStreamError("interp payload lacks unpredictable values")
     if upos != unpred.size:
@@ -652,19 +652,19 @@ class _CtxSource:
 
     def __init__(self, r: Reader, h: _Header, n_cls: int, n_symbols: int) -> None:
         self.n_b = 2 * h.k + 2 if h.k else 1
-        self.t = crans.Tables(r, h.groups * n_cls * self.n_b, h.prec, 2 * RADIUS, n_symbols, "the interp payload",
-                              compact=h.version == VERSION_COMPACT)
+        tables = crans.read_tables(r, h.groups * n_cls * self.n_b, h.prec, 2 * RADIUS, n_symbols, "the interp payload",
+                                   compact=h.version == VERSION_COMPACT)
         n_words = r.uvarint((r.end - r.pos) // 4)
-        self.words = np.frombuffer(r.take(4 * n_words), "<u4").astype(np.uint32)
+        words = np.frombuffer(r.take(4 * n_words), "<u4").astype(np.uint32)
         if len(r.rest()):
             raise CorruptStreamError("interp payload has trailing bytes")
-        self.st = crans.start_state(self.words, "the interp payload")
+        self.dec = crans.open_decoder(tables, words, "the interp payload")
         self.left = n_symbols
 
     def finish(self) -> None:
         if self.left:
             raise CorruptStreamError("interp payload: the shape needs a different number of symbols")
-        crans.check_end(self.st, self.words, "the interp payload")
+        crans.check_end(self.dec, "the interp payload")
 
 
 def _reconstruct_ctx(coded, keep, masked, bins, h, kinds, plist, src: _CtxSource, unpred) -> np.ndarray:
@@ -673,12 +673,10 @@ def _reconstruct_ctx(coded, keep, masked, bins, h, kinds, plist, src: _CtxSource
     cls_of_fine = np.searchsorted(h.cuts, np.arange(N_FINE), side="right").astype(np.uint8)
     shape = np.array(coded, np.int64)
     recon = np.zeros(math.prod(coded))
-    t = src.t
     top = bins.size - 1
     upos = 0
     if not masked or keep[0]:
-        s = kern.decode_origin(src.st, src.words, _group(top, h.groups) * n_cls * src.n_b, t.start, t.nnz, t.syms,
-                               t.freqs, t.cums, t.lut, h.prec, t.sh)
+        s = crans.decode_one(src.dec, _group(top, h.groups) * n_cls * src.n_b)
         src.left -= 1
         if s < 0:
             raise CorruptStreamError("interp payload: the rANS stream is damaged")
@@ -692,22 +690,20 @@ def _reconstruct_ctx(coded, keep, masked, bins, h, kinds, plist, src: _CtxSource
     classed = n_cls > 1 or masked
     bmap = kern.bucket_map(h.k)
     for i, (level, d) in enumerate(plist):
+        pas = (shape, level, d, bool(kinds[i]), bins[level], inv_bins[level])  # the kernels' pass tuple
         if classed:
-            kern.classify_pass(recon, keep, masked, shape, level, d, inv_bins[level], cls_of_fine, cls, counts)
+            kern.classify_pass(recon, keep, masked, pas, cls_of_fine, cls, counts)
             n = int(counts.sum())
         else:
             n = kern.n_targets(coded, level, d)
         if n > src.left:
             raise CorruptStreamError("interp payload: the shape needs a different number of symbols")
         src.left -= n
-        base = _group(level, h.groups) * n_cls * src.n_b
-        upos = kern.decode_ctx_pass(src.st, src.words, t.start, t.nnz, t.syms, t.freqs, t.cums, t.lut, h.prec, t.sh, bmap,
-                                    shape,
-                                    level, d, cls, classed, base, src.n_b, h.k, h.axis, code, upos)
-        if upos < 0:
+        ctx = (bmap, _group(level, h.groups) * n_cls * src.n_b, src.n_b, h.axis)  # the kernels' context tuple
+        upos = kern.decode_ctx_pass(recon, pas, cls, classed, src.dec, ctx, unpred, upos, code)
+        if upos == kern.ERR_SYMBOLS:
             raise CorruptStreamError("interp payload: the rANS stream is damaged")
-        if upos > unpred.size or kern.reconstruct_pass(recon, shape, level, d, bool(kinds[i]), bins[level], code,
-                                                       unpred) != kern.OK:
+        if upos < 0:
             raise CorruptStreamError("interp payload lacks unpredictable values")
     if upos != unpred.size:
         raise CorruptStreamError("interp payload holds surplus unpredictable values")

@@ -49,15 +49,14 @@ import struct
 
 import numpy as np
 import zstandard
-from numba import njit
 
-from ..byteio import Reader, inflate, uvarint
+from ..byteio import MAX_VARINT, Reader, inflate, put_varint, read_varint, uvarint
 from ..entropy import crans, subbands as sb
 from ..entropy.estimate import TABLE_MODEL_BYTES, TABLE_SYMBOL_BYTES
 from ..errors import CorruptStreamError
+from ..kernels import kernel
 from ..predict import wavelet as wt
 from ..predict.inpaint import inpaint
-from ..entropy.rans import put_varint
 from .base import Trial
 
 #: Version 2: compact frequency tables (:mod:`xdiffc.entropy.crans`); version 1 (explicit tables) is still read.
@@ -82,7 +81,6 @@ _ZSTD_LEVEL = 9
 #: Merges the encoder tries: level groups, band split by number of high axes, bucket cuts.
 _GROUPS = (1, 2, 3, 4, 8)
 _CUTS = ((), (1, 3), (1, 2, 3, 5, 7), (1, 2, 3, 4, 5, 6, 7, 8))
-_JIT = dict(nogil=True, cache=True, fastmath=False)
 
 
 def wavelet_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
@@ -93,8 +91,8 @@ def wavelet_shape(shape: tuple[int, ...]) -> tuple[int, ...]:
     return dims
 
 
-def _shape3(wshape: tuple[int, ...]) -> np.ndarray:
-    return np.array((1,) * (3 - len(wshape)) + tuple(wshape), np.int64)
+def _shape3(wshape: tuple[int, ...]) -> tuple[int, int, int]:
+    return (1,) * (3 - len(wshape)) + tuple(wshape)
 
 
 @functools.lru_cache(maxsize=None)
@@ -116,10 +114,10 @@ _MERGES = [(g, split, cuts) for g in _GROUPS for split in (False, True) for cuts
 
 
 @functools.lru_cache(maxsize=64)
-def _band_layout(wshape: tuple[int, ...], packet: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _band_layout(wshape: tuple[int, ...], packet: bool) -> tuple[np.ndarray, ...]:
     """:func:`~xdiffc.entropy.subbands.band_arrays` of the subbands of ``wshape`` (cached: chunks of a store share
     their shapes; the arrays are shared, so read-only)."""
-    arrays = sb.band_arrays(wt.subbands(wshape, packet), tuple(int(n) for n in _shape3(wshape)))
+    arrays = sb.band_arrays(wt.subbands(wshape, packet), _shape3(wshape))
     for a in arrays:
         a.flags.writeable = False
     return arrays
@@ -132,7 +130,7 @@ def _merge_maps() -> tuple[np.ndarray, np.ndarray]:
     return np.stack([m for m, _ in maps]), np.array([n for _, n in maps], np.int64)
 
 
-@njit(**_JIT)
+@kernel
 def _merge_bits(counts, maps, n_models, model_bytes, symbol_bytes):
     """:func:`~xdiffc.entropy.estimate.model_bits` summed over the used models of each merge (one compiled pass;
     a small chunk weighs 40 merges per decomposition)."""
@@ -169,7 +167,7 @@ def _choose_merge(counts: np.ndarray) -> tuple[float, tuple[int, bool, tuple[int
     return float(bits[k]), _MERGES[k]
 
 
-@njit(**_JIT)
+@kernel
 def _corrections(x, y, keep, masked, tol):
     """Flat indices where ``y`` misses ``x`` by more than ``tol`` (valid points only) and their codes
     ``k = rint((x - y) / (2 tol))``; ``y`` is corrected in place, as the decoder will."""
@@ -192,13 +190,13 @@ def _corrections(x, y, keep, masked, tol):
     return idx, ks
 
 
-@njit(**_JIT)
+@kernel
 def _apply(y, idx, ks, bin_):
     for j in range(idx.size):
         y[idx[j]] = y[idx[j]] + np.float64(ks[j]) * bin_
 
 
-@njit(**_JIT)
+@kernel
 def _correction_bytes(idx, ks):
     out = np.empty(20 * idx.size, np.uint8)
     at, prev = 0, -1
@@ -211,7 +209,7 @@ def _correction_bytes(idx, ks):
     return out[:at].copy()
 
 
-@njit(**_JIT)
+@kernel
 def _parse_corrections(buf, n, size):
     """(indices, codes, ok) of ``n`` corrections for a field of ``size`` points."""
     idx = np.empty(n, np.int64)
@@ -219,16 +217,9 @@ def _parse_corrections(buf, n, size):
     at, prev = 0, np.int64(-1)
     for part in range(2):
         for j in range(n):
-            v, shift = np.int64(0), 0
-            while True:
-                if at >= buf.size or shift > 56:
-                    return idx, ks, False
-                b = np.int64(buf[at])
-                at += 1
-                v |= (b & 0x7F) << shift
-                shift += 7
-                if not b & 0x80:
-                    break
+            v, at = read_varint(buf, at, buf.size, MAX_VARINT)
+            if at < 0:
+                return idx, ks, False
             if part == 0:
                 prev = prev + 1 + v
                 if v >= size or prev >= size:
@@ -244,19 +235,19 @@ def _parse_corrections(buf, n, size):
 class _Coded:
     """One quantisation of the coefficients: symbols, contexts, the chosen merge and the estimated bits."""
 
-    def __init__(self, coef: np.ndarray, step: float, shape3: np.ndarray, bands, packet: bool) -> None:
+    def __init__(self, coef: np.ndarray, step: float, bands: tuple, packet: bool) -> None:
         self.packet = packet
         self.q = np.empty(coef.size, np.int64)
         if not _quantize(coef.reshape(-1), step, self.q):
             raise ValueError("the wavelet coefficients do not fit the quantiser at this bound")
         self.step = step
-        self.sym, fine, self.raw, self.n_raw = sb.symbols(self.q, shape3, *bands)
+        self.sym, fine, self.raw, self.n_raw = sb.symbols(self.q, bands)
         bits, self.merge = _choose_merge(_fine_counts(fine, self.sym))
         self.bits = bits + self.n_raw
         self.fine = fine
 
 
-@njit(**_JIT)
+@kernel
 def _fine_counts(fine, sym):
     """Counts of each symbol in each fine context, [N_FINE, N_SYMBOLS]."""
     out = np.zeros((sb.N_FINE, sb.N_SYMBOLS), np.int64)
@@ -265,7 +256,7 @@ def _fine_counts(fine, sym):
     return out
 
 
-@njit(**_JIT)
+@kernel
 def _quantize(coef, step, q):
     """``q = trunc(coef / step)`` in place (no float temporaries); False where one does not fit :data:`sb.MAX_Q`."""
     for i in range(coef.size):
@@ -276,7 +267,7 @@ def _quantize(coef, step, q):
     return True
 
 
-@njit(**_JIT)
+@kernel
 def _dequantize(q, step, out):
     """``sign(q) (|q| + 1/2) step``, 0 where ``q = 0``: the middle of each bin of the dead-zone quantiser (``out``
     may be ``q``'s own memory: each value is read before it is written)."""
@@ -324,12 +315,11 @@ def _probe(values: np.ndarray, tol: float, skip: np.ndarray | None, packets: tup
     :data:`PROBE_FACTOR`: ``(keep, wshape, coef, bands, coded at PROBE_FACTOR)``. The prepared field is
     dropped: the corrections compare with ``values`` themselves."""
     v, keep, wshape = _prepare(values, skip)
-    shape3 = _shape3(wshape)
     best = None
     for packet in (PROBE_PACKETS[len(wshape)] if packets is None else packets) if len(wshape) > 1 else (False,):
         bands = _band_layout(wshape, packet)
         coef = wt.forward(v, packet)
-        coded = _Coded(coef, PROBE_FACTOR * tol, shape3, bands, packet)
+        coded = _Coded(coef, PROBE_FACTOR * tol, bands, packet)
         if best is None or coded.bits < best[2].bits:
             best = (coef, bands, coded)
     return (keep, wshape) + best
@@ -374,7 +364,6 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
         probe = (values, tol, *_probe(values, tol, skip, packets), None)
     _, _, keep, wshape, coef, bands, coded, probed = probe
     del probe
-    shape3 = _shape3(wshape)
     x = _target(values)
     best = None
     factors = factors or STEP_FACTORS
@@ -383,7 +372,7 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
             run = probed if probed is not None else _trial(x, keep, wshape, coded, tol)
             probed = None  # held by run (and then best) only: one reconstruction less at the peak
         else:
-            run = _trial(x, keep, wshape, _Coded(coef, f * tol, shape3, bands, coded.packet), tol)
+            run = _trial(x, keep, wshape, _Coded(coef, f * tol, bands, coded.packet), tol)
         if trace is not None:
             trace.append((coded.packet, f, run[1].bits / 8, run[3].size, run[0] / 8))
         if best is None or run[0] < best[0]:
@@ -470,7 +459,7 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
             and all(a < b for a, b in zip(cuts, cuts[1:])) and 1 <= prec <= crans.MAX_PREC):
         raise CorruptStreamError("the wavelet payload's header is invalid")
     m_of, n_models = model_map(groups, bool(split), cuts)
-    t = crans.Tables(r, n_models, prec, sb.N_SYMBOLS, size, "the wavelet payload", compact=version == VERSION)
+    t = crans.read_tables(r, n_models, prec, sb.N_SYMBOLS, size, "the wavelet payload", compact=version == VERSION)
     words = np.frombuffer(r.take(4 * r.uvarint((r.end - r.pos) // 4)), "<u4").astype(np.uint32)
     n_raw = r.uvarint(8 * (r.end - r.pos))
     raw = np.frombuffer(r.take((n_raw + 7) // 8), np.uint8)
@@ -484,14 +473,12 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
     else:
         idx = ks = np.zeros(0, np.int64)
     r.done()
-    shape3 = _shape3(wshape)
     bands = _band_layout(wshape, bool(packet))
     q = np.zeros(size, np.int64)
-    st = crans.start_state(words, "the wavelet payload")
-    if sb.decode(st, words, m_of, t.start, t.nnz, t.syms, t.freqs, t.cums, t.lut, prec, t.sh, raw, n_raw, shape3,
-                 *bands, q) < 0:
+    dec = crans.open_decoder(t, words, "the wavelet payload")
+    if sb.decode(dec, m_of, raw, n_raw, bands, q) < 0:
         raise CorruptStreamError("the wavelet payload's coefficients are damaged")
-    crans.check_end(st, words, "the wavelet payload")
+    crans.check_end(dec, "the wavelet payload")
     y = _reconstruct(q, step, wshape, bool(packet)).reshape(-1)
     _apply(y, idx, ks, 2.0 * tol)
     y = y.reshape(shape)

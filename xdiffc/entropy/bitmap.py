@@ -27,14 +27,13 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
 from ..errors import CorruptStreamError
+from ..kernels import kernel
 
 FORMAT = 1
 _TOP = np.int64(1) << 24
 _N_CTX = 3 << 8
-JIT = dict(nogil=True, cache=True, fastmath=False)
 
 
 def slices(shape: tuple[int, ...]) -> tuple[int, int, int]:
@@ -46,7 +45,7 @@ def slices(shape: tuple[int, ...]) -> tuple[int, int, int]:
     return math.prod(shape[:-2]), shape[-2], shape[-1]
 
 
-@njit(inline="always", **JIT)
+@kernel(inline="always")
 def _context(b, t, i, j, H, W):
     n = b[t, i - 1, j] if i > 0 else 0
     w = b[t, i, j - 1] if j > 0 else 0
@@ -60,12 +59,12 @@ def _context(b, t, i, j, H, W):
     return (n | w << 1 | nw << 2 | ne << 3 | ww << 4 | nn << 5 | nww << 6 | nne << 7) | prev << 8
 
 
-@njit(inline="always", **JIT)
+@kernel(inline="always")
 def _p0(fast, slow, c):
     return (fast[c] + slow[c]) >> 1
 
 
-@njit(inline="always", **JIT)
+@kernel(inline="always")
 def _adapt(fast, slow, c, bit):
     if bit:
         fast[c] -= fast[c] >> 4
@@ -75,7 +74,7 @@ def _adapt(fast, slow, c, bit):
         slow[c] += (65536 - slow[c]) >> 7
 
 
-@njit(**JIT)
+@kernel
 def _encode(b):
     T, H, W = b.shape
     out = np.empty(64 + T * H * W // 4 + T * H // 4, np.uint8)
@@ -102,7 +101,7 @@ def _encode(b):
     return out[: st[4]].copy()
 
 
-@njit(**JIT)
+@kernel
 def _code(st, out, fast, slow, c, bit):
     bound = (st[1] >> 16) * _p0(fast, slow, c)
     if bit:
@@ -117,7 +116,7 @@ def _code(st, out, fast, slow, c, bit):
     return out
 
 
-@njit(**JIT)
+@kernel
 def _shift_low(st, out):
     """Move the top byte of ``low`` out, holding back 0xFF bytes a later carry may still change."""
     low = st[0]
@@ -141,7 +140,7 @@ def _shift_low(st, out):
     return out
 
 
-@njit(**JIT)
+@kernel
 def _decode(buf, T, H, W):
     """The bitmap (T, H, W), whether the stream was consistent, and how many bytes it read.
 

@@ -9,7 +9,8 @@ from breaking up zstd's matches among the low bytes.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from ..kernels import kernel
 
 
 def zigzag(q: np.ndarray) -> np.ndarray:
@@ -39,7 +40,7 @@ def from_planes(raw: bytes, n: int) -> np.ndarray:
     return planes[:n].astype(np.int64) | (planes[n : 2 * n].astype(np.int64) << 8)
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def offset_planes(sym, offset):
     """Byte planes of ``0`` for symbol 0 and ``zigzag(sym - offset) + 1`` otherwise (the interpolation body)."""
     n = sym.size
@@ -55,7 +56,7 @@ def offset_planes(sym, offset):
     return out
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def offset_symbols(raw, n, offset):
     """Inverse of :func:`offset_planes` for ``n`` codes (``raw`` holds 2n bytes), as int64."""
     out = np.empty(n, np.int64)

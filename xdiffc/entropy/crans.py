@@ -32,22 +32,22 @@ Two table formats:
 
 from __future__ import annotations
 
-import numpy as np
-from numba import njit
+from typing import NamedTuple
 
-from ..byteio import Reader, inflate
+import numpy as np
+
+from ..byteio import Reader, inflate, put_varint, read_varint
 from ..errors import CorruptStreamError
+from ..kernels import kernel
 from . import zstd
-from .rans import put_varint
 
 L_BOUND = np.int64(1) << 31
 MAX_PREC = 16
-JIT = dict(nogil=True, cache=True, fastmath=False)
 
 # ----------------------------------------------------------------------------- tables
 
 
-@njit(**JIT)
+@kernel
 def normalize_row(counts, prec, freq):
     """Frequencies ``freq`` (same length as ``counts``, every count > 0) summing to ``2**prec``.
 
@@ -83,7 +83,7 @@ def normalize_row(counts, prec, freq):
         d += take
 
 
-@njit(**JIT)
+@kernel
 def normalize(counts, prec):
     """Frequencies (same shape as ``counts`` [model, symbol]) summing to ``2**prec`` per used model:
     :func:`normalize_row` of each row's nonzero counts."""
@@ -103,7 +103,7 @@ EXACT_COUNTS = 4
 MAX_CODE = EXACT_COUNTS + 2 * 38
 
 
-@njit(inline="always", **JIT)
+@kernel(inline="always")
 def count_of_code(q):
     """The count a compact-table code stands for: ``q + 1`` up to :data:`EXACT_COUNTS`, then
     ``4 << e`` for ``q = 4 + 2e`` and ``(4 << e) * 181 >> 7`` (x 1.414) for ``q = 5 + 2e``."""
@@ -114,7 +114,7 @@ def count_of_code(q):
     return base if not j & 1 else (base * 181) >> 7
 
 
-@njit(**JIT)
+@kernel
 def code_of_count(c):
     """The code whose count is nearest to ``c >= 1`` on a log scale (the geometric midpoint goes up; IEEE
     products, the same on every machine)."""
@@ -128,7 +128,7 @@ def code_of_count(c):
     return q
 
 
-@njit(**JIT)
+@kernel
 def _compact_raw(counts, sym_of):
     """The raw compact table of ``counts`` [model, k] (``k`` standing for ``sym_of[k]``) and the counts
     its codes stand for (what the decoder will normalise)."""
@@ -173,7 +173,7 @@ def compact_tables(counts: np.ndarray, sym_of: np.ndarray, prec: int) -> tuple[b
     return zstd.frame(raw.tobytes(), zstd.strong_level(raw.size)), normalize(back, prec)
 
 
-@njit(**JIT)
+@kernel
 def _parse_tables(buf, at, end, n_models, prec, n_bins):
     """Flat tables of ``n_models`` models: (start, nnz, symbols, freqs, cums, next position or -1)."""
     m_tot = np.int64(1) << prec
@@ -186,16 +186,16 @@ def _parse_tables(buf, at, end, n_models, prec, n_bins):
     n = 0
     for m in range(n_models):
         start[m] = n
-        k, at = _varint(buf, at, end, min(n_bins, m_tot))
+        k, at = read_varint(buf, at, end, min(n_bins, m_tot))
         if at < 0:
             return start, nnz, syms, freqs, cums, -1
         nnz[m] = k
         sym, tot = np.int64(0), np.int64(0)
         for i in range(k):
-            gap, at = _varint(buf, at, end, n_bins)
+            gap, at = read_varint(buf, at, end, n_bins)
             if at < 0:
                 return start, nnz, syms, freqs, cums, -1
-            f, at = _varint(buf, at, end, m_tot - 1)
+            f, at = read_varint(buf, at, end, m_tot - 1)
             if at < 0 or (i > 0 and gap == 0):
                 return start, nnz, syms, freqs, cums, -1
             sym += gap
@@ -216,23 +216,7 @@ def _parse_tables(buf, at, end, n_models, prec, n_bins):
     return start, nnz, syms[:n].copy(), freqs[:n].copy(), cums[:n].copy(), at
 
 
-@njit(inline="always", **JIT)
-def _varint(buf, at, end, limit):
-    v, shift = np.int64(0), 0
-    while True:
-        if at >= end or shift > 56:
-            return np.int64(0), -1
-        b = np.int64(buf[at])
-        at += 1
-        v |= (b & 0x7F) << shift
-        shift += 7
-        if v > limit:
-            return np.int64(0), -1
-        if not b & 0x80:
-            return v, at
-
-
-@njit(**JIT)
+@kernel
 def _parse_compact(raw, n_models, prec, n_bins, n_symbols):
     """Flat tables of a raw compact table: (start, nnz, symbols, freqs, cums, ok)."""
     m_tot = np.int64(1) << prec
@@ -241,7 +225,7 @@ def _parse_compact(raw, n_models, prec, n_bins, n_symbols):
     end = raw.size
     at, total = 0, 0
     for m in range(n_models):
-        k, at = _varint(raw, at, end, min(n_bins, m_tot))
+        k, at = read_varint(raw, at, end, min(n_bins, m_tot))
         if at < 0:
             return start, nnz, nnz, nnz, nnz, False
         nnz[m] = k
@@ -257,7 +241,7 @@ def _parse_compact(raw, n_models, prec, n_bins, n_symbols):
     for m in range(n_models):
         sym = np.int64(0)
         for i in range(start[m], start[m + 1]):
-            gap, at = _varint(raw, at, end, n_bins)
+            gap, at = read_varint(raw, at, end, n_bins)
             if at < 0 or (i > start[m] and gap == 0):
                 return start, nnz, nnz, nnz, nnz, False
             sym += gap
@@ -282,36 +266,47 @@ def _parse_compact(raw, n_models, prec, n_bins, n_symbols):
     return start, nnz, syms, freqs, cums, True
 
 
-class Tables:
-    """Parsed frequency tables (explicit or compact): flat arrays indexed through ``start``/``nnz`` per model."""
+class Tables(NamedTuple):
+    """Parsed frequency tables (explicit or compact), the first fields of a decoder tuple (:func:`open_decoder`):
+    model ``m`` has the used symbols ``syms[start[m]:start[m] + nnz[m]]`` (increasing) with their frequencies ``freqs`` and
+    cumulative frequencies ``cums``; ``lut`` is the search table (:func:`lookup`), ``prec`` the precision in
+    bits and ``sh = prec - lut bits``."""
 
-    def __init__(self, r: Reader, n_models: int, prec: int, n_bins: int, n_symbols: int, what: str,
-                 compact: bool = True) -> None:
-        if compact:
-            # a valid table has at most 3 bytes per model count and 4 per used symbol (<= n_symbols)
-            raw = np.frombuffer(inflate(r.take(r.uvarint(r.end)), f"{what}'s frequency tables",
-                                        limit=3 * n_models + 4 * n_symbols), np.uint8)
-            self.start, self.nnz, self.syms, self.freqs, self.cums, ok = _parse_compact(
-                raw, n_models, prec, n_bins, n_symbols)
-        else:
-            buf = np.frombuffer(r.data, np.uint8)
-            self.start, self.nnz, self.syms, self.freqs, self.cums, at = _parse_tables(
-                buf, r.pos, r.end, n_models, prec, n_bins)
-            ok = at >= 0
-            if ok:
-                r.pos = at
-        if not ok:
-            raise CorruptStreamError(f"{what} holds a malformed frequency table")
-        self.prec = prec
-        bits = lut_bits(prec, int(np.count_nonzero(self.nnz > 1)), n_symbols)
-        self.lut = lookup(self.start, self.nnz, self.cums, prec, bits)
-        self.sh = prec - bits
+    start: np.ndarray
+    nnz: np.ndarray
+    syms: np.ndarray
+    freqs: np.ndarray
+    cums: np.ndarray
+    lut: np.ndarray
+    prec: int
+    sh: int
+
+
+def read_tables(r: Reader, n_models: int, prec: int, n_bins: int, n_symbols: int, what: str,
+                compact: bool = True) -> Tables:
+    """The :class:`Tables` of ``n_models`` models over ``n_bins`` symbols read from ``r``, for at most ``n_symbols``
+    coded symbols; :class:`~xdiffc.errors.CorruptStreamError` naming ``what`` if malformed."""
+    if compact:
+        # a valid table has at most 3 bytes per model count and 4 per used symbol (<= n_symbols)
+        raw = np.frombuffer(inflate(r.take(r.uvarint(r.end)), f"{what}'s frequency tables",
+                                    limit=3 * n_models + 4 * n_symbols), np.uint8)
+        start, nnz, syms, freqs, cums, ok = _parse_compact(raw, n_models, prec, n_bins, n_symbols)
+    else:
+        buf = np.frombuffer(r.data, np.uint8)
+        start, nnz, syms, freqs, cums, at = _parse_tables(buf, r.pos, r.end, n_models, prec, n_bins)
+        ok = at >= 0
+        if ok:
+            r.pos = at
+    if not ok:
+        raise CorruptStreamError(f"{what} holds a malformed frequency table")
+    bits = lut_bits(prec, int(np.count_nonzero(nnz > 1)), n_symbols)
+    return Tables(start, nnz, syms, freqs, cums, lookup(start, nnz, cums, prec, bits), prec, prec - bits)
 
 
 # ----------------------------------------------------------------------------- coding
 
 
-@njit(**JIT)
+@kernel
 def encode(sym, ctx, dense, freq, prec):
     """rANS words (uint32, in decode order) of ``sym[k]`` under model ``ctx[k]``; ``freq`` [model, d] holds the
     frequency of the symbol whose index among the used symbols is ``d = dense[symbol]``."""
@@ -369,7 +364,7 @@ def lut_bits(prec: int, n_models: int, n_symbols: int) -> int:
     return bits
 
 
-@njit(**JIT)
+@kernel
 def lookup(start, nnz, cums, prec, bits):
     """Per model and per top ``bits`` bits of the slot: the last entry whose cum lies at or below the
     smallest slot with those bits (the decoder scans forward from there)."""
@@ -387,44 +382,69 @@ def lookup(start, nnz, cums, prec, bits):
     return lut
 
 
-@njit(inline="always", **JIT)
-def decode_one(st, words, m, start, nnz, syms, freqs, cums, lut, prec, sh):
-    """Next symbol under model ``m`` (``st`` = [x, next word]); -1 on any inconsistency."""
-    k = nnz[m]
-    a = start[m]
+#: Positions in a decoder tuple (:func:`open_decoder`): the fields of its :class:`Tables`, then the 32-bit words and
+#: the state [x, next word] (int64, updated in place). A plain tuple, not a NamedTuple: numba types a plain tuple as
+#: fast as a scalar, a NamedTuple in microseconds, at every call of a kernel.
+START, NNZ, SYMS, FREQS, CUMS, LUT, PREC, SH = range(len(Tables._fields))
+WORDS, STATE = SH + 1, SH + 2
+
+
+@kernel(inline="always")
+def decode_step(x, wp, dec, m):
+    """The next symbol under model ``m`` of the decoder tuple ``dec``, from the state ``x`` with ``words[:wp]``
+    read: (symbol, x, wp); symbol -1 on any inconsistency.
+
+    The one copy of the decoding step. A kernel's loop keeps ``x`` and ``wp`` in locals (registers), which
+    :func:`decode_one`'s state array would not allow; and ``dec`` comes as one tuple, read in place, whose
+    reference counts the compiler then takes and drops at one place each, and so prunes (arrays handed to an
+    inlined function one by one, or bound to its locals, keep an atomic increment and decrement per call,
+    which made decoding 2.5 times slower)."""
+    k = dec[NNZ][m]
+    a = dec[START][m]
     if k == 1:
-        return syms[a]
+        return dec[SYMS][a], x, wp
     if k == 0:
-        return np.int64(-1)
-    x = st[0]
-    slot = x & ((np.int64(1) << prec) - 1)
-    i = np.int64(lut[m, slot >> sh])
+        return np.int64(-1), x, wp
+    slot = x & ((np.int64(1) << dec[PREC]) - 1)
+    i = np.int64(dec[LUT][m, slot >> dec[SH]])
     end = a + k
-    while i + 1 < end and cums[i + 1] <= slot:
+    while i + 1 < end and dec[CUMS][i + 1] <= slot:
         i += 1
-    x = freqs[i] * (x >> prec) + slot - cums[i]
+    x = dec[FREQS][i] * (x >> dec[PREC]) + slot - dec[CUMS][i]
     if x < L_BOUND:
-        p = st[1]
-        if p >= words.size:
-            return np.int64(-1)
-        x = (x << 32) | np.int64(words[p])
-        st[1] = p + 1
-    st[0] = x
-    return syms[i]
+        if wp >= dec[WORDS].size:
+            return np.int64(-1), x, wp
+        x = (x << 32) | np.int64(dec[WORDS][wp])
+        wp += 1
+    return dec[SYMS][i], x, wp
 
 
-def start_state(words: np.ndarray, what: str) -> np.ndarray:
-    """Decoder state [x, next word] from the first two words (no words at all: ``x = L``)."""
+@kernel(inline="always")
+def decode_one(dec, m):
+    """The next symbol of the decoder tuple ``dec`` under model ``m`` (:func:`decode_step`); -1 on any
+    inconsistency."""
+    state = dec[STATE]
+    s, x, wp = decode_step(state[0], state[1], dec, m)
+    if s >= 0:
+        state[0], state[1] = x, wp
+    return s
+
+
+def open_decoder(tables: Tables, words: np.ndarray, what: str) -> tuple:
+    """The decoder tuple (:data:`START` ... :data:`STATE`) of ``words`` under ``tables``: its state [x, next word]
+    from the first two words (no words at all: ``x = L``)."""
     if words.size == 0:
-        return np.array([int(L_BOUND), 0], np.int64)
+        return (*tables, words, np.array([int(L_BOUND), 0], np.int64))
     if words.size < 2:
         raise CorruptStreamError(f"{what}: the rANS stream is truncated")
     x = (int(words[0]) << 32) | int(words[1])
     if not (int(L_BOUND) <= x < 1 << 63):
         raise CorruptStreamError(f"{what}: the rANS stream is damaged")
-    return np.array([x, 2], np.int64)
+    return (*tables, words, np.array([x, 2], np.int64))
 
 
-def check_end(st: np.ndarray, words: np.ndarray, what: str) -> None:
-    if int(st[0]) != int(L_BOUND) or int(st[1]) != words.size:
+def check_end(dec: tuple, what: str) -> None:
+    """:class:`~xdiffc.errors.CorruptStreamError` unless the decoder tuple ``dec`` ended as the encoder started,
+    every word read."""
+    if int(dec[STATE][0]) != int(L_BOUND) or int(dec[STATE][1]) != dec[WORDS].size:
         raise CorruptStreamError(f"{what}: the rANS stream is damaged or holds surplus words")

@@ -13,7 +13,8 @@ so the encoder's choices (and its streams) do not depend on how it is computed.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from ..kernels import kernel
 
 
 def model_bits(counts: np.ndarray) -> np.ndarray:
@@ -41,12 +42,12 @@ _XLOG = np.zeros(1 << 16)
 _XLOG[1:] = np.arange(1, 1 << 16) * np.log2(np.arange(1, 1 << 16))
 
 
-@njit(nogil=True, cache=True, inline="always")
+@kernel(inline="always")
 def _xlog2(c, table):
     return table[c] if c < table.size else c * np.log2(c)
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def _row_bits(cnt, lo, hi, total):
     """:func:`model_bits` of one row whose nonzero counts, in symbol order, are ``cnt[lo:hi]`` (sum ``total``)."""
     if total == 0:
@@ -57,7 +58,7 @@ def _row_bits(cnt, lo, hi, total):
     return ent + 8.0 * (TABLE_MODEL_BYTES + TABLE_SYMBOL_BYTES * (hi - lo))
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def rows_of(keys, syms, n_rows, width):
     """The compressed table of counts of (row, symbol) pairs, item ``i`` being row ``keys[i]``, symbol ``syms[i]``
     (< ``width``): (row starts, symbols, counts, row totals), each row's symbols in order.
@@ -103,7 +104,7 @@ def rows_of(keys, syms, n_rows, width):
     return ptr, sym[:m], cnt[:m], tot
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def merged_bits(ptr, sym, cnt, tot, rows, n_rows, acc, seen):
     """:func:`model_bits` of the sum of compressed rows ``rows[:n_rows]`` (``tot``: the row totals).
 
@@ -139,9 +140,12 @@ def merged_bits(ptr, sym, cnt, tot, rows, n_rows, acc, seen):
     return ent + 8.0 * (TABLE_MODEL_BYTES + TABLE_SYMBOL_BYTES * m)
 
 
-@njit(nogil=True, cache=True)
-def _block_bits(ptr, sym, cnt, tot, n_lv, s, e, lo, hi, rows, acc, seen):
-    """:func:`model_bits` of classes ``s..e-1`` and levels ``lo..hi`` summed (row ``c * n_lv + l``)."""
+@kernel
+def _block_bits(table, n_lv, s, e, lo, hi, scratch):
+    """:func:`model_bits` of classes ``s..e-1`` and levels ``lo..hi`` summed (row ``c * n_lv + l``) of the compressed
+    ``table`` (:func:`rows_of`); ``scratch`` = (rows, acc, seen) of :func:`merged_bits`."""
+    ptr, sym, cnt, tot = table
+    rows, acc, seen = scratch
     n = 0
     for c in range(s, e):
         for lv in range(lo, hi + 1):
@@ -150,7 +154,7 @@ def _block_bits(ptr, sym, cnt, tot, n_lv, s, e, lo, hi, rows, acc, seen):
     return merged_bits(ptr, sym, cnt, tot, rows, n, acc, seen)
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def choose_grouping(syms, cls, pass_start, plevel, levels, n_cls, width, max_groups):
     """Best (bits, groups, class start flags) over level groupings of the symbols ``syms`` (< ``width``) in
     classes ``cls`` (< ``n_cls``), pass ``p`` (``syms[pass_start[p]:pass_start[p + 1]]``) at level ``plevel[p]``.
@@ -166,10 +170,8 @@ def choose_grouping(syms, cls, pass_start, plevel, levels, n_cls, width, max_gro
     for p in range(pass_start.size - 1):
         for j in range(pass_start[p], pass_start[p + 1]):
             keys[j - first] = cls[j] * n_lv + plevel[p]
-    ptr, sym, cnt, tot = rows_of(keys, syms[first : pass_start[-1]], n_cls * n_lv, width)
-    acc = np.zeros(width, np.int64)
-    seen = np.empty(width, np.int64)
-    rows = np.empty(n_cls * n_lv, np.int64)
+    table = rows_of(keys, syms[first : pass_start[-1]], n_cls * n_lv, width)
+    scratch = (np.empty(n_cls * n_lv, np.int64), np.zeros(width, np.int64), np.empty(width, np.int64))
     # cache[s, e, id]: bits of classes s..e-1 over a level set, id (0, 1) -> 0, all -> 1, (l, l) -> l,
     # (g, last) -> n_lv + g
     cache = np.full((n_cls, n_cls + 1, 2 * n_lv + 1), np.nan)
@@ -188,12 +190,12 @@ def choose_grouping(syms, cls, pass_start, plevel, levels, n_cls, width, max_gro
             lo[groups - 1], hi[groups - 1], ids[groups - 1] = groups, n_lv - 1, n_lv + groups
         bounds = np.arange(n_cls + 1)  # part j: classes bounds[j] .. bounds[j + 1] - 1
         bits = np.empty(n_cls)
+        grouping = (lo, hi, ids)
         for c in range(n_cls):
-            bits[c] = _part_bits(ptr, sym, cnt, tot, n_lv, c, c + 1, lo, hi, ids, cache, rows, acc, seen)
+            bits[c] = _part_bits(table, n_lv, c, c + 1, grouping, cache, scratch)
         gains = np.empty(max(n_cls - 1, 1))
         for i in range(n_cls - 1):
-            gains[i] = bits[i] + bits[i + 1] - _part_bits(ptr, sym, cnt, tot, n_lv, i, i + 2, lo, hi, ids, cache,
-                                                          rows, acc, seen)
+            gains[i] = bits[i] + bits[i + 1] - _part_bits(table, n_lv, i, i + 2, grouping, cache, scratch)
         m = n_cls
         while m > 1:
             i = 0
@@ -212,8 +214,8 @@ def choose_grouping(syms, cls, pass_start, plevel, levels, n_cls, width, max_gro
             m -= 1
             for j in (i - 1, i):
                 if 0 <= j < m - 1:
-                    gains[j] = bits[j] + bits[j + 1] - _part_bits(ptr, sym, cnt, tot, n_lv, bounds[j], bounds[j + 2],
-                                                                  lo, hi, ids, cache, rows, acc, seen)
+                    gains[j] = bits[j] + bits[j + 1] - _part_bits(table, n_lv, bounds[j], bounds[j + 2], grouping,
+                                                                  cache, scratch)
         total = 0.0
         for j in range(m):
             total += bits[j]
@@ -225,20 +227,22 @@ def choose_grouping(syms, cls, pass_start, plevel, levels, n_cls, width, max_gro
     return best_bits, best_groups, best_flags
 
 
-@njit(nogil=True, cache=True)
-def _part_bits(ptr, sym, cnt, tot, n_lv, s, e, lo, hi, ids, cache, rows, acc, seen):
-    """Bits of classes ``s..e-1`` under the grouping ``(lo, hi, ids)``: its groups' blocks summed in order."""
+@kernel
+def _part_bits(table, n_lv, s, e, grouping, cache, scratch):
+    """Bits of classes ``s..e-1`` under the ``grouping`` (lo, hi, ids) of levels: its groups' blocks summed in
+    order, each block's bits cached in ``cache[s, e, id]``."""
+    lo, hi, ids = grouping
     bits = 0.0
     for g in range(lo.size):
         b = cache[s, e, ids[g]]
         if np.isnan(b):
-            b = _block_bits(ptr, sym, cnt, tot, n_lv, s, e, lo[g], hi[g], rows, acc, seen)
+            b = _block_bits(table, n_lv, s, e, lo[g], hi[g], scratch)
             cache[s, e, ids[g]] = b
         bits += b
     return bits
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def folded_bits(syms, ctx, width, n_gc, kmax, ks):
     """:func:`model_bits` summed over the models of the symbols ``syms`` (< ``width``) under models ``ctx``
     (``(group-class) * P + bucket``, ``P = 2 kmax + 2``, or 1 when kmax = 0, as

@@ -13,10 +13,10 @@ from typing import NamedTuple
 
 import constriction
 import numpy as np
-from numba import njit
 
-from ..byteio import Reader, uvarint
+from ..byteio import Reader, put_varint, read_varint, uvarint
 from ..errors import CorruptStreamError
+from ..kernels import kernel
 
 
 def histogram_bytes(nz: np.ndarray, counts: np.ndarray) -> bytes:
@@ -24,19 +24,7 @@ def histogram_bytes(nz: np.ndarray, counts: np.ndarray) -> bytes:
     return uvarint(len(nz)) + _pairs_bytes(np.asarray(nz, np.int64), np.asarray(counts, np.int64)).tobytes()
 
 
-@njit(nogil=True, cache=True)
-def put_varint(out, at, v):
-    """Write ``v`` as an unsigned LEB128 varint into ``out[at:]``; return the next free index."""
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        out[at] = b | (0x80 if v else 0)
-        at += 1
-        if not v:
-            return at
-
-
-@njit(nogil=True, cache=True)
+@kernel
 def _pairs_bytes(nz, counts):
     out = np.empty(20 * nz.size, np.uint8)
     at, prev = 0, 0
@@ -47,33 +35,16 @@ def _pairs_bytes(nz, counts):
     return out[:at]
 
 
-@njit(nogil=True, cache=True)
-def _get_varint(buf, at, end, limit):
-    """(value, next position); position -1 when truncated or above ``limit``."""
-    v, shift = 0, 0
-    while True:
-        if at >= end or shift > 63:
-            return 0, -1
-        b = np.int64(buf[at])
-        at += 1
-        v |= (b & 0x7F) << shift
-        shift += 7
-        if v > limit:
-            return 0, -1
-        if not b & 0x80:
-            return v, at
-
-
-@njit(nogil=True, cache=True)
+@kernel
 def _parse_pairs(buf, at, end, n, n_bins, max_count):
     """Symbols and counts of ``n`` (gap, count) pairs; position -1 when the bytes are malformed."""
     nz, counts = np.empty(n, np.int64), np.empty(n, np.int64)
     sym = 0
     for i in range(n):
-        gap, at = _get_varint(buf, at, end, n_bins)
+        gap, at = read_varint(buf, at, end, n_bins)
         if at < 0:
             return nz, counts, -1
-        count, at = _get_varint(buf, at, end, max_count)
+        count, at = read_varint(buf, at, end, max_count)
         sym += gap
         if at < 0 or sym >= n_bins or (i and not gap) or not count:
             return nz, counts, -1

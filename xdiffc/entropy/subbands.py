@@ -20,11 +20,10 @@ costs next to nothing: its model gives 0 almost all of the frequency, or all of 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from .crans import decode_one
+from ..kernels import kernel
+from .crans import STATE, decode_step
 
-JIT = dict(nogil=True, cache=True, fastmath=False)
 
 #: Symbols of the alphabet (the largest is 31 + 2 * 48 + 1 for |q| < 2**53).
 N_SYMBOLS = 129
@@ -38,8 +37,9 @@ N_FINE = N_CLASSES * N_BUCKETS
 _CAP = 7
 
 
-def band_arrays(bands: list, shape3: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(start [band, 3], stop [band, 3], class [band]) of ``subbands`` output, padded to 3 axes at the front."""
+def band_arrays(bands: list, shape3: tuple[int, int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The bands tuple of the kernels, of ``subbands`` output on a field of ``shape3``: (``shape3`` as int64,
+    start [band, 3], stop [band, 3], class [band]), padded to 3 axes at the front."""
     n = len(bands)
     start, stop = np.zeros((n, 3), np.int64), np.zeros((n, 3), np.int64)
     cls = np.zeros(n, np.int64)
@@ -51,25 +51,27 @@ def band_arrays(bands: list, shape3: tuple[int, int, int]) -> tuple[np.ndarray, 
         cls[b] = 0 if b == 0 else 1 + 3 * min(level, 7) + min(n_high, 3) - 1
     if any(s != t for s, t in zip(stop[0, :pad], shape3[:pad])):
         raise ValueError("bands and shape disagree")
-    return start, stop, cls
+    return np.array(shape3, np.int64), start, stop, cls
 
 
-@njit(inline="always", **JIT)
+@kernel(inline="always")
 def _activity(q, f, i0, i1, i2, a0, a1, a2, st0, st1):
-    a = 0
-    if i0 > a0:
-        a += min(abs(q[f - st0]), _CAP)
-    if i1 > a1:
-        a += min(abs(q[f - st1]), _CAP)
-    if i2 > a2:
-        a += min(abs(q[f - 1]), _CAP)
-    return a
+    """The activity of coefficient ``f`` at (i0, i1, i2) of the band starting at (a0, a1, a2): ``min(|q'|, 7)`` summed
+    over the neighbours one step back inside the band. Written without branches (an absent neighbour reads
+    ``q[f]`` and counts 0), which lets the compiler drop the reference counts of ``q`` and of the decoder in the
+    decoding loop: 2x faster."""
+    n0 = q[f - st0 if i0 > a0 else f]
+    n1 = q[f - st1 if i1 > a1 else f]
+    n2 = q[f - 1 if i2 > a2 else f]
+    return ((min(abs(n0), _CAP) if i0 > a0 else 0) + (min(abs(n1), _CAP) if i1 > a1 else 0)
+            + (min(abs(n2), _CAP) if i2 > a2 else 0))
 
 
-@njit(**JIT)
-def symbols(q, shape3, start, stop, cls):
+@kernel
+def symbols(q, bands):
     """Encoder: (symbols uint8, fine contexts uint8, raw bit bytes, raw bit count) of the coefficients ``q``
-    (flat int64, C order of ``shape3``), in coding order."""
+    (flat int64, C order of the shape of ``bands``: :func:`band_arrays`), in coding order."""
+    shape3, start, stop, cls = bands
     n = q.size
     sym = np.empty(n, np.uint8)
     fine = np.empty(n, np.uint8)  # N_FINE = 225 contexts
@@ -109,13 +111,16 @@ def symbols(q, shape3, start, stop, cls):
     return sym, fine, raw[: (p + 7) // 8].copy(), p
 
 
-@njit(**JIT)
-def decode(st, words, model_of, t_start, t_nnz, t_syms, t_freqs, t_cums, lut, prec, sh, raw, n_raw, shape3, start,
-           stop, cls, q):
-    """Decoder: fill ``q`` (flat int64) band by band; returns 0, or -1 on a damaged stream (a symbol the rANS
-    cannot give, a symbol outside the alphabet, or raw bits past ``n_raw``)."""
+@kernel
+def decode(dec, model_of, raw, n_raw, bands, q):
+    """Decoder: fill ``q`` (flat int64) band by band, fine context ``f`` under the model ``model_of[f]`` of the
+    rANS decoder tuple ``dec`` (:func:`~xdiffc.entropy.crans.open_decoder`); returns 0, or -1 on a damaged
+    stream (a symbol the rANS cannot give, a symbol outside the alphabet, or raw bits past ``n_raw``)."""
+    shape3, start, stop, cls = bands
     st1 = shape3[2]
     st0 = shape3[1] * st1
+    state = dec[STATE]
+    x, wp = state[0], state[1]  # in locals: the loop keeps them in registers
     p = 0
     for b in range(start.shape[0]):
         c = cls[b] * N_BUCKETS
@@ -124,7 +129,7 @@ def decode(st, words, model_of, t_start, t_nnz, t_syms, t_freqs, t_cums, lut, pr
                 for i2 in range(start[b, 2], stop[b, 2]):
                     f = i0 * st0 + i1 * st1 + i2
                     ctx = c + BUCKET_OF[_activity(q, f, i0, i1, i2, start[b, 0], start[b, 1], start[b, 2], st0, st1)]
-                    s = decode_one(st, words, model_of[ctx], t_start, t_nnz, t_syms, t_freqs, t_cums, lut, prec, sh)
+                    s, x, wp = decode_step(x, wp, dec, model_of[ctx])
                     if s < 0 or s >= N_SYMBOLS:
                         return -1
                     if s < 31:
@@ -140,4 +145,5 @@ def decode(st, words, model_of, t_start, t_nnz, t_syms, t_freqs, t_cums, lut, pr
                             m |= np.int64((raw[p >> 3] >> (p & 7)) & 1) << j
                             p += 1
                     q[f] = -m if neg else m
+    state[0], state[1] = x, wp
     return 0 if p == n_raw else -1

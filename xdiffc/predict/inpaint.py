@@ -12,7 +12,8 @@ stream's mask, so this choice affects only the size of the coefficients.
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
+
+from ..kernels import kernel
 
 #: Jacobi sweeps on the holes at each level of the pyramid.
 SWEEPS = 4
@@ -47,7 +48,7 @@ def _up(c: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     return c
 
 
-@njit(nogil=True, cache=True)
+@kernel
 def _sweeps(v, hole, sweeps):
     """Jacobi sweeps on a (d0, d1, d2) array: each hole the mean of its in-range neighbours."""
     d0, d1, d2 = v.shape

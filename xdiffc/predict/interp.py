@@ -10,22 +10,20 @@ earlier dimensions and multiples of ``s`` along later ones, from reconstructed n
 Targets of a pass are visited in C order with the interpolation axis moved first (the symbol
 order of the payload).  Each kernel runs the same IEEE float64 operations in the same order as
 the numpy implementation of release 0.1.0, so payloads written by either decode to the same bits.
-No ``fastmath`` (it would allow fused multiply-adds and reassociation), no transcendental
-functions and no parallel reductions: the decoder is bit-identical on every machine.
+Compiled under :mod:`xdiffc.kernels`' rule, with no transcendental functions: the decoder is
+bit-identical on every machine.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from numba import njit
 
-from ..entropy.crans import L_BOUND, decode_one
+from ..entropy.crans import STATE, decode_step
+from ..kernels import kernel
 from ..quantize import RADIUS, dequantize, quantize
 #: Activity (|right - left| neighbour difference, in bins) thresholds of the fine context classes.
 ACTIVITY_EDGES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0)
 N_FINE = len(ACTIVITY_EDGES) + 1
-#: Kernel options: compiled once per machine (on-disk cache), GIL released, fastmath off.
-JIT = dict(nogil=True, cache=True, fastmath=False)
 
 # Decoder error codes (the caller turns them into CorruptStreamError).
 OK, ERR_SYMBOLS, ERR_UNPRED = 0, -1, -2
@@ -45,7 +43,7 @@ def passes(shape: tuple[int, ...]) -> list[tuple[int, int]]:
 # ----------------------------------------------------------------------------- pass geometry
 
 
-@njit(**JIT)
+@kernel
 def _geometry(shape, level, d):
     """(flat step per axis, count per axis, odd count, even count) of pass (level, d) on a C array."""
     ndim = shape.size
@@ -61,7 +59,7 @@ def _geometry(shape, level, d):
     return step, cnt, n_odd, cnt[d] - n_odd
 
 
-@njit(**JIT)
+@kernel
 def _n_other(cnt, d):
     n = 1
     for k in range(cnt.size):
@@ -70,7 +68,7 @@ def _n_other(cnt, d):
     return n
 
 
-@njit(inline="always", **JIT)
+@kernel(inline="always")
 def _advance(idx, cnt, step, d, off):
     """Next offset of the odometer over every axis but ``d`` (C order)."""
     k = cnt.size - 1
@@ -86,7 +84,7 @@ def _advance(idx, cnt, step, d, off):
     return off
 
 
-@njit(inline="always", **JIT)
+@kernel(inline="always")
 def _predict(r, base, es, i, n_odd, n_even, cubic):
     """Prediction of odd point ``i`` from the evens ``r[base + k * es]`` (same arithmetic as 0.1.0)."""
     n_mid = min(n_odd, n_even - 1)
@@ -107,7 +105,7 @@ def _predict(r, base, es, i, n_odd, n_even, cubic):
     return r[base + (n_odd - 1) * es]
 
 
-@njit(inline="always", **JIT)
+@kernel(inline="always")
 def _fine_class(r, base, es, i, n_odd, n_even, inv_bin, edges):
     """Fine context class: position of ``|right - left| * inv_bin`` among ``edges`` (numpy searchsorted 'left')."""
     if i >= min(n_odd, n_even - 1):
@@ -121,7 +119,7 @@ def _fine_class(r, base, es, i, n_odd, n_even, inv_bin, edges):
     return c
 
 
-@njit(inline="always", **JIT)
+@kernel(inline="always")
 def _finite(x):
     return x if x - x == 0.0 else 0.0
 
@@ -129,7 +127,7 @@ def _finite(x):
 # ----------------------------------------------------------------------------- encoder
 
 
-@njit(**JIT)
+@kernel
 def encode_passes(values, keep, shape, bins, tol, recon, sym, fine, pass_start, kinds, plevel, cost_stride):
     """Predict and quantise every pass of ``values`` (flat, C order of ``shape``), at the points where ``keep``
     (the same size as ``values``; any other size: every point).
@@ -220,7 +218,7 @@ def encode_passes(values, keep, shape, bins, tol, recon, sym, fine, pass_start, 
     return unpred[:nu].copy()
 
 
-@njit(**JIT)
+@kernel
 def layout(sym, fine, pass_start, unpred, cls_of_fine, n_cls):
     """Symbols in payload order (per pass, stably by context class), segment lengths and unpredictables.
 
@@ -261,9 +259,16 @@ def layout(sym, fine, pass_start, unpred, cls_of_fine, n_cls):
 
 
 # ----------------------------------------------------------------------------- decoder
+#
+# The decoding kernels take pass (level, d) as the pass tuple ``pas = (shape, level, d, cubic, bin, inv_bin)``: the
+# field's shape (int64, coding order), the level, the interpolation axis, the prediction (cubic or linear) and the
+# quantisation bin and its inverse. A version 2 or 3 pass codes target ``j`` of class ``c`` under the model
+# ``base + c * n_b + bmap[code]``, ``code`` being that of the target one slice back along ``axis`` (none on the
+# first slice; ``bmap``: :func:`bucket_map`): the context tuple ``ctx = (bmap, base, n_b, axis)``. Plain tuples,
+# as every kernel argument (:mod:`xdiffc.kernels`).
 
 
-@njit(**JIT)
+@kernel
 def _lattice(shape, level, d):
     """The targets of pass (level, d) as a C-order lattice: per-axis counts, flat steps and steps of ``b``.
 
@@ -284,7 +289,7 @@ def _lattice(shape, level, d):
     return cnt, offs, bst, n_odd, n_even, m, step[d]
 
 
-@njit(inline="always", **JIT)
+@kernel(inline="always")
 def _next(idx, cnt, offs, bst, off, b):
     """Advance the C-order odometer over the target lattice: (flat offset, b)."""
     k = idx.size - 1
@@ -301,11 +306,12 @@ def _next(idx, cnt, offs, bst, off, b):
     return off, b
 
 
-@njit(**JIT)
-def classify_pass(recon, keep, masked, shape, level, d, inv_bin, cls_of_fine, cls, counts):
-    """Context class of every target of pass (level, d) into ``cls`` (symbol order; 255 = skipped), and
+@kernel
+def classify_pass(recon, keep, masked, pas, cls_of_fine, cls, counts):
+    """Context class of every target of the pass tuple ``pas`` into ``cls`` (symbol order; 255 = skipped), and
     the kept counts per class into ``counts``.  Visits the targets in memory order."""
     edges = ACTIVITY_EDGES
+    shape, level, d, _, _, inv_bin = pas
     cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(shape, level, d)
     es = offs[d]
     idx = np.zeros(shape.size, np.int64)
@@ -334,9 +340,9 @@ def n_targets(shape: tuple[int, ...], level: int, d: int) -> int:
     return n
 
 
-@njit(**JIT)
-def decode_pass(recon, keep, masked, shape, level, d, cubic, bin_, cls, classed, syms, seg_start, unpred, upos, code):
-    """Dequantise pass (level, d): ``syms`` holds its symbols class by class (class c at ``seg_start[c]``).
+@kernel
+def decode_pass(recon, pas, cls, classed, syms, seg_start, unpred, upos, code):
+    """Dequantise the pass tuple ``pas``: ``syms`` holds its symbols class by class (class c at ``seg_start[c]``).
 
     ``cls`` comes from :func:`classify_pass` when ``classed`` (else every target is kept, class 0).
     Unpredictables are taken from ``unpred[upos:]`` in the same class-major order.  A first sweep in
@@ -359,6 +365,7 @@ def decode_pass(recon, keep, masked, shape, level, d, cubic, bin_, cls, classed,
         at[c] = seg_start[c]
     if u > unpred.size:
         return ERR_UNPRED
+    shape, level, d, _, _, _ = pas
     _, _, _, n_odd, _, n_oth, _ = _lattice(shape, level, d)
     total = n_odd * n_oth
     for j in range(total):
@@ -373,12 +380,12 @@ def decode_pass(recon, keep, masked, shape, level, d, cubic, bin_, cls, classed,
             uat[c] += 1
         else:
             code[j] = s
-    if reconstruct_pass(recon, shape, level, d, cubic, bin_, code, unpred) != OK:
+    if reconstruct_pass(recon, pas, code, unpred) != OK:
         return ERR_UNPRED
     return u
 
 
-@njit(**JIT)
+@kernel
 def model_hists(sym, lengths, seg_model, n_models, lo, width):
     """Histograms [model, symbol - lo] of the segments (``lengths`` flat, ``seg_model`` their models)."""
     hists = np.zeros((n_models, width), np.int64)
@@ -391,7 +398,7 @@ def model_hists(sym, lengths, seg_model, n_models, lo, width):
     return hists
 
 
-@njit(**JIT)
+@kernel
 def dense_symbols(sym):
     """(index of each symbol among the distinct symbols present, number of distinct symbols)."""
     dense = np.full(1 << 16, -1, np.int64)
@@ -409,7 +416,7 @@ def dense_symbols(sym):
 # ----------------------------------------------------------------------------- previous-slice contexts (payload v2)
 
 
-@njit(inline="always", **JIT)
+@kernel(inline="always")
 def prev_bucket(s, radius_k):
     """Context bucket of the previous slice's symbol ``s`` (<= 0: none): 0 for none or unpredictable,
     else ``clamp(s - RADIUS, -K, K) + K + 1``; always 0 when ``K = 0``."""
@@ -423,13 +430,13 @@ def prev_bucket(s, radius_k):
     return q + radius_k + 1
 
 
-@njit(**JIT)
+@kernel
 def _slice_stride(cnt, bst, n_oth, d, axis):
     """(stride in symbol order, count) of the lattice along ``axis`` for pass direction ``d``."""
     return (n_oth if axis == d else bst[axis]), cnt[axis]
 
 
-@njit(**JIT)
+@kernel
 def prev_symbols(sym, pass_start, shape, keep, masked, axis):
     """For every symbol, the symbol of the same pass's lattice point one step back along ``axis`` (0: none,
     the first slice, a skipped point, or an unpredictable one)."""
@@ -486,7 +493,7 @@ def prev_symbols(sym, pass_start, shape, keep, masked, axis):
     return prev
 
 
-@njit(**JIT)
+@kernel
 def n_levels_of(shape):
     m = 0
     for n in shape:
@@ -497,7 +504,7 @@ def n_levels_of(shape):
     return lv
 
 
-@njit(**JIT)
+@kernel
 def contexts(fine, pass_start, plevel, prev, groups, cls_of_fine, n_cls, radius_k):
     """Model index ``(group * n_cls + class) * P + bucket`` of every symbol (``P = 2K + 2``, or 1 when K = 0)."""
     n_b = 2 * radius_k + 2 if radius_k else 1
@@ -509,7 +516,7 @@ def contexts(fine, pass_start, plevel, prev, groups, cls_of_fine, n_cls, radius_
     return ctx
 
 
-@njit(**JIT)
+@kernel
 def context_counts(sym, ctx, n_models, dense, n_dense):
     """Symbol counts [model, dense symbol]."""
     out = np.zeros((n_models, n_dense), np.int64)
@@ -518,23 +525,23 @@ def context_counts(sym, ctx, n_models, dense, n_dense):
     return out
 
 
-@njit(**JIT)
-def decode_ctx_pass(st, words, start, nnz, syms, freqs, cums, lut, prec, sh, bmap, shape, level, d, cls, classed,
-                    model_base, n_b, radius_k, axis, code, upos):
-    """Decode the symbols of pass (level, d) in symbol order into ``code`` (as :func:`decode_pass`'s: -1
-    skipped, a symbol > 0, ``-2 - k`` for the unpredictable ``k``), each under the model
-    ``model_base + class * n_b + bucket`` (bucket: :func:`prev_bucket` of the previous slice's code).
-    Returns the new unpredictable count, or ERR_SYMBOLS on a damaged stream."""
+@kernel
+def decode_ctx_pass(recon, pas, cls, classed, dec, ctx, unpred, upos, code):
+    """Decode and reconstruct the pass tuple ``pas`` of a version 2 or 3 payload: its symbols, in symbol order,
+    into ``code`` (as :func:`decode_pass`'s: -1 skipped, a symbol > 0, ``-2 - k`` for ``unpred[k]``) with the
+    rANS decoder tuple ``dec`` (:func:`~xdiffc.entropy.crans.open_decoder`), each under the model that the
+    context tuple ``ctx`` gives it (class ``cls[j]`` when ``classed``, else 0); then :func:`reconstruct_pass`.
+    Returns the new unpredictable count, ERR_SYMBOLS on a damaged stream, or ERR_UNPRED when ``unpred`` runs
+    out."""
+    shape, level, d, _, _, _ = pas
+    bmap, base, n_b, axis = ctx
     cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(shape, level, d)
     total = n_odd * n_oth
     sa, ca = _slice_stride(cnt, bst, n_oth, d, axis)
     ia, lo = 0, 0
     u = upos
-    # the rANS step of xdiffc.entropy.crans.decode_one, written out with the state in locals (a call per
-    # symbol, even inlined, measured 12x slower)
-    x, wp = st[0], st[1]
-    n_words = words.size
-    mask = (np.int64(1) << prec) - 1
+    state = dec[STATE]
+    x, wp = state[0], state[1]  # in locals: the loop keeps them in registers
     for j in range(total):
         c = cls[j] if classed else 0
         if c == 255:
@@ -544,26 +551,9 @@ def decode_ctx_pass(st, words, start, nnz, syms, freqs, cums, lut, prec, sh, bma
             if ia > 0:
                 pc = code[j - sa]
                 b = bmap[pc if pc > 0 else 0]
-            m = model_base + c * n_b + b
-            k = nnz[m]
-            a = start[m]
-            if k == 1:
-                s = syms[a]
-            elif k == 0:
+            s, x, wp = decode_step(x, wp, dec, base + c * n_b + b)
+            if s < 0:
                 return ERR_SYMBOLS
-            else:
-                slot = x & mask
-                i = np.int64(lut[m, slot >> sh])
-                end = a + k
-                while i + 1 < end and cums[i + 1] <= slot:
-                    i += 1
-                x = freqs[i] * (x >> prec) + slot - cums[i]
-                if x < L_BOUND:
-                    if wp >= n_words:
-                        return ERR_SYMBOLS
-                    x = (x << 32) | np.int64(words[wp])
-                    wp += 1
-                s = syms[i]
             if s == 0:
                 code[j] = -2 - u
                 u += 1
@@ -575,15 +565,18 @@ def decode_ctx_pass(st, words, start, nnz, syms, freqs, cums, lut, prec, sh, bma
             ia += 1
             if ia == ca:
                 ia = 0
-    st[0], st[1] = x, wp
+    state[0], state[1] = x, wp
+    if u > unpred.size or reconstruct_pass(recon, pas, code, unpred) != OK:
+        return ERR_UNPRED
     return u
 
 
-@njit(**JIT)
-def reconstruct_pass(recon, shape, level, d, cubic, bin_, code, unpred):
-    """Reconstruct pass (level, d) in memory order from ``code`` (-1 skipped, a symbol > 0, or ``-2 - k``
-    for ``unpred[k]``): the second sweep of both payload versions; ERR_UNPRED when an unpredictable index
+@kernel
+def reconstruct_pass(recon, pas, code, unpred):
+    """Reconstruct the pass tuple ``pas`` in memory order from ``code`` (-1 skipped, a symbol > 0, or ``-2 - k``
+    for ``unpred[k]``): the second sweep of every payload version; ERR_UNPRED when an unpredictable index
     lies beyond ``unpred``."""
+    shape, level, d, cubic, bin_, _ = pas
     cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(shape, level, d)
     es = offs[d]
     total = n_odd * n_oth
@@ -605,13 +598,7 @@ def reconstruct_pass(recon, shape, level, d, cubic, bin_, code, unpred):
     return OK
 
 
-@njit(**JIT)
-def decode_origin(st, words, m, start, nnz, syms, freqs, cums, lut, prec, sh):
-    """The origin's symbol (model ``m``), or -1 on a damaged stream."""
-    return decode_one(st, words, m, start, nnz, syms, freqs, cums, lut, prec, sh)
-
-
-@njit(**JIT)
+@kernel
 def bucket_map(radius_k):
     """:func:`prev_bucket` of every symbol 0..65535 (the decoder's table)."""
     out = np.empty(1 << 16, np.int64)

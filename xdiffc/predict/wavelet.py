@@ -13,7 +13,7 @@ every axis whose current low-pass extent is at least :data:`MIN_LEN`, in axis or
 low-pass corner of the array; :func:`plan` gives the extents level by level.
 
 The inverse is the decoder's reconstruction, so it must give the same bits on every machine:
-no ``fastmath`` (no fused multiply-add, no reassociation), no transcendental functions, and
+compiled under :mod:`xdiffc.kernels`' rule, no transcendental functions, and
 every value computed by the same sequence of IEEE float64 operations whatever the layout.
 The encoder runs the very same :func:`inverse` to find the points its bound misses.
 """
@@ -23,9 +23,9 @@ from __future__ import annotations
 import functools
 
 import numpy as np
-from numba import njit
 
-JIT = dict(nogil=True, cache=True, fastmath=False)
+from ..kernels import kernel
+
 
 ALPHA = -1.586134342059924
 BETA = -0.052980118572961
@@ -51,7 +51,7 @@ def plan(shape: tuple[int, ...]) -> list[tuple[int, ...]]:
     return out
 
 
-@njit(inline="always", **JIT)
+@kernel(inline="always")
 def _lift_step(t, n, start, c):
     """``t[i] += c * (t[i - 1] + t[i + 1])`` on rows ``i = start, start + 2, ...`` (mirrored at both ends)."""
     for i in range(start, n, 2):
@@ -66,7 +66,7 @@ def _lift_step(t, n, start, c):
 _BLOCK = 512
 
 
-@njit(**JIT)
+@kernel
 def forward_axis(a, n):
     """One level along the middle axis of ``a`` (outer, m, inner) on its first ``n`` rows, in place."""
     width = min(a.shape[2], _BLOCK)
@@ -90,7 +90,7 @@ def forward_axis(a, n):
                     a[o, k, j0 + j] = u[i, j] * g
 
 
-@njit(**JIT)
+@kernel
 def inverse_axis(a, n):
     """Inverse of :func:`forward_axis` (the decoder's arithmetic)."""
     width = min(a.shape[2], _BLOCK)

@@ -1,0 +1,36 @@
+"""The one compilation rule of xdiffc's numba kernels: :func:`kernel`.
+
+Decoding must give the same bits on every machine, whatever compiled it: a stream written on one
+computer decodes bit for bit on any other, and the encoder's reconstruction (which it checks the
+bound on) is exactly the decoder's. So every kernel is compiled with ``fastmath=False``: LLVM may
+then neither reassociate float operations nor contract a multiply and an add into one fused
+multiply-add (FMA, one rounding instead of two, used or not depending on the CPU), and every
+float64 operation is the IEEE one, in source order. The kernels add no ``parallel=True`` either (a
+parallel reduction sums in an order that depends on the threads) and call no transcendental
+function on the decoder's path (their last bit differs between math libraries).
+
+Besides: ``cache=True`` (compiled once per machine, into ``__pycache__``) and ``nogil=True`` (threads
+encode chunks at once). Write ``@kernel`` or ``@kernel(inline="always")``; the rule cannot be
+overridden.
+
+Arguments that travel together go as one plain tuple (a pass, a decoder, a context), which the kernel
+unpacks: numba types a plain tuple at a call as fast as a scalar, a NamedTuple in microseconds. An
+inlined helper called per symbol takes its arrays in one such tuple and reads them in place
+(``dec[NNZ][m]``): arrays passed one by one, or bound to the helper's locals, cost an atomic reference
+count increment and decrement each per call, which the compiler then cannot prune.
+"""
+
+from __future__ import annotations
+
+import numba
+
+#: Options of every kernel (see the module's docstring).
+RULE = dict(cache=True, nogil=True, fastmath=False)
+
+
+def kernel(fn=None, **options):
+    """``numba.njit`` under :data:`RULE`, plus ``options`` (``inline="always"``); as ``@kernel`` or ``@kernel(...)``."""
+    if {"fastmath", "parallel"} & options.keys():
+        raise TypeError("xdiffc kernels are compiled without fastmath and parallel: decoding must be bit-identical")
+    opts = {**RULE, **options}
+    return numba.njit(**opts) if fn is None else numba.njit(fn, **opts)
