@@ -86,3 +86,19 @@ def test_no_module_imports_another_modules_private_names():
                 for target, names in _imports(name, tree, is_package, top_level_only=False)
                 for n in names if n.startswith("_") and n != "__version__"]
     assert not offences, offences
+
+
+def test_the_first_compilation_is_announced_once(tmp_path):
+    """With an empty numba cache the first calls compile for tens of seconds: stderr says so, once; a second run,
+    which loads the kernels from the cache, says nothing."""
+    import subprocess
+    import sys
+
+    code = ("import numpy as np, xdiffc\n"
+            "x = np.arange(64, dtype='float32').reshape(8, 8)\n"
+            "xdiffc.decompress(xdiffc.compress(x, tol=0.5, level=1))\n")
+    env = {**__import__("os").environ, "NUMBA_CACHE_DIR": str(tmp_path)}
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert first.returncode == 0 and first.stderr.count("compiling its kernels") == 1, first.stderr[-2000:]
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=600)
+    assert again.returncode == 0 and "compiling" not in again.stderr, again.stderr[-2000:]

@@ -22,10 +22,38 @@ count increment and decrement each per call, which the compiler then cannot prun
 
 from __future__ import annotations
 
+import logging
+
 import numba
+from numba.core import event
+
+log = logging.getLogger("xdiffc")
 
 #: Options of every kernel (see the module's docstring).
 RULE = dict(cache=True, nogil=True, fastmath=False)
+
+
+class _FirstCompilation(event.Listener):
+    """Says once per process, on stderr (the ``xdiffc`` logger), that kernels are being compiled: the first
+    calls on a machine take tens of seconds, which would otherwise pass in silence. Loads from the on-disk
+    cache are no compilation, so later runs say nothing."""
+
+    def __init__(self) -> None:
+        self.said = False
+
+    def on_start(self, ev: event.Event) -> None:
+        dispatcher = (ev.data or {}).get("dispatcher")
+        module = getattr(getattr(dispatcher, "py_func", None), "__module__", "") or ""
+        if not self.said and module.startswith("xdiffc."):
+            self.said = True
+            log.warning("xdiffc: compiling its kernels for this machine (once: the first calls take up to a "
+                        "minute; later runs load them from the on-disk cache)")
+
+    def on_end(self, ev: event.Event) -> None:
+        pass
+
+
+event.register("numba:compile", _FirstCompilation())
 
 
 def kernel(fn=None, **options):
