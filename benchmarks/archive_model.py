@@ -53,8 +53,8 @@ import zarr
 import xdiffc
 import xdiffc.xarray  # noqa: F401  (registers ds.gcdtc)
 from xdiffc.bitstream import Stream
-from xdiffc.model import load_model
-from xdiffc.model.network import ModelConfig
+from xdiffc.neural import load_model
+from xdiffc.neural.network import ModelConfig
 from xdiffc.training import train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -27,7 +27,7 @@ from pandas.errors import OutOfBoundsDatetime
 
 import xdiffc  # noqa: F401  (registers ds.gcdtc)
 from xdiffc import grids
-from xdiffc.reference import Climatology
+from xdiffc.archive_climatology import Climatology
 
 HERE = Path(__file__).resolve().parent
 FIELDS = [  # (file, variable): long series, annual, monthly and hourly

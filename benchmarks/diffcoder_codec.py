@@ -7,7 +7,7 @@ per pixel in the loss (:class:`xdiffc.diffcoder.DiffCoderConfig`, ``rate_weight 
 are normalised as the codec normalises a block: ``(x - mean) / (max - min)``, times
 ``data_scale``, the median of ``(max - min) / std`` over the training snapshots, so that the
 network sees the units it was trained in. The entropy tables are then frozen, the cross-device
-margin is estimated, and the file is written to ``xdiffc/models/diffcoder-kolmogorov.pt``.
+margin is estimated, and the file is written to ``xdiffc/weights/diffcoder-kolmogorov.pt``.
 
 Measured on the 32 held-out snapshots (the same split as the experiment):
 
@@ -39,8 +39,8 @@ import xdiffc
 from diffcoder_kolmogorov import HERE, N_FIT, VAL_START, load_data
 from xdiffc.diffcoder import DiffCoder, DiffCoderConfig, parameter_count, periodic_shifts, save, train
 from xdiffc.diffcoder.train import Plateau
-from xdiffc.model import layout, load_model
-from xdiffc.model_lookup import MODELS_DIR
+from xdiffc.neural import layout, load_model
+from xdiffc.model_files import MODELS_DIR
 from xdiffc.spectra import relative_l2, spectral_error
 from xdiffc.training import estimate_deviation
 

@@ -1,6 +1,6 @@
 """The rate knob (issue 17): GCDTC models at several latent rates, trained briefly on CPU, on held-out data.
 
-For each rate (values per latent, :data:`xdiffc.model.network.RATES`):
+For each rate (values per latent, :data:`xdiffc.neural.network.RATES`):
 
 1. ``xdiffc.train`` on TREFHT members B06.57, .59 and .60 for ``--steps`` steps on one thread
    (skipped where the model file exists, unless ``--retrain``);
@@ -33,8 +33,8 @@ import torch
 import xdiffc
 from xdiffc import l2, l2model, predicted
 from xdiffc.bitstream import Header, Stream
-from xdiffc.model import load_model
-from xdiffc.model.network import RATES, ModelConfig
+from xdiffc.neural import load_model
+from xdiffc.neural.network import RATES, ModelConfig
 from xdiffc.training import train
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -73,7 +73,7 @@ def forced(predictor, f: Field, eps: float) -> dict:
     filled = f.filled.astype(np.float64)
     a = predictor.analyse(filled, f.mask, predictor.config.default_steps)
     payload = predictor.pack(a, np.ones(len(a.block_bytes), bool))
-    margins = predicted.margin(predictor, a.block_ranges, filled, f.x.dtype)
+    margins = model_path.margin(predictor, a.block_ranges, filled, f.x.dtype)
     base = l2model.model_base(predictor, payload, f.x.shape, margins)
     sections = {"model": payload, **l2.encode(values, f.mask, eps, dtype=f.x.dtype, model=base)}
     header = Header(dtype=f.x.dtype.str, shape=f.x.shape, mode="l2", tol=eps * f.range, rel_tol=eps,

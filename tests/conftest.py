@@ -23,7 +23,7 @@ def one_torch_thread():
 @pytest.fixture
 def carry_any_model(monkeypatch):
     """Carry a model whether or not it pays: the tiny models here never do, and the mechanism is under test."""
-    from xdiffc.xarray import climatology
+    from xdiffc.xarray import climatology_choice as climatology
 
     real = climatology.pays_for_itself
     monkeypatch.setattr(climatology, "pays_for_itself", lambda da, config, extra, chunks: "model_file" in extra

@@ -17,7 +17,7 @@ import pytest
 import xdiffc
 from xdiffc.bitstream import Stream
 from xdiffc.codec import GCDTCCodec
-from xdiffc.model_lookup import codec_model
+from xdiffc.model_files import codec_model
 
 OTHER_MODEL = ("other-model-v9", "ab" * 32)
 

@@ -14,7 +14,7 @@ from xdiffc.datasets import open_sample
 from xdiffc.diffcoder import BlockNet, DiffCoder, DiffCoderConfig, save, sigmoid_alpha_bar, train
 from xdiffc.diffcoder.schedule import eps_from_v, v_target, x0_from_v
 from xdiffc.diffcoder.train import Plateau, extend_checkpoint, validation_loss
-from xdiffc.model import ModelPredictor, layout, load_model
+from xdiffc.neural import ModelPredictor, layout, load_model
 from xdiffc.training import estimate_deviation
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")

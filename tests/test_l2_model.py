@@ -16,8 +16,8 @@ from hypothesis import strategies as st
 import xdiffc
 from xdiffc import core
 from xdiffc.bitstream import Stream
-from xdiffc.model import load_model, modelfile
-from xdiffc.model.network import GCDTCNet
+from xdiffc.neural import load_model, modelfile
+from xdiffc.neural.network import GCDTCNet
 from tests.test_l2_api import _patch_ratios
 from tests.test_model import TINY
 from tests.test_model_guarantee import LatentsForFree
@@ -159,7 +159,7 @@ def test_numcodecs_and_zarr_v3_codecs_round_trip_with_the_model(forced_tiny, tmp
     import zarr
 
     from xdiffc.codec import GCDTCCodec
-    from xdiffc.model_lookup import codec_model
+    from xdiffc.model_files import codec_model
     from xdiffc.zarr_codec import GCDTCZarrCodec
 
     path, predictor = forced_tiny

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from xdiffc import CorruptStreamError, ModelMismatchError
-from xdiffc.model import layout, load_model, modelfile
-from xdiffc.model.entropy import FrozenCoder, LogisticPrior
-from xdiffc.model.network import GCDTCNet, ModelConfig
+from xdiffc.neural import layout, load_model, modelfile
+from xdiffc.neural.entropy import FrozenCoder, LogisticPrior
+from xdiffc.neural.network import GCDTCNet, ModelConfig
 
 TINY = ModelConfig(block=(4, 8, 8), down_t=2, down_s=4, enc_channels=(4,), latent_channels=2,
                    cond=(2, 2, 2), unet_widths=(4, 4, 4), t_dim=8, corr_width=2, radius=1, default_steps=2)

@@ -18,8 +18,8 @@ from xdiffc.bitstream import Header, Stream
 from xdiffc.datasets import open_sample
 from xdiffc.fidelity import OutputRule
 from xdiffc.masking import special_mask
-from xdiffc.model import load_model, modelfile
-from xdiffc.model.network import GCDTCNet
+from xdiffc.neural import load_model, modelfile
+from xdiffc.neural.network import GCDTCNet
 from tests.helpers import assert_bounded
 from tests.test_model import TINY
 

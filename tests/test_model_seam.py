@@ -145,13 +145,13 @@ def test_a_model_named_by_path_reaches_the_stream(tmp_path, monkeypatch, family)
 
     from xdiffc import core
     from xdiffc.bitstream import Stream
-    from xdiffc.model import load_model
+    from xdiffc.neural import load_model
 
     torch.manual_seed(0)
     path = tmp_path / f"tiny-{family}.pt"
     if family == "gcdtc":
-        from xdiffc.model import modelfile
-        from xdiffc.model.network import GCDTCNet
+        from xdiffc.neural import modelfile
+        from xdiffc.neural.network import GCDTCNet
         from tests.test_model import TINY
 
         modelfile.save(path, GCDTCNet(TINY), max_abs_deviation=1e-6)

@@ -29,8 +29,8 @@ from xdiffc.conversion.run import convert
 from xdiffc.conversion.verify import verify
 from xdiffc.datasets import open_sample
 from xdiffc.errors import CorruptStreamError, ModelMismatchError
-from xdiffc.model import load_model, modelfile
-from xdiffc.model.network import GCDTCNet
+from xdiffc.neural import load_model, modelfile
+from xdiffc.neural.network import GCDTCNet
 
 TOL = 0.5
 #: A corner of the TREFHT sample: enough for chunks, blocks and training, small enough to be quick.
@@ -113,7 +113,7 @@ TINY_TRAINING = textwrap.dedent("""
     import xdiffc.training
     from tests.test_model import TINY
     from xdiffc.conversion.run import convert
-    from xdiffc.xarray import climatology
+    from xdiffc.xarray import climatology_choice as climatology
 
     if __name__ == "__main__":  # the Dask workers re-import this file
         torch.set_num_threads(1)

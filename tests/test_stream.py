@@ -109,7 +109,7 @@ def _wavelet():
 
 def _reference():
     """Annual-like steps around a fixed pattern, coded against an archive climatology: the 'ref' section."""
-    from xdiffc.reference import Climatology
+    from xdiffc.archive_climatology import Climatology
 
     rng = np.random.default_rng(11)
     pattern = rng.normal(size=(1, 12, 16)).cumsum(axis=-1) * 10
@@ -137,8 +137,8 @@ def predictor(tmp_path_factory):
     import torch
 
     from tests.test_model import TINY
-    from xdiffc.model import load_model, modelfile
-    from xdiffc.model.network import GCDTCNet
+    from xdiffc.neural import load_model, modelfile
+    from xdiffc.neural.network import GCDTCNet
 
     torch.manual_seed(1)
     path = tmp_path_factory.mktemp("models") / "untrained.pt"

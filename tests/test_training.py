@@ -9,8 +9,8 @@ import xarray as xr
 from hypothesis import given
 from hypothesis import strategies as st
 
-from xdiffc.model import load_model
-from xdiffc.model.network import RATES, GCDTCNet, ModelConfig
+from xdiffc.neural import load_model
+from xdiffc.neural.network import RATES, GCDTCNet, ModelConfig
 from xdiffc.training import load_fields, train
 
 pytestmark = [pytest.mark.filterwarnings("ignore:Consolidated metadata:UserWarning"),  # the fixture's plain to_zarr

@@ -60,10 +60,10 @@ MUTATIONS: tuple[Mutation, ...] = (
          "tests/test_trust_fill.py::test_one_huge_value_stays_exact_and_out_of_the_range"),
         "one 5e30 value enters the range, and rel_tol of that range wipes out the field"),
     Mutation(
-        "climatology_at_tol", ("xdiffc/coders/anomaly.py",),
+        "climatology_at_tol", ("xdiffc/coders/decomposition.py",),
         (("tol * MEAN_FRACTION, _empty", "tol, _empty"),),
-        ("tests/test_trust_anomaly.py::test_the_climatology_is_coded_at_a_quarter_of_the_bound",
-         "tests/test_trust_anomaly.py::test_the_anomaly_stream_size_is_pinned"),
+        ("tests/test_trust_decomposition.py::test_the_climatology_is_coded_at_a_quarter_of_the_bound",
+         "tests/test_trust_decomposition.py::test_the_anomaly_stream_size_is_pinned"),
         "the climatology coded at tol instead of tol/4: 8,866 -> 18,070 bytes on 110 x 64 x 128"),
     Mutation(
         "log_bound_loose", ("xdiffc/logdomain.py",),
@@ -87,7 +87,7 @@ MUTATIONS: tuple[Mutation, ...] = (
          "tests/test_trust_tuning.py::test_suggest_tol_reports_dssim_as_binding"),
         "suggest_tol's DSSIM threshold (Baker's criteria, in metrics.Criteria) 0.995 -> 0.99"),
     Mutation(
-        "climatology_tol_doubled", ("xdiffc/coders/anomaly.py",),
+        "climatology_tol_doubled", ("xdiffc/coders/decomposition.py",),
         (("tol * MEAN_FRACTION, _empty", "tol * MEAN_FRACTION * 2, _empty"),),
         (f"{SIZES}[climate/anomaly]", f"{SIZES}[climate_nan/anomaly]"),
         "size guard: the climatology at tol/2"),

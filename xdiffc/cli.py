@@ -85,7 +85,7 @@ def _tune(args: argparse.Namespace) -> int:
 def _train(args: argparse.Namespace) -> int:
     from .training import train
 
-    from .model.network import ModelConfig
+    from .neural.network import ModelConfig
 
     path = train(args.data, args.output, device=args.device, steps=args.steps, resume=args.resume,
                  variables=args.variable, config=ModelConfig.at_rate(args.values_per_latent),

@@ -32,7 +32,7 @@ from .errors import CorruptStreamError, ModelMismatchError
 from .grids import Layout
 from .masking import special_mask
 from .options import DEFAULT_LEVEL, NAMES, Options
-from .reference import Climatology
+from .archive_climatology import Climatology
 
 
 def _finite_fills(values: Iterable[float]) -> tuple[float, ...]:
@@ -113,7 +113,7 @@ class GCDTCCodec(Codec):
         A CF valid range in the chunk's (unpacked) units: outputs are clamped into it, as well as
         into each chunk's own range (which they always are).
     climatology : dict, optional
-        An archive-level climatology (:meth:`xdiffc.reference.Climatology.to_config`: its sha256 and
+        An archive-level climatology (:meth:`xdiffc.archive_climatology.Climatology.to_config`: its sha256 and
         its coded values), computed over the whole variable by ``ds.gcdtc`` and ``convert``. Chunks
         of shape ``(time,) + its spatial shape`` (on the layout's canvas) may code their anomalies
         from it; it travels here so that a reader needs nothing but the store.
@@ -229,7 +229,7 @@ class GCDTCCodec(Codec):
     def _predictor(self):
         """The configured model, loaded once per process and device (never pickled with the codec)."""
         from .core import default_device
-        from .model import load_model
+        from .neural import load_model
 
         try:
             return load_model(self.model_id, sha256=self.model_sha256, device=default_device(), data=self._model_bytes)

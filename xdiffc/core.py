@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import fidelity, guarantee, l2, l2model, logdomain, masking, predicted, reference as references
+from . import archive_climatology as references, fidelity, guarantee, l2, l2model, logdomain, masking, model_path
 from .api import FLOAT_DTYPES, is_float
 from .bitstream import SECTIONS, Header, Stream
 from .coders import REGISTRY as RESIDUAL_CODERS, Trial, enabled, lossless
@@ -198,7 +198,7 @@ def compress(
     device : str, optional
         Where the model runs ("cpu", "cuda"); default: CUDA when available.
     reference : Climatology, optional
-        An archive-level climatology (:mod:`xdiffc.reference`) for arrays of shape
+        An archive-level climatology (:mod:`xdiffc.archive_climatology`) for arrays of shape
         ``(time,) + its spatial shape``: coding ``x`` minus it, at the phase that fits best, is one
         more candidate. The stream then needs the same reference to decode.
     exact_floor : bool
@@ -315,7 +315,7 @@ def _reference_candidates(reference: references.Climatology, work: np.ndarray, t
 def _model_candidates(predictor, work: np.ndarray, values: np.ndarray, tol: float, mask: np.ndarray,
                       steps: int, check: _Check, level: int) -> list[_Candidate]:
     filled = masking.fill_gaps(values, mask) if mask.any() else values
-    chosen = predicted.choose_blocks(predictor, filled, mask, tol, steps, work.dtype)
+    chosen = model_path.choose_blocks(predictor, filled, mask, tol, steps, work.dtype)
     if chosen is None:
         return []
     out = _residual_candidates(work, values, chosen.tol, mask if mask.any() else None, chosen.prediction,
@@ -342,7 +342,7 @@ def _resolve_predictor(model, device: str | None, sha256: str | None = None):
     """None, a loaded predictor, or a name/path resolved through the per-process model cache."""
     if model is None or not isinstance(model, (str, bytes)) and hasattr(model, "analyse"):
         return model
-    from .model import load_model
+    from .neural import load_model
 
     return load_model(str(model), sha256=sha256, device=device or default_device())
 

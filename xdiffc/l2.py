@@ -36,7 +36,7 @@ Pipeline (encoder; the decoder replays the two reconstruction steps):
 
 Cross-device margin: a model's ``x_hat`` computed on another device differs by up to ``m`` per
 point (``ModelBase.margin``: the model's documented deviation times its block's range, plus
-rounding, :func:`xdiffc.predicted.margin`).  Every other step adds the same numbers to it, so a
+rounding, :func:`xdiffc.model_path.margin`).  Every other step adds the same numbers to it, so a
 patch's decoded error moves by at most ``m_p * sqrt(n)``, ``m_p`` the largest margin in the
 patch.  The encoder therefore holds each patch to ``(eps * R - m_p) * sqrt(n)`` instead of tau.
 

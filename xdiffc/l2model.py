@@ -7,7 +7,7 @@ corrects.  Here each block of the predictor takes whichever base costs less, in 
   ``base_c * eps * R``, plus the estimated correction of its patches under that base;
 - model: the block's latents and side information (the predictor's estimate), plus the estimated
   correction of its patches with ``x_hat`` as the base (tensor correction on), under the patch
-  bound tightened by the block's cross-device margin (:func:`xdiffc.predicted.margin`, as in
+  bound tightened by the block's cross-device margin (:func:`xdiffc.model_path.margin`, as in
   pointwise mode).  A block whose margin is half of ``eps * R`` or more never takes the model.
 
 The correction estimate (:func:`xdiffc.l2.correction_bits`) fits the PCA correction once per
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import l2, masking, predicted
+from . import l2, masking, model_path
 from .coders import interp
 
 
@@ -52,7 +52,7 @@ def choose_blocks(predictor, values: np.ndarray, missing: np.ndarray, eps: float
     if not scale > 0:
         return None
     analysis = predictor.analyse(filled, missing, steps)
-    margins = predicted.margin(predictor, analysis.block_ranges, filled, dtype)
+    margins = model_path.margin(predictor, analysis.block_ranges, filled, dtype)
     regions = predictor.block_slices(values.shape)
     eligible = np.array([m < 0.5 * eps * scale and not missing[r].all() for m, r in zip(margins, regions)])
     if not eligible.any():

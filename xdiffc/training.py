@@ -29,8 +29,8 @@ import xarray as xr
 from tqdm.auto import tqdm
 
 from . import grids
-from .model import diffusion, layout, modelfile
-from .model.network import GCDTCNet, ModelConfig
+from .neural import diffusion, layout, modelfile
+from .neural.network import GCDTCNet, ModelConfig
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def train(data: Sequence[str | os.PathLike], output: str | os.PathLike, *, devic
 
     ``device`` is "cpu" or "cuda"; ``steps`` counts both stages. With ``resume=True`` training
     continues from ``output + ".ckpt"`` (its config wins over ``config``). The latent rate is the
-    config's: ``ModelConfig.at_rate(values_per_latent)`` (:data:`xdiffc.model.network.RATES`).
+    config's: ``ModelConfig.at_rate(values_per_latent)`` (:data:`xdiffc.neural.network.RATES`).
     """
     output = Path(output)
     ckpt_path = output.with_name(output.name + ".ckpt")

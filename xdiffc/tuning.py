@@ -55,7 +55,7 @@ import xarray as xr
 
 from . import baselines, metrics
 from .codec import GCDTCCodec
-from .model_lookup import codec_model
+from .model_files import codec_model
 from .grids import Layout
 from .masking import special_mask
 from .xarray.encoding import layout_pays, zarr_chunks

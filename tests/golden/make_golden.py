@@ -87,7 +87,7 @@ REFERENCE = HERE / "ref.xdcl"
 
 def golden_reference(name: str):
     """The archive climatology a golden stream needs (None for all but ``ref``)."""
-    from xdiffc.reference import Climatology
+    from xdiffc.archive_climatology import Climatology
 
     if not name.startswith("ref"):
         return None

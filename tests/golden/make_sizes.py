@@ -87,7 +87,7 @@ def measure() -> dict[str, int]:
     import xdiffc
     from xdiffc import masking
     from xdiffc.bitstream import Stream
-    from xdiffc.coders import anomaly, interp, lossless, sz3, wavelet
+    from xdiffc.coders import decomposition, interp, lossless, sz3, wavelet
     from xdiffc.entropy import bitmap
 
     out: dict[str, int] = {}

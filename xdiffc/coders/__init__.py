@@ -18,13 +18,13 @@ residual coder: it is the floor the core compares every stream with.
 
 from __future__ import annotations
 
-from .anomaly import AnomalyCoder
+from .decomposition import DecompositionCoder
 from .base import REGISTRY, ResidualCoder, Trial, enabled, register
 from .interp import InterpCoder
 from .sz3 import SZ3Coder
 from .wavelet import WaveletCoder
 
-for _coder in (AnomalyCoder(), InterpCoder(), SZ3Coder(), WaveletCoder()):
+for _coder in (DecompositionCoder(), InterpCoder(), SZ3Coder(), WaveletCoder()):
     register(_coder)
 
 __all__ = ["REGISTRY", "ResidualCoder", "Trial", "enabled", "register"]

@@ -29,7 +29,7 @@ How a conversion runs:
    (paths and slices, never data or a model) that reads its slab from the inputs, encodes and
    writes whole chunks, so no chunk is written twice and a worker's memory stays flat however
    long the archive. The codec loads its model once per worker process (the model cache in
-   :mod:`xdiffc.model`). A unit's index is appended to the progress log only after its chunks
+   :mod:`xdiffc.neural`). A unit's index is appended to the progress log only after its chunks
    are written.
 4. ``--resume`` finds the partial folder, reads the log and runs only the units not recorded.
    Encoding is deterministic, so a unit redone after a kill writes the same bytes: the store ends

@@ -12,7 +12,7 @@ decoding:
   a decoder of identical size and structure. Decoding uses z = mu.
 
 Codec models (``rate_weight > 0``, DiffCoder only) train with additive uniform noise on z and a
-per-channel logistic prior (:class:`xdiffc.model.entropy.LogisticPrior`); the loss adds
+per-channel logistic prior (:class:`xdiffc.neural.entropy.LogisticPrior`); the loss adds
 ``rate_weight`` x bits per pixel, and coding rounds z to integers.
 """
 
@@ -24,8 +24,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..model.config import FileConfig
-from ..model.entropy import LogisticPrior
+from ..neural.config import FileConfig
+from ..neural.entropy import LogisticPrior
 from . import schedule
 from .nets import Encoder, UNet
 
@@ -150,7 +150,7 @@ class BlockNet(nn.Module):
 
 
 def seam_network(config: DiffCoderConfig, state_dict: dict) -> tuple[nn.Module, tuple[int, int, int]]:
-    """A codec DiffCoder's seam network and its (1, R, R) blocks: what :class:`~xdiffc.model.ModelPredictor` runs."""
+    """A codec DiffCoder's seam network and its (1, R, R) blocks: what :class:`~xdiffc.neural.ModelPredictor` runs."""
     if config.kind != "diffcoder" or config.rate_weight <= 0:
         raise ValueError("this model file is not a DiffCoder codec model (kind 'diffcoder', rate_weight > 0)")
     net = DiffCoder(config)

@@ -28,7 +28,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
-from ..model.diffusion import ddim_timesteps
+from ..neural.diffusion import ddim_timesteps
 
 TRAIN_STEPS = 1000
 

@@ -3,7 +3,7 @@
 The Dataset's float variables with time first are written to a temporary netCDF file and
 trained on with :func:`xdiffc.training.train` (each variable's last 15% of time steps held out
 for validation). The model file lives only while the store is written: the codec configuration
-of every lossy variable carries its bytes (:func:`xdiffc.model_lookup.store_model`).
+of every lossy variable carries its bytes (:func:`xdiffc.model_files.store_model`).
 """
 
 from __future__ import annotations

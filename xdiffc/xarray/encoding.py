@@ -15,7 +15,7 @@ configuration, so the store keeps its ``ncol`` dimension; each Zarr chunk then h
 
 Archive climatology: a pointwise variable along time, chunked shorter than its length, gets its
 climatology over the whole variable in its codec's configuration where that measures smaller
-(:mod:`xdiffc.xarray.climatology`, :mod:`xdiffc.reference`).
+(:mod:`xdiffc.xarray.climatology_choice`, :mod:`xdiffc.archive_climatology`).
 """
 
 from __future__ import annotations
@@ -34,10 +34,10 @@ from .. import grids
 from ..codec import GCDTCCodec
 from ..api import check_chunks
 from ..core import DEFAULT_STEPS
-from ..model_lookup import store_model
+from ..model_files import store_model
 from ..options import DEFAULT_LEVEL, Options
 from ..zarr_codec import GCDTCZarrCodec
-from . import climatology as climatologies
+from . import climatology_choice as climatologies
 from .variables import (ATTR_NRMSE, ATTR_PRESERVE_ZERO, ATTR_PW_REL_TOL, ATTR_REL_TOL, ATTR_TOL, LOSSY_DTYPES,
                         NativeLayouts, cf_valid_range, exact_by_default, fill_values, never_lossy, valid)
 

@@ -1,6 +1,6 @@
 """Where model files are and what they are called, without importing torch.
 
-A model is named by a bare name (a file shipped in ``xdiffc/models/<name>.pt``) or by a path,
+A model is named by a bare name (a file shipped in ``xdiffc/weights/<name>.pt``) or by a path,
 and identified by the sha256 of its bytes. Codecs and stores record (model id, sha256), so a
 reader can tell which model a chunk needs before any network is loaded.
 """
@@ -14,13 +14,13 @@ from pathlib import Path
 from .errors import ModelNotFoundError
 
 #: Models shipped inside the package.
-MODELS_DIR = Path(__file__).resolve().parent / "models"
+MODELS_DIR = Path(__file__).resolve().parent / "weights"
 #: Names that mean "no model": the model-free coders only.
 NO_MODEL = ("", "none")
 
 
 def resolve(name_or_path: str) -> Path:
-    """A bare name is a model shipped in ``xdiffc/models/<name>.pt``; anything else is a path to a file."""
+    """A bare name is a model shipped in ``xdiffc/weights/<name>.pt``; anything else is a path to a file."""
     shipped = MODELS_DIR / f"{name_or_path}.pt"
     if "/" not in name_or_path and "\\" not in name_or_path and shipped.exists():
         return shipped

@@ -13,7 +13,7 @@ from hypothesis.extra import numpy as hnp
 import xdiffc
 from xdiffc import core
 from xdiffc.bitstream import Stream
-from xdiffc.coders import REGISTRY, Trial, anomaly
+from xdiffc.coders import REGISTRY, Trial, decomposition
 from tests.helpers import assert_bounded, spy_on_coders
 from tests.test_guarantee import FILL, base_field, sprinkle
 
@@ -35,7 +35,7 @@ def only_anomaly():
     """The core with the decomposition as its only lossy coder, tried wherever its shape allows."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(core, "RESIDUAL_CODERS", {"anomaly": REGISTRY["anomaly"]})
-        mp.setattr(anomaly, "worth_trying", lambda values, *a: anomaly.applies(values.shape))
+        mp.setattr(decomposition, "worth_trying", lambda values, *a: decomposition.applies(values.shape))
         yield
 
 
@@ -57,7 +57,7 @@ def test_the_bound_holds_on_the_anomaly_branch(shape, seed, dtype, kind, tol, sp
 
 
 @settings(deadline=None, max_examples=30)
-@given(shape=hnp.array_shapes(min_dims=2, max_dims=4, min_side=1, max_side=13).filter(anomaly.applies),
+@given(shape=hnp.array_shapes(min_dims=2, max_dims=4, min_side=1, max_side=13).filter(decomposition.applies),
        seed=st.integers(0, 2**32 - 1), dtype=st.sampled_from([np.float32, np.float64]),
        period=st.sampled_from([1, 4, 12]), masked=st.booleans())
 def test_the_coder_round_trips_bit_identically(shape, seed, dtype, period, masked):
@@ -68,14 +68,14 @@ def test_the_coder_round_trips_bit_identically(shape, seed, dtype, period, maske
         skip[:, 0] = True  # a column missing at every step: its climatology is skipped too
         x[skip] = np.nan
     tol = 1e-3
-    payload, y = anomaly.encode_reconstruct(x, tol, skip)
-    z = anomaly.decode(payload, shape, skip)
+    payload, y = decomposition.encode_reconstruct(x, tol, skip)
+    z = decomposition.decode(payload, shape, skip)
     assert np.array_equal(y.view(np.uint64), z.view(np.uint64))
     keep = np.ones(shape, bool) if skip is None else ~skip
     # within tol up to the float64 rounding of x - climatology and of the sum (the core checks exactly)
     slack = 8 * np.spacing(float(np.abs(x[keep]).max())) if keep.any() else 0.0
     assert np.all(np.abs(y[keep] - x[keep].astype(np.float64)) <= tol + slack)
-    assert np.array_equal(anomaly.decode(payload, shape, skip, dtype=np.float32), z.astype(np.float32))
+    assert np.array_equal(decomposition.decode(payload, shape, skip, dtype=np.float32), z.astype(np.float32))
 
 
 @pytest.mark.parametrize("shape", [(110, 64, 128), (12, 40, 50), (24, 2, 30, 30)])
@@ -91,11 +91,11 @@ def test_a_decisive_sample_skips_interp_without_changing_the_stream(monkeypatch)
     the full contest gives."""
     x = climate((40, 48, 64), 4)
     tol = 1e-3 * float(x.max() - x.min())
-    assert anomaly.supersedes_interp(x, tol, None)
+    assert decomposition.supersedes_interp(x, tol, None)
     tried = spy_on_coders(monkeypatch)
     blob = xdiffc.compress(x, tol=tol)
     assert "interp" not in tried and "sz3" not in tried and "anomaly" in tried
-    monkeypatch.setattr(anomaly, "supersedes_interp", lambda *a: False)
+    monkeypatch.setattr(decomposition, "supersedes_interp", lambda *a: False)
     tried.clear()
     assert xdiffc.compress(x, tol=tol) == blob and "interp" in tried
     assert_bounded(x, xdiffc.decompress(blob), tol)
@@ -107,12 +107,12 @@ def test_a_decisive_sample_skips_interp_without_changing_the_stream(monkeypatch)
 def test_interp_is_encoded_when_the_decomposition_fails_after_all(monkeypatch):
     x = climate((40, 48, 64), 5)
     tol = 1e-3 * float(x.max() - x.min())
-    assert anomaly.supersedes_interp(x, tol, None)
+    assert decomposition.supersedes_interp(x, tol, None)
 
     def fail(*args, **kwargs):
         raise ValueError("no decomposition today")
 
-    monkeypatch.setattr(anomaly, "encode_reconstruct", fail)
+    monkeypatch.setattr(decomposition, "encode_reconstruct", fail)
     tried = spy_on_coders(monkeypatch)
     blob = xdiffc.compress(x, tol=tol)
     assert tried[:2] == ["anomaly", "interp"]  # before the wavelet, whose gates weigh it against interp
@@ -127,24 +127,24 @@ def test_fields_without_a_climatology_keep_the_other_coders():
     assert "anomaly" not in Stream.from_bytes(xdiffc.compress(swings, rel_tol=1e-3)).sections
     row = rng.normal(size=4096).cumsum().astype(np.float32)  # 1-D: no time axis to split
     assert "anomaly" not in Stream.from_bytes(xdiffc.compress(row, rel_tol=1e-3)).sections
-    assert not anomaly.worth_trying(swings, 1.0, None)
+    assert not decomposition.worth_trying(swings, 1.0, None)
 
 
 @pytest.mark.parametrize("period", [4, 12, 24])
 def test_a_cycle_is_detected(period):
     x = climate((4 * period, 10, 12), 3, np.float64, period)
-    assert anomaly.detect_period(x, None) == period
-    assert anomaly.detect_period(climate((4 * period, 10, 12), 3, np.float64, 1), None) == 1
+    assert decomposition.detect_period(x, None) == period
+    assert decomposition.detect_period(climate((4 * period, 10, 12), 3, np.float64, 1), None) == 1
 
 
 def test_damaged_headers_raise_corrupt_stream_error():
     x = climate((8, 6, 7), 4)
-    payload = anomaly.encode(x, 1e-3)
+    payload = decomposition.encode(x, 1e-3)
     for bad in (b"\x02" + payload[1:], payload[:1] + b"\x09" + payload[2:], payload[:3]):
         with pytest.raises(xdiffc.CorruptStreamError):
-            anomaly.decode(bad, x.shape)
+            decomposition.decode(bad, x.shape)
     with pytest.raises(xdiffc.CorruptStreamError):
-        anomaly.decode(payload, (8,))
+        decomposition.decode(payload, (8,))
 
 
 @pytest.mark.parametrize("ratio, supersedes, worth", [
@@ -157,11 +157,11 @@ def test_the_sample_ratio_gates(monkeypatch, ratio, supersedes, worth):
     """Interp alone is skipped only where the sample ratio is decisive (0 < ratio < DECISIVE); the decomposition is
     encoded where the ratio is below MARGIN (0 included); the ratio is computed once per trial."""
     calls = []
-    monkeypatch.setattr(anomaly, "_sample_ratio", lambda *a: calls.append(a) or ratio)
+    monkeypatch.setattr(decomposition, "_sample_ratio", lambda *a: calls.append(a) or ratio)
     x = climate((8, 6, 7), 1)
     trial = Trial(x, 0.1)
-    assert anomaly.supersedes_interp(x, 0.1, None, trial) is supersedes
-    assert anomaly.worth_trying(x, 0.1, None, trial) is worth
+    assert decomposition.supersedes_interp(x, 0.1, None, trial) is supersedes
+    assert decomposition.worth_trying(x, 0.1, None, trial) is worth
     assert trial.anomaly_ratio == ratio and len(calls) == 1
 
 
@@ -170,16 +170,16 @@ def test_the_sample_ratio_of_a_block_that_cannot_tell_or_a_field_without_climato
     every point is missing, the shape has no time axis, or the climatology leaves most of the variance."""
     x = climate((40, 48, 64), 4)
     tol = 1e-3 * float(x.max() - x.min())
-    assert 0 < anomaly.sample_ratio(x, tol, None) < anomaly.DECISIVE  # the field the core skips interp on
+    assert 0 < decomposition.sample_ratio(x, tol, None) < decomposition.DECISIVE  # the field the core skips interp on
     small = x[:8, :10, :12]
-    assert anomaly.sample_ratio(small, tol, None) == 0.0
+    assert decomposition.sample_ratio(small, tol, None) == 0.0
     hole = np.zeros(x.shape, bool)
     hole[:, 8:40, 8:56] = True  # the central block is land
-    assert anomaly.sample_ratio(x, tol, hole) == 0.0
-    assert anomaly.sample_ratio(x, tol, np.ones(x.shape, bool)) == math.inf
-    assert anomaly.sample_ratio(x[:3], tol, None) == math.inf and anomaly.sample_ratio(x[0, 0], tol, None) == math.inf
+    assert decomposition.sample_ratio(x, tol, hole) == 0.0
+    assert decomposition.sample_ratio(x, tol, np.ones(x.shape, bool)) == math.inf
+    assert decomposition.sample_ratio(x[:3], tol, None) == math.inf and decomposition.sample_ratio(x[0, 0], tol, None) == math.inf
     swings = np.random.default_rng(2).normal(size=(40, 1, 1)) * x[:1]  # a pattern whose sign and size change
-    assert anomaly.sample_ratio(swings, tol, None) == math.inf
+    assert decomposition.sample_ratio(swings, tol, None) == math.inf
 
 
 def test_a_small_climatology_field_still_weighs_interp(monkeypatch):
@@ -187,7 +187,7 @@ def test_a_small_climatology_field_still_weighs_interp(monkeypatch):
     decomposition, and the smaller kept."""
     x = climate((8, 10, 12), 3)
     tol = 1e-3 * float(x.max() - x.min())
-    assert anomaly.sample_ratio(x, tol, None) == 0.0 and not anomaly.supersedes_interp(x, tol, None)
+    assert decomposition.sample_ratio(x, tol, None) == 0.0 and not decomposition.supersedes_interp(x, tol, None)
     tried = spy_on_coders(monkeypatch)
     blob = xdiffc.compress(x, tol=tol)
     assert "interp" in tried and "anomaly" in tried

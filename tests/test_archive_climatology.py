@@ -17,8 +17,8 @@ import xdiffc
 from tests.helpers import assert_bounded
 from xdiffc.codec import GCDTCCodec
 from xdiffc.errors import CorruptStreamError, ModelMismatchError
-from xdiffc.reference import Climatology
-from xdiffc.xarray.climatology import period_of
+from xdiffc.archive_climatology import Climatology
+from xdiffc.xarray.climatology_choice import period_of
 
 RNG = np.random.default_rng(0)
 

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from ..errors import CorruptStreamError, ModelMismatchError
-from ..model_lookup import resolve
+from ..model_files import resolve
 from . import layout, modelfile
 from .entropy import FrozenCoder
 
@@ -97,7 +97,7 @@ class ModelPredictor:
 
     The family's ``seam_network`` gives a module with ``encode(blocks) -> latents`` and
     ``decode(latents, steps, correction) -> blocks`` on normalised (N, 1, *block) tensors, and the
-    block shape: GCDTC's 3-D blocks (:mod:`xdiffc.model.network`), DiffCoder's (1, R, R) tiles
+    block shape: GCDTC's 3-D blocks (:mod:`xdiffc.neural.network`), DiffCoder's (1, R, R) tiles
     (:mod:`xdiffc.diffcoder.model`). Layout, normalisation, latent coding and the payload are shared.
     """
 

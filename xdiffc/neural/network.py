@@ -2,7 +2,7 @@
 
 Blocks enter normalised (range 1) and are multiplied by ``data_scale`` inside, so the diffusion
 sees data of roughly unit spread. Everything here is plain float32 torch; the quantisation,
-coding and de-normalisation live in :mod:`xdiffc.model.predictor`.
+coding and de-normalisation live in :mod:`xdiffc.neural.predictor`.
 """
 
 from __future__ import annotations
@@ -104,7 +104,7 @@ class GCDTCNet(nn.Module):
 
 
 def seam_network(config: ModelConfig, state_dict: dict) -> tuple[nn.Module, tuple[int, int, int]]:
-    """The network a model file describes, and its block shape: what :class:`~xdiffc.model.ModelPredictor` runs."""
+    """The network a model file describes, and its block shape: what :class:`~xdiffc.neural.ModelPredictor` runs."""
     net = GCDTCNet(config)
     net.load_state_dict(state_dict)
     return net, tuple(config.block)

@@ -11,14 +11,14 @@ import pytest
 import xdiffc
 from xdiffc.bitstream import Stream
 from xdiffc.byteio import Reader
-from xdiffc.coders import anomaly, interp
-from tests.test_anomaly import climate
+from xdiffc.coders import decomposition, interp
+from tests.test_decomposition import climate
 
 
 def split(payload: bytes) -> tuple[int, bytes, bytes]:
     """(period, climatology payload, anomaly payload) of an anomaly payload (its documented layout)."""
     r = Reader(payload, "test")
-    assert r.u8() == anomaly.VERSION
+    assert r.u8() == decomposition.VERSION
     period = r.uvarint()
     head = bytes(r.take(r.uvarint()))
     return period, head, bytes(r.rest())
@@ -56,7 +56,7 @@ def test_the_climatology_is_coded_at_a_quarter_of_the_bound(shape, period, maske
         x[skip] = np.nan
     keep = None if skip is None else ~skip
     tol = 1e-3 * float(np.nanmax(x) - np.nanmin(x))
-    payload, y = anomaly.encode_reconstruct(x, tol, skip)
+    payload, y = decomposition.encode_reconstruct(x, tol, skip)
     got_period, head, body = split(payload)
     assert got_period == period
     assert coded_tol(head) == tol / 4  # the interp payload records the bound it was coded at

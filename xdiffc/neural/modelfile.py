@@ -2,7 +2,7 @@
 
     {"format": "xdiffc-model" | "xdiffc-diffcoder", "version": 1,
      "config": the family's config as a dict, "state_dict": {name: tensor},
-     "cdf": int32 tensor (C, 2R+2), the frozen entropy tables (:mod:`xdiffc.model.entropy`),
+     "cdf": int32 tensor (C, 2R+2), the frozen entropy tables (:mod:`xdiffc.neural.entropy`),
      "max_abs_deviation": float, "meta": {str: str | int | float}}
 
 The format tag names the family; :data:`FAMILIES` maps it to the module that defines the
@@ -25,7 +25,7 @@ import torch
 
 VERSION = 1
 #: format tag -> (module, config class name); the module also defines ``seam_network(config, state_dict)``.
-FAMILIES = {"xdiffc-model": ("xdiffc.model.network", "ModelConfig"),
+FAMILIES = {"xdiffc-model": ("xdiffc.neural.network", "ModelConfig"),
             "xdiffc-diffcoder": ("xdiffc.diffcoder.model", "DiffCoderConfig")}
 
 

@@ -1,7 +1,7 @@
 """Archive-level climatology: one reference per variable, computed over the whole store, used by every chunk.
 
 Zarr chunks along time are short (often a year of months), and a chunk-level decomposition
-(:mod:`xdiffc.coders.anomaly`) pays less the shorter the chunk. So a variable's climatology (its
+(:mod:`xdiffc.coders.decomposition`) pays less the shorter the chunk. So a variable's climatology (its
 time mean, or one mean field per phase of a cycle: 12 for monthly data, 24 for hourly) is
 computed once over the whole variable, coded once by the interpolation coder at
 :data:`MEAN_FRACTION` of the bound, and travels in the codec's configuration. Every chunk may then

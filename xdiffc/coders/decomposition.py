@@ -241,7 +241,7 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
     return y if dtype is None else y.astype(dtype)
 
 
-class AnomalyCoder:
+class DecompositionCoder:
     """The temporal decomposition, tried first from level :attr:`min_level`: where its sample block wins
     decisively (:data:`DECISIVE`), interp and SZ3 are not encoded after it."""
 

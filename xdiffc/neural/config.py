@@ -11,7 +11,7 @@ class FileConfig:
     """Mixin for a family's frozen dataclass config: ``to_dict``/``from_dict`` with tuples as lists.
 
     Each family sets the class attribute ``FORMAT``, the tag its model files carry
-    (:mod:`xdiffc.model.modelfile` looks the family up by it).
+    (:mod:`xdiffc.neural.modelfile` looks the family up by it).
     """
 
     FORMAT = ""

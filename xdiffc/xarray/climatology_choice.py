@@ -1,4 +1,4 @@
-"""A variable's archive-level climatology (:mod:`xdiffc.reference`): its period, its means, and whether it pays
+"""A variable's archive-level climatology (:mod:`xdiffc.archive_climatology`): its period, its means, and whether it pays
 (the same measurement decides whether a store carries a model).
 
 The period comes from the time coordinate: 12 for monthly data (the seasonal cycle), 24, 8 or 4
@@ -23,7 +23,7 @@ import pandas as pd
 import xarray as xr
 
 from ..codec import GCDTCCodec
-from ..reference import Climatology
+from ..archive_climatology import Climatology
 from .variables import time_like, valid
 
 log = logging.getLogger(__name__)
