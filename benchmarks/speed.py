@@ -35,6 +35,7 @@ import numpy as np
 
 import xdiffc
 from xdiffc import baselines
+from xdiffc.options import DEFAULT_LEVEL
 from rate_distortion import DEFAULT_DATA, DEFAULT_FIELDS, DEFAULT_OUT, geomean, load_field
 from results_md import write_section
 
@@ -151,7 +152,7 @@ xdiffc.decompress(xdiffc.compress(base[:4], tol=tol))   # compile / load the ker
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()
 before, peak_before = rss(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-blob = xdiffc.compress(x, tol=tol)
+blob = xdiffc.compress(x, tol=tol, level=int(sys.argv[2]))
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 print(json.dumps(dict(chunk_bytes=x.nbytes, rss_before=before, peak_before=peak_before, peak=peak,
                       above_input=peak - before, cr=x.nbytes / len(blob))))
@@ -174,8 +175,9 @@ def _run_json(script: str, *args: str, env: dict | None = None) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def peak_memory() -> dict:
-    m = _run_json(_MEMORY_SCRIPT, str(Path(__file__).resolve().parent))
+def peak_memory(level: int = DEFAULT_LEVEL) -> dict:
+    """Peak memory of ``compress`` at ``level`` above its input, on a ~108 MB float32 chunk, in a fresh process."""
+    m = _run_json(_MEMORY_SCRIPT, str(Path(__file__).resolve().parent), str(level))
     m["above_input_over_chunk"] = m["above_input"] / m["chunk_bytes"]
     return m
 
