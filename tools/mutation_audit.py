@@ -50,6 +50,8 @@ class Mutation:
 
 
 SIZES = "tests/test_trust_sizes.py::test_size_within_its_ceiling"
+GUARANTEE_EXCLUSIVE = "tests/test_guarantee.py::test_tol_and_rel_tol_are_exclusive"
+PLAIN_APPENDS = "tests/test_writes.py::test_plain_xarray_appends_keep_the_bound"
 CONVERSION = ("xdiffc/conversion.py", "xdiffc/conversion/*.py", "xdiffc/convert/*.py", "xdiffc/convert.py")
 
 MUTATIONS: tuple[Mutation, ...] = (
@@ -123,6 +125,302 @@ MUTATIONS: tuple[Mutation, ...] = (
         (),
         "the final rename before verification: a store that fails verification is put in place "
         "(tests owned by the conversion session: none listed yet)"),
+
+
+    # ---- the new engine: options, the coder protocol and registry, levels, the core's loop, the codecs ----
+    Mutation(
+        "opt_tol_and_rel_tol_both_accepted", ("xdiffc/options.py",),
+        (('if self.mode == "pointwise" and (self.tol is not None and self.rel_tol is not None or (',
+          'if self.mode == "pointwise" and (False or ('),),
+        (GUARANTEE_EXCLUSIVE,),
+        "check_array no longer refuses tol and rel_tol together (which one binds is then arbitrary)"),
+    Mutation(
+        "opt_level_0_accepted", ("xdiffc/options.py",),
+        (("LEVELS = range(1, 10)", "LEVELS = range(0, 10)"),),
+        ("tests/test_levels.py::test_a_bad_level_is_refused_everywhere",),
+        "level 0 accepted (off by one at the low end of the levels)"),
+    Mutation(
+        "opt_pw_rel_limit_inclusive", ("xdiffc/options.py",),
+        (("if below is not None and value >= below:", "if below is not None and value > below:"),),
+        ("tests/test_api.py::test_a_pointwise_relative_bound_of_1_or_more_for_one_variable_is_refused_by_name",),
+        "pw_rel_tol=1 accepted: any value could then shrink to 0"),
+    Mutation(
+        "opt_to_config_drops_valid_range", ("xdiffc/options.py",),
+        (('config["valid_range"] = list(self.valid_range)', 'pass'),),
+        ("tests/test_fidelity.py::test_bound_types_round_trip_through_numcodecs_and_zarr_v3",
+         "tests/test_fidelity.py::test_field_with_minimum_zero_stays_nonnegative_and_within_cf_range",
+         "tests/test_options.py::test_the_configuration_reads_back_as_the_same_options",
+         "tests/test_options.py::test_the_configuration_holds_only_the_keys_set",
+         "tests/test_options.py::test_a_codec_configuration_clamps_into_its_valid_range"),
+        "valid_range not copied into the codec configuration: a store no longer clamps into the CF range"),
+    Mutation(
+        "opt_to_config_level_always", ("xdiffc/options.py",),
+        (("if self.level != DEFAULT_LEVEL:", "if self.level:"),),
+        ("tests/test_levels.py::test_codecs_carry_the_level_in_their_configuration_only_when_set",
+         "tests/test_codec.py::test_config_is_json_and_round_trips"),
+        "DEFAULT_LEVEL not honoured: every configuration gains a level key (older configurations change)"),
+    Mutation(
+        "opt_to_config_level_never", ("xdiffc/options.py",),
+        (('config["level"] = self.level', 'pass'),),
+        ("tests/test_levels.py::test_codecs_carry_the_level_in_their_configuration_only_when_set",
+         "tests/test_levels.py::test_the_accessor_writes_at_the_level_asked_for"),
+        "the level not copied into the codec configuration: stores are written at level 9 whatever was asked"),
+    Mutation(
+        "opt_absolute_ignores_missing", ("xdiffc/options.py",),
+        (("values = values[valid]", "values = values"),),
+        ("tests/test_trust_fill.py::test_one_huge_value_stays_exact_and_out_of_the_range",
+         "tests/test_guarantee.py::test_relative_bound_holds"),
+        "rel_tol measured over the missing values too (fill values widen the range, NaN makes it NaN)"),
+    Mutation(
+        "opt_keep_sign_ignores_pw_rel_tol", ("xdiffc/options.py",),
+        (("return bool(self.preserve_zero) or self.pw_rel_tol is not None", "return bool(self.preserve_zero)"),),
+        ("tests/test_fidelity.py::test_pointwise_relative_bound_holds",
+         "tests/test_trust_zeros.py::test_every_zero_comes_back_as_positive_zero"),
+        "a pointwise-relative bound alone no longer keeps zeros and signs"),
+    Mutation(
+        "opt_for_variable_preserve_zero_on", ("xdiffc/options.py",),
+        (("preserve_zero=bool(pick(self.preserve_zero, False))",
+          "preserve_zero=bool(pick(self.preserve_zero, True))"),),
+        ("tests/test_fidelity.py::test_accessor_records_bound_types_and_checks_them",
+         "tests/test_options.py::test_one_variables_options"),
+        "for_variable: a variable that {name: bool} does not name gets preserve_zero=True"),
+    Mutation(
+        "opt_l2_accepts_rel_tol", ("xdiffc/options.py",),
+        (("if self.nrmse is None or self.tol is not None or self.rel_tol is not None:",
+          "if self.nrmse is None or self.tol is not None:"),),
+        ("tests/test_api.py::test_the_same_error_from_every_entry_point",
+         "tests/test_fidelity.py::test_l2_mode_refuses_pointwise_guarantees",
+         "tests/test_options.py::test_l2_takes_nrmse_alone"),
+        "mode='l2' silently takes (and ignores) rel_tol beside nrmse"),
+    Mutation(
+        "trial_best_ignores_the_last_size", ("xdiffc/coders/base.py",),
+        (('return min(self.sizes.values(), default=float("inf"))',
+          'return min(list(self.sizes.values())[:-1], default=float("inf"))'),),
+        ("tests/test_coders.py::test_trial_best_is_the_smallest_candidate",),
+        "Trial.best ignores the latest candidate's size"),
+    Mutation(
+        "enabled_min_level_strict", ("xdiffc/coders/base.py",),
+        (("if c.min_level <= level]", "if c.min_level < level]"),),
+        ("tests/test_coders.py::test_each_level_enables_the_coders_from_their_min_level",
+         "tests/test_levels.py::test_level_1_tries_interp_alone_and_level_9_the_full_search"),
+        "a coder enabled one level above its min_level (level 1 enables nothing)"),
+    Mutation(
+        "register_priority_reversed", ("xdiffc/coders/base.py",),
+        (("key=lambda c: c.priority)", "key=lambda c: -c.priority)"),),
+        ("tests/test_coders.py::test_the_registry_refuses_a_name_or_priority_taken_and_orders_by_priority",
+         "tests/test_levels.py::test_level_1_tries_interp_alone_and_level_9_the_full_search"),
+        "the registry kept in reverse order of priority (the wavelet tried first, the decomposition last)"),
+    Mutation(
+        "register_accepts_a_taken_priority", ("xdiffc/coders/base.py",),
+        (("if coder.name in REGISTRY or any(c.priority == coder.priority for c in REGISTRY.values()):",
+          "if coder.name in REGISTRY:"),),
+        ("tests/test_coders.py::test_the_registry_refuses_a_name_or_priority_taken_and_orders_by_priority",
+         "tests/test_engine_audit.py::test_a_taken_priority_is_refused_and_the_registry_stays_as_it_was"),
+        "two coders of one priority registered: their order is then the order of registration"),
+    Mutation(
+        "anomaly_min_level_5", ("xdiffc/coders/anomaly.py",),
+        (('name, priority, min_level = "anomaly", 10, 4', 'name, priority, min_level = "anomaly", 10, 5'),),
+        ("tests/test_levels.py::test_each_level_tries_exactly_the_coders_it_enables",
+         "tests/test_coders.py::test_each_level_enables_the_coders_from_their_min_level",
+         "tests/test_engine_audit.py::test_the_documented_table_is_the_registry",
+         "tests/test_engine_audit.py::test_each_level_encodes_the_coders_from_their_min_level"),
+        "the decomposition tried from level 5, not 4 (as the docs' table says)"),
+    Mutation(
+        "sz3_min_level_8", ("xdiffc/coders/sz3.py",),
+        (('name, priority, min_level = "sz3", 30, 7', 'name, priority, min_level = "sz3", 30, 8'),),
+        ("tests/test_levels.py::test_each_level_tries_exactly_the_coders_it_enables",
+         "tests/test_coders.py::test_each_level_enables_the_coders_from_their_min_level",
+         "tests/test_engine_audit.py::test_the_documented_table_is_the_registry",
+         "tests/test_engine_audit.py::test_each_level_encodes_the_coders_from_their_min_level"),
+        "SZ3 tried from level 8, not 7"),
+    Mutation(
+        "wavelet_priority_before_interp", ("xdiffc/coders/wavelet.py",),
+        (('name, priority, min_level = "wavelet", 40, 6', 'name, priority, min_level = "wavelet", 15, 6'),),
+        ("tests/test_anomaly.py::test_interp_is_encoded_when_the_decomposition_fails_after_all",
+         "tests/test_wavelet.py::test_the_core_chooses_it_where_it_is_smaller_and_the_probe_is_reused"),
+        "the wavelet tried before interp: its gates see no candidate, so it is always encoded in full"),
+    Mutation(
+        "interp_gate_ignores_superseded", ("xdiffc/coders/interp.py",),
+        (("return not trial.superseded", "return True"),),
+        ("tests/test_anomaly.py::test_a_decisive_sample_skips_interp_without_changing_the_stream",),
+        "interp encoded in full even where the decomposition won its sample decisively"),
+    Mutation(
+        "sz3_gate_ignores_superseded", ("xdiffc/coders/sz3.py",),
+        (("        if trial.superseded:\n            return False\n", ""),),
+        ("tests/test_anomaly.py::test_a_decisive_sample_skips_interp_without_changing_the_stream",),
+        "SZ3 encoded in full where the decomposition superseded interp (and no sample estimate is left)"),
+    Mutation(
+        "sz3_gate_margin_inverted", ("xdiffc/coders/sz3.py",),
+        (("return size < MARGIN * trial.sample_bytes", "return size > MARGIN * trial.sample_bytes"),),
+        ("tests/test_guarantee.py::test_the_bound_holds_on_every_path",
+         "tests/test_engine_audit.py::test_interp_leaves_its_sample_estimate_for_sz3s_gate",
+         "tests/test_engine_audit.py::test_sz3_is_encoded_where_its_sample_may_win_and_only_there"),
+        "SZ3's gate inverted: encoded where interp's sample says it loses, skipped where it may win"),
+    Mutation(
+        "interp_sample_bytes_not_recorded", ("xdiffc/coders/interp.py",),
+        (("payload, recon, trial.sample_bytes = _encode(", "payload, recon, _ = _encode("),),
+        ("tests/test_guarantee.py::test_the_bound_holds_on_every_path",
+         "tests/test_engine_audit.py::test_interp_leaves_its_sample_estimate_for_sz3s_gate",
+         "tests/test_engine_audit.py::test_sz3_is_encoded_where_its_sample_may_win_and_only_there"),
+        "interp's sample estimate not left in the trial: SZ3's gate has nothing to compare and always encodes"),
+    Mutation(
+        "anomaly_superseded_not_set", ("xdiffc/coders/anomaly.py",),
+        (("trial.superseded = supersedes_interp(", "trial.superseded = False and supersedes_interp("),),
+        ("tests/test_anomaly.py::test_a_decisive_sample_skips_interp_without_changing_the_stream",),
+        "the decomposition never tells the later coders that it superseded interp"),
+    Mutation(
+        "interp_model_level_3", ("xdiffc/coders/interp.py",),
+        (("MODEL_LEVEL = 2\n", "MODEL_LEVEL = 3\n"),),
+        ("tests/test_levels.py::test_each_level_tries_exactly_the_coders_it_enables",
+         "tests/test_guarantee.py::test_any_layout",
+         "tests/test_engine_audit.py::test_level_2_estimates_the_models_and_level_3_also_the_axis_order"),
+        "level 2 codes with level 1's fixed context models (off by one in the level threshold)"),
+    Mutation(
+        "interp_search_level_4", ("xdiffc/coders/interp.py",),
+        (("SEARCH_LEVEL = 3\n", "SEARCH_LEVEL = 4\n"),),
+        ("tests/test_levels.py::test_each_level_tries_exactly_the_coders_it_enables",
+         "tests/test_guarantee.py::test_any_layout",
+         "tests/test_engine_audit.py::test_level_2_estimates_the_models_and_level_3_also_the_axis_order"),
+        "level 3 no longer chooses the axis order nor weighs a zstd body"),
+    Mutation(
+        "interp_fixed_k_not_shrunk", ("xdiffc/coders/interp.py",),
+        (("        while k and groups * plan.n_cls * (2 * k + 2) * plan.n_dense > _MAX_TABLE:\n            k //= 2\n",
+          ""),),
+        ("tests/test_levels.py::test_compress_at_level_1_as_the_checks_call_it",
+         "tests/test_guarantee.py::test_any_layout",
+         "tests/test_engine_audit.py::test_level_1_halves_k_until_its_table_fits"),
+        "level 1's plan keeps K=4 whatever the alphabet: its count table exceeds _MAX_TABLE"),
+    Mutation(
+        "interp_fixed_axis_first", ("xdiffc/coders/interp.py",),
+        (("live[-1] if live else 0, FIXED_K)", "live[0] if live else 0, FIXED_K)"),),
+        ("tests/test_levels.py::test_compress_at_level_1_as_the_checks_call_it",
+         "tests/test_engine_audit.py::test_level_1_codes_with_the_fixed_plan"),
+        "level 1's previous-point context along the first live axis (time), not the last"),
+    Mutation(
+        "cost_stride_rows_from_1", ("xdiffc/predict/interp.py",),
+        (("for i in range(0, n_odd, cost_stride):", "for i in range(1, n_odd, cost_stride):"),),
+        ("tests/test_golden.py::test_kernels_match_the_numpy_reference",),
+        "the linear/cubic choice weighs rows from 1 (off by one): the first row of every pass is not seen"),
+    Mutation(
+        "core_reference_from_level_5", ("xdiffc/core.py",),
+        (("options.level >= REFERENCE_MIN_LEVEL", "options.level > REFERENCE_MIN_LEVEL"),),
+        ("tests/test_reference.py::test_the_reference_pays_and_its_phase_is_found",
+         "tests/test_engine_audit.py::test_an_archive_climatology_is_weighed_from_level_4"),
+        "an archive climatology weighed from level 5, not 4"),
+    Mutation(
+        "core_residual_in_the_output_dtype", ("xdiffc/core.py",),
+        (("work.dtype if linear else None)", "work.dtype)"),),
+        ("tests/test_reference.py::test_chunks_against_a_reference_hold_the_bound",
+         "tests/test_reference.py::test_any_values_against_a_reference_hold_the_bound",
+         "tests/test_engine_audit.py::test_the_log_domain_check_sees_the_logarithms_the_decoder_sees"),
+        "the residual cast to the output dtype before the prediction is added: not what the decoder computes"),
+    Mutation(
+        "core_worth_encoding_ignored", ("xdiffc/core.py",),
+        (("if not coder.applies(target.shape) or not coder.worth_encoding(trial):",
+          "if not coder.applies(target.shape):"),),
+        ("tests/test_anomaly.py::test_a_decisive_sample_skips_interp_without_changing_the_stream",),
+        "the core's loop encodes every enabled coder in full, whatever its gate says"),
+    Mutation(
+        "core_sizes_not_recorded", ("xdiffc/core.py",),
+        (("trial.sizes[coder.name] = out[-1].nbytes", "pass"),),
+        ("tests/test_wavelet.py::test_the_core_chooses_it_where_it_is_smaller_and_the_probe_is_reused",
+         "tests/test_anomaly.py::test_interp_is_encoded_when_the_decomposition_fails_after_all",
+         "tests/test_engine_audit.py::test_each_gate_sees_the_sizes_of_the_candidates_checked_before_it",
+         "tests/test_engine_audit.py::test_the_wavelet_is_not_encoded_where_interp_is_far_smaller"),
+        "the candidates' sizes not left in the trial: the wavelet's gates see no candidate and always encode"),
+    Mutation(
+        "core_written_sections_without_the_coders", ("xdiffc/core.py",),
+        (("return frozenset(SECTIONS) | frozenset(RESIDUAL_CODERS)", "return frozenset(SECTIONS)"),),
+        ("tests/test_format_docs.py::test_every_section_the_code_writes_is_documented",
+         "tests/test_format_docs.py::test_every_section_has_a_golden_stream"),
+        "written_sections forgets the residual coders' sections (docs and golden checks skip them)"),
+    Mutation(
+        "is_partial_first_step", ("xdiffc/codec.py",),
+        (("special_mask(chunk[-1], fill_values)", "special_mask(chunk[0], fill_values)"),),
+        (PLAIN_APPENDS,),
+        "is_partial checks the first step instead of the last: padded edge chunks are coded lossily"),
+    Mutation(
+        "codec_partial_chunk_not_exact", ("xdiffc/codec.py",),
+        (("options = EXACT if is_partial(array, fills) else self.options", "options = self.options"),),
+        (PLAIN_APPENDS,),
+        "the partial last chunk coded lossily: a plain append decodes, merges and re-encodes it (error adds up)"),
+    Mutation(
+        "is_partial_any_missing", ("xdiffc/codec.py",),
+        (("special_mask(chunk[-1], fill_values).all())", "special_mask(chunk[-1], fill_values).any())"),),
+        (PLAIN_APPENDS, "tests/test_zarr.py::test_edge_chunks_padded_with_fill_value_keep_the_bound",
+         "tests/test_engine_audit.py::test_only_a_chunk_whose_last_step_is_all_missing_is_partial"),
+        "any missing value in the last step makes the chunk 'partial': every ocean chunk is stored exactly"),
+    Mutation(
+        "codec_get_config_drops_the_new_bounds", ("xdiffc/codec.py",),
+        (("        config.update(bounds)\n", ""),),
+        ("tests/test_levels.py::test_codecs_carry_the_level_in_their_configuration_only_when_set",
+         "tests/test_fidelity.py::test_bound_types_round_trip_through_numcodecs_and_zarr_v3"),
+        "get_config drops pw_rel_tol, preserve_zero, valid_range and level"),
+    Mutation(
+        "zarr_config_not_normalised", ("xdiffc/zarr_codec.py",),
+        (("json.dumps(codec.get_config(), sort_keys=True)", "json.dumps(config, sort_keys=True)"),),
+        ("tests/test_levels.py::test_codecs_carry_the_level_in_their_configuration_only_when_set",
+         "tests/test_zarr.py::test_dict_round_trip_and_registry"),
+        "the Zarr codec keeps its arguments as given, not the parsed configuration (equality, numpy scalars)"),
+    Mutation(
+        "sz3_trailing_bytes_accepted", ("xdiffc/coders/sz3.py",),
+        (("        if len(r.rest()):\n", "        if False:\n"),),
+        ("tests/test_coders.py::test_a_truncated_payload_raises_corrupt_stream_error",
+         "tests/test_engine_audit.py::test_sz3_payload_version_2_checks_its_length_and_version_1_still_reads"),
+        "version 2's check for bytes after the SZ3 stream removed"),
+    Mutation(
+        "sz3_length_unchecked", ("xdiffc/coders/sz3.py",),
+        (("body = r.take(r.uvarint(len(payload)))", "r.uvarint(len(payload))\n        body = r.rest()"),),
+        ("tests/test_coders.py::test_a_truncated_payload_raises_corrupt_stream_error",),
+        "version 2's length prefix read but not checked: a stream cut short by a byte decodes"),
+    Mutation(
+        "sz3_decode_dtype_ignored", ("xdiffc/coders/sz3.py",),
+        (("return np.asarray(out, dtype or np.float64).reshape(shape)",
+          "return np.asarray(out, np.float64).reshape(shape)"),),
+        ("tests/test_coders.py::test_round_trip_under_the_bound_and_bit_identical",),
+        "SZ3's decode ignores the dtype asked for"),
+    Mutation(
+        "sz3_version_1_unreadable", ("xdiffc/coders/sz3.py",),
+        (("        body = r.rest()\n", "        raise CorruptStreamError(\"SZ3 payload version 1\")\n"),),
+        ("tests/test_golden.py::test_golden_stream_decodes_to_its_hash",),
+        "version 1 SZ3 payloads (written before 0.3) no longer read"),
+    Mutation(
+        "bound_attrs_preserve_zero_only_when_asked", ("xdiffc/xarray/encoding.py",),
+        (("({ATTR_PRESERVE_ZERO: 1} if options.keep_sign else {})",
+          "({ATTR_PRESERVE_ZERO: 1} if options.preserve_zero else {})"),),
+        ("tests/test_fidelity.py::test_accessor_records_bound_types_and_checks_them",
+         "tests/test_engine_audit.py::test_a_pointwise_relative_bound_marks_the_variable_as_keeping_zeros_and_signs"),
+        "a variable with pw_rel_tol (zeros and signs kept) not marked xdiffc_preserve_zero unless asked"),
+    Mutation(
+        "bound_plan_l2_drops_the_level", ("xdiffc/xarray/encoding.py",),
+        (('Options(mode="l2", nrmse=self.rel_tol[name], level=options.level)',
+          'Options(mode="l2", nrmse=self.rel_tol[name])'),),
+        ("tests/test_levels.py::test_the_accessor_writes_at_the_level_asked_for",
+         "tests/test_engine_audit.py::test_the_accessor_in_l2_mode_writes_at_the_level_asked_for"),
+        "ds.gcdtc in l2 mode writes at level 9 whatever the level asked for"),
+    Mutation(
+        "bound_plan_pointwise_drops_the_level", ("xdiffc/xarray/encoding.py",),
+        (("valid_range=valid_range[name], level=options.level)", "valid_range=valid_range[name])"),),
+        ("tests/test_levels.py::test_the_accessor_writes_at_the_level_asked_for",),
+        "ds.gcdtc writes at level 9 whatever the level asked for"),
+    Mutation(
+        "dataset_options_rel_tol_in_l2", ("xdiffc/xarray/encoding.py",),
+        (('rel_tol=None if mode == "l2" else rel_tol', 'rel_tol=rel_tol'),),
+        ("tests/test_api.py::test_l2_mode_on_a_field_with_zeros_needs_no_preserve_zero",),
+        "the accessor's default rel_tol (1e-3) passed on in l2 mode, where the options refuse it"),
+    Mutation(
+        "bound_kwargs_l2_drops_the_level", CONVERSION,
+        (('return {"tol": None, "mode": "l2", "nrmse": rel_tol, **extra}',
+          'return {"tol": None, "mode": "l2", "nrmse": rel_tol}'),),
+        ("tests/test_convert.py::test_convert_at_a_level_writes_it_in_the_codec_and_keeps_the_bound",
+         "tests/test_engine_audit.py::test_convert_passes_the_level_on_only_where_it_is_not_the_default"),
+        "convert --mode l2 --level N writes at level 9"),
+    Mutation(
+        "bound_kwargs_level_always", CONVERSION,
+        (('extra = {} if level == DEFAULT_LEVEL else {"level": level}', 'extra = {"level": level}'),),
+        ("tests/test_convert.py::test_convert_at_a_level_writes_it_in_the_codec_and_keeps_the_bound",
+         "tests/test_engine_audit.py::test_convert_passes_the_level_on_only_where_it_is_not_the_default"),
+        "the default level recorded in the resume fingerprint: progress logs written before --level do not resume"),
 )
 
 

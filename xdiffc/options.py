@@ -169,8 +169,9 @@ class Options:
         def pick(value, default=None):
             return value.get(name, default) if isinstance(value, Mapping) else value
 
-        return replace(self, tol=pick(self.tol), pw_rel_tol=pick(self.pw_rel_tol),
-                       preserve_zero=bool(pick(self.preserve_zero, False)), **resolved)
+        picked = dict(tol=pick(self.tol), pw_rel_tol=pick(self.pw_rel_tol),
+                      preserve_zero=bool(pick(self.preserve_zero, False)))
+        return replace(self, **{**picked, **resolved})  # resolved values win, as the docstring says
 
     def to_config(self) -> dict:
         """The codec configuration's bound keys: tol, rel_tol, mode and nrmse always (configs have always had
