@@ -218,7 +218,7 @@ MUTATIONS: tuple[Mutation, ...] = (
          "tests/test_engine_audit.py::test_a_taken_priority_is_refused_and_the_registry_stays_as_it_was"),
         "two coders of one priority registered: their order is then the order of registration"),
     Mutation(
-        "anomaly_min_level_5", ("xdiffc/coders/anomaly.py",),
+        "anomaly_min_level_5", ("xdiffc/coders/decomposition.py",),
         (('name, priority, min_level = "anomaly", 10, 4', 'name, priority, min_level = "anomaly", 10, 5'),),
         ("tests/test_levels.py::test_each_level_tries_exactly_the_coders_it_enables",
          "tests/test_coders.py::test_each_level_enables_the_coders_from_their_min_level",
@@ -236,18 +236,18 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "wavelet_priority_before_interp", ("xdiffc/coders/wavelet.py",),
         (('name, priority, min_level = "wavelet", 40, 6', 'name, priority, min_level = "wavelet", 15, 6'),),
-        ("tests/test_anomaly.py::test_interp_is_encoded_when_the_decomposition_fails_after_all",
+        ("tests/test_decomposition.py::test_interp_is_encoded_when_the_decomposition_fails_after_all",
          "tests/test_wavelet.py::test_the_core_chooses_it_where_it_is_smaller_and_the_probe_is_reused"),
         "the wavelet tried before interp: its gates see no candidate, so it is always encoded in full"),
     Mutation(
         "interp_gate_ignores_superseded", ("xdiffc/coders/interp.py",),
         (("return not trial.superseded", "return True"),),
-        ("tests/test_anomaly.py::test_a_decisive_sample_skips_interp_without_changing_the_stream",),
+        ("tests/test_decomposition.py::test_a_decisive_sample_skips_interp_without_changing_the_stream",),
         "interp encoded in full even where the decomposition won its sample decisively"),
     Mutation(
         "sz3_gate_ignores_superseded", ("xdiffc/coders/sz3.py",),
         (("        if trial.superseded:\n            return False\n", ""),),
-        ("tests/test_anomaly.py::test_a_decisive_sample_skips_interp_without_changing_the_stream",),
+        ("tests/test_decomposition.py::test_a_decisive_sample_skips_interp_without_changing_the_stream",),
         "SZ3 encoded in full where the decomposition superseded interp (and no sample estimate is left)"),
     Mutation(
         "sz3_gate_margin_inverted", ("xdiffc/coders/sz3.py",),
@@ -264,9 +264,9 @@ MUTATIONS: tuple[Mutation, ...] = (
          "tests/test_engine_audit.py::test_sz3_is_encoded_where_its_sample_may_win_and_only_there"),
         "interp's sample estimate not left in the trial: SZ3's gate has nothing to compare and always encodes"),
     Mutation(
-        "anomaly_superseded_not_set", ("xdiffc/coders/anomaly.py",),
+        "anomaly_superseded_not_set", ("xdiffc/coders/decomposition.py",),
         (("trial.superseded = supersedes_interp(", "trial.superseded = False and supersedes_interp("),),
-        ("tests/test_anomaly.py::test_a_decisive_sample_skips_interp_without_changing_the_stream",),
+        ("tests/test_decomposition.py::test_a_decisive_sample_skips_interp_without_changing_the_stream",),
         "the decomposition never tells the later coders that it superseded interp"),
     Mutation(
         "interp_model_level_3", ("xdiffc/coders/interp.py",),
@@ -304,27 +304,27 @@ MUTATIONS: tuple[Mutation, ...] = (
     Mutation(
         "core_reference_from_level_5", ("xdiffc/core.py",),
         (("options.level >= REFERENCE_MIN_LEVEL", "options.level > REFERENCE_MIN_LEVEL"),),
-        ("tests/test_reference.py::test_the_reference_pays_and_its_phase_is_found",
+        ("tests/test_archive_climatology.py::test_the_reference_pays_and_its_phase_is_found",
          "tests/test_engine_audit.py::test_an_archive_climatology_is_weighed_from_level_4"),
         "an archive climatology weighed from level 5, not 4"),
     Mutation(
         "core_residual_in_the_output_dtype", ("xdiffc/core.py",),
         (("work.dtype if linear else None)", "work.dtype)"),),
-        ("tests/test_reference.py::test_chunks_against_a_reference_hold_the_bound",
-         "tests/test_reference.py::test_any_values_against_a_reference_hold_the_bound",
+        ("tests/test_archive_climatology.py::test_chunks_against_a_reference_hold_the_bound",
+         "tests/test_archive_climatology.py::test_any_values_against_a_reference_hold_the_bound",
          "tests/test_engine_audit.py::test_the_log_domain_check_sees_the_logarithms_the_decoder_sees"),
         "the residual cast to the output dtype before the prediction is added: not what the decoder computes"),
     Mutation(
         "core_worth_encoding_ignored", ("xdiffc/core.py",),
         (("if not coder.applies(target.shape) or not coder.worth_encoding(trial):",
           "if not coder.applies(target.shape):"),),
-        ("tests/test_anomaly.py::test_a_decisive_sample_skips_interp_without_changing_the_stream",),
+        ("tests/test_decomposition.py::test_a_decisive_sample_skips_interp_without_changing_the_stream",),
         "the core's loop encodes every enabled coder in full, whatever its gate says"),
     Mutation(
         "core_sizes_not_recorded", ("xdiffc/core.py",),
         (("trial.sizes[coder.name] = out[-1].nbytes", "pass"),),
         ("tests/test_wavelet.py::test_the_core_chooses_it_where_it_is_smaller_and_the_probe_is_reused",
-         "tests/test_anomaly.py::test_interp_is_encoded_when_the_decomposition_fails_after_all",
+         "tests/test_decomposition.py::test_interp_is_encoded_when_the_decomposition_fails_after_all",
          "tests/test_engine_audit.py::test_each_gate_sees_the_sizes_of_the_candidates_checked_before_it",
          "tests/test_engine_audit.py::test_the_wavelet_is_not_encoded_where_interp_is_far_smaller"),
         "the candidates' sizes not left in the trial: the wavelet's gates see no candidate and always encode"),
