@@ -210,8 +210,8 @@ def compress(
     -------
     bytes
     level : int
-        1 (fastest: one predictor, one entropy path) to 9 (smallest: the full search); default 5, the full
-        search but the wavelet and SZ3 coders (README, "Levels").
+        1 (fastest: one predictor, one entropy path) to 9 (smallest: the full search, the default);
+        what each costs: README, "Levels".
         The stream is self-describing: decoding never needs the level.
 
     Returns

@@ -25,9 +25,10 @@ MODES = ("pointwise", "l2")
 PW_REL_LIMIT = 1.0
 #: ``level=1`` is the fastest (one predictor, one entropy path), ``level=9`` the smallest (the full search).
 LEVELS = range(1, 10)
-#: The level when none is given: the full search but the wavelet and SZ3 (benchmarks/RESULTS.md, "Levels": 0.98x / 1.00x / 1.00x
-#: the geometric-mean CR of level 9 at eps 1e-2 / 1e-3 / 1e-4, encoding 1.1-1.35x faster, decoding no wavelet).
-DEFAULT_LEVEL = 5
+#: The level when none is given: the full search. Level 5 (no wavelet, no SZ3) encodes only 1.1-1.35x faster,
+#: and Zarr stores chunked along time lose up to 15% of their ratio at 1e-2 without the wavelet (benchmarks/RESULTS.md,
+#: "Levels"): the ratio is what users choose xdiffc for.
+DEFAULT_LEVEL = 9
 
 Bound = float | None
 PerVariable = Mapping[Hashable, float]
@@ -100,7 +101,7 @@ class Options:
     mode : "pointwise" or "l2".
     preserve_zero : exact zeros stay exactly zero and every other valid value keeps its sign.
     valid_range : a CF valid range the output is clamped into.
-    level : 1 (fastest) to 9 (smallest), default 5; the stream records nothing of it, decoding never needs it.
+    level : 1 (fastest) to 9 (smallest, the default); the stream records nothing of it, decoding never needs it.
     """
 
     tol: float | PerVariable | None = None

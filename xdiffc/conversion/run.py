@@ -185,7 +185,7 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     calendar decodes, such as "months since"). ``train_model=STEPS`` first trains a model for ``STEPS`` steps on
     the inputs themselves (each variable's last 15% of time steps held out for validation;
     checkpointed, so a resumed conversion continues it) and compresses with it; the store carries
-    the model in its codec configurations. ``level``: 1 (fastest) to 9 (smallest), default 5, as for
+    the model in its codec configurations. ``level``: 1 (fastest) to 9 (smallest, the default), as for
     :func:`xdiffc.compress`. The store is built in :func:`~.progress.partial_path` and appears
     at ``store`` only when complete. Returns the :class:`~.summary.ConvertSummary`.
     """

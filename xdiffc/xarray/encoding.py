@@ -260,7 +260,7 @@ def encode_dataset(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, model
     smaller (one pass over the data, and two trial encodings of a chunk, per variable).
     ``choose_layout=False`` keeps a found native-grid layout without weighing it against the file's
     order (two trial encodings of a sample per variable): for updates, which reuse the store's codec.
-    ``level``: 1 (fastest) to 9 (smallest), default 5, as for :func:`xdiffc.compress`.
+    ``level``: 1 (fastest) to 9 (smallest, the default), as for :func:`xdiffc.compress`.
     """
     options = dataset_options(tol=tol, rel_tol=rel_tol, mode=mode, nrmse=nrmse, pw_rel_tol=pw_rel_tol,
                               preserve_zero=preserve_zero, level=level)
