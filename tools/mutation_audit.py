@@ -113,18 +113,16 @@ MUTATIONS: tuple[Mutation, ...] = (
         "resume_skips_units_logged_out_of_order", CONVERSION,
         (("todo = [i for i in range(len(units)) if i not in log.done]",
           "todo = list(range(len(log.done), len(units)))  # the log read as a prefix"),),
-        ("tests/test_convert.py::test_sigkill_then_resume_gives_the_same_store",),
-        "--resume reads the progress log as a prefix: units finished out of order are skipped or redone "
-        "(tests owned by the conversion session; the SIGKILL test catches it only when units finish out of order)"),
+        ("tests/test_convert.py::test_resume_redoes_a_unit_missing_below_the_highest_one_logged",),
+        "--resume reads the progress log as a prefix: units finished out of order are skipped or redone"),
     Mutation(
         "rename_before_verification", CONVERSION,
         (("summary = _summarise(work, store, spec, stats, seconds, skipped, verify=verify)\n        _finish(store)\n",
           "_finish(store)\n        summary = _summarise(store, store, spec, stats, seconds, skipped, verify=verify)\n"),
          ("summary = summarise(work, store, spec, stats, seconds, skipped, verify=verify)\n        _finish(store)\n",
           "_finish(store)\n        summary = summarise(store, store, spec, stats, seconds, skipped, verify=verify)\n")),
-        (),
-        "the final rename before verification: a store that fails verification is put in place "
-        "(tests owned by the conversion session: none listed yet)"),
+        ("tests/test_convert.py::test_a_failed_verification_puts_nothing_in_place_and_keeps_the_work",),
+        "the final rename before verification: a store that fails verification is put in place"),
 
 
     # ---- the new engine: options, the coder protocol and registry, levels, the core's loop, the codecs ----
