@@ -127,6 +127,11 @@ MUTATIONS: tuple[Mutation, ...] = (
 
     # ---- the new engine: options, the coder protocol and registry, levels, the core's loop, the codecs ----
     Mutation(
+        "interp_fixed_classes_always", ("xdiffc/coders/interp.py",),
+        (("classes = p.sym.size >= FIXED_CLASSES_FROM", "classes = True"),),
+        ("tests/test_engine_audit.py::test_level_1_codes_with_the_fixed_plan",),
+        "level 1 gives small chunks activity classes, whose tables cost more than the classes save"),
+    Mutation(
         "opt_tol_and_rel_tol_both_accepted", ("xdiffc/options.py",),
         (('if self.mode == "pointwise" and (self.tol is not None and self.rel_tol is not None or (',
           'if self.mode == "pointwise" and (False or ('),),

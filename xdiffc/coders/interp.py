@@ -139,8 +139,12 @@ SEARCH_LEVEL = 3
 #: axis. Measured on 15 field x bound cells: 1.076x the full search's payload (geometric mean), at most 1.21x.
 FIXED_GROUPS = 2
 FIXED_K = 4
-#: ... and each pass's interpolation weighed on every 8th row of its targets.
+#: ... and each pass's interpolation weighed on every 8th row of its targets. Chunks of fewer symbols than
+#: FIXED_CLASSES_FROM get no activity classes: their tables would cost more than the classes save (a (1, 64, 128)
+#: TREFHT chunk at 1e-3: 4,252 bytes with them, 3,475 without, 3,478 for the full search), and decoding skips
+#: the classification sweep.
 FIXED_COST_STRIDE = 8
+FIXED_CLASSES_FROM = 1 << 16
 
 
 def _group(level: int, groups: int) -> int:
@@ -328,7 +332,8 @@ def _encode(values: np.ndarray, tol: float, skip: np.ndarray | None, coder: int 
         if level >= MODEL_LEVEL:
             ans_bits, groups, cuts = _choose_models(p)
         else:
-            ans_bits, groups, cuts = math.nan, min(FIXED_GROUPS, p.levels), list(range(1, N_FINE))
+            classes = p.sym.size >= FIXED_CLASSES_FROM
+            ans_bits, groups, cuts = math.nan, min(FIXED_GROUPS, p.levels), list(range(1, N_FINE)) if classes else []
     del values
     if order == tuple(range(len(shape))):
         recon = p.recon.reshape(shape).astype(dtype or np.float64, copy=False)
