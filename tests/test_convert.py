@@ -114,7 +114,14 @@ def start_convert(archive: list[Path], out: Path, chunks: str, *options: str, de
     cmd = [str(BIN / "xdiffc"), "convert", *map(str, archive), "-o", str(out), "--chunks", chunks,
            "--workers", "1", "--threads-per-worker", "1", "-q", *options]
     return subprocess.Popen(cmd, env={**os.environ, DELAY_ENV: str(delay)}, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=stderr, text=True)
+                            stdout=subprocess.DEVNULL, stderr=stderr, text=True, preexec_fn=_as_a_terminal_job)
+
+
+def _as_a_terminal_job() -> None:
+    """In the child before it runs: SIGINT handled by default and not blocked, as for a terminal's foreground job,
+    whatever the test process inherited or set (a signal's disposition and mask pass through fork and exec)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def wait_for_units(proc: subprocess.Popen, out: Path, units: int) -> None:
