@@ -290,7 +290,7 @@ def test_a_damaged_exact_chunk_raises_instead_of_decoding_to_wrong_values(tmp_pa
     assert raised > len(good) // 2
 
 
-@settings(max_examples=15, deadline=None)
+@settings(max_examples=8, deadline=None)
 @given(chunk=st.integers(1, 8), parts=st.lists(st.integers(1, 9), min_size=2, max_size=5),
        bound=st.sampled_from([{"tol": 0.2}, {"rel_tol": 1e-3}, {"tol": 0.05}]))
 @example(chunk=8, parts=[3, 1, 1, 1, 1], bound={"tol": 0.2})  # one step at a time into a chunk of 8: 2.68x before
