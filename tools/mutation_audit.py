@@ -181,13 +181,6 @@ MUTATIONS: tuple[Mutation, ...] = (
          "tests/test_trust_zeros.py::test_every_zero_comes_back_as_positive_zero"),
         "a pointwise-relative bound alone no longer keeps zeros and signs"),
     Mutation(
-        "opt_for_variable_preserve_zero_on", ("xdiffc/options.py",),
-        (("preserve_zero=bool(pick(self.preserve_zero, False))",
-          "preserve_zero=bool(pick(self.preserve_zero, True))"),),
-        ("tests/test_fidelity.py::test_accessor_records_bound_types_and_checks_them",
-         "tests/test_options.py::test_one_variables_options"),
-        "for_variable: a variable that {name: bool} does not name gets preserve_zero=True"),
-    Mutation(
         "opt_l2_accepts_rel_tol", ("xdiffc/options.py",),
         (("if self.nrmse is None or self.tol is not None or self.rel_tol is not None:",
           "if self.nrmse is None or self.tol is not None:"),),

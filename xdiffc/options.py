@@ -6,15 +6,15 @@ parses and checks each field once, so a bad argument gets the same typed error w
 given. Its configuration (:meth:`Options.to_config`) is the codec configuration's bound keys.
 
 One array (a chunk) takes scalars. A Dataset may name variables: ``tol`` and ``pw_rel_tol`` may be
-``{variable: bound}`` and ``preserve_zero`` ``{variable: bool}`` or None (the default rule);
-:meth:`Options.for_variable` gives one variable's scalar options.
+``{variable: bound}`` and ``preserve_zero`` ``{variable: bool}`` or None (the default rule); the
+accessor's plan (:class:`xdiffc.xarray.encoding.BoundPlan`) turns them into each variable's options.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields
 from typing import Any
 
 import numpy as np
@@ -30,7 +30,6 @@ LEVELS = range(1, 10)
 #: "Levels"): the ratio is what users choose xdiffc for.
 DEFAULT_LEVEL = 9
 
-Bound = float | None
 PerVariable = Mapping[Hashable, float]
 
 
@@ -165,15 +164,6 @@ class Options:
             return 0.0
         return fraction * (float(np.max(values)) - float(np.min(values)))
 
-    def for_variable(self, name: Hashable, **resolved) -> Options:
-        """One variable's scalar options: its entries in the per-variable mappings, then ``resolved``."""
-        def pick(value, default=None):
-            return value.get(name, default) if isinstance(value, Mapping) else value
-
-        picked = dict(tol=pick(self.tol), pw_rel_tol=pick(self.pw_rel_tol),
-                      preserve_zero=bool(pick(self.preserve_zero, False)))
-        return replace(self, **{**picked, **resolved})  # resolved values win, as the docstring says
-
     def to_config(self) -> dict:
         """The codec configuration's bound keys: tol, rel_tol, mode and nrmse always (configs have always had
         them), the others only where set, so that configurations without them stay as they were."""
@@ -192,10 +182,6 @@ class Options:
     def from_config(cls, config: Mapping[str, Any]) -> Options:
         """The options in a codec configuration (other keys are ignored)."""
         return cls(**{f.name: config[f.name] for f in fields(cls) if f.name in config})
-
-    def as_kwargs(self) -> dict:
-        """The fields as keyword arguments of ``compress`` and the codecs."""
-        return asdict(self)
 
 
 #: The names of the options, for the entry points that take them as keywords.
