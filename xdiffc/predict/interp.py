@@ -59,31 +59,6 @@ def _geometry(shape, level, d):
     return step, cnt, n_odd, cnt[d] - n_odd
 
 
-@kernel
-def _n_other(cnt, d):
-    n = 1
-    for k in range(cnt.size):
-        if k != d:
-            n *= cnt[k]
-    return n
-
-
-@kernel(inline="always")
-def _advance(idx, cnt, step, d, off):
-    """Next offset of the odometer over every axis but ``d`` (C order)."""
-    k = cnt.size - 1
-    while k >= 0:
-        if k != d:
-            idx[k] += 1
-            off += step[k]
-            if idx[k] < cnt[k]:
-                return off
-            off -= idx[k] * step[k]
-            idx[k] = 0
-        k -= 1
-    return off
-
-
 @kernel(inline="always")
 def _predict(r, base, es, i, n_odd, n_even, cubic):
     """Prediction of odd point ``i`` from the evens ``r[base + k * es]`` (same arithmetic as 0.1.0)."""
@@ -128,6 +103,46 @@ def _finite(x):
 
 
 @kernel
+def _rows(shape, level, d):
+    """The targets of pass (level, d) as rows in memory order, for loops whose inner step is one row.
+
+    A row is a run of targets along the last axis (along ``d`` when ``d`` is the last axis). Target
+    ``q`` of row ``r`` lies at the flat offset ``t0[r] + q * ms``, has index ``i0[r] + q * di`` along
+    ``d``, the interpolation base ``pb0[r] + q * pstep`` (:func:`_predict`'s ``base``) and the number
+    ``j0[r] + q * js`` in symbol order. Within a pass no target depends on another (each is predicted
+    from points of earlier passes), so any visiting order gives the same bits; memory order keeps the
+    neighbours in cache. Returns (t0, pb0, i0, j0, n_in, ms, pstep, di, js, es, n_odd, n_even, n_oth).
+    """
+    cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(shape, level, d)
+    es = offs[d]
+    last = shape.size - 1
+    if d == last:
+        n_in, ms, pstep, di, js = n_odd, es, np.int64(0), np.int64(1), n_oth
+    else:
+        n_in, ms, pstep, di, js = cnt[last], offs[last], offs[last], np.int64(0), np.int64(1)
+    n_rows = n_odd * n_oth // n_in
+    t0, pb0 = np.empty(n_rows, np.int64), np.empty(n_rows, np.int64)
+    i0, j0 = np.empty(n_rows, np.int64), np.empty(n_rows, np.int64)
+    idx = np.zeros(shape.size, np.int64)
+    off, b = np.int64(0), np.int64(0)
+    for r in range(n_rows):
+        i = 0 if d == last else idx[d]
+        t0[r], pb0[r], i0[r], j0[r] = off + oo, off - i * es, i, i * n_oth + b
+        a = last - 1
+        while a >= 0:  # the odometer over every axis but the last, in C order
+            idx[a] += 1
+            off += offs[a]
+            b += bst[a]
+            if idx[a] < cnt[a]:
+                break
+            off -= idx[a] * offs[a]
+            b -= idx[a] * bst[a]
+            idx[a] = 0
+            a -= 1
+    return t0, pb0, i0, j0, n_in, ms, pstep, di, js, es, n_odd, n_even, n_oth
+
+
+@kernel
 def encode_passes(values, keep, shape, bins, tol, recon, sym, fine, pass_start, kinds, plevel, cost_stride):
     """Predict and quantise every pass of ``values`` (flat, C order of ``shape``), at the points where ``keep``
     (the same size as ``values``; any other size: every point).
@@ -137,7 +152,8 @@ def encode_passes(values, keep, shape, bins, tol, recon, sym, fine, pass_start, 
     ``sym``; entry 0 is the origin), ``kinds`` (1 = cubic) and ``plevel`` (level of each entry).
     Returns the raw values of the unpredictable kept points (symbol 0), in symbol order. Each pass's
     interpolation (linear or cubic) is the one with the smaller summed residual over every
-    ``cost_stride``-th row of its targets along the pass's axis (1: all of them).
+    ``cost_stride``-th row of its targets along the pass's axis (1: all of them). Targets are visited
+    in memory order (:func:`_rows`); with a mask, a pass's symbols are gathered in symbol order after it.
     """
     masked = keep.size == values.size
     edges = ACTIVITY_EDGES
@@ -159,8 +175,11 @@ def encode_passes(values, keep, shape, bins, tol, recon, sym, fine, pass_start, 
             nu += 1
         fine[n] = 0
         n += 1
+    # with a mask: one pass's symbols and fine classes by lattice number (class 255: skipped)
+    full = values.size // 2 + 1 if masked else 0
+    sym_full, fine_full = np.empty(full, np.uint16), np.empty(full, np.uint8)
+    upj, upv = np.empty(64, np.int64), np.empty(64, np.float64)  # a pass's unpredictables: lattice number, value
     p = 1
-    idx = np.zeros(ndim, np.int64)
     for level in range(top, 0, -1):
         h = 1 << (level - 1)
         bin_ = bins[level]
@@ -170,52 +189,69 @@ def encode_passes(values, keep, shape, bins, tol, recon, sym, fine, pass_start, 
                 continue
             pass_start[p] = n
             plevel[p] = level
-            step, cnt, n_odd, n_even = _geometry(shape, level, d)
-            es, oo = 2 * step[d], step[d]
-            n_oth = _n_other(cnt, d)
+            t0, pb0, i0, j0, n_in, ms, pstep, di, js, es, n_odd, n_even, n_oth = _rows(shape, level, d)
             # cubic or linear: the smaller summed clipped residual (in bins) over the kept points
             c_lin = 0.0
             c_cub = 0.0
-            for i in range(0, n_odd, cost_stride):
-                idx[:] = 0
-                base = i * es
-                for _ in range(n_oth):
-                    tgt = base + oo
+            q_step = cost_stride if di else 1
+            for r in range(t0.size):
+                if not di and i0[r] % cost_stride:
+                    continue
+                for q in range(0, n_in, q_step):
+                    tgt = t0[r] + q * ms
                     if not masked or keep[tgt]:
+                        i, pb = i0[r] + q * di, pb0[r] + q * pstep
                         t = np.float64(values[tgt])
-                        e1 = abs(t - _predict(recon, base - i * es, es, i, n_odd, n_even, False)) * inv_bin
-                        e2 = abs(t - _predict(recon, base - i * es, es, i, n_odd, n_even, True)) * inv_bin
+                        e1 = abs(t - _predict(recon, pb, es, i, n_odd, n_even, False)) * inv_bin
+                        e2 = abs(t - _predict(recon, pb, es, i, n_odd, n_even, True)) * inv_bin
                         c_lin += e1 if e1 < 1e6 else 1e6
                         c_cub += e2 if e2 < 1e6 else 1e6
-                    base = _advance(idx, cnt, step, d, base)
             cubic = c_cub < c_lin
             kinds[p - 1] = cubic
-            for i in range(n_odd):
-                idx[:] = 0
-                base = i * es
-                for _ in range(n_oth):
-                    tgt = base + oo
-                    row = base - i * es
-                    pr = _predict(recon, row, es, i, n_odd, n_even, cubic)
+            nup = 0
+            for r in range(t0.size):
+                for q in range(n_in):
+                    tgt, i, pb, j = t0[r] + q * ms, i0[r] + q * di, pb0[r] + q * pstep, j0[r] + q * js
+                    pr = _predict(recon, pb, es, i, n_odd, n_even, cubic)
                     if masked and not keep[tgt]:
                         recon[tgt] = _finite(pr)
+                        fine_full[j] = 255
+                        continue
+                    t = np.float64(values[tgt])
+                    s, recon[tgt] = quantize(t, pr, bin_, tol)
+                    f = _fine_class(recon, pb, es, i, n_odd, n_even, inv_bin, edges)
+                    if masked:
+                        sym_full[j], fine_full[j] = s, f
                     else:
-                        t = np.float64(values[tgt])
-                        s, recon[tgt] = quantize(t, pr, bin_, tol)
-                        sym[n] = s
-                        if s == 0:
-                            if nu == unpred.size:
-                                grown = np.empty(2 * nu, np.float64)
-                                grown[:nu] = unpred
-                                unpred = grown
-                            unpred[nu] = t
-                            nu += 1
-                        fine[n] = _fine_class(recon, row, es, i, n_odd, n_even, inv_bin, edges)
+                        sym[n + j], fine[n + j] = s, f
+                    if s == 0:
+                        if nup == upj.size:
+                            upj, upv = _grown(upj), _grown(upv)
+                        upj[nup], upv[nup] = j, t
+                        nup += 1
+            if masked:
+                for j in range(n_odd * n_oth):
+                    if fine_full[j] != 255:
+                        sym[n], fine[n] = sym_full[j], fine_full[j]
                         n += 1
-                    base = _advance(idx, cnt, step, d, base)
+            else:
+                n += n_odd * n_oth
+            while nu + nup > unpred.size:
+                unpred = _grown(unpred)
+            for k in np.argsort(upj[:nup]):  # in symbol order
+                unpred[nu] = upv[k]
+                nu += 1
             p += 1
     pass_start[p] = n
     return unpred[:nu].copy()
+
+
+@kernel
+def _grown(a):
+    """``a`` in an array twice its size (the rest uninitialised)."""
+    out = np.empty(2 * a.size, a.dtype)
+    out[: a.size] = a
+    return out
 
 
 @kernel
@@ -289,44 +325,24 @@ def _lattice(shape, level, d):
     return cnt, offs, bst, n_odd, n_even, m, step[d]
 
 
-@kernel(inline="always")
-def _next(idx, cnt, offs, bst, off, b):
-    """Advance the C-order odometer over the target lattice: (flat offset, b)."""
-    k = idx.size - 1
-    while k >= 0:
-        idx[k] += 1
-        off += offs[k]
-        b += bst[k]
-        if idx[k] < cnt[k]:
-            return off, b
-        off -= idx[k] * offs[k]
-        b -= idx[k] * bst[k]
-        idx[k] = 0
-        k -= 1
-    return off, b
-
-
 @kernel
 def classify_pass(recon, keep, masked, pas, cls_of_fine, cls, counts):
     """Context class of every target of the pass tuple ``pas`` into ``cls`` (symbol order; 255 = skipped), and
-    the kept counts per class into ``counts``.  Visits the targets in memory order."""
+    the kept counts per class into ``counts``.  Visits the targets in memory order (:func:`_rows`)."""
     edges = ACTIVITY_EDGES
     shape, level, d, _, _, inv_bin = pas
-    cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(shape, level, d)
-    es = offs[d]
-    idx = np.zeros(shape.size, np.int64)
+    t0, pb0, i0, j0, n_in, ms, pstep, di, js, es, n_odd, n_even, n_oth = _rows(shape, level, d)
     counts[:] = 0
-    off, b = 0, 0
-    for _ in range(n_odd * n_oth):
-        i = idx[d]
-        j = i * n_oth + b
-        if masked and not keep[off + oo]:
-            cls[j] = 255
-        else:
-            c = cls_of_fine[_fine_class(recon, off - i * es, es, i, n_odd, n_even, inv_bin, edges)]
-            cls[j] = c
-            counts[c] += 1
-        off, b = _next(idx, cnt, offs, bst, off, b)
+    for r in range(t0.size):
+        for q in range(n_in):
+            j = j0[r] + q * js
+            if masked and not keep[t0[r] + q * ms]:
+                cls[j] = 255
+            else:
+                c = cls_of_fine[_fine_class(recon, pb0[r] + q * pstep, es, i0[r] + q * di, n_odd, n_even, inv_bin,
+                                            edges)]
+                cls[j] = c
+                counts[c] += 1
     return n_odd * n_oth
 
 
@@ -444,7 +460,6 @@ def prev_symbols(sym, pass_start, shape, keep, masked, axis):
     top = n_levels_of(shape)
     p = 1
     ndim = shape.size
-    idx = np.zeros(ndim, np.int64)
     lat = np.empty(1, np.int64)
     for level in range(top, 0, -1):
         h = 1 << (level - 1)
@@ -455,24 +470,18 @@ def prev_symbols(sym, pass_start, shape, keep, masked, axis):
             total = n_odd * n_oth
             sa, ca = _slice_stride(cnt, bst, n_oth, d, axis)
             a = pass_start[p]
-            if masked:
+            if masked:  # the symbol number of each lattice point (-1: skipped)
                 if lat.size < total:
                     lat = np.empty(total, np.int64)
-                step, cnt2, _, _ = _geometry(shape, level, d)
-                es = 2 * step[d]
+                t0, _, _, j0, n_in, ms, _, _, js, _, _, _, _ = _rows(shape, level, d)
+                for r in range(t0.size):
+                    for q in range(n_in):
+                        lat[j0[r] + q * js] = keep[t0[r] + q * ms] - 1
                 n = a
-                j = 0
-                for i in range(n_odd):
-                    idx[:] = 0
-                    base = i * es
-                    for _ in range(n_oth):
-                        if keep[base + oo]:
-                            lat[j] = n
-                            n += 1
-                        else:
-                            lat[j] = -1
-                        j += 1
-                        base = _advance(idx, cnt2, step, d, base)
+                for j in range(total):
+                    if lat[j] == 0:
+                        lat[j] = n
+                        n += 1
             j = 0
             ia, lo = 0, 0
             for j in range(total):
@@ -573,28 +582,25 @@ def decode_ctx_pass(recon, pas, cls, classed, dec, ctx, unpred, upos, code):
 
 @kernel
 def reconstruct_pass(recon, pas, code, unpred):
-    """Reconstruct the pass tuple ``pas`` in memory order from ``code`` (-1 skipped, a symbol > 0, or ``-2 - k``
-    for ``unpred[k]``): the second sweep of every payload version; ERR_UNPRED when an unpredictable index
-    lies beyond ``unpred``."""
+    """Reconstruct the pass tuple ``pas`` in memory order (:func:`_rows`) from ``code`` (-1 skipped, a symbol > 0,
+    or ``-2 - k`` for ``unpred[k]``): the second sweep of every payload version; ERR_UNPRED when an
+    unpredictable index lies beyond ``unpred``."""
     shape, level, d, cubic, bin_, _ = pas
-    cnt, offs, bst, n_odd, n_even, n_oth, oo = _lattice(shape, level, d)
-    es = offs[d]
-    total = n_odd * n_oth
-    idx = np.zeros(shape.size, np.int64)
-    off, b = 0, 0
+    t0, pb0, i0, j0, n_in, ms, pstep, di, js, es, n_odd, n_even, n_oth = _rows(shape, level, d)
     nu = unpred.size
-    for _ in range(total):
-        i = idx[d]
-        k = code[i * n_oth + b]
-        if k > 0:
-            recon[off + oo] = dequantize(k, _predict(recon, off - i * es, es, i, n_odd, n_even, cubic), bin_)
-        elif k == -1:
-            recon[off + oo] = _finite(_predict(recon, off - i * es, es, i, n_odd, n_even, cubic))
-        else:
-            if -2 - k >= nu:
+    for r in range(t0.size):
+        for q in range(n_in):
+            i = i0[r] + q * di
+            k = code[j0[r] + q * js]
+            pr = _predict(recon, pb0[r] + q * pstep, es, i, n_odd, n_even, cubic)
+            if k > 0:
+                recon[t0[r] + q * ms] = dequantize(k, pr, bin_)
+            elif k == -1:
+                recon[t0[r] + q * ms] = _finite(pr)
+            elif -2 - k < nu:
+                recon[t0[r] + q * ms] = unpred[-2 - k]
+            else:
                 return ERR_UNPRED
-            recon[off + oo] = unpred[-2 - k]
-        off, b = _next(idx, cnt, offs, bst, off, b)
     return OK
 
 
