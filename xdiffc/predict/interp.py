@@ -178,7 +178,6 @@ def encode_passes(values, keep, shape, bins, tol, recon, sym, fine, pass_start, 
     # with a mask: one pass's symbols and fine classes by lattice number (class 255: skipped)
     full = values.size // 2 + 1 if masked else 0
     sym_full, fine_full = np.empty(full, np.uint16), np.empty(full, np.uint8)
-    upj, upv = np.empty(64, np.int64), np.empty(64, np.float64)  # a pass's unpredictables: lattice number, value
     p = 1
     for level in range(top, 0, -1):
         h = 1 << (level - 1)
@@ -208,7 +207,6 @@ def encode_passes(values, keep, shape, bins, tol, recon, sym, fine, pass_start, 
                         c_cub += e2 if e2 < 1e6 else 1e6
             cubic = c_cub < c_lin
             kinds[p - 1] = cubic
-            nup = 0
             for r in range(t0.size):
                 for q in range(n_in):
                     tgt, i, pb, j = t0[r] + q * ms, i0[r] + q * di, pb0[r] + q * pstep, j0[r] + q * js
@@ -224,26 +222,39 @@ def encode_passes(values, keep, shape, bins, tol, recon, sym, fine, pass_start, 
                         sym_full[j], fine_full[j] = s, f
                     else:
                         sym[n + j], fine[n + j] = s, f
-                    if s == 0:
-                        if nup == upj.size:
-                            upj, upv = _grown(upj), _grown(upv)
-                        upj[nup], upv[nup] = j, t
-                        nup += 1
-            if masked:
-                for j in range(n_odd * n_oth):
-                    if fine_full[j] != 255:
-                        sym[n], fine[n] = sym_full[j], fine_full[j]
-                        n += 1
-            else:
+            # in symbol order: the kept symbols (with a mask) and the unpredictable values (their reconstruction)
+            lattice = _lattice(shape, level, d)
+            n0 = n
+            for j in range(n_odd * n_oth):
+                k = n0 + j
+                if masked:
+                    if fine_full[j] == 255:
+                        continue
+                    k = n
+                    sym[k], fine[k] = sym_full[j], fine_full[j]
+                    n += 1
+                if sym[k] == 0:
+                    if nu == unpred.size:
+                        unpred = _grown(unpred)
+                    unpred[nu] = recon[_offset_of(j, lattice, d)]
+                    nu += 1
+            if not masked:
                 n += n_odd * n_oth
-            while nu + nup > unpred.size:
-                unpred = _grown(unpred)
-            for k in np.argsort(upj[:nup]):  # in symbol order
-                unpred[nu] = upv[k]
-                nu += 1
             p += 1
     pass_start[p] = n
     return unpred[:nu].copy()
+
+
+@kernel(inline="always")
+def _offset_of(j, lattice, d):
+    """Flat offset of target number ``j`` (symbol order) of the pass whose :func:`_lattice` is ``lattice``."""
+    cnt, offs, bst, n_odd, n_even, n_oth, oo = lattice
+    i, b = j // n_oth, j % n_oth
+    off = oo + i * offs[d]
+    for k in range(cnt.size):
+        if k != d:
+            off += (b // bst[k]) % cnt[k] * offs[k]
+    return off
 
 
 @kernel
