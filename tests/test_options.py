@@ -1,5 +1,6 @@
-"""``Options``: every field parsed once, the array rules, the absolute bound, one variable's options, and the codec
-configuration's bound keys (what is written, what is left out, and that reading it back gives the same options)."""
+"""``Options``: every field parsed once, the array rules, the absolute bound, one variable's options, the bound at each
+point, and the codec configuration's bound keys (what is written, what is left out, and
+that reading it back gives the same options)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from xdiffc.codec import GCDTCCodec
-from xdiffc.options import DEFAULT_LEVEL, LEVELS, PW_REL_LIMIT, Options
+from xdiffc.options import DEFAULT_LEVEL, LEVELS, PW_REL_LIMIT, Options, parse_bounds
 from xdiffc.zarr_codec import GCDTCZarrCodec
 
 bounds = st.none() | st.floats(0, 1e6, allow_nan=False, allow_infinity=False)
@@ -115,3 +116,36 @@ def test_keep_sign():
     assert Options(tol=1, preserve_zero=True).keep_sign
     assert Options(pw_rel_tol=0.01).keep_sign and Options(tol=1, pw_rel_tol=0.01).keep_sign
     assert not Options(mode="l2", nrmse=1e-3).keep_sign
+
+
+def test_bounds_are_named_in_errors_as_the_caller_names_them():
+    with pytest.raises(ValueError, match=r"pw_rel_tol\['P'\] must be below 1"):
+        Options(pw_rel_tol={"P": 1.5})
+    label = lambda option, variable: f"<{option}/{variable}>"  # noqa: E731
+    with pytest.raises(ValueError, match="<tol/T> must be finite"):
+        parse_bounds({"tol": {"T": -1.0}}, label)
+    with pytest.raises(ValueError, match="<rel_tol/None> must be a number"):  # one number, never one per variable
+        parse_bounds({"rel_tol": {"T": 0.1}}, label)
+    assert parse_bounds({"tol": {"T": 1}, "pw_rel_tol": 0.5, "nrmse": None}) == {
+        "tol": {"T": 1.0}, "pw_rel_tol": 0.5, "nrmse": None}
+
+
+def test_one_variables_entries():
+    given = Options(tol={"T": 0.5, "P": 0.1}, pw_rel_tol={"P": 0.01, "Q": 0.02}, preserve_zero={"P": True},
+                    rel_tol=1e-3, level=3)
+    assert given.named() == {"T": "tol", "P": "tol", "Q": "pw_rel_tol"}
+    t, p, q, other = (given.for_variable(n) for n in "TPQR")
+    assert (t.tol, t.pw_rel_tol, t.preserve_zero, t.rel_tol, t.level) == (0.5, None, None, 1e-3, 3)
+    assert (p.tol, p.pw_rel_tol, p.preserve_zero) == (0.1, 0.01, True)
+    assert (q.tol, q.pw_rel_tol, other.tol, other.pw_rel_tol) == (None, 0.02, None, None)
+    assert [o.uses_rel_tol for o in (t, p, q, other)] == [False, False, False, True]
+    scalar = Options(tol=0.2, preserve_zero=True)
+    assert scalar.for_variable("T") == scalar and scalar.named() == {}
+
+
+def test_the_bound_at_each_point():
+    x = np.array([-4.0, 0.0, 0.5, 30.0])
+    assert Options(tol=0.25).bound_at(x) == 0.25 and Options().bound_at(x) == math.inf
+    assert Options(pw_rel_tol=0.1).bound_at(x) == pytest.approx([0.4, 0.0, 0.05, 3.0])
+    assert Options(tol=1.0, pw_rel_tol=0.1).bound_at(x) == pytest.approx([0.4, 0.0, 0.05, 1.0])
+
