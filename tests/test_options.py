@@ -1,20 +1,22 @@
 """``Options``: every field parsed once, the array rules, the absolute bound, one variable's options, the bound at each
-point, and the codec configuration's bound keys (what is written, what is left out, and
+point and as the attrs record it, and the codec configuration's bound keys (what is written, what is left out, and
 that reading it back gives the same options)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from xdiffc.codec import GCDTCCodec
 from xdiffc.options import DEFAULT_LEVEL, LEVELS, PW_REL_LIMIT, Options, parse_bounds
+from xdiffc.xarray.encoding import _bound_attrs
+from xdiffc.xarray.variables import stored_bound
 from xdiffc.zarr_codec import GCDTCZarrCodec
 
 bounds = st.none() | st.floats(0, 1e6, allow_nan=False, allow_infinity=False)
@@ -149,3 +151,18 @@ def test_the_bound_at_each_point():
     assert Options(pw_rel_tol=0.1).bound_at(x) == pytest.approx([0.4, 0.0, 0.05, 3.0])
     assert Options(tol=1.0, pw_rel_tol=0.1).bound_at(x) == pytest.approx([0.4, 0.0, 0.05, 1.0])
 
+
+def test_the_bound_recorded_in_attrs():
+    assert stored_bound({"xdiffc_nrmse": 1e-3}) is None and stored_bound({"units": "K"}) is None
+    both = stored_bound({"xdiffc_tol": 0.5, "xdiffc_rel_tol": 1e-3, "xdiffc_pw_rel_tol": 0.01})
+    assert (both.tol, both.rel_tol, both.pw_rel_tol) == (0.5, 1e-3, 0.01)
+    alone = stored_bound({"xdiffc_pw_rel_tol": 0.01})
+    assert alone.tol is None and alone.bound_at(np.array([-2.0])) == pytest.approx([0.02])
+
+
+@given(array_options(), st.none() | st.floats(0, 1))
+def test_a_variables_bound_reads_back_from_the_attrs_it_is_recorded_in(options, rel_tol):
+    """What the accessor records (``xdiffc_*`` attrs) is what error_report, assess and verify check against."""
+    assume(options.mode == "pointwise" and not options.uses_rel_tol)  # an absolute or pointwise-relative bound
+    stored = stored_bound(_bound_attrs(replace(options, rel_tol=None), rel_tol))
+    assert (stored.tol, stored.rel_tol, stored.pw_rel_tol) == (options.tol, rel_tol, options.pw_rel_tol)

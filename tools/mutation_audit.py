@@ -402,7 +402,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "ds.gcdtc in l2 mode writes at level 9 whatever the level asked for"),
     Mutation(
         "bound_plan_pointwise_drops_the_level", ("xdiffc/xarray/encoding.py",),
-        (("valid_range=valid_range[name], level=options.level)", "valid_range=valid_range[name])"),),
+        (("self.options[name] = replace(given, tol=tol,",
+          "self.options[name] = replace(given, level=DEFAULT_LEVEL, tol=tol,"),),
         ("tests/test_levels.py::test_the_accessor_writes_at_the_level_asked_for",),
         "ds.gcdtc writes at level 9 whatever the level asked for"),
     Mutation(
