@@ -413,14 +413,15 @@ MUTATIONS: tuple[Mutation, ...] = (
         "the accessor's default rel_tol (1e-3) passed on in l2 mode, where the options refuse it"),
     Mutation(
         "bound_kwargs_l2_drops_the_level", CONVERSION,
-        (('return {"tol": None, "mode": "l2", "nrmse": rel_tol, **extra}',
-          'return {"tol": None, "mode": "l2", "nrmse": rel_tol}'),),
+        (('return dataset_options(mode="l2", nrmse=parsed["rel_tol"], level=level)',
+          'return dataset_options(mode="l2", nrmse=parsed["rel_tol"])'),),
         ("tests/test_convert.py::test_convert_at_a_level_writes_it_in_the_codec_and_keeps_the_bound",
          "tests/test_engine_audit.py::test_convert_passes_the_level_on_only_where_it_is_not_the_default"),
         "convert --mode l2 --level N writes at level 9"),
     Mutation(
         "bound_kwargs_level_always", CONVERSION,
-        (('extra = {} if level == DEFAULT_LEVEL else {"level": level}', 'extra = {"level": level}'),),
+        (('return recorded | ({} if options.level == DEFAULT_LEVEL else {"level": options.level})',
+          'return recorded | {"level": options.level}'),),
         ("tests/test_convert.py::test_convert_at_a_level_writes_it_in_the_codec_and_keeps_the_bound",
          "tests/test_engine_audit.py::test_convert_passes_the_level_on_only_where_it_is_not_the_default"),
         "the default level recorded in the resume fingerprint: progress logs written before --level do not resume"),
