@@ -19,7 +19,7 @@ from xdiffc.bitstream import Stream
 from xdiffc.byteio import Reader
 from xdiffc.codec import GCDTCCodec, is_partial
 from xdiffc.coders import REGISTRY, Trial, interp, register, sz3
-from xdiffc.conversion.run import _bound_kwargs
+from xdiffc.conversion.run import _options, _recorded
 from xdiffc.errors import CorruptStreamError
 from xdiffc.options import DEFAULT_LEVEL, LEVELS
 from xdiffc.predict.interp import N_FINE
@@ -306,10 +306,13 @@ def test_the_accessor_in_l2_mode_writes_at_the_level_asked_for():
     assert ds.gcdtc.compress(mode="l2", nrmse=1e-2)["T"].encoding["serializer"].level == DEFAULT_LEVEL
 
 
-@pytest.mark.parametrize("mode, kwargs", [("pointwise", dict(tol=None, rel_tol=1e-3)),
-                                          ("l2", dict(tol=None, rel_tol=1e-3))])
-def test_convert_passes_the_level_on_only_where_it_is_not_the_default(mode, kwargs):
-    """The bound keywords are the resume fingerprint's: a default level adds nothing, so older logs still resume."""
-    assert "level" not in _bound_kwargs(mode, **kwargs)
-    assert "level" not in _bound_kwargs(mode, **kwargs, level=DEFAULT_LEVEL)
-    assert _bound_kwargs(mode, **kwargs, level=3)["level"] == 3
+@pytest.mark.parametrize("mode, recorded", [
+    ("pointwise", {"tol": None, "rel_tol": 1e-3, "pw_rel_tol": None, "preserve_zero": None}),
+    ("l2", {"tol": None, "mode": "l2", "nrmse": 1e-3})])
+def test_convert_passes_the_level_on_only_where_it_is_not_the_default(mode, recorded):
+    """The resume fingerprint records the options as it always has (these keys and values, so that older logs still
+    resume): a default level adds nothing; another one is recorded and passed on."""
+    bounds = dict(tol=None, rel_tol=1e-3, pw_rel_tol=None)
+    assert _recorded(_options(mode, bounds, None, DEFAULT_LEVEL)) == recorded
+    options = _options(mode, bounds, None, 3)
+    assert options.level == 3 and _recorded(options) == {**recorded, "level": 3}

@@ -11,6 +11,7 @@ import pytest
 from xdiffc import metrics, tuning
 from xdiffc.datasets import open_sample
 from xdiffc.grids import Layout
+from xdiffc.options import Options
 
 @pytest.fixture(scope="module")
 def trefht():
@@ -27,7 +28,7 @@ def smooth_field(shape=(2, 40, 48), seed=0) -> np.ndarray:
 
 def test_identical_fields_are_perfect():
     x = smooth_field()
-    m = metrics.compare(x, x.copy(), tol=0.1)
+    m = metrics.compare(x, x.copy(), bound=Options(tol=0.1))
     assert m["pcc"] == 1.0 and m["dssim"] == 1.0 and m["ks_p"] == 1.0 and m["ks_d"] == 0.0
     assert m["spre_pct"] == 0.0 and m["nrmse"] == 0.0 and m["psnr"] == math.inf and m["max_err_over_bound"] == 0
     assert metrics.resolve_criteria("baker").passes(m)
@@ -63,8 +64,19 @@ def test_error_norms_by_hand():
     y = x + np.array([1.0, -1.0, 1.0, -1.0])
     assert metrics.nrmse(x, y) == pytest.approx(1 / 3)
     assert metrics.psnr(x, y) == pytest.approx(20 * math.log10(3))
-    assert metrics.max_err_over_bound(x, y, 2.0) == 0.5
-    assert metrics.max_err_over_bound(x, x, 0.0) == 0.0 and metrics.max_err_over_bound(x, y, 0.0) == math.inf
+    assert metrics.max_err_over_bound(x, y, Options(tol=2.0)) == 0.5
+    assert metrics.max_err_over_bound(x, x, Options(tol=0)) == 0.0
+    assert metrics.max_err_over_bound(x, y, Options(tol=0)) == math.inf
+
+
+def test_error_over_a_pointwise_relative_bound_by_hand():
+    """The bound at each point is min(tol, r |x|): 0 at x == 0, where only an exact value passes."""
+    x = np.array([0.0, 1.0, -2.0, 100.0])
+    y = x + np.array([0.0, 0.05, -0.05, 0.5])
+    assert metrics.max_err_over_bound(x, y, Options(pw_rel_tol=0.1)) == pytest.approx(0.5)  # 0.05 / 0.1
+    assert metrics.max_err_over_bound(x, y, Options(tol=1.0, pw_rel_tol=0.1)) == pytest.approx(0.5)
+    assert metrics.max_err_over_bound(x, y, Options(tol=0.25, pw_rel_tol=0.1)) == pytest.approx(2.0)  # 0.5 / 0.25
+    assert metrics.max_err_over_bound(x, y + np.array([1e-9, 0, 0, 0]), Options(pw_rel_tol=0.1)) == math.inf
 
 
 def test_gaussian_window():
@@ -162,7 +174,7 @@ def test_missing_points_are_ignored():
     y = x + 0.001
     x[:, :5] = np.nan
     y[:, :5] = 1e20  # whatever comes back at a missing point does not count
-    m = metrics.compare(x, y, np.isfinite(x), tol=0.001)
+    m = metrics.compare(x, y, np.isfinite(x), Options(tol=0.001))
     assert m["valid_points"] == np.isfinite(x).sum() and m["max_err_over_bound"] == pytest.approx(1, rel=1e-6)
 
 

@@ -1,19 +1,22 @@
-"""``Options``: every field parsed once, the array rules, the absolute bound, one variable's options, and the codec
-configuration's bound keys (what is written, what is left out, and that reading it back gives the same options)."""
+"""``Options``: every field parsed once, the array rules, the absolute bound, one variable's options, the bound at each
+point and as the attrs record it, and the codec configuration's bound keys (what is written, what is left out, and
+that reading it back gives the same options)."""
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 import math
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from xdiffc.codec import GCDTCCodec
-from xdiffc.options import DEFAULT_LEVEL, LEVELS, PW_REL_LIMIT, Options
+from xdiffc.options import DEFAULT_LEVEL, LEVELS, PW_REL_LIMIT, Options, parse_bounds
+from xdiffc.xarray.encoding import _bound_attrs
+from xdiffc.xarray.variables import stored_bound
 from xdiffc.zarr_codec import GCDTCZarrCodec
 
 bounds = st.none() | st.floats(0, 1e6, allow_nan=False, allow_infinity=False)
@@ -115,3 +118,51 @@ def test_keep_sign():
     assert Options(tol=1, preserve_zero=True).keep_sign
     assert Options(pw_rel_tol=0.01).keep_sign and Options(tol=1, pw_rel_tol=0.01).keep_sign
     assert not Options(mode="l2", nrmse=1e-3).keep_sign
+
+
+def test_bounds_are_named_in_errors_as_the_caller_names_them():
+    with pytest.raises(ValueError, match=r"pw_rel_tol\['P'\] must be below 1"):
+        Options(pw_rel_tol={"P": 1.5})
+    label = lambda option, variable: f"<{option}/{variable}>"  # noqa: E731
+    with pytest.raises(ValueError, match="<tol/T> must be finite"):
+        parse_bounds({"tol": {"T": -1.0}}, label)
+    with pytest.raises(ValueError, match="<rel_tol/None> must be a number"):  # one number, never one per variable
+        parse_bounds({"rel_tol": {"T": 0.1}}, label)
+    assert parse_bounds({"tol": {"T": 1}, "pw_rel_tol": 0.5, "nrmse": None}) == {
+        "tol": {"T": 1.0}, "pw_rel_tol": 0.5, "nrmse": None}
+
+
+def test_one_variables_entries():
+    given = Options(tol={"T": 0.5, "P": 0.1}, pw_rel_tol={"P": 0.01, "Q": 0.02}, preserve_zero={"P": True},
+                    rel_tol=1e-3, level=3)
+    assert given.named() == {"T": "tol", "P": "tol", "Q": "pw_rel_tol"}
+    t, p, q, other = (given.for_variable(n) for n in "TPQR")
+    assert (t.tol, t.pw_rel_tol, t.preserve_zero, t.rel_tol, t.level) == (0.5, None, None, 1e-3, 3)
+    assert (p.tol, p.pw_rel_tol, p.preserve_zero) == (0.1, 0.01, True)
+    assert (q.tol, q.pw_rel_tol, other.tol, other.pw_rel_tol) == (None, 0.02, None, None)
+    assert [o.uses_rel_tol for o in (t, p, q, other)] == [False, False, False, True]
+    scalar = Options(tol=0.2, preserve_zero=True)
+    assert scalar.for_variable("T") == scalar and scalar.named() == {}
+
+
+def test_the_bound_at_each_point():
+    x = np.array([-4.0, 0.0, 0.5, 30.0])
+    assert Options(tol=0.25).bound_at(x) == 0.25 and Options().bound_at(x) == math.inf
+    assert Options(pw_rel_tol=0.1).bound_at(x) == pytest.approx([0.4, 0.0, 0.05, 3.0])
+    assert Options(tol=1.0, pw_rel_tol=0.1).bound_at(x) == pytest.approx([0.4, 0.0, 0.05, 1.0])
+
+
+def test_the_bound_recorded_in_attrs():
+    assert stored_bound({"xdiffc_nrmse": 1e-3}) is None and stored_bound({"units": "K"}) is None
+    both = stored_bound({"xdiffc_tol": 0.5, "xdiffc_rel_tol": 1e-3, "xdiffc_pw_rel_tol": 0.01})
+    assert (both.tol, both.rel_tol, both.pw_rel_tol) == (0.5, 1e-3, 0.01)
+    alone = stored_bound({"xdiffc_pw_rel_tol": 0.01})
+    assert alone.tol is None and alone.bound_at(np.array([-2.0])) == pytest.approx([0.02])
+
+
+@given(array_options(), st.none() | st.floats(0, 1))
+def test_a_variables_bound_reads_back_from_the_attrs_it_is_recorded_in(options, rel_tol):
+    """What the accessor records (``xdiffc_*`` attrs) is what error_report, assess and verify check against."""
+    assume(options.mode == "pointwise" and not options.uses_rel_tol)  # an absolute or pointwise-relative bound
+    stored = stored_bound(_bound_attrs(replace(options, rel_tol=None), rel_tol))
+    assert (stored.tol, stored.rel_tol, stored.pw_rel_tol) == (options.tol, rel_tol, options.pw_rel_tol)

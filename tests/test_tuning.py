@@ -14,6 +14,7 @@ import xdiffc
 from xdiffc import bitstream, metrics, tuning
 from xdiffc.cli import build_parser
 from xdiffc.datasets import open_sample
+from xdiffc.options import Options
 
 LO, HI = 1e-6, 0.1
 
@@ -169,7 +170,8 @@ def test_a_failing_trial_skips_the_costly_metrics_until_completed():
     crit = metrics.Criteria()
     trial = tuning.evaluate(vs.blocks, run, 1.0, crit, vs.native)  # 1 K: the spatial relative error fails
     assert not trial.passed and math.isnan(trial.metrics["ks_p"]) and math.isnan(trial.metrics["dssim"])
-    full = metrics.compare_blocks([(x, run(x, 1.0)[1], v) for x, v in vs.blocks], 1.0, vs.native, spectral=False)
+    full = metrics.compare_blocks([(x, run(x, 1.0)[1], v) for x, v in vs.blocks], Options(tol=1.0), vs.native,
+                                  spectral=False)
     assert trial.completed().metrics == pytest.approx(full, nan_ok=True) and trial.rest is None
     assert crit.checks(trial.metrics) == crit.checks(full)
 

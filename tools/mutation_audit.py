@@ -69,8 +69,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "the climatology coded at tol instead of tol/4: 8,866 -> 18,070 bytes on 110 x 64 x 128"),
     Mutation(
         "log_bound_loose", ("xdiffc/logdomain.py",),
-        (("return math.log2((1 + pw_rel_tol) / (1 + _ROUNDOFF[np.dtype(dtype)]))",
-          "return pw_rel_tol / math.log(2) * 1.01 - math.log2(1 + _ROUNDOFF[np.dtype(dtype)])"),),
+        (("return math.log2((1 + r) / (1 + _ROUNDOFF[np.dtype(dtype)]))",
+          "return r / math.log(2) * 1.01 - math.log2(1 + _ROUNDOFF[np.dtype(dtype)])"),),
         ("tests/test_trust_logdomain.py::test_the_log_bound_inequality",
          "tests/test_trust_logdomain.py::test_decoding_within_the_log_bound_keeps_the_pointwise_bound",
          "tests/test_trust_logdomain.py::test_a_precipitation_field_needs_no_exceptions",
@@ -149,7 +149,7 @@ MUTATIONS: tuple[Mutation, ...] = (
         "pw_rel_tol=1 accepted: any value could then shrink to 0"),
     Mutation(
         "opt_to_config_drops_valid_range", ("xdiffc/options.py",),
-        (('config["valid_range"] = list(self.valid_range)', 'pass'),),
+        (('"valid_range": None if self.valid_range is None else list(self.valid_range),', '"valid_range": None,'),),
         ("tests/test_fidelity.py::test_bound_types_round_trip_through_numcodecs_and_zarr_v3",
          "tests/test_fidelity.py::test_field_with_minimum_zero_stays_nonnegative_and_within_cf_range",
          "tests/test_options.py::test_the_configuration_reads_back_as_the_same_options",
@@ -158,13 +158,13 @@ MUTATIONS: tuple[Mutation, ...] = (
         "valid_range not copied into the codec configuration: a store no longer clamps into the CF range"),
     Mutation(
         "opt_to_config_level_always", ("xdiffc/options.py",),
-        (("if self.level != DEFAULT_LEVEL:", "if self.level:"),),
+        (('"level": None if self.level == DEFAULT_LEVEL else self.level}', '"level": self.level}'),),
         ("tests/test_levels.py::test_codecs_carry_the_level_in_their_configuration_only_when_set",
          "tests/test_codec.py::test_config_is_json_and_round_trips"),
         "DEFAULT_LEVEL not honoured: every configuration gains a level key (older configurations change)"),
     Mutation(
         "opt_to_config_level_never", ("xdiffc/options.py",),
-        (('config["level"] = self.level', 'pass'),),
+        (('"level": None if self.level == DEFAULT_LEVEL else self.level}', '"level": None}'),),
         ("tests/test_levels.py::test_codecs_carry_the_level_in_their_configuration_only_when_set",
          "tests/test_levels.py::test_the_accessor_writes_at_the_level_asked_for"),
         "the level not copied into the codec configuration: stores are written at level 9 whatever was asked"),
@@ -180,6 +180,12 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_fidelity.py::test_pointwise_relative_bound_holds",
          "tests/test_trust_zeros.py::test_every_zero_comes_back_as_positive_zero"),
         "a pointwise-relative bound alone no longer keeps zeros and signs"),
+    Mutation(
+        "opt_uses_rel_tol_despite_pw_rel_tol", ("xdiffc/options.py",),
+        (("return self.tol is None and self.pw_rel_tol is None", "return self.tol is None"),),
+        ("tests/test_options.py::test_one_variables_entries",
+         "tests/test_options.py::test_one_array_accepts_each_combination_the_docs_name"),
+        "a Dataset's rel_tol also bounds the variables that only a pointwise-relative bound names"),
     Mutation(
         "opt_l2_accepts_rel_tol", ("xdiffc/options.py",),
         (("if self.nrmse is None or self.tol is not None or self.rel_tol is not None:",
@@ -396,7 +402,8 @@ MUTATIONS: tuple[Mutation, ...] = (
         "ds.gcdtc in l2 mode writes at level 9 whatever the level asked for"),
     Mutation(
         "bound_plan_pointwise_drops_the_level", ("xdiffc/xarray/encoding.py",),
-        (("valid_range=valid_range[name], level=options.level)", "valid_range=valid_range[name])"),),
+        (("self.options[name] = replace(given, tol=tol,",
+          "self.options[name] = replace(given, level=DEFAULT_LEVEL, tol=tol,"),),
         ("tests/test_levels.py::test_the_accessor_writes_at_the_level_asked_for",),
         "ds.gcdtc writes at level 9 whatever the level asked for"),
     Mutation(
@@ -406,14 +413,15 @@ MUTATIONS: tuple[Mutation, ...] = (
         "the accessor's default rel_tol (1e-3) passed on in l2 mode, where the options refuse it"),
     Mutation(
         "bound_kwargs_l2_drops_the_level", CONVERSION,
-        (('return {"tol": None, "mode": "l2", "nrmse": rel_tol, **extra}',
-          'return {"tol": None, "mode": "l2", "nrmse": rel_tol}'),),
+        (('return dataset_options(mode="l2", nrmse=parsed["rel_tol"], level=level)',
+          'return dataset_options(mode="l2", nrmse=parsed["rel_tol"])'),),
         ("tests/test_convert.py::test_convert_at_a_level_writes_it_in_the_codec_and_keeps_the_bound",
          "tests/test_engine_audit.py::test_convert_passes_the_level_on_only_where_it_is_not_the_default"),
         "convert --mode l2 --level N writes at level 9"),
     Mutation(
         "bound_kwargs_level_always", CONVERSION,
-        (('extra = {} if level == DEFAULT_LEVEL else {"level": level}', 'extra = {"level": level}'),),
+        (('return recorded | ({} if options.level == DEFAULT_LEVEL else {"level": options.level})',
+          'return recorded | {"level": options.level}'),),
         ("tests/test_convert.py::test_convert_at_a_level_writes_it_in_the_codec_and_keeps_the_bound",
          "tests/test_engine_audit.py::test_convert_passes_the_level_on_only_where_it_is_not_the_default"),
         "the default level recorded in the resume fingerprint: progress logs written before --level do not resume"),

@@ -70,15 +70,16 @@ def _report(args: argparse.Namespace) -> int:
 def _tune(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from .conversion.run import flag
     from .report import open_dataset
     from .tuning import suggest_tol
 
-    tol = suggest_tol(open_dataset(args.inputs), _criteria(args), args.sample, args.variable,
-                      model=args.model, iterations=args.iterations)
+    found = suggest_tol(open_dataset(args.inputs), _criteria(args), args.sample, args.variable,
+                        model=args.model, iterations=args.iterations)
     with pd.option_context("display.width", 200, "display.max_columns", None):
-        print(tol.table)
-    print("xdiffc convert ... " + " ".join([f"--tol {n}={v:.6g}" for n, v in tol.items()]
-                                           + [f"--pw-rel-tol {n}={v:.6g}" for n, v in tol.pw_rel_tol.items()]))
+        print(found.table)
+    print("xdiffc convert ... " + " ".join(f"{flag(option)} {n}={v:.6g}" for option, bounds in found.kwargs.items()
+                                           for n, v in (bounds or {}).items()))
     return EXIT_OK
 
 

@@ -105,8 +105,8 @@ class GCDTCCodec(Codec):
     variable : str
         The name of the variable the chunks belong to, for error messages only ("" for none).
     pw_rel_tol : float, optional
-        Pointwise-relative bound ``|y - x| <= pw_rel_tol * |x|`` (zeros and signs kept); with
-        ``tol`` or ``rel_tol`` too, the stricter holds at each point.
+        Pointwise-relative bound r: ``|y - x| <= r |x|`` (zeros and signs kept); with ``tol`` or
+        ``rel_tol`` too, the stricter holds at each point.
     preserve_zero : bool
         Exact zeros come back exactly zero and every other valid value keeps its sign.
     valid_range : (float, float), optional
@@ -166,9 +166,9 @@ class GCDTCCodec(Codec):
         self._model_bytes = None if model_file is None else _carried_model(self.model_file, self.model_sha256)
 
     def get_config(self) -> dict:
-        """The JSON configuration; the keys added since the first release (``variable``, ``pw_rel_tol``,
-        ``preserve_zero``, ``valid_range``, ``climatology``, ``model_file``, ``level``) only when set, so that
-        configurations without them stay as they were."""
+        """The JSON configuration; the keys added since the first release (``variable``, ``climatology``,
+        ``model_file`` and the options' optional keys, :meth:`~xdiffc.options.Options.to_config`) only when set, so
+        that configurations without them stay as they were."""
         bounds = self.options.to_config()
         config = {"id": self.codec_id, "tol": bounds.pop("tol"), "rel_tol": bounds.pop("rel_tol"),
                   "model_id": self.model_id, "model_sha256": self.model_sha256, "steps": self.steps,

@@ -85,8 +85,7 @@ class _Check:
 
     def violations(self, work: np.ndarray, y: np.ndarray) -> np.ndarray:
         self.rule.apply(y)
-        return guarantee.violations(work, y, self.tol, self.valid, pw_rel_tol=self.options.pw_rel_tol,
-                                    keep_sign=self.options.keep_sign)
+        return guarantee.violations(work, y, self.tol, self.valid, self.options)
 
 
 def _residual_candidates(work: np.ndarray, values: np.ndarray, tol: float, skip: np.ndarray | None,
@@ -172,9 +171,9 @@ def compress(
         ``||y - x||_2 <= nrmse * sqrt(n) * (max - min)`` over its n valid values, so the global
         NRMSE is at most ``nrmse`` (the paper's PCA guarantee, :mod:`xdiffc.l2`).
     pw_rel_tol : float
-        Pointwise-relative bound: ``|y - x| <= pw_rel_tol * |x|`` at every valid point, zeros kept
-        exactly and signs kept (implies ``preserve_zero``). With ``tol`` or ``rel_tol`` too, the
-        stricter of the two holds at each point; alone, it is the only bound.
+        Pointwise-relative bound r: ``|y - x| <= r |x|`` at every valid point, zeros kept exactly and
+        signs kept (implies ``preserve_zero``). With ``tol`` or ``rel_tol`` too, the stricter of the
+        two holds at each point; alone, it is the only bound.
     preserve_zero : bool
         Exact zeros come back exactly zero (``-0.0`` as ``0.0``), and every other valid value keeps
         its sign (and is never 0).
@@ -205,14 +204,12 @@ def compress(
         Store the array exactly where that is smaller than every lossy stream (the default). False
         keeps the smallest lossy stream even then: ``xdiffc tune`` judges its reconstruction, since
         a larger chunk of the same field may well be coded lossily.
-
-    Returns
-    -------
-    bytes
     level : int
         1 (fastest: one predictor, one entropy path) to 9 (smallest: the full search, the default);
         what each costs: README, "Levels".
         The stream is self-describing: decoding never needs the level.
+
+    The bound arguments (``tol`` to ``mode``, and ``level``) become one :class:`~xdiffc.options.Options`.
 
     Returns
     -------

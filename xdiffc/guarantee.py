@@ -1,7 +1,7 @@
 """The pointwise guarantee: every valid value ends within its bound of the original, in the output dtype.
 
-The bound is ``tol`` (absolute), or ``min(tol, pw_rel_tol * |x|)`` with a pointwise-relative
-bound, optionally with zeros and signs kept (:func:`violations`).
+The bound is ``tol`` (absolute), or ``min(tol, r |x|)`` with a pointwise-relative bound r, optionally
+with zeros and signs kept (:func:`violations`).
 
 Predictors and residual coders work in float64; the cast to float32 (or float64 rounding in
 ``prediction + residual``) can push a value just past the bound. This module finds every such
@@ -19,23 +19,26 @@ import zstandard
 from .byteio import inflate
 from .errors import CorruptStreamError
 from .kernels import kernel
+from .options import Options
 
 _ZSTD_LEVEL = 9
 
 
-def violations(x: np.ndarray, y: np.ndarray, tol: float, valid: np.ndarray | None, *,
-               pw_rel_tol: float | None = None, keep_sign: bool = False) -> np.ndarray:
+def violations(x: np.ndarray, y: np.ndarray, tol: float, valid: np.ndarray | None,
+               options: Options | None = None) -> np.ndarray:
     """Flat indices of the valid points where ``y`` breaks the bound, computed in float64 on the output-dtype values.
 
-    The bound at a point is ``|y - x| <= min(tol, pw_rel_tol * |x|)`` (``tol`` may be inf; without
-    ``pw_rel_tol`` it is ``tol``). ``keep_sign`` also requires ``y == 0`` where ``x == 0`` and, elsewhere,
-    ``y != 0`` with the sign of ``x`` (a pointwise-relative bound implies it below 1, not at or above).
+    The bound at a point is ``|y - x| <= tol`` (which may be inf), tightened to ``min(tol, r |x|)`` by the
+    pointwise-relative bound r of ``options`` where it has one. Where ``options`` keep zeros and signs, ``y == 0``
+    is also required where ``x == 0`` and, elsewhere, ``y != 0`` with the sign of ``x`` (a pointwise-relative
+    bound implies it below 1, not at or above).
     """
     x, y = np.ascontiguousarray(x).reshape(-1), np.ascontiguousarray(y).reshape(-1)
     masked = valid is not None
     ok = np.ascontiguousarray(valid).reshape(-1) if masked else np.ones(1, bool)
-    rel = -1.0 if pw_rel_tol is None else float(pw_rel_tol)
-    return _violations(x, y, float(tol), rel, keep_sign, ok, masked)
+    relative = None if options is None else options.pw_rel_tol
+    keep_sign = options is not None and options.keep_sign
+    return _violations(x, y, float(tol), -1.0 if relative is None else float(relative), keep_sign, ok, masked)
 
 
 @kernel

@@ -54,9 +54,10 @@ def exp2(t: np.ndarray) -> np.ndarray:
         return np.ldexp(p, n.astype(np.int32))
 
 
-def log_bound(pw_rel_tol: float, dtype: np.dtype) -> float:
-    """The absolute bound on ``log2|x|`` that keeps ``|y - x| <= pw_rel_tol * |x|`` after the cast to ``dtype``."""
-    return math.log2((1 + pw_rel_tol) / (1 + _ROUNDOFF[np.dtype(dtype)]))
+def log_bound(r: float, dtype: np.dtype) -> float:
+    """The absolute bound on ``log2|x|`` that keeps the pointwise-relative bound ``|y - x| <= r |x|`` after the cast
+    to ``dtype``."""
+    return math.log2((1 + r) / (1 + _ROUNDOFF[np.dtype(dtype)]))
 
 
 def encode(x: np.ndarray, skip: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:

@@ -47,8 +47,9 @@ from scipy import ndimage, stats
 
 from .grids import Layout
 from .masking import special_mask
+from .options import Options
 from .xarray.encoding import stored_bytes
-from .xarray.variables import ATTR_NRMSE, UNSTRUCTURED_DIMS, NativeLayouts, is_lossy, pointwise_bound, valid
+from .xarray.variables import ATTR_NRMSE, UNSTRUCTURED_DIMS, NativeLayouts, is_lossy, stored_bound, valid
 
 #: DSSIM's window: an 11 x 11 Gaussian of standard deviation 1.5, and the border cropped after filtering.
 DSSIM_SIZE, DSSIM_SIGMA, DSSIM_CROP = 11, 1.5, 5
@@ -152,14 +153,14 @@ def spatial_rel_error(x: np.ndarray, y: np.ndarray, rel_tol: float = 1e-4) -> fl
     return 100.0 * float(np.count_nonzero(rel > rel_tol)) / x.size
 
 
-def max_err_over_bound(x: np.ndarray, y: np.ndarray, tol: float, pw_rel_tol: float | None = None) -> float:
-    """max over the points of |x - y| / bound, the bound being ``tol`` (inf for none), or with a pointwise-relative
-    bound ``min(tol, pw_rel_tol * |x|)``; where the bound is 0, the ratio is 0 if y == x and inf otherwise."""
+def max_err_over_bound(x: np.ndarray, y: np.ndarray, bound: Options) -> float:
+    """max over the points of |x - y| / the pointwise ``bound`` at each (:meth:`~xdiffc.options.Options.bound_at`);
+    where the bound is 0, the ratio is 0 if y == x and inf otherwise."""
     x = np.asarray(x, np.float64)
     err = np.abs(x - y)
-    bound = np.float64(tol) if pw_rel_tol is None else np.minimum(tol, pw_rel_tol * np.abs(x))
+    limit = np.asarray(bound.bound_at(x), np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(bound > 0, err / bound, np.where(err == 0, 0.0, math.inf))
+        ratio = np.where(limit > 0, err / limit, np.where(err == 0, 0.0, math.inf))
     return float(np.max(ratio, initial=0.0))
 
 
@@ -281,9 +282,8 @@ def canvas(x: np.ndarray, valid: np.ndarray, native: tuple[int, Layout] | None =
     return grid
 
 
-def compare_blocks(blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], tol: float | None = None,
-                   native: tuple[int, Layout] | None = None, spre_rel_tol: float = 1e-4,
-                   pw_rel_tol: float | None = None, spectral: bool = True,
+def compare_blocks(blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], bound: Options | None = None,
+                   native: tuple[int, Layout] | None = None, spre_rel_tol: float = 1e-4, spectral: bool = True,
                    enough: Callable[[dict[str, float]], bool] | None = None) -> dict[str, float]:
     """Every metric of reconstructions ``y`` against originals ``x``, over blocks ``(x, y, valid)`` pooled.
 
@@ -292,7 +292,7 @@ def compare_blocks(blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], tol:
     mean over blocks of :func:`spectral_error` on their 2-D slices (``spectral=False`` leaves it
     NaN: it is no criterion, and a search need not pay for it). Keys: ``pcc``, ``ks_d``,
     ``ks_p``, ``spre_pct``, ``dssim``, ``spectral_err``, ``max_abs_err``, ``max_err_over_bound``
-    (NaN without ``tol``; with ``pw_rel_tol`` the bound at each point is ``min(tol, pw_rel_tol * |x|)``),
+    (NaN without a pointwise ``bound``: :func:`max_err_over_bound`),
     ``nrmse``, ``psnr``, ``valid_points``.
 
     ``enough``, if given, sees the metrics computed so far after the cheap ones and again after
@@ -307,7 +307,7 @@ def compare_blocks(blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], tol:
                     psnr=math.nan, valid_points=0)
     m = dict(pcc=pearson(xs, ys), ks_d=math.nan, ks_p=math.nan, spre_pct=spatial_rel_error(xs, ys, spre_rel_tol),
              dssim=math.nan, spectral_err=math.nan, max_abs_err=float(np.max(np.abs(xs - ys))),
-             max_err_over_bound=math.nan if tol is None else max_err_over_bound(xs, ys, tol, pw_rel_tol),
+             max_err_over_bound=math.nan if bound is None else max_err_over_bound(xs, ys, bound),
              nrmse=nrmse(xs, ys), psnr=psnr(xs, ys), valid_points=int(xs.size))
     if enough is not None and enough(m):
         return m
@@ -329,9 +329,8 @@ def _spectral(grids: list[tuple[np.ndarray | None, np.ndarray | None]]) -> float
     return float(np.mean(errs)) if errs else math.nan
 
 
-def compare(x: np.ndarray, y: np.ndarray, valid: np.ndarray | None = None, tol: float | None = None,
-            native: tuple[int, Layout] | None = None, spre_rel_tol: float = 1e-4,
-            pw_rel_tol: float | None = None) -> dict[str, float]:
+def compare(x: np.ndarray, y: np.ndarray, valid: np.ndarray | None = None, bound: Options | None = None,
+            native: tuple[int, Layout] | None = None, spre_rel_tol: float = 1e-4) -> dict[str, float]:
     """Every metric of ``y`` against ``x`` over the points where ``valid``.
 
     The default is the module's notion of valid without named fill values: finite and below
@@ -339,7 +338,7 @@ def compare(x: np.ndarray, y: np.ndarray, valid: np.ndarray | None = None, tol: 
     """
     x = np.asarray(x)
     valid = ~special_mask(x) if valid is None else np.asarray(valid, bool)
-    return compare_blocks([(x, np.asarray(y), valid)], tol, native, spre_rel_tol, pw_rel_tol)
+    return compare_blocks([(x, np.asarray(y), valid)], bound, native, spre_rel_tol)
 
 
 def native_layout(ds: xr.Dataset, name: Hashable) -> tuple[int, Layout] | None:
@@ -368,8 +367,8 @@ def error_report(original: xr.Dataset, other: xr.Dataset) -> pd.DataFrame:
     """Per lossy variable of ``other`` (a decompressed copy of ``original``): the error against the bound.
 
     Columns: ``tol``, ``pw_rel_tol`` (only when a variable has one), ``max_abs_err``, ``max_err_over_bound``
-    (must be <= 1; the bound at each point is ``min(tol, pw_rel_tol * |x|)``), ``nrmse`` (RMSE over
-    the range of the valid values), ``nrmse_over_bound`` (only when there are ``mode="l2"``
+    (must be <= 1; the bound at each point is ``min(tol, r |x|)`` with a pointwise-relative bound r), ``nrmse``
+    (RMSE over the range of the valid values), ``nrmse_over_bound`` (only when there are ``mode="l2"``
     variables, whose bound is on the NRMSE: must be <= 1; NaN for pointwise ones, and ``tol`` and
     ``max_err_over_bound`` NaN for l2 ones), ``specials_moved`` (points whose NaN/fill status changed: must be 0)
     and ``ratio`` (in-memory bytes over the bytes stored in ``other.encoding["source"]``,
@@ -382,31 +381,39 @@ def error_report(original: xr.Dataset, other: xr.Dataset) -> pd.DataFrame:
         ok = valid(x)
         moved = (ok != valid(y)).sum()
         err = abs(y.astype(np.float64) - x.astype(np.float64)).where(ok)
-        tol, pw = pointwise_bound(other[n].attrs)
-        if tol is None:  # an l2 bound: no pointwise one
+        bound = stored_bound(other[n].attrs)
+        limit = None if bound is None else bound.bound_at(x.astype(np.float64))
+        if limit is None:  # an l2 bound: no pointwise one
             over = math.nan
-        elif pw is None:
-            over = err.max() / tol if tol else xr.where(err.max() == 0, 0.0, math.inf)
+        elif np.ndim(limit) == 0:  # one bound for every point
+            over = err.max() / limit if limit else xr.where(err.max() == 0, 0.0, math.inf)
         else:  # the bound differs from point to point
-            bound = np.minimum(tol, pw * abs(x.astype(np.float64)))
-            over = (err / bound.where(bound > 0)).fillna(xr.where(err == 0, 0.0, math.inf)).where(ok).max()
+            over = (err / limit.where(limit > 0)).fillna(xr.where(err == 0, 0.0, math.inf)).where(ok).max()
         lazy.append((err.max(), (err**2).mean(), x.where(ok).max() - x.where(ok).min(), moved, over))
     stats = dask.compute(*lazy)
     stored = stored_bytes(other.encoding.get("source"), names)
     rows = {}
     for n, (max_err, mse, span, moved, over) in zip(names, stats):
-        tol, pw = pointwise_bound(other[n].attrs)
+        bound = stored_bound(other[n].attrs)
         bound_nrmse = float(other[n].attrs.get(ATTR_NRMSE, math.nan))
         max_err, span = np.nan_to_num(float(max_err)), float(span)
         nrmse = math.sqrt(float(mse)) / span if span > 0 else 0.0
-        rows[n] = {"tol": math.nan if tol is None else tol, "pw_rel_tol": math.nan if pw is None else pw,
-                   "max_abs_err": max_err,
-                   "max_err_over_bound": math.nan if tol is None else np.nan_to_num(float(over), nan=0.0, posinf=math.inf),
+        rows[n] = {**_bound_columns(bound), "max_abs_err": max_err,
+                   "max_err_over_bound": math.nan if bound is None else np.nan_to_num(float(over), nan=0.0,
+                                                                                      posinf=math.inf),
                    "nrmse": nrmse, "nrmse_over_bound": nrmse / bound_nrmse,
                    "specials_moved": int(moved), "ratio": original[n].nbytes / stored[n]}
     report = pd.DataFrame.from_dict(rows, orient="index")
     drop = [c for c in ("nrmse_over_bound", "pw_rel_tol") if not report[c].notna().any()]
     return report.drop(columns=drop)
+
+
+def _bound_columns(bound: Options | None) -> dict[str, float]:
+    """The columns that show a variable's pointwise bound (:func:`~xdiffc.xarray.variables.stored_bound`): NaN
+    without one, and ``tol`` inf under a pointwise-relative bound alone."""
+    tol = math.nan if bound is None else math.inf if bound.tol is None else bound.tol
+    relative = None if bound is None else bound.pw_rel_tol
+    return {"tol": tol, "pw_rel_tol": math.nan if relative is None else relative}
 
 
 def assess(original: xr.Dataset, other: xr.Dataset, criteria: str | Criteria | Mapping | None = None,
@@ -428,10 +435,10 @@ def assess(original: xr.Dataset, other: xr.Dataset, criteria: str | Criteria | M
     for name in names:
         x = original[name]
         ok = valid(x).values
-        tol, pw = pointwise_bound(other[name].attrs)
-        m = compare(x.values, other[name].values, ok, tol, native_layout(original, name), crit.spre_rel_tol, pw)
+        bound = stored_bound(other[name].attrs)
+        m = compare(x.values, other[name].values, ok, bound, native_layout(original, name), crit.spre_rel_tol)
         checks = crit.checks(m)
-        rows[name] = {"tol": math.nan if tol is None else tol, "pw_rel_tol": math.nan if pw is None else pw, **m, "ratio": x.nbytes / stored[name],
+        rows[name] = {**_bound_columns(bound), **m, "ratio": x.nbytes / stored[name],
                       **{f"ok_{k}": v for k, v in checks.items()},
                       "passed": all(v is not False for v in checks.values())}
     df = pd.DataFrame.from_dict(rows, orient="index")

@@ -5,16 +5,17 @@ convert``) builds one :class:`Options` from its keyword arguments and passes it 
 parses and checks each field once, so a bad argument gets the same typed error wherever it is
 given. Its configuration (:meth:`Options.to_config`) is the codec configuration's bound keys.
 
-One array (a chunk) takes scalars. A Dataset may name variables: ``tol`` and ``pw_rel_tol`` may be
-``{variable: bound}`` and ``preserve_zero`` ``{variable: bool}`` or None (the default rule); the
-accessor's plan (:class:`xdiffc.xarray.encoding.BoundPlan`) turns them into each variable's options.
+One array (a chunk) takes scalars. A Dataset may name variables: the bounds :data:`BOUNDS` marks may be
+``{variable: bound}`` and ``preserve_zero`` ``{variable: bool}`` or None (the default rule);
+:meth:`Options.for_variable` picks one variable's entries, and the accessor's plan
+(:class:`xdiffc.xarray.encoding.BoundPlan`) resolves the rest (a range, the default rule).
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Hashable, Mapping, Sequence
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -31,6 +32,12 @@ LEVELS = range(1, 10)
 DEFAULT_LEVEL = 9
 
 PerVariable = Mapping[Hashable, float]
+#: The bounds: each one's limit (it must stay below it; None: any finite number >= 0), and whether a Dataset may
+#: give it per variable (``{variable: bound}``). One parser reads them all (:func:`parse_bounds`).
+BOUNDS: dict[str, tuple[float | None, bool]] = {"tol": (None, True), "rel_tol": (None, False),
+                                                "pw_rel_tol": (PW_REL_LIMIT, True), "nrmse": (None, False)}
+#: How a bound is named in an error: ``(option, variable or None) -> label``.
+Label = Callable[[str, Hashable | None], str]
 
 
 def parse_bound(name: str, value: Any, below: float | None = None) -> float | None:
@@ -49,11 +56,23 @@ def parse_bound(name: str, value: Any, below: float | None = None) -> float | No
     return value
 
 
-def _parse_per_variable(name: str, value: Any, below: float | None = None) -> float | dict | None:
-    """A number, None, or ``{variable: number}`` (each checked by :func:`parse_bound`)."""
-    if isinstance(value, Mapping):
-        return {k: parse_bound(f"{name}[{k!r}]", v, below) for k, v in value.items()}
-    return parse_bound(name, value, below)
+def bound_label(option: str, variable: Hashable | None) -> str:
+    """``tol``, or ``tol['T']`` for variable T's entry: how the Python entry points name a bound in an error."""
+    return option if variable is None else f"{option}[{variable!r}]"
+
+
+def parse_bounds(given: Mapping[str, Any], label: Label = bound_label) -> dict[str, float | dict | None]:
+    """The bounds of ``given`` (names of :data:`BOUNDS`), each checked by :func:`parse_bound` below its limit: a
+    number or None, or ``{variable: number}`` where a Dataset may give it per variable. ``label`` names each one in
+    its error (``xdiffc convert`` names its flags)."""
+    out: dict[str, float | dict | None] = {}
+    for option, value in given.items():
+        below, per_variable = BOUNDS[option]
+        if per_variable and isinstance(value, Mapping):
+            out[option] = {k: parse_bound(label(option, k), v, below) for k, v in value.items()}
+        else:
+            out[option] = parse_bound(label(option, None), value, below)
+    return out
 
 
 def _parse_preserve_zero(value: Any) -> bool | dict | None:
@@ -94,8 +113,8 @@ class Options:
 
     tol : absolute bound ``|y - x| <= tol`` (0: lossless).
     rel_tol : bound as a fraction of the value range of the valid values.
-    pw_rel_tol : pointwise-relative bound ``|y - x| <= pw_rel_tol * |x|``, zeros and signs kept; with
-        ``tol`` or ``rel_tol`` too, the stricter holds at each point.
+    pw_rel_tol : pointwise-relative bound ``|y - x| <= r |x|``, zeros and signs kept; with ``tol`` or
+        ``rel_tol`` too, the stricter holds at each point.
     nrmse : the bound of ``mode="l2"`` (every 8x8 patch meets the per-block L2 bound of the paper).
     mode : "pointwise" or "l2".
     preserve_zero : exact zeros stay exactly zero and every other valid value keeps its sign.
@@ -113,37 +132,42 @@ class Options:
     level: int = DEFAULT_LEVEL
 
     def __post_init__(self) -> None:
-        parsed = dict(tol=_parse_per_variable("tol", self.tol), rel_tol=parse_bound("rel_tol", self.rel_tol),
-                      pw_rel_tol=_parse_per_variable("pw_rel_tol", self.pw_rel_tol, PW_REL_LIMIT),
-                      nrmse=parse_bound("nrmse", self.nrmse), preserve_zero=_parse_preserve_zero(self.preserve_zero),
+        parsed = parse_bounds({option: getattr(self, option) for option in BOUNDS})
+        parsed.update(preserve_zero=_parse_preserve_zero(self.preserve_zero),
                       valid_range=_parse_interval(self.valid_range), level=_parse_level(self.level))
         for key, value in parsed.items():
             object.__setattr__(self, key, value)
         self._check_mode()
 
     def _check_mode(self) -> None:
-        """A ValueError unless the bounds given fit ``mode``: "pointwise" takes tol, rel_tol and pw_rel_tol
-        (and preserve_zero); "l2" takes only nrmse."""
+        """A ValueError unless the bounds given fit ``mode``: "pointwise" takes every bound but nrmse (and
+        preserve_zero); "l2" takes only nrmse."""
         if self.mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
         if self.mode == "l2":
             if self.nrmse is None or self.tol is not None or self.rel_tol is not None:
                 raise ValueError("mode='l2' takes nrmse= (the NRMSE bound), not tol or rel_tol")
-            if self.pw_rel_tol is not None or self.preserve_zero:
+            if self.keep_sign:
                 raise ValueError("mode='l2' bounds the NRMSE; pw_rel_tol and preserve_zero are pointwise guarantees")
         elif self.nrmse is not None:
             raise ValueError("nrmse= is the bound of mode='l2'; for a pointwise bound give tol or rel_tol")
 
     def check_array(self) -> Options:
-        """``self``, checked as the options of one array: scalars, and in pointwise mode exactly one of ``tol``
-        and ``rel_tol``, or ``pw_rel_tol`` with or without one of them."""
-        if any(isinstance(v, Mapping) for v in (self.tol, self.pw_rel_tol, self.preserve_zero)):
+        """``self``, checked as the options of one array: scalars, and in pointwise mode the combinations of
+        bounds that its error names."""
+        if self._per_variable():
             raise ValueError("bounds per variable ({name: bound}) apply to Datasets; an array takes one number")
         if self.mode == "pointwise" and (self.tol is not None and self.rel_tol is not None or (
-                self.tol is None and self.rel_tol is None and self.pw_rel_tol is None)):
+                self.uses_rel_tol and self.rel_tol is None)):
             raise ValueError("give exactly one of tol (absolute bound) or rel_tol (fraction of the value range), "
                              "or pw_rel_tol (pointwise-relative) with or without one of them")
         return self
+
+    @property
+    def uses_rel_tol(self) -> bool:
+        """Whether a Dataset's variable with these options is bounded by ``rel_tol``: only where neither ``tol`` nor a
+        pointwise-relative bound names it (an array takes the stricter of them at each point)."""
+        return self.tol is None and self.pw_rel_tol is None
 
     @property
     def keep_sign(self) -> bool:
@@ -164,19 +188,37 @@ class Options:
             return 0.0
         return fraction * (float(np.max(values)) - float(np.min(values)))
 
+    def bound_at(self, x):
+        """The pointwise bound at each point of ``x`` (numpy or xarray): ``tol`` (inf without one), tightened to
+        ``r |x|`` by a pointwise-relative bound r. For options whose bound is absolute (no ``rel_tol``)."""
+        tol, relative = math.inf if self.tol is None else self.tol, self.pw_rel_tol
+        return tol if relative is None else np.minimum(tol, relative * abs(x))
+
+    def for_variable(self, name: Hashable) -> Options:
+        """Variable ``name``'s options: its entries in the fields given per variable (None where such a field does
+        not name it: no bound, or the default rule), the other fields as they are."""
+        return replace(self, **{option: values.get(name) for option, values in self._per_variable().items()})
+
+    def named(self) -> dict[Hashable, str]:
+        """``{variable: the first field that names it}`` over the fields given per variable."""
+        out: dict[Hashable, str] = {}
+        for option, values in self._per_variable().items():
+            for name in values:
+                out.setdefault(name, option)
+        return out
+
+    def _per_variable(self) -> dict[str, Mapping]:
+        """The fields given per variable: ``{field: {variable: value}}``."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if isinstance(getattr(self, f.name), Mapping)}
+
     def to_config(self) -> dict:
         """The codec configuration's bound keys: tol, rel_tol, mode and nrmse always (configs have always had
         them), the others only where set, so that configurations without them stay as they were."""
         config = {"tol": self.tol, "rel_tol": self.rel_tol, "mode": self.mode, "nrmse": self.nrmse}
-        if self.pw_rel_tol is not None:
-            config["pw_rel_tol"] = self.pw_rel_tol
-        if self.preserve_zero:
-            config["preserve_zero"] = True
-        if self.valid_range is not None:
-            config["valid_range"] = list(self.valid_range)
-        if self.level != DEFAULT_LEVEL:
-            config["level"] = self.level
-        return config
+        optional = {"pw_rel_tol": self.pw_rel_tol, "preserve_zero": True if self.preserve_zero else None,
+                    "valid_range": None if self.valid_range is None else list(self.valid_range),
+                    "level": None if self.level == DEFAULT_LEVEL else self.level}
+        return config | {key: value for key, value in optional.items() if value is not None}
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> Options:

@@ -58,6 +58,7 @@ from .codec import GCDTCCodec
 from .model_files import codec_model
 from .grids import Layout
 from .masking import special_mask
+from .options import Options
 from .xarray.encoding import layout_pays, zarr_chunks
 from .xarray.variables import LOSSY_DTYPES, exact_by_default, fill_values, never_lossy, valid
 
@@ -77,6 +78,9 @@ ITERATIONS = 8
 PW_HI = 0.1
 #: The criterion that a pointwise-relative bound can meet where no absolute one does.
 POINTWISE_CRITERION = "spre_pct"
+#: The kinds of bound the search varies, each named by its keyword (the codec's, the accessor's and the table's):
+#: absolute and pointwise-relative.
+ABSOLUTE, RELATIVE = "tol", "pw_rel_tol"
 
 #: A compressor for the search: ``(x, tol) -> (stored bytes, reconstruction)``.
 Compressor = Callable[[np.ndarray, float], tuple[int, np.ndarray]]
@@ -115,34 +119,34 @@ class Suggestion(dict):
     """``{variable: absolute bound}`` (0: lossless), plus ``pw_rel_tol``: ``{variable: r}`` for the variables
     best kept by a pointwise-relative bound. ``ds.gcdtc.compress(**suggestion.kwargs)`` applies both.
 
-    ``table`` (a DataFrame, one row per variable) has ``kind`` ("tol", "pw_rel_tol" or "lossless"),
-    the bound (``tol`` or ``pw_rel_tol``), ``eps`` (an absolute bound over the sample's value
+    ``table`` (a DataFrame, one row per variable) has ``kind`` (:data:`ABSOLUTE`, :data:`RELATIVE` or
+    "lossless"), the bound (in the column its kind names), ``eps`` (an absolute bound over the sample's value
     range), ``ratio`` (reached on the sample), ``passed`` (the criteria hold at the bound),
     ``lossless`` (no lossy bound passed), ``binding`` (the criteria that decided: those that failed at
     the next looser bound tried), the metrics at the bound, ``sample_values`` and ``evaluations``.
     ``criteria`` is the :class:`~xdiffc.metrics.Criteria` used.
     """
 
-    def __init__(self, tol: Mapping[Hashable, float], pw_rel_tol: Mapping[Hashable, float], table: pd.DataFrame,
-                 criteria: metrics.Criteria):
-        super().__init__(tol)
-        self.pw_rel_tol = dict(pw_rel_tol)
+    def __init__(self, found: Mapping[str, Mapping[Hashable, float]], table: pd.DataFrame, criteria: metrics.Criteria):
+        """``found``: ``{kind: {variable: bound}}`` for the kinds :data:`ABSOLUTE` and :data:`RELATIVE`."""
+        super().__init__(found.get(ABSOLUTE, {}))
+        self.pw_rel_tol = dict(found.get(RELATIVE, {}))
         self.table = table
         self.criteria = criteria
 
     @property
     def kwargs(self) -> dict:
         """The bound arguments of ``ds.gcdtc.compress``/``to_zarr`` and ``xdiffc.convert``: every variable named."""
-        return {"tol": dict(self), "rel_tol": None, "pw_rel_tol": self.pw_rel_tol or None}
+        return {ABSOLUTE: dict(self), "rel_tol": None, RELATIVE: self.pw_rel_tol or None}
 
 
 def xdiffc_compressor(fill_values: Sequence[float] = (), native: tuple[int, Layout] | None = None,
-                      model: str | None = None, kind: str = "tol") -> Compressor:
+                      model: str | None = None, kind: str = ABSOLUTE) -> Compressor:
     """The codec a store would use (:class:`~xdiffc.GCDTCCodec`, with its layout and fill values), one chunk.
 
-    ``kind`` is the bound the search varies: "tol" (absolute) or "pw_rel_tol" (pointwise-relative).
+    ``kind`` is the bound the search varies: :data:`ABSOLUTE` or :data:`RELATIVE`.
     """
-    model_id, sha = codec_model(model) if kind == "tol" else ("", "")  # the model path is pointwise-absolute only
+    model_id, sha = codec_model(model) if kind == ABSOLUTE else ("", "")  # the model path is pointwise-absolute only
     layout = None if native is None or native[1].kind == "none" else native[1].to_config(native[0])
 
     def run(x: np.ndarray, bound: float) -> tuple[int, np.ndarray]:
@@ -174,7 +178,7 @@ def evaluate(blocks: Blocks, compressor: Compressor, tol: float, criteria: metri
     are KS and DSSIM (:meth:`Trial.completed` adds them).
     """
     outs = [compressor(x, tol) for x, _ in blocks]
-    args = ([(x, y, v) for (x, v), (_, y) in zip(blocks, outs)], tol if check_bound else None, native,
+    args = ([(x, y, v) for (x, v), (_, y) in zip(blocks, outs)], Options(tol=tol) if check_bound else None, native,
             criteria.spre_rel_tol)
     m = metrics.compare_blocks(*args, spectral=False, enough=lambda part: not criteria.passes(part))
     passed = criteria.passes(m)
@@ -416,7 +420,8 @@ def suggest_tol(ds: xr.Dataset, criteria: str | metrics.Criteria | Mapping | Non
     unknown = [n for n in names if n not in ds.data_vars]
     if unknown:
         raise ValueError(f"no data variable named {unknown}; the data variables are {sorted(map(str, ds.data_vars))}")
-    tols, pw, rows = {}, {}, {}
+    found: dict[str, dict[Hashable, float]] = {ABSOLUTE: {}, RELATIVE: {}}
+    rows = {}
     for name in names:
         vs = sample_variable(ds, name, sample, chunks)
         wider = None if isinstance(sample, Mapping) else sample_variable(ds, name, max(CHECK_VALUES, sample or 0),
@@ -424,10 +429,10 @@ def suggest_tol(ds: xr.Dataset, criteria: str | metrics.Criteria | Mapping | Non
         if wider is not None and sum(x.size for x, _ in wider.blocks) <= sum(x.size for x, _ in vs.blocks):
             wider = None  # the sample is already all there is to check on
         runs = (xdiffc_compressor(vs.fill_values, vs.coded_layout, model),
-                xdiffc_compressor(vs.fill_values, vs.coded_layout, kind="pw_rel_tol"))
+                xdiffc_compressor(vs.fill_values, vs.coded_layout, kind=RELATIVE))
         kind, bound, rows[name] = _tune_variable(vs, runs, crit, iterations, wider)
-        (pw if kind == "pw_rel_tol" else tols)[name] = bound
-    return Suggestion(tols, pw, pd.DataFrame.from_dict(rows, orient="index"), crit)
+        found[RELATIVE if kind == RELATIVE else ABSOLUTE][name] = bound
+    return Suggestion(found, pd.DataFrame.from_dict(rows, orient="index"), crit)
 
 
 def _tune_variable(vs: VariableSample, runs: tuple[Compressor, Compressor], criteria: metrics.Criteria,
@@ -436,22 +441,22 @@ def _tune_variable(vs: VariableSample, runs: tuple[Compressor, Compressor], crit
     ``wider`` sample where given: (kind, bound, table row)."""
     run, run_pw = runs
     good, bad, count = search(vs.blocks, run, criteria, vs.native, iterations)
-    used, kind = good, "tol"
+    used, kind = good, ABSOLUTE
     if good is None or bad is not None and criteria.checks(bad.metrics).get(POINTWISE_CRITERION) is False:
         pw_good, pw_bad, pw_count = search_pw(vs.blocks, run_pw, criteria, vs.native, iterations)
         count += pw_count
         if pw_good is not None and (good is None or pw_good.ratio > good.ratio):
-            used, bad, kind = pw_good, pw_bad, "pw_rel_tol"
+            used, bad, kind = pw_good, pw_bad, RELATIVE
     if used is not None and wider is not None:  # a bound at the edge on the sample may fail on the rest
-        used, steps = confirm(wider.blocks, run if kind == "tol" else run_pw, used.tol, criteria, wider.native,
-                              resolution(iterations), check_bound=kind == "tol")
+        used, steps = confirm(wider.blocks, run if kind == ABSOLUTE else run_pw, used.tol, criteria, wider.native,
+                              resolution(iterations), check_bound=kind == ABSOLUTE)
         count, vs = count + steps, wider
     if used is None:  # no lossy bound passes: stored exactly
         used, kind = evaluate(vs.blocks, run, 0.0, criteria, vs.native), "lossless"
     span = value_range(vs.blocks)
     failed = [] if bad is None else [k for k, ok in criteria.checks(bad.metrics).items() if ok is False]
-    absolute = used.tol if kind != "pw_rel_tol" else math.nan
-    row = {"kind": kind, "tol": absolute, "pw_rel_tol": used.tol if kind == "pw_rel_tol" else math.nan,
+    absolute = used.tol if kind != RELATIVE else math.nan
+    row = {"kind": kind, ABSOLUTE: absolute, RELATIVE: used.tol if kind == RELATIVE else math.nan,
            "eps": absolute / span if span > 0 else 0.0, "ratio": used.ratio,
            "passed": used.passed, "lossless": kind == "lossless", "binding": ",".join(failed),
            **{k: used.metrics[k] for k in ("pcc", "ks_p", "spre_pct", "dssim", "nrmse")},

@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import zarr
 
-from ..xarray.encoding import encode_dataset
+from ..options import Options
+from ..xarray.encoding import encode_variables
 from ..xarray.variables import is_lossy
 from ..xarray.writes import for_new_store
 from .inputs import Inputs, open_inputs
@@ -44,8 +45,8 @@ def prepare_output(store: Path, resume: bool, overwrite: bool) -> None:
 
 
 def fingerprint(inputs: Inputs, bounds: Mapping, model, mode, chunks, layout, grid) -> dict:
-    """What a resumed conversion must share with the first run (JSON): ``bounds`` are those ``ds.gcdtc.compress``
-    is given."""
+    """What a resumed conversion must share with the first run (JSON): ``bounds`` are the options as it records
+    them."""
     def plain(value):
         return {str(k): float(v) for k, v in value.items()} if isinstance(value, Mapping) else value
 
@@ -55,11 +56,11 @@ def fingerprint(inputs: Inputs, bounds: Mapping, model, mode, chunks, layout, gr
             "grid": None if grid is None else str(grid)} | ({"decode_times": False} if inputs.times == "raw" else {})
 
 
-def _set_up(store: Path, inputs: Inputs, compress_kwargs: dict) -> list[str]:
+def _set_up(store: Path, inputs: Inputs, options: Options, compress_kwargs: dict) -> list[str]:
     """Create the store (in the partial folder), marked incomplete: all metadata, the index coordinates; returns
-    the arrays left to units."""
+    the arrays left to units. ``compress_kwargs``: the other arguments of ``ds.gcdtc.compress``."""
     ds = open_inputs(inputs)
-    enc = encode_dataset(ds, **compress_kwargs)
+    enc = encode_variables(ds, options, **compress_kwargs)
     if not any(is_lossy(v.attrs) for v in enc.data_vars.values()):
         floats = [str(n) for n, v in ds.data_vars.items() if v.dtype.kind == "f"]
         raise ValueError(f"nothing to compress: no data variable of the inputs is a lossy float field "
@@ -85,7 +86,7 @@ def _set_up(store: Path, inputs: Inputs, compress_kwargs: dict) -> list[str]:
     return [str(n) for n, v in enc.variables.items() if v.chunks is not None]
 
 
-def open_progress(store: Path, spec: Inputs, fingerprint: dict, resume: bool, overwrite: bool,
+def open_progress(store: Path, spec: Inputs, fingerprint: dict, resume: bool, overwrite: bool, options: Options,
                   compress_kwargs: dict, train_model: int = 0, progress: bool = True) -> Progress | None:
     """The progress log to run against: on resume the one in the partial folder, else a fresh partial folder
     (after training the archive model, when asked); None when resuming a conversion that has already finished."""
@@ -111,7 +112,7 @@ def open_progress(store: Path, spec: Inputs, fingerprint: dict, resume: bool, ov
         _clear(partial, keep=(LOCK_FILE,))
     if train_model:
         compress_kwargs = {**compress_kwargs, "model": str(_train_archive_model(partial, spec, train_model, progress))}
-    arrays = _set_up(partial / PARTIAL_STORE, spec, compress_kwargs)
+    arrays = _set_up(partial / PARTIAL_STORE, spec, options, compress_kwargs)
     return Progress.start(partial, {"fingerprint": fingerprint, "arrays": arrays})
 
 

@@ -16,13 +16,14 @@ from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import dask
 import xarray as xr
 import zarr
 
 from ..api import check_chunks
-from ..options import DEFAULT_LEVEL, PW_REL_LIMIT, parse_bound
+from ..options import BOUNDS, DEFAULT_LEVEL, Options, parse_bounds
 from ..xarray.encoding import dataset_options
 from ..xarray.writes import quiet_zarr
 from .inputs import (Inputs, cached_inputs, default_time_chunk, open_inputs, resolve_paths, scan, select, stamps,
@@ -110,31 +111,45 @@ def _sigint_blocked() -> Iterator[None]:
         signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
-def _bound_kwargs(mode: str, tol, rel_tol: float | None, pw_rel_tol=None, preserve_zero: bool | None = None,
-                  level: int = DEFAULT_LEVEL) -> dict:
-    """The bound arguments of ``ds.gcdtc.compress``: pointwise ``tol``/``rel_tol``, or for ``l2`` ``rel_tol`` as the NRMSE
-    bound; ``level`` only where it is not the default (a progress log written without it stays valid).
+def flag(option: str) -> str:
+    """The command-line flag of an option: ``--rel-tol`` for ``rel_tol``."""
+    return "--" + option.replace("_", "-")
 
-    Every bound is checked here, before a cluster starts, by the options' own parser, with the command-line
-    flag in each message; then the options' rules as a whole (:class:`~xdiffc.options.Options`).
+
+def flag_label(option: str, variable: Hashable | None) -> str:
+    """How ``convert`` names a bound in an error: ``tol (--tol)``, or ``tol of 'T' (--tol T=...)`` for one
+    variable's."""
+    if variable is None:
+        return f"{option} ({flag(option)})"
+    return f"{option} of {variable!r} ({flag(option)} {variable}=...)"
+
+
+def _options(mode: str, bounds: Mapping[str, Any], preserve_zero: bool | None, level: int) -> Options:
+    """The options of ``ds.gcdtc.compress`` from convert's arguments: ``bounds`` (``tol``, ``rel_tol`` and the
+    pointwise-relative bound, as given; ``tol="auto"`` adds no bound yet) for a pointwise mode, or ``rel_tol`` alone,
+    the NRMSE bound, for ``l2``.
+
+    Every bound is checked here, before a cluster starts, by the options' own parser with the command-line flag in
+    each message (:func:`flag_label`); then the options' rules as a whole (:class:`~xdiffc.options.Options`).
     """
-    parse_bound("rel_tol (--rel-tol)", rel_tol)
-    for name, value in (tol.items() if isinstance(tol, Mapping) else [(None, tol)]):
-        if not isinstance(value, str):  # 'auto' is resolved later
-            parse_bound("tol (--tol)" if name is None else f"tol of {name!r} (--tol {name}=...)", value)
-    for name, value in (pw_rel_tol.items() if isinstance(pw_rel_tol, Mapping) else [(None, pw_rel_tol)]):
-        parse_bound("pw_rel_tol (--pw-rel-tol)" if name is None else f"pw_rel_tol of {name!r} (--pw-rel-tol {name}=...)",
-                    value, PW_REL_LIMIT)
-    extra = {} if level == DEFAULT_LEVEL else {"level": level}
+    parsed = parse_bounds({**bounds, "tol": None if isinstance(bounds["tol"], str) else bounds["tol"]}, flag_label)
     if mode != "l2":
-        dataset_options(tol=None if isinstance(tol, str) else tol, rel_tol=rel_tol, mode=mode, pw_rel_tol=pw_rel_tol,
-                        preserve_zero=preserve_zero, level=level)
-        return {"tol": tol, "rel_tol": rel_tol, "pw_rel_tol": pw_rel_tol, "preserve_zero": preserve_zero, **extra}
-    if tol is not None or rel_tol is None or pw_rel_tol is not None or preserve_zero:
+        return dataset_options(mode=mode, preserve_zero=preserve_zero, level=level, **parsed)
+    if preserve_zero or parsed["rel_tol"] is None or any(v is not None for k, v in bounds.items() if k != "rel_tol"):
         raise ValueError("mode 'l2' bounds the NRMSE of every lossy variable by --rel-tol (rel_tol=); "
                          "it takes no --tol, --pw-rel-tol or --preserve-zero")
-    dataset_options(mode="l2", nrmse=rel_tol, level=level)
-    return {"tol": None, "mode": "l2", "nrmse": rel_tol, **extra}
+    return dataset_options(mode="l2", nrmse=parsed["rel_tol"], level=level)
+
+
+def _recorded(options: Options) -> dict:
+    """The options as the resume fingerprint records them (as it always has, so that older progress logs still
+    resume): pointwise, the bounds but ``nrmse``, and ``preserve_zero``; l2, its NRMSE bound; the level only where
+    it is not the default."""
+    if options.mode == "l2":
+        recorded = {"tol": None, "mode": "l2", "nrmse": options.nrmse}
+    else:
+        recorded = {option: getattr(options, option) for option in (*BOUNDS, "preserve_zero") if option != "nrmse"}
+    return recorded | ({} if options.level == DEFAULT_LEVEL else {"level": options.level})
 
 
 def _check_cluster(workers, threads_per_worker, gpus) -> None:
@@ -147,9 +162,10 @@ def _check_cluster(workers, threads_per_worker, gpus) -> None:
             raise ValueError(f"{name} ({option}) must be a whole number >= {least}, got {value!r}")
 
 
-def _auto_tol(tol: str, spec: Inputs, model: str | None) -> tuple[dict[Hashable, float], dict[Hashable, float] | None]:
-    """``tol="auto"``: the bounds :func:`xdiffc.tuning.suggest_tol` finds on a sample of the inputs:
-    (absolute bounds, pointwise-relative bounds or None)."""
+def _auto_options(given: Options, tol: str, spec: Inputs, model: str | None) -> Options:
+    """``tol="auto"``: ``given`` with the bounds :func:`xdiffc.tuning.suggest_tol` finds on a sample of the inputs:
+    an absolute bound for every variable, and pointwise-relative ones where they win (those the user gave by
+    variable win over them; one for every variable holds only where none is found)."""
     if tol != "auto":
         raise ValueError(f"tol must be a number, a mapping of variable to number, or 'auto'; got {tol!r}")
     from ..tuning import suggest_tol
@@ -158,7 +174,9 @@ def _auto_tol(tol: str, spec: Inputs, model: str | None) -> tuple[dict[Hashable,
     ds = open_inputs(replace(spec, chunks=()))
     suggestion = suggest_tol(ds, variables=spec.variables, model=model, chunks=chunks)
     print(suggestion.table.to_string(float_format=lambda v: f"{v:.4g}"), file=sys.stderr)
-    return dict(suggestion), suggestion.pw_rel_tol or None
+    mine = given.pw_rel_tol
+    relative = {**suggestion.pw_rel_tol, **(mine if isinstance(mine, Mapping) else {})} or mine
+    return replace(given, tol=dict(suggestion), rel_tol=None, pw_rel_tol=relative)
 
 
 @quiet_zarr()
@@ -173,8 +191,8 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
             level: int = DEFAULT_LEVEL) -> ConvertSummary:
     """Convert netCDF files (or one Zarr store) into one compressed Zarr store on a Dask cluster.
 
-    ``tol``, ``rel_tol``, ``pw_rel_tol``, ``preserve_zero``, ``model``, ``chunks``, ``layout`` and
-    ``grid`` are those of ``ds.gcdtc.compress``; ``tol="auto"`` picks, per variable, the loosest bound that passes the
+    The bounds, ``preserve_zero``, ``model``, ``chunks``, ``layout`` and ``grid`` are those of
+    ``ds.gcdtc.compress``; ``tol="auto"`` picks, per variable, the loosest bound that passes the
     Baker et al. criteria on a sample (:func:`xdiffc.tuning.suggest_tol`). ``mode`` is
     ``"pointwise"`` or ``"l2"``. ``scheduler``: address of an existing cluster; otherwise a local
     one with ``workers`` x ``threads_per_worker``, or with ``gpus`` one worker per GPU. With
@@ -192,7 +210,7 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     store = Path(store).absolute()
     paths, is_zarr = resolve_paths([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
     prepare_output(store, resume, overwrite)
-    bounds = _bound_kwargs(mode, tol, rel_tol, pw_rel_tol, preserve_zero, level)
+    options = _options(mode, dict(tol=tol, rel_tol=rel_tol, pw_rel_tol=pw_rel_tol), preserve_zero, level)
     _check_cluster(workers, threads_per_worker, gpus)
     times = time_decoding(use_cftime, decode_times)
     time_dim, first = scan(paths, is_zarr, times)
@@ -207,18 +225,15 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     spec = Inputs(paths, is_zarr, time_dim, None if variables is None else tuple(variables),
                   tuple(sorted(chunks.items())), stamps(paths), times)
     if isinstance(tol, str):
-        (tol, found_pw), rel_tol = _auto_tol(tol, spec, model), None
-        pw_rel_tol = {**(found_pw or {}), **(pw_rel_tol if isinstance(pw_rel_tol, Mapping) else {})} or pw_rel_tol
-        bounds = _bound_kwargs(mode, tol, rel_tol, pw_rel_tol, preserve_zero, level)
+        options = _auto_options(options, tol, spec, model)
     if train_model and (isinstance(train_model, bool) or not isinstance(train_model, int) or train_model < 0):
         raise ValueError(f"train_model must be a number of training steps >= 1, got {train_model!r}")
     if train_model and model is not None:
         raise ValueError("give either model= or train_model=, not both")
-    signature = {**fingerprint(spec, bounds, model, mode, chunks, layout, grid), "train_model": train_model}
+    signature = {**fingerprint(spec, _recorded(options), model, mode, chunks, layout, grid), "train_model": train_model}
     with locked(store), _client(scheduler, workers, threads_per_worker, gpus) as client:
-        log = open_progress(store, spec, signature, resume, overwrite,
-                            dict(model=model, chunks=chunks, layout=layout, grid=grid, **bounds),
-                            train_model, progress)
+        log = open_progress(store, spec, signature, resume, overwrite, options,
+                            dict(model=model, chunks=chunks, layout=layout, grid=grid), train_model, progress)
         if log is None:  # resuming a store that is already complete
             return summarise(store, store, spec, {}, 0.0, 0, verify=verify)
         work = log.path.parent / PARTIAL_STORE

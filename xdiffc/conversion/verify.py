@@ -109,7 +109,8 @@ def verify_store(spec: Inputs, store: Path, *, require_complete: bool) -> Verify
     table = pd.concat(rows) if rows else pd.DataFrame()
     for name, row in table.iterrows():
         if pd.notna(row["max_err_over_bound"]) and not row["max_err_over_bound"] <= 1:
-            bound = (f"the bound min({row['tol']:.6g}, {row['pw_rel_tol']:.6g} |x|)" if pd.notna(row.get("pw_rel_tol"))
+            relative = row.get("pw_rel_tol")  # the error report's column, where a variable has one
+            bound = (f"the bound min({row['tol']:.6g}, {relative:.6g} |x|)" if pd.notna(relative)
                      else f"the bound {row['tol']:.6g}")
             problems.append(f"{name!r}: max error {row['max_abs_err']:.6g} exceeds {bound} "
                             f"({row['max_err_over_bound']:.6g} times it at worst)")

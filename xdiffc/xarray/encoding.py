@@ -24,6 +24,7 @@ import logging
 import math
 import warnings
 from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import replace
 
 import dask
 import numpy as np
@@ -38,8 +39,8 @@ from ..model_files import store_model
 from ..options import DEFAULT_LEVEL, Options
 from ..zarr_codec import GCDTCZarrCodec
 from . import climatology_choice as climatologies
-from .variables import (ATTR_NRMSE, ATTR_PRESERVE_ZERO, ATTR_PW_REL_TOL, ATTR_REL_TOL, ATTR_TOL, LOSSY_DTYPES,
-                        NativeLayouts, cf_valid_range, exact_by_default, fill_values, never_lossy, valid)
+from .variables import (ATTR_NRMSE, ATTR_PRESERVE_ZERO, BOUND_ATTRS, LOSSY_DTYPES, NativeLayouts, cf_valid_range,
+                        exact_by_default, fill_values, never_lossy, valid)
 
 log = logging.getLogger(__name__)
 
@@ -70,47 +71,33 @@ def zarr_chunks(var: xr.Variable, chunks: Mapping[Hashable, int] | None) -> tupl
     return tuple(reversed(out))
 
 
-def _split(value) -> tuple[Mapping[Hashable, float], float | None]:
-    """A parsed per-variable option as ``({variable: bound}, scalar)``."""
-    return (value, None) if isinstance(value, Mapping) else ({}, value)
-
-
 class BoundPlan:
     """Which variables are lossy, and each one's codec options (:class:`~xdiffc.options.Options`, with an
     absolute ``tol``, None for a pointwise-relative bound alone) and ``rel_tol`` (recorded in its attrs).
 
-    ``rel_tol`` covers the variables that neither ``tol`` nor ``pw_rel_tol`` names. ``preserve_zero``
-    by default (None) is on where the minimum of the valid values is 0 (a field >= 0 with exact
-    zeros: it then costs little or nothing, see docs/zarr-xarray.md) or the CF valid minimum is 0.
+    ``rel_tol`` covers the variables that no other bound names (:attr:`~xdiffc.options.Options.uses_rel_tol`).
+    ``preserve_zero`` by default (None) is on where the minimum of the valid values is 0 (a field >= 0 with
+    exact zeros: it then costs little or nothing, see docs/zarr-xarray.md) or the CF valid minimum is 0.
     """
 
     def __init__(self, ds: xr.Dataset, options: Options, exclude: Iterable[Hashable]):
         fixed, by_default = never_lossy(ds), exact_by_default(ds)
         exclude = set(exclude)
-        per_var, scalar_tol = _split(options.tol)
-        per_pw, scalar_pw = _split(options.pw_rel_tol)
-        l2 = options.mode == "l2"
-        rel_tol = options.nrmse if l2 else options.rel_tol  # in l2 mode each variable's NRMSE bound
-        preserve_zero = False if l2 else options.preserve_zero
-        if isinstance(preserve_zero, Mapping):  # the variables it does not name: the default
-            zero_choice = dict(preserve_zero)
-        else:
-            zero_choice = {} if preserve_zero is None else dict.fromkeys(ds.data_vars, preserve_zero)
-        named = {**per_var, **per_pw, **(preserve_zero if isinstance(preserve_zero, Mapping) else {})}
+        named = options.named()
         unknown = [n for n in (*named, *exclude) if n not in ds.variables]
         if unknown:
             raise ValueError(f"no variable named {unknown} in this Dataset; its variables are {sorted(map(str, ds.variables))}")
-        for name in named:
-            option = "tol" if name in per_var else "pw_rel_tol" if name in per_pw else "preserve_zero"
+        for name, option in named.items():
             if name in exclude or name in fixed and ds[name].dtype.kind not in "iub":  # numbers: cast them, below
                 why = "is excluded" if name in exclude else "is a coordinate, bound, cell measure or time: never lossy"
                 raise ValueError(f"{option} names {name!r}, which {why}")
             if ds[name].dtype not in LOSSY_DTYPES:
                 raise TypeError(f"{option} names {name!r}, of dtype {ds[name].dtype}: xdiffc compresses float32 and "
                                 f"float64 lossily; cast it first (ds[{name!r}].astype('float32'))")
-        tol: dict[Hashable, float | None] = {}
+        l2 = options.mode == "l2"
+        rel_tol = options.nrmse if l2 else options.rel_tol  # in l2 mode each variable's NRMSE bound
+        own: dict[Hashable, Options] = {}  # each lossy variable's entries in the options
         self.rel_tol: dict[Hashable, float] = {}
-        pw: dict[Hashable, float] = {}
         for name, da in ds.data_vars.items():
             if name in fixed or name in exclude or name in by_default and name not in named:
                 continue
@@ -118,32 +105,31 @@ class BoundPlan:
                 warnings.warn(f"{name!r} has dtype {da.dtype}, which xdiffc cannot compress lossily: stored losslessly",
                               stacklevel=3)
                 continue
-            if name in per_pw or scalar_pw is not None:
-                pw[name] = per_pw.get(name, scalar_pw)
-            if name in per_var or scalar_tol is not None:
-                tol[name] = per_var.get(name, scalar_tol)
-            elif rel_tol is not None and name not in pw:
+            given = options.for_variable(name)
+            if given.uses_rel_tol:
+                if rel_tol is None:
+                    continue
                 self.rel_tol[name] = rel_tol
-            elif name in pw:
-                tol[name] = None
-        valid_range = {n: cf_valid_range(ds[n].variable) for n in pw.keys() | self.rel_tol.keys() | tol.keys()}
-        auto = [n for n in valid_range if n not in zero_choice]
+            own[name] = given
+        valid_range = {n: cf_valid_range(ds[n].variable) for n in own}
+        auto = [] if l2 else [n for n in own if own[n].preserve_zero is None]  # the default rule
         measured = list(self.rel_tol.keys() | set(auto))
         lazy = [ds[n].where(valid(ds[n])) for n in measured]
         ranges = dict(zip(measured, dask.compute(*[(d.max(), d.min()) for d in lazy])))
-        for name in self.rel_tol:
-            span = float(ranges[name][0]) - float(ranges[name][1])
-            tol[name] = self.rel_tol[name] * span if math.isfinite(span) else 0.0
         #: each lossy variable's codec options, in the Dataset's order
         self.options: dict[Hashable, Options] = {}
-        for name in tol:
+        for name, given in own.items():
             if l2:
                 self.options[name] = Options(mode="l2", nrmse=self.rel_tol[name], level=options.level)
                 continue
-            keep = zero_choice[name] if name in zero_choice else (
+            tol = given.tol
+            if name in self.rel_tol:
+                span = float(ranges[name][0]) - float(ranges[name][1])
+                tol = self.rel_tol[name] * span if math.isfinite(span) else 0.0
+            keep = given.preserve_zero if given.preserve_zero is not None else (
                 float(ranges[name][1]) == 0 or (valid_range[name] or (None,))[0] == 0)
-            self.options[name] = Options(tol=tol[name], pw_rel_tol=pw.get(name), preserve_zero=keep,
-                                         valid_range=valid_range[name], level=options.level)
+            self.options[name] = replace(given, tol=tol, rel_tol=None, preserve_zero=keep,
+                                         valid_range=valid_range[name])
 
     @property
     def lossy(self) -> list[Hashable]:
@@ -202,12 +188,12 @@ class VariableEncoder:
 
 
 def _bound_attrs(options: Options, rel_tol: float | None) -> dict:
-    """The attrs that record a variable's bound: ``xdiffc_nrmse`` in l2 mode, else ``xdiffc_tol``, ``xdiffc_rel_tol``
-    and ``xdiffc_pw_rel_tol`` where set, and ``xdiffc_preserve_zero`` where zeros and signs are kept."""
+    """The attrs that record a variable's bound: ``xdiffc_nrmse`` in l2 mode, else those of its bounds that are set
+    (:mod:`~xdiffc.xarray.variables`), and ``xdiffc_preserve_zero`` where zeros and signs are kept."""
     if options.mode == "l2":
         return {ATTR_NRMSE: options.nrmse}
-    attrs = {key: value for key, value in ((ATTR_TOL, options.tol), (ATTR_REL_TOL, rel_tol),
-                                           (ATTR_PW_REL_TOL, options.pw_rel_tol)) if value is not None}
+    recorded = {option: rel_tol if option == "rel_tol" else getattr(options, option) for option in BOUND_ATTRS}
+    attrs = {BOUND_ATTRS[option]: value for option, value in recorded.items() if value is not None}
     return attrs | ({ATTR_PRESERVE_ZERO: 1} if options.keep_sign else {})
 
 
@@ -268,12 +254,11 @@ def encode_dataset(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, model
                             layout=layout, grid=grid, climatology=climatology, choose_layout=choose_layout)
 
 
-def dataset_options(*, tol=None, rel_tol: float | None = 1e-3, mode: str = "pointwise", nrmse: float | None = None,
-                    pw_rel_tol=None, preserve_zero=None, level: int = DEFAULT_LEVEL) -> Options:
-    """The options of a Dataset from the accessor's keywords: ``rel_tol``'s default (1e-3) is no bound given in
-    l2 mode, where ``nrmse`` bounds every variable."""
-    return Options(tol=tol, rel_tol=None if mode == "l2" else rel_tol, pw_rel_tol=pw_rel_tol, nrmse=nrmse,
-                   mode=mode, preserve_zero=preserve_zero, level=level)
+def dataset_options(*, rel_tol: float | None = 1e-3, mode: str = "pointwise", preserve_zero=None, **others) -> Options:
+    """The options of a Dataset from the accessor's keywords (the others as :class:`~xdiffc.options.Options` takes
+    them): ``preserve_zero`` by default the rule of :class:`BoundPlan`, and ``rel_tol``'s default (1e-3) no bound
+    given in l2 mode, where ``nrmse`` bounds every variable."""
+    return Options(rel_tol=None if mode == "l2" else rel_tol, mode=mode, preserve_zero=preserve_zero, **others)
 
 
 def encode_variables(ds: xr.Dataset, options: Options, model: str | None = None,

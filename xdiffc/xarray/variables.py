@@ -22,6 +22,7 @@ import xarray as xr
 from .. import grids
 from ..api import FLOAT_DTYPES
 from ..masking import FILL_THRESHOLD
+from ..options import Options
 
 #: Attributes xdiffc writes on each lossy variable: its absolute bound, the relative bound it came from, an L2
 #: bound, a pointwise-relative bound, and 1 where exact zeros and signs are kept. (CF 1.12's lossy-compression
@@ -32,6 +33,8 @@ ATTR_REL_TOL = "xdiffc_rel_tol"
 ATTR_NRMSE = "xdiffc_nrmse"
 ATTR_PW_REL_TOL = "xdiffc_pw_rel_tol"
 ATTR_PRESERVE_ZERO = "xdiffc_preserve_zero"
+#: The attribute that records each pointwise bound, by its option's name.
+BOUND_ATTRS = {"tol": ATTR_TOL, "rel_tol": ATTR_REL_TOL, "pw_rel_tol": ATTR_PW_REL_TOL}
 LOSSY_DTYPES = FLOAT_DTYPES
 #: Column dimensions of unstructured grids, laid out even when no lat/lon is found (with a warning).
 UNSTRUCTURED_DIMS = ("ncol", "nCells", "ncells", "cell")
@@ -113,12 +116,13 @@ def is_lossy(attrs: Mapping) -> bool:
     return ATTR_TOL in attrs or ATTR_NRMSE in attrs or ATTR_PW_REL_TOL in attrs
 
 
-def pointwise_bound(attrs: Mapping) -> tuple[float | None, float | None]:
-    """``(tol, pw_rel_tol)`` recorded in a variable's attrs: the bound at a point is ``min(tol, pw_rel_tol * |x|)``;
-    ``tol`` is inf with a pointwise-relative bound alone, and (None, None) without a pointwise bound (l2)."""
-    pw = attrs.get(ATTR_PW_REL_TOL)
-    tol = attrs.get(ATTR_TOL, None if pw is None else math.inf)
-    return (None if tol is None else float(tol)), (None if pw is None else float(pw))
+def stored_bound(attrs: Mapping) -> Options | None:
+    """The pointwise bound recorded in a variable's attrs (:data:`BOUND_ATTRS`; :meth:`~xdiffc.options.Options.bound_at`
+    gives it at each point): its absolute ``tol`` (the one ``rel_tol`` came to, where given) and its pointwise-relative
+    bound, either of them None. None without a pointwise bound (an l2 one, or no xdiffc attrs)."""
+    if ATTR_TOL not in attrs and ATTR_PW_REL_TOL not in attrs:
+        return None
+    return Options(**{option: attrs.get(attr) for option, attr in BOUND_ATTRS.items()})
 
 
 def cf_valid_range(var: xr.Variable) -> tuple[float, float] | None:

@@ -9,8 +9,8 @@ error grows to twice the bound. So every write into an existing store is checked
   it is partial (the append would re-encode it), with the chunk sizes that would have worked;
 - a region write is refused when it covers a lossy chunk only in part;
 - the store's chunk shape and bound of each lossy variable are kept: the appended or rewritten
-  chunks use the codec already in the store, so a ``tol``, ``rel_tol`` or ``pw_rel_tol`` other
-  than the store's is an error (``rel_tol`` at its default, 1e-3, is taken as not given).
+  chunks use the codec already in the store, so a bound other than the store's is an error
+  (``rel_tol`` at its default, 1e-3, is taken as not given).
 
 We refuse rather than repair: the original values of a chunk already in the store are gone, so
 no later write can rebuild it within the bound. The message says how to write in whole chunks.
@@ -28,7 +28,7 @@ import os
 import shutil
 import warnings
 from collections.abc import Hashable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pandas as pd
 import xarray as xr
@@ -36,10 +36,10 @@ import zarr
 import zarr.errors
 
 from ..core import DEFAULT_STEPS
-from ..options import DEFAULT_LEVEL
+from ..options import DEFAULT_LEVEL, Options
 from .archive_model import trained_model
 from .encoding import align_chunks, dataset_options, encode_variables
-from .variables import ATTR_PW_REL_TOL, ATTR_REL_TOL, ATTR_TOL, is_lossy
+from .variables import BOUND_ATTRS, is_lossy
 
 #: ``rel_tol`` when none is given. An update that leaves it at this value uses the store's bounds silently;
 #: any other bound given for a variable already in the store must be the store's.
@@ -112,8 +112,8 @@ def to_zarr(ds: xr.Dataset, store, tol=None, rel_tol: float | None = DEFAULT_REL
             train_model: int = 0, level: int = DEFAULT_LEVEL, **to_zarr_kwargs):
     """Compress ``ds`` and write it to ``store`` with consolidated metadata (``ds.gcdtc.to_zarr``).
 
-    The bounds are those of :func:`~xdiffc.xarray.encoding.encode_dataset` (``pw_rel_tol`` and
-    ``preserve_zero`` included); ``nrmse=eps`` asks for the per-block L2 bound; ``mode`` here is xarray's write mode: the
+    The bounds are those of :func:`~xdiffc.xarray.encoding.encode_dataset`; ``nrmse=eps`` asks for the per-block L2
+    bound; ``mode`` here is xarray's write mode: the
     default refuses an existing store (FileExistsError naming it), ``mode="w"`` replaces it.
     ``append_dim=`` and ``region=`` update a store in place (see the module docstring); their chunks use
     the climatology the store's codec carries (``climatology``: see ``encode_dataset``).
@@ -139,9 +139,8 @@ def to_zarr(ds: xr.Dataset, store, tol=None, rel_tol: float | None = DEFAULT_REL
         # xarray would replace, not merge, their encoding: the codec would silently be dropped
         raise ValueError(f"encoding= names lossy variables {clash}, whose encoding xdiffc sets; "
                          f"give their chunks through chunks= instead, or exclude them")
-    bounds = dict(tol=options.tol, rel_tol=None if rel_tol == DEFAULT_REL_TOL else options.rel_tol,
-                  pw_rel_tol=options.pw_rel_tol)
-    out = conform(out, store, lossy, bounds, to_zarr_kwargs) if updating else for_new_store(out, lossy, zarr_format)
+    given = replace(options, rel_tol=None) if rel_tol == DEFAULT_REL_TOL else options
+    out = conform(out, store, lossy, given, to_zarr_kwargs) if updating else for_new_store(out, lossy, zarr_format)
     to_zarr_kwargs.setdefault("consolidated", True)
     created = isinstance(store, (str, os.PathLike)) and not os.path.exists(store)
     try:
@@ -164,10 +163,10 @@ def roundtrip(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, **kwargs) 
     return out
 
 
-def conform(ds: xr.Dataset, store, lossy: list[Hashable], bounds: Mapping, kwargs: Mapping) -> xr.Dataset:
+def conform(ds: xr.Dataset, store, lossy: list[Hashable], given: Options, kwargs: Mapping) -> xr.Dataset:
     """``ds`` ready to update the store in place: each lossy variable already there keeps the store's
-    chunks and bound; a write that would re-encode part of a lossy chunk, or a bound in ``bounds``
-    (``tol``, ``rel_tol``, ``pw_rel_tol`` as the user gave them) other than the store's, raises ValueError."""
+    chunks and bound; a write that would re-encode part of a lossy chunk, or a bound ``given`` (as the user gave
+    it) other than the store's, raises ValueError."""
     existing = stored_arrays(store) or {}
     append_dim, region = kwargs.get("append_dim"), kwargs.get("region")
     if region == "auto":
@@ -179,7 +178,7 @@ def conform(ds: xr.Dataset, store, lossy: list[Hashable], bounds: Mapping, kwarg
         stored = existing.get(str(name))
         if stored is None or not is_lossy(stored.attrs):
             continue
-        _check_bound(name, stored, bounds)
+        _check_bound(name, stored, given)
         if append_dim is not None:
             _check_append(stored, append_dim, ds.sizes.get(append_dim, 0), store)
         if region is not None:
@@ -188,23 +187,18 @@ def conform(ds: xr.Dataset, store, lossy: list[Hashable], bounds: Mapping, kwarg
     return out
 
 
-def _check_bound(name: Hashable, stored: StoredArray, bounds: Mapping) -> None:
+def _check_bound(name: Hashable, stored: StoredArray, given: Options) -> None:
     """A bound given for a variable already in the store (by name, or one for every variable) must be the store's:
     appended and rewritten chunks use the store's codec, so another bound would be silently ignored."""
-    def given_for(option: str):
-        value = bounds.get(option)
-        return value.get(name) if isinstance(value, Mapping) else value
-
-    for option, attr in (("tol", ATTR_TOL), ("rel_tol", ATTR_REL_TOL), ("pw_rel_tol", ATTR_PW_REL_TOL)):
-        given = given_for(option)
-        if given is None:
+    own = given.for_variable(name)
+    for option, attr in BOUND_ATTRS.items():
+        value = getattr(own, option)
+        if value is None or option == "rel_tol" and not own.uses_rel_tol:  # rel_tol: where no other bound names it
             continue
-        if option == "rel_tol" and (given_for("tol") is not None or given_for("pw_rel_tol") is not None):
-            continue  # rel_tol covers only the variables that neither tol nor pw_rel_tol bounds
         have = stored.attrs.get(attr)
-        if have is None or not math.isclose(float(given), float(have), rel_tol=1e-12):
+        if have is None or not math.isclose(float(value), float(have), rel_tol=1e-12):
             held = f"with {attr}={have!r}" if have is not None else f"without a {option} bound"
-            raise ValueError(f"{option}={given!r} for {name!r}, but the store already holds it {held}; appended and "
+            raise ValueError(f"{option}={value!r} for {name!r}, but the store already holds it {held}; appended and "
                              f"rewritten chunks use the store's codec and bounds, so leave {option} out of this "
                              f"write (or rewrite the whole variable with mode='w')")
 
