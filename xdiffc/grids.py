@@ -330,6 +330,67 @@ def _cube_layout(lat: np.ndarray, lon: np.ndarray) -> Layout:
     return Layout("cubed-sphere", ncol, perm.shape, perm.ravel())
 
 
+def _slot_fractions(slots: np.ndarray, n: int, np4: bool) -> np.ndarray:
+    """Fractions of a face (0 to 1 on it, continued past its edges) at canvas slot indices ``slots``.
+
+    Cell centres: (s + 0.5) / n. np4: GLL line s of the face's 3 ne lines (``slots`` already
+    shifted by :data:`_NP4_KEEP`), at its element's GLL node.
+    """
+    if not np4:
+        return (slots + 0.5) / n
+    ne = n // 3
+    e, q = np.divmod(slots, 3)
+    return (e + (1 + GLL4[q]) / 2) / ne
+
+
+def _face_points(face: int, fa: np.ndarray, fb: np.ndarray) -> np.ndarray:
+    """(len(fb), len(fa), 3) unit vectors at equiangular fractions ``fa`` (along u) and ``fb`` (along v) of
+    ``face``: c + tan(a) u + tan(b) v, normalised, the angles a, b = (fraction - 1/2) pi/2 continued past the
+    face's edges up to just below pi/2 (only faces under 10 slots wide reach that far: there they stop at u or v)."""
+    c, u, v = _FACES[face]
+    top = np.pi / 2 - 1e-6
+    a, b = (np.clip((np.asarray(f) - 0.5) * np.pi / 2, -top, top) for f in (fa, fb))
+    p = c + np.tan(a)[None, :, None] * u + np.tan(b)[:, None, None] * v
+    return p / np.linalg.norm(p, axis=-1, keepdims=True)
+
+
+def face_halo(layout: Layout, width: int) -> np.ndarray:
+    """The columns of each cube face with a halo of ``width`` slots: (6, n + 2 width, n + 2 width) column indices.
+
+    Entry (f, j, i) is the column at slot (j - width, i - width) of face f's n x n block of the canvas
+    (rows along v, columns along u, as in the table above). Halo slots, past the face's edges, take the
+    column nearest to the point that the face's equiangular angles reach there, continued across the
+    edge: there a 2-D window sees the neighbouring faces as they touch on the sphere, not the canvas's
+    seams. Near cube corners, where three faces meet and not four, halo slots repeat nearby columns.
+    The two np4 corner columns of the side column are no face's, and appear only in halos.
+    ValueError unless ``layout`` is a cubed-sphere layout.
+    """
+    from scipy.spatial import cKDTree
+
+    if layout.kind != "cubed-sphere":
+        raise ValueError(f"a face halo needs a cubed-sphere layout, not {layout.kind!r}")
+    perm = layout.permutation.reshape(layout.shape2d)
+    n = layout.shape2d[0] // 2
+    np4 = layout.shape2d[1] == 3 * n + 1
+    span = np.arange(-width, n + width)
+    points, own = [], []
+    for face in range(6):
+        ki, kj = _NP4_KEEP[face] if np4 else (0, 0)
+        points.append(_face_points(face, _slot_fractions(span + ki, n, np4), _slot_fractions(span + kj, n, np4)))
+        row, col = _BLOCKS[face][0] * n, _BLOCKS[face][1] * n
+        own.append(perm[row:row + n, col:col + n])
+    pts = np.stack(points)
+    home = pts[:, width:width + n, width:width + n].reshape(-1, 3)
+    columns = np.stack(own).ravel()
+    if np4:  # the two cube corners no face owns: in the side column, the northern one first
+        corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]) / math.sqrt(3.0)
+        unowned = corners[cKDTree(home).query(corners)[0] > 1e-9]
+        home = np.concatenate([home, unowned[np.argsort(-unowned[:, 2])]])
+        columns = np.concatenate([columns, perm[:2, -1]])
+    nearest = cKDTree(home).query(pts.reshape(-1, 3))[1]
+    return columns[nearest].reshape(pts.shape[:3])
+
+
 def _hilbert_d(x: np.ndarray, y: np.ndarray, bits: int) -> np.ndarray:
     """Distance along the Hilbert curve of order ``bits`` (from (0, 0) to (2^bits - 1, 0)) of integer (x, y)."""
     x, y = x.astype(np.int64), y.astype(np.int64)
