@@ -94,6 +94,12 @@ class Criteria:
         """True when no applicable criterion fails."""
         return all(ok is not False for ok in self.checks(m).values())
 
+    def failures(self, m: Mapping[str, float]) -> list[str]:
+        """Each criterion that ``m`` fails, with its value and threshold, e.g. ``"dssim 0.412 < 0.995"``."""
+        limits = {"pcc": ("<", self.pcc_min), "ks_p": ("<", self.ks_p_min), "spre_pct": (">", self.spre_max_pct),
+                  "dssim": ("<", self.dssim_min), "max_err_over_bound": (">", 1.0)}
+        return [f"{k} {m[k]:.4g} {limits[k][0]} {limits[k][1]:g}" for k, ok in self.checks(m).items() if ok is False]
+
 
 #: Named criteria sets for ``criteria=``.
 CRITERIA: dict[str, Criteria] = {"baker": Criteria()}
@@ -472,7 +478,9 @@ def assess(original: xr.Dataset, other: xr.Dataset, criteria: str | Criteria | M
     ``variables`` default to those xdiffc wrote lossily (``xdiffc_tol`` or ``xdiffc_nrmse`` in their attrs). Columns: ``tol``, the keys of
     :func:`compare_blocks`, ``ratio`` (bytes in memory over bytes in ``other.encoding["source"]``,
     NaN without a store), one ``ok_<metric>`` column per criterion (True, False, or None where
-    not applicable) and ``passed``. The criteria used are in ``df.attrs["criteria"]``.
+    not applicable), ``passed`` and ``failed`` (the criteria failed, with values and thresholds, as
+    :meth:`Criteria.failures`; "" where none). The criteria used are in ``df.attrs["criteria"]``;
+    :func:`verdict` sums the table up in one line.
     A ValueError says what does not match when there is no variable to compare, or a variable is
     missing from either Dataset or has other dimensions in each.
     """
@@ -489,10 +497,17 @@ def assess(original: xr.Dataset, other: xr.Dataset, criteria: str | Criteria | M
         checks = crit.checks(m)
         rows[name] = {"tol": math.nan if tol is None else tol, "pw_rel_tol": math.nan if pw is None else pw, **m, "ratio": x.nbytes / stored[name],
                       **{f"ok_{k}": v for k, v in checks.items()},
-                      "passed": all(v is not False for v in checks.values())}
+                      "passed": all(v is not False for v in checks.values()), "failed": ", ".join(crit.failures(m))}
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.attrs["criteria"] = asdict(crit)
     return df
+
+
+def verdict(df: pd.DataFrame) -> str:
+    """One line for an :func:`assess` table: ``PASS: all N variables pass the criteria``, or ``FAIL:`` and each
+    failing variable with the criteria it fails, e.g. ``FAIL: pint (dssim 0.412 < 0.995), tke (ks_p 0.01 < 0.05)``."""
+    failed = [f"{name} ({df.loc[name, 'failed']})" for name in df.index if not df.loc[name, "passed"]]
+    return f"FAIL: {', '.join(failed)}" if failed else f"PASS: all {len(df)} variables pass the criteria"
 
 
 def _check_comparable(original: xr.Dataset, other: xr.Dataset, names: list[Hashable], default: bool) -> None:
