@@ -345,12 +345,25 @@ def _slot_fractions(slots: np.ndarray, n: int, np4: bool) -> np.ndarray:
 
 def _face_points(face: int, fa: np.ndarray, fb: np.ndarray) -> np.ndarray:
     """(len(fb), len(fa), 3) unit vectors at equiangular fractions ``fa`` (along u) and ``fb`` (along v) of
-    ``face``: c + tan(a) u + tan(b) v, normalised, the angles a, b = (fraction - 1/2) pi/2 continued past the
-    face's edges up to just below pi/2 (only faces under 10 slots wide reach that far: there they stop at u or v)."""
+    ``face``, continued past its edges onto the neighbouring faces.
+
+    On the face, with angles a, b = (fraction - 1/2) pi/2: c + tan(a) u + tan(b) v. Past an edge,
+    |a| > pi/4, the point is the neighbouring face's (centre sign(a) u), at the same angle b along the
+    shared edge and |a| - pi/4 into it: sign(a) u + cot|a| c + tan(b) v, scaled by sin|a| here (the two
+    agree on the edge, where both faces' angles along it are b). So a halo continues the grid of the
+    next face, not a gnomonic plane that squeezes it. Past a corner, where both angles are beyond,
+    c + tan(a) u + tan(b) v with the angles kept below pi/2.
+    """
     c, u, v = _FACES[face]
+    a = ((np.asarray(fa) - 0.5) * np.pi / 2)[None, :, None]
+    b = ((np.asarray(fb) - 0.5) * np.pi / 2)[:, None, None]
     top = np.pi / 2 - 1e-6
-    a, b = (np.clip((np.asarray(f) - 0.5) * np.pi / 2, -top, top) for f in (fa, fb))
-    p = c + np.tan(a)[None, :, None] * u + np.tan(b)[:, None, None] * v
+    ta, tb = np.tan(np.clip(a, -top, top)), np.tan(np.clip(b, -top, top))
+    edge = np.pi / 4 + 1e-12
+    past_a, past_b = np.abs(a) > edge, np.abs(b) > edge
+    p = np.where(past_a & ~past_b, np.cos(a) * c + np.sin(a) * u + np.abs(np.sin(a)) * tb * v,
+                 np.where(past_b & ~past_a, np.cos(b) * c + np.sin(b) * v + np.abs(np.sin(b)) * ta * u,
+                          c + ta * u + tb * v))
     return p / np.linalg.norm(p, axis=-1, keepdims=True)
 
 
@@ -358,10 +371,11 @@ def face_halo(layout: Layout, width: int) -> np.ndarray:
     """The columns of each cube face with a halo of ``width`` slots: (6, n + 2 width, n + 2 width) column indices.
 
     Entry (f, j, i) is the column at slot (j - width, i - width) of face f's n x n block of the canvas
-    (rows along v, columns along u, as in the table above). Halo slots, past the face's edges, take the
-    column nearest to the point that the face's equiangular angles reach there, continued across the
-    edge: there a 2-D window sees the neighbouring faces as they touch on the sphere, not the canvas's
-    seams. Near cube corners, where three faces meet and not four, halo slots repeat nearby columns.
+    (rows along v, columns along u, as in the table above). A halo slot, past an edge, takes the column
+    nearest to the point of the neighbouring face's grid there (:func:`_face_points`): the column itself
+    on a pg grid and on np4 GLL lines, so a 2-D window sees the neighbouring faces as they touch on the
+    sphere, not the canvas's seams. Past cube corners, where three faces meet and not four, halo slots
+    repeat nearby columns.
     The two np4 corner columns of the side column are no face's, and appear only in halos.
     ValueError unless ``layout`` is a cubed-sphere layout.
     """
