@@ -50,6 +50,9 @@ Cubed sphere (``kind="cubed-sphere"``)
     right of the canvas, rows 0 and 1, so np4 canvases are (2n, 3n + 1). The rest of that column is
     padding.
 
+    Metrics that slide a 2-D window (DSSIM) must not see the 3 false seams: :func:`face_halo` gives
+    each face on its own, surrounded by a halo of its neighbouring faces' columns.
+
 Hilbert (``kind="hilbert"``), for any other unstructured grid (MPAS, ICON, np4 that does not fit)
     Columns are ordered along a Hilbert curve over the cylindrical equal-area plane (lon, sin lat),
     split into two squares of 180 degrees of longitude at 2^16 x 2^16 resolution (ties by lat, lon,
