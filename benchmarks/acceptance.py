@@ -10,7 +10,8 @@ the criteria alone (ZFP's error exceeds bounds below float32 resolution). Fields
 the valid points only. xdiffc codes the field as one chunk through the codec a store uses (a
 native-grid layout for ``ncol`` fields, fill values kept exactly); SZ3 and ZFP get it with
 missing points gap-filled (``xdiffc.baselines.prepare``), as in ``rate_distortion.py``. DSSIM of
-``ncol`` fields is taken on the layout's canvas for every compressor.
+``ncol`` fields on a cubed sphere is taken on each horizontal field, face by face with its neighbours'
+columns (``xdiffc.metrics.horizontal``), for every compressor.
 
 With ``--pw-rel``, xdiffc and SZ3 may also use a pointwise-relative bound ``r`` (``|y - x| <= r|x|``;
 ``xdiffc.tuning.search_pw``, r from the dtype's epsilon to 0.1): xdiffc through its ``pw_rel_tol``,

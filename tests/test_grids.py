@@ -175,3 +175,48 @@ def test_the_digest_catches_changed_coordinates():
     with pytest.raises(ValueError, match="not the one the data was written with"):
         grids.restore(attrs, lat[swapped], lon[swapped])
     assert grids.restore({}, lat, lon) is None
+
+
+@pytest.mark.parametrize("ne, kind", [(4, "pg2"), (4, "np4"), (8, "pg2")])
+def test_face_halo_continues_each_face_across_its_edges(ne, kind):
+    """Each face's block holds its own columns, each column on exactly one face (np4: but the two corners of
+    the side column); the halo around it takes the neighbouring faces' columns: across a face edge, adjacent
+    slots are columns about as far apart as inside a face (neither repeated nor far away), and a smooth
+    global field steps there as it does inside, while on the flat canvas the seam between the rows jumps."""
+    lat, lon = _shuffled(*grids.cube_points(ne, kind))
+    layout = grids.detect(lat, lon)
+    width = 5
+    halo = grids.face_halo(layout, width)
+    n = layout.shape2d[0] // 2
+    assert halo.shape == (6, n + 2 * width, n + 2 * width)
+    inner = halo[:, width:-width, width:-width]
+    perm = layout.permutation.reshape(layout.shape2d)
+    for face, (row, col) in enumerate(((0, 0), (0, 1), (0, 2), (1, 1), (1, 0), (1, 2))):
+        np.testing.assert_array_equal(inner[face], perm[row * n:(row + 1) * n, col * n:(col + 1) * n])
+    counts = np.bincount(inner.ravel(), minlength=layout.ncol)
+    corners = perm[:2, -1] if kind == "np4" else np.array([], int)
+    assert (np.delete(counts, corners) == 1).all() and (counts[corners] == 0).all()
+
+    edge = np.r_[:width, n + width:n + 2 * width]  # halo rows / columns
+    corner = np.zeros(halo.shape[1:], bool)
+    corner[np.ix_(edge, edge)] = True  # three faces meet at a cube corner, not four: those slots repeat columns
+    points = np.where(corner[..., None], np.nan, grids.unit_vectors(lat, lon)[halo])
+
+    def steps(v: np.ndarray) -> np.ndarray:
+        """Distances between adjacent slots along both canvas axes, halo corners left out."""
+        d = [np.linalg.norm(np.diff(v, axis=a), axis=-1) if v.ndim == 4 else np.abs(np.diff(v, axis=a))
+             for a in (1, 2)]
+        return np.concatenate([x[~np.isnan(x)] for x in d])
+
+    inside, everywhere = steps(points[:, width:-width, width:-width]), steps(points)
+    assert 0.99 * inside.min() < everywhere.min() and everywhere.max() < 1.01 * inside.max()
+    field = points @ np.array([0.3, -0.5, 0.8])  # smooth on the sphere
+    assert steps(field).max() < 1.01 * steps(field[:, width:-width, width:-width]).max()
+    flat = (grids.unit_vectors(lat, lon) @ np.array([0.3, -0.5, 0.8]))[perm[:, :3 * n]]
+    assert np.abs(np.diff(flat, axis=0)).max() > 2 * steps(field).max()  # the seam between the canvas rows
+
+
+def test_face_halo_needs_a_cubed_sphere():
+    lat, lon = grids.cube_points(2, "pg2")
+    with pytest.raises(ValueError, match="needs a cubed-sphere layout, not 'hilbert'"):
+        grids.face_halo(grids.detect(lat, lon, "hilbert"), 5)

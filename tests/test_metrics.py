@@ -5,10 +5,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import xarray as xr
 import pytest
 
-from xdiffc import metrics, tuning
+from xdiffc import grids, metrics, tuning
 from xdiffc.datasets import open_sample
 from xdiffc.grids import Layout
 from xdiffc.options import Options
@@ -169,6 +170,94 @@ def test_canvas_masks_layout_padding_and_skips_1d_layouts():
     assert metrics.canvas(x, np.ones_like(x, bool), (1, line)) is None
 
 
+def native_field(ne: int, kind: str, seed: int = 0, levels: int = 6):
+    """(time=2, ncol, lev) on a shuffled synthetic cubed sphere: level k is 1000 k plus a smooth horizontal
+    field, level 0 a constant (pressure above the hybrid levels). Returns the field, lat, lon, the columns'
+    unit vectors and the smooth horizontal function."""
+    lat, lon = grids.cube_points(ne, kind)
+    order = np.random.default_rng(seed).permutation(lat.size)
+    lat, lon = lat[order], lon[order]
+    p = grids.unit_vectors(lat, lon)
+
+    def horiz(k: int, phase: float = 0.0) -> np.ndarray:
+        return np.sin(3 * p[:, 0] + k + phase) * np.cos(2 * p[:, 1]) + p[:, 2]
+
+    x = np.stack([np.stack([1000.0 * k + (0 if k == 0 else 20) * horiz(k, t) for k in range(levels)], -1)
+                  for t in range(2)])
+    return x, lat, lon, horiz
+
+
+@pytest.mark.parametrize("ne, kind", [(6, "pg2"), (4, "np4")])
+def test_dssim_on_a_cubed_sphere_scores_each_horizontal_field(ne, kind):
+    """(time, ncol, lev): DSSIM is the minimum over the horizontal fields (one per time and level) scored on
+    their own, whatever the order of the columns or of the dimensions; 1 for a copy, close to 1 for a smooth
+    perturbation, lower as noise grows. Taken over (ncol, lev) slices, it was not defined (lev < 11) or
+    meant nothing."""
+    x, lat, lon, horiz = native_field(ne, kind)
+    layout = grids.detect(lat, lon)
+    native = (1, layout)
+    assert layout.kind == "cubed-sphere"
+    assert metrics.compare(x, x.copy(), native=native)["dssim"] == 1.0
+    smooth = x + 0.05 * np.stack([np.stack([horiz(k, 1.0) for k in range(x.shape[-1])], -1)] * 2)
+    rng = np.random.default_rng(1)
+    noise = rng.standard_normal(x.shape)
+    scores = [metrics.compare(x, y, native=native)["dssim"] for y in (smooth, x + 0.5 * noise, x + 2 * noise)]
+    assert 0.999 < scores[0] < 1 and scores[0] > scores[1] > scores[2] and scores[1] < 0.995
+
+    y = x + 0.5 * noise
+    whole = metrics.compare(x, y, native=native)["dssim"]
+    alone = [metrics.compare(x[t, :, k], y[t, :, k], native=(0, layout))["dssim"] for t in range(2) for k in range(6)]
+    assert all(math.isnan(alone[t * 6]) for t in range(2))  # level 0 is constant: left out
+    assert whole == np.nanmin(alone)
+    assert metrics.compare(np.swapaxes(x, 1, 2), np.swapaxes(y, 1, 2), native=(2, layout))["dssim"] == whole
+    again = np.random.default_rng(2).permutation(lat.size)  # another column order, another permutation
+    relaid = grids.detect(lat[again], lon[again])
+    assert metrics.compare(x[:, again], y[:, again], native=(1, relaid))["dssim"] == pytest.approx(whole, abs=1e-12)
+
+
+def test_constant_slices_are_left_out_of_dssim():
+    """An original slice with one value has no structure: DSSIM rescaled to its own range scored any change
+    near 0 (-0.07 to 1e-13 on E3SM pressure above the hybrid levels); it is left out, and the bound judges it."""
+    x = smooth_field((3, 24, 30))
+    x[0] = 5000.0
+    y = x.copy()
+    y[0] += np.random.default_rng(5).uniform(-1e-3, 1e-3, y[0].shape)
+    assert metrics.dssim_map(x[0], y[0])[5:-5, 5:-5].mean() < 0.1  # what ldcpy's rescaling makes of it
+    m = metrics.compare(x, y, tol=1e-3)
+    assert m["dssim"] == 1.0 and m["max_err_over_bound"] <= 1
+    assert metrics.compare(x, y, tol=1e-4)["max_err_over_bound"] > 1  # beyond the bound: the bound says so
+    flat = np.full((2, 20, 20), 3.0)
+    m = metrics.compare(flat, flat + 1e-6)
+    assert math.isnan(m["dssim"]) and metrics.Criteria().checks(m)["dssim"] is None
+
+
+def test_dssim_is_not_defined_on_hilbert_and_1d_layouts():
+    x, lat, lon, _ = native_field(2, "pg2")
+    for kind in ("hilbert", "none"):
+        layout = grids.detect(lat, lon, kind)
+        assert metrics.horizontal(x, np.ones_like(x, bool), (1, layout)) is None
+        assert math.isnan(metrics.compare(x, x + 0.1, native=(1, layout))["dssim"])
+
+
+def test_tune_keeps_hybrid_pressure_lossy_on_a_cubed_sphere():
+    """Pressure on hybrid levels, (time, ncol, lev) on ne4pg2: above the hybrid levels every column has the same
+    pressure. DSSIM scored those levels near 0 at any bound, and tune picked lossless; now it finds a lossy
+    bound whose store passes every criterion, DSSIM included and defined."""
+    lat, lon = grids.cube_points(4, "pg2")
+    p = grids.unit_vectors(lat, lon)
+    ps = 1e5 + 2000 * np.sin(3 * p[:, 0]) * np.cos(2 * p[:, 1]) - 1500 * p[:, 2] ** 2  # surface pressure
+    hyam, hybm = np.geomspace(0.001, 0.2, 72), np.r_[np.zeros(30), np.linspace(0.01, 0.8, 42)]  # as EAM's 72
+    pmid = (hyam * 1e5 + hybm * ps[:, None])[None].astype(np.float32)
+    ds = xr.Dataset({"p_mid": (("time", "ncol", "lev"), pmid)},
+                    coords={"lat": ("ncol", lat, {"units": "degrees_north"}),
+                            "lon": ("ncol", lon, {"units": "degrees_east"})})
+    found = tuning.suggest_tol(ds, variables=["p_mid"], iterations=4)
+    row = found.table.loc["p_mid"]
+    assert row["kind"] != "lossless" and row["ratio"] > 2 and 0.995 <= row["dssim"] < 1
+    checked = ds.gcdtc.assess(ds.gcdtc.roundtrip(**found.kwargs))
+    assert checked.loc["p_mid", "passed"] and checked.loc["p_mid", "dssim"] >= 0.995
+
+
 def test_missing_points_are_ignored():
     x = smooth_field()
     y = x + 0.001
@@ -191,6 +280,18 @@ def test_criteria():
         metrics.resolve_criteria("strict")
     with pytest.raises(ValueError, match="pcc"):
         metrics.resolve_criteria({"pcc": 0.9})
+
+
+def test_failures_and_verdict_name_each_failing_criterion():
+    crit = metrics.Criteria()
+    m = dict(pcc=0.9999, ks_p=0.5, spre_pct=12.5, dssim=0.41234, max_err_over_bound=1.5)
+    assert crit.failures(m) == ["pcc 0.9999 < 0.99999", "spre_pct 12.5 > 5", "dssim 0.4123 < 0.995",
+                                "max_err_over_bound 1.5 > 1"]
+    assert crit.failures(dict(m, pcc=1.0, spre_pct=math.nan, dssim=math.nan, max_err_over_bound=0.5)) == []
+    df = pd.DataFrame({"passed": [True, False, False], "failed": ["", "dssim 0.4123 < 0.995", "ks_p 0.01 < 0.05"]},
+                      index=["T", "pint", "tke"])
+    assert metrics.verdict(df) == "FAIL: pint (dssim 0.4123 < 0.995), tke (ks_p 0.01 < 0.05)"
+    assert metrics.verdict(df.iloc[:1]) == "PASS: all 1 variables pass the criteria"
 
 
 def test_assess_a_roundtrip(trefht):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import re
 
 import matplotlib.image
@@ -19,6 +20,11 @@ SMALL = {"trefht": dict(time=slice(0, 2)), "tos": dict(nlat=slice(100, 228), nlo
 def small(name: str):
     ds = open_sample(name).isel(SMALL[name])
     return ds[["TS", "lat", "lon"]] if name == "camse_ts" else ds
+
+
+#: The verdict line on TREFHT coded too loosely: each failed criterion, its value and its threshold.
+_CRITERION = r"(?:(?:pcc|ks_p|dssim) [-+\d.e]+ < [-+\d.e]+|spre_pct [-+\d.e]+ > [-+\d.e]+)"
+FAILED_TREFHT = rf"FAIL: TREFHT \({_CRITERION}(?:, {_CRITERION})*\)"
 
 
 def headline(index) -> str:
@@ -56,6 +62,8 @@ def test_report_verdict_follows_the_criteria(tmp_path):
     bad = report.build(ds, ds.gcdtc.roundtrip(rel_tol=1e-2), tmp_path / "bad", compressors=("xdiffc",), sample=4096)
     assert good.passed and headline(good.index) == "PASS"
     assert bad.failed == ["TREFHT"] and headline(bad.index) == "FAIL"
+    assert re.fullmatch(FAILED_TREFHT, bad.verdict)  # the failing criteria are named, with values and thresholds
+    assert html.escape(bad.verdict.removeprefix("FAIL: ")) in bad.index.read_text(encoding="utf-8")
 
 
 def test_cli_assess_report_tune(tmp_path, capsys):
@@ -68,12 +76,12 @@ def test_cli_assess_report_tune(tmp_path, capsys):
     assert main(["assess", str(original), str(good)]) == 0
     assert "PASS" in capsys.readouterr().out
     assert main(["assess", str(original), str(bad)]) == 1
-    assert "FAIL: TREFHT" in capsys.readouterr().out
+    assert re.fullmatch(FAILED_TREFHT, capsys.readouterr().out.splitlines()[-1])
     assert main(["assess", str(original), str(bad), "--spre-max", "100", "--dssim-min", "0.5",
                  "--pcc-min", "0.99", "--ks-p-min", "0"]) == 0
     capsys.readouterr()
     assert main(["report", str(original), str(bad), "-o", str(tmp_path / "rep"), "--sample", "4096"]) == 1
-    assert capsys.readouterr().out.splitlines()[-1] == "FAIL: TREFHT"
+    assert re.fullmatch(FAILED_TREFHT, capsys.readouterr().out.splitlines()[-1])
     index = tmp_path / "rep" / "index.html"
     assert headline(index) == "FAIL"
     assert all((tmp_path / "rep" / src).is_file() for src in linked_images(index))

@@ -151,10 +151,13 @@ def test_tune_a_multivariable_file():
             assert found[name] == 0
         elif row["sample_values"] > 1:
             assert row["binding"]  # a looser bound was tried and failed
-    assert table.loc["pmid", "kind"] == "lossless"  # hybrid levels repeat exactly: any error fails the KS test
+    # pressure above the hybrid levels is one value per level: DSSIM leaves those levels out (it scored them
+    # near 0 at any bound, and pmid was kept lossless), the KS test keeps passing at a pointwise-relative bound
+    assert table.loc["pmid", "kind"] != "lossless" and table.loc["pmid", "dssim"] >= 0.995
     out = ds.gcdtc.roundtrip(**found.kwargs)
     report = ds.gcdtc.assess(out)
     assert report["passed"].all(), report.T
+    assert report["dssim"].between(0.995, 1).all()  # defined on every variable: the ne4pg2 horizontal fields
 
 
 def test_cli_defaults_are_the_modules():

@@ -46,15 +46,14 @@ def _criteria(args: argparse.Namespace) -> dict[str, float]:
 def _assess(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from .metrics import assess
+    from .metrics import assess, verdict
     from .report import open_dataset
 
     table = assess(open_dataset(args.original), open_dataset(args.store), _criteria(args), args.variable)
     with pd.option_context("display.width", 200, "display.max_columns", None):
-        print(table.drop(columns=[c for c in table.columns if c.startswith("ok_")]).T)
-    failed = [str(n) for n in table.index if not table.loc[n, "passed"]]
-    print(f"FAIL: {', '.join(failed)}" if failed else f"PASS: all {len(table)} variables pass the criteria")
-    return EXIT_FAILED if failed else EXIT_OK
+        print(table.drop(columns=[c for c in table.columns if c.startswith("ok_") or c == "failed"]).T)
+    print(verdict(table))
+    return EXIT_OK if table["passed"].all() else EXIT_FAILED
 
 
 def _report(args: argparse.Namespace) -> int:
@@ -63,7 +62,7 @@ def _report(args: argparse.Namespace) -> int:
     page = build(open_dataset(args.original), open_dataset(args.store), args.output, _criteria(args),
                  args.variable, sample=args.sample)
     print(f"report written to {page.index}")
-    print(f"FAIL: {', '.join(page.failed)}" if page.failed else "PASS: every variable passes the criteria")
+    print(page.verdict)
     return EXIT_OK if page.passed else EXIT_FAILED
 
 

@@ -50,6 +50,9 @@ Cubed sphere (``kind="cubed-sphere"``)
     right of the canvas, rows 0 and 1, so np4 canvases are (2n, 3n + 1). The rest of that column is
     padding.
 
+    Metrics that slide a 2-D window (DSSIM) must not see the 3 false seams: :func:`face_halo` gives
+    each face on its own, surrounded by a halo of its neighbouring faces' columns.
+
 Hilbert (``kind="hilbert"``), for any other unstructured grid (MPAS, ICON, np4 that does not fit)
     Columns are ordered along a Hilbert curve over the cylindrical equal-area plane (lon, sin lat),
     split into two squares of 180 degrees of longitude at 2^16 x 2^16 resolution (ties by lat, lon,
@@ -328,6 +331,81 @@ def _cube_layout(lat: np.ndarray, lon: np.ndarray) -> Layout:
     if left.size:
         perm[:2, -1] = left[np.lexsort((lon[left], lat[left]))][::-1]
     return Layout("cubed-sphere", ncol, perm.shape, perm.ravel())
+
+
+def _slot_fractions(slots: np.ndarray, n: int, np4: bool) -> np.ndarray:
+    """Fractions of a face (0 to 1 on it, continued past its edges) at canvas slot indices ``slots``.
+
+    Cell centres: (s + 0.5) / n. np4: GLL line s of the face's 3 ne lines (``slots`` already
+    shifted by :data:`_NP4_KEEP`), at its element's GLL node.
+    """
+    if not np4:
+        return (slots + 0.5) / n
+    ne = n // 3
+    e, q = np.divmod(slots, 3)
+    return (e + (1 + GLL4[q]) / 2) / ne
+
+
+def _face_points(face: int, fa: np.ndarray, fb: np.ndarray) -> np.ndarray:
+    """(len(fb), len(fa), 3) unit vectors at equiangular fractions ``fa`` (along u) and ``fb`` (along v) of
+    ``face``, continued past its edges onto the neighbouring faces.
+
+    On the face, with angles a, b = (fraction - 1/2) pi/2: c + tan(a) u + tan(b) v. Past an edge,
+    |a| > pi/4, the point is the neighbouring face's (centre sign(a) u), at the same angle b along the
+    shared edge and |a| - pi/4 into it: sign(a) u + cot|a| c + tan(b) v, scaled by sin|a| here (the two
+    agree on the edge, where both faces' angles along it are b). So a halo continues the grid of the
+    next face, not a gnomonic plane that squeezes it. Past a corner, where both angles are beyond,
+    c + tan(a) u + tan(b) v with the angles kept below pi/2.
+    """
+    c, u, v = _FACES[face]
+    a = ((np.asarray(fa) - 0.5) * np.pi / 2)[None, :, None]
+    b = ((np.asarray(fb) - 0.5) * np.pi / 2)[:, None, None]
+    top = np.pi / 2 - 1e-6
+    ta, tb = np.tan(np.clip(a, -top, top)), np.tan(np.clip(b, -top, top))
+    edge = np.pi / 4 + 1e-12
+    past_a, past_b = np.abs(a) > edge, np.abs(b) > edge
+    p = np.where(past_a & ~past_b, np.cos(a) * c + np.sin(a) * u + np.abs(np.sin(a)) * tb * v,
+                 np.where(past_b & ~past_a, np.cos(b) * c + np.sin(b) * v + np.abs(np.sin(b)) * ta * u,
+                          c + ta * u + tb * v))
+    return p / np.linalg.norm(p, axis=-1, keepdims=True)
+
+
+def face_halo(layout: Layout, width: int) -> np.ndarray:
+    """The columns of each cube face with a halo of ``width`` slots: (6, n + 2 width, n + 2 width) column indices.
+
+    Entry (f, j, i) is the column at slot (j - width, i - width) of face f's n x n block of the canvas
+    (rows along v, columns along u, as in the table above). A halo slot, past an edge, takes the column
+    nearest to the point of the neighbouring face's grid there (:func:`_face_points`): the column itself
+    on a pg grid and on np4 GLL lines, so a 2-D window sees the neighbouring faces as they touch on the
+    sphere, not the canvas's seams. Past cube corners, where three faces meet and not four, halo slots
+    repeat nearby columns.
+    The two np4 corner columns of the side column are no face's, and appear only in halos.
+    ValueError unless ``layout`` is a cubed-sphere layout.
+    """
+    from scipy.spatial import cKDTree
+
+    if layout.kind != "cubed-sphere":
+        raise ValueError(f"a face halo needs a cubed-sphere layout, not {layout.kind!r}")
+    perm = layout.permutation.reshape(layout.shape2d)
+    n = layout.shape2d[0] // 2
+    np4 = layout.shape2d[1] == 3 * n + 1
+    span = np.arange(-width, n + width)
+    points, own = [], []
+    for face in range(6):
+        ki, kj = _NP4_KEEP[face] if np4 else (0, 0)
+        points.append(_face_points(face, _slot_fractions(span + ki, n, np4), _slot_fractions(span + kj, n, np4)))
+        row, col = _BLOCKS[face][0] * n, _BLOCKS[face][1] * n
+        own.append(perm[row:row + n, col:col + n])
+    pts = np.stack(points)
+    home = pts[:, width:width + n, width:width + n].reshape(-1, 3)
+    columns = np.stack(own).ravel()
+    if np4:  # the two cube corners no face owns: in the side column, the northern one first
+        corners = np.array([[x, y, z] for x in (-1, 1) for y in (-1, 1) for z in (-1, 1)]) / math.sqrt(3.0)
+        unowned = corners[cKDTree(home).query(corners)[0] > 1e-9]
+        home = np.concatenate([home, unowned[np.argsort(-unowned[:, 2])]])
+        columns = np.concatenate([columns, perm[:2, -1]])
+    nearest = cKDTree(home).query(pts.reshape(-1, 3))[1]
+    return columns[nearest].reshape(pts.shape[:3])
 
 
 def _hilbert_d(x: np.ndarray, y: np.ndarray, bits: int) -> np.ndarray:

@@ -24,14 +24,19 @@ Multi-slice fields. ldcpy's ``check_metrics`` is applied to one 2-D (lat, lon) s
 field with more slices, Pearson, KS and the spatial relative error here pool every valid
 point of the field (ldcpy's global definitions, ``aggregate_dims=None``), and DSSIM is the
 minimum of the per-slice means (ldcpy's rule over levels). On a single slice both agree with
-ldcpy. DSSIM needs 2-D slices: the last two dimensions of a gridded field, or, on an
-unstructured grid, the 2-D canvas of its :mod:`xdiffc.grids` layout (padding slots masked).
-It is not defined (NaN, and its criterion not applied) for 1-D data, for Hilbert-curve
-layouts (1-D canvases), and for slices smaller than the 11 x 11 window.
+ldcpy. DSSIM needs horizontal slices (:func:`horizontal`): the last two dimensions of a gridded
+field, or, on an E3SM cubed sphere (time, ncol, lev), each horizontal field over ``ncol`` (one
+per time and level), scored face by face with the neighbouring faces' columns as a halo. It is
+not defined (NaN, and its criterion not applied) for 1-D data, for Hilbert-curve and 1-D
+layouts (MPAS, ICON, columns without lat/lon), and for slices smaller than the 11 x 11 window.
+A slice whose original holds a single value (pressure above the hybrid levels, a well-mixed gas)
+is left out of DSSIM: it has no structure, and ldcpy's rescaling to the slice's own range would
+score any change of it, however far below the bound, near 0.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Callable, Hashable, Mapping
@@ -45,6 +50,7 @@ import xarray as xr
 from .spectra import radial_spectrum, relative_l2, spectral_error  # noqa: F401  (re-exported)
 from scipy import ndimage, stats
 
+from . import grids
 from .grids import Layout
 from .masking import special_mask
 from .options import Options
@@ -88,6 +94,12 @@ class Criteria:
     def passes(self, m: Mapping[str, float]) -> bool:
         """True when no applicable criterion fails."""
         return all(ok is not False for ok in self.checks(m).values())
+
+    def failures(self, m: Mapping[str, float]) -> list[str]:
+        """Each criterion that ``m`` fails, with its value and threshold, e.g. ``"dssim 0.412 < 0.995"``."""
+        limits = {"pcc": ("<", self.pcc_min), "ks_p": ("<", self.ks_p_min), "spre_pct": (">", self.spre_max_pct),
+                  "dssim": ("<", self.dssim_min), "max_err_over_bound": (">", 1.0)}
+        return [f"{k} {m[k]:.4g} {limits[k][0]} {limits[k][1]:g}" for k, ok in self.checks(m).items() if ok is False]
 
 
 #: Named criteria sets for ``criteria=``.
@@ -198,11 +210,13 @@ def _filter(a: np.ndarray, g: np.ndarray) -> np.ndarray:
     return ndimage.correlate1d(ndimage.correlate1d(a, g, axis=-2, mode="constant"), g, axis=-1, mode="constant")
 
 
-def dssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """ldcpy's data SSIM (``ssim_value_fp_fast``) at each point of 2-D slices, border not yet cropped.
+def dssim_map(a: np.ndarray, b: np.ndarray, slice_ndim: int = 2) -> np.ndarray:
+    """ldcpy's data SSIM (``ssim_value_fp_fast``) at each point of slices, border not yet cropped.
 
-    The slices are the last two dimensions (leading ones stack slices, each treated on its own).
-    NaN marks points that are not data; they stay NaN. Steps, per slice:
+    A slice is the last ``slice_ndim`` dimensions (2: one image; 3: a stack of images, such as the six
+    faces of a cubed sphere, that form one horizontal field); leading ones stack slices, each treated
+    on its own. The window moves over the last two dimensions. NaN marks points that are not data;
+    they stay NaN. Steps, per slice:
     1. rescale both to [0, 1] over their joint range: s = (v - min) / (max - min); a constant slice
        is divided by its max instead (left as it is if that is 0);
     2. quantise to 256 levels: s = round(255 s) / 255;
@@ -213,11 +227,12 @@ def dssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
        var = E[a^2] - mu^2, cov = E[ab] - mu_a mu_b, C1 = C2 = 1e-8.
     """
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    axes = tuple(range(-slice_ndim, 0))
     nan_a, nan_b = np.isnan(a), np.isnan(b)
     nan = nan_a | nan_b
     # joint bounds of each slice's data, as nanmin/nanmax without their warning (a slice without data stays NaN)
-    lo = np.minimum(np.where(nan_a, np.inf, a), np.where(nan_b, np.inf, b)).min(axis=(-2, -1), keepdims=True)
-    hi = np.maximum(np.where(nan_a, -np.inf, a), np.where(nan_b, -np.inf, b)).max(axis=(-2, -1), keepdims=True)
+    lo = np.minimum(np.where(nan_a, np.inf, a), np.where(nan_b, np.inf, b)).min(axis=axes, keepdims=True)
+    hi = np.maximum(np.where(nan_a, -np.inf, a), np.where(nan_b, -np.inf, b)).max(axis=axes, keepdims=True)
     ranged = hi > lo
     shift = np.where(ranged, lo, 0.0)
     scale = np.where(ranged, hi - lo, np.where(hi != 0, hi, 1.0))
@@ -242,30 +257,77 @@ def dssim_map(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 DSSIM_BATCH = 1 << 20
 
 
-def dssim(a: np.ndarray, b: np.ndarray) -> float:
-    """DSSIM of fields whose last two dimensions are the 2-D slices (NaN = not data).
+def dssim(a: np.ndarray, b: np.ndarray, slice_ndim: int = 2) -> float:
+    """DSSIM of an original ``a`` and its reconstruction ``b`` whose last ``slice_ndim`` dimensions are the slices
+    (NaN = not data; see :func:`dssim_map`).
 
-    Per slice: the mean of :func:`dssim_map` over the valid points left after cropping a
-    5-point border; over slices: the minimum. NaN where no slice has a valid point left.
+    Per slice: the mean of :func:`dssim_map` over the valid points left after cropping a 5-point
+    border from the last two dimensions; over slices: the minimum. A slice where ``a`` holds one
+    value only (a pressure level above the hybrid levels, a constant gas) has no structure to compare,
+    and an error far below the bound would score near 0 on it: it is left out, and the bound judges it.
+    NaN where no slice is left.
     """
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a.ndim < 2:
+    if a.ndim < max(slice_ndim, 2):
         return math.nan
     k = DSSIM_CROP
-    a, b = a.reshape(-1, *a.shape[-2:]), b.reshape(-1, *b.shape[-2:])
-    data = np.flatnonzero(~np.isnan(a).all(axis=(1, 2)))
+    shape = a.shape[-slice_ndim:]
+    a, b = a.reshape(-1, *shape), b.reshape(-1, *shape)
+    axes = tuple(range(1, slice_ndim + 1))
+    nan = np.isnan(a)
+    varied = np.where(nan, -np.inf, a).max(axis=axes) > np.where(nan, np.inf, a).min(axis=axes)
+    data = np.flatnonzero(varied)
     step = max(1, DSSIM_BATCH // max(1, a[0].size))
     means = []
     for i in range(0, data.size, step):
         pick = data[i : i + step]
-        for core in dssim_map(a[pick], b[pick])[:, k:-k, k:-k]:
+        for core in dssim_map(a[pick], b[pick], slice_ndim)[..., k:-k, k:-k]:
             if np.isfinite(core).any():
                 means.append(float(np.nanmean(core)))
     return min(means) if means else math.nan
 
 
+class _ByDigest:
+    """A layout as a cache key: layouts with the same sha256 are the same map."""
+
+    def __init__(self, layout: Layout):
+        self.layout = layout
+
+    def __hash__(self) -> int:
+        return hash(self.layout.digest)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _ByDigest) and other.layout.digest == self.layout.digest
+
+
+@functools.lru_cache(maxsize=8)
+def _halo(key: _ByDigest) -> np.ndarray:
+    return grids.face_halo(key.layout, DSSIM_CROP)
+
+
+def horizontal(x: np.ndarray, valid: np.ndarray,
+               native: tuple[int, Layout] | None = None) -> tuple[np.ndarray, int] | None:
+    """``x`` as float64 horizontal fields for DSSIM, NaN where not valid: (array, slice_ndim) for
+    :func:`dssim`, or None where DSSIM is not defined.
+
+    Gridded data: the last two dimensions are a slice. Columns of a cubed sphere (``native`` =
+    (column axis, layout)): each horizontal field (every index of the other dimensions, levels
+    included) is one slice of the six faces, each with a halo of the 5 columns beyond its edges
+    (:func:`xdiffc.grids.face_halo`), as the last three dimensions (6, n + 10, n + 10); the crop of
+    :func:`dssim` removes the halo exactly, so every column is scored once, with the neighbours it
+    has on the sphere. Hilbert and 1-D layouts: None (no 2-D neighbourhood).
+    """
+    data = np.where(valid, np.asarray(x, np.float64), np.nan)
+    if native is None:
+        return (data, 2) if data.ndim >= 2 else None
+    axis, layout = native
+    if layout.kind != "cubed-sphere":
+        return None
+    return np.moveaxis(data, axis, -1)[..., _halo(_ByDigest(layout))], 3
+
+
 def canvas(x: np.ndarray, valid: np.ndarray, native: tuple[int, Layout] | None = None) -> np.ndarray | None:
-    """``x`` as float64 2-D slices for DSSIM, NaN where not valid; None where DSSIM is not defined.
+    """``x`` as float64 2-D slices for the spectral error, NaN where not valid; None where it is not defined.
 
     Gridded data: the last two dimensions. Columns of an unstructured grid (``native`` =
     (column axis, layout)): the layout's 2-D canvas, as the last two dimensions, with its
@@ -288,7 +350,7 @@ def compare_blocks(blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], boun
     """Every metric of reconstructions ``y`` against originals ``x``, over blocks ``(x, y, valid)`` pooled.
 
     Pearson, KS, spatial relative error, max error, NRMSE and PSNR pool the valid points of all
-    blocks; DSSIM is the minimum over all 2-D slices of all blocks, and the spectral error the
+    blocks; DSSIM is the minimum over all horizontal slices of all blocks, and the spectral error the
     mean over blocks of :func:`spectral_error` on their 2-D slices (``spectral=False`` leaves it
     NaN: it is no criterion, and a search need not pay for it). Keys: ``pcc``, ``ks_d``,
     ``ks_p``, ``spre_pct``, ``dssim``, ``spectral_err``, ``max_abs_err``, ``max_err_over_bound``
@@ -314,17 +376,17 @@ def compare_blocks(blocks: list[tuple[np.ndarray, np.ndarray, np.ndarray]], boun
     m["ks_d"], m["ks_p"] = ks_test(xs, ys)
     if enough is not None and enough(m):
         return m
-    grids = [(canvas(x, v, native), canvas(y, v, native)) for x, y, v in blocks]
-    finite = [s for s in (dssim(a, b) for a, b in grids if a is not None) if not math.isnan(s)]
+    fields_ = [(horizontal(x, v, native), horizontal(y, v, native)) for x, y, v in blocks]
+    finite = [s for s in (dssim(a[0], b[0], a[1]) for a, b in fields_ if a is not None) if not math.isnan(s)]
     m["dssim"] = min(finite) if finite else math.nan
     if spectral:
-        m["spectral_err"] = _spectral(grids)
+        m["spectral_err"] = _spectral([(canvas(x, v, native), canvas(y, v, native)) for x, y, v in blocks])
     return m
 
 
-def _spectral(grids: list[tuple[np.ndarray | None, np.ndarray | None]]) -> float:
+def _spectral(canvases: list[tuple[np.ndarray | None, np.ndarray | None]]) -> float:
     """Mean spectral error over the blocks' 2-D slices that have a valid point (NaN where none do)."""
-    errs = [spectral_error(a, b) for a, b in grids
+    errs = [spectral_error(a, b) for a, b in canvases
             if a is not None and np.isfinite(a).reshape(-1, *a.shape[-2:]).any(axis=(1, 2)).all()]
     return float(np.mean(errs)) if errs else math.nan
 
@@ -423,7 +485,9 @@ def assess(original: xr.Dataset, other: xr.Dataset, criteria: str | Criteria | M
     ``variables`` default to those xdiffc wrote lossily (``xdiffc_tol`` or ``xdiffc_nrmse`` in their attrs). Columns: ``tol``, the keys of
     :func:`compare_blocks`, ``ratio`` (bytes in memory over bytes in ``other.encoding["source"]``,
     NaN without a store), one ``ok_<metric>`` column per criterion (True, False, or None where
-    not applicable) and ``passed``. The criteria used are in ``df.attrs["criteria"]``.
+    not applicable), ``passed`` and ``failed`` (the criteria failed, with values and thresholds, as
+    :meth:`Criteria.failures`; "" where none). The criteria used are in ``df.attrs["criteria"]``;
+    :func:`verdict` sums the table up in one line.
     A ValueError says what does not match when there is no variable to compare, or a variable is
     missing from either Dataset or has other dimensions in each.
     """
@@ -440,10 +504,17 @@ def assess(original: xr.Dataset, other: xr.Dataset, criteria: str | Criteria | M
         checks = crit.checks(m)
         rows[name] = {**_bound_columns(bound), **m, "ratio": x.nbytes / stored[name],
                       **{f"ok_{k}": v for k, v in checks.items()},
-                      "passed": all(v is not False for v in checks.values())}
+                      "passed": all(v is not False for v in checks.values()), "failed": ", ".join(crit.failures(m))}
     df = pd.DataFrame.from_dict(rows, orient="index")
     df.attrs["criteria"] = asdict(crit)
     return df
+
+
+def verdict(df: pd.DataFrame) -> str:
+    """One line for an :func:`assess` table: ``PASS: all N variables pass the criteria``, or ``FAIL:`` and each
+    failing variable with the criteria it fails, e.g. ``FAIL: pint (dssim 0.412 < 0.995), tke (ks_p 0.01 < 0.05)``."""
+    failed = [f"{name} ({df.loc[name, 'failed']})" for name in df.index if not df.loc[name, "passed"]]
+    return f"FAIL: {', '.join(failed)}" if failed else f"PASS: all {len(df)} variables pass the criteria"
 
 
 def _check_comparable(original: xr.Dataset, other: xr.Dataset, names: list[Hashable], default: bool) -> None:

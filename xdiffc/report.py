@@ -50,10 +50,12 @@ img{max-width:100%;border:1px solid #eee;margin:.3em 0}figure{margin:1em 0}figca
 
 @dataclass(frozen=True)
 class Page:
-    """A written report: its ``index.html``, and the variables that fail the criteria (its headline verdict)."""
+    """A written report: its ``index.html``, the variables that fail the criteria, and its verdict in one line
+    (:func:`xdiffc.metrics.verdict`: each failing variable with the criteria it fails)."""
 
     index: Path
     failed: list[str]
+    verdict: str
 
     @property
     def passed(self) -> bool:
@@ -261,9 +263,10 @@ def build(original: xr.Dataset, other: xr.Dataset, out_dir: str | Path,
             f"of chunks (at most {sample} values), for {', '.join(TITLES.get(c, c) for c in compressors)}."
             f"</figcaption></figure>")
     failed = [str(n) for n in df.index if not df.loc[n, "passed"]]
-    verdict = (f'<p class="verdict pass">PASS: all {len(df)} variables pass the criteria.</p>' if not failed else
+    line = metrics.verdict(df)
+    verdict = (f'<p class="verdict pass">{html.escape(line)}.</p>' if not failed else
                f'<p class="verdict fail">FAIL: {len(failed)} of {len(df)} variables fail: '
-               f'{html.escape(", ".join(failed))}.</p>')
+               f'{html.escape(line.removeprefix("FAIL: "))}.</p>')
     when = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
             f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>{verdict}"
@@ -273,7 +276,7 @@ def build(original: xr.Dataset, other: xr.Dataset, out_dir: str | Path,
             f"ratio = bytes in memory / bytes stored (n/a without a store).</small></p></body></html>")
     index = out / "index.html"
     index.write_text(page, encoding="utf-8")
-    return Page(index, failed)
+    return Page(index, failed, line)
 
 
 def open_dataset(paths: str | Path | Sequence[str | Path]) -> xr.Dataset:
