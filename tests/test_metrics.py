@@ -223,9 +223,9 @@ def test_constant_slices_are_left_out_of_dssim():
     y = x.copy()
     y[0] += np.random.default_rng(5).uniform(-1e-3, 1e-3, y[0].shape)
     assert metrics.dssim_map(x[0], y[0])[5:-5, 5:-5].mean() < 0.1  # what ldcpy's rescaling makes of it
-    m = metrics.compare(x, y, tol=1e-3)
+    m = metrics.compare(x, y, bound=Options(tol=1e-3))
     assert m["dssim"] == 1.0 and m["max_err_over_bound"] <= 1
-    assert metrics.compare(x, y, tol=1e-4)["max_err_over_bound"] > 1  # beyond the bound: the bound says so
+    assert metrics.compare(x, y, bound=Options(tol=1e-4))["max_err_over_bound"] > 1  # beyond the bound: the bound says so
     flat = np.full((2, 20, 20), 3.0)
     m = metrics.compare(flat, flat + 1e-6)
     assert math.isnan(m["dssim"]) and metrics.Criteria().checks(m)["dssim"] is None
