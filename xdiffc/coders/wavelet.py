@@ -199,7 +199,7 @@ def _apply(y, idx, ks, bin_):
 @kernel
 def _correction_bytes(idx, ks):
     out = np.empty(20 * idx.size, np.uint8)
-    at, prev = 0, -1
+    at, prev = np.int64(0), np.int64(-1)  # int64, not literals: one compilation of put_varint
     for j in range(idx.size):
         at = put_varint(out, at, idx[j] - prev - 1)
         prev = idx[j]

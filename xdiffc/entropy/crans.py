@@ -140,14 +140,14 @@ def _compact_raw(counts, sym_of):
             total += counts[m, k] > 0
     head = np.empty(3 * n_models + 3 * total + 1, np.uint8)
     codes = np.empty(total, np.uint8)
-    at, n = 0, 0
+    at, n = np.int64(0), 0  # int64, not the literal 0: one compilation of put_varint
     for m in range(n_models):
-        k_used = 0
+        k_used = np.int64(0)
         for k in range(width):
             k_used += counts[m, k] > 0
         at = put_varint(head, at, k_used)
     for m in range(n_models):
-        prev = 0
+        prev = np.int64(0)
         for k in range(width):
             c = counts[m, k]
             if c > 0:

@@ -110,14 +110,14 @@ def merged_bits(ptr, sym, cnt, tot, rows, n_rows, acc, seen):
 
     ``acc`` (zeros, one slot per symbol) and ``seen`` are scratch; ``acc`` is zero again on return.
     """
-    total = 0
+    total = np.int64(0)  # int64, not the literal 0: one compilation of _row_bits
     for i in range(n_rows):
         total += tot[rows[i]]
     if n_rows == 1:  # one row is already in symbol order
         return _row_bits(cnt, ptr[rows[0]], ptr[rows[0] + 1], total)
     if total == 0:
         return 8.0 * TABLE_MODEL_BYTES
-    m, lo, hi = 0, acc.size, -1
+    m, lo, hi = np.int64(0), acc.size, -1  # m: not the literal 0 (one compilation of _heap_sort)
     for i in range(n_rows):
         for j in range(ptr[rows[i]], ptr[rows[i] + 1]):
             s = sym[j]
@@ -134,10 +134,34 @@ def merged_bits(ptr, sym, cnt, tot, rows, n_rows, acc, seen):
                 ent -= _xlog2(c, _XLOG)
                 acc[s] = 0
     else:  # sparse: sort the symbols seen
-        for s in np.sort(seen[:m]):
+        _heap_sort(seen, m)
+        for s in seen[:m]:
             ent -= _xlog2(acc[s], _XLOG)
             acc[s] = 0
     return ent + 8.0 * (TABLE_MODEL_BYTES + TABLE_SYMBOL_BYTES * m)
+
+
+@kernel
+def _heap_sort(a, n):
+    """Sort ``a[:n]`` in place, ascending (numba's ``np.sort`` would compile a quicksort for about 2 s on the first
+    call; the sparse tables sort a few symbols)."""
+    for root in range(n // 2 - 1, -1, -1):
+        _sift_down(a, root, n)
+    for end in range(n - 1, 0, -1):
+        a[0], a[end] = a[end], a[0]
+        _sift_down(a, np.int64(0), end)
+
+
+@kernel
+def _sift_down(a, root, n):
+    child = 2 * root + 1
+    while child < n:
+        if child + 1 < n and a[child] < a[child + 1]:
+            child += 1
+        if a[root] >= a[child]:
+            return
+        a[root], a[child] = a[child], a[root]
+        root, child = child, 2 * child + 1
 
 
 @kernel
@@ -146,7 +170,7 @@ def _block_bits(table, n_lv, s, e, lo, hi, scratch):
     ``table`` (:func:`rows_of`); ``scratch`` = (rows, acc, seen) of :func:`merged_bits`."""
     ptr, sym, cnt, tot = table
     rows, acc, seen = scratch
-    n = 0
+    n = np.int64(0)  # not the literal 0: one compilation of merged_bits
     for c in range(s, e):
         for lv in range(lo, hi + 1):
             rows[n] = c * n_lv + lv
@@ -166,7 +190,7 @@ def choose_grouping(syms, cls, pass_start, plevel, levels, n_cls, width, max_gro
     """
     n_lv = levels + 1
     first = pass_start[0]
-    keys = np.empty(pass_start[-1] - first, np.int32)  # row c * n_lv + level
+    keys = np.empty(pass_start[-1] - first, np.uint16)  # row c * n_lv + level (< 2**16; uint16 as folded_bits' contexts: one rows_of)
     for p in range(pass_start.size - 1):
         for j in range(pass_start[p], pass_start[p + 1]):
             keys[j - first] = cls[j] * n_lv + plevel[p]
@@ -268,14 +292,14 @@ def folded_bits(syms, ctx, width, n_gc, kmax, ks):
                 out[t] += 0.0 + merged_bits(ptr, sym, cnt, tot, rows, pmax, acc, seen)
                 continue
             bits = single[base]  # bucket 0
-            n = 0
+            n = np.int64(0)
             for b in range(1, kmax + 2 - k):  # the low edge: buckets clamped to -k
                 rows[n] = base + b
                 n += 1
             bits += merged_bits(ptr, sym, cnt, tot, rows, n, acc, seen)
             for b in range(kmax + 2 - k, kmax + 1 + k):  # -k < offset < k: alone
                 bits += single[base + b]
-            n = 0
+            n = np.int64(0)
             for b in range(kmax + 1 + k, pmax):  # the high edge: clamped to k
                 rows[n] = base + b
                 n += 1

@@ -27,7 +27,7 @@ def histogram_bytes(nz: np.ndarray, counts: np.ndarray) -> bytes:
 @kernel
 def _pairs_bytes(nz, counts):
     out = np.empty(20 * nz.size, np.uint8)
-    at, prev = 0, 0
+    at, prev = np.int64(0), np.int64(0)  # int64, not the literal 0: one compilation of put_varint
     for i in range(nz.size):
         at = put_varint(out, at, nz[i] - prev)
         at = put_varint(out, at, counts[i])
