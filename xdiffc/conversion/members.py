@@ -40,6 +40,7 @@ The store records the member dimension in its root attribute :data:`MEMBER_ATTR`
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Hashable, Iterable, Sequence
 from pathlib import Path
 
@@ -145,7 +146,8 @@ def _stem(group: Sequence[str]) -> str:
     if len(names) == 1:
         name = names[0]
         return name[: -len(Path(name).suffix)] if Path(name).suffix else name
-    return os.path.commonprefix(names).rstrip("._- ")
+    parts = [re.split(r"([._-])", name) for name in names]  # whole words: tas_r1.1850, tas_r1.1900 -> tas_r1
+    return "".join(os.path.commonprefix(parts)).rstrip("._-")
 
 
 def _folder(group: Sequence[str]) -> str:
