@@ -206,7 +206,8 @@ def _check_times(times: Mapping[str, pd.Index]) -> None:
                 shared = len(index.intersection(times[other]))
                 raise ValueError(f"inputs {other!r} and {path!r} share {shared} time value(s) (the first: {t}), and "
                                  f"files are combined along time, where each time may appear once. Ensemble members "
-                                 f"or other runs of the same period: convert each into its own store")
+                                 f"or other runs of the same period: stack them with member_dim (--member-dim "
+                                 f"NAME), one member per argument, or convert each into its own store")
 
 
 def open_along_time(paths: Sequence[str], is_zarr: bool, times: str) -> xr.Dataset:
