@@ -20,9 +20,9 @@ archive climatology work along it), so time must come first. CF recommends the o
 (further dimensions to the left of time). ``ds.transpose("member", ...)`` is lazy, so a reader
 who wants that order can have it.
 
-Chunks: one member per chunk along ``NAME`` unless ``chunks`` says otherwise. A chunk is then one
-member's time series: members are not neighbours in any physical sense, so the codec gains nothing
-from seeing them together (measured in RESULTS.md, ensembles).
+Chunks: one member per chunk along ``NAME`` unless ``chunks`` says otherwise, so that a chunk is one
+member's time series and a reader of one member reads only its chunks. Stacking members in a chunk
+pays only where they differ by less than the bound (benchmarks/RESULTS.md, "Ensembles").
 
 The member labels (the coordinate's values) are taken from the first global attribute of
 :data:`LABEL_ATTRS` that every member has with a distinct value (CMIP's ``variant_label``, CESM's
@@ -121,7 +121,7 @@ def _where(group: Sequence[str]) -> str:
 def _hint(groups: Sequence[Sequence[str]]) -> str:
     """Advice where every member is one file: a shell that expanded a glob made each file a member."""
     if all(len(g) == 1 for g in groups):
-        return ("; each argument is one member: quote a glob ('r1/*.nc') to give a member of several files")
+        return "; each argument is one member: quote a glob ('r1/*.nc') to give a member of several files"
     return ""
 
 

@@ -50,11 +50,11 @@ def fingerprint(inputs: Inputs, bounds: Mapping, model, mode, chunks, layout, gr
     def plain(value):
         return {str(k): float(v) for k, v in value.items()} if isinstance(value, Mapping) else value
 
+    raw = {"decode_times": False} if inputs.times == "raw" else {}
     return {"inputs": [[p, os.path.getsize(p) if os.path.isfile(p) else None] for p in inputs.paths],
             "use_cftime": inputs.times == "cftime", "variables": inputs.variables, **{k: plain(v) for k, v in bounds.items()},
             "model": model, "mode": mode, "chunks": dict(chunks), "layout": layout,
-            "grid": None if grid is None else str(grid)} | ({"decode_times": False} if inputs.times == "raw" else {}) | (
-        _members(inputs))
+            "grid": None if grid is None else str(grid)} | raw | _members(inputs)
 
 
 def _members(inputs: Inputs) -> dict:
