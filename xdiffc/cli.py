@@ -150,7 +150,7 @@ def _convert(args: argparse.Namespace) -> int:
                           gpus=args.gpus, resume=args.resume, verify=args.verify, overwrite=args.overwrite,
                           progress=not args.quiet, layout=args.layout, grid=args.grid, use_cftime=args.use_cftime,
                           decode_times=not args.no_decode_times,
-                          train_model=args.train_model, level=args.level)
+                          train_model=args.train_model, level=args.level, member_dim=args.member_dim)
     except KeyboardInterrupt:
         partial = partial_path(args.output)
         if partial.exists():
@@ -340,6 +340,9 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--no-decode-times", action="store_true",
                       help="keep every input's times as numbers (for time units no calendar decodes, such as "
                            "'months since'); they are stored exactly, with their units")
+    conv.add_argument("--member-dim", metavar="NAME",
+                      help="the inputs are an ensemble: each IN is one member (a file, or a quoted glob of one "
+                           "member's files, combined along time), stacked along the new dimension NAME")
     conv.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     conv.set_defaults(func=_convert)
 

@@ -33,6 +33,11 @@ class TruncatedFileError(XdiffcError, ValueError):
     """An input file is shorter than its own header says: it was cut short (an interrupted copy or download)."""
 
 
+class MemberMismatchError(XdiffcError, ValueError):
+    """The members of an ensemble (``convert --member-dim``) differ: in their variables, dimensions, dtypes,
+    coordinates, times or calendar. The message names the two files and the first difference."""
+
+
 class OutputLockedError(XdiffcError):
     """Another conversion holds the output: its lock in the partial folder names it (pid, host, since when)."""
 

@@ -6,6 +6,7 @@
 One job per module:
 
 - :mod:`.inputs`: finding, opening and combining the inputs (time decoding, grid and time checks);
+- :mod:`.members`: ensembles, members stacked along a new dimension (``member_dim``);
 - :mod:`.netcdf3`: the length a netCDF-3 file's header promises (a file cut short is refused);
 - :mod:`.progress`: units, the partial folder, the progress log, completeness;
 - :mod:`.lock`: one conversion at a time per output (pid, host, since when);

@@ -33,6 +33,11 @@ class Inputs:
     stamps: tuple[tuple[int, int], ...] = ()
     #: time decoding: "auto" (xarray's choice), "cftime" (cftime dates in every file) or "raw" (numbers, undecoded)
     times: str = "auto"
+    #: an ensemble (:mod:`.members`): the new dimension the members are stacked along, each member's paths (a
+    #: partition of ``paths``, in member order) and each member's label (the values of its coordinate)
+    member_dim: str | None = None
+    members: tuple[tuple[str, ...], ...] = ()
+    labels: tuple[str | int, ...] = ()
 
 
 def stamps(paths: Sequence[str]) -> tuple[tuple[int, int], ...]:
@@ -201,21 +206,32 @@ def _check_times(times: Mapping[str, pd.Index]) -> None:
                 shared = len(index.intersection(times[other]))
                 raise ValueError(f"inputs {other!r} and {path!r} share {shared} time value(s) (the first: {t}), and "
                                  f"files are combined along time, where each time may appear once. Ensemble members "
-                                 f"or other runs of the same period: convert each into its own store")
+                                 f"or other runs of the same period: stack them with member_dim (--member-dim "
+                                 f"NAME), one member per argument, or convert each into its own store")
+
+
+def open_along_time(paths: Sequence[str], is_zarr: bool, times: str) -> xr.Dataset:
+    """Inputs as one lazy Dataset, combined along time, in the files' own Dask chunks."""
+    how = decoding(times)
+    if is_zarr:
+        return xr.open_zarr(paths[0], chunks={}, **how)
+    try:
+        return xr.open_mfdataset(paths, combine="by_coords", parallel=False, chunks={}, data_vars="minimal",
+                                 coords="minimal", compat="override", join="exact", **how)
+    except ValueError as err:
+        raise ValueError(f"cannot combine the {len(paths)} inputs ({paths[0]!r} ... {paths[-1]!r}) along time: "
+                         f"{first_sentence(err)}") from err
 
 
 def open_inputs(inputs: Inputs) -> xr.Dataset:
-    """The inputs as one lazy Dataset, combined along time, Dask-chunked with ``inputs.chunks``."""
-    how = decoding(inputs.times)
-    if inputs.is_zarr:
-        ds = xr.open_zarr(inputs.paths[0], chunks={}, **how)
+    """The inputs as one lazy Dataset, combined along time (and stacked along the member dimension of an
+    ensemble), Dask-chunked with ``inputs.chunks``."""
+    if inputs.member_dim is None:
+        ds = open_along_time(inputs.paths, inputs.is_zarr, inputs.times)
     else:
-        try:
-            ds = xr.open_mfdataset(inputs.paths, combine="by_coords", parallel=False, chunks={}, data_vars="minimal",
-                                   coords="minimal", compat="override", join="exact", **how)
-        except ValueError as err:
-            raise ValueError(f"cannot combine the {len(inputs.paths)} inputs ({inputs.paths[0]!r} ... "
-                             f"{inputs.paths[-1]!r}) along time: {first_sentence(err)}") from err
+        from .members import open_members  # members builds on this module
+
+        ds = open_members(inputs)
     chunks = {d: n for d, n in inputs.chunks if d in ds.dims}
     ds = ds.chunk(chunks) if chunks else ds
     return ds if inputs.variables is None else select(ds, inputs.variables)

@@ -50,17 +50,26 @@ def fingerprint(inputs: Inputs, bounds: Mapping, model, mode, chunks, layout, gr
     def plain(value):
         return {str(k): float(v) for k, v in value.items()} if isinstance(value, Mapping) else value
 
+    raw = {"decode_times": False} if inputs.times == "raw" else {}
     return {"inputs": [[p, os.path.getsize(p) if os.path.isfile(p) else None] for p in inputs.paths],
             "use_cftime": inputs.times == "cftime", "variables": inputs.variables, **{k: plain(v) for k, v in bounds.items()},
             "model": model, "mode": mode, "chunks": dict(chunks), "layout": layout,
-            "grid": None if grid is None else str(grid)} | ({"decode_times": False} if inputs.times == "raw" else {})
+            "grid": None if grid is None else str(grid)} | raw | _members(inputs)
+
+
+def _members(inputs: Inputs) -> dict:
+    """An ensemble's part of the fingerprint: its member dimension, and each member's label and files."""
+    if inputs.member_dim is None:
+        return {}
+    return {"member_dim": inputs.member_dim,
+            "members": [[label, list(paths)] for label, paths in zip(inputs.labels, inputs.members)]}
 
 
 def _set_up(store: Path, inputs: Inputs, options: Options, compress_kwargs: dict) -> list[str]:
     """Create the store (in the partial folder), marked incomplete: all metadata, the index coordinates; returns
     the arrays left to units. ``compress_kwargs``: the other arguments of ``ds.gcdtc.compress``."""
     ds = open_inputs(inputs)
-    enc = encode_variables(ds, options, **compress_kwargs)
+    enc = encode_variables(ds, options, member_dim=inputs.member_dim, **compress_kwargs)
     if not any(is_lossy(v.attrs) for v in enc.data_vars.values()):
         floats = [str(n) for n, v in ds.data_vars.items() if v.dtype.kind == "f"]
         raise ValueError(f"nothing to compress: no data variable of the inputs is a lossy float field "

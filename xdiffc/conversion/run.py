@@ -29,6 +29,7 @@ from ..xarray.writes import quiet_zarr
 from .inputs import (Inputs, cached_inputs, default_time_chunk, open_inputs, resolve_paths, scan, select, stamps,
                      time_decoding, time_steps)
 from .lock import locked
+from .members import resolve_members, scan_members
 from .prepare import fingerprint, open_progress, prepare_output
 from .progress import COMPLETE_ATTR, PARTIAL_STORE, Progress, Unit, partial_path, plan_units
 from .summary import ConvertSummary, summarise
@@ -188,7 +189,7 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
             threads_per_worker: int | None = None, gpus: int = 0, resume: bool = False, verify: bool = False,
             overwrite: bool = False, progress: bool = True, layout: str = "auto", grid: str | None = None,
             use_cftime: bool = False, decode_times: bool = True, train_model: int = 0,
-            level: int = DEFAULT_LEVEL) -> ConvertSummary:
+            level: int = DEFAULT_LEVEL, member_dim: str | None = None) -> ConvertSummary:
     """Convert netCDF files (or one Zarr store) into one compressed Zarr store on a Dask cluster.
 
     The bounds, ``preserve_zero``, ``model``, ``chunks``, ``layout`` and ``grid`` are those of
@@ -204,26 +205,39 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     the inputs themselves (each variable's last 15% of time steps held out for validation;
     checkpointed, so a resumed conversion continues it) and compresses with it; the store carries
     the model in its codec configurations. ``level``: 1 (fastest) to 9 (smallest, the default), as for
-    :func:`xdiffc.compress`. The store is built in :func:`~.progress.partial_path` and appears
+    :func:`xdiffc.compress`. ``member_dim``: the inputs are an ensemble, one member per item of
+    ``inputs`` (a path, a glob, or a list of paths combined along time), stacked along this new
+    dimension (:mod:`~xdiffc.conversion.members`). The store is built in :func:`~.progress.partial_path` and appears
     at ``store`` only when complete. Returns the :class:`~.summary.ConvertSummary`.
     """
     store = Path(store).absolute()
-    paths, is_zarr = resolve_paths([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
+    arguments = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    if member_dim is None:
+        paths, is_zarr = resolve_paths(arguments)
+    else:
+        groups, is_zarr = resolve_members(arguments)
     prepare_output(store, resume, overwrite)
     options = _options(mode, dict(tol=tol, rel_tol=rel_tol, pw_rel_tol=pw_rel_tol), preserve_zero, level)
     _check_cluster(workers, threads_per_worker, gpus)
     times = time_decoding(use_cftime, decode_times)
-    time_dim, first = scan(paths, is_zarr, times)
+    if member_dim is None:
+        time_dim, first = scan(paths, is_zarr, times)
+        spec = Inputs(paths, is_zarr, time_dim, stamps=stamps(paths), times=times)
+    else:
+        spec = scan_members(groups, is_zarr, times, member_dim)
+        time_dim, first = spec.time_dim, open_inputs(spec)
     if variables is not None:
         select(first, variables)  # unknown names fail here, before any work
     chunks = dict(chunks or {})
     if time_dim is not None and chunks.get(time_dim) == -1:  # the whole time axis of the combined inputs
-        chunks[time_dim] = time_steps(paths, is_zarr, times, time_dim)
+        chunks[time_dim] = first.sizes[time_dim] if member_dim else time_steps(paths, is_zarr, times, time_dim)
     chunks = check_chunks(chunks, first.sizes)
+    if member_dim is not None:
+        chunks.setdefault(member_dim, 1)
     if time_dim is not None and time_dim not in chunks:
         chunks[time_dim] = default_time_chunk(first, time_dim, chunks)
-    spec = Inputs(paths, is_zarr, time_dim, None if variables is None else tuple(variables),
-                  tuple(sorted(chunks.items())), stamps(paths), times)
+    spec = replace(spec, variables=None if variables is None else tuple(variables),
+                   chunks=tuple(sorted(chunks.items())))
     if isinstance(tol, str):
         options = _auto_options(options, tol, spec, model)
     if train_model and (isinstance(train_model, bool) or not isinstance(train_model, int) or train_model < 0):

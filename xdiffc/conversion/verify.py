@@ -20,6 +20,7 @@ from ..metrics import error_report
 from ..xarray.variables import is_lossy
 from ..xarray.writes import quiet_zarr
 from .inputs import Inputs, decoding, open_inputs, resolve_paths, scan, time_decoding
+from .members import MEMBER_ATTR, resolve_members, scan_members
 from .progress import is_complete
 
 #: Attributes that xdiffc adds (bounds, layout, the completion mark): not compared with the inputs.
@@ -64,15 +65,30 @@ def verify(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike, 
            use_cftime: bool = False, decode_times: bool = True) -> VerifyReport:
     """Compare ``store`` with the inputs it was converted from: bounds, NRMSE, ratio, metadata, completeness,
     and every chunk decodes (a damaged one is reported with its variable and chunk index, and the rest is
-    still checked). ``use_cftime`` and ``decode_times`` as for :func:`xdiffc.convert`.
+    still checked). ``use_cftime`` and ``decode_times`` as for :func:`xdiffc.convert`. An ensemble store
+    (``convert(..., member_dim=...)``) is checked against the same inputs, one member per item.
 
     Streams chunk by chunk (Dask reductions), never loading a whole variable.
     """
-    paths, is_zarr = resolve_paths([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
+    store = Path(store).absolute()
+    arguments = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     times = time_decoding(use_cftime, decode_times)
-    time_dim, _ = scan(paths, is_zarr, times)
-    spec = Inputs(paths, is_zarr, time_dim, times=times)
-    return verify_store(spec, Path(store).absolute(), require_complete=True)
+    member_dim = _member_dim(store)
+    if member_dim is not None:  # an ensemble: one member per argument, as convert stacked them
+        spec = scan_members(*resolve_members(arguments), times, member_dim)
+    else:
+        paths, is_zarr = resolve_paths(arguments)
+        time_dim, _ = scan(paths, is_zarr, times)
+        spec = Inputs(paths, is_zarr, time_dim, times=times)
+    return verify_store(spec, store, require_complete=True)
+
+
+def _member_dim(store: Path) -> str | None:
+    """The member dimension an ensemble store records (:data:`~.members.MEMBER_ATTR`), else None."""
+    try:
+        return zarr.open_group(str(store), mode="r").attrs.get(MEMBER_ATTR)
+    except (FileNotFoundError, zarr.errors.GroupNotFoundError, ValueError):
+        return None  # no store: verify_store says so
 
 
 def verify_store(spec: Inputs, store: Path, *, require_complete: bool) -> VerifyReport:

@@ -8,6 +8,9 @@ reduction per phase over the whole variable (lazy with Dask). A climatology is k
 measures better (:func:`pays_for_itself`): one chunk from the middle of the variable is encoded
 with and without it, and the saving times the number of chunks must exceed its bytes in the
 metadata (counted twice: the array's own and the consolidated copy).
+
+An ensemble's members share one reference (``shared``, :mod:`xdiffc.conversion.members`): each phase's
+mean over every member, one blob in the codec's configuration that every member's chunks use.
 """
 
 from __future__ import annotations
@@ -62,28 +65,37 @@ def time_dim(ds: xr.Dataset, var: xr.Variable) -> Hashable | None:
     return None
 
 
-def phase_means(da: xr.DataArray, dim: Hashable, period: int) -> np.ndarray:
-    """``(period,) + other dims`` means over the valid values of each phase (NaN where a phase has none)."""
+def phase_means(da: xr.DataArray, dim: Hashable, period: int, across: Hashable | None = None) -> np.ndarray:
+    """``(period,) + other dims`` means over the valid values of each phase (NaN where a phase has none); with
+    ``across``, over that dimension too (kept, of size 1)."""
     masked = da.where(valid(da))
-    lazy = [masked.isel({dim: slice(p, None, period)}).mean(dim, skipna=True) for p in range(period)]
+    over = [dim] if across is None else [dim, across]
+    lazy = [masked.isel({dim: slice(p, None, period)}).mean(over, skipna=True, keepdims=True).isel({dim: 0})
+            for p in range(period)]
     return np.stack([np.asarray(m, dtype=np.float64) for m in dask.compute(*lazy)])
 
 
-def choose(ds: xr.Dataset, name: Hashable, config: dict, chunks: tuple[int, ...], layout=None) -> dict | None:
+def choose(ds: xr.Dataset, name: Hashable, config: dict, chunks: tuple[int, ...], layout=None,
+           shared: Hashable | None = None) -> dict | None:
     """The codec configuration of ``name``'s climatology where it pays, else None.
 
     ``config`` is the variable's codec configuration so far (pointwise, with an absolute ``tol``);
     ``chunks`` its Zarr chunk shape; ``layout`` its native-grid layout (the chunk's column axis).
+    ``shared``: a dimension (an ensemble's members) whose chunks all use one reference, the means
+    over it, repeated along it to the chunk's size.
     """
     da, var = ds[name], ds[name].variable
     dim = time_dim(ds, var)
     tol = config.get("tol")
     if dim is None or tol is None or not (math.isfinite(tol) and tol > 0) or chunks[0] >= var.shape[0]:
         return None
-    if any(c < n for c, n in zip(chunks[1:], var.shape[1:])) and layout is None:
+    across = var.dims.index(shared) if shared in var.dims else None
+    if any(c < n for axis, (c, n) in enumerate(zip(chunks, var.shape)) if axis not in (0, across)) and layout is None:
         return None  # chunks split space: the reference cannot be aligned with them
     period = min(period_of(ds[dim]) if dim in ds.coords else 1, var.shape[0])
-    means = phase_means(da, dim, period)
+    means = phase_means(da, dim, period, None if across is None else shared)
+    if across is not None:
+        means = np.repeat(means, chunks[across], axis=across)
     if layout is not None:
         means = layout[0].to_grid(means, layout[1])
     try:

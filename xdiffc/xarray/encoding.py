@@ -139,10 +139,11 @@ class BoundPlan:
 class VariableEncoder:
     """Builds one lossy variable: encoding for ``to_zarr`` and the attrs that record its bound."""
 
-    def __init__(self, model: str | None, steps: int, chunks, zarr_format: int, climatology: bool = True):
+    def __init__(self, model: str | None, steps: int, chunks, zarr_format: int, climatology: bool = True,
+                 member_dim: Hashable | None = None):
         self.model = store_model(model)
         self.steps, self.chunks, self.zarr_format = steps, chunks, zarr_format
-        self.climatology = climatology
+        self.climatology, self.member_dim = climatology, member_dim
 
     def __call__(self, ds: xr.Dataset, name: Hashable, plan: BoundPlan,
                  native: tuple[Hashable, grids.Layout] | None = None, forced_layout: bool = False) -> xr.Variable:
@@ -175,7 +176,7 @@ class VariableEncoder:
             config = _model_free(config)
         if self.climatology and options.mode == "pointwise":
             axis = None if native is None else (native[1], var.dims.index(native[0]))
-            config["climatology"] = climatologies.choose(ds, name, config, shape, axis)
+            config["climatology"] = climatologies.choose(ds, name, config, shape, axis, shared=self.member_dim)
         if self.zarr_format == 2:
             encoding.update(compressors=[GCDTCCodec(**config)], filters=None)
             encoding.pop("serializer", None)
@@ -226,7 +227,8 @@ def encode_dataset(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, model
                    steps: int = DEFAULT_STEPS, zarr_format: int = 3, layout: str = "auto", grid=None,
                    mode: str = "pointwise", nrmse: float | None = None, pw_rel_tol=None,
                    preserve_zero: bool | Mapping[Hashable, bool] | None = None,
-                   climatology: bool = True, choose_layout: bool = True, level: int = DEFAULT_LEVEL) -> xr.Dataset:
+                   climatology: bool = True, choose_layout: bool = True, level: int = DEFAULT_LEVEL,
+                   member_dim: Hashable | None = None) -> xr.Dataset:
     """``ds`` with each lossy variable carrying its codec, chunks and bound for ``to_zarr`` (``ds.gcdtc.compress``).
 
     ``tol``: absolute bound for every lossy variable, or ``{name: bound}``; ``rel_tol`` (a fraction
@@ -247,11 +249,14 @@ def encode_dataset(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, model
     ``choose_layout=False`` keeps a found native-grid layout without weighing it against the file's
     order (two trial encodings of a sample per variable): for updates, which reuse the store's codec.
     ``level``: 1 (fastest) to 9 (smallest, the default), as for :func:`xdiffc.compress`.
+    ``member_dim``: an ensemble's member dimension, across which each variable's archive climatology
+    is shared (one reference, the means over every member).
     """
     options = dataset_options(tol=tol, rel_tol=rel_tol, mode=mode, nrmse=nrmse, pw_rel_tol=pw_rel_tol,
                               preserve_zero=preserve_zero, level=level)
     return encode_variables(ds, options, model, chunks, exclude, steps=steps, zarr_format=zarr_format,
-                            layout=layout, grid=grid, climatology=climatology, choose_layout=choose_layout)
+                            layout=layout, grid=grid, climatology=climatology, choose_layout=choose_layout,
+                            member_dim=member_dim)
 
 
 def dataset_options(*, rel_tol: float | None = 1e-3, mode: str = "pointwise", preserve_zero=None, **others) -> Options:
@@ -264,11 +269,12 @@ def dataset_options(*, rel_tol: float | None = 1e-3, mode: str = "pointwise", pr
 def encode_variables(ds: xr.Dataset, options: Options, model: str | None = None,
                      chunks: Mapping[Hashable, int] | None = None, exclude: Iterable[Hashable] = (), *,
                      steps: int = DEFAULT_STEPS, zarr_format: int = 3, layout: str = "auto", grid=None,
-                     climatology: bool = True, choose_layout: bool = True) -> xr.Dataset:
+                     climatology: bool = True, choose_layout: bool = True,
+                     member_dim: Hashable | None = None) -> xr.Dataset:
     """:func:`encode_dataset` with its bounds already parsed into ``options``."""
     chunks = check_chunks(chunks, ds.sizes)
     plan = BoundPlan(ds, options, exclude)
-    encode = VariableEncoder(model, steps, chunks, zarr_format, climatology)
+    encode = VariableEncoder(model, steps, chunks, zarr_format, climatology, member_dim)
     layouts = NativeLayouts(ds, layout, grid)
     out = ds.copy(deep=False)
     for name in plan.lossy:
