@@ -68,6 +68,7 @@ first.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import struct
@@ -597,7 +598,7 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
         keep = np.ones(1, bool)
     bins = level_bins(min(h.tol, _MAX_TOL), h.alpha, h.beta, kern.n_levels(coded))
     if h.version >= VERSION_CTX:
-        recon = _reconstruct_ctx(coded, keep, masked, bins, h, kinds, plist, source, unpred)
+        recon = _reconstruct_ctx(coded, keep, masked, bins, h, kinds, source, unpred)
         source.finish()
         return np.ascontiguousarray(recon.reshape(coded).transpose(np.argsort(h.order))).reshape(shape)
     recon = _reconstruct(coded, keep, masked, bins, h, kinds, plist, source, unpred)
@@ -672,7 +673,15 @@ class _CtxSource:
         crans.check_end(self.dec, "the interp payload")
 
 
-def _reconstruct_ctx(coded, keep, masked, bins, h, kinds, plist, src: _CtxSource, unpred) -> np.ndarray:
+@functools.lru_cache(maxsize=None)
+def _bucket_map(k: int) -> np.ndarray:
+    """:func:`xdiffc.predict.interp.bucket_map` of radius ``k``, built once per process (512 KB; read-only)."""
+    out = kern.bucket_map(k)
+    out.flags.writeable = False
+    return out
+
+
+def _reconstruct_ctx(coded, keep, masked, bins, h, kinds, src: _CtxSource, unpred) -> np.ndarray:
     """Version 2: decode each pass's symbols in symbol order under their contexts, then reconstruct."""
     n_cls = h.cuts.size + 1
     cls_of_fine = np.searchsorted(h.cuts, np.arange(N_FINE), side="right").astype(np.uint8)
@@ -693,23 +702,15 @@ def _reconstruct_ctx(coded, keep, masked, bins, h, kinds, plist, src: _CtxSource
     with np.errstate(over="ignore"):
         inv_bins = 1.0 / bins
     classed = n_cls > 1 or masked
-    bmap = kern.bucket_map(h.k)
-    for i, (level, d) in enumerate(plist):
-        pas = (shape, level, d, bool(kinds[i]), bins[level], inv_bins[level])  # the kernels' pass tuple
-        if classed:
-            kern.classify_pass(recon, keep, masked, pas, cls_of_fine, cls, counts)
-            n = int(counts.sum())
-        else:
-            n = kern.n_targets(coded, level, d)
-        if n > src.left:
-            raise CorruptStreamError("interp payload: the shape needs a different number of symbols")
-        src.left -= n
-        ctx = (bmap, _group(level, h.groups) * n_cls * src.n_b, src.n_b, h.axis)  # the kernels' context tuple
-        upos = kern.decode_ctx_pass(recon, pas, cls, classed, src.dec, ctx, unpred, upos, code)
-        if upos == kern.ERR_SYMBOLS:
-            raise CorruptStreamError("interp payload: the rANS stream is damaged")
-        if upos < 0:
-            raise CorruptStreamError("interp payload lacks unpredictable values")
+    plan = (h.groups, n_cls, src.n_b, h.axis, _bucket_map(h.k))  # the kernel's plan tuple
+    upos, src.left = kern.decode_ctx_passes(recon, keep, masked, shape, kinds, bins, inv_bins, cls_of_fine, classed,
+                                            plan, src.dec, unpred, upos, src.left, cls, counts, code)
+    if upos == kern.ERR_COUNT:
+        raise CorruptStreamError("interp payload: the shape needs a different number of symbols")
+    if upos == kern.ERR_SYMBOLS:
+        raise CorruptStreamError("interp payload: the rANS stream is damaged")
+    if upos < 0:
+        raise CorruptStreamError("interp payload lacks unpredictable values")
     if upos != unpred.size:
         raise CorruptStreamError("interp payload holds surplus unpredictable values")
     return recon

@@ -26,7 +26,7 @@ ACTIVITY_EDGES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0)
 N_FINE = len(ACTIVITY_EDGES) + 1
 
 # Decoder error codes (the caller turns them into CorruptStreamError).
-OK, ERR_SYMBOLS, ERR_UNPRED = 0, -1, -2
+OK, ERR_SYMBOLS, ERR_UNPRED, ERR_COUNT = 0, -1, -2, -3
 
 
 def n_levels(shape: tuple[int, ...]) -> int:
@@ -589,6 +589,41 @@ def decode_ctx_pass(recon, pas, cls, classed, dec, ctx, unpred, upos, code):
     if u > unpred.size or reconstruct_pass(recon, pas, code, unpred) != OK:
         return ERR_UNPRED
     return u
+
+
+@kernel
+def decode_ctx_passes(recon, keep, masked, shape, kinds, bins, inv_bins, cls_of_fine, classed, plan, dec, unpred,
+                      upos, left, cls, counts, code):
+    """Every pass of a version 2 or 3 payload, coarse to fine (:func:`decode_ctx_pass` each, after
+    :func:`classify_pass` when ``classed``), in one call: a small chunk's decoding is not a Python loop over
+    its passes. ``plan = (groups, n_cls, n_b, axis, bmap)``; ``left`` symbols remain to decode. Returns
+    (unpredictables used, symbols left), or an error code (ERR_COUNT: the shape needs more symbols) first."""
+    groups, n_cls, n_b, axis, bmap = plan
+    top = bins.size - 1
+    p = 0
+    for level in range(top, 0, -1):
+        h = 1 << (level - 1)
+        for d in range(shape.size):
+            if shape[d] <= h:
+                continue
+            pas = (shape, level, d, kinds[p], bins[level], inv_bins[level])
+            if classed:
+                classify_pass(recon, keep, masked, pas, cls_of_fine, cls, counts)
+                n = np.int64(0)
+                for c in range(counts.size):
+                    n += counts[c]
+            else:
+                _, _, _, n_odd, _, n_oth, _ = _lattice(shape, level, d)
+                n = n_odd * n_oth
+            if n > left:
+                return ERR_COUNT, left
+            left -= n
+            ctx = (bmap, (max(1, min(level, groups)) - 1) * n_cls * n_b, n_b, axis)
+            upos = decode_ctx_pass(recon, pas, cls, classed, dec, ctx, unpred, upos, code)
+            if upos < 0:
+                return upos, left
+            p += 1
+    return upos, left
 
 
 @kernel
