@@ -202,3 +202,38 @@ def test_a_pickled_codec_carries_its_configuration_not_the_decoded_climatology()
     assert again.get_config() == codec.get_config()
     x = seasonal(24, 32, 64)[3:15]
     assert_bounded(x, again.decode(codec.encode(x)), 0.05)
+
+
+def test_building_a_codec_decodes_no_climatology(monkeypatch):
+    """Opening a store builds one codec per variable: the climatology is checked and decoded when a chunk needs it."""
+    from xdiffc import archive_climatology
+    from xdiffc.zarr_codec import GCDTCZarrCodec
+
+    clim = climatology_of(seasonal(24), 12, 0.05)
+    config = {"tol": 0.05, "climatology": clim.to_config(), "variable": "T"}
+    damaged = {**config, "climatology": {**clim.to_config(), "sha256": "0" * 64}}
+    calls = []
+    real = archive_climatology.interp.decode
+    monkeypatch.setattr(archive_climatology.interp, "decode", lambda *a: calls.append(1) or real(*a))
+    codec, serializer, bad = GCDTCCodec(**config), GCDTCZarrCodec(**config), GCDTCCodec(**damaged)
+    assert calls == []
+    x = seasonal(24)[5:17]
+    blob = codec.encode(x)
+    assert calls == [1]
+    assert_bounded(x, serializer.numcodec.decode(blob), 0.05)
+    with pytest.raises(CorruptStreamError, match="variable 'T'.*sha256"):
+        bad.decode(blob)
+
+
+def test_the_serializer_is_identified_by_its_configuration():
+    """Equal configurations make equal, equally hashed serializers; another climatology (by its sha256) does not;
+    a pickled serializer comes back whole."""
+    import pickle
+
+    from xdiffc.zarr_codec import GCDTCZarrCodec
+
+    one, other = (climatology_of(seasonal(24, seed=s), 12, 0.05).to_config() for s in (0, 1))
+    a, b, c = (GCDTCZarrCodec(tol=0.05, climatology=clim) for clim in (one, one, other))
+    assert a == b and hash(a) == hash(b) and a != c
+    again = pickle.loads(pickle.dumps(a))
+    assert again == a and again.to_dict() == a.to_dict() and again.to_dict()["configuration"]["climatology"] == one

@@ -55,7 +55,11 @@ SECTION = "ref"
 
 
 class Climatology:
-    """``P`` mean fields of shape ``spatial`` (float64, as decoded from the blob), and the blob's sha256."""
+    """``P`` mean fields of shape ``spatial`` (float64, as decoded from the blob), and the blob's sha256.
+
+    The header is checked when it is built; the values are decoded on first use (``values``), so that
+    opening a store whose variables carry climatologies costs no decoding until a chunk needs one.
+    """
 
     def __init__(self, blob: bytes):
         self.blob = bytes(blob)
@@ -70,8 +74,14 @@ class Climatology:
         shape = (self.period,) + self.spatial
         if math.prod(shape) * 8 > MAX_RATIO * len(self.blob):
             raise CorruptStreamError(f"the climatology declares shape {shape}, more than {len(self.blob)} bytes can hold")
-        self.values = interp.decode(bytes(r.rest()), shape)
-        self.values.flags.writeable = False
+        self._payload = r.pos
+
+    @functools.cached_property
+    def values(self) -> np.ndarray:
+        """The ``(P,) + spatial`` means, decoded once (read-only)."""
+        values = interp.decode(self.blob[self._payload:], (self.period,) + self.spatial)
+        values.flags.writeable = False
+        return values
 
     @classmethod
     def build(cls, means: np.ndarray, tol: float) -> Climatology:

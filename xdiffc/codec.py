@@ -17,6 +17,7 @@ decoded, so a damaged store cannot make a reader allocate more than a chunk.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import math
 from collections.abc import Iterable, Sequence
@@ -161,9 +162,14 @@ class GCDTCCodec(Codec):
         self._layout = None if layout is None else Layout.from_config(self.layout)
         self.variable = str(variable)
         self.climatology = None if climatology is None else dict(climatology)
-        self._reference = None if climatology is None else Climatology.from_config(self.climatology)
         self.model_file = None if model_file is None else str(model_file)
         self._model_bytes = None if model_file is None else _carried_model(self.model_file, self.model_sha256)
+
+    @functools.cached_property
+    def _reference(self) -> Climatology | None:
+        """The climatology, checked against its sha256 and decoded when a chunk first needs it (once per process):
+        opening a store decodes none of its variables' climatologies."""
+        return None if self.climatology is None else Climatology.from_config(self.climatology)
 
     def get_config(self) -> dict:
         """The JSON configuration; the keys added since the first release (``variable``, ``climatology``,

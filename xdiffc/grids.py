@@ -72,6 +72,7 @@ see a smooth field and the value range does not change; ``from_grid`` ignores th
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import logging
 import math
@@ -178,15 +179,17 @@ class Layout:
 
     @classmethod
     def from_config(cls, config: dict) -> tuple["Layout", int]:
-        """Inverse of :meth:`to_config`: the layout and the column axis; ValueError if it does not check out."""
+        """Inverse of :meth:`to_config`: the layout and the column axis; ValueError if it does not check out.
+
+        Layouts are decoded once per process: every variable of a store on one grid shares its layout.
+        """
         try:
-            raw = zstandard.ZstdDecompressor().decompress(base64.b64decode(config["permutation"], validate=True))
-            perm = np.cumsum(np.frombuffer(raw, "<i8"))
-            layout = cls(str(config["kind"]), int(config["ncol"]), tuple(int(n) for n in config["shape"]), perm)
+            layout = _layout_of(str(config["kind"]), int(config["ncol"]), tuple(int(n) for n in config["shape"]),
+                                str(config["permutation"]), str(config.get("sha256")))
             axis = int(config["axis"])
         except (KeyError, TypeError, ValueError, zstandard.ZstdError) as err:
             raise ValueError(f"malformed layout configuration ({err})") from None
-        if layout.digest != config.get("sha256"):
+        if layout is None:
             raise ValueError("the layout configuration does not match its sha256: it was altered")
         return layout, axis
 
@@ -194,6 +197,14 @@ class Layout:
         """Metadata to store with a variable coded through this layout (read back by :func:`restore`)."""
         return {"xdiffc_layout": self.kind, "xdiffc_layout_shape": list(self.shape2d),
                 "xdiffc_layout_sha256": self.digest}
+
+
+@functools.lru_cache(maxsize=16)
+def _layout_of(kind: str, ncol: int, shape2d: tuple[int, ...], permutation: str, sha256: str) -> Layout | None:
+    """The layout a configuration describes, or None where it does not match its ``sha256``."""
+    raw = zstandard.ZstdDecompressor().decompress(base64.b64decode(permutation, validate=True))
+    layout = Layout(kind, ncol, shape2d, np.cumsum(np.frombuffer(raw, "<i8")))
+    return layout if layout.digest == sha256 else None
 
 
 def _normalise_axis(axis: int, ndim: int, shape, ncol) -> int:

@@ -64,6 +64,9 @@ from .xarray.variables import LOSSY_DTYPES, exact_by_default, fill_values, never
 
 #: Values per variable in the default sample (1 MiB of float64 while evaluating).
 SAMPLE_VALUES = 2**17
+#: The bound, relative to each chunk's range, at which tune weighs a native-grid layout before it knows the bound
+#: (the accessor's default; the store weighs it again at the variable's own bound).
+LAYOUT_REL_TOL = 1e-3
 #: At least this many sampled blocks, where the variable has that many chunks.
 SAMPLE_BLOCKS = 4
 #: Values of the wider sample (the whole variable, where smaller) on which the bound found is confirmed; where it
@@ -384,9 +387,9 @@ def sample_variable(ds: xr.Dataset, name: Hashable, sample: int | Mapping[Hashab
     if native is not None:
         chunking[da.dims[native[0]]] = da.shape[native[0]]  # the layout needs every column of a chunk
     if coded is None:
-        coded = (native is None or native[1].kind == "none"
-                 or layout_pays(da, native[1].to_config(native[0]), fill_values(da.variable),
-                                zarr_chunks(da.variable, chunking)))  # as the store decides it
+        coded = native is None or native[1].kind == "none" or layout_pays(
+            da, {"rel_tol": LAYOUT_REL_TOL, "fill_values": fill_values(da.variable),
+                 "layout": native[1].to_config(native[0])}, native[1].attrs(), zarr_chunks(da.variable, chunking))
     if isinstance(sample, Mapping):
         da = da.isel({k: v for k, v in sample.items() if k in da.dims})
     shape = zarr_chunks(da.variable, chunking)

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from functools import cached_property
 from typing import Any, Self
 
 import numpy as np
@@ -39,6 +38,25 @@ CODEC_NAME = "xdiffc.gcdtc"
 _DTYPE_KINDS = "fiub"
 
 
+def _identity(config: dict) -> dict:
+    """``config`` with its large entries replaced by the sha256 they are checked against (cheap to hash and compare:
+    opening a wide store builds one codec per variable)."""
+    out = dict(config)
+    if out.get("climatology") is not None:
+        out["climatology"] = {"sha256": out["climatology"].get("sha256")}
+    if out.get("layout") is not None:
+        out["layout"] = {k: v for k, v in out["layout"].items() if k != "permutation"}
+    if out.get("model_file") is not None:
+        out["model_file"] = out["model_sha256"]
+    return out
+
+
+def _from_config(config: dict) -> GCDTCZarrCodec:
+    config = dict(config)
+    config.pop("id", None)
+    return GCDTCZarrCodec(**config)
+
+
 @dataclass(frozen=True)
 class GCDTCZarrCodec(ArrayBytesCodec):
     """Zarr v3 serializer with a hard pointwise bound; takes the keyword arguments of :class:`GCDTCCodec`,
@@ -46,17 +64,23 @@ class GCDTCZarrCodec(ArrayBytesCodec):
 
     is_fixed_size = False
 
-    config: str  # canonical JSON of the numcodecs configuration: dataclass fields must be hashable
+    #: the codec's identity, for equality and hashing (dataclass fields must be hashable): the canonical JSON of its
+    #: configuration, with the large entries (climatology, permutation, carried model) stood for by their sha256
+    identity: str
 
     def __init__(self, **config: Any) -> None:
         codec = GCDTCCodec.from_config(config)  # parses and checks every argument, once
-        object.__setattr__(self, "config", json.dumps(codec.get_config(), sort_keys=True))
+        object.__setattr__(self, "identity", json.dumps(_identity(codec.get_config()), sort_keys=True))
         self.__dict__["numcodec"] = codec
 
-    @cached_property
+    def __reduce__(self):
+        """Pickled (into Dask graphs) as its configuration."""
+        return _from_config, (self.numcodec.get_config(),)
+
+    @property
     def numcodec(self) -> GCDTCCodec:
         """The equivalent numcodecs codec (for Zarr format 2 arrays, or direct use)."""
-        return GCDTCCodec.from_config(json.loads(self.config))
+        return self.__dict__["numcodec"]
 
     def __getattr__(self, name: str):
         """The configuration's keys read as attributes (``serializer.tol``)."""

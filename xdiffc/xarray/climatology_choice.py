@@ -7,7 +7,7 @@ daily data, whose 365-field cycle would weigh more in metadata than it saves). T
 reduction per phase over the whole variable (lazy with Dask). A climatology is kept only where it
 measures better (:func:`pays_for_itself`): one chunk from the middle of the variable is encoded
 with and without it, and the saving times the number of chunks must exceed its bytes in the
-metadata (counted twice: the array's own and the consolidated copy).
+metadata (counted as zarr writes them: in the array's own metadata and in the consolidated copy).
 
 An ensemble's members share one reference (``shared``, :mod:`xdiffc.conversion.members`): each phase's
 mean over every member, one blob in the codec's configuration that every member's chunks use.
@@ -24,6 +24,7 @@ import dask
 import numpy as np
 import pandas as pd
 import xarray as xr
+import zarr
 
 from ..codec import GCDTCCodec
 from ..archive_climatology import Climatology
@@ -31,8 +32,10 @@ from .variables import time_like, valid
 
 log = logging.getLogger(__name__)
 
-#: Copies of a codec configuration in a store: the array's own metadata and the consolidated metadata.
-METADATA_COPIES = 2
+#: Nesting level of a codec configuration's entries in the array's ``zarr.json`` and in the consolidated metadata
+#: (one copy each), and of an array's attributes, as zarr writes them.
+CONFIG_DEPTHS = (4, 7)
+ATTRS_DEPTHS = (2, 5)
 #: Steps per cycle for each sampling interval (hours) with a cycle worth a climatology.
 DIURNAL = {1: 24, 3: 8, 6: 4}
 
@@ -107,6 +110,18 @@ def choose(ds: xr.Dataset, name: Hashable, config: dict, chunks: tuple[int, ...]
     return entry if pays_for_itself(da, config, {"climatology": entry}, chunks) else None
 
 
+def metadata_bytes(config: dict, attrs: dict | None = None) -> int:
+    """Bytes that codec configuration entries ``config`` and attributes ``attrs`` add to a Zarr v3 store: their
+    JSON as zarr writes it (indented), in the array's own ``zarr.json`` and in the consolidated copy."""
+    indent = zarr.config.get("json_indent") or 0
+    total = 0
+    for entries, depths in ((config, CONFIG_DEPTHS), (attrs or {}, ATTRS_DEPTHS)):
+        for key, value in entries.items():
+            text = json.dumps({key: value}, indent=indent or None)[1:-1].strip() + ","
+            total += sum(len(text) + (1 + text.count("\n") * (depth - 1) + depth) * indent for depth in depths)
+    return total
+
+
 def middle_chunk(da: xr.DataArray, chunks: tuple[int, ...]) -> np.ndarray:
     """The values of the chunk in the middle of the first axis (the first along the others): a sample chunk."""
     start = (da.shape[0] // chunks[0]) // 2 * chunks[0]
@@ -118,13 +133,14 @@ def pays_for_itself(da: xr.DataArray, config: dict, extra: dict, chunks: tuple[i
     all chunks than they add to the metadata.
 
     One chunk from the middle of the first axis is encoded with ``config`` and with ``config | extra``;
-    the saving times the number of chunks must exceed :data:`METADATA_COPIES` times the entries' JSON.
+    the saving times the number of chunks must exceed the entries' bytes in the store's metadata
+    (:func:`metadata_bytes`).
     """
     n_chunks = math.prod(-(-n // c) for n, c in zip(da.shape, chunks))
     sample = middle_chunk(da, chunks)
     plain = len(GCDTCCodec(**config).encode_chunk(sample))
     with_extra = len(GCDTCCodec(**{**config, **extra}).encode_chunk(sample))
-    cost = METADATA_COPIES * len(json.dumps(extra))
+    cost = metadata_bytes(extra)
     log.info("%s: %s cost %d bytes of metadata; a sample chunk %d -> %d bytes (x %d chunks)",
              da.name, sorted(extra), cost, plain, with_extra, n_chunks)
     return (plain - with_extra) * n_chunks > cost

@@ -9,8 +9,8 @@ variable instead meets the paper's per-block L2 bound (:mod:`xdiffc.l2`), record
 they were.
 
 Native grids: a variable along an unstructured column dimension is coded with its columns laid
-out on a 2-D canvas (:mod:`xdiffc.grids`) where a sample chunk codes smaller that way than in the
-file's order (``layout="auto"``; a named layout is always used). The layout travels in the codec's
+out on a 2-D canvas (:mod:`xdiffc.grids`) where that saves more chunk bytes than the layout adds to
+the metadata (``layout="auto"``, :func:`layout_pays`; a named layout is always used). The layout travels in the codec's
 configuration, so the store keeps its ``ncol`` dimension; each Zarr chunk then holds every column.
 
 Archive climatology: a pointwise variable along time, chunked shorter than its length, gets its
@@ -20,10 +20,11 @@ climatology over the whole variable in its codec's configuration where that meas
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import warnings
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Hashable, Iterable, Iterator, Mapping
 from dataclasses import replace
 
 import dask
@@ -46,10 +47,9 @@ log = logging.getLogger(__name__)
 
 #: CF packing keys dropped from a lossy variable's encoding: it is stored as the float it decodes to.
 PACKING_KEYS = ("scale_factor", "add_offset", "dtype")
-#: Values of the sample on which a variable's native-grid layout is weighed against the file's order.
+#: Values on which a variable's native-grid layout is weighed against the file's order: all its chunks up to this size,
+#: else this much of its middle chunk.
 LAYOUT_SAMPLE = 2**20
-#: ... coded at this bound relative to the sample's range.
-LAYOUT_REL_TOL = 1e-3
 #: Chunks of variables without Dask chunks hold about this many bytes, split along leading dimensions.
 DEFAULT_CHUNK_BYTES = 16 * 2**20
 
@@ -161,11 +161,12 @@ class VariableEncoder:
             config["layout"] = layout.to_config(var.dims.index(dim))
             chunks[dim] = var.sizes[dim]  # the layout needs every column of a chunk
         shape = zarr_chunks(var, chunks)
-        if native is not None and (forced_layout
-                                   or layout_pays(ds[name], config["layout"], config["fill_values"], shape)):
+        if native is not None and (forced_layout or layout_pays(ds[name], _model_free(config), native[1].attrs(),
+                                                                shape)):
             attrs.update(native[1].attrs())
         elif native is not None:
-            log.info("%s: its columns code smaller in the file's order than on the %s layout", name, native[1].kind)
+            log.info("%s: its columns cost fewer bytes in the file's order than on the %s layout, metadata "
+                     "included", name, native[1].kind)
             config.pop("layout")
             native = None
         if "model_file" in config and not climatologies.pays_for_itself(ds[name], _model_free(config),
@@ -198,20 +199,37 @@ def _bound_attrs(options: Options, rel_tol: float | None) -> dict:
     return attrs | ({ATTR_PRESERVE_ZERO: 1} if options.keep_sign else {})
 
 
-def layout_pays(da: xr.DataArray, layout: dict, fill_values: list[float], chunks: tuple[int, ...]) -> bool:
-    """Whether ``da`` codes at most as large on the native-grid ``layout`` (a codec configuration entry) as in
-    the file's order, measured on the first :data:`LAYOUT_SAMPLE` values or so of its middle chunk.
+def layout_pays(da: xr.DataArray, config: dict, attrs: Mapping, chunks: tuple[int, ...]) -> bool:
+    """Whether the native-grid layout in codec configuration ``config`` (its ``layout`` entry) makes ``da`` take
+    fewer bytes in the store than the file's order, its own metadata included.
 
     The layout usually wins (neighbours meet on the canvas), but not always: on small faces, or
     where time carries most of the correlation, the file's order can be smaller (RESULTS.md, native
-    grids). Both are coded at :data:`LAYOUT_REL_TOL` of the sample's range, whatever the variable's
-    bound, so that the decision is a property of the data: ``xdiffc tune`` makes the same one.
+    grids). Its cost is the JSON of the ``layout`` entry and of the ``attrs`` that record it, in the
+    array's own metadata and in the consolidated copy (:func:`~.climatology_choice.metadata_bytes`); its
+    saving is measured with the variable's own configuration (bound, ``preserve_zero``, valid range,
+    level): every chunk where the variable holds at most :data:`LAYOUT_SAMPLE` values, else the
+    first :data:`LAYOUT_SAMPLE` values or so of its middle chunk, scaled by the variable's size.
     """
-    sample = climatologies.middle_chunk(da, chunks)
-    sample = sample[: max(1, LAYOUT_SAMPLE // max(1, sample[0].size))]
-    sizes = [len(GCDTCCodec(rel_tol=LAYOUT_REL_TOL, fill_values=fill_values, layout=entry).encode_chunk(sample))
-             for entry in (layout, None)]
-    return sizes[0] <= sizes[1]
+    plain = {k: v for k, v in config.items() if k != "layout"}
+    cost = climatologies.metadata_bytes({"layout": config["layout"]}, dict(attrs))
+    if da.size <= LAYOUT_SAMPLE:
+        samples, scale = [np.asarray(da[s].values) for s in _chunk_slices(da.shape, chunks)], 1.0
+    else:
+        sample = climatologies.middle_chunk(da, chunks)
+        samples = [sample[: max(1, LAYOUT_SAMPLE // max(1, sample[0].size))]]
+        scale = da.size / samples[0].size
+    sizes = [sum(len(GCDTCCodec(**entry).encode_chunk(x)) for x in samples) for entry in (config, plain)]
+    saving = (sizes[1] - sizes[0]) * scale
+    log.info("%s: the %s layout costs %d bytes of metadata and saves %.0f bytes of chunks", da.name,
+             config["layout"]["kind"], cost, saving)
+    return saving > cost
+
+
+def _chunk_slices(shape: tuple[int, ...], chunks: tuple[int, ...]) -> Iterator[tuple[slice, ...]]:
+    """The index of every chunk of an array of ``shape`` in chunks of ``chunks``, in C order."""
+    starts = itertools.product(*(range(0, n, c) for n, c in zip(shape, chunks)))
+    return (tuple(slice(i, i + c) for i, c in zip(start, chunks)) for start in starts)
 
 
 def _carried(config: dict) -> dict:
