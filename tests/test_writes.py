@@ -335,3 +335,34 @@ def test_plain_xarray_appends_keep_the_bound(tmp_path_factory, chunk, parts, bou
         start += n
     assert xr.open_zarr(store).sizes["time"] == sum(parts)
     assert max_err_over_bound(ds, store) <= 1
+
+
+def cesm_like(nt: int) -> xr.Dataset:
+    """``field`` with what a CESM history file has along time: bounds, and a per-step number as a coordinate."""
+    ds = field(nt)
+    start = ds.time.values
+    ds["time_bnds"] = (("time", "nbnd"), np.stack([start, start + np.timedelta64(1, "D")], 1))
+    ds.time.attrs["bounds"] = "time_bnds"
+    ds.time.encoding["units"] = "days since 2000-01-01"
+    return ds.assign_coords(date=("time", np.arange(nt, dtype="i4") + 20000101))
+
+
+@pytest.mark.parametrize("date_chunk", [None, 12])
+def test_verify_reads_a_store_grown_by_the_documented_accessor_append(tmp_path, date_chunk):
+    """The README's append, then ``xdiffc verify``: exact variables along time are chunked as the data are, and
+    verify reads a store whose coordinate along time is chunked otherwise (as one written before was)."""
+    from xdiffc.conversion.verify import verify
+
+    ds, store = cesm_like(20), tmp_path / "a.zarr"
+    ds.to_netcdf(tmp_path / "in.nc")
+    encoding = {} if date_chunk is None else {"encoding": {"date": {"chunks": (date_chunk,)}}}
+    ds.isel(time=slice(0, 12)).gcdtc.to_zarr(store, tol=0.2, chunks={"time": 4}, **encoding)
+    ds.isel(time=slice(12, None)).gcdtc.to_zarr(store, append_dim="time")
+    out = xr.open_zarr(store)
+    assert out["time_bnds"].encoding["chunks"] == (4, 2)
+    assert out["date"].encoding["chunks"] == (date_chunk or 4,)
+    if date_chunk is None:
+        assert dict(out.chunks)["time"] == (4,) * 5, "one chunking along time for every variable"
+    report = verify(tmp_path / "in.nc", store)
+    assert report.ok, report.problems
+    assert report.table.loc["T", "max_err_over_bound"] <= 1

@@ -42,7 +42,7 @@ from ..options import DEFAULT_LEVEL
 from .archive_model import trained_model
 from .edges import lossy_edge_chunks
 from .encoding import align_chunks, dataset_options, encode_variables
-from .variables import ATTR_PW_REL_TOL, ATTR_REL_TOL, ATTR_TOL, is_lossy
+from .variables import ATTR_PW_REL_TOL, ATTR_REL_TOL, ATTR_TOL, is_lossy, time_dims
 
 #: ``rel_tol`` when none is given. An update that leaves it at this value uses the store's bounds silently;
 #: any other bound given for a variable already in the store must be the store's.
@@ -314,8 +314,13 @@ def for_new_store(ds: xr.Dataset, lossy: list[Hashable], zarr_format: int) -> xr
     Lossy chunks carry xdiffc's CRC; exact variables without a compressor of their own get zstd
     with its content checksum, so a damaged coordinate chunk raises on reading instead of
     decoding to wrong values.
+
+    Exact variables along time (bounds, dates, per-step numbers), index coordinates aside, are chunked
+    along it as the lossy variables are: a reader's Dask chunks then agree along time (xarray refuses
+    a DataArray whose coordinates are chunked otherwise), and appends fill their chunks alike.
     """
     out = ds.copy(deep=False)
+    along_time = _time_chunks(ds, lossy)
     for name, var in ds.variables.items():
         if name in lossy:
             continue
@@ -327,7 +332,30 @@ def for_new_store(ds: xr.Dataset, lossy: list[Hashable], zarr_format: int) -> xr
             var.encoding["_FillValue"] = None
         if not {"compressor", "compressors"} & set(var.encoding):
             var.encoding["compressors"] = [_checked_zstd(zarr_format)]
+        if set(var.dims) & along_time.keys() and var.dims != (name,):
+            var = _chunked_along(var, along_time)
         out = out.assign_coords({name: var}) if name in ds.coords else out.assign({name: var})
+    return out
+
+
+def _time_chunks(ds: xr.Dataset, lossy: list[Hashable]) -> dict[Hashable, int]:
+    """``{time dimension: chunk}`` where every lossy variable along that dimension has the same Zarr chunk."""
+    found = {}
+    for dim in time_dims(ds):
+        sizes = {ds[n].encoding["chunks"][ds[n].dims.index(dim)] for n in lossy
+                 if dim in ds[n].dims and ds[n].encoding.get("chunks")}
+        if len(sizes) == 1:
+            found[dim] = sizes.pop()
+    return found
+
+
+def _chunked_along(var: xr.Variable, chunks: Mapping[Hashable, int]) -> xr.Variable:
+    """``var`` chunked by ``chunks`` along those dimensions; along the others as its Dask chunks are, else whole."""
+    shape = tuple(chunks[d] if d in chunks else var.chunks[i][0] if var.chunks is not None else n
+                  for i, (d, n) in enumerate(var.sizes.items()))
+    out = align_chunks(var, shape)
+    out.encoding = {**var.encoding, "chunks": shape}
+    out.encoding.pop("preferred_chunks", None)
     return out
 
 
