@@ -15,6 +15,9 @@ import zarr
 
 #: Root attribute of a store being converted: False until every chunk is written and verified.
 COMPLETE_ATTR = "xdiffc_complete"
+#: Root attribute of a converted store: JSON of what it was converted from and how (the fingerprint a ``--resume``
+#: repeats; ``--append`` adds its inputs), so that a resume or an append can be checked against the finished store.
+RECORD_ATTR = "xdiffc_conversion"
 #: The sibling folder ``OUT<suffix>`` where a conversion into ``OUT`` builds the store until it is complete.
 PARTIAL_SUFFIX = ".xdiffc-partial"
 #: The store being built, inside the partial folder; renamed to ``OUT`` when complete.

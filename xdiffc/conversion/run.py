@@ -170,7 +170,7 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
             threads_per_worker: int | None = None, gpus: int = 0, resume: bool = False, verify: bool = False,
             overwrite: bool = False, progress: bool = True, layout: str = "auto", grid: str | None = None,
             use_cftime: bool = False, decode_times: bool = True, train_model: int = 0,
-            level: int = DEFAULT_LEVEL) -> ConvertSummary:
+            level: int = DEFAULT_LEVEL, append: bool = False) -> ConvertSummary:
     """Convert netCDF files (or one Zarr store) into one compressed Zarr store on a Dask cluster.
 
     ``tol``, ``rel_tol``, ``pw_rel_tol``, ``preserve_zero``, ``model``, ``chunks``, ``layout`` and
@@ -187,8 +187,21 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     checkpointed, so a resumed conversion continues it) and compresses with it; the store carries
     the model in its codec configurations. ``level``: 1 (fastest) to 9 (smallest, the default), as for
     :func:`xdiffc.compress`. The store is built in :func:`~.progress.partial_path` and appears
-    at ``store`` only when complete. Returns the :class:`~.summary.ConvertSummary`.
+    at ``store`` only when complete. ``append=True`` adds the inputs' times to the finished ``store``
+    with its own bounds, codec and climatology (:mod:`.append`; ``resume`` then finishes an interrupted
+    append). Returns the :class:`~.summary.ConvertSummary`.
     """
+    if append:
+        from .append import append as append_to
+
+        if overwrite:
+            raise ValueError("append=True (--append) adds to the store, overwrite=True (--overwrite) replaces it: "
+                             "give one of them")
+        shaping = dict(tol=tol, rel_tol=rel_tol, pw_rel_tol=pw_rel_tol, preserve_zero=preserve_zero, model=model,
+                       mode=mode, chunks=chunks, layout=layout, grid=grid, train_model=train_model, level=level)
+        return append_to(inputs, store, shaping, variables=variables, scheduler=scheduler, workers=workers,
+                         threads_per_worker=threads_per_worker, gpus=gpus, resume=resume, verify=verify,
+                         progress=progress, use_cftime=use_cftime, decode_times=decode_times)
     store = Path(store).absolute()
     paths, is_zarr = resolve_paths([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
     prepare_output(store, resume, overwrite)
@@ -250,9 +263,10 @@ def _write_unit(inputs: Inputs, store: str, unit: Unit) -> tuple[float, str]:
     return time.perf_counter() - start, get_worker().address
 
 
-def _run_units(client, spec: Inputs, store: Path, units: list[Unit], log: Progress, gpus: int,
-               progress: bool) -> dict[str, dict]:
+def _run_units(client, spec, store: Path, units: list[Unit], log: Progress, gpus: int,
+               progress: bool, write=_write_unit) -> dict[str, dict]:
     """Run the units not in ``log`` on the cluster, a few per thread at a time; record each as it finishes.
+    Each is ``write(spec, store, unit)`` (``spec``: what it reads; a conversion's :class:`Inputs`).
 
     Returns, per variable, what was really done: units and bytes written, seconds, units per worker.
     """
@@ -271,7 +285,7 @@ def _run_units(client, spec: Inputs, store: Path, units: list[Unit], log: Progre
     token, index_of = uuid.uuid4().hex[:8], {}
 
     def submit(i: int):
-        future = client.submit(_write_unit, spec, str(store), units[i], resources=resources, pure=False,
+        future = client.submit(write, spec, str(store), units[i], resources=resources, pure=False,
                                key=f"xdiffc-unit-{token}-{i}")
         index_of[future.key] = i
         return future
