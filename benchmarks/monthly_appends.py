@@ -7,7 +7,7 @@ month is a year's field plus a seasonal cycle that grows with latitude and smoot
 ``TS`` and for ``PSL``. Every store is checked with ``xdiffc verify`` against every file (the bound on
 every point), and its bytes on disk are counted (chunks and metadata).
 
-    python benchmarks/monthly_appends.py [--years 10] [--chunks 12] [--out /tmp/monthly]
+    python benchmarks/monthly_appends.py [--years 10] [--chunks 12] [--rel-tol 1e-3] [--out /tmp/monthly]
 """
 
 from __future__ import annotations
@@ -65,6 +65,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--years", type=int, default=10, help="years converted before the twelve appends")
     parser.add_argument("--chunks", type=int, default=12, help="time steps per chunk (0: convert's default)")
+    parser.add_argument("--rel-tol", type=float, default=1e-3, help="bound, a fraction of each variable's range")
     parser.add_argument("--out", default="/tmp/xdiffc-monthly", help="working folder (emptied)")
     args = parser.parse_args()
     out = Path(args.out)
@@ -73,9 +74,10 @@ def main() -> None:
     first, later = paths[:12 * args.years], paths[12 * args.years:]
     chunks = {"time": args.chunks} if args.chunks else None
     raw = sum(xr.open_dataset(p)[v].nbytes for p in paths[:1] for v in ("TS", "PSL")) * len(paths)
-    result = {"years": args.years, "chunks": args.chunks, "files": len(paths), "raw_MB": raw / 2**20}
+    result = {"years": args.years, "chunks": args.chunks, "rel_tol": args.rel_tol, "files": len(paths),
+              "raw_MB": raw / 2**20}
     with LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None) as cluster:
-        run = dict(scheduler=cluster.scheduler_address, progress=False, rel_tol=1e-3)
+        run = dict(scheduler=cluster.scheduler_address, progress=False, rel_tol=args.rel_tol)
         xdiffc.convert(paths[:12], out / "warm.zarr", **run)  # the workers load their kernels once
         start = time.perf_counter()
         xdiffc.convert(first, out / "appended.zarr", chunks=chunks, **run)
@@ -93,7 +95,9 @@ def main() -> None:
         report = xdiffc.verify(paths, store)
         result[name] = {"ok": report.ok, "problems": report.problems,
                         "max_err_over_bound": report.table["max_err_over_bound"].to_dict(),
-                        "MB": stored_bytes(store) / 2**20, "CR": raw / stored_bytes(store)}
+                        "MB": stored_bytes(store) / 2**20, "CR": raw / stored_bytes(store),
+                        "climatology": [v for v in ("TS", "PSL") if "climatology" in json.loads(
+                            (store / v / "zarr.json").read_text())["codecs"][0]["configuration"]]}
     print(json.dumps(result, indent=1))
 
 

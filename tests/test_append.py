@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
@@ -154,6 +155,8 @@ def test_appended_inputs_must_continue_the_store(tmp_path, h0, cluster):
     before = store_files(out)
     ds = monthly()
     later = ds.isel(time=slice(14, 16))
+    at_noon = later.assign_coords(time=later.time + timedelta(hours=12))
+    at_noon.time.encoding.update(units="days since 2000-01-01", calendar="noleap")
     cases = {
         r"its first time, 2000-01-01 00:00:00, is not after the store's last, 2001-02-01 00:00:00": h0[:1],
         r"the inputs hold \['SST'\], which the store does not; select": later.assign(SST=later.TS + 1),
@@ -165,6 +168,8 @@ def test_appended_inputs_must_continue_the_store(tmp_path, h0, cluster):
             monthly(calendar="360_day").isel(time=slice(14, 16)),
         r"the time units is 'days since 1850-01-01' in the inputs, 'days since 2000-01-01' in the store":
             monthly(units="days since 1850-01-01").isel(time=slice(14, 16)),
+        r"the new times, in the store's units \('days since 2000-01-01'\), are not all whole numbers, and its "
+        r"times are stored as int64": at_noon,
     }
     for i, (match, new) in enumerate(cases.items()):
         if isinstance(new, xr.Dataset):
@@ -211,3 +216,15 @@ def test_append_from_the_command_line(tmp_path, h0, cluster, capsys):
     assert main(["convert", h0[2], "-o", str(out), "--append", "--scheduler", cluster, "-q"]) == 2
     assert "is not after the store's last" in capsys.readouterr().err
     shutil.rmtree(out)
+
+
+def test_append_to_a_store_the_accessor_wrote_in_zarr_v2(tmp_path, h0, cluster):
+    """A store written by ``ds.gcdtc.to_zarr`` (no record of a conversion; Zarr v2, whose consolidated metadata
+    sit in a file of their own, left out of the new store until it is consolidated again) takes appends too."""
+    out = tmp_path / "a.zarr"
+    xr.open_dataset(h0[0]).gcdtc.to_zarr(out, chunks={"time": 12}, zarr_format=2)
+    convert(h0[1:3], out, append=True, scheduler=cluster, progress=False, verify=True)
+    assert zarr.open_group(out, mode="r").metadata.zarr_format == 2
+    assert xr.open_zarr(out, consolidated=True).sizes["time"] == sum(MONTHS[:3])
+    report = verify(h0[:3], out)
+    assert report.ok, report.problems

@@ -55,7 +55,10 @@ from .summary import ConvertSummary, summarise
 SHAPING = {"tol": None, "rel_tol": 1e-3, "pw_rel_tol": None, "preserve_zero": None, "model": None,
            "mode": "pointwise", "chunks": None, "layout": "auto", "grid": None, "train_model": 0, "level": DEFAULT_LEVEL}
 #: Files of a Zarr store that hold metadata: copied into the new store, never linked.
-METADATA = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata"})
+METADATA = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup"})
+#: Zarr v2's consolidated metadata, left out of the new store until it is consolidated again (v3 keeps them in the
+#: root's zarr.json, which drops them when its attributes are written).
+STALE = ".zmetadata"
 #: Where ``OUT`` is, inside its partial folder, between the two renames that put the new store in place.
 REPLACED = "replaced.zarr"
 #: Calendar names that CF gives to one calendar.
@@ -100,16 +103,18 @@ def append(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike, 
     spec = Inputs(paths, is_zarr, time_dim, None if variables is None else tuple(variables), ((time_dim, chunk),),
                   stamps(paths), times)
     new = open_inputs(spec)
-    _check_continues(store, base, new, time_dim, paths)
+    what = f"cannot append {paths[0]!r}{f' and {len(paths) - 1} more' if len(paths) > 1 else ''} to {str(store)!r}:"
+    _check_continues(what, base, new, time_dim)
     _check_edges(store, base_path, time_dim)
+    times_stored = _encoded_times(what, base_path, base, new, time_dim)
     length = base.sizes[time_dim]
-    source = Source(str(base_path), length, (base_path / "zarr.json").stat().st_mtime_ns, spec)
+    source = Source(str(base_path), length, base_path.stat().st_mtime_ns, spec)
     sizes = input_sizes(paths)
     signature = {"append": True, "inputs": sizes, "onto": length, "use_cftime": times == "cftime",
                  "decode_times": times != "raw", "variables": variables}
     record = None if record is None else {**record, "inputs": record["inputs"] + sizes}
     with locked(store), _client(scheduler, workers, threads_per_worker, gpus) as client:
-        log = _open_progress(store, base_path, new, time_dim, base[time_dim].encoding, signature, record, resume)
+        log = _open_progress(store, base_path, new, time_dim, times_stored, signature, record, resume)
         work = log.path.parent / PARTIAL_STORE
         units = [u for u in plan_units(zarr.open_group(str(work), mode="r"), log.header["arrays"], time_dim)
                  if u.slices[time_dim].stop > length]
@@ -180,10 +185,8 @@ def _done_before(paths: Sequence[str], record: Mapping, store: Path) -> bool:
     return all(p in have and have[p] == n for p, n in input_sizes(paths)) and not partial_path(store).exists()
 
 
-def _check_continues(store: Path, base: xr.Dataset, new: xr.Dataset, dim: str, paths: Sequence[str]) -> None:
-    """An :class:`AppendError` unless ``new`` (read from ``paths``) continues ``base`` along ``dim``."""
-    more = f" and {len(paths) - 1} more" if len(paths) > 1 else ""
-    what = f"cannot append {paths[0]!r}{more} to {str(store)!r}:"
+def _check_continues(what: str, base: xr.Dataset, new: xr.Dataset, dim: str) -> None:
+    """An :class:`AppendError` (its message starting with ``what``) unless ``new`` continues ``base`` along ``dim``."""
     stored, given = set(map(str, base.variables)), set(map(str, new.variables))
     if stored - given:
         raise AppendError(f"{what} the inputs lack {sorted(stored - given)}, which the store holds")
@@ -229,6 +232,21 @@ def _units(value) -> str | None:
     return re.sub(r"[ T]0?0:00(:00(\.0+)?)?Z?$", "", text)
 
 
+def _encoded_times(what: str, base_path: Path, base: xr.Dataset, new: xr.Dataset, dim: str):
+    """The new times as the store holds its own (its units, calendar and dtype); an :class:`AppendError` where
+    that dtype cannot hold them (whole days in the store, a new time at noon)."""
+    times = new[dim].variable.copy(deep=False)
+    # not its dtype: xarray would rather change the units than the dtype (hours for days)
+    times.encoding = {k: v for k, v in base[dim].encoding.items() if k in ("units", "calendar")}
+    values = xr.conventions.encode_cf_variable(times, name=dim).values
+    dtype = zarr.open_group(str(base_path), mode="r")[dim].dtype
+    if not (values.astype(dtype) == values).all():
+        raise AppendError(f"{what} the new times, in the store's units "
+                          f"({base[dim].encoding.get('units')!r}), are not all whole numbers, and its times are "
+                          f"stored as {dtype}")
+    return values.astype(dtype)
+
+
 def _check_edges(store: Path, base: Path, dim: str) -> None:
     """An :class:`AppendError` where the store's partial last chunk of a lossy variable is stored lossily (an older
     xdiffc): completing it would re-encode values already moved by up to the bound."""
@@ -257,7 +275,7 @@ def _time_chunk(store: Path, dim: str) -> int:
                  if dim in a.dims and is_lossy(a.attrs)), 1)
 
 
-def _open_progress(store: Path, base: Path, new: xr.Dataset, dim: str, base_encoding: Mapping, signature: dict,
+def _open_progress(store: Path, base: Path, new: xr.Dataset, dim: str, times, signature: dict,
                    record: Mapping | None, resume: bool) -> Progress:
     """The progress log of the append: with ``resume``, that of the interrupted append; else a new store set up in
     the partial folder."""
@@ -274,15 +292,14 @@ def _open_progress(store: Path, base: Path, new: xr.Dataset, dim: str, base_enco
     for entry in partial.iterdir():  # killed while setting up, or nothing to resume: start again
         if entry.name != LOCK_FILE:
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-    arrays = _set_up(base, partial / PARTIAL_STORE, new, dim, base_encoding, signature["onto"], record)
+    arrays = _set_up(base, partial / PARTIAL_STORE, new, dim, times, signature["onto"], record)
     return Progress.start(partial, {"fingerprint": signature, "arrays": arrays})
 
 
-def _set_up(base: Path, work: Path, new: xr.Dataset, dim: str, base_encoding: Mapping, length: int,
+def _set_up(base: Path, work: Path, new: xr.Dataset, dim: str, times, length: int,
             record: Mapping | None) -> list[str]:
     """The new store at ``work``: ``base`` linked, marked incomplete, its arrays along time grown by the new steps,
-    its index coordinate (encoded as ``base_encoding``, the store's) and dates written; returns the arrays left to
-    units."""
+    its index coordinate (``times``, encoded as the store's) and dates written; returns the arrays left to units."""
     total = length + new.sizes[dim]
     stored = stored_arrays(str(base)) or {}
     rewritten = set()
@@ -301,10 +318,7 @@ def _set_up(base: Path, work: Path, new: xr.Dataset, dim: str, base_encoding: Ma
             group[name].resize(array.shape[:axis] + (total,) + array.shape[axis + 1:])
             if name != dim and new[name].dtype.kind not in "mMO":
                 units.append(name)
-        # the index coordinate, which xarray's region writes leave out, encoded as the store's
-        times = new[dim].variable.copy(deep=False)
-        times.encoding = {k: v for k, v in base_encoding.items() if k in ("units", "calendar", "dtype")}
-        group[dim][length:total] = xr.conventions.encode_cf_variable(times, name=dim).values
+        group[dim][length:total] = times  # the index coordinate, which xarray's region writes leave out
         steps = new[[n for n in new.data_vars if dim in new[n].dims and str(n) not in units]].load()
         steps = steps.drop_vars([n for n in steps.variables if dim not in steps[n].dims])
         if steps.data_vars:
@@ -322,7 +336,7 @@ def _edge_files(store: Path, name: str, axis: int) -> set[Path]:
 
 def _link_copy(source: Path, target: Path, copied: set[Path]) -> None:
     """``target``: the store at ``source`` with every file hard-linked, but metadata documents and ``copied``
-    (relative paths), which are copied: a write into ``target`` then never reaches ``source``, however the store
+    (relative paths), which are copied, and consolidated metadata, left out: a write into ``target`` then never reaches ``source``, however the store
     writes a file (Zarr replaces a file it writes; writing one in place would write through a link). Where the
     filesystem has no hard links, every file is copied."""
     for folder, _, files in os.walk(source):
@@ -330,6 +344,8 @@ def _link_copy(source: Path, target: Path, copied: set[Path]) -> None:
         (target / inside).mkdir(parents=True, exist_ok=True)
         for name in files:
             src, dst = Path(folder, name), target / inside / name
+            if name == STALE:
+                continue
             if name in METADATA or inside / name in copied:
                 shutil.copy2(src, dst)
                 continue

@@ -63,7 +63,8 @@ def plan_units(group: zarr.Group, names: Sequence[str], time_dim: str | None) ->
     units: list[tuple[int, int, Unit]] = []
     for order, name in enumerate(names):
         array = group[name]
-        dims = tuple(array.metadata.dimension_names or ())
+        dims = tuple(getattr(array.metadata, "dimension_names", None)  # Zarr v3; v2 keeps them in an attribute
+                     or array.attrs.get("_ARRAY_DIMENSIONS", ()))
         shape, chunks = array.shape, array.chunks
         lead = dims.index(time_dim) if time_dim in dims else 0
         counts = _block_counts(shape, chunks, array.dtype.itemsize, lead)
