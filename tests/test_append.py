@@ -16,7 +16,7 @@ import zarr
 
 import xdiffc.conversion.run
 from xdiffc.cli import main
-from xdiffc.conversion.progress import COMPLETE_ATTR, PARTIAL_STORE, RECORD_ATTR, Progress, is_complete, partial_path
+from xdiffc.conversion.progress import COMPLETE_ATTR, PARTIAL_STORE, RECORD_ATTR, is_complete, partial_path
 from xdiffc.conversion.run import convert
 from xdiffc.conversion.verify import verify
 from xdiffc.errors import AppendError, ResumeMismatchError
@@ -64,12 +64,18 @@ def codec_config(store: Path, name: str) -> dict:
     return json.loads((store / name / "zarr.json").read_text())["codecs"]
 
 
-def test_appends_continue_the_store_with_its_codec_within_the_bound(tmp_path, h0, cluster):
+def test_appends_continue_the_store_with_its_codec_within_the_bound(tmp_path, h0, cluster, monkeypatch):
     """A year and two months, then one month (into the partial chunk, stored exactly), ten (completing it) and five:
-    after each the store is complete, verifies against every file so far, and keeps its codec and bound."""
+    after each the store is complete, verifies against every file so far, and keeps its codec, climatology and
+    bound (the climatology is kept whether or not it pays: the mechanism is under test)."""
+    from xdiffc.xarray import climatology_choice
+
     out, ds = tmp_path / "a.zarr", monthly()
-    convert(h0[:1], out, chunks={"time": 12}, scheduler=cluster, progress=False)
+    with monkeypatch.context() as m:
+        m.setattr(climatology_choice, "pays_for_itself", lambda *args: True)
+        convert(h0[:1], out, chunks={"time": 12}, scheduler=cluster, progress=False)
     codec, tol = codec_config(out, "TS"), xr.open_zarr(out).TS.attrs[ATTR_TOL]
+    assert codec[0]["configuration"]["climatology"]["sha256"]
     for i in range(1, len(h0)):
         summary = convert(h0[i:i + 1], out, append=True, scheduler=cluster, progress=False, verify=True)
         assert summary.table.loc["TS", "max_err/bound"] <= 1

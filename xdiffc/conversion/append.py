@@ -135,16 +135,16 @@ def _check_store(store: Path, resume: bool) -> Path:
     error for an output another run holds, one that is not a finished store, or an interrupted run's folder."""
     check_unlocked(store)
     partial = partial_path(store)
-    base = store if store.exists() or not resume else partial / REPLACED
+    if partial.exists() and not resume:
+        raise AppendError(f"an interrupted run into {str(store)!r} left {str(partial)!r}; pass --resume (with "
+                          f"--append, for an interrupted append) to finish it")
+    base = store if store.exists() else partial / REPLACED
     if not base.exists():
         raise AppendError(f"cannot append to {str(store)!r}: it does not exist; convert the first inputs without "
                           f"--append")
     complete, why = is_complete(base)
     if not complete:
         raise AppendError(f"cannot append to {str(store)!r}: {why}")
-    if partial.exists() and not resume:
-        raise AppendError(f"an interrupted run into {str(store)!r} left {str(partial)!r}; pass --resume (with "
-                          f"--append, for an interrupted append) to finish it")
     return base
 
 
@@ -198,7 +198,7 @@ def _check_continues(what: str, base: xr.Dataset, new: xr.Dataset, dim: str) -> 
         if var.dims != old.dims or any(var.sizes[d] != n for d, n in old.sizes.items() if d != dim):
             raise AppendError(f"{what} {name!r} has dims {dict(var.sizes)} in the inputs, {dict(old.sizes)} in the "
                               f"store (only {dim!r} may differ)")
-        if old.dtype.kind in "fiub" and var.dtype != old.dtype:
+        if name != dim and old.dtype.kind in "fiub" and var.dtype != old.dtype:  # times: _encoded_times
             raise AppendError(f"{what} {name!r} is {var.dtype} in the inputs, {old.dtype} in the store")
         if dim not in old.dims and not is_lossy(old.attrs) and not var.equals(old):
             raise AppendError(f"{what} {name!r} differs from the store's (its grid or static fields must be the same)")
