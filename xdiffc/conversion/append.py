@@ -4,6 +4,9 @@ and climatology.
     xdiffc convert h0/2011-01.nc -o archive.zarr --append
     xdiffc.convert(["h0/2011-01.nc"], "archive.zarr", append=True)
 
+:func:`plan` checks an append before any work; :func:`xdiffc.convert` then runs it on its cluster as it runs a
+conversion, with :func:`open_progress` (which sets up the new store), :func:`units` and :func:`write_unit`.
+
 The new inputs must continue the store: its data variables (those ``--variables`` selected when it
 was converted), of the same dtypes and dimensions, on its grid (the same sizes and coordinates along
 every dimension but time, the same static variables), with times of the same kind, calendar and
@@ -46,9 +49,10 @@ from ..xarray.edges import lossy_edge_chunks
 from ..xarray.variables import is_lossy
 from ..xarray.writes import quiet_zarr, stored_arrays
 from .inputs import Inputs, cached_inputs, decoding, open_inputs, resolve_paths, scan, stamps, time_decoding
-from .lock import LOCK_FILE, check_unlocked, locked
+from .lock import LOCK_FILE, check_unlocked
 from .prepare import differences, input_sizes, recorded
-from .progress import COMPLETE_ATTR, PARTIAL_STORE, RECORD_ATTR, Progress, Unit, is_complete, partial_path, plan_units
+from .progress import (COMPLETE_ATTR, DELAY_ENV, PARTIAL_STORE, RECORD_ATTR, Progress, Unit, is_complete, partial_path,
+                       plan_units)
 from .summary import ConvertSummary, summarise
 
 #: The options that shape a store, each with its value when not given: an append takes them from the store.
@@ -76,21 +80,38 @@ class Source:
     inputs: Inputs
 
 
-def append(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike, shaping: Mapping, *,
-           variables: Sequence[str] | None, scheduler: str | None, workers: int | None,
-           threads_per_worker: int | None, gpus: int, resume: bool, verify: bool, progress: bool, use_cftime: bool,
-           decode_times: bool) -> ConvertSummary:
-    """:func:`xdiffc.convert` with ``append=True``; ``shaping`` holds the options of :data:`SHAPING` as given."""
-    from .run import _check_cluster, _client, _finish, _run_units
+@dataclass
+class Append:
+    """An append, checked and ready to run (:func:`plan`): what :func:`xdiffc.convert` needs to run it."""
 
+    store: Path
+    #: the store appended to: ``store``, or where it is between the final renames of an interrupted append
+    base: Path
+    spec: Inputs
+    source: Source
+    new: xr.Dataset
+    #: the new index coordinate's values, encoded as the store's
+    times: object
+    #: what a resumed append must repeat (its progress log's fingerprint)
+    signature: dict
+    #: the store's record of its conversion with the new inputs added (None for a store that records none)
+    record: dict | None
+    #: the summary, when a resumed append finds the store already holds every input
+    finished: ConvertSummary | None = None
+
+
+def plan(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike, shaping: Mapping, *,
+         variables: Sequence[str] | None, resume: bool, use_cftime: bool, decode_times: bool) -> Append:
+    """Check ``convert(inputs, store, append=True, ...)`` before any work; ``shaping`` holds the options of
+    :data:`SHAPING` as given. Raises :class:`AppendError` naming what does not fit."""
     store = Path(store).absolute()
     paths, is_zarr = resolve_paths([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
     base_path = _check_store(store, resume)
     record = recorded(base_path)
     _check_options(store, shaping, record)
-    _check_cluster(workers, threads_per_worker, gpus)
     if resume and record is not None and _done_before(paths, record, store):
-        return summarise(store, store, Inputs(paths, is_zarr, None), {}, 0.0, 0, verify=False)
+        done = summarise(store, store, Inputs(paths, is_zarr, None), {}, 0.0, 0, verify=False)
+        return Append(store, base_path, Inputs(paths, is_zarr, None), None, None, None, {}, record, done)
     times = _times(time_decoding(use_cftime, decode_times), record)
     time_dim, _ = scan(paths, is_zarr, times)
     base = _open_store(base_path, times)
@@ -106,25 +127,20 @@ def append(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike, 
     what = f"cannot append {paths[0]!r}{f' and {len(paths) - 1} more' if len(paths) > 1 else ''} to {str(store)!r}:"
     _check_continues(what, base, new, time_dim)
     _check_edges(store, base_path, time_dim)
-    times_stored = _encoded_times(what, base_path, base, new, time_dim)
+    encoded = _encoded_times(what, base_path, base, new, time_dim)
     length = base.sizes[time_dim]
-    source = Source(str(base_path), length, base_path.stat().st_mtime_ns, spec)
     sizes = input_sizes(paths)
     signature = {"append": True, "inputs": sizes, "onto": length, "use_cftime": times == "cftime",
                  "decode_times": times != "raw", "variables": variables}
-    record = None if record is None else {**record, "inputs": record["inputs"] + sizes}
-    with locked(store), _client(scheduler, workers, threads_per_worker, gpus) as client:
-        log = _open_progress(store, base_path, new, time_dim, times_stored, signature, record, resume)
-        work = log.path.parent / PARTIAL_STORE
-        units = [u for u in plan_units(zarr.open_group(str(work), mode="r"), log.header["arrays"], time_dim)
-                 if u.slices[time_dim].stop > length]
-        skipped = len(log.done)
-        start = time.perf_counter()
-        stats = _run_units(client, source, work, units, log, gpus, progress, write=_write_unit)
-        seconds = time.perf_counter() - start
-        summary = summarise(work, store, spec, stats, seconds, skipped, verify=verify, since=length)
-        _finish(store)
-    return summary
+    return Append(store, base_path, spec, Source(str(base_path), length, base_path.stat().st_mtime_ns, spec), new,
+                  encoded, signature, None if record is None else {**record, "inputs": record["inputs"] + sizes})
+
+
+def units(job: Append, log: Progress) -> list[Unit]:
+    """The units of the new store (in the partial folder) that hold new steps: those of the new times."""
+    work, dim = log.path.parent / PARTIAL_STORE, job.spec.time_dim
+    return [u for u in plan_units(zarr.open_group(str(work), mode="r"), log.header["arrays"], dim)
+            if u.slices[dim].stop > job.source.length]
 
 
 # ---------------------------------------------------------------------------------------- checks
@@ -275,25 +291,25 @@ def _time_chunk(store: Path, dim: str) -> int:
                  if dim in a.dims and is_lossy(a.attrs)), 1)
 
 
-def _open_progress(store: Path, base: Path, new: xr.Dataset, dim: str, times, signature: dict,
-                   record: Mapping | None, resume: bool) -> Progress:
+def open_progress(job: Append, resume: bool) -> Progress:
     """The progress log of the append: with ``resume``, that of the interrupted append; else a new store set up in
-    the partial folder."""
-    partial = partial_path(store)
+    the partial folder (call it holding the lock)."""
+    partial = partial_path(job.store)
     if resume:
         log = Progress.load(partial)
         if log is not None and (partial / PARTIAL_STORE).exists():
-            diff = differences(log.header["fingerprint"], signature)
+            diff = differences(log.header["fingerprint"], job.signature)
             if diff:
-                raise ResumeMismatchError(f"the interrupted run into {str(store)!r} was started from other inputs or "
-                                          f"options; rerun it with the same ones, or remove {str(partial)!r}: "
+                raise ResumeMismatchError(f"the interrupted run into {str(job.store)!r} was started from other inputs "
+                                          f"or options; rerun it with the same ones, or remove {str(partial)!r}: "
                                           + "; ".join(diff))
             return log
     for entry in partial.iterdir():  # killed while setting up, or nothing to resume: start again
         if entry.name != LOCK_FILE:
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-    arrays = _set_up(base, partial / PARTIAL_STORE, new, dim, times, signature["onto"], record)
-    return Progress.start(partial, {"fingerprint": signature, "arrays": arrays})
+    arrays = _set_up(job.base, partial / PARTIAL_STORE, job.new, job.spec.time_dim, job.times, job.source.length,
+                     job.record)
+    return Progress.start(partial, {"fingerprint": job.signature, "arrays": arrays})
 
 
 def _set_up(base: Path, work: Path, new: xr.Dataset, dim: str, times, length: int,
@@ -362,12 +378,10 @@ def _base(source: Source) -> xr.Dataset:
 
 
 @quiet_zarr()
-def _write_unit(source: Source, store: str, unit: Unit) -> tuple[float, str]:
+def write_unit(source: Source, store: str, unit: Unit) -> tuple[float, str]:
     """Read one unit (the store's own steps it covers, then the new ones), encode it and write its chunks, whole
     (runs on a worker). Returns the seconds it took and the worker's address."""
     from distributed import get_worker
-
-    from .run import DELAY_ENV
 
     start = time.perf_counter()
     time.sleep(float(os.environ.get(DELAY_ENV, 0)))

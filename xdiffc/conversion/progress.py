@@ -24,6 +24,8 @@ PARTIAL_SUFFIX = ".xdiffc-partial"
 PARTIAL_STORE = "data.zarr"
 #: The progress log, inside the partial folder: a JSON header line, then one finished unit index per line.
 PROGRESS_FILE = "progress"
+#: Test hook: seconds each unit sleeps before writing, so that a test can kill a conversion mid-way.
+DELAY_ENV = "XDIFFC_TEST_UNIT_DELAY"
 #: A unit (one task) holds at most about this many bytes of uncompressed data, in whole chunks.
 UNIT_BYTES = 64 * 2**20
 

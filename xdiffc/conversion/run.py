@@ -25,15 +25,13 @@ from ..api import check_chunks
 from ..options import DEFAULT_LEVEL, PW_REL_LIMIT, parse_bound
 from ..xarray.encoding import dataset_options
 from ..xarray.writes import quiet_zarr
+from . import append as appending
 from .inputs import (Inputs, cached_inputs, default_time_chunk, open_inputs, resolve_paths, scan, select, stamps,
                      time_decoding, time_steps)
 from .lock import locked
 from .prepare import fingerprint, open_progress, prepare_output
-from .progress import COMPLETE_ATTR, PARTIAL_STORE, Progress, Unit, partial_path, plan_units
+from .progress import COMPLETE_ATTR, DELAY_ENV, PARTIAL_STORE, Progress, Unit, partial_path, plan_units
 from .summary import ConvertSummary, summarise
-
-#: Test hook: seconds each unit sleeps before writing, so that a test can kill a conversion mid-way.
-DELAY_ENV = "XDIFFC_TEST_UNIT_DELAY"
 
 
 @contextlib.contextmanager
@@ -192,16 +190,20 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     append). Returns the :class:`~.summary.ConvertSummary`.
     """
     if append:
-        from .append import append as append_to
-
         if overwrite:
             raise ValueError("append=True (--append) adds to the store, overwrite=True (--overwrite) replaces it: "
                              "give one of them")
+        _check_cluster(workers, threads_per_worker, gpus)
         shaping = dict(tol=tol, rel_tol=rel_tol, pw_rel_tol=pw_rel_tol, preserve_zero=preserve_zero, model=model,
                        mode=mode, chunks=chunks, layout=layout, grid=grid, train_model=train_model, level=level)
-        return append_to(inputs, store, shaping, variables=variables, scheduler=scheduler, workers=workers,
-                         threads_per_worker=threads_per_worker, gpus=gpus, resume=resume, verify=verify,
-                         progress=progress, use_cftime=use_cftime, decode_times=decode_times)
+        job = appending.plan(inputs, store, shaping, variables=variables, resume=resume, use_cftime=use_cftime,
+                             decode_times=decode_times)
+        if job.finished is not None:
+            return job.finished
+        with locked(job.store), _client(scheduler, workers, threads_per_worker, gpus) as client:
+            log = appending.open_progress(job, resume)
+            return _build(client, job.store, job.spec, log, appending.units(job, log), gpus, progress, verify,
+                          source=job.source, write=appending.write_unit, since=job.source.length)
     store = Path(store).absolute()
     paths, is_zarr = resolve_paths([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
     prepare_output(store, resume, overwrite)
@@ -234,14 +236,24 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
                             train_model, progress)
         if log is None:  # resuming a store that is already complete
             return summarise(store, store, spec, {}, 0.0, 0, verify=verify)
-        work = log.path.parent / PARTIAL_STORE
-        units = plan_units(zarr.open_group(str(work), mode="r"), log.header["arrays"], time_dim)
-        skipped = len(log.done)
-        start = time.perf_counter()
-        stats = _run_units(client, spec, work, units, log, gpus, progress)
-        seconds = time.perf_counter() - start
-        summary = summarise(work, store, spec, stats, seconds, skipped, verify=verify)
-        _finish(store)
+        units = plan_units(zarr.open_group(str(log.path.parent / PARTIAL_STORE), mode="r"), log.header["arrays"],
+                           time_dim)
+        return _build(client, store, spec, log, units, gpus, progress, verify)
+
+
+def _build(client, store: Path, spec: Inputs, log: Progress, units: list[Unit], gpus: int, progress: bool,
+           verify: bool, *, source=None, write=None, since: int = 0) -> ConvertSummary:
+    """Run the units not in ``log`` into the store in the partial folder, summarise (verify), and put it in place.
+    A conversion's units read ``spec`` with :func:`_write_unit`; an append's read ``source`` with ``write``, and
+    the inputs are its store's steps from ``since`` on."""
+    work = log.path.parent / PARTIAL_STORE
+    skipped = len(log.done)
+    start = time.perf_counter()
+    stats = _run_units(client, spec if source is None else source, work, units, log, gpus, progress,
+                       write or _write_unit)
+    seconds = time.perf_counter() - start
+    summary = summarise(work, store, spec, stats, seconds, skipped, verify=verify, since=since)
+    _finish(store)
     return summary
 
 
