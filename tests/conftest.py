@@ -28,3 +28,13 @@ def carry_any_model(monkeypatch):
     real = climatology.pays_for_itself
     monkeypatch.setattr(climatology, "pays_for_itself", lambda da, config, extra, chunks: "model_file" in extra
                         or real(da, config, extra, chunks))
+
+
+@pytest.fixture(scope="session")
+def cluster():
+    """Two Dask worker processes of one thread, on loopback, for the conversion tests: started (and their kernels
+    loaded) once for the session."""
+    from distributed import LocalCluster
+
+    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as c:
+        yield c.scheduler_address

@@ -23,7 +23,7 @@ import zarr
 from xdiffc.xarray.variables import ATTR_TOL
 from xdiffc.cli import main
 from xdiffc.conversion.lock import LOCK_FILE
-from xdiffc.conversion.progress import COMPLETE_ATTR, PARTIAL_STORE, Progress, is_complete, partial_path
+from xdiffc.conversion.progress import COMPLETE_ATTR, PARTIAL_STORE, RECORD_ATTR, Progress, is_complete, partial_path
 from xdiffc.conversion.run import DELAY_ENV, convert
 from xdiffc.conversion.verify import verify
 from xdiffc.datasets import open_sample
@@ -53,15 +53,6 @@ def archive(tmp_path_factory, trefht) -> list[Path]:
     return split(trefht, tmp_path_factory.mktemp("archive"), 3, "TREFHT")
 
 
-@pytest.fixture(scope="module")
-def cluster():
-    """Two worker processes of one thread, on loopback."""
-    from distributed import LocalCluster
-
-    with LocalCluster(n_workers=2, threads_per_worker=1, host="127.0.0.1", dashboard_address=None) as c:
-        yield c.scheduler_address
-
-
 def decoded(store) -> xr.Dataset:
     return xr.open_zarr(store).load()
 
@@ -76,7 +67,10 @@ def test_multifile_archive_converts_and_verifies(tmp_path, archive, trefht, clus
     assert is_complete(out) == (True, "") and not partial_path(out).exists()
     assert "consolidated_metadata" in (out / "zarr.json").read_text()
     y = xr.open_zarr(out, consolidated=True).load()
-    assert y.attrs.pop(COMPLETE_ATTR) is True and y.attrs == trefht.attrs
+    assert y.attrs.pop(COMPLETE_ATTR) is True
+    record = json.loads(y.attrs.pop(RECORD_ATTR))  # what a --resume or --append checks against
+    assert record["inputs"] == [[str(p), p.stat().st_size] for p in archive] and record["rel_tol"] == 1e-3
+    assert record["chunks"] == CHUNKS and y.attrs == trefht.attrs
     for name in ("time", "lat", "lon"):
         assert y[name].equals(trefht[name]) and y[name].attrs == trefht[name].attrs
     tol = y.TREFHT.attrs.pop(ATTR_TOL)
@@ -339,7 +333,7 @@ def test_a_failed_verification_puts_nothing_in_place_and_keeps_the_work(tmp_path
     convert(archive, old, chunks={"time": 8}, scheduler=cluster, progress=False)
     before = {p.relative_to(old): p.read_bytes() for p in old.rglob("*") if p.is_file()}
 
-    def failing(spec, store, *, require_complete):
+    def failing(spec, store, *, require_complete, since=0):
         return VerifyReport(str(store), pd.DataFrame(), ["'TREFHT': max error 2 exceeds the bound 1 (made up)"])
 
     monkeypatch.setattr(xdiffc.conversion.summary, "verify_store", failing)

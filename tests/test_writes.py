@@ -12,7 +12,7 @@ import zarr
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from xdiffc.xarray.variables import ATTR_TOL
+from xdiffc.xarray.variables import ATTR_TOL, pointwise_bound
 from xdiffc.datasets import open_sample
 
 
@@ -37,14 +37,38 @@ def max_err_over_bound(ds: xr.Dataset, store) -> float:
     return float(err.max() / out["T"].attrs[ATTR_TOL])
 
 
-def test_append_to_a_partial_chunk_is_refused_and_the_store_is_untouched(tmp_path):
+def chunk_modes(store, name: str) -> list[str]:
+    """The stream mode of each stored chunk of ``name`` along its first axis (its first chunk along the others)."""
+    from xdiffc.bitstream import Stream
+
+    array = zarr.open_group(store, mode="r")[name]
+    key = lambda i: array.metadata.encode_chunk_key((i,) + (0,) * (array.ndim - 1))  # noqa: E731
+    return [Stream.from_bytes((Path(store) / name / key(i)).read_bytes()).header.mode
+            for i in range(array.cdata_shape[0])]
+
+
+def test_append_after_a_partial_chunk_completes_it_within_the_bound(tmp_path):
+    """The partial last chunk is stored exactly; the append decodes it, completes it and encodes it once, lossily."""
     ds, store = field(30), tmp_path / "a.zarr"
     ds.isel(time=slice(0, 15)).gcdtc.to_zarr(store, tol=0.2, chunks={"time": 10})
+    assert chunk_modes(store, "T") == ["pointwise", "lossless"]
+    ds.isel(time=slice(15, 27)).chunk({"time": 4}).gcdtc.to_zarr(store, tol=0.2, append_dim="time")
+    assert chunk_modes(store, "T") == ["pointwise", "pointwise", "lossless"]
+    out = xr.open_zarr(store)
+    np.testing.assert_array_equal(out.time.values, ds.time.values[:27])
+    assert out["T"].encoding["chunks"] == (10, 12, 16) and max_err_over_bound(ds, store) <= 1
+
+
+def test_append_onto_a_partial_chunk_stored_lossily_is_refused_and_the_store_is_untouched(tmp_path):
+    """Along any axis but the first, a partial chunk is stored lossily: completing it could double its error."""
+    ds, store = field(6), tmp_path / "a.zarr"
+    ds.isel(lon=slice(0, 10)).gcdtc.to_zarr(store, tol=0.2, chunks={"lon": 4})
     before = xr.open_zarr(store)["T"].values
-    with pytest.raises(ValueError, match=r"'T'.*partial \(15 values in chunks of 10\).*divide 15"):
-        ds.isel(time=slice(15, None)).gcdtc.to_zarr(store, tol=0.2, append_dim="time")
+    with pytest.raises(ValueError, match=r"'T'.*along 'lon'.*partial \(10 values in chunks of 4\) and stored lossily "
+                                         r"\(chunk \(time=0, lat=0, lon=2\)\).*divide 10"):
+        ds.isel(lon=slice(10, None)).gcdtc.to_zarr(store, tol=0.2, append_dim="lon")
     after = xr.open_zarr(store)
-    assert after.sizes["time"] == 15 and np.array_equal(after["T"].values, before)
+    assert after.sizes["lon"] == 10 and np.array_equal(after["T"].values, before)
 
 
 def test_append_in_whole_chunks_keeps_the_bound_chunks_and_attrs(tmp_path):
@@ -169,28 +193,31 @@ def test_region_of_whole_chunks_keeps_the_bound(tmp_path):
     assert max_err_over_bound(want, store) <= 1
 
 
-@settings(max_examples=12)
-@given(chunk=st.integers(1, 7), parts=st.lists(st.integers(1, 9), min_size=1, max_size=4))
-@example(chunk=7, parts=[2, 5, 1])  # a first write shorter than the chunk asked for: the store keeps that chunk
-def test_any_sequence_of_appends_keeps_the_bound_or_is_refused(tmp_path_factory, chunk, parts):
-    """Property: whatever the sizes of the writes, what the store holds is within the bound."""
-    ds, store = field(sum(parts)), tmp_path_factory.mktemp("seq") / "s.zarr"
-    start, refused = 0, False
-    for i, n in enumerate(parts):
+@settings(max_examples=12, deadline=None)
+@given(chunk=st.integers(1, 7), parts=st.lists(st.integers(1, 9), min_size=2, max_size=4),
+       dask=st.sampled_from([None, 1, 3]), bound=st.sampled_from([{"tol": 0.2}, {"rel_tol": 1e-3},
+                                                                  {"pw_rel_tol": 1e-3}]))
+@example(chunk=7, parts=[2, 5, 1], dask=None, bound={"tol": 0.2})  # a first write shorter than its chunk, then filling it
+@example(chunk=4, parts=[3, 1, 6], dask=3, bound={"tol": 0.2})  # Dask chunks that straddle the store's
+def test_any_sequence_of_appends_keeps_the_bound(tmp_path_factory, chunk, parts, dask, bound):
+    """Property: whatever the sizes of the writes, the chunking of the store and of the appended Dask arrays,
+    every value the store holds is within its bound (each append completes the partial last chunk, stored
+    exactly, and encodes it once)."""
+    ds, store = field(sum(parts), seed=chunk), tmp_path_factory.mktemp("seq") / "s.zarr"
+    ds.isel(time=slice(0, parts[0])).gcdtc.to_zarr(store, chunks={"time": chunk}, **bound)
+    start = parts[0]
+    for n in parts[1:]:
         part = ds.isel(time=slice(start, start + n))
-        try:
-            if i == 0:
-                part.gcdtc.to_zarr(store, tol=0.2, chunks={"time": chunk})
-            else:
-                part.gcdtc.to_zarr(store, tol=0.2, append_dim="time")
-        except ValueError as err:
-            assert "partial" in str(err) and start % chunk, "only a partial last chunk may refuse an append"
-            refused = True
-            break
+        (part if dask is None else part.chunk({"time": dask})).gcdtc.to_zarr(store, append_dim="time")
         start += n
-    assert xr.open_zarr(store).sizes["time"] == start
-    assert max_err_over_bound(ds, store) <= 1
-    assert refused or start == sum(parts)
+    out = xr.open_zarr(store)
+    assert out.sizes["time"] == sum(parts) and out["T"].encoding["chunks"][0] == chunk
+    tol, pw = pointwise_bound(out["T"].attrs)
+    x = ds["T"].values.astype(np.float64)
+    err = np.abs(out["T"].values.astype(np.float64) - x)
+    assert np.all(err <= np.minimum(tol, (pw or np.inf) * np.abs(x)))
+    if sum(parts) % chunk:
+        assert chunk_modes(store, "T")[-1] == "lossless", "a partial last chunk is stored exactly"
 
 
 def test_rerunning_the_readme_cell_names_the_store(tmp_path):
@@ -308,3 +335,34 @@ def test_plain_xarray_appends_keep_the_bound(tmp_path_factory, chunk, parts, bou
         start += n
     assert xr.open_zarr(store).sizes["time"] == sum(parts)
     assert max_err_over_bound(ds, store) <= 1
+
+
+def cesm_like(nt: int) -> xr.Dataset:
+    """``field`` with what a CESM history file has along time: bounds, and a per-step number as a coordinate."""
+    ds = field(nt)
+    start = ds.time.values
+    ds["time_bnds"] = (("time", "nbnd"), np.stack([start, start + np.timedelta64(1, "D")], 1))
+    ds.time.attrs["bounds"] = "time_bnds"
+    ds.time.encoding["units"] = "days since 2000-01-01"
+    return ds.assign_coords(date=("time", np.arange(nt, dtype="i4") + 20000101))
+
+
+@pytest.mark.parametrize("date_chunk", [None, 12])
+def test_verify_reads_a_store_grown_by_the_documented_accessor_append(tmp_path, date_chunk):
+    """The README's append, then ``xdiffc verify``: exact variables along time are chunked as the data are, and
+    verify reads a store whose coordinate along time is chunked otherwise (as one written before was)."""
+    from xdiffc.conversion.verify import verify
+
+    ds, store = cesm_like(20), tmp_path / "a.zarr"
+    ds.to_netcdf(tmp_path / "in.nc")
+    encoding = {} if date_chunk is None else {"encoding": {"date": {"chunks": (date_chunk,)}}}
+    ds.isel(time=slice(0, 12)).gcdtc.to_zarr(store, tol=0.2, chunks={"time": 4}, **encoding)
+    ds.isel(time=slice(12, None)).gcdtc.to_zarr(store, append_dim="time")
+    out = xr.open_zarr(store)
+    assert out["time_bnds"].encoding["chunks"] == (4, 2)
+    assert out["date"].encoding["chunks"] == (date_chunk or 4,)
+    if date_chunk is None:
+        assert dict(out.chunks)["time"] == (4,) * 5, "one chunking along time for every variable"
+    report = verify(tmp_path / "in.nc", store)
+    assert report.ok, report.problems
+    assert report.table.loc["T", "max_err_over_bound"] <= 1

@@ -425,6 +425,36 @@ MUTATIONS: tuple[Mutation, ...] = (
         ("tests/test_convert.py::test_convert_at_a_level_writes_it_in_the_codec_and_keeps_the_bound",
          "tests/test_engine_audit.py::test_convert_passes_the_level_on_only_where_it_is_not_the_default"),
         "the default level recorded in the resume fingerprint: progress logs written before --level do not resume"),
+    Mutation(
+        "edge_chunk_lossy_taken_as_exact", ("xdiffc/xarray/edges.py",),
+        (('exact = Stream.from_bytes(blob.to_bytes()).header.mode == "lossless"', "exact = True"),),
+        ("tests/test_writes.py::test_append_onto_a_partial_chunk_stored_lossily_is_refused_and_the_store_is_untouched",),
+        "an accessor append completes a partial chunk stored lossily (its error could double)"),
+    Mutation(
+        "append_dask_chunks_not_offset", ("xdiffc/xarray/encoding.py",),
+        (("first = min(n, c - offsets.get(dim, 0) % c)", "first = min(n, c)"),),
+        ("tests/test_writes.py::test_any_sequence_of_appends_keeps_the_bound",),
+        "appended Dask chunks not lined up with the store's partial chunk: two tasks would write one Zarr chunk"),
+    Mutation(
+        "verify_chunks_of_the_dataarray", ("xdiffc/conversion/verify.py",),
+        (("for d, c in out[n].variable.chunksizes.items()", "for d, c in out[n].chunksizes.items()"),),
+        ("tests/test_writes.py::test_verify_reads_a_store_grown_by_the_documented_accessor_append",),
+        "verify reads the chunks of a lossy DataArray, coordinates included: inconsistent along time, it fails"),
+    Mutation(
+        "exact_variables_not_chunked_along_time", ("xdiffc/xarray/writes.py",),
+        (("if set(var.dims) & along_time.keys() and var.dims != (name,):", "if False:"),),
+        ("tests/test_writes.py::test_verify_reads_a_store_grown_by_the_documented_accessor_append",),
+        "time bounds and coordinates along time chunked otherwise than the data"),
+    Mutation(
+        "resume_of_a_finished_store_unchecked", CONVERSION,
+        (("            _check_finished(store, fingerprint)\n", ""),),
+        ("tests/test_append.py::test_resume_on_a_finished_store_checks_its_inputs_and_options",),
+        "--resume on a finished store of other inputs or options says 'already complete' and exits 0"),
+    Mutation(
+        "append_unit_reads_only_the_new_steps", CONVERSION,
+        (("        if steps.start < length:", "        if False:"),),
+        ("tests/test_append.py::test_appends_continue_the_store_with_its_codec_within_the_bound",),
+        "the chunk that held the store's last steps is written from the new ones alone"),
 )
 
 

@@ -9,11 +9,12 @@ import wrapt
 
 from .codec import GCDTCCodec
 from .core import compress, decompress
-from .errors import (CorruptStreamError, ModelMismatchError, ModelNotFoundError, OutputLockedError, TruncatedFileError,
-                     XdiffcError)
+from .errors import (AppendError, CorruptStreamError, ModelMismatchError, ModelNotFoundError, OutputLockedError,
+                     ResumeMismatchError, TruncatedFileError, XdiffcError)
 
 __all__ = ["compress", "decompress", "convert", "verify", "train", "GCDTCCodec", "CorruptStreamError",
-           "ModelMismatchError", "ModelNotFoundError", "OutputLockedError", "TruncatedFileError", "XdiffcError"]
+           "ModelMismatchError", "ModelNotFoundError", "OutputLockedError", "TruncatedFileError", "XdiffcError",
+           "AppendError", "ResumeMismatchError"]
 __version__ = "0.1.0"
 
 

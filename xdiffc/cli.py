@@ -150,10 +150,14 @@ def _convert(args: argparse.Namespace) -> int:
                           gpus=args.gpus, resume=args.resume, verify=args.verify, overwrite=args.overwrite,
                           progress=not args.quiet, layout=args.layout, grid=args.grid, use_cftime=args.use_cftime,
                           decode_times=not args.no_decode_times,
-                          train_model=args.train_model, level=args.level, member_dim=args.member_dim)
+                          train_model=args.train_model, level=args.level, member_dim=args.member_dim,
+                          append=args.append)
     except KeyboardInterrupt:
         partial = partial_path(args.output)
-        if partial.exists():
+        if partial.exists() and args.append:
+            print(f"xdiffc: interrupted; {args.output} is as it was before the append (the work so far is in "
+                  f"{partial}): rerun the same command with --resume to finish it", file=sys.stderr)
+        elif partial.exists():
             print(f"xdiffc: interrupted; {args.output} is not written (the work so far is in {partial}): rerun the "
                   f"same command with --resume to finish it", file=sys.stderr)
         else:
@@ -330,7 +334,11 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--threads-per-worker", type=int, metavar="M", help="threads per local worker")
     conv.add_argument("--gpus", type=int, default=0, metavar="N",
                       help="run the codec on workers with resource GPU=1 (locally: N workers, one per GPU)")
-    conv.add_argument("--resume", action="store_true", help="finish an interrupted conversion into OUT")
+    conv.add_argument("--append", action="store_true",
+                      help="add the inputs' times to the finished store OUT, with its own bounds, codec and "
+                           "climatology; they must continue its time axis (same variables, grid and calendar)")
+    conv.add_argument("--resume", action="store_true",
+                      help="finish an interrupted conversion into OUT (with --append: an interrupted append)")
     conv.add_argument("--verify", action="store_true", help="check every bound before marking OUT complete")
     conv.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (at the end: until then "
                                                                 "the old store stays as it was)")

@@ -42,6 +42,16 @@ class OutputLockedError(XdiffcError):
     """Another conversion holds the output: its lock in the partial folder names it (pid, host, since when)."""
 
 
+class ResumeMismatchError(XdiffcError, ValueError):
+    """``--resume`` with inputs or options other than those of the run it would finish, or of the finished store it
+    names: the message says what differs."""
+
+
+class AppendError(XdiffcError, ValueError):
+    """``--append`` of inputs that do not continue the store (its time axis, variables, grid, calendar), or onto a
+    store that cannot take them: the message says what and where."""
+
+
 def first_sentence(err: Exception) -> str:
     """The first sentence of an error from xarray or Zarr, whose messages run on over lines of advice and links."""
     return str(err).strip().split("\n")[0].split(". ")[0].rstrip(".:")

@@ -12,6 +12,7 @@ One job per module:
 - :mod:`.lock`: one conversion at a time per output (pid, host, since when);
 - :mod:`.prepare`: the output's checks, the fingerprint a resume repeats, setting up the partial store;
 - :mod:`.run`: :func:`~.run.convert`: the Dask client, running the units, fsync and the final rename;
+- :mod:`.append`: ``convert(..., append=True)``: new times added to a finished store, as crash-safe;
 - :mod:`.summary`: :class:`~.summary.ConvertSummary`;
 - :mod:`.verify`: :func:`~.verify.verify` and :class:`~.verify.VerifyReport`.
 
@@ -34,7 +35,9 @@ How a conversion runs:
    are written.
 4. ``--resume`` finds the partial folder, reads the log and runs only the units not recorded.
    Encoding is deterministic, so a unit redone after a kill writes the same bytes: the store ends
-   up identical to one from an uninterrupted run.
+   up identical to one from an uninterrupted run. On a finished store it does nothing, and only
+   when the store records these very inputs and options (its root attribute ``xdiffc_conversion``);
+   otherwise it raises :class:`~xdiffc.errors.ResumeMismatchError`.
 5. Last: optional verification, then ``xdiffc_complete = True`` and consolidated metadata, every
    file and folder fsynced, and then ``data.zarr`` is renamed to ``OUT`` (one atomic rename; with
    ``--overwrite`` an existing ``OUT`` is first moved into the partial folder, and deleted with it

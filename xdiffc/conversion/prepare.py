@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -11,13 +12,14 @@ from pathlib import Path
 import numpy as np
 import zarr
 
+from ..errors import ResumeMismatchError
 from ..options import Options
 from ..xarray.encoding import encode_variables
 from ..xarray.variables import is_lossy
 from ..xarray.writes import for_new_store
 from .inputs import Inputs, open_inputs
 from .lock import LOCK_FILE, check_unlocked
-from .progress import COMPLETE_ATTR, PARTIAL_STORE, Progress, is_complete, partial_path
+from .progress import COMPLETE_ATTR, PARTIAL_STORE, RECORD_ATTR, Progress, is_complete, partial_path
 
 #: The model ``--train-model`` trains, in the partial folder (its checkpoint beside it): the store then carries it.
 ARCHIVE_MODEL = "archive.pt"
@@ -44,6 +46,11 @@ def prepare_output(store: Path, resume: bool, overwrite: bool) -> None:
         raise PermissionError(f"cannot write {str(store)!r}: no write permission in {str(parent)!r}")
 
 
+def input_sizes(paths: Sequence[str]) -> list[list]:
+    """``[path, bytes]`` of each input (None for a Zarr store): how a fingerprint names its inputs."""
+    return [[p, os.path.getsize(p) if os.path.isfile(p) else None] for p in paths]
+
+
 def fingerprint(inputs: Inputs, bounds: Mapping, model, mode, chunks, layout, grid) -> dict:
     """What a resumed conversion must share with the first run (JSON): ``bounds`` are the options as it records
     them."""
@@ -51,7 +58,7 @@ def fingerprint(inputs: Inputs, bounds: Mapping, model, mode, chunks, layout, gr
         return {str(k): float(v) for k, v in value.items()} if isinstance(value, Mapping) else value
 
     raw = {"decode_times": False} if inputs.times == "raw" else {}
-    return {"inputs": [[p, os.path.getsize(p) if os.path.isfile(p) else None] for p in inputs.paths],
+    return {"inputs": input_sizes(inputs.paths),
             "use_cftime": inputs.times == "cftime", "variables": inputs.variables, **{k: plain(v) for k, v in bounds.items()},
             "model": model, "mode": mode, "chunks": dict(chunks), "layout": layout,
             "grid": None if grid is None else str(grid)} | raw | _members(inputs)
@@ -65,9 +72,35 @@ def _members(inputs: Inputs) -> dict:
             "members": [[label, list(paths)] for label, paths in zip(inputs.labels, inputs.members)]}
 
 
-def _set_up(store: Path, inputs: Inputs, options: Options, compress_kwargs: dict) -> list[str]:
-    """Create the store (in the partial folder), marked incomplete: all metadata, the index coordinates; returns
-    the arrays left to units. ``compress_kwargs``: the other arguments of ``ds.gcdtc.compress``."""
+def recorded(store: Path) -> dict | None:
+    """What a finished store records of its conversion (:data:`~.progress.RECORD_ATTR`): None for a store written
+    before xdiffc recorded it, or not by ``convert``."""
+    text = zarr.open_group(str(store), mode="r").attrs.get(RECORD_ATTR)
+    return json.loads(text) if isinstance(text, str) else None
+
+
+def differences(then: Mapping, now: Mapping) -> list[str]:
+    """What differs between two fingerprints, one phrase each: the inputs by file (in any order), else by option."""
+    then, now = json.loads(json.dumps(then)), json.loads(json.dumps(now))
+    out = []
+    for key in sorted(then.keys() | now.keys()):
+        a, b = then.get(key), now.get(key)
+        if key == "inputs":
+            a, b = dict(map(tuple, a or [])), dict(map(tuple, b or []))
+            for what, names in (("not among them before", [p for p in b if p not in a]),
+                                ("no longer given", [p for p in a if p not in b]),
+                                ("of another size now", [p for p in b if p in a and a[p] != b[p]])):
+                if names:
+                    out.append(f"{len(names)} input(s) {what} (the first: {names[0]!r})")
+        elif a != b:
+            out.append(f"{key} {a!r} then, {b!r} now")
+    return out
+
+
+def _set_up(store: Path, inputs: Inputs, options: Options, compress_kwargs: dict, record: Mapping) -> list[str]:
+    """Create the store (in the partial folder), marked incomplete and with ``record`` (the conversion's
+    fingerprint): all metadata, the index coordinates; returns the arrays left to units. ``compress_kwargs``: the
+    other arguments of ``ds.gcdtc.compress``."""
     ds = open_inputs(inputs)
     enc = encode_variables(ds, options, member_dim=inputs.member_dim, **compress_kwargs)
     if not any(is_lossy(v.attrs) for v in enc.data_vars.values()):
@@ -89,8 +122,9 @@ def _set_up(store: Path, inputs: Inputs, options: Options, compress_kwargs: dict
             new.encoding["chunks"] = tuple(min(target[d], n) for d, n in var.sizes.items()) or None
         enc = enc.assign_coords({name: new}) if name in enc.coords else enc.assign({name: new})
     enc = for_new_store(enc, [n for n, v in enc.data_vars.items() if is_lossy(v.attrs)], zarr_format=3)
-    zarr.open_group(str(store), mode="w", zarr_format=3, attributes={COMPLETE_ATTR: False})
-    enc.attrs[COMPLETE_ATTR] = False
+    attrs = {COMPLETE_ATTR: False, RECORD_ATTR: json.dumps(record)}
+    zarr.open_group(str(store), mode="w", zarr_format=3, attributes=attrs)
+    enc.attrs.update(attrs)
     enc.to_zarr(str(store), mode="a", compute=False, consolidated=False, zarr_format=3)
     return [str(n) for n, v in enc.variables.items() if v.chunks is not None]
 
@@ -103,12 +137,16 @@ def open_progress(store: Path, spec: Inputs, fingerprint: dict, resume: bool, ov
     if resume:
         log = Progress.load(partial)
         if log is not None and (partial / PARTIAL_STORE).exists():
-            if log.header["fingerprint"] != fingerprint:
-                raise ValueError(f"{str(store)!r} was started from other inputs or options; rerun with the same "
-                                 f"ones, or pass --overwrite to start again\n  then: {log.header['fingerprint']}\n"
-                                 f"  now:  {fingerprint}")
+            diff = differences(log.header["fingerprint"], fingerprint)
+            if diff:
+                was = "an append" if log.header["fingerprint"].get("append") else "a conversion"
+                raise ResumeMismatchError(
+                    f"{str(store)!r} was started from other inputs or options ({was}); rerun with the same ones"
+                    f"{' (and --append)' if was == 'an append' else ''}, or pass --overwrite to start again: "
+                    + "; ".join(diff))
             return log
         if is_complete(store)[0]:
+            _check_finished(store, fingerprint)
             shutil.rmtree(partial, ignore_errors=True)  # left behind by a kill just after the final rename
             return None
         if store.exists() and not overwrite:
@@ -121,8 +159,25 @@ def open_progress(store: Path, spec: Inputs, fingerprint: dict, resume: bool, ov
         _clear(partial, keep=(LOCK_FILE,))
     if train_model:
         compress_kwargs = {**compress_kwargs, "model": str(_train_archive_model(partial, spec, train_model, progress))}
-    arrays = _set_up(partial / PARTIAL_STORE, spec, options, compress_kwargs)
+    arrays = _set_up(partial / PARTIAL_STORE, spec, options, compress_kwargs, fingerprint)
     return Progress.start(partial, {"fingerprint": fingerprint, "arrays": arrays})
+
+
+def _check_finished(store: Path, fingerprint: dict) -> None:
+    """A :class:`ResumeMismatchError` unless the finished ``store`` records this very conversion: a resume that
+    found nothing to do must not pass off a store of other inputs or options as these."""
+    then = recorded(store)
+    if then is None:
+        raise ResumeMismatchError(
+            f"{str(store)!r} is finished, but records no inputs or options (written before xdiffc recorded them, or "
+            f"not by convert), so --resume cannot tell whether it holds these inputs: check it with xdiffc verify "
+            f"IN... {str(store)!r}, or pass --overwrite to convert them again")
+    diff = differences(then, fingerprint)
+    if diff:
+        raise ResumeMismatchError(
+            f"{str(store)!r} is a finished conversion of other inputs or options, so --resume has nothing of this run "
+            f"to finish: {'; '.join(diff)}. Pass --overwrite to convert these inputs again, or --append to add new "
+            f"times to it")
 
 
 def _clear(folder: Path, keep: Sequence[str] = ()) -> None:

@@ -15,12 +15,17 @@ import zarr
 
 #: Root attribute of a store being converted: False until every chunk is written and verified.
 COMPLETE_ATTR = "xdiffc_complete"
+#: Root attribute of a converted store: JSON of what it was converted from and how (the fingerprint a ``--resume``
+#: repeats; ``--append`` adds its inputs), so that a resume or an append can be checked against the finished store.
+RECORD_ATTR = "xdiffc_conversion"
 #: The sibling folder ``OUT<suffix>`` where a conversion into ``OUT`` builds the store until it is complete.
 PARTIAL_SUFFIX = ".xdiffc-partial"
 #: The store being built, inside the partial folder; renamed to ``OUT`` when complete.
 PARTIAL_STORE = "data.zarr"
 #: The progress log, inside the partial folder: a JSON header line, then one finished unit index per line.
 PROGRESS_FILE = "progress"
+#: Test hook: seconds each unit sleeps before writing, so that a test can kill a conversion mid-way.
+DELAY_ENV = "XDIFFC_TEST_UNIT_DELAY"
 #: A unit (one task) holds at most about this many bytes of uncompressed data, in whole chunks.
 UNIT_BYTES = 64 * 2**20
 
@@ -60,7 +65,8 @@ def plan_units(group: zarr.Group, names: Sequence[str], time_dim: str | None) ->
     units: list[tuple[int, int, Unit]] = []
     for order, name in enumerate(names):
         array = group[name]
-        dims = tuple(array.metadata.dimension_names or ())
+        dims = tuple(getattr(array.metadata, "dimension_names", None)  # Zarr v3; v2 keeps them in an attribute
+                     or array.attrs.get("_ARRAY_DIMENSIONS", ()))
         shape, chunks = array.shape, array.chunks
         lead = dims.index(time_dim) if time_dim in dims else 0
         counts = _block_counts(shape, chunks, array.dtype.itemsize, lead)

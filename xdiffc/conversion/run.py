@@ -26,16 +26,14 @@ from ..api import check_chunks
 from ..options import BOUNDS, DEFAULT_LEVEL, Options, parse_bounds
 from ..xarray.encoding import dataset_options
 from ..xarray.writes import quiet_zarr
+from . import append as appending
 from .inputs import (Inputs, cached_inputs, default_time_chunk, open_inputs, resolve_paths, scan, select, stamps,
                      time_decoding, time_steps)
 from .lock import locked
 from .members import resolve_members, scan_members
 from .prepare import fingerprint, open_progress, prepare_output
-from .progress import COMPLETE_ATTR, PARTIAL_STORE, Progress, Unit, partial_path, plan_units
+from .progress import COMPLETE_ATTR, DELAY_ENV, PARTIAL_STORE, Progress, Unit, partial_path, plan_units
 from .summary import ConvertSummary, summarise
-
-#: Test hook: seconds each unit sleeps before writing, so that a test can kill a conversion mid-way.
-DELAY_ENV = "XDIFFC_TEST_UNIT_DELAY"
 
 
 @contextlib.contextmanager
@@ -189,7 +187,7 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
             threads_per_worker: int | None = None, gpus: int = 0, resume: bool = False, verify: bool = False,
             overwrite: bool = False, progress: bool = True, layout: str = "auto", grid: str | None = None,
             use_cftime: bool = False, decode_times: bool = True, train_model: int = 0,
-            level: int = DEFAULT_LEVEL, member_dim: str | None = None) -> ConvertSummary:
+            level: int = DEFAULT_LEVEL, member_dim: str | None = None, append: bool = False) -> ConvertSummary:
     """Convert netCDF files (or one Zarr store) into one compressed Zarr store on a Dask cluster.
 
     The bounds, ``preserve_zero``, ``model``, ``chunks``, ``layout`` and ``grid`` are those of
@@ -208,8 +206,25 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     :func:`xdiffc.compress`. ``member_dim``: the inputs are an ensemble, one member per item of
     ``inputs`` (a path, a glob, or a list of paths combined along time), stacked along this new
     dimension (:mod:`~xdiffc.conversion.members`). The store is built in :func:`~.progress.partial_path` and appears
-    at ``store`` only when complete. Returns the :class:`~.summary.ConvertSummary`.
+    at ``store`` only when complete. ``append=True`` adds the inputs' times to the finished ``store``
+    with its own bounds, codec and climatology (:mod:`.append`; ``resume`` then finishes an interrupted
+    append). Returns the :class:`~.summary.ConvertSummary`.
     """
+    if append:
+        if overwrite:
+            raise ValueError("append=True (--append) adds to the store, overwrite=True (--overwrite) replaces it: "
+                             "give one of them")
+        _check_cluster(workers, threads_per_worker, gpus)
+        shaping = dict(tol=tol, rel_tol=rel_tol, pw_rel_tol=pw_rel_tol, preserve_zero=preserve_zero, model=model,
+                       mode=mode, chunks=chunks, layout=layout, grid=grid, train_model=train_model, level=level)
+        job = appending.plan(inputs, store, shaping, variables=variables, resume=resume, use_cftime=use_cftime,
+                             decode_times=decode_times)
+        if job.finished is not None:
+            return job.finished
+        with locked(job.store), _client(scheduler, workers, threads_per_worker, gpus) as client:
+            log = appending.open_progress(job, resume)
+            return _build(client, job.store, job.spec, log, appending.units(job, log), gpus, progress, verify,
+                          source=job.source, write=appending.write_unit, since=job.source.length)
     store = Path(store).absolute()
     arguments = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
     if member_dim is None:
@@ -250,14 +265,24 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
                             dict(model=model, chunks=chunks, layout=layout, grid=grid), train_model, progress)
         if log is None:  # resuming a store that is already complete
             return summarise(store, store, spec, {}, 0.0, 0, verify=verify)
-        work = log.path.parent / PARTIAL_STORE
-        units = plan_units(zarr.open_group(str(work), mode="r"), log.header["arrays"], time_dim)
-        skipped = len(log.done)
-        start = time.perf_counter()
-        stats = _run_units(client, spec, work, units, log, gpus, progress)
-        seconds = time.perf_counter() - start
-        summary = summarise(work, store, spec, stats, seconds, skipped, verify=verify)
-        _finish(store)
+        units = plan_units(zarr.open_group(str(log.path.parent / PARTIAL_STORE), mode="r"), log.header["arrays"],
+                           time_dim)
+        return _build(client, store, spec, log, units, gpus, progress, verify)
+
+
+def _build(client, store: Path, spec: Inputs, log: Progress, units: list[Unit], gpus: int, progress: bool,
+           verify: bool, *, source=None, write=None, since: int = 0) -> ConvertSummary:
+    """Run the units not in ``log`` into the store in the partial folder, summarise (verify), and put it in place.
+    A conversion's units read ``spec`` with :func:`_write_unit`; an append's read ``source`` with ``write``, and
+    the inputs are its store's steps from ``since`` on."""
+    work = log.path.parent / PARTIAL_STORE
+    skipped = len(log.done)
+    start = time.perf_counter()
+    stats = _run_units(client, spec if source is None else source, work, units, log, gpus, progress,
+                       write or _write_unit)
+    seconds = time.perf_counter() - start
+    summary = summarise(work, store, spec, stats, seconds, skipped, verify=verify, since=since)
+    _finish(store)
     return summary
 
 
@@ -279,9 +304,10 @@ def _write_unit(inputs: Inputs, store: str, unit: Unit) -> tuple[float, str]:
     return time.perf_counter() - start, get_worker().address
 
 
-def _run_units(client, spec: Inputs, store: Path, units: list[Unit], log: Progress, gpus: int,
-               progress: bool) -> dict[str, dict]:
+def _run_units(client, spec, store: Path, units: list[Unit], log: Progress, gpus: int,
+               progress: bool, write=_write_unit) -> dict[str, dict]:
     """Run the units not in ``log`` on the cluster, a few per thread at a time; record each as it finishes.
+    Each is ``write(spec, store, unit)`` (``spec``: what it reads; a conversion's :class:`Inputs`).
 
     Returns, per variable, what was really done: units and bytes written, seconds, units per worker.
     """
@@ -300,7 +326,7 @@ def _run_units(client, spec: Inputs, store: Path, units: list[Unit], log: Progre
     token, index_of = uuid.uuid4().hex[:8], {}
 
     def submit(i: int):
-        future = client.submit(_write_unit, spec, str(store), units[i], resources=resources, pure=False,
+        future = client.submit(write, spec, str(store), units[i], resources=resources, pure=False,
                                key=f"xdiffc-unit-{token}-{i}")
         index_of[future.key] = i
         return future

@@ -44,10 +44,10 @@ class ConvertSummary:
 
 
 def summarise(path: Path, store: Path, spec: Inputs, stats: dict[str, dict], seconds: float, skipped: int, *,
-              verify: bool) -> ConvertSummary:
+              verify: bool, since: int = 0) -> ConvertSummary:
     """The summary of a conversion into ``store``, read from ``path`` (where it is built): per variable, size,
-    stored size, ratio, time (error over bound with ``verify``); in total, the units that ``stats`` says were
-    written."""
+    stored size, ratio, time (error over bound with ``verify``, against the inputs, which are the store's steps from
+    ``since`` on); in total, the units that ``stats`` says were written."""
     group = zarr.open_group(str(path), mode="r")
     lossy = [n for n, a in group.arrays() if is_lossy(a.attrs)]
     rows = {n: {"MB": group[n].nbytes / 2**20, "stored_MB": group[n].nbytes_stored() / 2**20,
@@ -55,7 +55,7 @@ def summarise(path: Path, store: Path, spec: Inputs, stats: dict[str, dict], sec
     table = pd.DataFrame.from_dict(rows, orient="index")
     table.insert(2, "ratio", table["MB"] / table["stored_MB"])
     if verify:
-        report = verify_store(spec, path, require_complete=False)
+        report = verify_store(spec, path, require_complete=False, since=since)
         if not report.ok:
             raise VerificationError(f"the conversion into {str(store)!r} fails verification; it stays unfinished in "
                                     f"{str(path)!r}:\n" + "\n".join(report.problems))

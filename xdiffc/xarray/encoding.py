@@ -342,10 +342,18 @@ def stored_bytes(source, names: Iterable[Hashable]) -> dict[Hashable, float]:
     return {n: float(group[str(n)].nbytes_stored()) for n in names}
 
 
-def align_chunks(var: xr.Variable, chunks: tuple[int, ...]) -> xr.Variable:
+def align_chunks(var: xr.Variable, chunks: tuple[int, ...], offsets: Mapping[Hashable, int] | None = None) -> xr.Variable:
     """``var`` with Dask chunks equal to the Zarr ``chunks``: each task then writes whole Zarr chunks,
-    never decoding and re-encoding a chunk that another task wrote (which would compound the error)."""
+    never decoding and re-encoding a chunk that another task wrote (which would compound the error).
+
+    ``offsets`` (``{dim: start}``): where ``var`` goes in the store along a dimension (an append); its
+    first Dask chunk there ends where the store's chunk that holds ``start`` ends."""
     if var.chunks is None:
         return var
-    wanted = tuple(tuple(min(c, n - i) for i in range(0, n, c)) for c, n in zip(chunks, var.shape))
-    return var if var.chunks == wanted else var.chunk(dict(zip(var.dims, chunks)))
+    offsets = offsets or {}
+    wanted = []
+    for dim, c, n in zip(var.dims, chunks, var.shape):
+        first = min(n, c - offsets.get(dim, 0) % c)
+        wanted.append((first,) + tuple(min(c, n - i) for i in range(first, n, c)))
+    wanted = tuple(wanted)
+    return var if var.chunks == wanted else var.chunk(dict(zip(var.dims, wanted)))

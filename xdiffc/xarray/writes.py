@@ -5,8 +5,10 @@ covers only in part by reading it, decoding it, merging the new values and encod
 for an xdiffc chunk that re-quantises values that were already moved by up to the bound, and the
 error grows to twice the bound. So every write into an existing store is checked here first:
 
-- appending along a dimension is refused when the store's last chunk of a lossy variable along
-  it is partial (the append would re-encode it), with the chunk sizes that would have worked;
+- appending along a dimension completes the store's partial last chunk of a lossy variable only
+  where that chunk is stored exactly (:mod:`.edges`: the codec stores a chunk padded along its first
+  axis exactly); onto a partial chunk stored lossily it is refused, with the chunk sizes that would
+  have worked;
 - a region write is refused when it covers a lossy chunk only in part;
 - the store's chunk shape and bound of each lossy variable are kept: the appended or rewritten
   chunks use the codec already in the store, so a bound other than the store's is an error
@@ -38,8 +40,9 @@ import zarr.errors
 from ..core import DEFAULT_STEPS
 from ..options import DEFAULT_LEVEL, Options
 from .archive_model import trained_model
+from .edges import lossy_edge_chunks
 from .encoding import align_chunks, dataset_options, encode_variables
-from .variables import BOUND_ATTRS, is_lossy
+from .variables import BOUND_ATTRS, is_lossy, time_dims
 
 #: ``rel_tol`` when none is given. An update that leaves it at this value uses the store's bounds silently;
 #: any other bound given for a variable already in the store must be the store's.
@@ -180,11 +183,24 @@ def conform(ds: xr.Dataset, store, lossy: list[Hashable], given: Options, kwargs
             continue
         _check_bound(name, stored, given)
         if append_dim is not None:
-            _check_append(stored, append_dim, ds.sizes.get(append_dim, 0), store)
+            _check_append(stored, append_dim, store)
         if region is not None:
             _check_region(stored, region, store)
-        out[name] = _restore(out[name].variable, stored)
+        out[name] = _restore(out[name].variable, stored, _offsets(stored, append_dim))
+    if append_dim is not None:  # exact variables too: each Dask chunk inside one of the store's chunks
+        for name, var in ds.variables.items():
+            stored = existing.get(str(name))
+            if name not in lossy and stored is not None and append_dim in var.dims and var.chunks is not None:
+                var = align_chunks(var, stored.chunks, _offsets(stored, append_dim))
+                out = out.assign_coords({name: var}) if name in ds.coords else out.assign({name: var})
     return out
+
+
+def _offsets(stored: StoredArray, append_dim: Hashable | None) -> dict[Hashable, int]:
+    """Where an append along ``append_dim`` starts in the stored array: ``{append_dim: its length}``."""
+    if append_dim is None or append_dim not in stored.dims:
+        return {}
+    return {append_dim: stored.shape[stored.dims.index(append_dim)]}
 
 
 def _check_bound(name: Hashable, stored: StoredArray, given: Options) -> None:
@@ -208,17 +224,23 @@ def _chunk_hint(done: int, chunk: int) -> str:
     return f"chunk sizes that divide {done}, such as {sizes}" if sizes else f"a chunk size that divides {done}"
 
 
-def _check_append(stored: StoredArray, dim: Hashable, new: int, store) -> None:
+def _check_append(stored: StoredArray, dim: Hashable, store) -> None:
+    """An append may complete the partial last chunk of a lossy array only where that chunk is stored exactly."""
     if dim not in stored.dims:
         return
     axis = stored.dims.index(dim)
     done, chunk = stored.shape[axis], stored.chunks[axis]
-    if done % chunk:
+    if not done % chunk:
+        return
+    lossy = lossy_edge_chunks(store, stored.name, axis)
+    if lossy:
+        where = ", ".join(f"{d}={i}" for d, i in zip(stored.dims, lossy[0]))
         raise ValueError(
             f"cannot append to {stored.name!r} in {describe(store)} along {dim!r}: its last chunk is partial "
-            f"({done} values in chunks of {chunk}), and appending would decode and re-encode that lossy chunk, "
-            f"up to doubling its error. Write every part but the last in whole chunks: rewrite the store with "
-            f"mode='w' and {_chunk_hint(done, chunk)} along {dim!r}, or write all the data at once.")
+            f"({done} values in chunks of {chunk}) and stored lossily (chunk ({where})), and appending would decode "
+            f"and re-encode it, up to doubling its error. xdiffc stores a partial chunk exactly only along an "
+            f"array's first dimension. Rewrite the store with mode='w' and {_chunk_hint(done, chunk)} along "
+            f"{dim!r}, or write all the data at once.")
 
 
 def _check_new_steps(ds: xr.Dataset, store, dim: Hashable) -> None:
@@ -265,9 +287,10 @@ def _auto_region(ds: xr.Dataset, store) -> dict[Hashable, slice]:
     return region
 
 
-def _restore(var: xr.Variable, stored: StoredArray) -> xr.Variable:
-    """``var`` in the store's chunks, with the store's xdiffc attributes (its bound and layout)."""
-    out = align_chunks(var, stored.chunks).copy(deep=False)
+def _restore(var: xr.Variable, stored: StoredArray, offsets: Mapping[Hashable, int]) -> xr.Variable:
+    """``var`` in the store's chunks (written at ``offsets``, see :func:`align_chunks`), with the store's xdiffc
+    attributes (its bound and layout)."""
+    out = align_chunks(var, stored.chunks, offsets).copy(deep=False)
     out.attrs = {**{k: v for k, v in var.attrs.items() if not str(k).startswith("xdiffc_")},
                  **{k: v for k, v in stored.attrs.items() if str(k).startswith("xdiffc_")}}
     out.encoding = {**var.encoding, "chunks": stored.chunks}
@@ -285,8 +308,13 @@ def for_new_store(ds: xr.Dataset, lossy: list[Hashable], zarr_format: int) -> xr
     Lossy chunks carry xdiffc's CRC; exact variables without a compressor of their own get zstd
     with its content checksum, so a damaged coordinate chunk raises on reading instead of
     decoding to wrong values.
+
+    Exact variables along time (bounds, dates, per-step numbers), index coordinates aside, are chunked
+    along it as the lossy variables are: a reader's Dask chunks then agree along time (xarray refuses
+    a DataArray whose coordinates are chunked otherwise), and appends fill their chunks alike.
     """
     out = ds.copy(deep=False)
+    along_time = _time_chunks(ds, lossy)
     for name, var in ds.variables.items():
         if name in lossy:
             continue
@@ -298,7 +326,30 @@ def for_new_store(ds: xr.Dataset, lossy: list[Hashable], zarr_format: int) -> xr
             var.encoding["_FillValue"] = None
         if not {"compressor", "compressors"} & set(var.encoding):
             var.encoding["compressors"] = [_checked_zstd(zarr_format)]
+        if set(var.dims) & along_time.keys() and var.dims != (name,):
+            var = _chunked_along(var, along_time)
         out = out.assign_coords({name: var}) if name in ds.coords else out.assign({name: var})
+    return out
+
+
+def _time_chunks(ds: xr.Dataset, lossy: list[Hashable]) -> dict[Hashable, int]:
+    """``{time dimension: chunk}`` where every lossy variable along that dimension has the same Zarr chunk."""
+    found = {}
+    for dim in time_dims(ds):
+        sizes = {ds[n].encoding["chunks"][ds[n].dims.index(dim)] for n in lossy
+                 if dim in ds[n].dims and ds[n].encoding.get("chunks")}
+        if len(sizes) == 1:
+            found[dim] = sizes.pop()
+    return found
+
+
+def _chunked_along(var: xr.Variable, chunks: Mapping[Hashable, int]) -> xr.Variable:
+    """``var`` chunked by ``chunks`` along those dimensions; along the others as its Dask chunks are, else whole."""
+    shape = tuple(chunks[d] if d in chunks else var.chunks[i][0] if var.chunks is not None else n
+                  for i, (d, n) in enumerate(var.sizes.items()))
+    out = align_chunks(var, shape)
+    out.encoding = {**var.encoding, "chunks": shape}
+    out.encoding.pop("preferred_chunks", None)
     return out
 
 
