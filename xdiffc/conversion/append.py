@@ -44,19 +44,20 @@ import xarray as xr
 import zarr
 
 from ..errors import AppendError, ResumeMismatchError
-from ..options import DEFAULT_LEVEL
+from ..options import BOUNDS, DEFAULT_LEVEL
 from ..xarray.edges import lossy_edge_chunks
 from ..xarray.variables import is_lossy
 from ..xarray.writes import quiet_zarr, stored_arrays
-from .inputs import Inputs, cached_inputs, decoding, open_inputs, resolve_paths, scan, stamps, time_decoding
+from .inputs import Inputs, decoding, resolve_paths, scan, stamps, time_decoding
 from .lock import LOCK_FILE, check_unlocked
+from .opening import cached_inputs, open_inputs
 from .prepare import differences, input_sizes, recorded
 from .progress import (COMPLETE_ATTR, DELAY_ENV, PARTIAL_STORE, RECORD_ATTR, Progress, Unit, is_complete, partial_path,
                        plan_units)
 from .summary import ConvertSummary, summarise
 
 #: The options that shape a store, each with its value when not given: an append takes them from the store.
-SHAPING = {"tol": None, "rel_tol": 1e-3, "pw_rel_tol": None, "preserve_zero": None, "model": None,
+SHAPING = {**{name: None for name in BOUNDS}, "rel_tol": 1e-3, "preserve_zero": None, "model": None,
            "mode": "pointwise", "chunks": None, "layout": "auto", "grid": None, "train_model": 0, "level": DEFAULT_LEVEL}
 #: Files of a Zarr store that hold metadata: copied into the new store, never linked.
 METADATA = frozenset({"zarr.json", ".zarray", ".zattrs", ".zgroup"})

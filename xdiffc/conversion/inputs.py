@@ -8,7 +8,6 @@ import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 
 import numpy as np
 import pandas as pd
@@ -223,20 +222,6 @@ def open_along_time(paths: Sequence[str], is_zarr: bool, times: str) -> xr.Datas
                          f"{first_sentence(err)}") from err
 
 
-def open_inputs(inputs: Inputs) -> xr.Dataset:
-    """The inputs as one lazy Dataset, combined along time (and stacked along the member dimension of an
-    ensemble), Dask-chunked with ``inputs.chunks``."""
-    if inputs.member_dim is None:
-        ds = open_along_time(inputs.paths, inputs.is_zarr, inputs.times)
-    else:
-        from .members import open_members  # members builds on this module
-
-        ds = open_members(inputs)
-    chunks = {d: n for d, n in inputs.chunks if d in ds.dims}
-    ds = ds.chunk(chunks) if chunks else ds
-    return ds if inputs.variables is None else select(ds, inputs.variables)
-
-
 def select(ds: xr.Dataset, variables: Sequence[str]) -> xr.Dataset:
     """The named data variables, plus the ones that are never lossy (bounds, grid, time, integers)."""
     unknown = [v for v in variables if v not in ds.data_vars]
@@ -245,12 +230,6 @@ def select(ds: xr.Dataset, variables: Sequence[str]) -> xr.Dataset:
                          f"{sorted(map(str, ds.data_vars))}")
     keep = set(variables) | (never_lossy(ds) & set(ds.data_vars))
     return ds[[n for n in ds.data_vars if n in keep]]
-
-
-@lru_cache(maxsize=4)
-def cached_inputs(inputs: Inputs) -> xr.Dataset:
-    """``open_inputs``, once per worker process and set of inputs."""
-    return open_inputs(inputs)
 
 
 def default_time_chunk(ds: xr.Dataset, time_dim: str, chunks: Mapping[str, int]) -> int:

@@ -17,7 +17,8 @@ from ..options import Options
 from ..xarray.encoding import encode_variables
 from ..xarray.variables import is_lossy
 from ..xarray.writes import for_new_store
-from .inputs import Inputs, open_inputs
+from .inputs import Inputs
+from .opening import open_inputs
 from .lock import LOCK_FILE, check_unlocked
 from .progress import COMPLETE_ATTR, PARTIAL_STORE, RECORD_ATTR, Progress, is_complete, partial_path
 

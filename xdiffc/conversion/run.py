@@ -27,8 +27,8 @@ from ..options import BOUNDS, DEFAULT_LEVEL, Options, parse_bounds
 from ..xarray.encoding import dataset_options
 from ..xarray.writes import quiet_zarr
 from . import append as appending
-from .inputs import (Inputs, cached_inputs, default_time_chunk, open_inputs, resolve_paths, scan, select, stamps,
-                     time_decoding, time_steps)
+from .inputs import (Inputs, default_time_chunk, resolve_paths, scan, select, stamps, time_decoding, time_steps)
+from .opening import cached_inputs, open_inputs
 from .lock import locked
 from .members import resolve_members, scan_members
 from .prepare import fingerprint, open_progress, prepare_output
@@ -210,13 +210,14 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     with its own bounds, codec and climatology (:mod:`.append`; ``resume`` then finishes an interrupted
     append). Returns the :class:`~.summary.ConvertSummary`.
     """
+    bounds = dict(tol=tol, rel_tol=rel_tol, pw_rel_tol=pw_rel_tol)  # as given
     if append:
         if overwrite:
             raise ValueError("append=True (--append) adds to the store, overwrite=True (--overwrite) replaces it: "
                              "give one of them")
         _check_cluster(workers, threads_per_worker, gpus)
-        shaping = dict(tol=tol, rel_tol=rel_tol, pw_rel_tol=pw_rel_tol, preserve_zero=preserve_zero, model=model,
-                       mode=mode, chunks=chunks, layout=layout, grid=grid, train_model=train_model, level=level)
+        shaping = dict(bounds, preserve_zero=preserve_zero, model=model, mode=mode, chunks=chunks, layout=layout,
+                       grid=grid, train_model=train_model, level=level)
         job = appending.plan(inputs, store, shaping, variables=variables, resume=resume, use_cftime=use_cftime,
                              decode_times=decode_times)
         if job.finished is not None:
@@ -232,7 +233,7 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     else:
         groups, is_zarr = resolve_members(arguments)
     prepare_output(store, resume, overwrite)
-    options = _options(mode, dict(tol=tol, rel_tol=rel_tol, pw_rel_tol=pw_rel_tol), preserve_zero, level)
+    options = _options(mode, bounds, preserve_zero, level)
     _check_cluster(workers, threads_per_worker, gpus)
     times = time_decoding(use_cftime, decode_times)
     if member_dim is None:

@@ -19,7 +19,8 @@ from ..errors import CorruptStreamError
 from ..metrics import error_report
 from ..xarray.variables import is_lossy
 from ..xarray.writes import quiet_zarr
-from .inputs import Inputs, decoding, open_inputs, resolve_paths, scan, time_decoding
+from .inputs import Inputs, decoding, resolve_paths, scan, time_decoding
+from .opening import open_inputs
 from .members import MEMBER_ATTR, resolve_members, scan_members
 from .progress import is_complete
 
