@@ -8,9 +8,11 @@ line naming the file, variable or option (never a traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from typing import NoReturn
 from functools import partial
 
@@ -357,9 +359,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Each warning as one line on stderr, ``xdiffc: warning: ...``: at the command line, the file and line of the
+    source that warned, and that line itself, are noise."""
+    before = warnings.formatwarning
+    warnings.formatwarning = lambda message, *_, **__: f"xdiffc: warning: {message}\n"
+    try:
+        yield
+    finally:
+        warnings.formatwarning = before
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(_attach_values(sys.argv[1:] if argv is None else argv))
-    return _run(args)
+    with _one_line_warnings():
+        return _run(args)
 
 
 if __name__ == "__main__":
