@@ -12,7 +12,13 @@ trace when the passes are done.
 
 from __future__ import annotations
 
-from tqdm.auto import tqdm
+import warnings
+
+from tqdm import TqdmWarning
+
+with warnings.catch_warnings():  # in a notebook without ipywidgets: tqdm's text bar, without tqdm's advice to install it
+    warnings.simplefilter("ignore", TqdmWarning)
+    from tqdm.auto import tqdm
 
 
 class Passes:
