@@ -40,9 +40,9 @@ DELAY_ENV = "XDIFFC_TEST_UNIT_DELAY"
 
 #: Inputs of at most this many bytes (decoded) are converted on threads of this process, unless workers or GPUs
 #: are asked for: a local cluster of worker processes takes 5-14 s to start, and each worker then loads the
-#: kernels, longer than a small conversion itself. Measured on 2 cores: 3.4 MB in 9-15 s instead of 37-65 s,
-#: 40 MB in 65 s instead of 119 s (docs/cli.md, "convert: where it runs"). Larger inputs get worker processes,
-#: which no lock of the interpreter's can hold back, and whose memory is their own.
+#: kernels, longer than a small conversion itself. Measured on 2 shared cores: 3.4 MB in 5-8 s instead of 15-26 s,
+#: 40 MB in 65-74 s instead of 119-121 s (docs/cli.md, "convert: where it runs"). Larger inputs get worker
+#: processes, which no lock of the interpreter's can hold back, and whose memory is their own.
 IN_PROCESS_BYTES = 64 * 2**20
 
 
