@@ -140,3 +140,26 @@ def test_a_reader_that_stops_early_gets_no_error(files):
     command = f"{cli} assess {files / 't.nc'} {files / 't.zarr'} | true; exit ${{PIPESTATUS[0]}}"  # true reads nothing
     run = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300)
     assert run.returncode == 141 and run.stderr == "", run
+
+
+def test_a_warning_is_one_line_once(tmp_path):
+    """``xdiffc assess`` of columns without lat/lon printed the same warning once per variable, each as two lines: a
+    file and line of xdiffc's source, and that source line. Now it says it once, in one line."""
+    import subprocess
+    import sys
+
+    import numpy as np
+    import xarray as xr
+
+    ds = xr.Dataset({f"v{i}": (("time", "ncol"), np.random.default_rng(i).random((4, 384), np.float32))
+                     for i in range(3)})
+    ds.to_netcdf(tmp_path / "c.nc")
+    with pytest.warns(UserWarning, match="no lat/lon"):
+        ds.gcdtc.to_zarr(tmp_path / "c.zarr", rel_tol=1e-2)
+    cli = [sys.executable, "-c", "import sys; from xdiffc.cli import main; sys.exit(main())"]
+    run = subprocess.run([*cli, "assess", str(tmp_path / "c.nc"), str(tmp_path / "c.zarr")], capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode in (0, 1) and "v2" in run.stdout, run  # (whether the criteria pass is not the question)
+    assert run.stderr.splitlines() == ["xdiffc: warning: no lat/lon for dimension 'ncol' in the data; pass grid=FILE "
+                                       "(xdiffc convert --grid FILE) naming a file or Dataset with lat(ncol) and "
+                                       "lon(ncol); coding the columns as a 1-D line"]

@@ -24,7 +24,7 @@ from xdiffc.xarray.variables import ATTR_TOL
 from xdiffc.cli import main
 from xdiffc.conversion.lock import LOCK_FILE
 from xdiffc.conversion.progress import COMPLETE_ATTR, PARTIAL_STORE, RECORD_ATTR, Progress, is_complete, partial_path
-from xdiffc.conversion.run import DELAY_ENV, convert
+from xdiffc.conversion.run import DELAY_ENV, IN_PROCESS_BYTES, convert, in_process
 from xdiffc.conversion.verify import verify
 from xdiffc.datasets import open_sample
 from xdiffc.errors import OutputLockedError, TruncatedFileError
@@ -390,10 +390,31 @@ def test_existing_scheduler_and_gpu_resource_workers(tmp_path, archive, trefht, 
     assert verify(archive, tmp_path / "cli.zarr").ok
 
 
-def test_local_gpu_cluster_falls_back_to_cpu(tmp_path, archive):
-    summary = convert(archive, tmp_path / "g.zarr", chunks={"time": 8}, gpus=1, threads_per_worker=1, progress=False)
-    assert len(summary.workers) == 1 and summary.units_done == 2
+def test_local_gpu_cluster_falls_back_to_cpu(tmp_path, archive, capfd):
+    """No GPU here: one warning says so. The worker processes' INFO lines are silenced, and the cluster is
+    announced in one line."""
+    with pytest.warns(UserWarning) as caught:
+        summary = convert(archive, tmp_path / "g.zarr", chunks={"time": 8}, gpus=1, threads_per_worker=1)
+    assert [str(w.message) for w in caught] == ["gpus=1 (--gpus), but no CUDA GPU is visible: every GPU worker runs "
+                                                "the codec on the CPU"]
+    assert caught[0].filename == __file__
+    assert len(summary.workers) == 1 and summary.units_done == 2 and next(iter(summary.workers)).startswith("tcp://")
+    err = capfd.readouterr().err
+    assert "INFO" not in err
+    assert len(re.findall(r"xdiffc: started a local Dask cluster, 1 worker process with 1 thread in all; "
+                          r"(dashboard: http://127\.0\.0\.1:\d+/status|pip install bokeh for its dashboard)\n", err)) == 1
     assert verify(archive, tmp_path / "g.zarr").ok
+
+
+def test_small_inputs_are_converted_in_this_process(tmp_path, archive, capfd):
+    """A local cluster of worker processes took 10-14 s to start, even for 3 MB: small inputs run on threads of this
+    process, and start no cluster to announce."""
+    summary = convert(archive, tmp_path / "s.zarr", chunks=CHUNKS, progress=False)
+    assert summary.units_done == 4 and all(w.startswith("inproc://") for w in summary.workers)
+    assert capfd.readouterr().err == ""
+    assert verify(archive, tmp_path / "s.zarr").ok
+    assert in_process(IN_PROCESS_BYTES, None, None, 0) and not in_process(IN_PROCESS_BYTES + 1, None, None, 0)
+    assert not in_process(1, None, 2, 0) and not in_process(1, None, None, 1) and not in_process(1, "tcp://x:1", None, 0)
 
 
 def test_missing_file(tmp_path, archive, capsys):
@@ -548,20 +569,46 @@ def test_a_netcdf3_file_cut_short_is_named_not_converted_to_zeros(tmp_path, tref
 
 
 def test_use_cftime_combines_calendars_numpy_cannot(tmp_path, cluster):
-    """Standard-calendar dates before 1582 decode to cftime, later ones to numpy: the files combine only as cftime."""
+    """Standard-calendar dates before 1582 decode to cftime, later ones to numpy: the files combine only as cftime.
+    The error says so; xarray's SerializationWarning, once per file and read, is not repeated on top of it."""
     files = []
     for i, start in enumerate((0.0, 365.0 * 200)):  # 1500 and 1700
         t = xr.Variable("time", start + np.arange(3.0), {"units": "days since 1500-01-01", "calendar": "standard"})
         field = np.random.default_rng(i).random((3, 16, 16), dtype=np.float32)
         files.append(tmp_path / f"cal.{i}.nc")
         xr.Dataset({"T": (("time", "y", "x"), field)}, coords={"time": t}).to_netcdf(files[-1])
-    with pytest.warns(xr.SerializationWarning), pytest.raises(ValueError, match="--use-cftime"):
+    with warnings.catch_warnings(record=True) as caught, pytest.raises(ValueError, match="--use-cftime"):
+        warnings.simplefilter("always")
         convert(files, tmp_path / "o.zarr")
+    assert not [str(w.message) for w in caught]
     out = tmp_path / "cal.zarr"
     convert(files, out, scheduler=cluster, progress=False, use_cftime=True)
     assert verify(files, out, use_cftime=True).ok
     years = xr.open_zarr(out, decode_times=xr.coders.CFDatetimeCoder(use_cftime=True)).time.dt.year
     assert years.values.tolist() == [1500] * 3 + [1699] * 3
+
+
+def test_noleap_dates_after_2262_convert_without_a_warning(tmp_path):
+    """numpy's datetime64[ns] ends in 2262: xarray decodes later dates as cftime, and said so in a SerializationWarning
+    at every open and read of every file (three to a dozen paragraphs per run)."""
+    files = []
+    for i in range(2):
+        t = xr.Variable("time", 365.0 * (260 + 2 * i) + 30.0 * np.arange(4), {"units": "days since 2000-01-01",
+                                                                                "calendar": "noleap"})
+        bounds = xr.Variable(("time", "nbnd"), np.stack([t.values - 15, t.values + 15], 1), dict(t.attrs))
+        field = np.random.default_rng(i).random((4, 8, 16), dtype=np.float32)
+        files.append(tmp_path / f"nl.{i}.nc")
+        ds = xr.Dataset({"T": (("time", "y", "x"), field), "time_bnds": bounds}, coords={"time": t})
+        ds.time.attrs["bounds"] = "time_bnds"
+        ds.to_netcdf(files[-1])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        convert(files, tmp_path / "o.zarr", chunks={"time": 4}, progress=False)
+        report = verify(files, tmp_path / "o.zarr")
+    assert not [str(w.message) for w in caught]
+    assert report.ok, report.problems
+    years = xr.open_zarr(tmp_path / "o.zarr", decode_times=xr.coders.CFDatetimeCoder(use_cftime=True)).time.dt.year
+    assert years.values.tolist() == [2260] * 4 + [2262] * 4
 
 
 def months_since_files(folder: Path) -> list[Path]:

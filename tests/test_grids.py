@@ -139,6 +139,24 @@ def test_fill_values_stay_exact_through_the_np4_padding():
     assert_bounded(x, grids.decompress_native(blob, layout), 0.05, fill_values=[1e20])
 
 
+def test_missing_coordinates_warn_once_per_dataset_at_the_users_line(recwarn):
+    """assess looked the layout up per variable, and every catch_warnings block in between (Zarr's, xdiffc's) made
+    Python show the warning again: 15 times for an ne4 file of 15 variables."""
+    from xdiffc.metrics import assess
+
+    ds = xr.Dataset({f"v{i}": (("time", "ncol"), np.random.default_rng(i).random((4, 384), np.float32))
+                     for i in range(3)})
+    out = ds.gcdtc.roundtrip(rel_tol=1e-2)
+    table = assess(ds, out)
+    assert len(table) == 3
+    grids.layout_for(ds)
+    again = xr.Dataset(ds.data_vars)  # another Dataset: warned about again
+    grids.layout_for(again)
+    messages = [w for w in recwarn if "no lat/lon for dimension 'ncol'" in str(w.message)]
+    assert len(messages) == 2, [str(w.message) for w in recwarn]
+    assert {w.filename for w in messages} == {__file__}  # the user's line, not xdiffc's
+
+
 def test_missing_coordinates_warn_or_raise_clearly():
     ds = xr.Dataset({"aodsw": (("time", "ncol"), np.zeros((2, 384), np.float32))})
     with pytest.warns(UserWarning, match="no lat/lon for dimension 'ncol'.*grid="):

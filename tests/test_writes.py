@@ -263,6 +263,37 @@ def test_a_fresh_store_adds_no_fill_value_or_calendar(tmp_path):
     assert "_FillValue" in raw.TREFHT.attrs, "lossy variables keep NaN: a chunk never written reads as NaN"
 
 
+@pytest.mark.parametrize("calendar", ["noleap", "standard", "360_day"])
+def test_a_time_with_a_calendar_gains_no_fill_value(tmp_path, calendar):
+    """xarray gave dates it encodes as floats ``_FillValue = NaN`` (in 14 of 23 real files): a time, and its bounds,
+    has no missing value, and the store must not say it may."""
+    ds = field(6)
+    days = xr.Variable("time", np.arange(6) + 0.5, {"units": "days since 2300-01-01", "calendar": calendar})
+    bounds = xr.Variable(("time", "nbnd"), np.stack([np.arange(6.0), np.arange(1.0, 7.0)], 1),
+                         {"units": "days since 2300-01-01", "calendar": calendar})
+    ds = xr.decode_cf(ds.assign_coords(time=days).assign(time_bnds=bounds),
+                     decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
+    ds.time.attrs["bounds"] = "time_bnds"
+    assert ds.time.dtype == object and "_FillValue" not in ds.time.encoding  # cftime dates, as the file gave them
+    ds.gcdtc.to_zarr(tmp_path / "t.zarr", tol=0.5)
+    raw = xr.open_dataset(tmp_path / "t.zarr", engine="zarr", decode_cf=False)
+    for name in ("time", "time_bnds"):
+        assert "_FillValue" not in raw[name].attrs, name
+        assert raw[name].attrs["calendar"] == calendar
+    out = xr.open_zarr(tmp_path / "t.zarr", decode_times=xr.coders.CFDatetimeCoder(use_cftime=True))
+    assert (out.time.values == ds.time.values).all() and (out.time_bnds.values == ds.time_bnds.values).all()
+
+
+def test_compress_then_a_plain_to_zarr_emits_no_warning(tmp_path):
+    """Zarr warns at every write of consolidated metadata into a v3 store, as xarray does by default: "may not be
+    supported by other zarr implementations", which no reader of an xdiffc store uses. compress() silences it."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        field(8).gcdtc.compress(tol=0.5).to_zarr(tmp_path / "p.zarr")
+        field(8).to_zarr(tmp_path / "plain.zarr")  # and so any later v3 write in this process
+    assert xr.open_zarr(tmp_path / "p.zarr", consolidated=True).T.attrs[ATTR_TOL] == 0.5
+
+
 def test_normal_writes_and_reads_emit_no_warning(tmp_path):
     ds = open_sample("camse_ts").isel(time=slice(0, 2))  # has |S8 string variables
     with warnings.catch_warnings():

@@ -8,9 +8,11 @@ line naming the file, variable or option (never a traceback).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 from typing import NoReturn
 from functools import partial
 
@@ -330,7 +332,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="data variables to convert (comma-separated, repeatable; default all); bounds, "
                            "grid, time and integer variables always come along")
     conv.add_argument("--scheduler", metavar="ADDRESS", help="use this running Dask scheduler")
-    conv.add_argument("--workers", type=int, metavar="N", help="local cluster workers (default: Dask's choice)")
+    conv.add_argument("--workers", type=int, metavar="N",
+                      help="a local cluster of N worker processes (default: inputs up to 64 MiB run on threads in "
+                           "this process, larger ones on Dask's choice of workers)")
     conv.add_argument("--threads-per-worker", type=int, metavar="M", help="threads per local worker")
     conv.add_argument("--gpus", type=int, default=0, metavar="N",
                       help="run the codec on workers with resource GPU=1 (locally: N workers, one per GPU)")
@@ -351,7 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
     conv.add_argument("--member-dim", metavar="NAME",
                       help="the inputs are an ensemble: each IN is one member (a file, or a quoted glob of one "
                            "member's files, combined along time), stacked along the new dimension NAME")
-    conv.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    conv.add_argument("-q", "--quiet", action="store_true", help="no progress bars, no line about the cluster")
     conv.set_defaults(func=_convert)
 
     ver = command("verify", help="check a converted store against its inputs: bounds, metadata, every chunk "
@@ -365,9 +369,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@contextlib.contextmanager
+def _one_line_warnings() -> Iterator[None]:
+    """Each warning as one line on stderr, ``xdiffc: warning: ...``: at the command line, the file and line of the
+    source that warned, and that line itself, are noise."""
+    before = warnings.formatwarning
+    warnings.formatwarning = lambda message, *_, **__: f"xdiffc: warning: {message}\n"
+    try:
+        yield
+    finally:
+        warnings.formatwarning = before
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(_attach_values(sys.argv[1:] if argv is None else argv))
-    return _run(args)
+    with _one_line_warnings():
+        return _run(args)
 
 
 if __name__ == "__main__":

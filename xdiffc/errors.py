@@ -55,3 +55,18 @@ class AppendError(XdiffcError, ValueError):
 def first_sentence(err: Exception) -> str:
     """The first sentence of an error from xarray or Zarr, whose messages run on over lines of advice and links."""
     return str(err).strip().split("\n")[0].split(". ")[0].rstrip(".:")
+
+
+def warn(message: str, category: type[Warning] = UserWarning) -> None:
+    """``warnings.warn`` attributed to the first caller outside xdiffc (and the ``contextlib`` of its decorators):
+    the line of the user's own code that the warning is about."""
+    import contextlib
+    import os
+    import sys
+    import warnings
+
+    skip = (os.path.dirname(__file__) + os.sep, contextlib.__file__)
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(skip):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, category, stacklevel=level + 1)

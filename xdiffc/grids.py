@@ -76,13 +76,15 @@ import functools
 import hashlib
 import logging
 import math
-import warnings
+import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import zstandard
+
+from .errors import warn
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -549,6 +551,21 @@ def find_latlon(obj, dim: str = "ncol", grid=None) -> tuple[np.ndarray, np.ndarr
     return _latlon_in(grid, dim, size)
 
 
+#: (object, column dimension) pairs already warned about, by weak reference to the Dataset or DataArray.
+_WARNED: list[tuple[weakref.ref, str]] = []
+
+
+def _warn_once(obj, dim: str, message: str) -> None:
+    """``message`` as a UserWarning once per Dataset and dimension: the accessor, ``assess``, ``tune`` and
+    ``report`` look the layout up for each variable, and every ``warnings.catch_warnings`` block in between
+    (Zarr's, xdiffc's own) clears Python's memory of the warnings it has shown."""
+    _WARNED[:] = [(ref, d) for ref, d in _WARNED if ref() is not None]
+    if any(ref() is obj and d == dim for ref, d in _WARNED):
+        return
+    _WARNED.append((weakref.ref(obj), dim))
+    warn(message)
+
+
 def layout_for(obj, dim: str = "ncol", grid=None, layout: str = "auto") -> Layout | None:
     """The layout for the ``dim`` columns of a Dataset or DataArray; None means "code the 1-D line".
 
@@ -569,7 +586,7 @@ def layout_for(obj, dim: str = "ncol", grid=None, layout: str = "auto") -> Layou
                f"a file or Dataset with lat({dim}) and lon({dim})")
         if layout != "auto":
             raise ValueError(msg)
-        warnings.warn(msg + "; coding the columns as a 1-D line", stacklevel=2)
+        _warn_once(obj, dim, msg + "; coding the columns as a 1-D line")
         return None
     return detect(*found, layout=layout)
 

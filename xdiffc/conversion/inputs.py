@@ -3,10 +3,12 @@ they are one grid split in time."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+import warnings
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,6 +83,23 @@ def time_decoding(use_cftime: bool, decode_times: bool) -> str:
         raise ValueError("use_cftime=True (--use-cftime) decodes times, decode_times=False (--no-decode-times) "
                          "keeps them as numbers: give one of them")
     return "cftime" if use_cftime else "auto" if decode_times else "raw"
+
+
+def ignore_dates_beyond_numpy() -> None:
+    """Silence xarray's SerializationWarning for times numpy's ``datetime64[ns]`` cannot hold (before 1678 or after
+    2262, common in model calendars such as noleap): xarray decodes them as cftime dates instead, which a
+    conversion stores exactly. It came at every open and every read of every input, in every worker: three
+    to a dozen identical paragraphs, none of which the user needed to act on."""
+    warnings.filterwarnings("ignore", "Unable to decode time axis into full numpy.datetime64",
+                            xr.coding.times.SerializationWarning)
+
+
+@contextlib.contextmanager
+def quiet_dates() -> Iterator[None]:
+    """:func:`ignore_dates_beyond_numpy` for the block (in this process, its threads included)."""
+    with warnings.catch_warnings():
+        ignore_dates_beyond_numpy()
+        yield
 
 
 def decoding(times: str) -> dict:

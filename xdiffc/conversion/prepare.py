@@ -113,8 +113,9 @@ def _set_up(store: Path, inputs: Inputs, options: Options, compress_kwargs: dict
         if var.chunks is None or is_lossy(var.attrs):
             continue
         if var.dtype.kind in "mMO":
-            # dates (time bounds): xarray cannot write a region of a date array that is still empty; they are small
-            new = var.compute()
+            # dates (time bounds): xarray cannot write a region of a date array that is still empty; they are small,
+            # so read here, where quiet_dates holds (a worker would warn of dates numpy cannot hold)
+            new = var.compute(scheduler="synchronous")
         else:
             # exact variables: one chunk along time per region, whole along the other dimensions
             target = {d: chunks.get(d, n) if d == inputs.time_dim else n for d, n in var.sizes.items()}

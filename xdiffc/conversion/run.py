@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import logging
 import numbers
 import os
@@ -11,23 +12,23 @@ import signal
 import sys
 import time
 import uuid
-import warnings
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import dask
 import xarray as xr
 import zarr
 
 from ..api import check_chunks
+from ..errors import warn
 from ..options import BOUNDS, DEFAULT_LEVEL, Options, parse_bounds
 from ..xarray.encoding import dataset_options
 from ..xarray.writes import quiet_zarr
 from . import append as appending
-from .inputs import (Inputs, default_time_chunk, resolve_paths, scan, select, stamps, time_decoding, time_steps)
+from .inputs import (Inputs, default_time_chunk, ignore_dates_beyond_numpy, quiet_dates, resolve_paths, scan, select,
+                     stamps, time_decoding, time_steps)
 from .opening import cached_inputs, open_inputs
 from .lock import locked
 from .members import resolve_members, scan_members
@@ -36,10 +37,24 @@ from .progress import COMPLETE_ATTR, DELAY_ENV, PARTIAL_STORE, Progress, Unit, p
 from .summary import ConvertSummary, summarise
 
 
+#: Inputs of at most this many bytes (decoded) are converted on threads of this process, unless workers or GPUs
+#: are asked for: a local cluster of worker processes takes 5-14 s to start, and each worker then loads the
+#: kernels, longer than a small conversion itself. Measured on 2 shared cores: 3.4 MB in 5-8 s instead of 15-26 s,
+#: 40 MB in 65-74 s instead of 119-121 s (docs/cli.md, "convert: where it runs"). Larger inputs get worker
+#: processes, which no lock of the interpreter's can hold back, and whose memory is their own.
+IN_PROCESS_BYTES = 64 * 2**20
+
+
+def in_process(input_bytes: int, scheduler: str | None, workers: int | None, gpus: int) -> bool:
+    """Whether a conversion runs on threads of this process: small inputs, when no cluster was asked for."""
+    return scheduler is None and workers is None and not gpus and input_bytes <= IN_PROCESS_BYTES
+
+
 @contextlib.contextmanager
-def _client(scheduler: str | None, workers: int | None, threads_per_worker: int | None,
-            gpus: int) -> Iterator:
-    """A ``distributed.Client``: on ``scheduler`` if given, else on a local cluster (one worker per GPU with ``gpus``)."""
+def _client(scheduler: str | None, workers: int | None, threads_per_worker: int | None, gpus: int,
+            threads: bool = False, announce: bool = True) -> Iterator:
+    """A ``distributed.Client``: on ``scheduler`` if given; else with ``threads`` on one worker in this process; else
+    on a local cluster of worker processes (one per GPU with ``gpus``), announced on stderr with ``announce``."""
     from distributed import Client, LocalCluster, Nanny, Scheduler, SpecCluster
 
     _quiet_interrupted_gathers()
@@ -47,24 +62,57 @@ def _client(scheduler: str | None, workers: int | None, threads_per_worker: int 
         with Client(scheduler) as client:
             yield client
         return
+    # the dashboard where bokeh can serve it, else only the scheduler's HTTP server (health, metrics); either on a
+    # free port, not on 8787, which another cluster may hold (Dask would warn)
+    dashboard = announce and not threads and importlib.util.find_spec("bokeh") is not None
+    http = {"dashboard": dashboard, "dashboard_address": "127.0.0.1:0"}
+    quiet = logging.ERROR  # no INFO lines from the scheduler and the workers
     with contextlib.ExitStack() as stack:  # closes the cluster whatever happens, a Ctrl-C as it starts included
         with _sigint_blocked():  # the cluster's threads and worker processes start now, and inherit it
-            if gpus:
+            if threads:
+                cluster = LocalCluster(processes=False, n_workers=1, threads_per_worker=threads_per_worker,
+                                       scheduler_kwargs=http, silence_logs=quiet)
+            elif gpus:
                 spec = {f"gpu{i}": {"cls": Nanny, "options": {"nthreads": threads_per_worker or 1,
-                                                              "resources": {"GPU": 1},
+                                                              "resources": {"GPU": 1}, "silence_logs": quiet,
                                                               "env": {"CUDA_VISIBLE_DEVICES": str(i)}}}
                         for i in range(gpus)}
-                scheduler_spec = {"cls": Scheduler, "options": {"host": "127.0.0.1",
-                                                                "dashboard_address": "127.0.0.1:0"}}
-                cluster = SpecCluster(workers=spec, scheduler=scheduler_spec, silence_logs=logging.ERROR)
+                cluster = SpecCluster(workers=spec, scheduler={"cls": Scheduler, "options": {"host": "127.0.0.1", **http}},
+                                      silence_logs=quiet)
             else:
-                # no dashboard; the scheduler's HTTP server (health, metrics) on a free port, not on 8787, which
-                # another cluster may hold (Dask would warn)
                 cluster = LocalCluster(n_workers=workers, threads_per_worker=threads_per_worker, host="127.0.0.1",
-                                       dashboard_address=None, scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
-                                       silence_logs=logging.ERROR)
+                                       scheduler_kwargs=http, silence_logs=quiet)
             stack.enter_context(cluster)
-        yield stack.enter_context(Client(cluster))
+        client = stack.enter_context(Client(cluster))
+        if not threads:
+            # worker processes decode dates too (xarray reads a Dask array's first date to tell cftime dates); in
+            # this process, convert's quiet_dates holds
+            client.register_worker_callbacks(ignore_dates_beyond_numpy)
+        if announce and not threads:
+            nthreads = client.nthreads()
+            where = f"dashboard: {client.dashboard_link}" if dashboard else "pip install bokeh for its dashboard"
+            print(f"xdiffc: started a local Dask cluster, {_count(len(nthreads), 'worker process', 'es')} with "
+                  f"{_count(sum(nthreads.values()), 'thread')} in all; {where}", file=sys.stderr)
+        yield client
+
+
+def _count(n: int, noun: str, plural: str = "s") -> str:
+    return f"{n} {noun}{'' if n == 1 else plural}"
+
+
+def _warn_missing_gpus(gpus: int) -> None:
+    """One warning when ``gpus`` local GPU workers are asked for and fewer CUDA GPUs are visible: the workers
+    without one run the codec on the CPU (called by :func:`convert` only)."""
+    try:
+        import torch
+    except ImportError:
+        found, why = 0, "torch is not installed (pip install 'xdiffc[models]')"
+    else:
+        found = torch.cuda.device_count()
+        why = "no CUDA GPU is visible" if found == 0 else f"only {_count(found, 'CUDA GPU')} visible"
+    if found < gpus:
+        which = "every GPU worker runs" if found == 0 else f"{gpus - found} of the {gpus} GPU workers run"
+        warn(f"gpus={gpus} (--gpus), but {why}: {which} the codec on the CPU")
 
 
 def _quiet_interrupted_gathers() -> None:
@@ -179,6 +227,7 @@ def _auto_options(given: Options, tol: str, spec: Inputs, model: str | None) -> 
 
 
 @quiet_zarr()
+@quiet_dates()
 def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike, *,
             tol: float | Mapping[Hashable, float] | None = None, rel_tol: float | None = 1e-3,
             pw_rel_tol: float | Mapping[Hashable, float] | None = None, preserve_zero: bool | None = None,
@@ -235,6 +284,8 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     prepare_output(store, resume, overwrite)
     options = _options(mode, bounds, preserve_zero, level)
     _check_cluster(workers, threads_per_worker, gpus)
+    if gpus and scheduler is None:
+        _warn_missing_gpus(gpus)
     times = time_decoding(use_cftime, decode_times)
     if member_dim is None:
         time_dim, first = scan(paths, is_zarr, times)
@@ -261,9 +312,11 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     if train_model and model is not None:
         raise ValueError("give either model= or train_model=, not both")
     signature = {**fingerprint(spec, _recorded(options), model, mode, chunks, layout, grid), "train_model": train_model}
-    with locked(store), _client(scheduler, workers, threads_per_worker, gpus) as client:
+    threads = in_process(first.nbytes * (1 if member_dim else len(paths)), scheduler, workers, gpus)
+    with locked(store), _client(scheduler, workers, threads_per_worker, gpus, threads, progress) as client:
         log = open_progress(store, spec, signature, resume, overwrite, options,
-                            dict(model=model, chunks=chunks, layout=layout, grid=grid), train_model, progress)
+                            dict(model=model, chunks=chunks, layout=layout, grid=grid, progress=progress), train_model,
+                            progress)
         if log is None:  # resuming a store that is already complete
             return summarise(store, store, spec, {}, 0.0, 0, verify=verify)
         units = plan_units(zarr.open_group(str(log.path.parent / PARTIAL_STORE), mode="r"), log.header["arrays"],
@@ -298,8 +351,9 @@ def _write_unit(inputs: Inputs, store: str, unit: Unit) -> tuple[float, str]:
 
     start = time.perf_counter()
     time.sleep(float(os.environ.get(DELAY_ENV, 0)))
-    with dask.config.set(scheduler="synchronous"):
-        var = cached_inputs(inputs)[unit.name].variable[unit.slices].load()
+    # synchronous: each unit is one task; passed to this load alone, not set in Dask's configuration, which is
+    # global to the process, that threads of an in-process worker would share
+    var = cached_inputs(inputs)[unit.name].variable[unit.slices].load(scheduler="synchronous")
     part = xr.Dataset({unit.name: xr.Variable(var.dims, var.data)})
     part.to_zarr(store, region=unit.slices, mode="r+", consolidated=False, zarr_format=3)
     return time.perf_counter() - start, get_worker().address
@@ -363,8 +417,7 @@ def _finish(store: Path) -> None:
     partial = partial_path(store)
     work = partial / PARTIAL_STORE
     zarr.open_group(str(work), mode="r+").attrs[COMPLETE_ATTR] = True
-    with warnings.catch_warnings():  # xarray reads consolidated metadata fastest; Zarr v3 has no spec for them yet
-        warnings.filterwarnings("ignore", "Consolidated metadata is currently not part", category=UserWarning)
+    with quiet_zarr():  # xarray reads consolidated metadata fastest; Zarr v3 has no spec for them yet
         zarr.consolidate_metadata(str(work))
     sync_tree(work)  # on disk before it is put in place: a crash just after the rename finds every chunk
     if store.exists():

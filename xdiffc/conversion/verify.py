@@ -19,7 +19,7 @@ from ..errors import CorruptStreamError
 from ..metrics import error_report
 from ..xarray.variables import is_lossy
 from ..xarray.writes import quiet_zarr
-from .inputs import Inputs, decoding, resolve_paths, scan, time_decoding
+from .inputs import Inputs, decoding, quiet_dates, resolve_paths, scan, time_decoding
 from .opening import open_inputs
 from .members import MEMBER_ATTR, resolve_members, scan_members
 from .progress import is_complete
@@ -62,6 +62,7 @@ def _attr_problems(where: str, want: Mapping, got: Mapping) -> list[str]:
 
 
 @quiet_zarr()
+@quiet_dates()
 def verify(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike, *,
            use_cftime: bool = False, decode_times: bool = True) -> VerifyReport:
     """Compare ``store`` with the inputs it was converted from: bounds, NRMSE, ratio, metadata, completeness,

@@ -40,6 +40,7 @@ from ..model_files import store_model
 from ..options import DEFAULT_LEVEL, Options
 from ..zarr_codec import GCDTCZarrCodec
 from . import climatology_choice as climatologies
+from .passes import Passes
 from .variables import (ATTR_NRMSE, ATTR_PRESERVE_ZERO, BOUND_ATTRS, LOSSY_DTYPES, NativeLayouts, cf_valid_range,
                         exact_by_default, fill_values, never_lossy, valid)
 
@@ -139,11 +140,11 @@ class BoundPlan:
 class VariableEncoder:
     """Builds one lossy variable: encoding for ``to_zarr`` and the attrs that record its bound."""
 
-    def __init__(self, model: str | None, steps: int, chunks, zarr_format: int, climatology: bool = True,
+    def __init__(self, model: str | None, steps: int, chunks, zarr_format: int, climatology: bool, passes: Passes,
                  member_dim: Hashable | None = None):
         self.model = store_model(model)
         self.steps, self.chunks, self.zarr_format = steps, chunks, zarr_format
-        self.climatology, self.member_dim = climatology, member_dim
+        self.climatology, self.passes, self.member_dim = climatology, passes, member_dim
 
     def __call__(self, ds: xr.Dataset, name: Hashable, plan: BoundPlan,
                  native: tuple[Hashable, grids.Layout] | None = None, forced_layout: bool = False) -> xr.Variable:
@@ -161,6 +162,8 @@ class VariableEncoder:
             config["layout"] = layout.to_config(var.dims.index(dim))
             chunks[dim] = var.sizes[dim]  # the layout needs every column of a chunk
         shape = zarr_chunks(var, chunks)
+        if native is not None and not forced_layout:
+            self.passes.start(f"{name}: layout")
         if native is not None and (forced_layout or layout_pays(ds[name], _model_free(config), native[1].attrs(),
                                                                 shape)):
             attrs.update(native[1].attrs())
@@ -169,6 +172,8 @@ class VariableEncoder:
                      "included", name, native[1].kind)
             config.pop("layout")
             native = None
+        if "model_file" in config:
+            self.passes.start(f"{name}: model")
         if "model_file" in config and not climatologies.pays_for_itself(ds[name], _model_free(config),
                                                                          _carried(config), shape):
             warnings.warn(f"model {config['model_id']!r} does not pay for its {len(config['model_file'])} bytes in "
@@ -176,6 +181,7 @@ class VariableEncoder:
                           UserWarning, stacklevel=3)
             config = _model_free(config)
         if self.climatology and options.mode == "pointwise":
+            self.passes.start(f"{name}: climatology")
             axis = None if native is None else (native[1], var.dims.index(native[0]))
             config["climatology"] = climatologies.choose(ds, name, config, shape, axis, shared=self.member_dim)
         if self.zarr_format == 2:
@@ -246,7 +252,7 @@ def encode_dataset(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, model
                    mode: str = "pointwise", nrmse: float | None = None, pw_rel_tol=None,
                    preserve_zero: bool | Mapping[Hashable, bool] | None = None,
                    climatology: bool = True, choose_layout: bool = True, level: int = DEFAULT_LEVEL,
-                   member_dim: Hashable | None = None) -> xr.Dataset:
+                   member_dim: Hashable | None = None, progress: bool | None = None) -> xr.Dataset:
     """``ds`` with each lossy variable carrying its codec, chunks and bound for ``to_zarr`` (``ds.gcdtc.compress``).
 
     ``tol``: absolute bound for every lossy variable, or ``{name: bound}``; ``rel_tol`` (a fraction
@@ -268,13 +274,16 @@ def encode_dataset(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, model
     order (two trial encodings of a sample per variable): for updates, which reuse the store's codec.
     ``level``: 1 (fastest) to 9 (smallest, the default), as for :func:`xdiffc.compress`.
     ``member_dim``: an ensemble's member dimension, across which each variable's archive climatology
-    is shared (one reference, the means over every member).
+    is shared (one reference, the means over every member). ``progress``: a bar naming each pass over the
+    data (:mod:`~xdiffc.xarray.passes`): None shows it in a notebook or a terminal, not when stderr goes to
+    a file; True always; False never.
     """
     options = dataset_options(tol=tol, rel_tol=rel_tol, mode=mode, nrmse=nrmse, pw_rel_tol=pw_rel_tol,
                               preserve_zero=preserve_zero, level=level)
+    allow_consolidated_metadata()  # for the user's own ``to_zarr`` of the result
     return encode_variables(ds, options, model, chunks, exclude, steps=steps, zarr_format=zarr_format,
                             layout=layout, grid=grid, climatology=climatology, choose_layout=choose_layout,
-                            member_dim=member_dim)
+                            member_dim=member_dim, progress=progress)
 
 
 def dataset_options(*, rel_tol: float | None = 1e-3, mode: str = "pointwise", preserve_zero=None, **others) -> Options:
@@ -288,17 +297,38 @@ def encode_variables(ds: xr.Dataset, options: Options, model: str | None = None,
                      chunks: Mapping[Hashable, int] | None = None, exclude: Iterable[Hashable] = (), *,
                      steps: int = DEFAULT_STEPS, zarr_format: int = 3, layout: str = "auto", grid=None,
                      climatology: bool = True, choose_layout: bool = True,
-                     member_dim: Hashable | None = None) -> xr.Dataset:
+                     member_dim: Hashable | None = None, progress: bool | None = None) -> xr.Dataset:
     """:func:`encode_dataset` with its bounds already parsed into ``options``."""
     chunks = check_chunks(chunks, ds.sizes)
-    plan = BoundPlan(ds, options, exclude)
-    encode = VariableEncoder(model, steps, chunks, zarr_format, climatology, member_dim)
-    layouts = NativeLayouts(ds, layout, grid)
-    out = ds.copy(deep=False)
-    for name in plan.lossy:
-        out[name] = encode(ds, name, plan, layouts.of(ds[name].variable),
-                           forced_layout=layout != "auto" or not choose_layout)
+    with Passes(progress) as passes:
+        passes.start("value ranges")
+        plan = BoundPlan(ds, options, exclude)
+        passes.expect(1 + len(plan.lossy))
+        passes.done()
+        encode = VariableEncoder(model, steps, chunks, zarr_format, climatology, passes, member_dim)
+        layouts = NativeLayouts(ds, layout, grid)
+        out = ds.copy(deep=False)
+        for name in plan.lossy:
+            passes.start(str(name))
+            out[name] = encode(ds, name, plan, layouts.of(ds[name].variable),
+                               forced_layout=layout != "auto" or not choose_layout)
+            passes.done()
     return one_fill_value(out)
+
+
+#: Zarr's warning at every write of consolidated metadata into a Zarr v3 store (they are not yet part of the v3
+#: specification): "... may not be supported by other zarr implementations". xarray writes them by default.
+CONSOLIDATED_WARNING = "Consolidated metadata is currently not part"
+
+
+def allow_consolidated_metadata() -> None:
+    """Silence :data:`CONSOLIDATED_WARNING` in this process from now on, and nothing else.
+
+    ``compress`` then a plain ``ds.to_zarr``, which consolidates by default, would show it. It is no news for a
+    store of xdiffc's: only a reader with xdiffc can decode its chunks, and xarray reads a store fastest with
+    consolidated metadata (``ds.gcdtc.to_zarr`` and ``convert`` write them, and silence it for their own writes).
+    """
+    warnings.filterwarnings("ignore", CONSOLIDATED_WARNING, UserWarning)
 
 
 def one_fill_value(ds: xr.Dataset) -> xr.Dataset:

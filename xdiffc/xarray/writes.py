@@ -41,8 +41,8 @@ from ..core import DEFAULT_STEPS
 from ..options import DEFAULT_LEVEL, Options
 from .archive_model import trained_model
 from .edges import lossy_edge_chunks
-from .encoding import align_chunks, dataset_options, encode_variables
-from .variables import BOUND_ATTRS, is_lossy, time_dims
+from .encoding import CONSOLIDATED_WARNING, align_chunks, dataset_options, encode_variables
+from .variables import BOUND_ATTRS, is_lossy, time_dims, time_like
 
 #: ``rel_tol`` when none is given. An update that leaves it at this value uses the store's bounds silently;
 #: any other bound given for a variable already in the store must be the store's.
@@ -93,7 +93,7 @@ def quiet_zarr() -> Iterator[None]:
     specification either. Both are known and harmless for stores that xarray reads back.
     """
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", "Consolidated metadata is currently not part", UserWarning)
+        warnings.filterwarnings("ignore", CONSOLIDATED_WARNING, UserWarning)
         warnings.filterwarnings("ignore", r"The data type \((NullTerminatedBytes|FixedLengthBytes|FixedLengthUTF32)",
                                 zarr.errors.UnstableSpecificationWarning)
         yield
@@ -112,7 +112,7 @@ def to_zarr(ds: xr.Dataset, store, tol=None, rel_tol: float | None = DEFAULT_REL
             chunks: Mapping[Hashable, int] | None = None, exclude=(), steps: int = DEFAULT_STEPS,
             layout: str = "auto", grid=None, nrmse: float | None = None, pw_rel_tol=None,
             preserve_zero: bool | Mapping[Hashable, bool] | None = None, climatology: bool = True,
-            train_model: int = 0, level: int = DEFAULT_LEVEL, **to_zarr_kwargs):
+            train_model: int = 0, level: int = DEFAULT_LEVEL, progress: bool | None = None, **to_zarr_kwargs):
     """Compress ``ds`` and write it to ``store`` with consolidated metadata (``ds.gcdtc.to_zarr``).
 
     The bounds are those of :func:`~xdiffc.xarray.encoding.encode_dataset`; ``nrmse=eps`` asks for the per-block L2
@@ -122,7 +122,8 @@ def to_zarr(ds: xr.Dataset, store, tol=None, rel_tol: float | None = DEFAULT_REL
     the climatology the store's codec carries (``climatology``: see ``encode_dataset``).
     ``train_model=STEPS`` first trains a model on ``ds`` itself for ``STEPS`` steps and compresses
     with it; the store carries the model, so readers need no model file. ``level``: 1 (fastest) to 9
-    (smallest, the default), as for :func:`xdiffc.compress`. Returns
+    (smallest, the default), as for :func:`xdiffc.compress`. ``progress``: the bar over the passes before the
+    write, as for ``encode_dataset``. Returns
     ``store``, or with ``compute=False`` the Dask object to ``.compute()``. A write that fails to a path
     that did not exist leaves nothing there.
     """
@@ -135,7 +136,7 @@ def to_zarr(ds: xr.Dataset, store, tol=None, rel_tol: float | None = DEFAULT_REL
     with trained_model(ds, model, 0 if updating else train_model) as model:  # an update keeps the store's codec
         out = encode_variables(ds, options, model, chunks, exclude, steps=steps, zarr_format=zarr_format,
                                layout=layout, grid=grid, climatology=climatology and not updating,
-                               choose_layout=not updating)
+                               choose_layout=not updating, progress=progress)
     lossy = [n for n in out.data_vars if is_lossy(out[n].attrs)]
     clash = [n for n in to_zarr_kwargs.get("encoding") or {} if n in lossy]
     if clash:
@@ -300,9 +301,9 @@ def _restore(var: xr.Variable, stored: StoredArray, offsets: Mapping[Hashable, i
 def for_new_store(ds: xr.Dataset, lossy: list[Hashable], zarr_format: int) -> xr.Dataset:
     """``ds`` prepared for a fresh store: it adds no attribute its variables lacked, and exact chunks are checked.
 
-    xarray gives every float variable ``_FillValue = NaN`` and every date a ``calendar``. Exact
-    variables without a fill value get ``_FillValue = None``; lossy ones keep NaN, so that a chunk
-    never written reads as NaN, not as zero. Dates without a calendar are CF-encoded here, with their
+    xarray gives every variable it stores as floats ``_FillValue = NaN`` (dates too, which it may
+    encode as floats) and every date a ``calendar``. Exact variables without a fill value get
+    ``_FillValue = None``; lossy ones keep NaN, so that a chunk never written reads as NaN, not as zero. Dates without a calendar are CF-encoded here, with their
     own units, and written without one (a CF reader then assumes "standard", as for the input).
 
     Lossy chunks carry xdiffc's CRC; exact variables without a compressor of their own get zstd
@@ -322,7 +323,8 @@ def for_new_store(ds: xr.Dataset, lossy: list[Hashable], zarr_format: int) -> xr
             var = _without_calendar(name, var)
         var = var.copy(deep=False)
         var.encoding = dict(var.encoding)
-        if var.dtype.kind == "f" and "_FillValue" not in var.encoding and "_FillValue" not in var.attrs:
+        # floats and times (dates, cftime dates, durations: xarray encodes them as floats where they need it)
+        if (var.dtype.kind == "f" or time_like(var)) and not {"_FillValue"} & (var.encoding.keys() | var.attrs.keys()):
             var.encoding["_FillValue"] = None
         if not {"compressor", "compressors"} & set(var.encoding):
             var.encoding["compressors"] = [_checked_zstd(zarr_format)]
