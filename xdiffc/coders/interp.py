@@ -703,8 +703,8 @@ def _reconstruct_ctx(coded, keep, masked, bins, h, kinds, src: _CtxSource, unpre
         inv_bins = 1.0 / bins
     classed = n_cls > 1 or masked
     plan = (h.groups, n_cls, src.n_b, h.axis, _bucket_map(h.k))  # the kernel's plan tuple
-    upos, src.left = kern.decode_ctx_passes(recon, keep, masked, shape, kinds, bins, inv_bins, cls_of_fine, classed,
-                                            plan, src.dec, unpred, upos, src.left, cls, counts, code)
+    field = (keep, masked, shape, kinds, bins, inv_bins, cls_of_fine, classed)  # the kernel's field tuple
+    upos, src.left = kern.decode_ctx_passes(recon, field, plan, src.dec, unpred, upos, src.left, (cls, counts, code))
     if upos == kern.ERR_COUNT:
         raise CorruptStreamError("interp payload: the shape needs a different number of symbols")
     if upos == kern.ERR_SYMBOLS:

@@ -48,11 +48,9 @@ import numpy as np
 import xarray as xr
 
 from ..errors import MemberMismatchError
-from ..xarray.variables import referenced, time_like
+from ..xarray.variables import MEMBER_ATTR, referenced, time_like
 from .inputs import Inputs, open_along_time, resolve_paths, scan, stamps
 
-#: Root attribute of an ensemble store: the name of its member dimension.
-MEMBER_ATTR = "xdiffc_member_dim"
 #: Global attributes that name a member, in order of preference.
 LABEL_ATTRS = ("member_id", "variant_label", "realization", "realization_index", "ensemble_member", "case")
 #: Calendars that CF names twice.

@@ -103,7 +103,7 @@ def _set_up(store: Path, inputs: Inputs, options: Options, compress_kwargs: dict
     fingerprint): all metadata, the index coordinates; returns the arrays left to units. ``compress_kwargs``: the
     other arguments of ``ds.gcdtc.compress``."""
     ds = open_inputs(inputs)
-    enc = encode_variables(ds, options, member_dim=inputs.member_dim, **compress_kwargs)
+    enc = encode_variables(ds, options, **compress_kwargs)  # an ensemble's Dataset names its member dimension
     if not any(is_lossy(v.attrs) for v in enc.data_vars.values()):
         floats = [str(n) for n, v in ds.data_vars.items() if v.dtype.kind == "f"]
         raise ValueError(f"nothing to compress: no data variable of the inputs is a lossy float field "

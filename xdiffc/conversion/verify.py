@@ -21,7 +21,8 @@ from ..xarray.variables import is_lossy
 from ..xarray.writes import quiet_zarr
 from .inputs import Inputs, decoding, quiet_dates, resolve_paths, scan, time_decoding
 from .opening import open_inputs
-from .members import MEMBER_ATTR, resolve_members, scan_members
+from ..xarray.variables import MEMBER_ATTR
+from .members import resolve_members, scan_members
 from .progress import is_complete
 
 #: Attributes that xdiffc adds (bounds, layout, the completion mark): not compared with the inputs.

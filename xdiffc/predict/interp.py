@@ -592,13 +592,16 @@ def decode_ctx_pass(recon, pas, cls, classed, dec, ctx, unpred, upos, code):
 
 
 @kernel
-def decode_ctx_passes(recon, keep, masked, shape, kinds, bins, inv_bins, cls_of_fine, classed, plan, dec, unpred,
-                      upos, left, cls, counts, code):
+def decode_ctx_passes(recon, field, plan, dec, unpred, upos, left, scratch):
     """Every pass of a version 2 or 3 payload, coarse to fine (:func:`decode_ctx_pass` each, after
     :func:`classify_pass` when ``classed``), in one call: a small chunk's decoding is not a Python loop over
-    its passes. ``plan = (groups, n_cls, n_b, axis, bmap)``; ``left`` symbols remain to decode. Returns
-    (unpredictables used, symbols left), or an error code (ERR_COUNT: the shape needs more symbols) first."""
+    its passes. ``field = (keep, masked, shape, kinds, bins, inv_bins, cls_of_fine, classed)`` (``kinds``: cubic
+    or not, per pass), ``plan = (groups, n_cls, n_b, axis, bmap)``, ``scratch = (cls, counts, code)``; ``left``
+    symbols remain to decode. Returns (unpredictables used, symbols left), or an error code (ERR_COUNT: the
+    shape needs more symbols) first."""
+    keep, masked, shape, kinds, bins, inv_bins, cls_of_fine, classed = field
     groups, n_cls, n_b, axis, bmap = plan
+    cls, counts, code = scratch
     top = bins.size - 1
     p = 0
     for level in range(top, 0, -1):

@@ -41,8 +41,8 @@ from ..options import DEFAULT_LEVEL, Options
 from ..zarr_codec import GCDTCZarrCodec
 from . import climatology_choice as climatologies
 from .passes import Passes
-from .variables import (ATTR_NRMSE, ATTR_PRESERVE_ZERO, BOUND_ATTRS, LOSSY_DTYPES, NativeLayouts, cf_valid_range,
-                        exact_by_default, fill_values, never_lossy, valid)
+from .variables import (ATTR_NRMSE, ATTR_PRESERVE_ZERO, BOUND_ATTRS, LOSSY_DTYPES, MEMBER_ATTR, NativeLayouts,
+                        cf_valid_range, exact_by_default, fill_values, never_lossy, valid)
 
 log = logging.getLogger(__name__)
 
@@ -281,9 +281,11 @@ def encode_dataset(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, model
     options = dataset_options(tol=tol, rel_tol=rel_tol, mode=mode, nrmse=nrmse, pw_rel_tol=pw_rel_tol,
                               preserve_zero=preserve_zero, level=level)
     allow_consolidated_metadata()  # for the user's own ``to_zarr`` of the result
+    if member_dim is not None:
+        ds = ds.assign_attrs({MEMBER_ATTR: member_dim})
     return encode_variables(ds, options, model, chunks, exclude, steps=steps, zarr_format=zarr_format,
                             layout=layout, grid=grid, climatology=climatology, choose_layout=choose_layout,
-                            member_dim=member_dim, progress=progress)
+                            progress=progress)
 
 
 def dataset_options(*, rel_tol: float | None = 1e-3, mode: str = "pointwise", preserve_zero=None, **others) -> Options:
@@ -297,15 +299,16 @@ def encode_variables(ds: xr.Dataset, options: Options, model: str | None = None,
                      chunks: Mapping[Hashable, int] | None = None, exclude: Iterable[Hashable] = (), *,
                      steps: int = DEFAULT_STEPS, zarr_format: int = 3, layout: str = "auto", grid=None,
                      climatology: bool = True, choose_layout: bool = True,
-                     member_dim: Hashable | None = None, progress: bool | None = None) -> xr.Dataset:
-    """:func:`encode_dataset` with its bounds already parsed into ``options``."""
+                     progress: bool | None = None) -> xr.Dataset:
+    """:func:`encode_dataset` with its bounds already parsed into ``options``; an ensemble names its member
+    dimension in ``ds.attrs[MEMBER_ATTR]``."""
     chunks = check_chunks(chunks, ds.sizes)
     with Passes(progress) as passes:
         passes.start("value ranges")
         plan = BoundPlan(ds, options, exclude)
         passes.expect(1 + len(plan.lossy))
         passes.done()
-        encode = VariableEncoder(model, steps, chunks, zarr_format, climatology, passes, member_dim)
+        encode = VariableEncoder(model, steps, chunks, zarr_format, climatology, passes, ds.attrs.get(MEMBER_ATTR))
         layouts = NativeLayouts(ds, layout, grid)
         out = ds.copy(deep=False)
         for name in plan.lossy:

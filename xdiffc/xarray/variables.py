@@ -33,6 +33,9 @@ ATTR_REL_TOL = "xdiffc_rel_tol"
 ATTR_NRMSE = "xdiffc_nrmse"
 ATTR_PW_REL_TOL = "xdiffc_pw_rel_tol"
 ATTR_PRESERVE_ZERO = "xdiffc_preserve_zero"
+#: Root attribute of an ensemble (a Dataset, and its store): the name of its member dimension, across which the
+#: archive climatology is shared (:mod:`xdiffc.conversion.members`).
+MEMBER_ATTR = "xdiffc_member_dim"
 #: The attribute that records each pointwise bound, by its option's name.
 BOUND_ATTRS = {"tol": ATTR_TOL, "rel_tol": ATTR_REL_TOL, "pw_rel_tol": ATTR_PW_REL_TOL}
 LOSSY_DTYPES = FLOAT_DTYPES
