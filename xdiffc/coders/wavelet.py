@@ -405,8 +405,9 @@ def _assemble(coded: _Coded, tol: float, n_corrections: int, frame: bytes) -> by
     dense = np.full(sb.N_SYMBOLS, -1, np.int64)
     dense[used] = np.arange(int(used.sum()))
     table, freq = crans.compact_tables(counts[:, used], np.flatnonzero(used), _PREC)
-    ctx = m_of.astype(np.uint8)[coded.fine]  # 1 byte a coefficient: at most 225 models
-    words = crans.encode(coded.sym, ctx, dense, freq, _PREC)
+    # 2 bytes a coefficient (at most 225 models, 129 symbols), as interp's symbols and contexts: one compilation
+    ctx = m_of.astype(np.uint16)[coded.fine]
+    words = crans.encode(coded.sym.astype(np.uint16), ctx, dense, freq, _PREC)
     del ctx
     head = struct.pack("<Bdd", VERSION, tol, coded.step) + bytes([int(coded.packet), groups, int(split), len(cuts), *cuts, _PREC])
     body = (table + uvarint(words.size) + words.astype("<u4").tobytes()
