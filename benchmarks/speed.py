@@ -6,7 +6,8 @@ Measures, on one core unless said otherwise:
   (default 1e-3; TREFHT first, the issue's headline figure), each as a ratio to SZ3's;
 - a (1, 64, 128) float32 chunk: ms to encode and decode;
 - two threads over one, through the numcodecs codec and through ``to_zarr`` (dask threads);
-- peak memory of ``compress`` above its input, on a ~105 MB float32 chunk (a fresh process);
+- peak memory of ``compress`` above its input, on a ~108 MB float32 chunk, and of ``decompress`` with its
+  output (fresh processes);
 - the first-call JIT cost of the numba kernels, without and with the on-disk cache (fresh processes);
 - xdiffc's geometric-mean CR on the brief's fields at each eps (``--cr``), against 0.1.0's.
 
@@ -142,20 +143,29 @@ _MEMORY_SCRIPT = r"""
 import json, resource, sys, numpy as np, xdiffc
 sys.path.insert(0, sys.argv[1])
 from speed import trefht
+level, mode, blob_path = int(sys.argv[2]), sys.argv[3], sys.argv[4]
 base = trefht()
 x = np.empty((30 * base.shape[0],) + base.shape[1:], np.float32)   # ~108 MB, built slab by slab
 rng = np.random.default_rng(0)
 for k in range(30):
     x[k * base.shape[0]:(k + 1) * base.shape[0]] = base + rng.normal(0, 0.3, base.shape).astype(np.float32)
 tol = 1e-3 * float(x.max() - x.min())
-xdiffc.decompress(xdiffc.compress(base[:4], tol=tol))   # compile / load the kernels
+xdiffc.decompress(xdiffc.compress(base[:4], tol=tol, level=level))   # compile / load the kernels
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()
+chunk_bytes = x.nbytes
+if mode == "decompress":   # the input is gone: the peak above the start holds the output
+    blob = open(blob_path, "rb").read()
+    del x
 before, peak_before = rss(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-blob = xdiffc.compress(x, tol=tol, level=int(sys.argv[2]))
+if mode == "compress":
+    blob = xdiffc.compress(x, tol=tol, level=level)
+    open(blob_path, "wb").write(blob)
+else:
+    y = xdiffc.decompress(blob)
 peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(json.dumps(dict(chunk_bytes=x.nbytes, rss_before=before, peak_before=peak_before, peak=peak,
-                      above_input=peak - before, cr=x.nbytes / len(blob))))
+print(json.dumps(dict(chunk_bytes=chunk_bytes, rss_before=before, peak_before=peak_before, peak=peak,
+                      above_input=peak - before, cr=chunk_bytes / len(blob))))
 """
 
 _JIT_SCRIPT = r"""
@@ -176,9 +186,15 @@ def _run_json(script: str, *args: str, env: dict | None = None) -> dict:
 
 
 def peak_memory(level: int = DEFAULT_LEVEL) -> dict:
-    """Peak memory of ``compress`` at ``level`` above its input, on a ~108 MB float32 chunk, in a fresh process."""
-    m = _run_json(_MEMORY_SCRIPT, str(Path(__file__).resolve().parent), str(level))
+    """Peak memory of ``compress`` at ``level`` above its input, on a ~108 MB float32 chunk, in a fresh process;
+    and of ``decompress`` of its stream in another (``decompress``: above what it starts from, the output
+    included)."""
+    with tempfile.TemporaryDirectory() as d:
+        here, blob = str(Path(__file__).resolve().parent), str(Path(d) / "blob")
+        m = _run_json(_MEMORY_SCRIPT, here, str(level), "compress", blob)
+        dec = _run_json(_MEMORY_SCRIPT, here, str(level), "decompress", blob)
     m["above_input_over_chunk"] = m["above_input"] / m["chunk_bytes"]
+    m["decompress"] = dict(above_start=dec["above_input"], above_start_over_chunk=dec["above_input"] / dec["chunk_bytes"])
     return m
 
 
@@ -245,6 +261,8 @@ def markdown(s: dict) -> str:
               f"| 2 threads over 1, to_zarr (dask threads) | {th['to_zarr_speedup']:.2f}x | >= 1.7x |",
               f"| peak memory of compress above the input, {mem['chunk_bytes'] / 1e6:.0f} MB chunk | "
               f"{mem['above_input'] / 1e6:.0f} MB = {mem['above_input_over_chunk']:.2f}x the chunk | <= 4x |",
+              f"| peak memory of decompress, output included, same chunk | {mem['decompress']['above_start'] / 1e6:.0f} MB = "
+              f"{mem['decompress']['above_start_over_chunk']:.2f}x the chunk | <= 2x |",
               f"| first compress+decompress, empty numba cache | {jit['no_cache']['first_call_s']:.2f} s | |",
               f"| same, cache filled (cache=True) | {jit['cached']['first_call_s']:.2f} s (next call "
               f"{jit['cached']['next_call_s'] * 1e3:.1f} ms; import {jit['cached']['import_s']:.2f} s) | |"]

@@ -116,6 +116,7 @@ def _residual_candidates(work: np.ndarray, values: np.ndarray, tol: float, skip:
         if residual is not None:  # None: its payload alone costs more than a candidate checked
             out.append(_checked(coder.name, payload, residual, work, prediction, negative, check))
             trial.sizes[coder.name] = out[-1].nbytes  # for the estimates of the coders tried later
+        del payload, residual  # this reconstruction goes before the next coder runs
     return out
 
 
@@ -435,7 +436,9 @@ def _decode_pointwise(stream: Stream, shape: tuple[int, ...], dtype: np.dtype, m
     names = [n for n in RESIDUAL_CODERS if n in stream.sections]
     if len(names) != 1:
         raise CorruptStreamError("the stream does not name exactly one residual coder")
-    residual = RESIDUAL_CODERS[names[0]].decode(stream.sections[names[0]], shape, skip)
+    # the coder's field is the output itself where nothing is added to it (decoded in the output dtype)
+    plain = not {"model", references.SECTION, logdomain.SECTION} & stream.sections.keys()
+    residual = RESIDUAL_CODERS[names[0]].decode(stream.sections[names[0]], shape, skip, dtype if plain else None)
     if "model" in stream.sections:
         residual = _model_prediction(stream, shape, model, device) + residual
     if references.SECTION in stream.sections:
@@ -445,7 +448,7 @@ def _decode_pointwise(stream: Stream, shape: tuple[int, ...], dtype: np.dtype, m
     if logdomain.SECTION in stream.sections:
         y = logdomain.decode(residual, stream.sections[logdomain.SECTION], dtype)
     else:
-        y = residual.astype(dtype)
+        y = residual.astype(dtype, copy=False)
     del residual
     rule.apply(y)
     if mask is not None:

@@ -31,6 +31,7 @@ import numpy as np
 
 from ..byteio import Reader, uvarint
 from ..errors import CorruptStreamError
+from ..narrow import narrow
 from . import interp
 from .base import Trial
 
@@ -140,11 +141,14 @@ def detect_period(values: np.ndarray, keep: np.ndarray | None) -> int:
 
 
 def _anomaly_variance(values: np.ndarray, keep: np.ndarray | None, period: int) -> float:
+    means = _means(values, keep, period)
     with np.errstate(invalid="ignore", over="ignore"):  # skipped points are dropped; overflow is an inf estimate
-        dev = values.astype(np.float64) - _means(values, keep, period)[np.arange(values.shape[0]) % period]
+        dev = values.astype(np.float64)  # the one full-size temporary: the rest is done in it
+        for start, stop in _phases(values.shape[0], period):
+            dev[start:stop] -= means[: stop - start]
         if keep is not None:
             dev = dev[keep]
-        return float(np.mean(dev**2)) if dev.size else 0.0
+        return float(np.mean(np.square(dev, out=dev))) if dev.size else 0.0
 
 
 def _sample(shape: tuple[int, ...]) -> tuple[slice, ...]:
@@ -213,7 +217,7 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
     skip = None if skip is None else np.asarray(skip, bool)
     period = detect_period(values, None if skip is None else ~skip)
     payload, y = _encode(values, float(tol), skip, period)
-    return payload, y if dtype is None else y.astype(dtype)
+    return payload, narrow(y, dtype)
 
 
 def encode(values: np.ndarray, tol: float, skip: np.ndarray | None = None) -> bytes:
@@ -238,7 +242,7 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
     keep = None if skip is None else ~np.asarray(skip, bool)
     clim = interp.decode(head, (period,) + shape[1:], _empty(keep, period))
     y = _combine(clim, interp.decode(body, shape, skip), period)
-    return y if dtype is None else y.astype(dtype)
+    return narrow(y, dtype)
 
 
 class DecompositionCoder:

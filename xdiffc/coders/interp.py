@@ -79,6 +79,7 @@ from ..byteio import Reader, uvarint
 from ..entropy import codes, crans, rans, zstd
 from ..entropy.estimate import choose_grouping, folded_bits
 from ..errors import CorruptStreamError
+from ..narrow import narrow
 from ..predict import interp as kern
 from ..predict.interp import N_FINE
 from .base import Trial
@@ -177,10 +178,16 @@ class _Passes:
         self.start = self.start[: self.n_pass + 2]
 
 
+def _dense_of(sym: np.ndarray, dense: np.ndarray) -> np.ndarray:
+    """Each symbol's index among the distinct symbols (``dense``: :func:`~xdiffc.predict.interp.dense_symbols`), in
+    2 bytes a symbol: there are at most 2**16 of them."""
+    return dense.astype(np.uint16)[sym]
+
+
 def _choose_models(p: _Passes) -> tuple[float, int, list[int]]:
     """Pick the level grouping and context classes of smallest estimated size: (bits, groups, cuts)."""
     dense, n_dense = kern.dense_symbols(p.sym)
-    bits, groups, starts = choose_grouping(dense.astype(np.int32)[p.sym], p.fine, p.start, p.plevel, p.levels, N_FINE, n_dense,
+    bits, groups, starts = choose_grouping(_dense_of(p.sym, dense), p.fine, p.start, p.plevel, p.levels, N_FINE, n_dense,
                                            _MAX_GROUPS)
     return float(bits) + 64.0 * p.unpred.size, int(groups), [int(c) for c in np.flatnonzero(starts)[1:]]
 
@@ -320,7 +327,7 @@ def _encode(values: np.ndarray, tol: float, skip: np.ndarray | None, coder: int 
         sample_bits, reuse = math.nan, None
     coded_shape = tuple(shape[k] for k in order)
     if reuse is not None:
-        p, (ans_bits, groups, cuts) = reuse
+        p, models = reuse
         keep = None if keep is None else np.ascontiguousarray(keep.transpose(order))
     else:
         if order != tuple(range(len(shape))):
@@ -330,18 +337,17 @@ def _encode(values: np.ndarray, tol: float, skip: np.ndarray | None, coder: int 
             values = np.ascontiguousarray(values)
             keep = None if keep is None else np.ascontiguousarray(keep)
         p = _Passes(values, keep, work_tol, 1 if level >= MODEL_LEVEL else FIXED_COST_STRIDE)
-        if level >= MODEL_LEVEL:
-            ans_bits, groups, cuts = _choose_models(p)
-        else:
-            classes = p.sym.size >= FIXED_CLASSES_FROM
-            ans_bits, groups, cuts = math.nan, min(FIXED_GROUPS, p.levels), list(range(1, N_FINE)) if classes else []
     del values
-    if order == tuple(range(len(shape))):
-        recon = p.recon.reshape(shape).astype(dtype or np.float64, copy=False)
-    else:
-        recon = np.empty(shape, dtype or np.float64)
-        recon[...] = p.recon.reshape(coded_shape).transpose(np.argsort(order))
+    # the reconstruction in the output dtype before the estimates: the float64 one is their size again
+    recon = _in_shape(narrow(p.recon, dtype), coded_shape, order)
     p.recon = None
+    if reuse is not None:
+        ans_bits, groups, cuts = models
+    elif level >= MODEL_LEVEL:
+        ans_bits, groups, cuts = _choose_models(p)
+    else:
+        classes = p.sym.size >= FIXED_CLASSES_FROM
+        ans_bits, groups, cuts = math.nan, min(FIXED_GROUPS, p.levels), list(range(1, N_FINE)) if classes else []
     plan = None
     if (coder is None or coder == CODER_CTX) and level >= MODEL_LEVEL:
         plan = _CtxPlan(p, keep, coded_shape, groups, cuts)
@@ -378,6 +384,13 @@ def _encode(values: np.ndarray, tol: float, skip: np.ndarray | None, coder: int 
     payload = min(payloads, key=len)
     sample = None if math.isnan(sample_bits) else sample_bits / 8 * len(payload) / max(ans_bits / 8, 1.0)
     return payload, recon.reshape(out_shape), sample
+
+
+def _in_shape(flat: np.ndarray, coded_shape: tuple[int, ...], order: tuple[int, ...]) -> np.ndarray:
+    """The field of ``coded_shape`` (flat, C order), laid out in the original axis order (``order`` undone)."""
+    if order == tuple(range(len(order))):
+        return flat.reshape(coded_shape)
+    return np.ascontiguousarray(flat.reshape(coded_shape).transpose(np.argsort(order)))
 
 
 def _assemble(p: _Passes, coder: int, tol: float, order: tuple[int, ...], groups: int, cuts: list[int],
@@ -417,7 +430,7 @@ class _CtxPlan:
         masked = keep is not None
         flat_keep = keep.reshape(-1) if masked else np.ones(1, bool)
         self.dense, self.n_dense = kern.dense_symbols(p.sym)
-        dsym = self.dense.astype(np.int32)[p.sym]  # 4 bytes a symbol: the estimates' memory is 12-24 bytes a value
+        dsym = _dense_of(p.sym, self.dense)
         extra = 64.0 * p.unpred.size
         options = [list(cuts), []] if cuts else [[]]
         axes = [a for a, n in enumerate(coded_shape) if n > 1]
@@ -564,8 +577,10 @@ def _ans_source(r: Reader, n_models: int, n_symbols: int) -> rans.Decoder:
     return dec
 
 
-def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = None) -> np.ndarray:
-    """Reconstruct the float64 array of ``shape`` that ``encode`` compressed into ``payload``.
+def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = None,
+           dtype: np.dtype | None = None) -> np.ndarray:
+    """Reconstruct the float64 array of ``shape`` that ``encode`` compressed into ``payload`` (cast to ``dtype``
+    if given, in the float64 array's memory).
 
     The whole payload is parsed and its counts checked against ``shape`` before any array of
     that shape is allocated.
@@ -579,7 +594,7 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
     if math.prod(coded) == 0:
         if len(r.rest()):
             raise CorruptStreamError("interp payload has trailing bytes")
-        return np.zeros(shape)
+        return np.zeros(shape, dtype or np.float64)
     coded = tuple(coded[i] for i in h.order)
     plist = kern.passes(coded)
     kinds = np.unpackbits(np.frombuffer(r.take((len(plist) + 7) // 8), np.uint8))[: len(plist)].astype(bool)
@@ -599,11 +614,10 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
     bins = level_bins(min(h.tol, _MAX_TOL), h.alpha, h.beta, kern.n_levels(coded))
     if h.version >= VERSION_CTX:
         recon = _reconstruct_ctx(coded, keep, masked, bins, h, kinds, source, unpred)
-        source.finish()
-        return np.ascontiguousarray(recon.reshape(coded).transpose(np.argsort(h.order))).reshape(shape)
-    recon = _reconstruct(coded, keep, masked, bins, h, kinds, plist, source, unpred)
+    else:
+        recon = _reconstruct(coded, keep, masked, bins, h, kinds, plist, source, unpred)
     source.finish()
-    return np.ascontiguousarray(recon.reshape(coded).transpose(np.argsort(h.order))).reshape(shape)
+    return _in_shape(narrow(recon, dtype), coded, h.order).reshape(shape)
 
 
 def _origin(s: int, unpred: np.ndarray, bin_: float) -> tuple[float, int]:
@@ -613,6 +627,12 @@ def _origin(s: int, unpred: np.ndarray, bin_: float) -> tuple[float, int]:
     if unpred.size < 1:
         raise CorruptStreamError("interp payload lacks unpredictable values")
     return float(unpred[0]), 1
+
+
+def _code_buffer(n_max: int, size: int) -> np.ndarray:
+    """The kernels' ``code`` scratch of one pass (-1, a symbol, or ``-2 - k`` for unpredictable value ``k < size``):
+    4 bytes a target where that holds every code (8 would add half the float64 field to the decoder's peak)."""
+    return np.empty(n_max, np.int32 if size < 2**31 - 2 else np.int64)
 
 
 def _reconstruct(coded, keep, masked, bins, h, kinds, plist, source, unpred) -> np.ndarray:
@@ -629,7 +649,7 @@ def _reconstruct(coded, keep, masked, bins, h, kinds, plist, source, unpred) -> 
         recon[0], upos = _origin(s, unpred, bins[top])
     n_max = max(1, recon.size // 2 + 1)
     cls = np.empty(n_max, np.uint8)
-    code = np.empty(n_max, np.int64)
+    code = _code_buffer(n_max, recon.size)
     counts = np.zeros(n_cls, np.int64)
     seg = np.zeros(n_cls + 1, np.int64)
     with np.errstate(over="ignore"):  # a subnormal bin: infinite activity, as in release 0.1.0
@@ -697,7 +717,7 @@ def _reconstruct_ctx(coded, keep, masked, bins, h, kinds, src: _CtxSource, unpre
         recon[0], upos = _origin(s, unpred, bins[top])
     n_max = max(1, recon.size // 2 + 1)
     cls = np.empty(n_max, np.uint8)
-    code = np.empty(n_max, np.int64)
+    code = _code_buffer(n_max, recon.size)
     counts = np.zeros(n_cls, np.int64)
     with np.errstate(over="ignore"):
         inv_bins = 1.0 / bins
@@ -739,5 +759,4 @@ class InterpCoder:
 
     def decode(self, payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = None,
                dtype: np.dtype | None = None) -> np.ndarray:
-        y = decode(payload, shape, skip)
-        return y if dtype is None else y.astype(dtype)
+        return decode(payload, shape, skip, dtype)

@@ -54,6 +54,7 @@ from ..byteio import MAX_VARINT, Reader, inflate, put_varint, read_varint, uvari
 from ..entropy import crans, subbands as sb
 from ..entropy.estimate import TABLE_MODEL_BYTES, TABLE_SYMBOL_BYTES
 from ..errors import CorruptStreamError
+from ..narrow import narrow
 from ..kernels import kernel
 from ..predict import wavelet as wt
 from ..predict.inpaint import inpaint
@@ -241,10 +242,10 @@ class _Coded:
         if not _quantize(coef.reshape(-1), step, self.q):
             raise ValueError("the wavelet coefficients do not fit the quantiser at this bound")
         self.step = step
-        self.sym, fine, self.raw, self.n_raw = sb.symbols(self.q, bands)
-        bits, self.merge = _choose_merge(_fine_counts(fine, self.sym))
+        self.sym, self.fine, self.raw, self.n_raw = sb.symbols(self.q, bands)
+        self.fine_counts = _fine_counts(self.fine, self.sym)
+        bits, self.merge = _choose_merge(self.fine_counts)
         self.bits = bits + self.n_raw
-        self.fine = fine
 
 
 @kernel
@@ -316,9 +317,12 @@ def _probe(values: np.ndarray, tol: float, skip: np.ndarray | None, packets: tup
     dropped: the corrections compare with ``values`` themselves."""
     v, keep, wshape = _prepare(values, skip)
     best = None
-    for packet in (PROBE_PACKETS[len(wshape)] if packets is None else packets) if len(wshape) > 1 else (False,):
+    choices = (PROBE_PACKETS[len(wshape)] if packets is None else packets) if len(wshape) > 1 else (False,)
+    # one decomposition tried: transformed in the prepared copy's memory (not in ``values``'s own)
+    overwrite = len(choices) == 1 and not np.shares_memory(v, values)
+    for packet in choices:
         bands = _band_layout(wshape, packet)
-        coef = wt.forward(v, packet)
+        coef = wt.forward(v, packet, overwrite=overwrite)
         coded = _Coded(coef, PROBE_FACTOR * tol, bands, packet)
         if best is None or coded.bits < best[2].bits:
             best = (coef, bands, coded)
@@ -333,14 +337,16 @@ def _target(values: np.ndarray) -> np.ndarray:
                                 ).reshape(-1)
 
 
-def _trial(x: np.ndarray, keep: np.ndarray | None, wshape: tuple[int, ...], coded: _Coded, tol: float) -> tuple:
-    """One quantisation carried through: (estimated total bits, coded, corrected reconstruction, corrections'
-    indices and codes, their frame). The coefficients' bits are estimated, the corrections' are exact."""
+def _trial(x: np.ndarray, keep: np.ndarray | None, wshape: tuple[int, ...], coded: _Coded, tol: float,
+           dtype: np.dtype | None) -> tuple:
+    """One quantisation carried through: (estimated total bits, coded, corrected reconstruction cast to ``dtype``
+    (float64 where None), corrections' indices and codes, their frame). The coefficients' bits are estimated,
+    the corrections' are exact."""
     y = _reconstruct(coded.q, coded.step, wshape, coded.packet).reshape(-1)  # dequantised in q's memory
     coded.q = None  # the payload needs the symbols only
     idx, ks = _corrections(x, y, keep if keep is not None else np.ones(1, bool), keep is not None, tol)
     frame = _correction_frame(idx, ks)
-    return coded.bits + 8.0 * len(frame), coded, y, idx, ks, frame
+    return coded.bits + 8.0 * len(frame), coded, narrow(y, dtype), idx, ks, frame
 
 
 def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None = None, *, trial: Trial | None = None,
@@ -350,7 +356,7 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
 
     ``factors``: the quantisation steps to try, in units of tol (default :data:`STEP_FACTORS`);
     ``packets``: the decompositions to try. ``trial`` may hold the probe of :func:`worth_trying` on
-    the same values and tol, with its trial at :data:`PROBE_FACTOR`, which are then reused (and removed);
+    the same values, tol and dtype, with its trial at :data:`PROBE_FACTOR`, which are then reused (and removed);
     its ``wavelet_trace``, where a list, receives one record per step tried.
     """
     if not (math.isfinite(tol) and tol > 0):
@@ -360,26 +366,32 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
     probe, trace = None, None
     if trial is not None:
         probe, trial.wavelet_probe, trace = trial.wavelet_probe, None, trial.wavelet_trace
-    if probe is None or probe[0] is not values or probe[1] != tol:
+    if probe is None or probe[0] is not values or probe[1] != tol or probe[-1][2].dtype != np.dtype(dtype or np.float64):
         probe = (values, tol, *_probe(values, tol, skip, packets), None)
-    _, _, keep, wshape, coef, bands, coded, probed = probe
+    _, _, keep, wshape, coef, bands, probe_coded, probed = probe
     del probe
+    packet = probe_coded.packet
     x = _target(values)
     best = None
-    factors = factors or STEP_FACTORS
-    for f in sorted(factors, key=lambda f: f != PROBE_FACTOR):  # the probe's step first: its q is freed sooner
+    steps = sorted(factors or STEP_FACTORS, key=lambda f: f != PROBE_FACTOR)  # the probe's first: its q goes sooner
+    for i, f in enumerate(steps):
         if f == PROBE_FACTOR:
-            run = probed if probed is not None else _trial(x, keep, wshape, coded, tol)
-            probed = None  # held by run (and then best) only: one reconstruction less at the peak
+            run = probed if probed is not None else _trial(x, keep, wshape, probe_coded, tol, dtype)
+            probed = probe_coded = None  # held by run (and then best) only: one reconstruction less at the peak
         else:
-            run = _trial(x, keep, wshape, _Coded(coef, f * tol, bands, coded.packet), tol)
+            coded = _Coded(coef, f * tol, bands, packet)
+            if i == len(steps) - 1:
+                del coef  # the last step's coefficients are quantised: the transform is not needed any more
+            run = _trial(x, keep, wshape, coded, tol, dtype)
+            del coded
         if trace is not None:
-            trace.append((coded.packet, f, run[1].bits / 8, run[3].size, run[0] / 8))
+            trace.append((packet, f, run[1].bits / 8, run[3].size, run[0] / 8))
         if best is None or run[0] < best[0]:
-            # the best reconstruction is kept as it will be returned: a float32 copy frees the float64 one
-            best = run if dtype is None else run[:2] + (run[2].astype(dtype),) + run[3:]
+            best = run
         del run
+    coef = probe_coded = None
     _, coded, y, idx, ks, frame = best
+    del best
     payload = _assemble(coded, tol, idx.size, frame)
     return payload, y.reshape(out_shape)
 
@@ -387,14 +399,16 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
 def _assemble(coded: _Coded, tol: float, n_corrections: int, frame: bytes) -> bytes:
     groups, split, cuts = coded.merge
     m_of, n_models = model_map(groups, split, cuts)
-    ctx = m_of[coded.fine]
-    counts = np.bincount(ctx * sb.N_SYMBOLS + coded.sym, minlength=n_models * sb.N_SYMBOLS).reshape(
-        n_models, sb.N_SYMBOLS)
+    counts = np.zeros((n_models, sb.N_SYMBOLS), np.int64)
+    np.add.at(counts, m_of, coded.fine_counts)  # each model's counts: those of its fine contexts summed
     used = counts.any(axis=0)
     dense = np.full(sb.N_SYMBOLS, -1, np.int64)
     dense[used] = np.arange(int(used.sum()))
     table, freq = crans.compact_tables(counts[:, used], np.flatnonzero(used), _PREC)
-    words = crans.encode(coded.sym.astype(np.int64), ctx, dense, freq, _PREC)
+    # 2 bytes a coefficient (at most 225 models, 129 symbols), as interp's symbols and contexts: one compilation
+    ctx = m_of.astype(np.uint16)[coded.fine]
+    words = crans.encode(coded.sym.astype(np.uint16), ctx, dense, freq, _PREC)
+    del ctx
     head = struct.pack("<Bdd", VERSION, tol, coded.step) + bytes([int(coded.packet), groups, int(split), len(cuts), *cuts, _PREC])
     body = (table + uvarint(words.size) + words.astype("<u4").tobytes()
             + uvarint(coded.n_raw) + coded.raw.tobytes() + uvarint(n_corrections))
@@ -427,7 +441,7 @@ def worth_trying(values: np.ndarray, tol: float, skip: np.ndarray | None, trial:
     if PROBE_MARGIN * probe[-1].bits / 8 >= best:
         return False
     _, _, keep, wshape, _, _, coded = probe
-    run = _trial(_target(values), keep, wshape, coded, float(tol))
+    run = _trial(_target(values), keep, wshape, coded, float(tol), trial.dtype)
     if TRIAL_MARGIN * run[0] / 8 >= best:
         return False
     trial.wavelet_probe = probe + (run,)
@@ -481,8 +495,7 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
     crans.check_end(dec, "the wavelet payload")
     y = _reconstruct(q, step, wshape, bool(packet)).reshape(-1)
     _apply(y, idx, ks, 2.0 * tol)
-    y = y.reshape(shape)
-    return y if dtype is None else y.astype(dtype)
+    return narrow(y.reshape(shape), dtype)
 
 
 class WaveletCoder:

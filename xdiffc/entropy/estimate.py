@@ -63,19 +63,12 @@ def rows_of(keys, syms, n_rows, width):
     """The compressed table of counts of (row, symbol) pairs, item ``i`` being row ``keys[i]``, symbol ``syms[i]``
     (< ``width``): (row starts, symbols, counts, row totals), each row's symbols in order.
 
-    The rows of the dense [row, symbol] table one would count, without building it: two stable counting
-    sorts (by symbol, then by row), linear in the items, rows and width.
+    The rows of the dense [row, symbol] table one would count, without building it: a counting sort by row
+    (one 4-byte index per item: the items of a chunk number < 2**31, see folded_bits), then each row counted
+    into one scratch row of ``width`` and read out in symbol order, as :func:`merged_bits` does; linear in
+    the items, rows and width.
     """
     n = keys.size
-    at = np.zeros(width + 1, np.int64)
-    for i in range(n):
-        at[syms[i] + 1] += 1
-    for k in range(width):
-        at[k + 1] += at[k]
-    by_sym = np.empty(n, np.int32)  # 4-byte scratch: the items of a chunk number < 2**31 (see folded_bits)
-    for i in range(n):
-        by_sym[at[syms[i]]] = i
-        at[syms[i]] += 1
     ptr = np.zeros(n_rows + 1, np.int64)
     for i in range(n):
         ptr[keys[i] + 1] += 1
@@ -84,21 +77,35 @@ def rows_of(keys, syms, n_rows, width):
         ptr[r + 1] += ptr[r]
     order = np.empty(n, np.int32)
     fill = ptr[:-1].copy()
-    for i in by_sym:
+    for i in range(n):
         order[fill[keys[i]]] = i
         fill[keys[i]] += 1
+    acc = np.zeros(width, np.int64)
+    seen = np.empty(width, np.int64)
     sym = np.empty(n, np.int32)
     cnt = np.empty(n, np.int32)
     m = 0
-    for r in range(n_rows):  # runs of one symbol within a row become one count
-        first = m
+    for r in range(n_rows):
+        first, k, lo, hi = m, np.int64(0), width, -1  # k: not the literal 0 (one compilation of _heap_sort)
         for j in range(ptr[r], ptr[r + 1]):
             s = syms[order[j]]
-            if m > first and sym[m - 1] == s:
-                cnt[m - 1] += 1
-            else:
-                sym[m], cnt[m] = s, 1
+            if acc[s] == 0:
+                seen[k] = s
+                k += 1
+                lo, hi = min(lo, s), max(hi, s)
+            acc[s] += 1
+        if hi - lo < 4 * k:  # dense enough: sweep the symbols' range in order
+            for s in range(lo, hi + 1):
+                if acc[s]:
+                    sym[m], cnt[m] = s, acc[s]
+                    m += 1
+                    acc[s] = 0
+        else:  # sparse: sort the symbols seen
+            _heap_sort(seen, k)
+            for s in seen[:k]:
+                sym[m], cnt[m] = s, acc[s]
                 m += 1
+                acc[s] = 0
         ptr[r] = first
     ptr[n_rows] = m
     return ptr, sym[:m], cnt[:m], tot

@@ -141,9 +141,10 @@ def _steps(shape: tuple[int, ...], packet: bool) -> tuple[tuple[tuple[int, ...],
     return tuple((ext, k) for ext in plan(tuple(shape)) for k, n in enumerate(ext) if n >= MIN_LEN)
 
 
-def forward(x: np.ndarray, packet: bool = False) -> np.ndarray:
-    """The multilevel coefficients of ``x`` (float64, same shape, Mallat layout along every axis)."""
-    c = np.array(x, np.float64, order="C", copy=True)
+def forward(x: np.ndarray, packet: bool = False, *, overwrite: bool = False) -> np.ndarray:
+    """The multilevel coefficients of ``x`` (float64, same shape, Mallat layout along every axis); with
+    ``overwrite``, computed in ``x`` itself where it is a C-contiguous float64 array (no copy)."""
+    c = x if overwrite and x.dtype == np.float64 and x.flags.c_contiguous else np.array(x, np.float64, order="C")
     for ext, k in _steps(c.shape, packet):
         _along(c, ext, k, forward_axis)
     return c
