@@ -3,7 +3,6 @@ ensemble's members stacked (:mod:`.members`), chunked and narrowed to the variab
 
 from __future__ import annotations
 
-import threading
 from functools import lru_cache
 
 import xarray as xr
@@ -24,17 +23,7 @@ def open_inputs(inputs: Inputs) -> xr.Dataset:
     return ds if inputs.variables is None else select(ds, inputs.variables)
 
 
-#: One thread at a time opens the inputs: a local cluster in this process runs units on threads, and two threads
-#: opening one netCDF file at once fail inside HDF5 ("NetCDF: HDF error"); the second then finds the cache.
-_OPENING = threading.Lock()
-
-
-def cached_inputs(inputs: Inputs) -> xr.Dataset:
-    """``open_inputs``, once per process and set of inputs (worker processes, or the threads of this one)."""
-    with _OPENING:
-        return _opened(inputs)
-
-
 @lru_cache(maxsize=4)
-def _opened(inputs: Inputs) -> xr.Dataset:
+def cached_inputs(inputs: Inputs) -> xr.Dataset:
+    """``open_inputs``, once per worker process and set of inputs."""
     return open_inputs(inputs)

@@ -321,6 +321,8 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
             return summarise(store, store, spec, {}, 0.0, 0, verify=verify)
         units = plan_units(zarr.open_group(str(log.path.parent / PARTIAL_STORE), mode="r"), log.header["arrays"],
                            time_dim)
+        if threads:  # opened here once: the units' threads then share it (two threads opening one netCDF file
+            cached_inputs(spec)  # at once fail inside HDF5, "NetCDF: HDF error")
         return _build(client, store, spec, log, units, gpus, progress, verify)
 
 
