@@ -46,7 +46,8 @@ def test_make_demo_on_a_fresh_clone_sets_up_as_make_test_then_runs_the_demo(tmp_
     subprocess.run(["git", "clone", "-q", str(ROOT), str(clone)], check=True, timeout=120)
 
     def recipe(target: str) -> list[str]:
-        out = subprocess.run(["make", "--no-print-directory", "-n", target], cwd=clone, capture_output=True, text=True, timeout=60)
+        out = subprocess.run(["make", "--no-print-directory", "-n", target], cwd=clone, capture_output=True, text=True,
+                             timeout=60)
         assert out.returncode == 0, out.stderr
         return [line for line in out.stdout.splitlines() if line.strip()]
 
