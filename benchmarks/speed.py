@@ -146,18 +146,18 @@ sys.path.insert(0, sys.argv[1])
 from speed import trefht
 level, mode, blob_path = int(sys.argv[2]), sys.argv[3], sys.argv[4]
 base = trefht()
-x = np.empty((30 * base.shape[0],) + base.shape[1:], np.float32)   # ~108 MB, built slab by slab
-rng = np.random.default_rng(0)
-for k in range(30):
-    x[k * base.shape[0]:(k + 1) * base.shape[0]] = base + rng.normal(0, 0.3, base.shape).astype(np.float32)
-tol = 1e-3 * float(x.max() - x.min())
-xdiffc.decompress(xdiffc.compress(base[:4], tol=tol, level=level))   # compile / load the kernels
+chunk_bytes = 30 * base.nbytes   # ~108 MB
+xdiffc.decompress(xdiffc.compress(base[:4], tol=1.0, level=level))   # compile / load the kernels
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()
-chunk_bytes = x.nbytes
-if mode == "decompress":   # the input is gone: the peak above the start holds the output
+if mode == "compress":   # built slab by slab
+    x = np.empty((30 * base.shape[0],) + base.shape[1:], np.float32)
+    rng = np.random.default_rng(0)
+    for k in range(30):
+        x[k * base.shape[0]:(k + 1) * base.shape[0]] = base + rng.normal(0, 0.3, base.shape).astype(np.float32)
+    tol = 1e-3 * float(x.max() - x.min())
+else:   # the input is never built (the process's peak would hold it): the peak above the start holds the output
     blob = open(blob_path, "rb").read()
-    del x
 before, peak_before = rss(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 if mode == "compress":
     blob = xdiffc.compress(x, tol=tol, level=level)
@@ -275,27 +275,20 @@ def markdown(s: dict) -> str:
     return "\n".join(lines)
 
 
-NOTES = """What limits encoding. The coder choice encodes up to three candidates in full, each with its
-own estimates: the interpolation coder (six axis orders weighed on a sample block, then the slice
-axis, radius and context classes of its context rANS weighed on every symbol, and zstd-19 on two
-slices in the grey zone between rANS and the zstd body); the temporal decomposition, which runs the
-interpolation coder twice (climatology and anomalies) after a trial on a sample block; and the
-wavelet coder after a probe and a trial reconstruction. Since 2026-11-30 evening interp alone is no
-longer encoded where the decomposition's sample says it cannot win, and the wavelet's second gate
-skips most of its losing encodes (RESULTS.md, "Smaller payloads, leaner encoding"): TREFHT went from
-about 0.6-0.9 s to 0.35-0.5 s, still about 0.03x SZ3's speed. Forced to one interpolation encode,
-the engine runs at 0.05-0.09x SZ3 on these fields, so 0.2x would need a different encoder (choices
-from estimates alone, one pass), not more pruning. Decoding runs at 0.2-0.66x SZ3 (the anomaly coder
-decodes two interpolation payloads; the context rANS decodes one symbol at a time). The peak memory
-above the input (8.8x the chunk; 9.8x before the wavelet kept its best reconstruction in the output
-dtype) comes from the coders' float64 copies: alone on that chunk, the temporal decomposition peaks
-at 9.3x (its anomalies beside the interpolation coder's copies), the wavelet at 8.7x (coefficients,
-best reconstruction, the next step's quantisation), interp at 6.8x. A (1, 64, 128) chunk encodes in
-4.1-4.4 ms over two runs (5.9 ms before 2026-11-30 night: small chunks no longer encode the zstd
-body where the context rANS estimate is under 0.95x the fast zstd size, and the wavelet probe weighs
-only the contexts and symbols it uses); what is left is the interpolation coder with its two axis
-orders (about 2.4 ms), the wavelet probe on two decompositions (about 1.4 ms) and SZ3 as a
-candidate (0.4 ms)."""
+NOTES = """What limits it (2026-12-07). Encoding: the default level 9 searches: interp's axis orders on a sample
+block, its context models on every symbol (`folded_bits`), the zstd weighing, the temporal decomposition (which
+runs interp twice, and is encoded beside interp where its sample ratio falls between 0.85 and 1.25, as on b003 TS
+and ihesp14 TS), the wavelet probe and SZ3 as a candidate. Level 1, with none of that, encodes at 0.26-0.27x SZ3
+(`benchmarks/levels.py`). Decoding (TREFHT at 1e-3, CPU time, kernels timed one by one): at level 9, 10 ms of
+symbols (11 ns a symbol) and 6 ms of reconstruction; at level 1, 14.5 ms of activity classification, 11.6 ms of
+symbols and 5.7 ms of reconstruction. Interleaving 2 or 4 rANS states was built and measured: no change (35.4 /
+35.6 / 35.4 ms at level 1), so it was not kept; search tables 16 times larger did not help either. A (1, 64, 128)
+chunk decodes in 0.43 ms (one kernel call per payload since this session; 0.49 ms before) and encodes in 4.6 ms at
+level 9 (1.0 ms at level 1). Memory: compress peaks at 7.3x the chunk at level 9 (the wavelet candidate's float64
+coefficients beside a float64 reconstruction), 4.8x at level 5, 2.7-2.8x at level 1; decompress at 2.9x with its
+output (the predictor reads a float64 field). The decompress figure of the first run of the day (4.45x) counted
+the input the measuring process had built and freed; the script no longer builds it. First compilation: 34 s in
+a fresh process with an empty cache (73 functions; NUMBA_OPT=0 saves only a quarter), 0.6 s from the cache."""
 
 
 def main() -> None:
