@@ -130,8 +130,8 @@ def main(argv: list[str] | None = None) -> int:
             print(rows[-1], file=sys.stderr)
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
-    text = (f"Run {stamp} on {platform.machine()}, {os.cpu_count()} cores (shared: load average {load} at the end; "
-            f"another job was training a model), Python {platform.python_version()}, xdiffc {xdiffc.__version__}.\n\n"
+    text = (f"Run {stamp} on {platform.machine()}, {os.cpu_count()} cores (load average {load} at the end), "
+            f"Python {platform.python_version()}, xdiffc {xdiffc.__version__}.\n\n"
             f"Command: `{shlex.join(['.venv/bin/python', 'benchmarks/convert_scaling.py', *(argv or sys.argv[1:])])}`\n\n"
             f"Archive: {len(paths)} netCDF files, TREFHT float32, chunks {CHUNKS}, rel_tol {REL_TOL}.\n\n"
             + table(rows, direct_mb_per_s))
