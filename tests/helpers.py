@@ -19,18 +19,22 @@ def assert_bounded(x: np.ndarray, y: np.ndarray, tol: float, fill_values=()) -> 
     assert np.array_equal(y[missing].view(np.uint8), x[missing].view(np.uint8)), "missing values moved"
 
 
-class _Spy:
-    """A registered coder that records its name in ``tried`` each time it encodes."""
+class WrappedCoder:
+    """A registered coder passed through: subclasses override the calls they watch, ``log`` receives what they see."""
 
-    def __init__(self, coder, tried: list):
-        self.coder, self.tried = coder, tried
+    def __init__(self, coder, log: list):
+        self.coder, self.log = coder, log
         self.name, self.priority, self.min_level = coder.name, coder.priority, coder.min_level
 
     def __getattr__(self, attr):
         return getattr(self.coder, attr)
 
+
+class _Spy(WrappedCoder):
+    """A registered coder that records its name in ``log`` each time it encodes."""
+
     def encode(self, trial):
-        self.tried.append(self.name)
+        self.log.append(self.name)
         return self.coder.encode(trial)
 
 

@@ -23,6 +23,7 @@ from xdiffc.conversion.run import _options, _recorded
 from xdiffc.errors import CorruptStreamError
 from xdiffc.options import DEFAULT_LEVEL, LEVELS
 from xdiffc.predict.interp import N_FINE
+from tests.helpers import WrappedCoder
 from tests.helpers import assert_bounded
 from tests.test_archive_climatology import climatology_of, seasonal
 from tests.test_wavelet import smooth_series
@@ -45,15 +46,8 @@ def random_walk_in_time(shape=(32, 48, 64), seed=0) -> np.ndarray:
     return np.cumsum(np.random.default_rng(seed).normal(size=shape), 0).astype(np.float32)
 
 
-class _Recorder:
+class _Recorder(WrappedCoder):
     """A registered coder whose gate calls and full encodes are recorded with the trial's sizes at that moment."""
-
-    def __init__(self, coder, log: list):
-        self.coder, self.log = coder, log
-        self.name, self.priority, self.min_level = coder.name, coder.priority, coder.min_level
-
-    def __getattr__(self, attr):
-        return getattr(self.coder, attr)
 
     def worth_encoding(self, trial):
         answer = self.coder.worth_encoding(trial)
