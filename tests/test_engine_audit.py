@@ -23,8 +23,7 @@ from xdiffc.conversion.run import _options, _recorded
 from xdiffc.errors import CorruptStreamError
 from xdiffc.options import DEFAULT_LEVEL, LEVELS
 from xdiffc.predict.interp import N_FINE
-from tests.helpers import WrappedCoder
-from tests.helpers import assert_bounded
+from tests.helpers import WrappedCoder, assert_bounded
 from tests.test_archive_climatology import climatology_of, seasonal
 from tests.test_wavelet import smooth_series
 
