@@ -115,7 +115,7 @@ TINY_TRAINING = textwrap.dedent("""
     from xdiffc.conversion.run import convert
     from xdiffc.xarray import climatology_choice as climatology
 
-    if __name__ == "__main__":  # the Dask workers re-import this file
+    if __name__ == "__main__":
         torch.set_num_threads(1)
         real = xdiffc.training.train  # a tiny network, so that the test trains in seconds
         xdiffc.training.train = lambda *a, **k: real(*a, config=TINY, **k)
@@ -123,8 +123,8 @@ TINY_TRAINING = textwrap.dedent("""
         climatology.pays_for_itself = lambda da, config, extra, chunks: "model_file" in extra or pays(
             da, config, extra, chunks)
         args = [a for a in sys.argv[1:] if a != "--resume"]
-        convert(args[:-1], args[-1], tol={"TREFHT": 0.5}, chunks={"time": 8}, train_model=40,
-                workers=1, threads_per_worker=1, progress=False, resume="--resume" in sys.argv)
+        convert(args[:-1], args[-1], tol={"TREFHT": 0.5}, chunks={"time": 8}, train_model=40,  # in-process (small)
+                progress=False, resume="--resume" in sys.argv)
 """)
 
 
