@@ -88,16 +88,16 @@ def test_a_climatology_field_picks_the_anomaly_branch(shape):
 
 def test_a_decisive_sample_skips_interp_without_changing_the_stream(monkeypatch):
     """Where the sample says interp alone cannot win, interp and SZ3 are not encoded, and the stream is the one
-    the full contest gives."""
+    the full contest (level 9) gives."""
     x = climate((40, 48, 64), 4)
     tol = 1e-3 * float(x.max() - x.min())
     assert decomposition.supersedes_interp(x, tol, None)
     tried = spy_on_coders(monkeypatch)
-    blob = xdiffc.compress(x, tol=tol)
+    blob = xdiffc.compress(x, tol=tol, level=9)
     assert "interp" not in tried and "sz3" not in tried and "anomaly" in tried
     monkeypatch.setattr(decomposition, "supersedes_interp", lambda *a: False)
     tried.clear()
-    assert xdiffc.compress(x, tol=tol) == blob and "interp" in tried
+    assert xdiffc.compress(x, tol=tol, level=9) == blob and "interp" in tried
     assert_bounded(x, xdiffc.decompress(blob), tol)
     monkeypatch.undo()
     monkeypatch.setattr(core, "RESIDUAL_CODERS", {"interp": REGISTRY["interp"]})  # no decomposition
@@ -157,7 +157,7 @@ def test_the_sample_ratio_gates(monkeypatch, ratio, supersedes, worth):
     """Interp alone is skipped only where the sample ratio is decisive (0 < ratio < DECISIVE); the decomposition is
     encoded where the ratio is below MARGIN (0 included); the ratio is computed once per trial."""
     calls = []
-    monkeypatch.setattr(decomposition, "_sample_ratio", lambda *a: calls.append(a) or ratio)
+    monkeypatch.setattr(decomposition, "_sample_ratio", lambda *a: calls.append(a) or (ratio, None))
     x = climate((8, 6, 7), 1)
     trial = Trial(x, 0.1)
     assert decomposition.supersedes_interp(x, 0.1, None, trial) is supersedes
@@ -191,4 +191,28 @@ def test_a_small_climatology_field_still_weighs_interp(monkeypatch):
     tried = spy_on_coders(monkeypatch)
     blob = xdiffc.compress(x, tol=tol)
     assert "interp" in tried and "anomaly" in tried
+    assert_bounded(x, xdiffc.decompress(blob), tol)
+
+
+@pytest.mark.parametrize("level, ratio, scale, encoded", [
+    (9, 0.95, 1.0, ["anomaly", "interp"]),  # the full search encodes both wherever the block cannot decide
+    (9, 1.10, 1.0, ["anomaly", "interp"]),
+    (8, 0.95, 1.0, ["anomaly"]),  # the block favours the decomposition and its full size meets the estimate
+    (8, 0.95, 1e-3, ["anomaly", "interp"]),  # ... but misses it by far: the block misjudged the chunk
+    (8, 1.10, 1.0, ["interp"]),  # the block favours interp, whose full size meets its estimate
+    (8, 1.10, 1e-3, ["interp", "anomaly"]),  # ... and misses it: the decomposition is asked again, and encoded
+    (8, 0.50, 1e-3, ["anomaly"]),  # decisive: interp is never encoded, whatever the miss
+    (8, 0.0, None, ["anomaly", "interp"]),  # the block cannot tell: both
+])
+def test_below_the_full_search_one_of_decomposition_and_interp_is_encoded(monkeypatch, level, ratio, scale, encoded):
+    """Below FULL_SEARCH_LEVEL the sample ratio picks one coder in its band, and the other is encoded only where
+    the first one's full size exceeds MISS times its block estimate; the stream keeps the bound either way."""
+    x = climate((16, 64, 72), 5)  # larger than the sample block
+    tol = 1e-3 * float(x.max() - x.min())
+    exact = decomposition._sample_ratio(x, tol, None)[1]  # real block estimates, scaled by ``scale`` below
+    estimates = None if scale is None else (exact[0] * scale, exact[1] * scale)
+    monkeypatch.setattr(decomposition, "_sample_ratio", lambda *a: (ratio, estimates))
+    tried = spy_on_coders(monkeypatch)
+    blob = xdiffc.compress(x, tol=tol, level=level)
+    assert [n for n in tried if n in ("anomaly", "interp")] == encoded
     assert_bounded(x, xdiffc.decompress(blob), tol)

@@ -21,7 +21,7 @@ import numpy as np
 from . import archive_climatology as references, fidelity, guarantee, l2, l2model, logdomain, masking, model_path
 from .api import FLOAT_DTYPES, is_float
 from .bitstream import SECTIONS, Header, Stream
-from .coders import REGISTRY as RESIDUAL_CODERS, Trial, enabled, lossless
+from .coders import REGISTRY as RESIDUAL_CODERS, ResidualCoder, Trial, enabled, lossless
 from .errors import CorruptStreamError, ModelMismatchError
 from .options import DEFAULT_LEVEL, Options
 
@@ -105,19 +105,30 @@ def _residual_candidates(work: np.ndarray, values: np.ndarray, tol: float, skip:
     linear = prediction is None and negative is None
     trial = Trial(target, min(tol, _MAX_CODER_TOL), skip, level, work.dtype if linear else None)
     out = []
-    for coder in enabled(level, RESIDUAL_CODERS):
-        if not coder.applies(target.shape) or not coder.worth_encoding(trial):
-            continue
-        try:
-            payload, residual = coder.encode(trial)
-        except Exception as err:  # a coder that cannot handle this input is simply not a candidate
-            log.debug("residual coder %s skipped: %s", coder.name, err)
-            continue
-        if residual is not None:  # None: its payload alone costs more than a candidate checked
-            out.append(_checked(coder.name, payload, residual, work, prediction, negative, check))
-            trial.sizes[coder.name] = out[-1].nbytes  # for the estimates of the coders tried later
-        del payload, residual  # this reconstruction goes before the next coder runs
+    coders = [c for c in enabled(level, RESIDUAL_CODERS) if c.applies(target.shape)]
+    for coder in coders:
+        if coder.worth_encoding(trial):
+            out += _encoded(coder, trial, work, prediction, negative, check)
+    for coder in [c for c in coders if c.name in trial.recheck]:  # declined until the later ones had run
+        if coder.worth_encoding(trial):
+            out += _encoded(coder, trial, work, prediction, negative, check)
     return out
+
+
+def _encoded(coder: ResidualCoder, trial: Trial, work: np.ndarray, prediction: np.ndarray | None,
+             negative: np.ndarray | None, check: _Check) -> list[_Candidate]:
+    """``coder``'s checked candidate (none where it cannot code the input, or its payload alone cannot win); its
+    size goes into ``trial.sizes`` for the gates of the coders tried later."""
+    try:
+        payload, residual = coder.encode(trial)
+    except Exception as err:  # a coder that cannot handle this input is simply not a candidate
+        log.debug("residual coder %s skipped: %s", coder.name, err)
+        return []
+    if residual is None:  # its payload alone costs more than a candidate checked
+        return []
+    candidate = _checked(coder.name, payload, residual, work, prediction, negative, check)
+    trial.sizes[coder.name] = candidate.nbytes
+    return [candidate]
 
 
 def _checked(name: str, payload: bytes, residual: np.ndarray, work: np.ndarray, prediction: np.ndarray | None,

@@ -26,10 +26,11 @@ MODES = ("pointwise", "l2")
 PW_REL_LIMIT = 1.0
 #: ``level=1`` is the fastest (one predictor, one entropy path), ``level=9`` the smallest (the full search).
 LEVELS = range(1, 10)
-#: The level when none is given: the full search. Level 5 (no wavelet, no SZ3) encodes only 1.1-1.35x faster,
-#: and Zarr stores chunked along time lose up to 15% of their ratio at 1e-2 without the wavelet (benchmarks/RESULTS.md,
-#: "Levels"): the ratio is what users choose xdiffc for.
-DEFAULT_LEVEL = 9
+#: The level when none is given: every coder, as level 9, but one full encode of the decomposition or interp where
+#: level 9 encodes both (:data:`xdiffc.coders.decomposition.MISS`): 0.13-0.16% smaller ratios on the 11 benchmark
+#: fields, whole or in 12-step chunks, for 8-22% less encoding time at eps 1e-3 and 1e-4. Level 5 (no wavelet, no
+#: SZ3) loses up to 15% of the ratio of Zarr stores chunked along time at 1e-2 (benchmarks/RESULTS.md, "Levels").
+DEFAULT_LEVEL = 8
 
 PerVariable = Mapping[Hashable, float]
 #: The bounds: each one's limit (it must stay below it; None: any finite number >= 0), and whether a Dataset may

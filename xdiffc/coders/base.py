@@ -10,7 +10,8 @@ The core's search is a short loop (:func:`xdiffc.core`): for each coder the leve
 order of priority, ``applies``, then ``worth_encoding`` (an estimate on samples, never a full
 encode), then ``encode``; the exact check in the output dtype follows, and the smallest
 candidate wins. ``Trial`` carries what the coders learn on the way, as typed fields, so that a
-later coder's gate can read an earlier coder's estimate.
+later coder's gate can read an earlier coder's estimate. A coder that declines but wants to see
+how a later one fared puts its name in ``trial.recheck``: after the loop its gate is asked once more.
 """
 
 from __future__ import annotations
@@ -34,9 +35,13 @@ class Trial:
     sample_bytes : interp's estimated payload on its central sample block, scaled by its real size over
         its estimate (SZ3's gate compares its own size on that block with it).
     anomaly_ratio : the temporal decomposition's bytes over interp's on its sample block (its gate).
+    block_estimates : the decomposition's and interp's bytes on that block, scaled to the chunk's valid points
+        (a full encode that exceeds its own by a margin says the block misjudged the chunk).
     superseded : the decomposition won its sample so clearly that interp and SZ3 need not be encoded.
     wavelet_probe : the wavelet's probe and trial from its gate, reused by its encoder.
     wavelet_trace : a list to receive one record per wavelet step tried (tests), or None.
+    recheck : the names of the coders that declined until the coders after them have run; the core asks their
+        gates again (a gate that finds its name here is being asked the second time).
     """
 
     target: np.ndarray
@@ -47,9 +52,11 @@ class Trial:
     sizes: dict[str, int] = field(default_factory=dict)
     sample_bytes: float | None = None
     anomaly_ratio: float | None = None
+    block_estimates: tuple[float, float] | None = None
     superseded: bool = False
     wavelet_probe: tuple | None = None
     wavelet_trace: list | None = None
+    recheck: list[str] = field(default_factory=list)
 
     @property
     def best(self) -> float:
@@ -65,7 +72,9 @@ class ResidualCoder(Protocol):
       ``min_level``: the lowest level that tries it.
     - ``applies(shape)``: whether the coder can code a field of this shape at all.
     - ``worth_encoding(trial)``: whether to encode in full, from estimates on samples and on
-      ``trial``'s earlier candidates; it may leave what it computed in ``trial`` for ``encode``.
+      ``trial``'s earlier candidates; it may leave what it computed in ``trial`` for ``encode``. A gate
+      that declines may append its name to ``trial.recheck``: it is then asked again, once, after the
+      coders of lower priority have run (``trial.sizes`` then holds their sizes).
     - ``encode(trial)``: ``(payload, reconstruction)``, where the reconstruction is bit for bit what
       ``decode(payload, shape, skip, trial.dtype)`` returns, with ``|reconstruction - target| <= tol``
       off ``skip`` up to float64 rounding (the core checks every point in the output dtype and stores

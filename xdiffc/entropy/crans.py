@@ -157,9 +157,11 @@ def _compact_raw(counts, sym_of):
                 n += 1
                 at = put_varint(head, at, sym_of[k] - prev)
                 prev = sym_of[k]
-    out = np.empty(at + n, np.uint8)
-    out[:at] = head[:at]
-    out[at:] = codes
+    out = np.empty(at + n, np.uint8)  # filled by loops: slice assignment compiles numba's error formatting
+    for i in range(at):
+        out[i] = head[i]
+    for i in range(n):
+        out[at + i] = codes[i]
     return out, back
 
 

@@ -259,9 +259,13 @@ def _offset_of(j, lattice, d):
 
 @kernel
 def _grown(a):
-    """``a`` in an array twice its size (the rest uninitialised)."""
+    """``a`` in an array twice its size (the rest uninitialised).
+
+    A loop, not ``out[:n] = a``: numba's slice assignment from an array compiles its shape-mismatch
+    error message, string formatting included, which cost 3.5 s of a cold first call."""
     out = np.empty(2 * a.size, a.dtype)
-    out[: a.size] = a
+    for i in range(a.size):
+        out[i] = a[i]
     return out
 
 
