@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 
 import numba
+import numpy as np
 from numba.core import event
 
 log = logging.getLogger("xdiffc")
@@ -62,3 +63,16 @@ def kernel(fn=None, **options):
         raise TypeError("xdiffc kernels are compiled without fastmath and parallel: decoding must be bit-identical")
     opts = {**RULE, **options}
     return numba.njit(**opts) if fn is None else numba.njit(fn, **opts)
+
+
+@kernel
+def grown(buffer, keep, size):
+    """A zeroed array of ``size`` elements of ``buffer``'s dtype holding ``buffer[:keep]``: a kernel's output
+    buffer, grown when full.
+
+    Copied by a loop: numba's slice assignment from an array (``out[:keep] = buffer[:keep]``) compiles its
+    shape-mismatch error message, string formatting included, which cost seconds of a cold first call."""
+    out = np.zeros(size, buffer.dtype)
+    for i in range(keep):
+        out[i] = buffer[i]
+    return out

@@ -29,7 +29,7 @@ import math
 import numpy as np
 
 from ..errors import CorruptStreamError
-from ..kernels import kernel
+from ..kernels import grown, kernel
 
 FORMAT = 1
 _TOP = np.int64(1) << 24
@@ -123,9 +123,7 @@ def _shift_low(st, out):
     if low < 0xFF000000 or low >= np.int64(1) << 32:
         carry = low >> 32
         if st[4] + st[3] + 1 > out.size:
-            grown = np.empty(2 * out.size + st[3] + 8, np.uint8)
-            grown[: st[4]] = out[: st[4]]
-            out = grown
+            out = grown(out, st[4], 2 * out.size + st[3] + 8)
         temp = st[2]
         while True:
             out[st[4]] = (temp + carry) & 0xFF

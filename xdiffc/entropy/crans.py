@@ -38,7 +38,7 @@ import numpy as np
 
 from ..byteio import Reader, inflate, put_varint, read_varint
 from ..errors import CorruptStreamError
-from ..kernels import kernel
+from ..kernels import grown, kernel
 from . import zstd
 
 L_BOUND = np.int64(1) << 31
@@ -93,7 +93,8 @@ def normalize(counts, prec):
         if used.size:
             f = np.empty(used.size, np.int64)
             normalize_row(counts[m][used].astype(np.int64), prec, f)
-            freq[m][used] = f
+            for k in range(used.size):  # a loop: fancy assignment compiles numba's error formatting (see grown)
+                freq[m, used[k]] = f[k]
     return freq
 
 
@@ -332,9 +333,7 @@ def encode(sym, ctx, dense, freq, prec):
             continue
         if x >= base * f:
             if w == out.size:
-                grown = np.empty(2 * out.size, np.uint32)
-                grown[:w] = out[:w]
-                out = grown
+                out = grown(out, w, 2 * out.size)
             out[w] = np.uint32(x & 0xFFFFFFFF)
             w += 1
             x >>= 32

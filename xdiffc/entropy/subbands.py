@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..kernels import kernel
+from ..kernels import grown, kernel
 from .crans import STATE, decode_step
 
 
@@ -100,9 +100,7 @@ def symbols(q, bands):
                             t >>= 1
                         sym[k] = 31 + 2 * (e - 5) + (v < 0)
                         if (p + e) // 8 + 1 >= raw.size:
-                            grown = np.zeros(2 * raw.size + e, np.uint8)
-                            grown[: raw.size] = raw
-                            raw = grown
+                            raw = grown(raw, raw.size, 2 * raw.size + e)
                         r = m - (np.int64(1) << (e - 1))
                         for j in range(e - 1):
                             raw[p >> 3] |= np.uint8(((r >> j) & 1) << (p & 7))

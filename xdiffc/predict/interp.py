@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..entropy.crans import STATE, decode_step
-from ..kernels import kernel
+from ..kernels import grown, kernel
 from ..quantize import RADIUS, dequantize, quantize
 #: Activity (|right - left| neighbour difference, in bins) thresholds of the fine context classes.
 ACTIVITY_EDGES = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 64.0)
@@ -235,7 +235,7 @@ def encode_passes(values, keep, shape, bins, tol, recon, sym, fine, pass_start, 
                     n += 1
                 if sym[k] == 0:
                     if nu == unpred.size:
-                        unpred = _grown(unpred)
+                        unpred = grown(unpred, nu, 2 * unpred.size)
                     unpred[nu] = recon[_offset_of(j, lattice, d)]
                     nu += 1
             if not masked:
@@ -256,17 +256,6 @@ def _offset_of(j, lattice, d):
             off += (b // bst[k]) % cnt[k] * offs[k]
     return off
 
-
-@kernel
-def _grown(a):
-    """``a`` in an array twice its size (the rest uninitialised).
-
-    A loop, not ``out[:n] = a``: numba's slice assignment from an array compiles its shape-mismatch
-    error message, string formatting included, which cost 3.5 s of a cold first call."""
-    out = np.empty(2 * a.size, a.dtype)
-    for i in range(a.size):
-        out[i] = a[i]
-    return out
 
 
 @kernel
