@@ -123,7 +123,7 @@ class GCDTCCodec(Codec):
         trained on the archive, or any model that is not shipped with xdiffc) travels in the
         configuration, checked against ``model_sha256``.
     level : int
-        1 (fastest) to 9 (smallest, the default): how hard the encoder searches. Decoding never needs it.
+        1 (fastest) to 9 (smallest; default 8): how hard the encoder searches. Decoding never needs it.
 
     The bound arguments become one :class:`~xdiffc.options.Options`, ``codec.options``; they read
     as attributes too (``codec.tol``).

@@ -217,7 +217,7 @@ def compress(
         keeps the smallest lossy stream even then: ``xdiffc tune`` judges its reconstruction, since
         a larger chunk of the same field may well be coded lossily.
     level : int
-        1 (fastest: one predictor, one entropy path) to 9 (smallest: the full search, the default);
+        1 (fastest: one predictor, one entropy path) to 9 (smallest: the full search); default 8;
         what each costs: README, "Levels".
         The stream is self-describing: decoding never needs the level.
 

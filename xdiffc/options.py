@@ -120,7 +120,7 @@ class Options:
     mode : "pointwise" or "l2".
     preserve_zero : exact zeros stay exactly zero and every other valid value keeps its sign.
     valid_range : a CF valid range the output is clamped into.
-    level : 1 (fastest) to 9 (smallest, the default); the stream records nothing of it, decoding never needs it.
+    level : 1 (fastest) to 9 (smallest; default 8); the stream records nothing of it, decoding never needs it.
     """
 
     tol: float | PerVariable | None = None

@@ -251,7 +251,7 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     calendar decodes, such as "months since"). ``train_model=STEPS`` first trains a model for ``STEPS`` steps on
     the inputs themselves (each variable's last 15% of time steps held out for validation;
     checkpointed, so a resumed conversion continues it) and compresses with it; the store carries
-    the model in its codec configurations. ``level``: 1 (fastest) to 9 (smallest, the default), as for
+    the model in its codec configurations. ``level``: 1 (fastest) to 9 (smallest; default 8), as for
     :func:`xdiffc.compress`. ``member_dim``: the inputs are an ensemble, one member per item of
     ``inputs`` (a path, a glob, or a list of paths combined along time), stacked along this new
     dimension (:mod:`~xdiffc.conversion.members`). The store is built in :func:`~.progress.partial_path` and appears

@@ -272,7 +272,7 @@ def encode_dataset(ds: xr.Dataset, tol=None, rel_tol: float | None = 1e-3, model
     smaller (one pass over the data, and two trial encodings of a chunk, per variable).
     ``choose_layout=False`` keeps a found native-grid layout without weighing it against the file's
     order (two trial encodings of a sample per variable): for updates, which reuse the store's codec.
-    ``level``: 1 (fastest) to 9 (smallest, the default), as for :func:`xdiffc.compress`.
+    ``level``: 1 (fastest) to 9 (smallest; default 8), as for :func:`xdiffc.compress`.
     ``member_dim``: an ensemble's member dimension, across which each variable's archive climatology
     is shared (one reference, the means over every member). ``progress``: a bar naming each pass over the
     data (:mod:`~xdiffc.xarray.passes`): None shows it in a notebook or a terminal, not when stderr goes to

@@ -122,7 +122,7 @@ def to_zarr(ds: xr.Dataset, store, tol=None, rel_tol: float | None = DEFAULT_REL
     the climatology the store's codec carries (``climatology``: see ``encode_dataset``).
     ``train_model=STEPS`` first trains a model on ``ds`` itself for ``STEPS`` steps and compresses
     with it; the store carries the model, so readers need no model file. ``level``: 1 (fastest) to 9
-    (smallest, the default), as for :func:`xdiffc.compress`. ``progress``: the bar over the passes before the
+    (smallest; default 8), as for :func:`xdiffc.compress`. ``progress``: the bar over the passes before the
     write, as for ``encode_dataset``. Returns
     ``store``, or with ``compute=False`` the Dask object to ``.compute()``. A write that fails to a path
     that did not exist leaves nothing there.
