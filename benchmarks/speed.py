@@ -150,6 +150,8 @@ chunk_bytes = 30 * base.nbytes   # ~108 MB
 xdiffc.decompress(xdiffc.compress(base[:4], tol=1.0, level=level))   # compile / load the kernels
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * resource.getpagesize()
+def high_water():  # the peak resident size since the last reset (VmHWM), in bytes
+    return next(int(l.split()[1]) * 1024 for l in open("/proc/self/status") if l.startswith("VmHWM"))
 if mode == "compress":   # built slab by slab
     x = np.empty((30 * base.shape[0],) + base.shape[1:], np.float32)
     rng = np.random.default_rng(0)
@@ -158,13 +160,15 @@ if mode == "compress":   # built slab by slab
     tol = 1e-3 * float(x.max() - x.min())
 else:   # the input is never built (the process's peak would hold it): the peak above the start holds the output
     blob = open(blob_path, "rb").read()
-before, peak_before = rss(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+open("/proc/self/clear_refs", "w").write("5")   # the peak from here on: not the loading's, nor the warm-up's
+before, peak_before = rss(), high_water()
 if mode == "compress":
     blob = xdiffc.compress(x, tol=tol, level=level)
-    open(blob_path, "wb").write(blob)
 else:
     y = xdiffc.decompress(blob)
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = high_water()
+if mode == "compress":
+    open(blob_path, "wb").write(blob)
 print(json.dumps(dict(chunk_bytes=chunk_bytes, rss_before=before, peak_before=peak_before, peak=peak,
                       above_input=peak - before, cr=chunk_bytes / len(blob))))
 """
@@ -275,20 +279,23 @@ def markdown(s: dict) -> str:
     return "\n".join(lines)
 
 
-NOTES = """What limits it (2026-12-07). Encoding: the default level 9 searches: interp's axis orders on a sample
-block, its context models on every symbol (`folded_bits`), the zstd weighing, the temporal decomposition (which
-runs interp twice, and is encoded beside interp where its sample ratio falls between 0.85 and 1.25, as on b003 TS
-and ihesp14 TS), the wavelet probe and SZ3 as a candidate. Level 1, with none of that, encodes at 0.26-0.27x SZ3
+NOTES = """What limits it (2026-12-07, default level 8). Encoding: the default still searches: interp's axis
+orders on a sample block, its context models on every symbol (`folded_bits`, `choose_grouping`), the zstd
+weighing (the strong zstd estimate now only where rANS is within 0.9-0.98 of the fast zstd size), the temporal
+decomposition (which runs interp twice; below level 9 it or interp is encoded in full, not both, as the sample
+estimates say), the wavelet probe and SZ3 as a candidate. Level 1, with none of that, encodes at 0.25-0.30x SZ3
 (`benchmarks/levels.py`). Decoding (TREFHT at 1e-3, CPU time, kernels timed one by one): at level 9, 10 ms of
 symbols (11 ns a symbol) and 6 ms of reconstruction; at level 1, 14.5 ms of activity classification, 11.6 ms of
 symbols and 5.7 ms of reconstruction. Interleaving 2 or 4 rANS states was built and measured: no change (35.4 /
-35.6 / 35.4 ms at level 1), so it was not kept; search tables 16 times larger did not help either. A (1, 64, 128)
-chunk decodes in 0.43 ms (one kernel call per payload since this session; 0.49 ms before) and encodes in 4.6 ms at
-level 9 (1.0 ms at level 1). Memory: compress peaks at 7.3x the chunk at level 9 (the wavelet candidate's float64
-coefficients beside a float64 reconstruction), 4.8x at level 5, 2.7-2.8x at level 1; decompress at 2.9x with its
-output (the predictor reads a float64 field). The decompress figure of the first run of the day (4.45x) counted
-the input the measuring process had built and freed; the script no longer builds it. First compilation: 34 s in
-a fresh process with an empty cache (73 functions; NUMBA_OPT=0 saves only a quarter), 0.6 s from the cache."""
+35.6 / 35.4 ms at level 1), so it was not kept; search tables 16 times larger did not help either. Memory:
+compress peaks at 7.2x the chunk at the default level (the wavelet candidate's float64 coefficients beside a
+float64 reconstruction), 4.8x at level 5, 2.7-2.8x at level 1; decompress at 2.9x with its output (the
+predictor reads a float64 field). The memory script resets the process's high-water mark (VmHWM) before the
+measured call, so the loading of the input and the warm-up no longer count: a run of the script without the
+reset read 4.45x for decompress twice and 2.93x alone. First compilation: 38 s of wall time in a fresh process
+with an empty cache (compress and decompress of a small array with a NaN); numba's array slice and fancy
+assignments no longer compile their error formatting (29.6 to 23-24 s CPU without the NaN), 0.5 s from the
+cache."""
 
 
 def main() -> None:
