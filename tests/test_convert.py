@@ -417,6 +417,18 @@ def test_small_inputs_are_converted_in_this_process(tmp_path, archive, capfd):
     assert not in_process(1, None, 2, 0) and not in_process(1, None, None, 1) and not in_process(1, "tcp://x:1", None, 0)
 
 
+def test_one_step_files_share_time_chunks(tmp_path, trefht):
+    """The default time chunk was sized on the first input alone, so monthly files of one step each gave one-step
+    chunks (CR 17 against 26 with 12-step ones): it is sized on all the inputs' steps."""
+    paths = split(trefht.isel(time=slice(0, 6)), tmp_path / "monthly", 6, "TREFHT")
+    summary = convert(paths, tmp_path / "m.zarr", rel_tol=1e-3, progress=False)
+    out = xr.open_zarr(tmp_path / "m.zarr")
+    assert out.TREFHT.encoding["chunks"][0] == 6 and summary.units_done == 1
+    assert verify(paths, tmp_path / "m.zarr").ok
+    err = np.abs(out.TREFHT.values.astype(np.float64) - trefht.TREFHT.values[:6])
+    assert err.max() <= out.TREFHT.attrs[ATTR_TOL]
+
+
 def test_missing_file(tmp_path, archive, capsys):
     with pytest.raises(FileNotFoundError, match="nope.nc"):
         convert([archive[0], tmp_path / "nope.nc"], tmp_path / "o.zarr")

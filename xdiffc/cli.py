@@ -324,7 +324,9 @@ def build_parser() -> argparse.ArgumentParser:
                            f"(default {DEFAULT_LEVEL})")
     conv.add_argument("--mode", default="pointwise", choices=["pointwise", "l2"],
                       help="pointwise: every value within its bound (default); l2: each variable's NRMSE within --rel-tol")
-    conv.add_argument("--chunks", type=_chunks, metavar="DIM=N,...", help="Zarr chunks, e.g. time=16,lat=64,lon=64")
+    conv.add_argument("--chunks", type=_chunks, metavar="DIM=N,...",
+                      help="Zarr chunks, e.g. time=16,lat=64,lon=64 (default: time chunks of about 16 MiB, which may "
+                           "span input files)")
     conv.add_argument("--layout", default="auto", choices=["auto", "cubed-sphere", "hilbert", "none"],
                       help="how unstructured columns (ncol, nCells) are laid out for coding (default: detect)")
     conv.add_argument("--grid", metavar="FILE", help="file with the columns' lat/lon, for inputs that lack them")

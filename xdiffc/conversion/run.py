@@ -296,13 +296,15 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
     if variables is not None:
         select(first, variables)  # unknown names fail here, before any work
     chunks = dict(chunks or {})
+    if time_dim is not None and (chunks.get(time_dim) == -1 or time_dim not in chunks):  # the combined time axis
+        steps = first.sizes[time_dim] if member_dim or len(paths) == 1 else time_steps(paths, is_zarr, times, time_dim)
     if time_dim is not None and chunks.get(time_dim) == -1:  # the whole time axis of the combined inputs
-        chunks[time_dim] = first.sizes[time_dim] if member_dim else time_steps(paths, is_zarr, times, time_dim)
+        chunks[time_dim] = steps
     chunks = check_chunks(chunks, first.sizes)
     if member_dim is not None:
         chunks.setdefault(member_dim, 1)
-    if time_dim is not None and time_dim not in chunks:
-        chunks[time_dim] = default_time_chunk(first, time_dim, chunks)
+    if time_dim is not None and time_dim not in chunks:  # sized on all inputs: one-step monthly files share chunks
+        chunks[time_dim] = default_time_chunk(first, time_dim, chunks, steps)
     spec = replace(spec, variables=None if variables is None else tuple(variables),
                    chunks=tuple(sorted(chunks.items())))
     if isinstance(tol, str):
