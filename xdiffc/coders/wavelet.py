@@ -234,9 +234,14 @@ def _parse_corrections(buf, n, size):
 
 
 class _Coded:
-    """One quantisation of the coefficients: symbols, contexts, the chosen merge and the estimated bits."""
+    """One quantisation of the coefficients: symbols, contexts, the chosen merge and the estimated bits.
 
-    def __init__(self, coef: np.ndarray, step: float, bands: tuple, packet: bool) -> None:
+    With ``give_up_at`` (bits), the merges are not weighed where the symbols cost at least that much under
+    their finest contexts: no merge can then cost less (merging contexts never lowers the empirical entropy,
+    and every model adds table bytes). ``merge`` is then None and ``bits`` that floor."""
+
+    def __init__(self, coef: np.ndarray, step: float, bands: tuple, packet: bool,
+                 give_up_at: float | None = None) -> None:
         self.packet = packet
         self.q = np.empty(coef.size, np.int64)
         if not _quantize(coef.reshape(-1), step, self.q):
@@ -244,8 +249,28 @@ class _Coded:
         self.step = step
         self.sym, self.fine, self.raw, self.n_raw = sb.symbols(self.q, bands)
         self.fine_counts = _fine_counts(self.fine, self.sym)
+        floor = _entropy_bits(self.fine_counts) + self.n_raw
+        if give_up_at is not None and floor >= give_up_at:
+            self.bits, self.merge = floor, None
+            return
         bits, self.merge = _choose_merge(self.fine_counts)
         self.bits = bits + self.n_raw
+
+
+@kernel
+def _entropy_bits(counts):
+    """The empirical entropy of ``counts`` [context, symbol] in bits, each context its own model, no tables."""
+    bits = 0.0
+    for m in range(counts.shape[0]):
+        total = 0
+        for s in range(counts.shape[1]):
+            c = counts[m, s]
+            if c:
+                total += c
+                bits -= c * np.log2(c)
+        if total:
+            bits += total * np.log2(total)
+    return bits
 
 
 @kernel
@@ -311,10 +336,12 @@ def _prepare(values: np.ndarray, skip: np.ndarray | None) -> tuple[np.ndarray, n
     return np.ascontiguousarray(v), keep, wshape
 
 
-def _probe(values: np.ndarray, tol: float, skip: np.ndarray | None, packets: tuple[bool, ...] | None):
+def _probe(values: np.ndarray, tol: float, skip: np.ndarray | None, packets: tuple[bool, ...] | None,
+           give_up_at: float | None = None):
     """The decomposition (of ``packets``, default :data:`PROBE_PACKETS`) whose coefficients cost fewest bits at
     :data:`PROBE_FACTOR`: ``(keep, wshape, coef, bands, coded at PROBE_FACTOR)``. The prepared field is
-    dropped: the corrections compare with ``values`` themselves."""
+    dropped: the corrections compare with ``values`` themselves. With ``give_up_at`` (bits), None where every
+    decomposition costs at least that much; one that does is never the answer where another does not."""
     v, keep, wshape = _prepare(values, skip)
     best = None
     choices = (PROBE_PACKETS[len(wshape)] if packets is None else packets) if len(wshape) > 1 else (False,)
@@ -323,10 +350,10 @@ def _probe(values: np.ndarray, tol: float, skip: np.ndarray | None, packets: tup
     for packet in choices:
         bands = _band_layout(wshape, packet)
         coef = wt.forward(v, packet, overwrite=overwrite)
-        coded = _Coded(coef, PROBE_FACTOR * tol, bands, packet)
-        if best is None or coded.bits < best[2].bits:
+        coded = _Coded(coef, PROBE_FACTOR * tol, bands, packet, give_up_at)
+        if coded.merge is not None and (best is None or coded.bits < best[2].bits):
             best = (coef, bands, coded)
-    return (keep, wshape) + best
+    return None if best is None else (keep, wshape) + best
 
 
 def _target(values: np.ndarray) -> np.ndarray:
@@ -433,11 +460,14 @@ def worth_trying(values: np.ndarray, tol: float, skip: np.ndarray | None, trial:
         return False
     if trial is None or not trial.sizes:
         return True
-    try:
-        probe = (values, float(tol), *_probe(values, float(tol), skip, None))
+    best = trial.best
+    try:  # merges are weighed only where the finest contexts' entropy does not already fail the gate
+        probed = _probe(values, float(tol), skip, None, give_up_at=8.0 * best / PROBE_MARGIN)
     except ValueError:  # the coefficients do not fit the quantiser
         return False
-    best = trial.best
+    if probed is None:
+        return False
+    probe = (values, float(tol), *probed)
     if PROBE_MARGIN * probe[-1].bits / 8 >= best:
         return False
     _, _, keep, wshape, _, _, coded = probe
