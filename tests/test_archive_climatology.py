@@ -97,6 +97,32 @@ def test_the_reference_pays_and_its_phase_is_found():
     assert clim.best_phase(x, None) == 5
 
 
+@pytest.mark.parametrize("level", [5, 8, 9])
+def test_below_the_full_search_a_chunk_is_coded_against_the_reference_only(monkeypatch, level):
+    """Coding a chunk without the store's climatology as well took 50-80% of its encoding time and seldom won:
+    below level 9 it is not done (unless nothing could be coded against the reference)."""
+    from xdiffc import core
+
+    series = seasonal(60)
+    clim = climatology_of(series, 12, 0.1)
+    x = series[17:29]
+    searches = []
+    search = core._residual_candidates
+
+    def spy(work, values, tol, skip, prediction=None, **kw):
+        searches.append("plain" if prediction is None else "reference")
+        return search(work, values, tol, skip, prediction, **kw)
+
+    monkeypatch.setattr(core, "_residual_candidates", spy)
+    blob = xdiffc.compress(x, 0.1, reference=clim, level=level)
+    assert searches == (["reference", "plain"] if level == 9 else ["reference"])
+    assert_bounded(x, xdiffc.decompress(blob, reference=clim), 0.1)
+    searches.clear()
+    monkeypatch.setattr(core, "_reference_candidates", lambda *a: [])  # nothing coded against it: coded without
+    assert_bounded(x, xdiffc.decompress(xdiffc.compress(x, 0.1, reference=clim, level=level)), 0.1)
+    assert searches == ["plain"]
+
+
 def test_a_stream_needs_its_reference():
     series = seasonal(36)
     clim = climatology_of(series, 12, 0.05)

@@ -205,7 +205,7 @@ def test_a_small_climatology_field_still_weighs_interp(monkeypatch):
     (8, 0.0, None, ["anomaly", "interp"]),  # the block cannot tell: both
 ])
 def test_below_the_full_search_one_of_decomposition_and_interp_is_encoded(monkeypatch, level, ratio, scale, encoded):
-    """Below FULL_SEARCH_LEVEL the sample ratio picks one coder in its band, and the other is encoded only where
+    """Below options.FULL_SEARCH_LEVEL the sample ratio picks one coder in its band, and the other is encoded only where
     the first one's full size exceeds MISS times its block estimate; the stream keeps the bound either way."""
     x = climate((16, 64, 72), 5)  # larger than the sample block
     tol = 1e-3 * float(x.max() - x.min())

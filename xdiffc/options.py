@@ -26,6 +26,10 @@ MODES = ("pointwise", "l2")
 PW_REL_LIMIT = 1.0
 #: ``level=1`` is the fastest (one predictor, one entropy path), ``level=9`` the smallest (the full search).
 LEVELS = range(1, 10)
+#: From this level the encoder encodes every candidate its gates let through and keeps the smallest; below it, where
+#: a sample or the store decides between two, only one (the temporal decomposition or interp; a chunk against the
+#: store's archive climatology or not).
+FULL_SEARCH_LEVEL = 9
 #: The level when none is given: every coder, as level 9, but one full encode of the decomposition or interp where
 #: level 9 encodes both (:data:`xdiffc.coders.decomposition.MISS`): 0.13-0.16% smaller ratios on the 11 benchmark
 #: fields, whole or in 12-step chunks, for 8-22% less encoding time at eps 1e-3 and 1e-4. Level 5 (no wavelet, no

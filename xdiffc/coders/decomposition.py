@@ -32,6 +32,7 @@ import numpy as np
 from ..byteio import Reader, uvarint
 from ..errors import CorruptStreamError
 from ..narrow import narrow
+from ..options import FULL_SEARCH_LEVEL
 from . import interp
 from .base import Trial
 
@@ -68,7 +69,6 @@ MIN_SAMPLE_VALID = 0.5
 #: whole and in 12-step chunks (2026-12-07): a daily global TS whose central block read 1.135 and 1.027 where
 #: the field gave 0.893 and 0.955 missed by 4.1x and 1.9x; the blocks that judged right missed by 0.83-1.43x,
 #: once 2.8x. Wrong choices not caught cost 0.3-1.8% of the chunk (four cells).
-FULL_SEARCH_LEVEL = 9
 MISS = 1.5
 
 
