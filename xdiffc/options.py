@@ -32,7 +32,8 @@ LEVELS = range(1, 10)
 FULL_SEARCH_LEVEL = 9
 #: The level when none is given: every coder, as level 9, but one full encode of the decomposition or interp where
 #: level 9 encodes both (:data:`xdiffc.coders.decomposition.MISS`): 0.13-0.16% smaller ratios on the 11 benchmark
-#: fields, whole or in 12-step chunks, for 8-22% less encoding time at eps 1e-3 and 1e-4. Level 5 (no wavelet, no
+#: fields, whole or in 12-step chunks, for 8-22% less encoding time at eps 1e-3 and 1e-4; and a chunk that a
+#: store's archive climatology applies to coded against it only (:data:`xdiffc.core.REFERENCE_MIN_LEVEL`). Level 5 (no wavelet, no
 #: SZ3) loses up to 15% of the ratio of Zarr stores chunked along time at 1e-2 (benchmarks/RESULTS.md, "Levels").
 DEFAULT_LEVEL = 8
 
