@@ -186,3 +186,29 @@ def test_a_chunk_past_the_estimates_size_limit_is_coded_by_the_others(monkeypatc
     blob = xdiffc.compress(x, tol=0.1)
     assert "interp" not in Stream.from_bytes(blob).sections
     assert np.max(np.abs(xdiffc.decompress(blob) - x)) <= 0.1
+
+
+@pytest.mark.parametrize("level", [1, 9])
+def test_many_unpredictable_values_grow_their_buffer_and_decode_exactly(level):
+    """Spikes beyond the quantiser's range are stored raw; more than the encoder's first buffer holds (64) make it
+    grow (:func:`xdiffc.kernels.grown`), and every one must still reach the decoder."""
+    rng = np.random.default_rng(7)
+    x = np.sin(np.linspace(0, 6, 48 * 40)).reshape(48, 40)
+    spikes = rng.choice(x.size, 300, replace=False)
+    x.reshape(-1)[spikes] = rng.normal(0, 1e9, spikes.size)
+    tol = 1e-3
+    payload, recon = interp.encode_reconstruct(x, tol, level=level)
+    y = interp.decode(payload, x.shape)
+    assert np.array_equal(y, recon)
+    assert np.abs(y - x).max() <= tol * (1 + 1e-12)
+
+
+@given(st.integers(0, 40), st.integers(0, 40), st.sampled_from([np.uint8, np.uint32, np.float64]))
+def test_a_grown_buffer_keeps_its_first_values_and_zeros_the_rest(n, keep, dtype):
+    from xdiffc.kernels import grown
+
+    keep = min(keep, n)
+    buffer = (np.arange(n) + 1).astype(dtype)
+    out = grown(buffer, keep, n + 5)
+    assert out.dtype == buffer.dtype and out.size == n + 5
+    assert np.array_equal(out[:keep], buffer[:keep]) and not out[keep:].any()
