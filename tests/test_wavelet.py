@@ -292,3 +292,12 @@ def test_the_reconstruction_is_returned_in_the_dtype_asked_for(dtype):
     assert y.dtype == dtype and y.shape == x.shape
     decoded = wavelet.decode(payload, x.shape, dtype=np.dtype(dtype))
     assert decoded.dtype == dtype and np.array_equal(decoded, y)
+
+
+def test_the_transform_refuses_more_than_three_axes():
+    """The kernels lift along the middle of three axes; the coder merges leading axes first (``wavelet_shape``)."""
+    x = np.zeros((2, 3, 4, 16))
+    with pytest.raises(ValueError, match="1 to 3 axes"):
+        wt.forward(x)
+    with pytest.raises(ValueError, match="1 to 3 axes"):
+        wt.inverse(x)

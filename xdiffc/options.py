@@ -31,10 +31,11 @@ LEVELS = range(1, 10)
 #: store's archive climatology or not).
 FULL_SEARCH_LEVEL = 9
 #: The level when none is given: every coder, as level 9, but one full encode of the decomposition or interp where
-#: level 9 encodes both (:data:`xdiffc.coders.decomposition.MISS`): 0.13-0.16% smaller ratios on the 11 benchmark
-#: fields, whole or in 12-step chunks, for 8-22% less encoding time at eps 1e-3 and 1e-4; and a chunk that a
-#: store's archive climatology applies to coded against it only (:data:`xdiffc.core.REFERENCE_MIN_LEVEL`). Level 5 (no wavelet, no
-#: SZ3) loses up to 15% of the ratio of Zarr stores chunked along time at 1e-2 (benchmarks/RESULTS.md, "Levels").
+#: level 9 encodes both (:data:`xdiffc.coders.decomposition.MISS`): on the 11 benchmark fields in 12-step chunks,
+#: 0.14-0.16% smaller ratios for an encoder 1.04x / 1.18x / 1.29x as fast at eps 1e-2 / 1e-3 / 1e-4; and a chunk
+#: that a store's archive climatology applies to is coded against it only (:data:`xdiffc.core.REFERENCE_MIN_LEVEL`).
+#: Level 5 (no wavelet, no SZ3) loses up to 15% of the ratio of Zarr stores chunked along time at 1e-2
+#: (benchmarks/RESULTS.md, "Levels").
 DEFAULT_LEVEL = 8
 
 PerVariable = Mapping[Hashable, float]

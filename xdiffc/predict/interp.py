@@ -257,7 +257,6 @@ def _offset_of(j, lattice, d):
     return off
 
 
-
 @kernel
 def layout(sym, fine, pass_start, unpred, cls_of_fine, n_cls):
     """Symbols in payload order (per pass, stably by context class), segment lengths and unpredictables.
