@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 import xarray as xr
 import zarr
 
@@ -713,6 +715,54 @@ def test_units_tile_each_array_in_whole_chunks():
             assert t0 % 4 == 0 and y0 % 16 == 0 and x0 % 32 == 0
             covered[t0:t1, y0:y1, x0:x1] += 1
     assert (covered == 1).all() and [u.name for u in units].count("s") == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(t=st.integers(1, 300), ct=st.integers(1, 40), y=st.integers(1, 70), cy=st.integers(1, 70),
+       since=st.integers(0, 300), dtype=st.sampled_from(["u1", "f4", "f8"]), lead_bytes=st.integers(1, 5000))
+def test_units_group_time_chunks_and_start_at_the_first_new_step(t, ct, y, cy, since, dtype, lead_bytes):
+    """Units tile the array from the chunk of step ``since`` on, exactly once, in whole chunks; along time they take
+    several chunks where there are many, up to LEAD_BYTES, and leave at least MIN_UNITS units."""
+    from unittest import mock
+
+    from xdiffc.conversion import progress
+
+    since, item = min(since, t - 1), np.dtype(dtype).itemsize
+    group = zarr.open_group(zarr.storage.MemoryStore(), mode="w")
+    group.create_array("x", shape=(t, y), chunks=(ct, cy), dtype=dtype, dimension_names=("time", "y"))
+    with mock.patch.object(progress, "LEAD_BYTES", lead_bytes):
+        units = progress.plan_units(group, ["x"], "time", since)
+    first = since // ct * ct
+    covered = np.zeros((t, y), int)
+    for u in units:
+        (t0, t1), (y0, y1) = ((a, b) for _, a, b in u.region)
+        assert t0 % ct == 0 and y0 % cy == 0 and (t1 % ct == 0 or t1 == t) and (y1 % cy == 0 or y1 == y)
+        assert u.nbytes == item * (t1 - t0) * (y1 - y0)
+        if t1 - t0 > ct:  # several time chunks: no more than LEAD_BYTES' worth
+            assert u.nbytes <= lead_bytes
+        covered[t0:t1, y0:y1] += 1
+    assert (covered[first:] == 1).all() and (covered[:first] == 0).all()
+    assert [u.region[0][1] for u in units] == sorted(u.region[0][1] for u in units)  # in time order
+    lead_chunks = -(-(t - first) // ct)
+    per_row = len({u.region[1] for u in units})
+    assert len(units) >= min(progress.MIN_UNITS, lead_chunks) * per_row
+    one_chunk = item * ct * -(-(units[0].region[1][2] - units[0].region[1][1]) // cy) * cy  # per time chunk, whole chunks
+    if lead_chunks >= 2 * progress.MIN_UNITS and 2 * one_chunk <= lead_bytes:  # room for two chunks: taken
+        assert max(u.region[0][2] - u.region[0][1] for u in units) >= 2 * ct
+
+
+def test_a_log_of_other_units_is_not_resumed(tmp_path):
+    """A progress log whose units were cut by another plan (an older xdiffc) would map its unit numbers onto other
+    chunks: it is refused, not resumed."""
+    from xdiffc.conversion import progress
+    from xdiffc.errors import ResumeMismatchError
+
+    log = Progress.start(tmp_path, {"fingerprint": {}, "arrays": ["x"]})
+    log.record(3)
+    assert Progress.load(tmp_path).done == {3}
+    (tmp_path / progress.PROGRESS_FILE).write_text(json.dumps({"fingerprint": {}, "arrays": ["x"]}) + "\n3\n")
+    with pytest.raises(ResumeMismatchError, match="other units"):
+        Progress.load(tmp_path)
 
 
 def test_native_grid_is_converted_on_cube_faces(tmp_path, cluster):

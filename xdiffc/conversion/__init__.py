@@ -26,8 +26,10 @@ How a conversion runs:
    ``OUT.xdiffc-partial/``: the store itself, ``data.zarr``, with the root attribute
    ``xdiffc_complete = False``, every array's metadata and the index coordinates; beside it the
    progress log, ``progress``, records the conversion's inputs and options.
-3. The data are written in *units*: one variable, one Zarr chunk along time, and as many whole
-   chunks of the other dimensions as fit in :data:`~.progress.UNIT_BYTES`. Each unit is a small task
+3. The data are written in *units*: one variable, as many whole chunks of the other dimensions as
+   fit in :data:`~.progress.UNIT_BYTES`, and as many Zarr chunks along time as fit in
+   :data:`~.progress.LEAD_BYTES` while the variable still splits into :data:`~.progress.MIN_UNITS`
+   units (an append's units begin at the chunk of its first new step). Each unit is a small task
    (paths and slices, never data or a model) that reads its slab from the inputs, encodes and
    writes whole chunks, so no chunk is written twice and a worker's memory stays flat however
    long the archive. The codec loads its model once per worker process (the model cache in

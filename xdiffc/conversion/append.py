@@ -140,7 +140,7 @@ def plan(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike, sh
 def units(job: Append, log: Progress) -> list[Unit]:
     """The units of the new store (in the partial folder) that hold new steps: those of the new times."""
     work, dim = log.path.parent / PARTIAL_STORE, job.spec.time_dim
-    return [u for u in plan_units(zarr.open_group(str(work), mode="r"), log.header["arrays"], dim)
+    return [u for u in plan_units(zarr.open_group(str(work), mode="r"), log.header["arrays"], dim, job.source.length)
             if u.slices[dim].stop > job.source.length]
 
 
