@@ -118,19 +118,23 @@ def _combine(clim: np.ndarray, anomaly: np.ndarray, period: int) -> np.ndarray:
     return anomaly
 
 
-def _encode(values: np.ndarray, tol: float, skip: np.ndarray | None, period: int) -> tuple[bytes, np.ndarray]:
+def _encode(values: np.ndarray, tol: float, skip: np.ndarray | None, period: int,
+            dtype: np.dtype | None = None) -> tuple[bytes, np.ndarray]:
+    """The payload, and what the decoder rebuilds from it (in ``dtype``, default float64)."""
     keep = None if skip is None else ~skip
     head, clim = interp.encode_reconstruct(_means(values, keep, period), tol * MEAN_FRACTION, _empty(keep, period))
     anomaly = np.empty(values.shape)
     with np.errstate(invalid="ignore", over="ignore"):  # at skipped points (set to 0 below), or past float64
         for start, stop in _phases(values.shape[0], period):
-            anomaly[start:stop] = values[start:stop] - clim[: stop - start]
+            np.subtract(values[start:stop], clim[: stop - start], out=anomaly[start:stop])  # no temporary
     if skip is not None:
         anomaly[skip] = 0.0
-    body, recon = interp.encode_reconstruct(anomaly, tol, skip)
+    # rebuilt in the anomaly's memory, the climatology added back and cast before interp's estimates
+    body, y = interp.encode_reconstruct(anomaly, tol, skip, dtype=dtype, scratch=True,
+                                        finish=lambda recon: _combine(clim, recon, period))
     del anomaly
     payload = bytes([VERSION]) + uvarint(period) + uvarint(len(head)) + head + body
-    return payload, _combine(clim, recon, period)
+    return payload, y
 
 
 def detect_period(values: np.ndarray, keep: np.ndarray | None) -> int:
@@ -228,8 +232,7 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
         raise ValueError(f"tol must be finite and positive, got {tol!r}")
     skip = None if skip is None else np.asarray(skip, bool)
     period = detect_period(values, None if skip is None else ~skip)
-    payload, y = _encode(values, float(tol), skip, period)
-    return payload, narrow(y, dtype)
+    return _encode(values, float(tol), skip, period, dtype)
 
 
 def encode(values: np.ndarray, tol: float, skip: np.ndarray | None = None) -> bytes:

@@ -72,6 +72,7 @@ import functools
 import itertools
 import math
 import struct
+from collections.abc import Callable
 
 import numpy as np
 
@@ -163,13 +164,15 @@ def _group(level: int, groups: int) -> int:
 class _Passes:
     """What the predictor produced for the kept points of every pass (the origin is pass 0)."""
 
-    def __init__(self, values: np.ndarray, keep: np.ndarray | None, tol: float, cost_stride: int = 1) -> None:
+    def __init__(self, values: np.ndarray, keep: np.ndarray | None, tol: float, cost_stride: int = 1,
+                 in_place: bool = False) -> None:
+        """``in_place``: ``values`` (float64, C order) becomes the reconstruction."""
         shape = np.array(values.shape, np.int64)
         self.levels = kern.n_levels(values.shape)
         self.n_pass = len(kern.passes(values.shape))
         n_keep = values.size if keep is None else int(np.count_nonzero(keep))
         bins = level_bins(tol, _ALPHA, _BETA, self.levels)
-        self.recon = np.empty(values.size)
+        self.recon = values.reshape(-1) if in_place else np.empty(values.size)
         self.sym = np.empty(n_keep, np.uint16)
         self.fine = np.empty(n_keep, np.uint8)
         self.start = np.empty(self.n_pass + 2, np.int64)
@@ -292,20 +295,26 @@ def encode(values: np.ndarray, tol: float, skip: np.ndarray | None = None) -> by
 
 def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None = None,
                        coder: int | None = None, dtype: np.dtype | None = None,
-                       level: int = 9) -> tuple[bytes, np.ndarray]:
+                       level: int = 9, scratch: bool = False,
+                       finish: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[bytes, np.ndarray]:
     """The payload and the float64 field that :func:`decode` will rebuild from it (bit for bit).
 
     ``values`` may be float32 or float64 (converted value by value inside the kernels).
     ``coder`` forces an entropy coder (tests); by default the smaller estimate is encoded.
     ``dtype``: the reconstruction comes back cast to it (default float64), without a float64 copy.
     ``level``: see :class:`InterpCoder`.
+    ``scratch``: the caller no longer needs ``values``; where they are float64, the reconstruction is built in
+    their memory (a float64 copy of the chunk fewer at the peak); ``values`` must not be used afterwards.
+    ``finish``: the caller's last step on the float64 reconstruction (in place), taken before the cast to
+    ``dtype`` and before the entropy estimates, so that no float64 field outlives the prediction passes.
     """
-    payload, recon, _ = _encode(values, tol, skip, coder, dtype, level)
+    payload, recon, _ = _encode(values, tol, skip, coder, dtype, level, scratch, finish)
     return payload, recon
 
 
 def _encode(values: np.ndarray, tol: float, skip: np.ndarray | None, coder: int | None, dtype: np.dtype | None,
-            level: int) -> tuple[bytes, np.ndarray, float | None]:
+            level: int, scratch: bool = False, finish: Callable[[np.ndarray], np.ndarray] | None = None,
+            ) -> tuple[bytes, np.ndarray, float | None]:
     """:func:`encode_reconstruct`, and the estimated payload bytes of the central :func:`sample_block`, scaled
     by the full payload's size over its estimate (None where the level estimates nothing)."""
     values = np.asarray(values)
@@ -333,16 +342,23 @@ def _encode(values: np.ndarray, tol: float, skip: np.ndarray | None, coder: int 
         p, models = reuse
         keep = None if keep is None else np.ascontiguousarray(keep.transpose(order))
     else:
+        given = values
         if order != tuple(range(len(shape))):
             values = np.ascontiguousarray(values.transpose(order))
             keep = None if keep is None else np.ascontiguousarray(keep.transpose(order))
         else:
             values = np.ascontiguousarray(values)
             keep = None if keep is None else np.ascontiguousarray(keep)
-        p = _Passes(values, keep, work_tol, 1 if level >= MODEL_LEVEL else FIXED_COST_STRIDE)
+        # the values are given up, or a copy of them (transposed): the reconstruction may be built in them
+        in_place = (scratch or not np.may_share_memory(values, given)) and values.dtype == np.float64
+        del given
+        p = _Passes(values, keep, work_tol, 1 if level >= MODEL_LEVEL else FIXED_COST_STRIDE, in_place)
     del values
     # the reconstruction in the output dtype before the estimates: the float64 one is their size again
-    recon = _in_shape(narrow(p.recon, dtype), coded_shape, order)
+    if finish is None:
+        recon = _in_shape(narrow(p.recon, dtype), coded_shape, order)
+    else:
+        recon = narrow(finish(_in_shape(p.recon, coded_shape, order)), dtype)
     p.recon = None
     if reuse is not None:
         ans_bits, groups, cuts = models
@@ -419,8 +435,8 @@ def _assemble(p: _Passes, coder: int, tol: float, order: tuple[int, ...], groups
 
 
 class _CtxPlan:
-    """The version 2 choice: slice axis, radius K, context classes (version 1's or none), the estimated bits
-    and the symbols' model indices.
+    """The version 2 choice: slice axis, radius K, context classes (version 1's or none) and the estimated bits;
+    :meth:`ctx` gives the symbols' model indices.
 
     Without classes the decoder skips the classification sweep (about a third of its time), so
     that option wins unless the classes save more than :data:`_CLASS_MARGIN` of the size.
@@ -437,7 +453,7 @@ class _CtxPlan:
         extra = 64.0 * p.unpred.size
         options = [list(cuts), []] if cuts else [[]]
         axes = [a for a, n in enumerate(coded_shape) if n > 1]
-        best = None  # (bits to compare, bits, axis, k, cuts, ctx)
+        best = None  # (bits to compare, bits, axis, k, cuts)
         opts = []
         for opt in options:
             cls_of_fine = np.searchsorted(np.array(opt, np.int64), np.arange(N_FINE), side="right").astype(np.uint8)
@@ -461,11 +477,10 @@ class _CtxPlan:
                 ks = np.array([k for k in _K_CHOICES if k <= kmax], np.int64)
                 for k, bits in zip(ks, folded_bits(dsym, ctx, self.n_dense, n_gc, kmax, ks) + extra):
                     if best is None or bits * scale < best[0]:
-                        best = (float(bits) * scale, float(bits), 0 if not k else axis, int(k), opt,
-                                ctx if k == kmax else None)
+                        best = (float(bits) * scale, float(bits), 0 if not k else axis, int(k), opt)
                 del ctx
             del prev
-        _, self.bits, self.axis, self.k, self.cuts, self._ctx = best
+        _, self.bits, self.axis, self.k, self.cuts = best
         self.cls_of_fine = np.searchsorted(np.array(self.cuts, np.int64), np.arange(N_FINE),
                                            side="right").astype(np.uint8)
         self.n_cls = len(self.cuts) + 1
@@ -477,7 +492,7 @@ class _CtxPlan:
         """The plan of the given choices, estimated nothing (level 1); ``k`` shrinks to fit :data:`_MAX_TABLE`."""
         plan = cls.__new__(cls)
         plan.dense, plan.n_dense = kern.dense_symbols(p.sym)
-        plan.groups, plan.cuts, plan.bits, plan._ctx = groups, list(cuts), math.nan, None
+        plan.groups, plan.cuts, plan.bits = groups, list(cuts), math.nan
         plan.n_cls = len(plan.cuts) + 1
         while k and groups * plan.n_cls * (2 * k + 2) * plan.n_dense > _MAX_TABLE:
             k //= 2
@@ -490,8 +505,8 @@ class _CtxPlan:
         return plan
 
     def ctx(self, p: _Passes) -> np.ndarray:
-        if self._ctx is not None:
-            return self._ctx
+        """The model index of every symbol. Computed again for the payload, not kept from the estimates: a kept
+        one, beside the next option's and the previous-slice symbols, was the encoder's peak (2 bytes a value)."""
         prev = (kern.prev_symbols(p.sym, p.start, self.shape, self.keep, self.masked, self.axis) if self.k
                 else np.zeros(p.sym.size, np.uint16))
         return kern.contexts(p.fine, p.start, p.plevel, prev, self.groups, self.cls_of_fine, self.n_cls, self.k)
@@ -502,7 +517,8 @@ def _assemble_ctx(p: _Passes, plan: _CtxPlan, tol: float, order: tuple[int, ...]
     n_b = 2 * plan.k + 2 if plan.k else 1
     n_models = plan.groups * plan.n_cls * n_b
     ctx = plan.ctx(p)
-    plan._ctx = None
+    if last:  # the fine classes are in the contexts now
+        p.fine = None
     counts = kern.context_counts(p.sym, ctx, n_models, plan.dense, plan.n_dense)
     prec = _PREC if int((counts > 0).sum(axis=1).max(initial=0)) <= 1 << _PREC else crans.MAX_PREC
     table, freq = crans.compact_tables(counts, np.flatnonzero(plan.dense >= 0), prec)
@@ -512,7 +528,7 @@ def _assemble_ctx(p: _Passes, plan: _CtxPlan, tol: float, order: tuple[int, ...]
             + bytes([plan.groups, len(plan.cuts)] + plan.cuts) + bytes([plan.axis, plan.k, prec]))
     mid = uvarint(p.unpred.size) + p.unpred.astype("<f8").tobytes() + np.packbits(p.kinds.astype(bool)).tobytes()
     if last:
-        p.sym = p.fine = None
+        p.sym = None
     return head + mid + table + uvarint(words.size) + words.astype("<u4").tobytes()
 
 

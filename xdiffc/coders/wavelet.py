@@ -168,46 +168,55 @@ def _choose_merge(counts: np.ndarray) -> tuple[float, tuple[int, bool, tuple[int
     return float(bits[k]), _MERGES[k]
 
 
+@kernel(inline="always")
+def _code(x, y, bin_):
+    """The correction code ``rint((x - y) / bin_)`` of a missed point (0 where it would not fit)."""
+    k = np.rint((x - y) / bin_)
+    return np.int64(k) if abs(k) < 2.0**53 else np.int64(0)
+
+
+@kernel(inline="always")
+def _varint_len(v):
+    n = 1
+    while v >= 128:
+        v >>= 7
+        n += 1
+    return n
+
+
 @kernel
 def _corrections(x, y, keep, masked, tol):
-    """Flat indices where ``y`` misses ``x`` by more than ``tol`` (valid points only) and their codes
-    ``k = rint((x - y) / (2 tol))``; ``y`` is corrected in place, as the decoder will."""
+    """The corrections where ``y`` misses ``x`` by more than ``tol`` (valid points only), with their codes
+    ``k = rint((x - y) / (2 tol))``: (how many, their payload bytes: the index gaps' varints, then the codes'
+    zigzag varints). ``y`` is corrected in place, as the decoder will (:func:`_apply`). A first sweep sizes the
+    bytes, a second writes them: no index and code arrays, which cost 16 bytes a correction where a fifth of a
+    chunk's points may need one."""
     bin_ = 2.0 * tol
-    n = 0
+    n, n_gaps, n_codes, prev = 0, np.int64(0), np.int64(0), np.int64(-1)
     for i in range(x.size):
         if (not masked or keep[i]) and not abs(x[i] - y[i]) <= tol:
+            k = _code(x[i], y[i], bin_)
+            n_gaps += _varint_len(i - prev - 1)
+            n_codes += _varint_len(2 * k if k >= 0 else -2 * k - 1)
+            prev = i
             n += 1
-    idx = np.empty(n, np.int64)
-    ks = np.empty(n, np.int64)
-    n = 0
+    out = np.empty(n_gaps + n_codes, np.uint8)
+    ga, ca, prev = np.int64(0), n_gaps, np.int64(-1)  # int64, not literals: one compilation of put_varint
     for i in range(x.size):
         if (not masked or keep[i]) and not abs(x[i] - y[i]) <= tol:
-            k = np.rint((x[i] - y[i]) / bin_)
-            if not abs(k) < 2.0**53:
-                k = 0.0
-            idx[n], ks[n] = i, np.int64(k)
-            n += 1
-    _apply(y, idx, ks, bin_)
-    return idx, ks
+            k = _code(x[i], y[i], bin_)
+            ga = put_varint(out, ga, i - prev - 1)
+            ca = put_varint(out, ca, 2 * k if k >= 0 else -2 * k - 1)
+            prev = i
+            y[i] = y[i] + np.float64(k) * bin_
+    return n, out
 
 
 @kernel
 def _apply(y, idx, ks, bin_):
+    """The decoder's corrections: ``y[idx] += ks * bin_``, one value at a time (as :func:`_corrections`)."""
     for j in range(idx.size):
         y[idx[j]] = y[idx[j]] + np.float64(ks[j]) * bin_
-
-
-@kernel
-def _correction_bytes(idx, ks):
-    out = np.empty(20 * idx.size, np.uint8)
-    at, prev = np.int64(0), np.int64(-1)  # int64, not literals: one compilation of put_varint
-    for j in range(idx.size):
-        at = put_varint(out, at, idx[j] - prev - 1)
-        prev = idx[j]
-    for j in range(ks.size):
-        k = ks[j]
-        at = put_varint(out, at, 2 * k if k >= 0 else -2 * k - 1)
-    return out[:at].copy()
 
 
 @kernel
@@ -241,9 +250,10 @@ class _Coded:
     and every model adds table bytes). ``merge`` is then None and ``bits`` that floor."""
 
     def __init__(self, coef: np.ndarray, step: float, bands: tuple, packet: bool,
-                 give_up_at: float | None = None) -> None:
+                 give_up_at: float | None = None, in_place: bool = False) -> None:
+        """``in_place``: the symbols are quantised over ``coef``'s own memory (``coef`` is used up)."""
         self.packet = packet
-        self.q = np.empty(coef.size, np.int64)
+        self.q = coef.reshape(-1).view(np.int64) if in_place else np.empty(coef.size, np.int64)
         if not _quantize(coef.reshape(-1), step, self.q):
             raise ValueError("the wavelet coefficients do not fit the quantiser at this bound")
         self.step = step
@@ -314,13 +324,6 @@ def _reconstruct(q: np.ndarray, step: float, wshape: tuple[int, ...], packet: bo
     return wt.inverse(_dequantize(q, step, q.view(np.float64)).reshape(wshape), packet)
 
 
-def _correction_frame(idx: np.ndarray, ks: np.ndarray) -> bytes:
-    """The corrections' zstd frame (empty where there are none)."""
-    if not idx.size:
-        return b""
-    return zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(_correction_bytes(idx, ks).tobytes())
-
-
 def _prepare(values: np.ndarray, skip: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None, tuple[int, ...]]:
     """(float64 field in the wavelet shape, smooth where skipped; flat keep mask or None; wavelet shape)."""
     wshape = wavelet_shape(values.shape)
@@ -339,21 +342,39 @@ def _prepare(values: np.ndarray, skip: np.ndarray | None) -> tuple[np.ndarray, n
 def _probe(values: np.ndarray, tol: float, skip: np.ndarray | None, packets: tuple[bool, ...] | None,
            give_up_at: float | None = None):
     """The decomposition (of ``packets``, default :data:`PROBE_PACKETS`) whose coefficients cost fewest bits at
-    :data:`PROBE_FACTOR`: ``(keep, wshape, coef, bands, coded at PROBE_FACTOR)``. The prepared field is
-    dropped: the corrections compare with ``values`` themselves. With ``give_up_at`` (bits), None where every
-    decomposition costs at least that much; one that does is never the answer where another does not."""
+    :data:`PROBE_FACTOR`: ``(keep, wshape, fill, bands, coded at PROBE_FACTOR)``, ``fill`` the prepared field's
+    values at the skipped points (None without). The prepared field is dropped: the
+    corrections compare with ``values`` themselves. With ``give_up_at`` (bits), None where every decomposition
+    costs at least that much; one that does is never the answer where another does not.
+
+    Each decomposition's coefficients are quantised in their own memory, the last one transformed in the
+    prepared copy's: one float64 field at a time, where coefficients and symbols had been two and more (a 108 MB
+    float32 chunk's probe peaked at 4.4 times the chunk). The encoder transforms again for its other steps."""
     v, keep, wshape = _prepare(values, skip)
+    fill = None if keep is None else v.reshape(-1)[~keep]
+    ours = not np.shares_memory(v, values)
     best = None
     choices = (PROBE_PACKETS[len(wshape)] if packets is None else packets) if len(wshape) > 1 else (False,)
-    # one decomposition tried: transformed in the prepared copy's memory (not in ``values``'s own)
-    overwrite = len(choices) == 1 and not np.shares_memory(v, values)
-    for packet in choices:
+    for i, packet in enumerate(choices):
         bands = _band_layout(wshape, packet)
-        coef = wt.forward(v, packet, overwrite=overwrite)
-        coded = _Coded(coef, PROBE_FACTOR * tol, bands, packet, give_up_at)
-        if coded.merge is not None and (best is None or coded.bits < best[2].bits):
-            best = (coef, bands, coded)
-    return None if best is None else (keep, wshape) + best
+        coef = wt.forward(v, packet, overwrite=ours and i == len(choices) - 1)
+        coded = _Coded(coef, PROBE_FACTOR * tol, bands, packet, give_up_at, in_place=True)
+        del coef
+        if coded.merge is not None and (best is None or coded.bits < best[1].bits):
+            best = (bands, coded)
+        del coded
+    return None if best is None else (keep, wshape, fill) + best
+
+
+def _coefficients(values: np.ndarray, wshape: tuple[int, ...], keep: np.ndarray | None, fill: np.ndarray | None,
+                  packet: bool) -> np.ndarray:
+    """The coefficients of ``values`` under the decomposition ``packet``: the prepared field rebuilt from the
+    values and the probe's ``fill`` at the skipped points (no second inpainting), transformed in its memory."""
+    with np.errstate(invalid="ignore", over="ignore"):
+        v = np.array(values, np.float64).reshape(wshape)
+    if keep is not None:
+        v.reshape(-1)[~keep] = fill
+    return wt.forward(v, packet, overwrite=True)
 
 
 def _target(values: np.ndarray) -> np.ndarray:
@@ -367,13 +388,21 @@ def _target(values: np.ndarray) -> np.ndarray:
 def _trial(x: np.ndarray, keep: np.ndarray | None, wshape: tuple[int, ...], coded: _Coded, tol: float,
            dtype: np.dtype | None) -> tuple:
     """One quantisation carried through: (estimated total bits, coded, corrected reconstruction cast to ``dtype``
-    (float64 where None), corrections' indices and codes, their frame). The coefficients' bits are estimated,
+    (float64 where None), the number of corrections, their frame). The coefficients' bits are estimated,
     the corrections' are exact."""
     y = _reconstruct(coded.q, coded.step, wshape, coded.packet).reshape(-1)  # dequantised in q's memory
     coded.q = None  # the payload needs the symbols only
-    idx, ks = _corrections(x, y, keep if keep is not None else np.ones(1, bool), keep is not None, tol)
-    frame = _correction_frame(idx, ks)
-    return coded.bits + 8.0 * len(frame), coded, narrow(y, dtype), idx, ks, frame
+    n, raw = _corrections(x, y, keep if keep is not None else np.ones(1, bool), keep is not None, tol)
+    frame = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(raw) if n else b""
+    del raw
+    return coded.bits + 8.0 * len(frame), coded, narrow(y, dtype), n, frame
+
+
+def _step(values: np.ndarray, fill: np.ndarray | None, x: np.ndarray, keep: np.ndarray | None,
+          wshape: tuple[int, ...], bands: tuple, packet: bool, factor: float, tol: float, dtype: np.dtype | None) -> tuple:
+    """:func:`_trial` of the quantisation step ``factor * tol``, from a fresh transform quantised in its own memory."""
+    return _trial(x, keep, wshape, _Coded(_coefficients(values, wshape, keep, fill, packet), factor * tol, bands,
+                                          packet, in_place=True), tol, dtype)
 
 
 def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None = None, *, trial: Trial | None = None,
@@ -395,32 +424,33 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
         probe, trial.wavelet_probe, trace = trial.wavelet_probe, None, trial.wavelet_trace
     if probe is None or probe[0] is not values or probe[1] != tol or probe[-1][2].dtype != np.dtype(dtype or np.float64):
         probe = (values, tol, *_probe(values, tol, skip, packets), None)
-    _, _, keep, wshape, coef, bands, probe_coded, probed = probe
+    _, _, keep, wshape, fill, bands, probe_coded, probed = probe
     del probe
     packet = probe_coded.packet
     x = _target(values)
-    best = None
-    steps = sorted(factors or STEP_FACTORS, key=lambda f: f != PROBE_FACTOR)  # the probe's first: its q goes sooner
-    for i, f in enumerate(steps):
+    steps = sorted(factors or STEP_FACTORS, key=lambda f: f != PROBE_FACTOR)  # the probe's first: it is done
+    # One step's reconstruction at a time: each step transforms afresh and quantises in the coefficients' own
+    # memory; of the best step so far only the symbols are kept, and its reconstruction is decoded from its
+    # payload where it was not the last step. A kept reconstruction and kept coefficients had made the peak 6.8
+    # times a 108 MB float32 chunk.
+    best, run = None, None  # best: (bits, coded, corrections, frame), the first of equals
+    for f in steps:
+        run = None
         if f == PROBE_FACTOR:
             run = probed if probed is not None else _trial(x, keep, wshape, probe_coded, tol, dtype)
-            probed = probe_coded = None  # held by run (and then best) only: one reconstruction less at the peak
+            probed = probe_coded = None
         else:
-            coded = _Coded(coef, f * tol, bands, packet)
-            if i == len(steps) - 1:
-                del coef  # the last step's coefficients are quantised: the transform is not needed any more
-            run = _trial(x, keep, wshape, coded, tol, dtype)
-            del coded
+            run = _step(values, fill, x, keep, wshape, bands, packet, f, tol, dtype)
         if trace is not None:
-            trace.append((packet, f, run[1].bits / 8, run[3].size, run[0] / 8))
+            trace.append((packet, f, run[1].bits / 8, run[3], run[0] / 8))
         if best is None or run[0] < best[0]:
-            best = run
-        del run
-    coef = probe_coded = None
-    _, coded, y, idx, ks, frame = best
-    del best
-    payload = _assemble(coded, tol, idx.size, frame)
-    return payload, y.reshape(out_shape)
+            best = (run[0], run[1], run[3], run[4])
+    _, coded, n_corrections, frame = best
+    y = run[2] if run[1] is coded else None
+    del best, run
+    payload = _assemble(coded, tol, n_corrections, frame)
+    del coded
+    return payload, (decode(payload, out_shape, skip, dtype) if y is None else y.reshape(out_shape))
 
 
 def _assemble(coded: _Coded, tol: float, n_corrections: int, frame: bytes) -> bytes:

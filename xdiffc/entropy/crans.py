@@ -320,7 +320,7 @@ def encode(sym, ctx, dense, freq, prec):
         for d in range(freq.shape[1]):
             cum[m, d] = c
             c += freq[m, d]
-    out = np.empty(n // 2 + 16, np.uint32)
+    out = np.empty(n // 8 + 16, np.uint32)  # 4 bits a symbol; grown when the symbols need more
     w = 0
     x = L_BOUND
     m_tot = np.int64(1) << prec

@@ -63,13 +63,17 @@ def rows_of(keys, syms, n_rows, width):
     """The compressed table of counts of (row, symbol) pairs, item ``i`` being row ``keys[i]``, symbol ``syms[i]``
     (< ``width``): (row starts, symbols, counts, row totals), each row's symbols in order.
 
-    The rows of the dense [row, symbol] table one would count, without building it: a counting sort by row
-    (one 4-byte index per item: the items of a chunk number < 2**31, see folded_bits), then each row counted
-    into one scratch row of ``width`` and read out in symbol order, as :func:`merged_bits` does; linear in
-    the items, rows and width.
+    The rows of the dense [row, symbol] table one would count. Where that table holds at most a quarter as many
+    entries as there are items, it is counted as it is (:func:`_dense_rows`); else without building it: a
+    counting sort by row (one 4-byte index per item: the items of a chunk number < 2**31, see folded_bits), then
+    each row counted into one scratch row of ``width`` and read out in symbol order, as :func:`merged_bits` does;
+    linear in the items, rows and width. Either way the arrays returned hold the distinct pairs only, not one
+    entry per item (a 108 MB chunk's estimates had kept two such arrays, 2x the chunk, through the search).
     """
     n = keys.size
     ptr = np.zeros(n_rows + 1, np.int64)
+    if n_rows * width <= max(n // 4, 1 << 16):  # a dense table of the counts: smaller than the sort's index
+        return _dense_rows(keys, syms, n_rows, width, ptr)
     for i in range(n):
         ptr[keys[i] + 1] += 1
     tot = ptr[1:].copy()
@@ -82,8 +86,9 @@ def rows_of(keys, syms, n_rows, width):
         fill[keys[i]] += 1
     acc = np.zeros(width, np.int64)
     seen = np.empty(width, np.int64)
-    sym = np.empty(n, np.int32)
-    cnt = np.empty(n, np.int32)
+    cap = min(n, n_rows * width)  # the distinct (row, symbol) pairs
+    sym = np.empty(cap, np.int32)
+    cnt = np.empty(cap, np.int32)
     m = 0
     for r in range(n_rows):
         first, k, lo, hi = m, np.int64(0), width, -1  # k: not the literal 0 (one compilation of _heap_sort)
@@ -108,7 +113,33 @@ def rows_of(keys, syms, n_rows, width):
                 acc[s] = 0
         ptr[r] = first
     ptr[n_rows] = m
-    return ptr, sym[:m], cnt[:m], tot
+    return ptr, sym[:m].copy(), cnt[:m].copy(), tot
+
+
+@kernel
+def _dense_rows(keys, syms, n_rows, width, ptr):
+    """:func:`rows_of` through a dense [row, symbol] table of counts (4 bytes an entry), where that table is
+    smaller than the counting sort's index of one int32 per item."""
+    table = np.zeros(n_rows * width, np.int32)
+    for i in range(keys.size):
+        table[np.int64(keys[i]) * width + syms[i]] += 1
+    m = 0
+    for c in table:
+        m += c != 0
+    sym = np.empty(m, np.int32)
+    cnt = np.empty(m, np.int32)
+    tot = np.zeros(n_rows, np.int64)
+    m = 0
+    for r in range(n_rows):
+        ptr[r] = m
+        for s in range(width):
+            c = table[r * width + s]
+            if c:
+                sym[m], cnt[m] = s, c
+                tot[r] += c
+                m += 1
+    ptr[n_rows] = m
+    return ptr, sym, cnt, tot
 
 
 @kernel

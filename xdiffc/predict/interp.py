@@ -147,7 +147,8 @@ def encode_passes(values, keep, shape, bins, tol, recon, sym, fine, pass_start, 
     """Predict and quantise every pass of ``values`` (flat, C order of ``shape``), at the points where ``keep``
     (the same size as ``values``; any other size: every point).
 
-    Fills ``recon`` (the decoder's reconstruction, float64), ``sym`` (uint16 symbol of each kept
+    Fills ``recon`` (the decoder's reconstruction, float64; it may be ``values`` itself, overwritten: each
+    target's value is read before its reconstruction is written, and no value is read after), ``sym`` (uint16 symbol of each kept
     point, pass by pass in symbol order), ``fine`` (its fine class), ``pass_start`` (offsets into
     ``sym``; entry 0 is the origin), ``kinds`` (1 = cubic) and ``plevel`` (level of each entry).
     Returns the raw values of the unpredictable kept points (symbol 0), in symbol order. Each pass's
@@ -162,12 +163,12 @@ def encode_passes(values, keep, shape, bins, tol, recon, sym, fine, pass_start, 
     unpred = np.empty(64, np.float64)
     nu = 0
     n = 0
-    # the origin, predicted as zero
+    # the origin, predicted as zero (its value read first: ``recon`` may be ``values`` itself)
     pass_start[0] = 0
     plevel[0] = top
+    t = np.float64(values[0])
     recon[0] = 0.0
     if not masked or keep[0]:
-        t = np.float64(values[0])
         s, recon[0] = quantize(t, 0.0, bins[top], tol)
         sym[n] = s
         if s == 0:
