@@ -366,7 +366,7 @@ def _encode(values: np.ndarray, tol: float, skip: np.ndarray | None, coder: int 
         ans_bits, groups, cuts = _choose_models(p)
     else:
         classes = p.sym.size >= FIXED_CLASSES_FROM
-        ans_bits, groups, cuts = math.nan, min(FIXED_GROUPS, p.levels), list(range(1, N_FINE)) if classes else []
+        ans_bits, groups, cuts = math.nan, max(1, min(FIXED_GROUPS, p.levels)), list(range(1, N_FINE)) if classes else []
     plan = None
     if (coder is None or coder == CODER_CTX) and level >= MODEL_LEVEL:
         plan = _CtxPlan(p, keep, coded_shape, groups, cuts)
