@@ -122,7 +122,7 @@ def passes(table: np.ndarray, rng: np.random.Generator):
 
 def test_compressed_rows_by_hand():
     """Counts (3, 1): entropy 4 log2 4 - 3 log2 3 = 3.245 bits, a compact table of 0.5 + 2 x 1 bytes."""
-    ptr, sym, cnt, tot = estimate.rows_of(np.array([0, 0, 0, 0]), np.array([1, 3, 1, 1]), 2, 4)
+    ptr, sym, cnt, tot = estimate.rows_of(np.array([0, 0, 0, 0]), np.array([1, 3, 1, 1]), np.arange(4), 2, 4)
     assert ptr.tolist() == [0, 2, 2] and sym.tolist() == [1, 3] and cnt.tolist() == [3, 1] and tot.tolist() == [4, 0]
     acc, seen = np.zeros(4, np.int64), np.empty(4, np.int64)
     one = estimate.merged_bits(ptr, sym, cnt, tot, np.array([0]), 1, acc, seen)
@@ -137,7 +137,7 @@ def test_counted_rows_price_as_the_dense_table(table):
     formula's bits, with the kernels' operations exactly; the scratch is left clean."""
     rows = table.reshape(-1, table.shape[-1])
     rng = np.random.default_rng(int(table.sum()))
-    ptr, sym, cnt, tot = estimate.rows_of(*stream(rows, rng), rows.shape[0], rows.shape[1])
+    ptr, sym, cnt, tot = estimate.rows_of(*stream(rows, rng), np.arange(rows.shape[1]), rows.shape[0], rows.shape[1])
     dense = np.zeros_like(rows)
     for r in range(rows.shape[0]):
         assert np.all(np.diff(sym[ptr[r] : ptr[r + 1]]) > 0)
@@ -155,7 +155,7 @@ def test_counted_rows_price_as_the_dense_table(table):
 def test_choose_grouping_matches_the_dense_algorithm(table, max_groups):
     levels = table.shape[0] - 1
     syms, cls, start, plevel = passes(table, np.random.default_rng(int(table.sum())))
-    bits, groups, flags = estimate.choose_grouping(syms, cls, start, plevel, levels, table.shape[1], table.shape[2],
+    bits, groups, flags = estimate.choose_grouping(syms, np.arange(table.shape[2]), cls, start, plevel, levels, table.shape[1], table.shape[2],
                                                    max_groups)
     assert (bits, groups, flags.tolist()) == _choose_grouping(table, levels, max_groups)
 
@@ -168,7 +168,7 @@ def test_folded_bits_match_the_dense_fold(seed_table, n_gc, kmax):
     counts = (rng.random((n_gc * pmax, width)) < 0.3) * rng.integers(1, 500, (n_gc * pmax, width))
     ctx, syms = stream(counts, rng)
     ks = [k for k in (0, 1, 2, 4) if k <= kmax]
-    got = estimate.folded_bits(syms, ctx.astype(np.uint16), width, n_gc, kmax, np.array(ks, np.int64))
+    got = estimate.folded_bits(syms, np.arange(width), ctx.astype(np.uint16), width, n_gc, kmax, np.array(ks, np.int64))
     assert got.tolist() == _folded_bits(counts, n_gc, kmax, ks)
 
 
@@ -176,7 +176,7 @@ def test_folded_bits_without_buckets_read_one_row_per_model():
     """kmax = 0: one model per (group, class), as the context numbering has it."""
     counts = np.array([[5, 0, 1], [0, 2, 2]], np.int64)
     ctx, syms = stream(counts, np.random.default_rng(0))
-    got = estimate.folded_bits(syms, ctx.astype(np.uint16), 3, 2, 0, np.array([0], np.int64))
+    got = estimate.folded_bits(syms, np.arange(3), ctx.astype(np.uint16), 3, 2, 0, np.array([0], np.int64))
     assert got[0] == pytest.approx(float(estimate.model_bits(counts).sum()), rel=1e-12)
 
 
@@ -187,9 +187,9 @@ def test_choose_grouping_on_a_wide_sparse_table():
     table = np.zeros((8, 10, 6000), np.int64)
     np.add.at(table, (rng.integers(0, 8, 3000), rng.integers(0, 10, 3000), rng.integers(0, 6000, 3000)), 1)
     syms, cls, start, plevel = passes(table, rng)
-    got = estimate.choose_grouping(syms, cls, start, plevel, 7, 10, 6000, 8)
+    got = estimate.choose_grouping(syms, np.arange(6000), cls, start, plevel, 7, 10, 6000, 8)
     used = np.unique(syms)
-    narrow = estimate.choose_grouping(np.searchsorted(used, syms), cls, start, plevel, 7, 10, used.size, 8)
+    narrow = estimate.choose_grouping(syms, np.searchsorted(used, np.arange(6000)), cls, start, plevel, 7, 10, used.size, 8)
     assert (got[0], got[1], got[2].tolist()) == _choose_grouping(table, 7, 8)
     assert (narrow[0], narrow[1], narrow[2].tolist()) == (got[0], got[1], got[2].tolist())
 
@@ -204,5 +204,5 @@ def test_choose_grouping_at_the_interp_coders_size():
     n = 100_000
     np.add.at(table, (rng.integers(0, 13, n), rng.integers(0, N_FINE, n), np.minimum(rng.geometric(0.15, n), 59)), 1)
     syms, cls, start, plevel = passes(table, rng)
-    got = estimate.choose_grouping(syms, cls, start, plevel, 12, N_FINE, 60, 8)
+    got = estimate.choose_grouping(syms, np.arange(60), cls, start, plevel, 12, N_FINE, 60, 8)
     assert (got[0], got[1], got[2].tolist()) == _choose_grouping(table, 12, 8)

@@ -184,16 +184,10 @@ class _Passes:
         self.start = self.start[: self.n_pass + 2]
 
 
-def _dense_of(sym: np.ndarray, dense: np.ndarray) -> np.ndarray:
-    """Each symbol's index among the distinct symbols (``dense``: :func:`~xdiffc.predict.interp.dense_symbols`), in
-    2 bytes a symbol: there are at most 2**16 of them."""
-    return dense.astype(np.uint16)[sym]
-
-
 def _choose_models(p: _Passes) -> tuple[float, int, list[int]]:
     """Pick the level grouping and context classes of smallest estimated size: (bits, groups, cuts)."""
     dense, n_dense = kern.dense_symbols(p.sym)
-    bits, groups, starts = choose_grouping(_dense_of(p.sym, dense), p.fine, p.start, p.plevel, p.levels, N_FINE, n_dense,
+    bits, groups, starts = choose_grouping(p.sym, dense, p.fine, p.start, p.plevel, p.levels, N_FINE, n_dense,
                                            _MAX_GROUPS)
     return float(bits) + 64.0 * p.unpred.size, int(groups), [int(c) for c in np.flatnonzero(starts)[1:]]
 
@@ -449,7 +443,6 @@ class _CtxPlan:
         masked = keep is not None
         flat_keep = keep.reshape(-1) if masked else np.ones(1, bool)
         self.dense, self.n_dense = kern.dense_symbols(p.sym)
-        dsym = _dense_of(p.sym, self.dense)
         extra = 64.0 * p.unpred.size
         options = [list(cuts), []] if cuts else [[]]
         axes = [a for a, n in enumerate(coded_shape) if n > 1]
@@ -475,7 +468,7 @@ class _CtxPlan:
                     pv = prev
                 ctx = kern.contexts(p.fine, p.start, p.plevel, pv, groups, cls_of_fine, len(opt) + 1, kmax)
                 ks = np.array([k for k in _K_CHOICES if k <= kmax], np.int64)
-                for k, bits in zip(ks, folded_bits(dsym, ctx, self.n_dense, n_gc, kmax, ks) + extra):
+                for k, bits in zip(ks, folded_bits(p.sym, self.dense, ctx, self.n_dense, n_gc, kmax, ks) + extra):
                     if best is None or bits * scale < best[0]:
                         best = (float(bits) * scale, float(bits), 0 if not k else axis, int(k), opt)
                 del ctx

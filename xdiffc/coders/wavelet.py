@@ -430,10 +430,10 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
     x = _target(values)
     steps = sorted(factors or STEP_FACTORS, key=lambda f: f != PROBE_FACTOR)  # the probe's first: it is done
     # One step's reconstruction at a time: each step transforms afresh and quantises in the coefficients' own
-    # memory; of the best step so far only the symbols are kept, and its reconstruction is decoded from its
-    # payload where it was not the last step. A kept reconstruction and kept coefficients had made the peak 6.8
-    # times a 108 MB float32 chunk.
-    best, run = None, None  # best: (bits, coded, corrections, frame), the first of equals
+    # memory; the best step so far is kept as its payload only, and its reconstruction is decoded from that where
+    # it was not the last step. A kept reconstruction and kept coefficients had made the peak 6.8 times a 108 MB
+    # float32 chunk.
+    best_bits, payload, won, run = math.inf, b"", None, None
     for f in steps:
         run = None
         if f == PROBE_FACTOR:
@@ -443,13 +443,11 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
             run = _step(values, fill, x, keep, wshape, bands, packet, f, tol, dtype)
         if trace is not None:
             trace.append((packet, f, run[1].bits / 8, run[3], run[0] / 8))
-        if best is None or run[0] < best[0]:
-            best = (run[0], run[1], run[3], run[4])
-    _, coded, n_corrections, frame = best
-    y = run[2] if run[1] is coded else None
-    del best, run
-    payload = _assemble(coded, tol, n_corrections, frame)
-    del coded
+        if won is None or run[0] < best_bits:  # the first of equals
+            best_bits, won, payload = run[0], f, b""
+            payload = _assemble(run[1], tol, run[3], run[4])
+    y = run[2] if won == steps[-1] else None
+    del run
     return payload, (decode(payload, out_shape, skip, dtype) if y is None else y.reshape(out_shape))
 
 

@@ -59,9 +59,10 @@ def _row_bits(cnt, lo, hi, total):
 
 
 @kernel
-def rows_of(keys, syms, n_rows, width):
-    """The compressed table of counts of (row, symbol) pairs, item ``i`` being row ``keys[i]``, symbol ``syms[i]``
-    (< ``width``): (row starts, symbols, counts, row totals), each row's symbols in order.
+def rows_of(keys, syms, dense, n_rows, width):
+    """The compressed table of counts of (row, symbol) pairs, item ``i`` being row ``keys[i]``, symbol
+    ``dense[syms[i]]`` (< ``width``; ``dense`` maps the coder's symbols to their index among those present, so that
+    no array of those indices is needed): (row starts, symbols, counts, row totals), each row's symbols in order.
 
     The rows of the dense [row, symbol] table one would count. Where that table holds at most a quarter as many
     entries as there are items, it is counted as it is (:func:`_dense_rows`); else without building it: a
@@ -73,7 +74,7 @@ def rows_of(keys, syms, n_rows, width):
     n = keys.size
     ptr = np.zeros(n_rows + 1, np.int64)
     if n_rows * width <= max(n // 4, 1 << 16):  # a dense table of the counts: smaller than the sort's index
-        return _dense_rows(keys, syms, n_rows, width, ptr)
+        return _dense_rows(keys, syms, dense, n_rows, width, ptr)
     for i in range(n):
         ptr[keys[i] + 1] += 1
     tot = ptr[1:].copy()
@@ -93,7 +94,7 @@ def rows_of(keys, syms, n_rows, width):
     for r in range(n_rows):
         first, k, lo, hi = m, np.int64(0), width, -1  # k: not the literal 0 (one compilation of _heap_sort)
         for j in range(ptr[r], ptr[r + 1]):
-            s = syms[order[j]]
+            s = dense[syms[order[j]]]
             if acc[s] == 0:
                 seen[k] = s
                 k += 1
@@ -117,12 +118,12 @@ def rows_of(keys, syms, n_rows, width):
 
 
 @kernel
-def _dense_rows(keys, syms, n_rows, width, ptr):
+def _dense_rows(keys, syms, dense, n_rows, width, ptr):
     """:func:`rows_of` through a dense [row, symbol] table of counts (4 bytes an entry), where that table is
     smaller than the counting sort's index of one int32 per item."""
     table = np.zeros(n_rows * width, np.int32)
     for i in range(keys.size):
-        table[np.int64(keys[i]) * width + syms[i]] += 1
+        table[np.int64(keys[i]) * width + dense[syms[i]]] += 1
     m = 0
     for c in table:
         m += c != 0
@@ -217,8 +218,8 @@ def _block_bits(table, n_lv, s, e, lo, hi, scratch):
 
 
 @kernel
-def choose_grouping(syms, cls, pass_start, plevel, levels, n_cls, width, max_groups):
-    """Best (bits, groups, class start flags) over level groupings of the symbols ``syms`` (< ``width``) in
+def choose_grouping(syms, dense, cls, pass_start, plevel, levels, n_cls, width, max_groups):
+    """Best (bits, groups, class start flags) over level groupings of the symbols ``dense[syms]`` (< ``width``) in
     classes ``cls`` (< ``n_cls``), pass ``p`` (``syms[pass_start[p]:pass_start[p + 1]]``) at level ``plevel[p]``.
 
     Level ``l`` falls in group ``max(1, min(l, groups)) - 1``; for each grouping, adjacent
@@ -232,7 +233,7 @@ def choose_grouping(syms, cls, pass_start, plevel, levels, n_cls, width, max_gro
     for p in range(pass_start.size - 1):
         for j in range(pass_start[p], pass_start[p + 1]):
             keys[j - first] = cls[j] * n_lv + plevel[p]
-    table = rows_of(keys, syms[first : pass_start[-1]], n_cls * n_lv, width)
+    table = rows_of(keys, syms[first : pass_start[-1]], dense, n_cls * n_lv, width)
     scratch = (np.empty(n_cls * n_lv, np.int64), np.zeros(width, np.int64), np.empty(width, np.int64))
     # cache[s, e, id]: bits of classes s..e-1 over a level set, id (0, 1) -> 0, all -> 1, (l, l) -> l,
     # (g, last) -> n_lv + g
@@ -305,14 +306,14 @@ def _part_bits(table, n_lv, s, e, grouping, cache, scratch):
 
 
 @kernel
-def folded_bits(syms, ctx, width, n_gc, kmax, ks):
-    """:func:`model_bits` summed over the models of the symbols ``syms`` (< ``width``) under models ``ctx``
+def folded_bits(syms, dense, ctx, width, n_gc, kmax, ks):
+    """:func:`model_bits` summed over the models of the symbols ``dense[syms]`` (< ``width``) under models ``ctx``
     (``(group-class) * P + bucket``, ``P = 2 kmax + 2``, or 1 when kmax = 0, as
     :func:`xdiffc.predict.interp.contexts` numbers them) after folding the previous-slice buckets to
     each radius ``k <= kmax`` of ``ks`` (bucket 0 stays, the others clamp to ``[-k, k]``; k = 0
     merges them all). The buckets that stay alone are priced once for all radii."""
     pmax = 2 * kmax + 2 if kmax else 1
-    ptr, sym, cnt, tot = rows_of(ctx, syms, n_gc * pmax, width)
+    ptr, sym, cnt, tot = rows_of(ctx, syms, dense, n_gc * pmax, width)
     acc = np.zeros(width, np.int64)
     seen = np.empty(width, np.int64)
     rows = np.empty(pmax, np.int64)
@@ -352,7 +353,7 @@ def _pair_bits(a: np.ndarray, b: np.ndarray) -> float:
     both = np.concatenate([a, b]).astype(np.int64)
     keys = np.repeat(np.repeat(np.arange(both.shape[0]), both.shape[1]), both.ravel())
     syms = np.repeat(np.tile(np.arange(both.shape[1]), both.shape[0]), both.ravel())
-    ptr, sym, cnt, tot = rows_of(keys, syms, both.shape[0], both.shape[1])
+    ptr, sym, cnt, tot = rows_of(keys, syms, np.arange(both.shape[1]), both.shape[0], both.shape[1])
     acc, seen = np.zeros(a.shape[1], np.int64), np.empty(a.shape[1], np.int64)
     bits = 0.0
     for r in range(a.shape[0]):
