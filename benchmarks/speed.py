@@ -281,21 +281,28 @@ def markdown(s: dict) -> str:
 
 NOTES = """What limits it (2026-12-07, default level 8). Encoding: the default still searches: interp's axis
 orders on a sample block, its context models on every symbol (`folded_bits`, `choose_grouping`), the zstd
-weighing (the strong zstd estimate now only where rANS is within 0.9-0.98 of the fast zstd size), the temporal
-decomposition (which runs interp twice; below level 9 it or interp is encoded in full, not both, as the sample
-estimates say), the wavelet probe and SZ3 as a candidate. Level 1, with none of that, encodes at 0.25-0.30x SZ3
+weighing (the strong zstd estimate only where rANS is within 0.9-0.98 of the fast zstd size), the temporal
+decomposition (its sample, its period detection and one full encode of it or interp, as the sample estimates
+say), the wavelet probe and SZ3 as a candidate: on TREFHT at 1e-3, 316 ms of which 159 ms encode the
+decomposition (the anomaly's axis orders on a sample block 66 ms), 67 ms weigh its sample against interp's and 75
+ms probe the wavelet (probe and trial; it then loses). Level 1, with none of that, encodes at 0.25-0.30x SZ3
 (`benchmarks/levels.py`). Decoding (TREFHT at 1e-3, CPU time, kernels timed one by one): at level 9, 10 ms of
 symbols (11 ns a symbol) and 6 ms of reconstruction; at level 1, 14.5 ms of activity classification, 11.6 ms of
-symbols and 5.7 ms of reconstruction. Interleaving 2 or 4 rANS states was built and measured: no change (35.4 /
-35.6 / 35.4 ms at level 1), so it was not kept; search tables 16 times larger did not help either. Memory:
-compress peaks at 7.2x the chunk at the default level (the wavelet candidate's float64 coefficients beside a
-float64 reconstruction), 4.8x at level 5, 2.7-2.8x at level 1; decompress at 2.9x with its output (the
-predictor reads a float64 field). The memory script resets the process's high-water mark (VmHWM) before the
-measured call, so the loading of the input and the warm-up no longer count: a run of the script without the
-reset read 4.45x for decompress twice and 2.93x alone. First compilation: 38 s of wall time in a fresh process
-with an empty cache (compress and decompress of a small array with a NaN); numba's array slice and fancy
-assignments no longer compile their error formatting (29.6 to 23-24 s CPU without the NaN), 0.5 s from the
-cache."""
+symbols and 5.7 ms of reconstruction. The symbol loop is bound by the work per symbol, not by the rANS chain
+(TREFHT's interp stream at level 8 re-encoded with two states and decoded by a copy of the pass kernel, 9.2 ms
+of symbols): the loop alone
+(contexts, class, code store) takes 2.4 ms; two interleaved rANS states with a branch-free renormalisation take
+9.3 ms against the shipped 9.2 (9.4 with the branch-free renormalisation alone), though on one model in isolation
+that pair halves a symbol's time (9.3 to 5 ns); one fixed model instead of the per-symbol one saves 2.3 ms. So
+interleaving was again not kept (2 or 4 states, built and measured the day before, left level 1 at 35.4 / 35.6 /
+35.4 ms); search tables 16 times larger did not help either. Memory (a 108 MB float32 chunk): compress peaks at
+3.0x the chunk at levels 8 and 9 (7.2x the morning before: the decomposition's anomaly, its float64
+reconstruction and the context estimates' per-symbol arrays side by side, and the wavelet's coefficients beside
+its kept steps), 2.8x at level 5, 2.7x at level 1; decompress at 2.9x with its output (the predictor reads a
+float64 field, cast in place at the end). The memory script resets the process's high-water mark (VmHWM) before
+the measured call, so the loading of the input and the warm-up do not count. First compilation: 35-38 s of wall
+time in a fresh process with an empty cache (compress and decompress of a small array with a NaN), 0.5-0.7 s
+from the cache."""
 
 
 def main() -> None:
