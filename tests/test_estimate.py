@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from xdiffc.entropy import estimate
 
-_XLOG = estimate._XLOG
+_XLOG = estimate.XLOG
 
 
 # --- a dense reference: every symbol of every row, in order, with the kernels' own float operations ------------

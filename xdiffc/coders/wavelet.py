@@ -52,7 +52,7 @@ import zstandard
 
 from ..byteio import MAX_VARINT, Reader, inflate, put_varint, read_varint, uvarint
 from ..entropy import crans, subbands as sb
-from ..entropy.estimate import TABLE_MODEL_BYTES, TABLE_SYMBOL_BYTES
+from ..entropy.estimate import TABLE_MODEL_BYTES, TABLE_SYMBOL_BYTES, XLOG, xlog2
 from ..errors import CorruptStreamError
 from ..narrow import narrow
 from ..kernels import kernel
@@ -151,9 +151,9 @@ def _merge_bits(counts, maps, n_models, model_bytes, symbol_bytes):
                 if c:
                     total += c
                     used += 1
-                    ent -= c * np.log2(c)
+                    ent -= xlog2(c, XLOG)
             if total:
-                bits += ent + total * np.log2(total) + 8.0 * (model_bytes + symbol_bytes * used)
+                bits += ent + xlog2(total, XLOG) + 8.0 * (model_bytes + symbol_bytes * used)
         out[k] = bits
     return out
 
@@ -177,6 +177,7 @@ def _code(x, y, bin_):
 
 @kernel(inline="always")
 def _varint_len(v):
+    """Bytes of ``v >= 0`` as an unsigned LEB128 varint (:func:`~xdiffc.byteio.put_varint`)."""
     n = 1
     while v >= 128:
         v >>= 7
@@ -277,9 +278,9 @@ def _entropy_bits(counts):
             c = counts[m, s]
             if c:
                 total += c
-                bits -= c * np.log2(c)
+                bits -= xlog2(c, XLOG)
         if total:
-            bits += total * np.log2(total)
+            bits += xlog2(total, XLOG)
     return bits
 
 
@@ -433,7 +434,7 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
     # memory; the best step so far is kept as its payload only, and its reconstruction is decoded from that where
     # it was not the last step. A kept reconstruction and kept coefficients had made the peak 6.8 times a 108 MB
     # float32 chunk.
-    best_bits, payload, won, run = math.inf, b"", None, None
+    best_bits, payload, won, run = math.inf, b"", None, None  # the smallest step so far: its bits, payload, factor
     for f in steps:
         run = None
         if f == PROBE_FACTOR:
@@ -444,7 +445,7 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
         if trace is not None:
             trace.append((packet, f, run[1].bits / 8, run[3], run[0] / 8))
         if won is None or run[0] < best_bits:  # the first of equals
-            best_bits, won, payload = run[0], f, b""
+            best_bits, won = run[0], f
             payload = _assemble(run[1], tol, run[3], run[4])
     y = run[2] if won == steps[-1] else None
     del run

@@ -38,12 +38,14 @@ TABLE_MODEL_BYTES = 0.5
 TABLE_SYMBOL_BYTES = 1.0
 
 
-_XLOG = np.zeros(1 << 16)
-_XLOG[1:] = np.arange(1, 1 << 16) * np.log2(np.arange(1, 1 << 16))
+#: ``c log2 c`` of the counts below 2**16, looked up by :func:`xlog2` (a logarithm costs tens of nanoseconds).
+XLOG = np.zeros(1 << 16)
+XLOG[1:] = np.arange(1, 1 << 16) * np.log2(np.arange(1, 1 << 16))
 
 
 @kernel(inline="always")
-def _xlog2(c, table):
+def xlog2(c, table):
+    """``c log2 c`` of a count ``c >= 1``, from ``table`` (:data:`XLOG`) where it holds it."""
     return table[c] if c < table.size else c * np.log2(c)
 
 
@@ -52,9 +54,9 @@ def _row_bits(cnt, lo, hi, total):
     """:func:`model_bits` of one row whose nonzero counts, in symbol order, are ``cnt[lo:hi]`` (sum ``total``)."""
     if total == 0:
         return 8.0 * TABLE_MODEL_BYTES
-    ent = _xlog2(total, _XLOG)
+    ent = xlog2(total, XLOG)
     for j in range(lo, hi):
-        ent -= _xlog2(cnt[j], _XLOG)
+        ent -= xlog2(cnt[j], XLOG)
     return ent + 8.0 * (TABLE_MODEL_BYTES + TABLE_SYMBOL_BYTES * (hi - lo))
 
 
@@ -165,17 +167,17 @@ def merged_bits(ptr, sym, cnt, tot, rows, n_rows, acc, seen):
                 m += 1
                 lo, hi = min(lo, s), max(hi, s)
             acc[s] += cnt[j]
-    ent = _xlog2(total, _XLOG)
+    ent = xlog2(total, XLOG)
     if hi - lo < 4 * m:  # dense enough: sweep the symbols' range in order
         for s in range(lo, hi + 1):
             c = acc[s]
             if c:
-                ent -= _xlog2(c, _XLOG)
+                ent -= xlog2(c, XLOG)
                 acc[s] = 0
     else:  # sparse: sort the symbols seen
         _heap_sort(seen, m)
         for s in seen[:m]:
-            ent -= _xlog2(acc[s], _XLOG)
+            ent -= xlog2(acc[s], XLOG)
             acc[s] = 0
     return ent + 8.0 * (TABLE_MODEL_BYTES + TABLE_SYMBOL_BYTES * m)
 
