@@ -301,3 +301,20 @@ def test_the_transform_refuses_more_than_three_axes():
         wt.forward(x)
     with pytest.raises(ValueError, match="1 to 3 axes"):
         wt.inverse(x)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_steps_transform_the_probed_field_again(dtype):
+    """The steps after the probe rebuild the prepared field from the values and the probe's values at the skipped
+    points (no second inpainting): the same coefficients as a fresh preparation, and the values left as they were."""
+    rng = np.random.default_rng(5)
+    x = smooth_series().astype(dtype)
+    skip = rng.random(x.shape) < 0.2
+    x[skip] = np.nan
+    before = x.copy()
+    keep, wshape, fill, bands, coded = wavelet._probe(x, 0.01, skip, None)
+    for packet in (False, True):
+        again = wavelet._coefficients(x, wshape, keep, fill, packet)
+        fresh = wt.forward(wavelet._prepare(x, skip)[0], packet)
+        assert np.array_equal(again.view(np.uint64), fresh.view(np.uint64))
+    assert np.array_equal(x, before, equal_nan=True)
