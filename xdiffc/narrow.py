@@ -21,14 +21,14 @@ def narrow(a: np.ndarray, dtype: np.dtype | type | None) -> np.ndarray:
     ``a`` must be C-contiguous and span the whole memory of the array that owns it (itself, or the base of
     a reshape or of a same-size view), and neither that array nor any view of it may be used afterwards:
     the memory is resized in place, which leaves every other view of it pointing at freed memory.
-    Otherwise (and for a 0-d array) it is ``a.astype(dtype)``. With ``dtype`` None or ``a``'s own, ``a``
+    Otherwise (and for a 0-d array, or one of at most :data:`_BLOCK` values) it is ``a.astype(dtype)``. With ``dtype`` None or ``a``'s own, ``a``
     comes back as it is.
     """
     dtype = a.dtype if dtype is None else np.dtype(dtype)
     if dtype == a.dtype:
         return a
-    if dtype.itemsize >= a.itemsize or a.ndim == 0:
-        return a.astype(dtype)
+    if dtype.itemsize >= a.itemsize or a.ndim == 0 or a.size <= _BLOCK:
+        return a.astype(dtype)  # a small array's memory does not matter, and the cast in place costs ~20 us more
     owner = a
     while isinstance(owner.base, np.ndarray):
         owner = owner.base
