@@ -234,3 +234,29 @@ def test_append_to_a_store_the_accessor_wrote_in_zarr_v2(tmp_path, h0, cluster):
     assert xr.open_zarr(out, consolidated=True).sizes["time"] == sum(MONTHS[:3])
     report = verify(h0[:3], out)
     assert report.ok, report.problems
+
+
+def test_an_append_of_many_chunks_groups_them_from_its_first_new_step(tmp_path, cluster):
+    """An append of many time chunks runs them several to a task (``progress.MIN_UNITS``), the first unit starting
+    at the chunk that holds the first new step: the store's earlier chunks are not written again, the result is
+    within the bound and verifies."""
+    from xdiffc.conversion import progress
+
+    ds = monthly(117)
+    paths = files(ds, tmp_path / "h0", months=(17, 100))
+    out = tmp_path / "a.zarr"
+    convert(paths[:1], out, chunks={"time": 3}, scheduler=cluster, progress=False)
+    before = {p: b for p, b in store_files(out).items() if p.parts[:2] == ("TS", "c")}  # TS/c/time/lat/lon
+    summary = convert(paths[1:], out, append=True, scheduler=cluster, progress=False, verify=True)
+    # chunks 5 (steps 15-17: the partial one) to 38 are planned: 34 time chunks, two to a unit, for TS and for the
+    # per-step integer ``date`` (one time chunk a unit would make 68); units counted from step 0 would start at 12 and
+    # write chunk 4 again, from its decoded values
+    assert 34 // progress.MIN_UNITS == 2 and summary.units_done == 2 * 17
+    units = progress.plan_units(zarr.open_group(str(out), mode="r"), ["TS"], "time", 17)
+    assert [u.slices["time"] for u in units] == [slice(a, min(a + 6, 117)) for a in range(15, 117, 6)]
+    after = store_files(out)
+    untouched = [p for p in before if int(p.parts[2]) < 5]
+    assert untouched and all(after[p] == before[p] for p in untouched)
+    assert verify(paths, out).ok
+    stored = xr.open_zarr(out).load()
+    assert float(abs(stored.TS - ds.TS).max()) <= stored.TS.attrs[ATTR_TOL]
