@@ -296,7 +296,7 @@ of symbols): the loop alone
 that pair halves a symbol's time (9.3 to 5 ns); one fixed model instead of the per-symbol one saves 2.3 ms. So
 interleaving was again not kept (2 or 4 states, built and measured the day before, left level 1 at 35.4 / 35.6 /
 35.4 ms); search tables 16 times larger did not help either. Memory (a 108 MB float32 chunk): compress peaks at
-3.0x the chunk at levels 8 and 9 (7.2x the morning before: the decomposition's anomaly, its float64
+3.0x the chunk at levels 8 and 9 (7.2x at level 8 earlier the same day: the decomposition's anomaly, its float64
 reconstruction and the context estimates' per-symbol arrays side by side, and the wavelet's coefficients beside
 its kept steps), 2.8x at level 5, 2.7x at level 1; decompress at 2.9x with its output (the predictor reads a
 float64 field, cast in place at the end). The memory script resets the process's high-water mark (VmHWM) before
