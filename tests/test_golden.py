@@ -29,6 +29,7 @@ def test_every_golden_file_is_listed():
             "v010_pointwise.xdfc", "v010_l2.xdfc", "interp_v2.xdfc", "interp_v2_mask.xdfc", "l2_model.xdfc"} <= set(SUMS)
     assert {"wavelet.xdfc", "wavelet_v2.xdfc"} <= set(SUMS)  # the wavelet coder (packet decomposition, corrections)
     assert {"interp_v3.xdfc", "interp_v3_mask.xdfc"} <= set(SUMS)  # compact tables
+    assert {"interp_v4.xdfc", "interp_v4_zstd.xdfc", "anomaly_v4.xdfc"} <= set(SUMS)  # float32 reconstructions
     assert "bitmap.xdfc" in SUMS  # context-coded bitmaps
     assert {"ref.xdfc", "pad.xdfc", "sz3_v2.xdfc"} <= set(SUMS)  # the archive climatology; the size rule's padding
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from xdiffc.coders import interp
@@ -229,3 +229,55 @@ def test_a_grown_buffer_keeps_its_first_values_and_zeros_the_rest(n, keep, dtype
     out = grown(buffer, keep, n + 5)
     assert out.dtype == buffer.dtype and out.size == n + 5
     assert np.array_equal(out[:keep], buffer[:keep]) and not out[keep:].any()
+
+
+@settings(max_examples=80, deadline=None)
+@given(_fields(), st.sampled_from([1, 8, 9]), st.booleans())
+def test_a_float32_output_is_reconstructed_in_float32_where_the_bound_allows(case, level, scratch):
+    """For a float32 output, a bound of at least 64 times the float32 rounding margin gives a version 4 payload:
+    the reconstruction is float32 (half the memory, and the output itself), bit for bit the decoder's, and within
+    the bound with no rounding slack at every kept point. A tighter bound, or values near float32's range, keep
+    the float64 reconstruction (version 1 to 3)."""
+    values, tol, skip = case
+    with np.errstate(over="ignore"):
+        v32 = values.astype(np.float32)
+    kept = np.ones(values.shape, bool) if skip is None else ~skip
+    assume(np.all(np.isfinite(v32[kept])))
+    margin = interp.float32_margin(v32.reshape(v32.shape or (1,)), None if skip is None else kept.reshape(v32.shape or (1,)),
+                                   min(tol, 2.0**1000))
+    given_values = v32.copy()
+    payload, recon = interp.encode_reconstruct(given_values, tol, skip, dtype=np.float32, level=level,
+                                               scratch=scratch)
+    assert (payload[:1] == bytes([interp.VERSION_F32])) == (margin is not None and v32.size > 0)
+    if scratch:  # the float32 values themselves became the reconstruction: the same payload as without
+        assert interp.encode_reconstruct(v32, tol, skip, dtype=np.float32, level=level)[0] == payload
+    decoded = interp.decode(payload, values.shape, skip, np.float32)
+    assert recon.dtype == decoded.dtype == np.float32
+    assert np.array_equal(recon.view(np.uint32), decoded.view(np.uint32))
+    if payload[:1] == bytes([interp.VERSION_F32]):
+        assert interp.decode(payload, values.shape, skip).dtype == np.float32  # no float64 field at all
+        assert np.all(np.abs(decoded.astype(np.float64) - v32)[kept] <= tol)
+
+
+def test_a_float32_reconstruction_wraps_one_payload_only() -> None:
+    """Version 4 holds a version 1 or 3 payload, never another version 4; and the byte alone is a damaged payload."""
+    x = np.cumsum(np.random.default_rng(3).normal(size=(6, 20)), axis=-1).astype(np.float32)
+    payload, _ = interp.encode_reconstruct(x, 0.05, dtype=np.float32)
+    assert payload[0] == interp.VERSION_F32 and payload[1] in (interp.VERSION, interp.VERSION_COMPACT)
+    for bad in (bytes([interp.VERSION_F32]) + payload, payload[:1], payload[:2]):
+        with pytest.raises(CorruptStreamError):
+            interp.decode(bad, x.shape)
+
+
+@pytest.mark.parametrize("level", [1, 8])
+def test_the_float32_rounding_stays_within_the_bound_near_the_threshold(level) -> None:
+    """Temperatures near 290 K under a bound just above 64 rounding margins: the float32 rounding of each
+    reconstruction would carry about a hundred points past the bound if the bins were not narrowed by the
+    margin."""
+    rng = np.random.default_rng(7)
+    x = (290 + np.cumsum(rng.normal(size=(8, 96, 128)), axis=-1) * 0.01).astype(np.float32)
+    tol = 133.8 * float(np.spacing(np.float32(296)))  # float32 values: only a point within 0.3 spacings of the
+    # bound can round past it (every value from 256 to 512 K has this spacing)
+    payload, recon = interp.encode_reconstruct(x, tol, dtype=np.float32, level=level)
+    assert payload[0] == interp.VERSION_F32
+    assert np.abs(recon.astype(np.float64) - x).max() <= tol

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 import xdiffc
 from xdiffc import guarantee
 from xdiffc.bitstream import FORMAT_VERSION, MAGIC, MAX_RATIO, Header, Stream
-from xdiffc.byteio import uvarint
+from xdiffc.byteio import Reader, uvarint
 from tests.helpers import assert_bounded
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -60,6 +60,13 @@ def _sz3_with_exceptions():
 def _interp_ans():
     t = np.linspace(0, 1, 2 * 64 * 64).reshape(2, 64, 64)
     x = (np.sin(t * 30) + np.random.default_rng(6).normal(size=t.shape) * 0.3).astype(np.float32)
+    return x, xdiffc.compress(x, tol=0.1)
+
+
+def _interp_ans_f64():
+    """The same field in float64: a version 3 payload (a float32 reconstruction is for float32 output only)."""
+    x, _ = _interp_ans()
+    x = x.astype(np.float64)
     return x, xdiffc.compress(x, tol=0.1)
 
 
@@ -155,6 +162,7 @@ def streams(predictor):
     cases = {
         "interp-zstd": lambda: (lambda x: (x, xdiffc.compress(x, tol=0.05)))(_field((3, 12, 16), 4)),
         "interp-ans": _interp_ans,
+        "interp-ans-f64": _interp_ans_f64,
         "interp-ans-v1": _interp_ans_v1,
         "interp-ctx-v2": lambda: _golden("interp_v2.xdfc"),
         "wavelet-v1": lambda: _golden("wavelet.xdfc"),
@@ -174,7 +182,8 @@ def streams(predictor):
 
 #: (case, part) pairs the fuzz tests damage, with the sections each case must really hold.
 TARGETS = [
-    ("interp-zstd", "header"), ("interp-zstd", "interp"), ("interp-ans", "interp"), ("interp-ans-v1", "interp"),
+    ("interp-zstd", "header"), ("interp-zstd", "interp"), ("interp-ans", "interp"), ("interp-ans-f64", "interp"),
+    ("interp-ans-v1", "interp"),
     ("interp-ctx-v2", "interp"), ("wavelet-v1", "wavelet"), ("mask-zstd", "mask"),
     ("sz3-exc", "sz3"), ("sz3-exc", "exc"), ("sz3-exc", "header"),
     ("masked", "mask"), ("masked", "special"), ("masked", "interp"),
@@ -191,7 +200,11 @@ def test_the_streams_hold_what_the_fuzz_tests_damage(streams):
     for case, part in TARGETS:
         if part != "header":
             assert part in Stream.from_bytes(streams[case][1]).sections, (case, part)
-    assert Stream.from_bytes(streams["interp-ans"][1]).sections["interp"][0] == 3  # v3: compact tables
+    assert Stream.from_bytes(streams["interp-ans"][1]).sections["interp"][:2] == b"\x04\x03"  # v4 around v3
+    assert Stream.from_bytes(streams["interp-ans-f64"][1]).sections["interp"][0] == 3  # v3: compact tables
+    r = Reader(Stream.from_bytes(streams["anomaly"][1]).sections["anomaly"], "the anomaly payload")
+    r.u8(), r.uvarint(), r.take(r.uvarint())  # version, period, the climatology's payload
+    assert bytes(r.rest())[:1] == b"\x04"  # the anomalies' payload: v4 (a float32 reconstruction)
     assert Stream.from_bytes(streams["interp-ctx-v2"][1]).sections["interp"][:2] == b"\x02\x00"  # explicit tables
     assert Stream.from_bytes(streams["wavelet"][1]).sections["wavelet"][0] == 2
     assert Stream.from_bytes(streams["masked"][1]).sections["mask"][0] == 1  # a context-coded bitmap

@@ -137,6 +137,21 @@ def cases() -> dict[str, bytes]:
         sections["exc"] = guarantee.encode_exceptions(smooth, bad)
     out["interp_v3"] = Stream(Header(dtype="<f4", shape=smooth.shape, order="C", mode="pointwise", tol=0.02),
                               sections).to_bytes()
+    # version 4: a float32 reconstruction, around a version 3 payload and around version 1's zstd body
+    for coder, name in ((interp.CODER_CTX, "interp_v4"), (interp.CODER_ZSTD, "interp_v4_zstd")):
+        payload, recon = interp.encode_reconstruct(smooth, 0.02, coder=coder, dtype=np.float32)
+        assert payload[0] == interp.VERSION_F32 and recon.dtype == np.float32
+        sections = {"interp": payload}
+        bad = guarantee.violations(smooth, recon, 0.02, None)
+        if bad.size:
+            sections["exc"] = guarantee.encode_exceptions(smooth, bad)
+        out[name] = Stream(Header(dtype="<f4", shape=smooth.shape, order="C", mode="pointwise", tol=0.02),
+                           sections).to_bytes()
+    # the temporal decomposition with float32 anomalies (its anomalies' interp payload in version 4)
+    crng = np.random.default_rng(4)
+    cycle = smooth[:, :20, :24] * 3 + 250
+    seasons = (cycle[np.arange(16) % 4] + crng.normal(size=(16, 20, 24)).cumsum(-1) * 0.05).astype(np.float32)
+    out["anomaly_v4"] = xdiffc.compress(seasons, tol=0.05)
     yy, xx = np.meshgrid(np.linspace(0, 7, 40), np.linspace(0, 9, 56), indexing="ij")
     rep = (np.sin(yy * xx) * 5 + np.cos(3 * xx))[None] + rng.normal(size=(12, 1, 1)) * 0.3
     rep = (rep + rng.normal(size=rep.shape) * 0.01).astype(np.float32)

@@ -8,8 +8,9 @@ its coding error adds little roughness to the anomalies; the anomalies ``x - dec
 climatology`` are then coded under the full bound by the same coder. Interpolating over
 neighbouring steps adds their anomalies to every prediction error; the climatology does not.
 
-The decoder rebuilds ``climatology[t mod P] + anomaly`` in float64, exactly as the encoder
-does, and the core checks the bound on that sum in the output dtype. Skipped (missing)
+The decoder rebuilds ``climatology[t mod P] + anomaly`` exactly as the encoder does (in float64, or in
+float32 where the anomalies were coded in float32: a float32 output under a bound that allows it), and the
+core checks the bound on that sum in the output dtype. Skipped (missing)
 points are left out of the means and given no symbol.
 
 Payload (little-endian, ``uv`` = unsigned LEB128 varint):
@@ -112,7 +113,8 @@ def _means(values: np.ndarray, keep: np.ndarray | None, period: int) -> np.ndarr
 
 
 def _combine(clim: np.ndarray, anomaly: np.ndarray, period: int) -> np.ndarray:
-    """``clim[t mod period] + anomaly`` in float64, in place in ``anomaly``: the decoder's output."""
+    """``clim[t mod period] + anomaly``, computed in float64 and stored in place in ``anomaly`` (float64, or
+    float32): the decoder's output."""
     for start, stop in _phases(anomaly.shape[0], period):
         anomaly[start:stop] += clim[: stop - start]
     return anomaly
@@ -123,18 +125,33 @@ def _encode(values: np.ndarray, tol: float, skip: np.ndarray | None, period: int
     """The payload, and what the decoder rebuilds from it (in ``dtype``, default float64)."""
     keep = None if skip is None else ~skip
     head, clim = interp.encode_reconstruct(_means(values, keep, period), tol * MEAN_FRACTION, _empty(keep, period))
-    anomaly = np.empty(values.shape)
-    with np.errstate(invalid="ignore", over="ignore"):  # at skipped points (set to 0 below), or past float64
-        for start, stop in _phases(values.shape[0], period):
-            np.subtract(values[start:stop], clim[: stop - start], out=anomaly[start:stop])  # no temporary
-    if skip is not None:
-        anomaly[skip] = 0.0
+    anomaly = None
+    if dtype is not None and np.dtype(dtype) == np.float32:
+        # float32 anomalies, for interp's float32 reconstruction built in their memory. Their rounding (half a
+        # float32 spacing) fits in the margin interp takes off the bound, two spacings of which its own rounding
+        # uses half of one; where interp would keep float64, so do the anomalies.
+        anomaly = _anomaly(values, clim, skip, period, np.float32)
+        if interp.float32_margin(anomaly, keep, tol) is None:
+            anomaly = None
+    if anomaly is None:
+        anomaly = _anomaly(values, clim, skip, period, np.float64)
     # rebuilt in the anomaly's memory, the climatology added back and cast before interp's estimates
     body, y = interp.encode_reconstruct(anomaly, tol, skip, dtype=dtype, scratch=True,
                                         finish=lambda recon: _combine(clim, recon, period))
     del anomaly
     payload = bytes([VERSION]) + uvarint(period) + uvarint(len(head)) + head + body
     return payload, y
+
+
+def _anomaly(values: np.ndarray, clim: np.ndarray, skip: np.ndarray | None, period: int, dtype: type) -> np.ndarray:
+    """``values - clim[t mod period]`` in ``dtype``, 0 at skipped points."""
+    anomaly = np.empty(values.shape, dtype)
+    with np.errstate(invalid="ignore", over="ignore"):  # at skipped points (set to 0 below), or past float64
+        for start, stop in _phases(values.shape[0], period):
+            np.subtract(values[start:stop], clim[: stop - start], out=anomaly[start:stop])  # no temporary
+    if skip is not None:
+        anomaly[skip] = 0.0
+    return anomaly
 
 
 def detect_period(values: np.ndarray, keep: np.ndarray | None) -> int:
@@ -242,7 +259,8 @@ def encode(values: np.ndarray, tol: float, skip: np.ndarray | None = None) -> by
 
 def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = None,
            dtype: np.dtype | None = None) -> np.ndarray:
-    """The float64 field of ``shape`` (or that field cast to ``dtype``) that :func:`encode` coded into ``payload``."""
+    """The field of ``shape`` (float64, or float32 where the anomalies were coded in float32; cast to ``dtype`` if
+    given) that :func:`encode` coded into ``payload``."""
     shape = tuple(int(n) for n in shape)
     if not applies(shape):
         raise CorruptStreamError(f"a temporal-decomposition section cannot hold shape {shape}")

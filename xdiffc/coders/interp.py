@@ -35,7 +35,9 @@ step to the next, for which version 1 needed zstd's slow strong level.  The enco
 version 2 size from context counts (slice axis and K chosen there) and writes it, or a version 1
 zstd body where estimates say zstd is smaller. It now writes version 3 in place of version 2:
 the same symbols and contexts, a 9-byte header and compact tables (symbol counts on a log scale,
-3-4x smaller; version 2's tables were 9-33% of its payloads).
+3-4x smaller; version 2's tables were 9-33% of its payloads). Version 4 wraps a version 1 or 3 payload whose
+reconstruction is float32 (:data:`VERSION_F32`): for a float32 output under a bound far above float32's
+rounding, the encoder's and the decoder's field take half the memory, and the decoder's is the output itself.
 
 Version 1 payload layout (little-endian; ``uv`` = unsigned LEB128 varint):
 
@@ -94,6 +96,16 @@ VERSION_CTX = 2
 #: and a shorter header (no coder byte; alpha and beta fixed at 1); the encoder writes it in place of
 #: version 2, which is still read.
 VERSION_COMPACT = 3
+#: Version 4: a float32 reconstruction. The byte 4 followed by a complete version 1 or 3 payload whose
+#: predictor stores every reconstructed value in float32 (rounded to nearest) and reads it back widened; the
+#: arithmetic stays float64. Written where the output is float32 and the bound allows it
+#: (:func:`float32_margin`): the decoder's field is then half the size, and is the output itself.
+VERSION_F32 = 4
+#: The float32 reconstruction is used where its rounding margin is at most this fraction of the bound (the bins
+#: shrink by it: at most 0.023 bits a value) ...
+F32_MAX_MARGIN = 1.0 / 64
+#: ... and the values stay below this magnitude (no prediction from them can overflow float32).
+F32_MAX_VALUE = 2.0**100
 CODER_ANS = 0
 CODER_ZSTD = 1
 #: ``coder`` value that asks for a context-rANS payload (version 3).
@@ -165,14 +177,15 @@ class _Passes:
     """What the predictor produced for the kept points of every pass (the origin is pass 0)."""
 
     def __init__(self, values: np.ndarray, keep: np.ndarray | None, tol: float, cost_stride: int = 1,
-                 in_place: bool = False) -> None:
-        """``in_place``: ``values`` (float64, C order) becomes the reconstruction."""
+                 in_place: bool = False, recon_dtype: type = np.float64) -> None:
+        """``in_place``: ``values`` (C order, of ``recon_dtype``) becomes the reconstruction, built in
+        ``recon_dtype`` (float32: see :data:`VERSION_F32`)."""
         shape = np.array(values.shape, np.int64)
         self.levels = kern.n_levels(values.shape)
         self.n_pass = len(kern.passes(values.shape))
         n_keep = values.size if keep is None else int(np.count_nonzero(keep))
         bins = level_bins(tol, _ALPHA, _BETA, self.levels)
-        self.recon = values.reshape(-1) if in_place else np.empty(values.size)
+        self.recon = values.reshape(-1) if in_place else np.empty(values.size, recon_dtype)
         self.sym = np.empty(n_keep, np.uint16)
         self.fine = np.empty(n_keep, np.uint8)
         self.start = np.empty(self.n_pass + 2, np.int64)
@@ -213,7 +226,8 @@ def sample_block(shape: tuple[int, ...]) -> tuple[slice, ...]:
     return tuple(slice((n - e) // 2, (n - e) // 2 + e) for n, e in zip(shape, ext))
 
 
-def _choose_order(values: np.ndarray, keep: np.ndarray | None, tol: float) -> tuple[tuple[int, ...], float, tuple]:
+def _choose_order(values: np.ndarray, keep: np.ndarray | None, tol: float,
+                  recon_dtype: type = np.float64) -> tuple[tuple[int, ...], float, tuple]:
     """Axis order (a permutation) whose prediction codes the sample block smallest, and that estimate in bits.
 
     The last axis in the order gets the most (and closest) interpolation steps.  Where the block
@@ -225,7 +239,7 @@ def _choose_order(values: np.ndarray, keep: np.ndarray | None, tol: float) -> tu
     for order in _orders(values.shape):
         v = np.ascontiguousarray(values[block].transpose(order))
         k = None if keep is None else np.ascontiguousarray(keep[block].transpose(order))
-        p = _Passes(v, k, tol)
+        p = _Passes(v, k, tol, recon_dtype=recon_dtype)
         models = _choose_models(p)
         runs.append((models[0], order, (p, models) if whole else None))
     bits, order, reuse = min(runs, key=lambda r: r[0])
@@ -291,7 +305,8 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
                        coder: int | None = None, dtype: np.dtype | None = None,
                        level: int = 9, scratch: bool = False,
                        finish: Callable[[np.ndarray], np.ndarray] | None = None) -> tuple[bytes, np.ndarray]:
-    """The payload and the float64 field that :func:`decode` will rebuild from it (bit for bit).
+    """The payload and the field that :func:`decode` will rebuild from it, bit for bit (float64, or float32 where
+    ``dtype`` is float32 and the bound allows it: :data:`VERSION_F32`).
 
     ``values`` may be float32 or float64 (converted value by value inside the kernels).
     ``coder`` forces an entropy coder (tests); by default the smaller estimate is encoded.
@@ -299,7 +314,7 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
     ``level``: see :class:`InterpCoder`.
     ``scratch``: the caller no longer needs ``values``; where they are float64, the reconstruction is built in
     their memory (a float64 copy of the chunk fewer at the peak); ``values`` must not be used afterwards.
-    ``finish``: the caller's last step on the float64 reconstruction (in place), taken before the cast to
+    ``finish``: the caller's last step on the reconstruction (in place), taken before the cast to
     ``dtype`` and before the entropy estimates, so that no float64 field outlives the prediction passes.
     """
     payload, recon, _ = _encode(values, tol, skip, coder, dtype, level, scratch, finish)
@@ -327,8 +342,12 @@ def _encode(values: np.ndarray, tol: float, skip: np.ndarray | None, coder: int 
     if values.size >= MAX_VALUES:
         raise ValueError(f"the interpolation coder takes chunks of fewer than 2**31 values, got {values.size} "
                          f"(its estimates index symbols with 4 bytes); split the chunk")
+    margin = float32_margin(values, keep, work_tol) if dtype is not None and np.dtype(dtype) == np.float32 else None
+    recon_dtype = np.float64 if margin is None else np.float32
+    if margin is not None:  # the float32 rounding of each reconstruction (<= margin / 4) stays within the bound
+        work_tol = tol = work_tol - margin
     if level >= SEARCH_LEVEL:
-        order, sample_bits, reuse = _choose_order(values, keep, work_tol)
+        order, sample_bits, reuse = _choose_order(values, keep, work_tol, recon_dtype)
     else:
         sample_bits, reuse = math.nan, None
     coded_shape = tuple(shape[k] for k in order)
@@ -344,9 +363,9 @@ def _encode(values: np.ndarray, tol: float, skip: np.ndarray | None, coder: int 
             values = np.ascontiguousarray(values)
             keep = None if keep is None else np.ascontiguousarray(keep)
         # the values are given up, or a copy of them (transposed): the reconstruction may be built in them
-        in_place = (scratch or not np.may_share_memory(values, given)) and values.dtype == np.float64
+        in_place = (scratch or not np.may_share_memory(values, given)) and values.dtype == recon_dtype
         del given
-        p = _Passes(values, keep, work_tol, 1 if level >= MODEL_LEVEL else FIXED_COST_STRIDE, in_place)
+        p = _Passes(values, keep, work_tol, 1 if level >= MODEL_LEVEL else FIXED_COST_STRIDE, in_place, recon_dtype)
     del values
     # the reconstruction in the output dtype before the estimates: the float64 one is their size again
     if finish is None:
@@ -395,8 +414,25 @@ def _encode(values: np.ndarray, tol: float, skip: np.ndarray | None, coder: int 
         else:
             payloads.append(_assemble(p, c, float(tol), order, groups, cuts, last=last))
     payload = min(payloads, key=len)
+    if margin is not None:
+        payload = bytes([VERSION_F32]) + payload
     sample = None if math.isnan(sample_bits) else sample_bits / 8 * len(payload) / max(ans_bits / 8, 1.0)
     return payload, recon.reshape(out_shape), sample
+
+
+def float32_margin(values: np.ndarray, keep: np.ndarray | None, tol: float) -> float | None:
+    """How much to take off ``tol`` so that a float32 reconstruction stays within it (twice the float32 spacing
+    at the largest value reconstructed), or None where that is more than :data:`F32_MAX_MARGIN` of ``tol``
+    (the bound is too tight for float32: the reconstruction stays float64)."""
+    where = True if keep is None else keep
+    with np.errstate(invalid="ignore"):
+        hi = float(np.max(values, where=where, initial=-np.inf))
+        lo = float(np.min(values, where=where, initial=np.inf))
+    top = max(abs(hi), abs(lo), 0.0) + 2.0 * tol if hi >= lo else 2.0 * tol
+    if not top < F32_MAX_VALUE:
+        return None
+    margin = 2.0 * float(np.spacing(np.float32(top)))
+    return margin if margin <= F32_MAX_MARGIN * tol else None
 
 
 def _in_shape(flat: np.ndarray, coded_shape: tuple[int, ...], order: tuple[int, ...]) -> np.ndarray:
@@ -591,8 +627,8 @@ def _ans_source(r: Reader, n_models: int, n_symbols: int) -> rans.Decoder:
 
 def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = None,
            dtype: np.dtype | None = None) -> np.ndarray:
-    """Reconstruct the float64 array of ``shape`` that ``encode`` compressed into ``payload`` (cast to ``dtype``
-    if given, in the float64 array's memory).
+    """Reconstruct the array of ``shape`` that ``encode`` compressed into ``payload``: float64, or float32 for a
+    version 4 payload (cast to ``dtype`` if given, in the reconstruction's memory).
 
     The whole payload is parsed and its counts checked against ``shape`` before any array of
     that shape is allocated.
@@ -601,6 +637,10 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
     coded = shape if shape else (1,)
     n_keep = math.prod(coded) - (0 if skip is None else int(np.count_nonzero(skip)))
     r = Reader(payload, "the interp payload")
+    recon_dtype = np.float64
+    if bytes(payload[:1]) == bytes([VERSION_F32]):  # a version 1 or 3 payload follows, reconstructed in float32
+        r.u8()
+        recon_dtype = np.float32
     h = _Header(r, len(coded))
     unpred = np.frombuffer(r.take(8 * r.uvarint(n_keep)), "<f8").astype(np.float64)
     if math.prod(coded) == 0:
@@ -625,9 +665,9 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
         keep = np.ones(1, bool)
     bins = level_bins(min(h.tol, _MAX_TOL), h.alpha, h.beta, kern.n_levels(coded))
     if h.version >= VERSION_CTX:
-        recon = _reconstruct_ctx(coded, keep, masked, bins, h, kinds, source, unpred)
+        recon = _reconstruct_ctx(coded, keep, masked, bins, h, kinds, source, unpred, recon_dtype)
     else:
-        recon = _reconstruct(coded, keep, masked, bins, h, kinds, plist, source, unpred)
+        recon = _reconstruct(coded, keep, masked, bins, h, kinds, plist, source, unpred, recon_dtype)
     source.finish()
     return _in_shape(narrow(recon, dtype), coded, h.order).reshape(shape)
 
@@ -647,12 +687,12 @@ def _code_buffer(n_max: int, size: int) -> np.ndarray:
     return np.empty(n_max, np.int32 if size < 2**31 - 2 else np.int64)
 
 
-def _reconstruct(coded, keep, masked, bins, h, kinds, plist, source, unpred) -> np.ndarray:
+def _reconstruct(coded, keep, masked, bins, h, kinds, plist, source, unpred, recon_dtype) -> np.ndarray:
     """Replay the encoder's prediction passes, dequantising the decoded symbols."""
     n_cls = h.cuts.size + 1
     cls_of_fine = np.searchsorted(h.cuts, np.arange(N_FINE), side="right").astype(np.uint8)
     shape = np.array(coded, np.int64)
-    recon = np.zeros(math.prod(coded))
+    recon = np.zeros(math.prod(coded), recon_dtype)
     top = bins.size - 1
     # the origin: one symbol (class 0) unless skipped
     upos = 0
@@ -713,12 +753,12 @@ def _bucket_map(k: int) -> np.ndarray:
     return out
 
 
-def _reconstruct_ctx(coded, keep, masked, bins, h, kinds, src: _CtxSource, unpred) -> np.ndarray:
+def _reconstruct_ctx(coded, keep, masked, bins, h, kinds, src: _CtxSource, unpred, recon_dtype) -> np.ndarray:
     """Version 2: decode each pass's symbols in symbol order under their contexts, then reconstruct."""
     n_cls = h.cuts.size + 1
     cls_of_fine = np.searchsorted(h.cuts, np.arange(N_FINE), side="right").astype(np.uint8)
     shape = np.array(coded, np.int64)
-    recon = np.zeros(math.prod(coded))
+    recon = np.zeros(math.prod(coded), recon_dtype)
     top = bins.size - 1
     upos = 0
     if not masked or keep[0]:

@@ -61,23 +61,31 @@ def _geometry(shape, level, d):
 
 @kernel(inline="always")
 def _predict(r, base, es, i, n_odd, n_even, cubic):
-    """Prediction of odd point ``i`` from the evens ``r[base + k * es]`` (same arithmetic as 0.1.0)."""
+    """Prediction of odd point ``i`` from the evens ``r[base + k * es]`` (same arithmetic as 0.1.0), in float64
+    whatever ``r`` holds (a float32 reconstruction is widened value by value)."""
     n_mid = min(n_odd, n_even - 1)
     if cubic and n_even >= 4:
         top = min(n_odd - 1, n_even - 3)
         if i == 0:
-            return (r[base] * 3.0 + r[base + es] * 6.0 - r[base + 2 * es]) * 0.125
+            return (_at(r, base) * 3.0 + _at(r, base + es) * 6.0 - _at(r, base + 2 * es)) * 0.125
         if i <= top:
-            a, b = r[base + (i - 1) * es], r[base + i * es]
-            c, e = r[base + (i + 1) * es], r[base + (i + 2) * es]
+            a, b = _at(r, base + (i - 1) * es), _at(r, base + i * es)
+            c, e = _at(r, base + (i + 1) * es), _at(r, base + (i + 2) * es)
             return ((b + c) * 9.0 - (a + e)) * 0.0625
         if i == n_mid - 1:
-            return (r[base + i * es] * 6.0 + r[base + (i + 1) * es] * 3.0 - r[base + (i - 1) * es]) * 0.125
+            return (_at(r, base + i * es) * 6.0 + _at(r, base + (i + 1) * es) * 3.0
+                    - _at(r, base + (i - 1) * es)) * 0.125
     if i < n_mid:
-        return (r[base + i * es] + r[base + (i + 1) * es]) * 0.5
+        return (_at(r, base + i * es) + _at(r, base + (i + 1) * es)) * 0.5
     if n_odd >= 2:
-        return r[base + (n_odd - 1) * es] * 1.5 - r[base + (n_odd - 2) * es] * 0.5
-    return r[base + (n_odd - 1) * es]
+        return _at(r, base + (n_odd - 1) * es) * 1.5 - _at(r, base + (n_odd - 2) * es) * 0.5
+    return _at(r, base + (n_odd - 1) * es)
+
+
+@kernel(inline="always")
+def _at(r, k):
+    """``r[k]`` as float64: the predictor's arithmetic is float64 for a float32 reconstruction too."""
+    return np.float64(r[k])
 
 
 @kernel(inline="always")
@@ -85,7 +93,7 @@ def _fine_class(r, base, es, i, n_odd, n_even, inv_bin, edges):
     """Fine context class: position of ``|right - left| * inv_bin`` among ``edges`` (numpy searchsorted 'left')."""
     if i >= min(n_odd, n_even - 1):
         return 0  # activity 0 lies on the first edge
-    act = abs(r[base + (i + 1) * es] - r[base + i * es]) * inv_bin
+    act = abs(_at(r, base + (i + 1) * es) - _at(r, base + i * es)) * inv_bin
     if act != act:
         return len(edges)
     c = 0
@@ -147,7 +155,8 @@ def encode_passes(values, keep, shape, bins, tol, recon, sym, fine, pass_start, 
     """Predict and quantise every pass of ``values`` (flat, C order of ``shape``), at the points where ``keep``
     (the same size as ``values``; any other size: every point).
 
-    Fills ``recon`` (the decoder's reconstruction, float64; it may be ``values`` itself, overwritten: each
+    Fills ``recon`` (the decoder's reconstruction: float64, or float32 with each value rounded as it is stored,
+    as the decoder stores it; it may be ``values`` itself, overwritten: each
     target's value is read before its reconstruction is written, and no value is read after), ``sym`` (uint16 symbol of each kept
     point, pass by pass in symbol order), ``fine`` (its fine class), ``pass_start`` (offsets into
     ``sym``; entry 0 is the origin), ``kinds`` (1 = cubic) and ``plevel`` (level of each entry).
@@ -172,7 +181,7 @@ def encode_passes(values, keep, shape, bins, tol, recon, sym, fine, pass_start, 
         s, recon[0] = quantize(t, 0.0, bins[top], tol)
         sym[n] = s
         if s == 0:
-            unpred[nu] = t
+            unpred[nu] = recon[0]
             nu += 1
         fine[n] = 0
         n += 1
