@@ -11,6 +11,8 @@ stream's mask, so this choice affects only the size of the coefficients.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..kernels import kernel
@@ -35,7 +37,7 @@ def _down(v: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _up(c: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """The coarse grid ``c`` interpolated (linearly, cell centres) onto the fine ``shape``."""
+    """The coarse grid ``c`` interpolated (linearly, cell centres) onto the fine ``shape``, one axis at a time."""
     for k, n in enumerate(shape):
         m = c.shape[k]
         if m == n:
@@ -43,9 +45,24 @@ def _up(c: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
         pos = (np.arange(n) + 0.5) / 2 - 0.5
         lo = np.clip(np.floor(pos).astype(np.int64), 0, m - 1)
         hi = np.clip(lo + 1, 0, m - 1)
-        t = np.clip(pos - lo, 0.0, 1.0).reshape((-1,) + (1,) * (c.ndim - k - 1))
-        c = np.take(c, lo, axis=k) * (1 - t) + np.take(c, hi, axis=k) * t
+        t = np.clip(pos - lo, 0.0, 1.0)
+        flat = np.ascontiguousarray(c).reshape(math.prod(c.shape[:k]), m, -1)
+        c = _up_axis(flat, lo, hi, t).reshape(c.shape[:k] + (n,) + c.shape[k + 1 :])
     return c
+
+
+@kernel
+def _up_axis(c, lo, hi, t):
+    """``c[:, lo] * (1 - t) + c[:, hi] * t`` along the middle axis of a (before, m, after) array (numpy's
+    ``take`` along the last axis of a 6-million-point field took 0.3 s a call)."""
+    n_before, _, n_after = c.shape
+    out = np.empty((n_before, lo.size, n_after))
+    for p in range(n_before):
+        for i in range(lo.size):
+            a, b, w = lo[i], hi[i], t[i]
+            for q in range(n_after):
+                out[p, i, q] = c[p, a, q] * (1.0 - w) + c[p, b, q] * w
+    return out
 
 
 @kernel
