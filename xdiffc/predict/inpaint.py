@@ -67,10 +67,11 @@ def _up_axis(c, lo, hi, t):
 
 @kernel
 def _sweeps(v, hole, sweeps):
-    """Jacobi sweeps on a (d0, d1, d2) array: each hole the mean of its in-range neighbours."""
+    """Jacobi sweeps on a (d0, d1, d2) array: each hole the mean of its in-range neighbours. Two buffers take turns
+    (only holes are written, so the others agree in both): no copy of the field per sweep."""
     d0, d1, d2 = v.shape
+    src, dst = v, v.copy()
     for _ in range(sweeps):
-        new = v.copy()
         for i in range(d0):
             for j in range(d1):
                 for k in range(d2):
@@ -78,20 +79,22 @@ def _sweeps(v, hole, sweeps):
                         continue
                     s, c = 0.0, 0
                     if i > 0:
-                        s += v[i - 1, j, k]; c += 1
+                        s += src[i - 1, j, k]; c += 1
                     if i + 1 < d0:
-                        s += v[i + 1, j, k]; c += 1
+                        s += src[i + 1, j, k]; c += 1
                     if j > 0:
-                        s += v[i, j - 1, k]; c += 1
+                        s += src[i, j - 1, k]; c += 1
                     if j + 1 < d1:
-                        s += v[i, j + 1, k]; c += 1
+                        s += src[i, j + 1, k]; c += 1
                     if k > 0:
-                        s += v[i, j, k - 1]; c += 1
+                        s += src[i, j, k - 1]; c += 1
                     if k + 1 < d2:
-                        s += v[i, j, k + 1]; c += 1
+                        s += src[i, j, k + 1]; c += 1
                     if c:
-                        new[i, j, k] = s / c
-        v[...] = new
+                        dst[i, j, k] = s / c
+        src, dst = dst, src
+    if sweeps % 2:
+        v[...] = src
 
 
 def _as3(a: np.ndarray) -> np.ndarray:
@@ -118,7 +121,8 @@ def inpaint(values: np.ndarray, skip: np.ndarray) -> np.ndarray:
         sv, sw = levels[lv]
         coarse = _up(fill, sv.shape)
         hole = sw == 0
-        fill = np.where(hole, coarse, sv / np.maximum(sw, 1e-300))
+        # the finest level's weights are 0 or 1, so its valid values are v / 1 = v: no division there
+        fill = np.where(hole, coarse, v if lv == 0 else sv / np.maximum(sw, 1e-300))
         f3 = np.ascontiguousarray(_as3(fill))
         _sweeps(f3, np.ascontiguousarray(_as3(hole)), SWEEPS)
         fill = f3.reshape(fill.shape)
