@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 import xdiffc
 from xdiffc import guarantee
 from xdiffc.bitstream import FORMAT_VERSION, MAGIC, MAX_RATIO, Header, Stream
-from xdiffc.byteio import Reader, uvarint
+from xdiffc.byteio import Reader, deflate, inflate, uvarint
 from tests.helpers import assert_bounded
 
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -493,3 +493,23 @@ def test_unknown_version_says_so():
 
 def test_corrupt_error_is_a_value_error():
     assert issubclass(xdiffc.CorruptStreamError, ValueError)
+
+
+@given(st.lists(st.binary(max_size=3000), min_size=1, max_size=6), st.sampled_from([1, 3, 9, 15]))
+def test_frames_from_kept_contexts_are_fresh_contexts_frames_in_every_thread(blobs, level):
+    """``deflate`` keeps one zstd context per thread and level for small inputs: four threads at once write exactly
+    the frames a fresh context writes, and ``inflate`` (one kept context per thread) gives the bytes back."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    big = bytes(range(256)) * 5000  # past the size kept contexts take: a fresh context
+    inputs = blobs + [big]
+    expected = [zstandard.ZstdCompressor(level=level).compress(b) for b in inputs]
+
+    def run(_):
+        frames = [deflate(b, level) for b in inputs]
+        return frames, [inflate(f, "a frame", size=len(b)) for f, b in zip(frames, inputs)]
+
+    with ThreadPoolExecutor(4) as pool:
+        for frames, back in pool.map(run, range(8)):
+            assert frames == expected
+            assert back == inputs

@@ -14,9 +14,8 @@ Exceptions payload: zstd( varint count, then delta-coded flat indices as u64 ) +
 from __future__ import annotations
 
 import numpy as np
-import zstandard
 
-from .byteio import inflate
+from .byteio import deflate, inflate
 from .errors import CorruptStreamError
 from .kernels import kernel
 from .options import Options
@@ -71,7 +70,7 @@ def encode_exceptions(x: np.ndarray, idx: np.ndarray) -> bytes:
         return b""
     deltas = np.diff(idx.astype(np.uint64), prepend=np.uint64(0))
     body = np.uint64(idx.size).tobytes() + deltas.tobytes() + np.ascontiguousarray(x.ravel()[idx]).tobytes()
-    return zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(body)
+    return deflate(body, _ZSTD_LEVEL)
 
 
 def apply_exceptions(y: np.ndarray, payload: bytes) -> None:

@@ -12,9 +12,8 @@ import math
 from collections.abc import Iterable
 
 import numpy as np
-import zstandard
 
-from .byteio import inflate
+from .byteio import deflate, inflate
 from .entropy import bitmap
 from .errors import CorruptStreamError
 
@@ -42,7 +41,7 @@ def encode_bits(mask: np.ndarray) -> bytes:
     (:mod:`xdiffc.entropy.bitmap`: coastlines, and rows repeated from the previous slice, cost
     little; on a 384 x 320 ocean mask 45% less than zstd) or zstd of the C-order packed bits
     (long exact repeats); the first byte tells them apart (zstd frames start with 0x28)."""
-    packed = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(np.packbits(mask.ravel()).tobytes())
+    packed = deflate(np.packbits(mask.ravel()).tobytes(), _ZSTD_LEVEL)
     coded = bitmap.encode(mask)
     return coded if len(coded) < len(packed) else packed
 
@@ -58,7 +57,7 @@ def decode_bits(payload: bytes, shape: tuple[int, ...], what: str) -> np.ndarray
 
 def encode(x: np.ndarray, mask: np.ndarray) -> tuple[bytes, bytes]:
     """Return (packed mask, exact masked values), each zstd-compressed."""
-    values = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(np.ascontiguousarray(x[mask]).tobytes())
+    values = deflate(np.ascontiguousarray(x[mask]).tobytes(), _ZSTD_LEVEL)
     return encode_bits(mask), values
 
 

@@ -5,9 +5,8 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import zstandard
 
-from ..byteio import inflate
+from ..byteio import deflate, inflate
 
 _ZSTD_LEVEL = 6
 
@@ -19,7 +18,7 @@ def _planes(x: np.ndarray) -> bytes:
 
 def encode(x: np.ndarray) -> bytes:
     """Compress the bytes of a C-contiguous array, grouping byte k of every value together first."""
-    return zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(_planes(x))
+    return deflate(_planes(x), _ZSTD_LEVEL)
 
 
 #: Values of the slices that :func:`estimate` compresses.
@@ -30,9 +29,9 @@ def estimate(x: np.ndarray) -> float:
     """Bytes of :func:`encode`'s frame estimated at zstd's fastest level on up to four spread slices."""
     flat = np.ascontiguousarray(x).reshape(-1)
     if flat.size <= 4 * _SAMPLE:
-        return len(zstandard.ZstdCompressor(level=1).compress(_planes(flat)))
+        return len(deflate(_planes(flat), 1))
     starts = np.linspace(0, flat.size - _SAMPLE, 4).astype(np.int64)
-    size = sum(len(zstandard.ZstdCompressor(level=1).compress(_planes(flat[a : a + _SAMPLE]))) for a in starts)
+    size = sum(len(deflate(_planes(flat[a : a + _SAMPLE]), 1)) for a in starts)
     return size * flat.size / (4 * _SAMPLE)
 
 

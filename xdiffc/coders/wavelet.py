@@ -48,9 +48,8 @@ import math
 import struct
 
 import numpy as np
-import zstandard
 
-from ..byteio import MAX_VARINT, Reader, inflate, put_varint, read_varint, uvarint
+from ..byteio import MAX_VARINT, Reader, deflate, inflate, put_varint, read_varint, uvarint
 from ..entropy import crans, subbands as sb
 from ..entropy.estimate import TABLE_MODEL_BYTES, TABLE_SYMBOL_BYTES, XLOG, xlog2
 from ..errors import CorruptStreamError
@@ -394,7 +393,7 @@ def _trial(x: np.ndarray, keep: np.ndarray | None, wshape: tuple[int, ...], code
     y = _reconstruct(coded.q, coded.step, wshape, coded.packet).reshape(-1)  # dequantised in q's memory
     coded.q = None  # the payload needs the symbols only
     n, raw = _corrections(x, y, keep if keep is not None else np.ones(1, bool), keep is not None, tol)
-    frame = zstandard.ZstdCompressor(level=_ZSTD_LEVEL).compress(raw) if n else b""
+    frame = deflate(raw, _ZSTD_LEVEL) if n else b""
     del raw
     return coded.bits + 8.0 * len(frame), coded, narrow(y, dtype), n, frame
 

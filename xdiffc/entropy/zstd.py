@@ -9,9 +9,8 @@ only where a :data:`FAST_LEVEL` frame says it may win.
 
 from __future__ import annotations
 
-import zstandard
 
-from ..byteio import Reader, inflate, uvarint
+from ..byteio import Reader, deflate, inflate, uvarint
 
 #: Level of the frames of coded symbols (interpolation body, L2 blocks).
 LEVEL = 19
@@ -30,7 +29,7 @@ def strong_level(nbytes: int) -> int:
 
 def frame(raw: bytes, level: int | None = None) -> bytes:
     """``uv`` length + one zstd frame of ``raw`` (its content size declared; default level :data:`LEVEL`)."""
-    body = zstandard.ZstdCompressor(level=LEVEL if level is None else level).compress(raw)
+    body = deflate(raw, LEVEL if level is None else level)
     return uvarint(len(body)) + body
 
 
