@@ -107,7 +107,7 @@ def test_the_documented_table_is_the_registry():
     rows = re.findall(r"^(\w+)\s+(\d+)\s+(\d+)\s+\S", coders.__doc__, re.M)
     assert [(n, int(p), int(m)) for n, p, m in rows] == [(c.name, c.priority, c.min_level) for c in REGISTRY.values()]
     assert [(c.name, c.priority, c.min_level) for c in REGISTRY.values()] == [
-        ("anomaly", 10, 4), ("interp", 20, 1), ("sz3", 30, 7), ("wavelet", 40, 6)]
+        ("anomaly", 10, 4), ("interp", 20, 1), ("sz3", 30, 9), ("wavelet", 40, 6)]
 
 
 @pytest.mark.parametrize("level", list(LEVELS))
@@ -116,7 +116,7 @@ def test_each_level_encodes_the_coders_from_their_min_level(record, level):
     with min_level <= L, in order of priority; a smooth series, which the wavelet's gates let through, from 6."""
     x = cycle((16, 20, 24))
     blob = xdiffc.compress(x, rel_tol=1e-3, level=level)
-    want = ["anomaly"] * (level >= 4) + ["interp"] + ["sz3"] * (level >= 7)
+    want = ["anomaly"] * (level >= 4) + ["interp"] + ["sz3"] * (level >= 9)
     assert [n for n in encoded(record) if n != "wavelet"] == want
     assert_bounded(x, xdiffc.decompress(blob), 1e-3 * float(x.max() - x.min()))
     record.clear()

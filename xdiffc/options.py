@@ -30,7 +30,8 @@ LEVELS = range(1, 10)
 #: a sample or the store decides between two, only one (the temporal decomposition or interp; a chunk against the
 #: store's archive climatology or not).
 FULL_SEARCH_LEVEL = 9
-#: The level when none is given: every coder, as level 9, but one full encode of the decomposition or interp where
+#: The level when none is given: every coder but SZ3 (which won none of 153 benchmark chunks there; level 9 tries
+#: it), and one full encode of the decomposition or interp where
 #: level 9 encodes both (:data:`xdiffc.coders.decomposition.MISS`): on the 11 benchmark fields in 12-step chunks,
 #: 0.14-0.16% smaller ratios for an encoder 1.04x / 1.18x / 1.29x as fast at eps 1e-2 / 1e-3 / 1e-4; and a chunk
 #: that a store's archive climatology applies to is coded against it only (:data:`xdiffc.core.REFERENCE_MIN_LEVEL`).

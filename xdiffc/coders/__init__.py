@@ -9,7 +9,7 @@ name        priority  min level  what
 anomaly     10        4          a climatology (mean or cycle) along the first axis, plus anomalies
                                  (below level 9, it or interp where a sample favours one)
 interp      20        1          multilevel interpolation prediction, context rANS
-sz3         30        7          SZ3 through pysz
+sz3         30        9          SZ3 through pysz
 wavelet     40        6          CDF 9/7 coefficients with outlier corrections
 ==========  ========  =========  ============================================================
 
