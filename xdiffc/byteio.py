@@ -21,7 +21,7 @@ from .kernels import kernel
 
 #: Inputs up to this many bytes are compressed by a context kept per thread and level (its memory grows with the
 #: inputs it has seen, so larger ones get a fresh context, whose setup then costs nothing by comparison).
-_REUSE_BYTES = 1 << 20
+_REUSE_BYTES = 1 << 16
 #: Contexts kept per thread: a new zstd context costs 15-25 us (a (1, 64, 128) chunk compresses 3-5 frames).
 _contexts = threading.local()
 
