@@ -53,6 +53,7 @@ from ..byteio import MAX_VARINT, Reader, deflate, inflate, put_varint, read_vari
 from ..entropy import crans, subbands as sb
 from ..entropy.estimate import TABLE_MODEL_BYTES, TABLE_SYMBOL_BYTES, XLOG, xlog2
 from ..errors import CorruptStreamError
+from ..heap import release_freed
 from ..narrow import narrow
 from ..kernels import kernel
 from ..predict import wavelet as wt
@@ -400,7 +401,9 @@ def _trial(x: np.ndarray, keep: np.ndarray | None, wshape: tuple[int, ...], code
 
 def _step(values: np.ndarray, fill: np.ndarray | None, x: np.ndarray, keep: np.ndarray | None,
           wshape: tuple[int, ...], bands: tuple, packet: bool, factor: float, tol: float, dtype: np.dtype | None) -> tuple:
-    """:func:`_trial` of the quantisation step ``factor * tol``, from a fresh transform quantised in its own memory."""
+    """:func:`_trial` of the quantisation step ``factor * tol``, from a fresh transform quantised in its own memory
+    (the previous step's freed arrays given back first: :mod:`xdiffc.heap`)."""
+    release_freed(8 * x.size)
     return _trial(x, keep, wshape, _Coded(_coefficients(values, wshape, keep, fill, packet), factor * tol, bands,
                                           packet, in_place=True), tol, dtype)
 
