@@ -283,26 +283,34 @@ NOTES = """What limits it (2026-12-07, default level 8). Encoding: the default s
 orders on a sample block, its context models on every symbol (`folded_bits`, `choose_grouping`), the zstd
 weighing (the strong zstd estimate only where rANS is within 0.9-0.98 of the fast zstd size), the temporal
 decomposition (its sample, its period detection and one full encode of it or interp, as the sample estimates
-say), the wavelet probe and SZ3 as a candidate: on TREFHT at 1e-3, 316 ms of which 159 ms encode the
+say) and the wavelet probe: on TREFHT at 1e-3, 227-316 ms (runs differ on this VM) of which 159 ms encode the
 decomposition (the anomaly's axis orders on a sample block 66 ms), 67 ms weigh its sample against interp's and 75
-ms probe the wavelet (probe and trial; it then loses). Level 1, with none of that, encodes at 0.25-0.30x SZ3
-(`benchmarks/levels.py`). Decoding (TREFHT at 1e-3, CPU time, kernels timed one by one): at level 9, 10 ms of
-symbols (11 ns a symbol) and 6 ms of reconstruction; at level 1, 14.5 ms of activity classification, 11.6 ms of
-symbols and 5.7 ms of reconstruction. The symbol loop is bound by the work per symbol, not by the rANS chain
-(TREFHT's interp stream at level 8 re-encoded with two states and decoded by a copy of the pass kernel, 9.2 ms
-of symbols): the loop alone
-(contexts, class, code store) takes 2.4 ms; two interleaved rANS states with a branch-free renormalisation take
-9.3 ms against the shipped 9.2 (9.4 with the branch-free renormalisation alone), though on one model in isolation
-that pair halves a symbol's time (9.3 to 5 ns); one fixed model instead of the per-symbol one saves 2.3 ms. So
-interleaving was again not kept (2 or 4 states, built and measured the day before, left level 1 at 35.4 / 35.6 /
-35.4 ms); search tables 16 times larger did not help either. Memory (a 108 MB float32 chunk): compress peaks at
-3.0x the chunk at levels 8 and 9 (7.2x at level 8 earlier the same day: the decomposition's anomaly, its float64
-reconstruction and the context estimates' per-symbol arrays side by side, and the wavelet's coefficients beside
-its kept steps), 2.8x at level 5, 2.7x at level 1; decompress at 2.9x with its output (the predictor reads a
-float64 field, cast in place at the end). The memory script resets the process's high-water mark (VmHWM) before
-the measured call, so the loading of the input and the warm-up do not count. First compilation: 35-38 s of wall
-time in a fresh process with an empty cache (compress and decompress of a small array with a NaN), 0.5-0.7 s
-from the cache."""
+ms probe the wavelet (probe and trial; it then loses). SZ3 is no longer a candidate below level 9 (it won none of
+153 chunks of these fields at level 8; a (1, 64, 128) chunk spent 0.4 ms of 4 on it). On fields with missing
+values the wavelet's probe first inpaints the holes: on the sea-ice field (83% missing) that took 1-4 s, now 0.3 s
+(the coarse grid interpolated up by a kernel, the sweeps without a copy per sweep; the same fill to the bit).
+Level 1, with none of that, encodes at 0.24-0.28x SZ3 (`benchmarks/levels.py`). Decoding (TREFHT at 1e-3, CPU
+time, kernels timed one by one): at level 9, 10 ms of symbols (11 ns a symbol) and 6 ms of reconstruction; at
+level 1, 14.5 ms of activity classification, 11.6 ms of symbols and 5.7 ms of reconstruction. The symbol loop is
+bound by the work per symbol, not by the rANS chain (TREFHT's interp stream at level 8 re-encoded with two states
+and decoded by a copy of the pass kernel, 9.2 ms of symbols): the loop alone (contexts, class, code store) takes
+2.4 ms; two interleaved rANS states with a branch-free renormalisation take 9.3 ms against the shipped 9.2 (9.4
+with the branch-free renormalisation alone), though on one model in isolation that pair halves a symbol's time
+(9.3 to 5 ns); one fixed model instead of the per-symbol one saves 2.3 ms. So interleaving was again not kept (2
+or 4 states, built and measured the day before, left level 1 at 35.4 / 35.6 / 35.4 ms); search tables 16 times
+larger did not help either. A (1, 64, 128) chunk decodes in 0.38-0.40 ms: 0.16-0.18 ms in the kernel, the rest
+in Python (parsing the container, the tables, the kernels' calls); zstd contexts are now kept per thread for
+frames of up to 64 KiB (a new one cost 15-25 us). Memory (a 108 MB float32 chunk): compress peaks at 2.9x the
+chunk at level 8 (7.2x in the morning: the decomposition's anomaly, its float64 reconstruction and the context
+estimates' per-symbol arrays side by side, and the wavelet's coefficients beside its kept steps; 3.1x before the
+float32 reconstruction and the heap trim below), 3.0x at level 9, 2.8x at level 5, 2.7x at level 1. Decompress
+peaks at 1.9x with its output at every level (2.9x before): a float32 output is reconstructed in float32 where
+the bound allows it (interp payload version 4), so the decoder's field is the output. The wavelet's steps hand
+the heap memory freed by the step before back to the OS (glibc's `malloc_trim`, chunks of 16 MiB or more): freed
+arrays below glibc's 32 MB mmap threshold had stayed resident (3.09x against 2.92x). The memory script resets
+the process's high-water mark (VmHWM) before the measured call, so the loading of the input and the warm-up do
+not count. First compilation: 35-40 s of wall time in a fresh process with an empty cache (compress and
+decompress of a small array with a NaN), 0.5-0.7 s from the cache."""
 
 
 def main() -> None:
