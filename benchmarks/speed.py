@@ -289,7 +289,14 @@ ms probe the wavelet (probe and trial; it then loses). SZ3 is no longer a candid
 153 chunks of these fields at level 8; a (1, 64, 128) chunk spent 0.4 ms of 4 on it). On fields with missing
 values the wavelet's probe first inpaints the holes: on the sea-ice field (83% missing) that took 1-4 s, now 0.3 s
 (the coarse grid interpolated up by a kernel, the sweeps without a copy per sweep; the same fill to the bit).
-Level 1, with none of that, encodes at 0.24-0.28x SZ3 (`benchmarks/levels.py`). Decoding (TREFHT at 1e-3, CPU
+Measured and not kept (levels.py, level 8, same afternoon): the axis orders searched on a
+16,384-point block instead of 65,536 lost 0.65 / 0.6 / 0.7% of the CR at 1e-2 / 1e-3 / 1e-4 for 0.050 / 0.062 /
+0.047x SZ3 against 0.046 / 0.061 / 0.046x; the anomalies coded in the order their sample block chose (no second
+search) lost 0.65 / 0 / 0.4% with speeds within the noise. Level 1's fixed models (2 level groups, radius 4,
+classes from 65,536 symbols) stay: 3 groups, radius 2 or 8, or no classes were 0.02-7% smaller on the geometric
+mean at every eps; classes from 16,384 symbols gave +0.6% at 1e-2 and -0.1% at 1e-4 (one field -1%), for a
+classification sweep more in decoding. Level 1, with none of that, encodes at 0.24-0.28x
+SZ3 (`benchmarks/levels.py`). Decoding (TREFHT at 1e-3, CPU
 time, kernels timed one by one): at level 9, 10 ms of symbols (11 ns a symbol) and 6 ms of reconstruction; at
 level 1, 14.5 ms of activity classification, 11.6 ms of symbols and 5.7 ms of reconstruction. The symbol loop is
 bound by the work per symbol, not by the rANS chain (TREFHT's interp stream at level 8 re-encoded with two states
