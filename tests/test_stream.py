@@ -10,6 +10,7 @@ array needs. The outcomes are tallied per section and printed at the end of the 
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import math
 import struct
@@ -292,7 +293,12 @@ def container(head: bytes, sections: dict[str, bytes]) -> bytes:
 
 
 def decode_or_corrupt(blob: bytes, original: Stream, nbytes: int, **kw) -> str:
-    """'decoded' or 'raised'; fails on any other exception, a slow decode or a large allocation."""
+    """'decoded' or 'raised'; fails on any other exception, a slow decode or a large allocation.
+
+    A first, unmeasured decode loads (or compiles) the kernels that the damaged stream's path needs: their loading
+    allocates megabytes once per process, which are not the stream's doing."""
+    with contextlib.suppress(xdiffc.CorruptStreamError, xdiffc.ModelMismatchError):
+        xdiffc.decompress(blob, **kw)
     tracemalloc.start()
     start = time.perf_counter()
     try:
