@@ -362,6 +362,17 @@ def test_a_size_bomb_is_refused_without_allocating_it(mode):
     assert peak < 1 << 20
 
 
+@pytest.mark.parametrize("dtype", ["f,", "<f4,", "(2,)<f4", "<f4,<f4", "U8", "O", "<M8", "<f", ""])
+def test_a_header_naming_any_other_dtype_is_a_damaged_stream(dtype):
+    """numpy parses a comma in a dtype string with ``ast.literal_eval`` (a damaged "<f4" raised SyntaxError):
+    the header takes a byte order and one of f, i, u, b with its size, and nothing else."""
+    x = _field((3, 12, 16), 4)
+    stream = Stream.from_bytes(xdiffc.compress(x, tol=0.05))
+    head = dataclasses.replace(stream.header, dtype=dtype).pack()
+    with pytest.raises(xdiffc.CorruptStreamError, match="unknown dtype"):
+        xdiffc.decompress(container(head, stream.sections))
+
+
 def test_a_zstd_frame_that_declares_more_than_the_array_is_refused():
     # A frame may declare any content size; python-zstandard allocates it before looking further.
     sections = {"raw": zstandard.ZstdCompressor().compress(bytes(1 << 16))}

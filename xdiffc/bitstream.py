@@ -22,6 +22,7 @@ its size) is padded by :meth:`Stream.to_bytes` with a ``pad`` section of zeros.
 from __future__ import annotations
 
 import math
+import re
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ MODES = ("pointwise", "lossless", "l2")
 MAX_RATIO = 1 << 16
 #: Dimensions a header may declare (NumPy's own limit is 64).
 MAX_NDIM = 32
+#: The dtype strings a header may hold: a byte order and a float, integer, unsigned or boolean type with its size.
+_DTYPE = re.compile(r"[<>|=]?[fiub][1248]")
 #: Name of the section of zero bytes that brings a stream up to the size rule.
 PAD = "pad"
 #: The sections of the container and of the layers around the residual coders (whose sections are named
@@ -90,6 +93,8 @@ class Header:
         tol, rel_tol = r.f64(), r.f64()
         if order not in ("C", "F") or mode not in MODES:
             raise CorruptStreamError(f"the stream header is malformed (order={order!r}, mode={mode!r})")
+        if not _DTYPE.fullmatch(dtype):  # numpy would parse anything else, e.g. "f," through ast.literal_eval
+            raise CorruptStreamError(f"the stream names an unknown dtype {dtype!r}")
         try:
             dt = np.dtype(dtype)
         except TypeError:
