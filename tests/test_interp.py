@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
+from xdiffc.bitstream import Stream
 from xdiffc.coders import interp
 from xdiffc.errors import CorruptStreamError
 
@@ -260,13 +263,19 @@ def test_a_float32_output_is_reconstructed_in_float32_where_the_bound_allows(cas
 
 
 def test_a_float32_reconstruction_wraps_one_payload_only() -> None:
-    """Version 4 holds a version 1 or 3 payload, never another version 4; and the byte alone is a damaged payload."""
+    """Version 4 holds a version 1 or 3 payload, never version 2 or another version 4; and the byte alone is a
+    damaged payload."""
     x = np.cumsum(np.random.default_rng(3).normal(size=(6, 20)), axis=-1).astype(np.float32)
     payload, _ = interp.encode_reconstruct(x, 0.05, dtype=np.float32)
     assert payload[0] == interp.VERSION_F32 and payload[1] in (interp.VERSION, interp.VERSION_COMPACT)
     for bad in (bytes([interp.VERSION_F32]) + payload, payload[:1], payload[:2]):
         with pytest.raises(CorruptStreamError):
             interp.decode(bad, x.shape)
+    golden = Stream.from_bytes((Path(__file__).parent / "golden" / "interp_v2.xdfc").read_bytes())
+    v2 = golden.sections["interp"]
+    assert v2[0] == interp.VERSION_CTX and interp.decode(v2, golden.header.shape).shape == golden.header.shape
+    with pytest.raises(CorruptStreamError, match="version 1 or 3"):
+        interp.decode(bytes([interp.VERSION_F32]) + v2, golden.header.shape)
 
 
 @pytest.mark.parametrize("level", [1, 8])

@@ -312,8 +312,8 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
     ``coder`` forces an entropy coder (tests); by default the smaller estimate is encoded.
     ``dtype``: the reconstruction comes back cast to it (default float64), without a float64 copy.
     ``level``: see :class:`InterpCoder`.
-    ``scratch``: the caller no longer needs ``values``; where they are float64, the reconstruction is built in
-    their memory (a float64 copy of the chunk fewer at the peak); ``values`` must not be used afterwards.
+    ``scratch``: the caller no longer needs ``values``; where they are of the reconstruction's dtype, it is built
+    in their memory (a copy of the chunk fewer at the peak); ``values`` must not be used afterwards.
     ``finish``: the caller's last step on the reconstruction (in place), taken before the cast to
     ``dtype`` and before the entropy estimates, so that no float64 field outlives the prediction passes.
     """
@@ -642,6 +642,8 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
         r.u8()
         recon_dtype = np.float32
     h = _Header(r, len(coded))
+    if recon_dtype == np.float32 and h.version not in (VERSION, VERSION_COMPACT):
+        raise CorruptStreamError("interp payload: version 4 wraps a version 1 or 3 payload only")
     unpred = np.frombuffer(r.take(8 * r.uvarint(n_keep)), "<f8").astype(np.float64)
     if math.prod(coded) == 0:
         if len(r.rest()):

@@ -122,7 +122,7 @@ def inpaint(values: np.ndarray, skip: np.ndarray) -> np.ndarray:
         coarse = _up(fill, sv.shape)
         hole = sw == 0
         # the finest level's weights are 0 or 1, so its valid values are v / 1 = v: no division there
-        fill = np.where(hole, coarse, v if lv == 0 else sv / np.maximum(sw, 1e-300))
+        fill = np.where(hole, coarse, sv if lv == 0 else sv / np.maximum(sw, 1e-300))
         f3 = np.ascontiguousarray(_as3(fill))
         _sweeps(f3, np.ascontiguousarray(_as3(hole)), SWEEPS)
         fill = f3.reshape(fill.shape)
