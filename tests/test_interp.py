@@ -290,3 +290,57 @@ def test_the_float32_rounding_stays_within_the_bound_near_the_threshold(level) -
     payload, recon = interp.encode_reconstruct(x, tol, dtype=np.float32, level=level)
     assert payload[0] == interp.VERSION_F32
     assert np.abs(recon.astype(np.float64) - x).max() <= tol
+
+
+def _previous_slice_reference(sym: np.ndarray, shape: tuple[int, ...], keep: np.ndarray, axis: int) -> np.ndarray:
+    """:func:`~xdiffc.predict.interp.prev_symbols` in numpy: each pass's targets as an array in symbol order (the
+    interpolation axis first, then the others in C order), its kept points numbered in that order, and each kept
+    point given the symbol of the target one step back along ``axis`` (0 where there is none or it is skipped)."""
+    from xdiffc.predict import interp as kern
+
+    numbers = np.arange(int(np.prod(shape))).reshape(shape)
+    prev, n = np.zeros(sym.size, np.uint16), 0
+    for level, d in kern.passes(shape):
+        h, s = 1 << (level - 1), 1 << level
+        index = tuple(slice(h, None, s) if k == d else slice(None, None, h if k < d else s) for k in range(len(shape)))
+        targets = np.moveaxis(numbers[index], d, 0)
+        kept = keep.reshape(-1)[targets]
+        laid = np.zeros(targets.shape, np.uint16)
+        laid[kept] = sym[n : n + kept.sum()]
+        moved = 0 if axis == d else axis + (axis < d)
+        back = np.zeros_like(laid)
+        ahead = [slice(None)] * laid.ndim
+        ahead[moved] = slice(1, None)
+        behind = list(ahead)
+        behind[moved] = slice(None, -1)
+        back[tuple(ahead)] = laid[tuple(behind)]
+        prev[n : n + kept.sum()] = back[kept]
+        n += kept.sum()
+    return prev
+
+
+@settings(max_examples=60, deadline=None)
+@given(shape=st.lists(st.integers(1, 12), min_size=1, max_size=3), seed=st.integers(0, 2**32 - 1),
+       masked=st.booleans(), data=st.data())
+def test_the_previous_slice_contexts_match_a_numpy_reference(shape, seed, masked, data) -> None:
+    """The encoder's previous-slice symbols (version 2 and 3 contexts) along every axis, with and without a mask,
+    are those of a plain numpy walk over each pass's targets: the decoder reads the same neighbours."""
+    from xdiffc.predict import interp as kern
+
+    rng = np.random.default_rng(seed)
+    shape = tuple(shape)
+    keep = rng.random(shape) < 0.6 if masked else np.ones(shape, bool)
+    keep.reshape(-1)[0] = True  # the origin is its own pass 0 here, as in the encoder's layout
+    n_syms = [int(np.count_nonzero(keep.reshape(-1)[0:1]))]
+    start = [0, n_syms[0]]
+    numbers = np.arange(keep.size).reshape(shape)
+    for level, d in kern.passes(shape):
+        h, s = 1 << (level - 1), 1 << level
+        index = tuple(slice(h, None, s) if k == d else slice(None, None, h if k < d else s) for k in range(len(shape)))
+        start.append(start[-1] + int(keep.reshape(-1)[numbers[index]].sum()))
+    sym = rng.integers(0, 1 << 16, start[-1]).astype(np.uint16)
+    axis = data.draw(st.integers(0, len(shape) - 1))
+    ours = kern.prev_symbols(sym, np.array(start, np.int64), np.array(shape, np.int64),
+                             keep.reshape(-1) if masked else np.ones(1, bool), masked, axis)
+    assert ours[0] == 0
+    np.testing.assert_array_equal(ours[1:], _previous_slice_reference(sym[1:], shape, keep, axis))

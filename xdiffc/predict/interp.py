@@ -468,12 +468,16 @@ def _slice_stride(cnt, bst, n_oth, d, axis):
 @kernel
 def prev_symbols(sym, pass_start, shape, keep, masked, axis):
     """For every symbol, the symbol of the same pass's lattice point one step back along ``axis`` (0: none,
-    the first slice, a skipped point, or an unpredictable one)."""
+    the first slice, a skipped point, or an unpredictable one).
+
+    With a mask, each pass's lattice is swept twice: once in memory order (:func:`_rows`) to mark its kept
+    points, once in symbol order to lay out their symbols (0 where skipped), which the next slice reads back: one
+    byte and one uint16 per lattice point, where symbol numbers in int64 had cost 3 times the time."""
     prev = np.zeros(sym.size, np.uint16)
     top = n_levels_of(shape)
     p = 1
     ndim = shape.size
-    lat = np.empty(1, np.int64)
+    kept, laid = np.empty(1, np.bool_), np.empty(1, np.uint16)
     for level in range(top, 0, -1):
         h = 1 << (level - 1)
         for d in range(ndim):
@@ -483,28 +487,26 @@ def prev_symbols(sym, pass_start, shape, keep, masked, axis):
             total = n_odd * n_oth
             sa, ca = _slice_stride(cnt, bst, n_oth, d, axis)
             a = pass_start[p]
-            if masked:  # the symbol number of each lattice point (-1: skipped)
-                if lat.size < total:
-                    lat = np.empty(total, np.int64)
+            if masked:
+                if kept.size < total:
+                    kept, laid = np.empty(total, np.bool_), np.empty(total, np.uint16)
                 t0, _, _, j0, n_in, ms, _, _, js, _, _, _, _ = _rows(shape, level, d)
                 for r in range(t0.size):
                     for q in range(n_in):
-                        lat[j0[r] + q * js] = keep[t0[r] + q * ms] - 1
-                n = a
-                for j in range(total):
-                    if lat[j] == 0:
-                        lat[j] = n
-                        n += 1
-            j = 0
+                        kept[j0[r] + q * js] = keep[t0[r] + q * ms]
+            n = a
             ia, lo = 0, 0
             for j in range(total):
-                if ia > 0:
-                    if masked:
-                        k, kp = lat[j], lat[j - sa]
-                        if k >= 0 and kp >= 0:
-                            prev[k] = sym[kp]
-                    else:
-                        prev[a + j] = sym[a + j - sa]
+                if masked:
+                    s = 0
+                    if kept[j]:
+                        s = sym[n]
+                        if ia > 0:
+                            prev[n] = laid[j - sa]
+                        n += 1
+                    laid[j] = s
+                elif ia > 0:
+                    prev[a + j] = sym[a + j - sa]
                 lo += 1
                 if lo == sa:
                     lo = 0
