@@ -60,7 +60,7 @@ def run(fields: list[tuple[str, str]], eps_list: list[float], levels: list[int],
                                                         for p in parts]),
                                      lambda bs: [xdiffc.decompress(b) for b in bs])
             for name, (enc, dec) in runs.items():
-                enc()  # warm-up: JIT, caches
+                dec(enc())  # warm-up of both directions (JIT: a kernel's first call may compile or load it)
                 t_enc, blob = best_time(enc, repeat)
                 t_dec, y = best_time(lambda: dec(blob), repeat)
                 y = np.concatenate(y)
@@ -138,7 +138,10 @@ def results_text(summary: dict, meta: dict) -> str:
     return "\n".join(lines)
 
 
-NOTES = """Notes (2026-12-07, the 16:55 run). Since the morning's run, interp reconstructs a float32 output in float32
+NOTES = """Notes (2026-12-07, the 19:45 run; both directions are now warmed up before they are timed, as in speed.py: a
+first call that compiled a kernel had cost one field's decode 2.5 s in the run before). The CR is that of the
+16:55 run to the digit, the speeds within this VM's noise of it. Since the morning's run, interp reconstructs a
+float32 output in float32
 where the bound allows it (payload version 4: its bins narrow by at most 1/64 of the bound), which moved the CR to
 61.19 / 16.47 / 7.37 at level 8 and 61.19 / 16.49 / 7.38 at level 9 (the rate-distortion run's 61.10 / 16.49 /
 7.37 predates it), and SZ3 is tried at level 9 only (at level 8 it won none of 153 chunks of these fields). The
@@ -146,8 +149,9 @@ default is level 8: below level 9 the encoder encodes one of the temporal decomp
 choosing from the decomposition's sample estimates (interp is encoded as well only where the decomposition's
 payload misses its estimate by 1.5x); it codes 0-0.2% larger than level 9 and encodes 1.0-1.35x as fast. The
 section below has the chunked run behind the choice. Against issue 26's targets: the default encodes at
-0.046-0.061x SZ3 (target 0.3x; 0.040-0.051x in the morning) and decodes at 0.14-0.25x (target 0.8x); level 1
-encodes at 0.24-0.28x (target 0.8x) and decodes at 0.16-0.21x (target 1.0x), with 1.10 / 1.16 / 1.11x SZ3's CR
+0.050-0.058x SZ3 (target 0.3x; 0.046-0.061x at 16:55, 0.040-0.051x in the morning) and decodes at 0.18-0.24x
+(target 0.8x); level 1 encodes at 0.25-0.28x (target 0.8x) and decodes at 0.18-0.20x (target 1.0x), with 1.10 /
+1.16 / 1.11x SZ3's CR
 (target 1.15x). Where decoding goes (TREFHT at 1e-3, CPU time, kernels timed one by one, the morning's
 streams): level 9 spends about 10 ms on symbols (11 ns a symbol) and 6 ms on the reconstruction of 18 ms; level
 1 spends 14.5 ms on the activity classification, 11.6 ms on symbols and 5.7 ms on the reconstruction of 35 ms.
