@@ -344,3 +344,17 @@ def test_the_previous_slice_contexts_match_a_numpy_reference(shape, seed, masked
                              keep.reshape(-1) if masked else np.ones(1, bool), masked, axis)
     assert ours[0] == 0
     np.testing.assert_array_equal(ours[1:], _previous_slice_reference(sym[1:], shape, keep, axis))
+
+
+@pytest.mark.parametrize("cuts", [[4, 1, 5, 6, 7, 8], [1, 1, 5, 6, 7, 8], [0, 4, 5, 6, 7, 8], [1, 4, 5, 6, 7, 10]])
+def test_a_header_whose_class_cuts_are_out_of_order_or_range_is_damaged(cuts) -> None:
+    """The context classes' cuts must rise strictly within 1 .. N_FINE - 1: a header that says otherwise (behind a
+    valid checksum) is refused as damaged, whatever the tables after it."""
+    rng = np.random.default_rng(0)
+    x = np.cumsum(rng.normal(size=(16, 64, 64)) * np.exp(rng.normal(size=(16, 64, 64)) * 2), axis=-1)
+    payload = bytearray(interp.encode_reconstruct(x, 1.0)[0])
+    at = 1 + 8 + x.ndim + 1  # version, tol, axis order, level groups: then the number of cuts and the cuts
+    assert payload[0] == interp.VERSION_COMPACT and list(payload[at + 1 : at + 1 + payload[at]]) == [1, 4, 5, 6, 7, 8]
+    payload[at + 1 : at + 7] = bytes(cuts)
+    with pytest.raises(CorruptStreamError, match="header is invalid"):
+        interp.decode(bytes(payload), x.shape)
