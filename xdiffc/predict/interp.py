@@ -472,7 +472,8 @@ def prev_symbols(sym, pass_start, shape, keep, masked, axis):
 
     With a mask, each pass's lattice is swept twice: once in memory order (:func:`_rows`) to mark its kept
     points, once in symbol order to lay out their symbols (0 where skipped), which the next slice reads back: one
-    byte and one uint16 per lattice point, where symbol numbers in int64 had cost 3 times the time."""
+    byte and one uint16 per lattice point, where numbering the symbols in int64 took 1.5 times as long (43 against
+    28 ms a call on an 83%-missing sea-ice field)."""
     prev = np.zeros(sym.size, np.uint16)
     top = n_levels_of(shape)
     p = 1
