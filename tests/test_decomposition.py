@@ -216,3 +216,30 @@ def test_below_the_full_search_one_of_decomposition_and_interp_is_encoded(monkey
     blob = xdiffc.compress(x, tol=tol, level=level)
     assert [n for n in tried if n in ("anomaly", "interp")] == encoded
     assert_bounded(x, xdiffc.decompress(blob), tol)
+
+
+@settings(deadline=None, max_examples=40)
+@given(steps=st.integers(1, 40), period=st.integers(1, 13), rest=hnp.array_shapes(min_dims=0, max_dims=2, max_side=5),
+       seed=st.integers(0, 2**32 - 1), dtype=st.sampled_from([np.float32, np.float64]), transposed=st.booleans())
+def test_cycle_by_cycle_operations_match_a_loop_over_the_cycles(steps, period, rest, seed, dtype, transposed):
+    """The climatology is added (decoder), subtracted (encoder) and its counts taken cycle by cycle as one array
+    operation over the cycles; each gives, to the bit, what a loop over the cycles gives, in place in the output
+    even where that is a transposed view (interp's output in a permuted axis order)."""
+    rng = np.random.default_rng(seed)
+    shape = (steps,) + tuple(rest)
+    clim = rng.normal(size=(period,) + shape[1:]) * 100
+    anomaly = rng.normal(size=shape).astype(dtype)
+    if transposed:  # the same values, laid out in reverse axis order
+        anomaly = np.ascontiguousarray(anomaly.T).T
+    expected = anomaly.copy()
+    for start in range(0, steps, period):
+        expected[start : start + period] += clim[: min(period, steps - start)]
+    out = decomposition._combine(clim, anomaly, period)
+    assert out is anomaly and out.dtype == dtype
+    assert out.tobytes() == expected.tobytes()  # the same bits, in C order whatever the layout
+    values = rng.normal(size=shape).astype(dtype)
+    subtracted = decomposition._anomaly(values, clim, None, period, dtype)
+    assert np.array_equal(subtracted, (values - clim[np.arange(steps) % period]).astype(dtype))
+    keep = rng.random(shape) < 0.7
+    assert np.array_equal(decomposition._counts(keep, period),
+                          np.stack([keep[p::period].sum(axis=0) for p in range(period)]).astype(np.float64))
