@@ -86,15 +86,18 @@ def _phases(n: int, period: int):
 def _cycles(a: np.ndarray, period: int) -> tuple[np.ndarray, np.ndarray]:
     """Views of ``a``: its full cycles along the first axis, shape ``(cycles, period) + shape[1:]``, and the last,
     partial cycle (maybe empty). One array operation over the cycles replaces a loop of one per cycle (a period of 1
-    over 121 hourly steps had made a small chunk's decode 121 numpy calls). Never a copy: writes reach ``a``."""
+    over 121 hourly steps had made a small chunk's decode 121 numpy calls). Never a copy, whatever ``a``'s layout
+    (strides, not ``reshape``, which may copy; its ``copy=False`` needs numpy 2.1): writes reach ``a``."""
     full = a.shape[0] // period * period
-    return a[:full].reshape((full // period, period) + a.shape[1:], copy=False), a[full:]
+    step = a.strides[0]
+    cycles = np.lib.stride_tricks.as_strided(a, (full // period, period) + a.shape[1:], (step * period,) + a.strides)
+    return cycles, a[full:]
 
 
 def _counts(keep: np.ndarray, period: int) -> np.ndarray:
     """The number of valid points of each phase, shape ``(period,) + shape[1:]`` (exact in float64)."""
     cycles, rest = _cycles(keep, period)
-    count = cycles.sum(axis=0, dtype=np.float64) if len(cycles) else np.zeros((period,) + keep.shape[1:])
+    count = cycles.sum(axis=0, dtype=np.float64)  # zeros where there is no full cycle
     count[: len(rest)] += rest
     return count
 
