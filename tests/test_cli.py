@@ -139,7 +139,8 @@ def test_a_reader_that_stops_early_gets_no_error(files):
     cli = f"{sys.executable} -c 'import sys; from xdiffc.cli import main; sys.exit(main())'"
     command = f"{cli} assess {files / 't.nc'} {files / 't.zarr'} | true; exit ${{PIPESTATUS[0]}}"  # true reads nothing
     run = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300)
-    assert run.returncode == 141 and run.stderr == "", run
+    said = [line for line in run.stderr.splitlines() if "compiling its kernels" not in line]  # a cold cache's notice
+    assert run.returncode == 141 and said == [], run
 
 
 def test_a_warning_is_one_line_once(tmp_path):
