@@ -12,8 +12,6 @@ import zarr
 
 import xdiffc
 from xdiffc.bitstream import Stream
-from xdiffc.byteio import Reader
-from xdiffc.coders import interp
 from xdiffc.coders import REGISTRY
 from xdiffc.options import DEFAULT_LEVEL, Options
 from xdiffc.zarr_codec import GCDTCZarrCodec
@@ -52,19 +50,6 @@ def test_level_1_tries_interp_alone_and_level_9_the_full_search(monkeypatch):
     nine = xdiffc.compress(x, rel_tol=1e-3, level=9)
     assert tried[0] == "anomaly" and "anomaly" in Stream.from_bytes(nine).sections
     assert len(nine) < len(one)  # the search pays on a field with a cycle
-
-
-@pytest.mark.parametrize("shape, axis", [((24, 16, 32), 0), ((1, 16, 32), 1), ((1, 1, 300), 2)])
-def test_level_1_takes_its_previous_slice_context_along_the_first_long_axis(shape, axis):
-    """The same place a step earlier along the first axis (time, in CF's order) where the array has one."""
-    rng = np.random.default_rng(1)
-    x = (rng.normal(size=shape[1:]) + 0.05 * rng.normal(size=shape)).astype(np.float32)  # a rough map that persists
-    blob = xdiffc.compress(x, rel_tol=1e-3, level=1)
-    payload = Stream.from_bytes(blob).sections["interp"]
-    r = Reader(payload[1:] if payload[0] == interp.VERSION_F32 else payload, "the interp payload")
-    header = interp._Header(r, len(shape))
-    assert header.version == interp.VERSION_COMPACT and header.k == interp.FIXED_K and header.axis == axis
-    assert_bounded(x, xdiffc.decompress(blob), 1e-3 * float(x.max() - x.min()))
 
 
 @pytest.mark.parametrize("level", [1, 2, 3, 4, 6, 7, 9])

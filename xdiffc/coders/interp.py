@@ -153,17 +153,13 @@ _ESTIMATE_ZSTD_FROM = 1 << 17
 MODEL_LEVEL = 2
 #: ... and from this one also the axis order (on a sample block) and whether a zstd body is smaller.
 SEARCH_LEVEL = 3
-#: Below MODEL_LEVEL: two level groups, every activity class, radius 4 on the previous point along the first
-#: axis longer than 1 (:func:`_fixed_slice_axis`). Measured on 15 field x bound cells (with the last axis): 1.076x
-#: the full search's payload (geometric mean), at most 1.21x.
+#: Below MODEL_LEVEL: two level groups, no activity classes, radius 4 on the previous point along the first axis
+#: longer than 1 (:func:`_fixed_slice_axis`); with no classes the decoder skips its classification sweep. A table
+#: of FIXED_GROUPS * (2 FIXED_K + 2) models over at most 2**16 symbols stays within _MAX_TABLE.
 FIXED_GROUPS = 2
 FIXED_K = 4
-#: ... and each pass's interpolation weighed on every 8th row of its targets. Chunks of fewer symbols than
-#: FIXED_CLASSES_FROM get no activity classes: their tables would cost more than the classes save (a (1, 64, 128)
-#: TREFHT chunk at 1e-3: 4,252 bytes with them, 3,475 without, 3,478 for the full search), and decoding skips
-#: the classification sweep.
+#: ... and each pass's interpolation weighed on every 8th row of its targets.
 FIXED_COST_STRIDE = 8
-FIXED_CLASSES_FROM = 1 << 16
 
 
 def _group(level: int, groups: int) -> int:
@@ -201,14 +197,16 @@ class _Passes:
 def _fixed_slice_axis(shape: tuple[int, ...]) -> int:
     """The axis of level 1's previous-slice context: the first longer than 1 (time, in CF's order).
 
-    The predictor interpolates most finely along the last axis, so the neighbour along it tells the model
-    little that the prediction has not used; the one along the first axis (the same place a step earlier, for
-    climate output) does. Measured against the last axis (2026-12-07, the 11 benchmark fields at eps 1e-2, 1e-3,
-    1e-4, level 1, the encoder's time the same): geometric-mean CR over SZ3's 1.101 / 1.158 / 1.109 to 1.270 /
-    1.299 / 1.175 on whole fields, 1.085 / 1.141 / 1.111 to 1.159 / 1.259 / 1.172 on 12-step chunks, 1.011 / 1.059 /
-    1.021 to 1.035 / 1.076 / 1.032 on single steps (lat or level first); the worst field lost 7% (a 3-hourly
-    precipitation at 1e-2), and 32 of the 54 single steps lost up to 4.7%. Estimating the better axis gained
-    1-2% more for 1.2-1.55x the encoder's time."""
+    The predictor interpolates most finely along the last axis, so the neighbour along it tells the model little
+    that the prediction has not used; the one along the first axis (the same place a step earlier, for climate
+    output) does. Measured (2026-12-07, the 11 benchmark fields at eps 1e-2 / 1e-3 / 1e-4, level 1, geometric-mean
+    CR over SZ3's): the last axis with activity classes gave 1.101 / 1.158 / 1.109 on whole fields; the first
+    axis 1.270 / 1.299 / 1.175, and without the classes 1.195 / 1.257 / 1.154, decoded in 0.55-0.59 of the time and
+    encoded in 0.77-0.99 (level 1 is the fast level, so it has none). On 12-step chunks: 1.085 / 1.141 / 1.111 to
+    1.122 / 1.257 / 1.175; on single steps (lat or level first, most of them too small for classes before):
+    1.011 / 1.059 / 1.021 to 1.035 / 1.076 / 1.032. The worst whole field lost 7% (a 3-hourly precipitation at
+    1e-2), and 32 of the 54 single steps up to 4.7%. Estimating the better axis gained 1-2% more for 1.2-1.55x the
+    encoder's time."""
     live = [a for a, n in enumerate(shape) if n > 1]
     return live[0] if live else 0
 
@@ -394,13 +392,12 @@ def _encode(values: np.ndarray, tol: float, skip: np.ndarray | None, coder: int 
     elif level >= MODEL_LEVEL:
         ans_bits, groups, cuts = _choose_models(p)
     else:
-        classes = p.sym.size >= FIXED_CLASSES_FROM
-        ans_bits, groups, cuts = math.nan, max(1, min(FIXED_GROUPS, p.levels)), list(range(1, N_FINE)) if classes else []
+        ans_bits, groups, cuts = math.nan, max(1, min(FIXED_GROUPS, p.levels)), []
     plan = None
     if (coder is None or coder == CODER_CTX) and level >= MODEL_LEVEL:
         plan = _CtxPlan(p, keep, coded_shape, groups, cuts)
     elif coder is None or coder == CODER_CTX:
-        plan = _CtxPlan.fixed(p, keep, coded_shape, groups, cuts, _fixed_slice_axis(coded_shape), FIXED_K)
+        plan = _CtxPlan.fixed(p, keep, coded_shape, groups, _fixed_slice_axis(coded_shape), FIXED_K)
     del keep
     if coder is None and level < SEARCH_LEVEL:
         coders = [CODER_CTX]
@@ -531,18 +528,14 @@ class _CtxPlan:
         self.keep, self.shape, self.masked = flat_keep, shape, masked
 
     @classmethod
-    def fixed(cls, p: _Passes, keep: np.ndarray | None, coded_shape: tuple[int, ...], groups: int, cuts: list[int],
-              axis: int, k: int) -> _CtxPlan:
-        """The plan of the given choices, estimated nothing (level 1); ``k`` shrinks to fit :data:`_MAX_TABLE`."""
+    def fixed(cls, p: _Passes, keep: np.ndarray | None, coded_shape: tuple[int, ...], groups: int, axis: int,
+              k: int) -> _CtxPlan:
+        """The plan of the given choices and no activity classes, estimated nothing (level 1)."""
         plan = cls.__new__(cls)
         plan.dense, plan.n_dense = kern.dense_symbols(p.sym)
-        plan.groups, plan.cuts, plan.bits = groups, list(cuts), math.nan
-        plan.n_cls = len(plan.cuts) + 1
-        while k and groups * plan.n_cls * (2 * k + 2) * plan.n_dense > _MAX_TABLE:
-            k //= 2
+        plan.groups, plan.cuts, plan.bits, plan.n_cls = groups, [], math.nan, 1
         plan.axis, plan.k = (axis, k) if k else (0, 0)
-        plan.cls_of_fine = np.searchsorted(np.array(plan.cuts, np.int64), np.arange(N_FINE),
-                                           side="right").astype(np.uint8)
+        plan.cls_of_fine = np.zeros(N_FINE, np.uint8)
         plan.masked = keep is not None
         plan.keep = keep.reshape(-1) if plan.masked else np.ones(1, bool)
         plan.shape = np.array(coded_shape, np.int64)
