@@ -83,6 +83,23 @@ def test_a_scratch_input_becomes_the_reconstruction_with_the_same_payload(case, 
     assert np.array_equal(recon.view(np.uint64), decoded.view(np.uint64))
 
 
+@settings(max_examples=40, deadline=None)
+@given(_fields(), st.sampled_from([1, 8]))
+def test_the_passes_without_classes_are_those_with_them_but_the_classes(case, cost_stride):
+    """Level 1 skips the activity classes in its pass: the symbols, reconstruction, interpolations and
+    unpredictable values are the same, every fine class 0."""
+    values, tol, skip = case
+    assume(values.size and 0 < tol < 1e300)
+    keep = None if skip is None else ~skip
+    with_, without = (interp._Passes(values.reshape(values.shape or (1,)), None if keep is None else
+                                     keep.reshape(values.shape or (1,)), tol, cost_stride, classed=c)
+                      for c in (True, False))
+    for name in ("sym", "start", "kinds", "plevel", "unpred"):
+        assert np.array_equal(getattr(with_, name), getattr(without, name)), name
+    assert np.array_equal(with_.recon.view(np.uint64), without.recon.view(np.uint64))
+    assert not without.fine.any()
+
+
 @pytest.mark.parametrize("shape", [(), (0,), (1,), (1, 1, 1), (0, 5), (3, 2, 4, 2, 3)])
 def test_degenerate_shapes(shape: tuple[int, ...]) -> None:
     """0-D, empty, single-point and 5-D arrays round-trip."""
