@@ -341,19 +341,21 @@ def _lattice(shape, level, d):
 @kernel
 def classify_pass(recon, keep, masked, pas, cls_of_fine, cls, counts):
     """Context class of every target of the pass tuple ``pas`` into ``cls`` (symbol order; 255 = skipped), and
-    the kept counts per class into ``counts``.  Visits the targets in memory order (:func:`_rows`)."""
+    the kept counts per class into ``counts`` (one per class: with one, every kept target is class 0 and its
+    activity is not computed).  Visits the targets in memory order (:func:`_rows`)."""
     edges = ACTIVITY_EDGES
     shape, level, d, _, _, inv_bin = pas
     t0, pb0, i0, j0, n_in, ms, pstep, di, js, es, n_odd, n_even, n_oth = _rows(shape, level, d)
     counts[:] = 0
+    one = counts.size == 1
     for r in range(t0.size):
         for q in range(n_in):
             j = j0[r] + q * js
             if masked and not keep[t0[r] + q * ms]:
                 cls[j] = 255
             else:
-                c = cls_of_fine[_fine_class(recon, pb0[r] + q * pstep, es, i0[r] + q * di, n_odd, n_even, inv_bin,
-                                            edges)]
+                c = 0 if one else cls_of_fine[_fine_class(recon, pb0[r] + q * pstep, es, i0[r] + q * di, n_odd,
+                                                          n_even, inv_bin, edges)]
                 cls[j] = c
                 counts[c] += 1
     return n_odd * n_oth
