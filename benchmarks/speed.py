@@ -300,8 +300,9 @@ Measured and not kept (levels.py, level 8, same afternoon): the axis orders sear
 search) lost 0.65 / 0 / 0.4% with speeds within the noise. Level 1's fixed models (2 level groups, radius 4,
 classes from 65,536 symbols) stay: 3 groups, radius 2 or 8, or no classes were 0.02-7% smaller on the geometric
 mean at every eps; classes from 16,384 symbols gave +0.6% at 1e-2 and -0.1% at 1e-4 (one field -1%), for a
-classification sweep more in decoding. Level 1, with none of that, encodes at 0.24-0.28x
-SZ3 (`benchmarks/levels.py`). Decoding (TREFHT at 1e-3, CPU
+classification sweep more in decoding (that afternoon; in the late evening, below, level 1 dropped its classes
+for its decoder's speed, its context along the first axis making up the size). Level 1, with none of that, encoded
+at 0.24-0.28x SZ3 (`benchmarks/levels.py`). Decoding (TREFHT at 1e-3, CPU
 time, kernels timed one by one): at level 9, 10 ms of symbols (11 ns a symbol) and 6 ms of reconstruction; at
 level 1, 14.5 ms of activity classification, 11.6 ms of symbols and 5.7 ms of reconstruction. The symbol loop is
 bound by the work per symbol, not by the rANS chain (TREFHT's interp stream at level 8 re-encoded with two states
@@ -353,7 +354,21 @@ three bounds; a decoder tuple of 12 fields instead of 10 had made it 2.5x slower
 that choose interp's zstd body lean toward zstd (on the 4 whole fields that reach the strong estimate, rANS's
 lies 1.1-2.3% above its payload, zstd's 0.4-1.2% below its own): asking zstd to undercut rANS's estimate by 3%
 picked the smaller body in all 4 (homme T at 1e-3: 1.0% smaller, its encode 142 to 61 ms), but that body decodes
-3.3 times slower than the zstd body it replaces (10.7 against 3.3 ms): not kept."""
+3.3 times slower than the zstd body it replaces (10.7 against 3.3 ms): not kept.
+Late evening (2026-12-07, from 21:14 UTC). Kept: level 1 takes its previous-slice context along the first axis
+longer than 1 and has no activity classes (levels.py, 21:58: 1.20 / 1.26 / 1.15x SZ3's CR, encode 0.31-0.32x,
+decode 0.27-0.33x, against 1.10 / 1.16 / 1.11x, 0.25-0.28x and 0.18-0.20x); its pass skips the activity it no
+longer uses (0.77-0.80 of the pass's time without missing values); a field with missing values and one context
+class is decoded without each kept point's activity (sea ice 0.84-0.91 of the decode time, levels 1 and 8). Measured
+and not kept: a size floor for the wavelet's gate (below 32,768 values the wavelet never won on the lat-lon tiles
+and steps, but it won on the unstructured grid's small chunks: homme T's (1, 26, 256), 6,656 values, 26% smaller
+at 1e-2); the axis orders ranked by the entropy of their symbols with every level and class its own model, only
+the winner's models searched (the same order as the full search in all 111 chunk-and-bound cases, but 0.07-0.4 ms
+saved an order where the pass itself costs 0.25-1.5 ms: 1-2% of the encode); the cost loop's linear and cubic
+predictions from shared loads (0.95-1.01 of the pass: the compiler shares them already); probing only one of the
+two decompositions on 2-D chunks (which one wins flips from field to field: aodsw's dyadic one 1.75x the gate's
+limit, its packet one 0.96x); the rANS encoder's division replaced by a float quotient corrected to the exact one
+(0.92-1.06 of its time); smaller decoder search tables for small chunks (6-9 bits: no change outside the noise)."""
 
 
 def main() -> None:
