@@ -213,6 +213,42 @@ def test_level_1_keeps_its_radius_on_white_noise_at_a_tiny_bound():
     assert np.abs(y - x).max() <= 3e-5
 
 
+def _classed_field() -> np.ndarray:
+    """Smooth halves and a rough one: the activity classes pay."""
+    rng = np.random.default_rng(3)
+    x = np.cumsum(np.cumsum(rng.normal(size=(64, 256)), 0), 1) * 1e-3
+    x[:, 128:] += rng.normal(size=(64, 128)) * 5
+    return x
+
+
+def test_the_context_classes_stay_only_where_they_save_more_than_the_margin():
+    x = _classed_field()
+    p = interp._Passes(np.ascontiguousarray(x), None, 1e-3 * float(np.ptp(x)))
+    _, groups, cuts = interp._choose_models(p)
+    assert cuts
+    kept = interp._CtxPlan(p, None, x.shape, groups, cuts, 0.0)
+    dropped = interp._CtxPlan(p, None, x.shape, groups, cuts, 0.99)
+    assert kept.cuts == cuts and kept.n_cls == len(cuts) + 1
+    assert dropped.cuts == [] and dropped.n_cls == 1 and dropped.bits > kept.bits
+
+
+@pytest.mark.parametrize("level, margin", [(2, interp._CLASS_MARGIN), (DEFAULT_LEVEL, interp._CLASS_MARGIN),
+                                           (9, interp._FULL_SEARCH_CLASS_MARGIN)])
+def test_below_level_9_the_classes_must_save_more_for_the_decoders_speed(monkeypatch, level, margin):
+    """A decode without classes skips a sweep: below the full search the classes must save 5% to stay."""
+    seen = []
+    init = interp._CtxPlan.__init__
+
+    def spy(self, *args):
+        seen.append(args[-1])
+        init(self, *args)
+
+    monkeypatch.setattr(interp._CtxPlan, "__init__", spy)
+    x = _classed_field()
+    interp.encode_reconstruct(x, 1e-3 * float(np.ptp(x)), level=level)
+    assert seen and set(seen) == {margin} and interp._FULL_SEARCH_CLASS_MARGIN < interp._CLASS_MARGIN
+
+
 def test_level_2_estimates_the_models_and_level_3_also_the_axis_order():
     x = random_walk_in_time()
     tol = 1e-3 * float(np.ptp(x))

@@ -83,6 +83,7 @@ from ..entropy import codes, crans, rans, zstd
 from ..entropy.estimate import choose_grouping, folded_bits
 from ..errors import CorruptStreamError
 from ..narrow import narrow
+from ..options import FULL_SEARCH_LEVEL
 from ..predict import interp as kern
 from ..predict.interp import N_FINE
 from .base import Trial
@@ -113,8 +114,14 @@ CODER_CTX = 2
 #: Largest previous-slice context radius K the encoder tries (the format allows up to 127).
 _MAX_K = 16
 _K_CHOICES = (0, 1, 2, 4, 8, 16)
-#: Version 2 drops the context classes unless they save more than this fraction of the size.
-_CLASS_MARGIN = 0.005
+#: Version 2 drops the context classes unless they save more than this fraction of the size: without them the
+#: decoder skips its classification sweep. Measured at level 8 (2026-12-07, the 11 benchmark fields at eps 1e-2 /
+#: 1e-3 / 1e-4, geometric means against a margin of 0.005): 0.05 costs 0.27 / 1.0 / 0.87% of the CR for a decode in
+#: 0.98 / 0.75 / 0.76 of the time (up to 0.26 on a field whose classes go); 0.02 costs 0 / 0.16 / 0.21% for 1.0 /
+#: 0.93 / 0.94; no classes at all 7.6 / 10 / 5.7% for 0.93 / 0.61 / 0.52.
+_CLASS_MARGIN = 0.05
+#: ... and at the full search's level (:data:`~xdiffc.options.FULL_SEARCH_LEVEL`, the smallest streams) this one.
+_FULL_SEARCH_CLASS_MARGIN = 0.005
 #: Frequency-table precision of version 2 payloads (bits).
 _PREC = 14
 #: Chunks of this many values or more are refused (the estimates' counting sorts use 4-byte indices); the
@@ -397,7 +404,8 @@ def _encode(values: np.ndarray, tol: float, skip: np.ndarray | None, coder: int 
         ans_bits, groups, cuts = math.nan, max(1, min(FIXED_GROUPS, p.levels)), []
     plan = None
     if (coder is None or coder == CODER_CTX) and level >= MODEL_LEVEL:
-        plan = _CtxPlan(p, keep, coded_shape, groups, cuts)
+        class_margin = _FULL_SEARCH_CLASS_MARGIN if level >= FULL_SEARCH_LEVEL else _CLASS_MARGIN
+        plan = _CtxPlan(p, keep, coded_shape, groups, cuts, class_margin)
     elif coder is None or coder == CODER_CTX:
         plan = _CtxPlan.fixed(p, keep, coded_shape, groups, _fixed_slice_axis(coded_shape), FIXED_K)
     del keep
@@ -483,11 +491,11 @@ class _CtxPlan:
     :meth:`ctx` gives the symbols' model indices.
 
     Without classes the decoder skips the classification sweep (about a third of its time), so
-    that option wins unless the classes save more than :data:`_CLASS_MARGIN` of the size.
+    that option wins unless the classes save more than ``class_margin`` of the size (:data:`_CLASS_MARGIN`).
     """
 
     def __init__(self, p: _Passes, keep: np.ndarray | None, coded_shape: tuple[int, ...], groups: int,
-                 cuts: list[int]) -> None:
+                 cuts: list[int], class_margin: float = _CLASS_MARGIN) -> None:
         self.groups = groups
         shape = np.array(coded_shape, np.int64)
         masked = keep is not None
@@ -504,7 +512,7 @@ class _CtxPlan:
             kmax = _MAX_K
             while kmax and n_gc * (2 * kmax + 2) * self.n_dense > _MAX_TABLE:
                 kmax //= 2
-            opts.append((opt, cls_of_fine, n_gc, kmax, 1.0 if opt else 1.0 - _CLASS_MARGIN))
+            opts.append((opt, cls_of_fine, n_gc, kmax, 1.0 if opt else 1.0 - class_margin))
         for axis in axes or [None]:
             prev = None
             for opt, cls_of_fine, n_gc, kmax, scale in opts:
