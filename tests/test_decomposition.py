@@ -209,7 +209,7 @@ def test_below_the_full_search_one_of_decomposition_and_interp_is_encoded(monkey
     the first one's full size exceeds MISS times its block estimate; the stream keeps the bound either way."""
     x = climate((16, 64, 72), 5)  # larger than the sample block
     tol = 1e-3 * float(x.max() - x.min())
-    exact = decomposition._sample_ratio(x, tol, None)[1]  # real block estimates, scaled by ``scale`` below
+    exact = decomposition._sample_ratio(x, tol, None, 9)[1]  # real block estimates, scaled by ``scale`` below
     estimates = None if scale is None else (exact[0] * scale, exact[1] * scale)
     monkeypatch.setattr(decomposition, "_sample_ratio", lambda *a: (ratio, estimates))
     tried = spy_on_coders(monkeypatch)

@@ -25,6 +25,7 @@ from xdiffc.options import DEFAULT_LEVEL, LEVELS
 from xdiffc.predict.interp import N_FINE
 from tests.helpers import WrappedCoder, assert_bounded
 from tests.test_archive_climatology import climatology_of, seasonal
+from tests.test_levels import cycle_field
 from tests.test_wavelet import smooth_series
 
 
@@ -247,6 +248,10 @@ def test_below_level_9_the_classes_must_save_more_for_the_decoders_speed(monkeyp
     x = _classed_field()
     interp.encode_reconstruct(x, 1e-3 * float(np.ptp(x)), level=level)
     assert seen and set(seen) == {margin} and interp._FULL_SEARCH_CLASS_MARGIN < interp._CLASS_MARGIN
+    if level >= 4:  # the temporal decomposition codes its climatology and anomalies at the chunk's level too
+        seen.clear()
+        blob = xdiffc.compress(cycle_field(), rel_tol=1e-3, level=level)
+        assert "anomaly" in Stream.from_bytes(blob).sections and seen and set(seen) == {margin}
 
 
 def test_level_2_estimates_the_models_and_level_3_also_the_axis_order():

@@ -133,10 +133,12 @@ def _combine(clim: np.ndarray, anomaly: np.ndarray, period: int) -> np.ndarray:
 
 
 def _encode(values: np.ndarray, tol: float, skip: np.ndarray | None, period: int,
-            dtype: np.dtype | None = None) -> tuple[bytes, np.ndarray]:
-    """The payload, and what the decoder rebuilds from it (in ``dtype``, default float64)."""
+            dtype: np.dtype | None = None, level: int = FULL_SEARCH_LEVEL) -> tuple[bytes, np.ndarray]:
+    """The payload, and what the decoder rebuilds from it (in ``dtype``, default float64); interp codes the
+    climatology and the anomalies at ``level``."""
     keep = None if skip is None else ~skip
-    head, clim = interp.encode_reconstruct(_means(values, keep, period), tol * MEAN_FRACTION, _empty(keep, period))
+    head, clim = interp.encode_reconstruct(_means(values, keep, period), tol * MEAN_FRACTION, _empty(keep, period),
+                                           level=level)
     anomaly = None
     if dtype is not None and np.dtype(dtype) == np.float32:
         # float32 anomalies, for interp's float32 reconstruction built in their memory. Their rounding (half a
@@ -148,7 +150,7 @@ def _encode(values: np.ndarray, tol: float, skip: np.ndarray | None, period: int
     if anomaly is None:
         anomaly = _anomaly(values, clim, skip, period, np.float64)
     # rebuilt in the anomaly's memory, the climatology added back and cast before interp's estimates
-    body, y = interp.encode_reconstruct(anomaly, tol, skip, dtype=dtype, scratch=True,
+    body, y = interp.encode_reconstruct(anomaly, tol, skip, dtype=dtype, level=level, scratch=True,
                                         finish=lambda recon: _combine(clim, recon, period))
     del anomaly
     payload = bytes([VERSION]) + uvarint(period) + uvarint(len(head)) + head + body
@@ -211,14 +213,14 @@ def sample_ratio(values: np.ndarray, tol: float, skip: np.ndarray | None, trial:
     call, with both sizes scaled to the field's valid points (``trial.block_estimates``)."""
     if trial is not None and trial.anomaly_ratio is not None:
         return trial.anomaly_ratio
-    ratio, estimates = _sample_ratio(values, tol, skip)
+    ratio, estimates = _sample_ratio(values, tol, skip, FULL_SEARCH_LEVEL if trial is None else trial.level)
     if trial is not None:
         trial.anomaly_ratio, trial.block_estimates = ratio, estimates
     return ratio
 
 
-def _sample_ratio(values: np.ndarray, tol: float,
-                  skip: np.ndarray | None) -> tuple[float, tuple[float, float] | None]:
+def _sample_ratio(values: np.ndarray, tol: float, skip: np.ndarray | None,
+                  level: int) -> tuple[float, tuple[float, float] | None]:
     if not applies(values.shape):
         return math.inf, None
     block = _sample(values.shape)
@@ -234,7 +236,8 @@ def _sample_ratio(values: np.ndarray, tol: float,
         return math.inf, None
     if v.size == values.size:  # the block is the whole field: encoding it is the estimate
         return 0.0, None
-    ours, theirs = len(_encode(v, tol, sub, period)[0]), len(interp.encode(v, tol, sub))
+    ours = len(_encode(v, tol, sub, period, level=level)[0])
+    theirs = len(interp.encode_reconstruct(v, tol, sub, level=level)[0])
     scale = (values.size if skip is None else np.count_nonzero(~skip)) / (v.size if keep is None else np.count_nonzero(keep))
     return ours / theirs, (ours * scale, theirs * scale)
 
@@ -254,8 +257,9 @@ def supersedes_interp(values: np.ndarray, tol: float, skip: np.ndarray | None, t
 
 
 def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None = None, *,
-                       dtype: np.dtype | None = None) -> tuple[bytes, np.ndarray]:
-    """The payload and the field :func:`decode` rebuilds from it, bit for bit (cast to ``dtype`` if given)."""
+                       dtype: np.dtype | None = None, level: int = FULL_SEARCH_LEVEL) -> tuple[bytes, np.ndarray]:
+    """The payload and the field :func:`decode` rebuilds from it, bit for bit (cast to ``dtype`` if given);
+    ``level`` is interp's, for the climatology and the anomalies."""
     if not applies(values.shape):
         raise ValueError(f"the temporal decomposition needs >= 2 dimensions and >= {MIN_STEPS} steps, "
                          f"got shape {values.shape}")
@@ -263,7 +267,7 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
         raise ValueError(f"tol must be finite and positive, got {tol!r}")
     skip = None if skip is None else np.asarray(skip, bool)
     period = detect_period(values, None if skip is None else ~skip)
-    return _encode(values, float(tol), skip, period, dtype)
+    return _encode(values, float(tol), skip, period, dtype, level)
 
 
 def encode(values: np.ndarray, tol: float, skip: np.ndarray | None = None) -> bytes:
@@ -315,7 +319,7 @@ class DecompositionCoder:
         return "interp" not in trial.sizes or trial.sizes["interp"] > MISS * trial.block_estimates[1]
 
     def encode(self, trial: Trial) -> tuple[bytes, np.ndarray]:
-        payload, y = encode_reconstruct(trial.target, trial.tol, trial.skip, dtype=trial.dtype)
+        payload, y = encode_reconstruct(trial.target, trial.tol, trial.skip, dtype=trial.dtype, level=trial.level)
         trial.superseded = supersedes_interp(trial.target, trial.tol, trial.skip, trial) or (
             not _both(trial) and len(payload) <= MISS * trial.block_estimates[0])
         return payload, y
