@@ -138,23 +138,24 @@ def results_text(summary: dict, meta: dict) -> str:
     return "\n".join(lines)
 
 
-NOTES = """Notes (2026-12-07, the 21:58 run; both directions are warmed up before they are timed, as in speed.py). Level 1
-changed at 21:50: its previous-slice context runs along the first axis longer than 1 (the same place a step
-earlier, for climate output), not the last, and it has no activity classes (its decoder skips the classification
-sweep, its encoder's pass the classes). That moved it from 1.10 / 1.16 / 1.11x SZ3's CR, 0.25-0.28x its encode
-and 0.18-0.20x its decode (the 19:45 run) to 1.20 / 1.26 / 1.15x, 0.31-0.32x and 0.27-0.33x: the CR target
-(1.15x) is met at every eps, narrowly at 1e-4 (1.153); the speed targets (0.8x, 1.0x) are not. With the first
-axis and the classes kept it was 1.27 / 1.30 / 1.18x with a 1.7-1.8x slower decode (measured on the payloads
-alone); the worst field lost 7% against the last axis (PRECT at 1e-2). The other levels are unchanged: their CR
-is that of the 19:45 and 16:55 runs to the digit, their speeds within this VM's noise. The default is level 8:
-below level 9 the encoder encodes one of the temporal decomposition and interp, not both, choosing from the
-decomposition's sample estimates (interp is encoded as well only where the decomposition's payload misses its
-estimate by 1.5x); it codes 0-0.2% larger than level 9 and encodes 1.0-1.35x as fast. The section below has the
-chunked run behind the choice. Against issue 26's targets: the default encodes at 0.049-0.057x SZ3 (target 0.3x)
-and decodes at 0.15-0.25x (target 0.8x). Where decoding goes (TREFHT at 1e-3, CPU time, kernels timed one by one,
-the morning's streams): level 9 spends about 10 ms on symbols (11 ns a symbol) and 6 ms on the reconstruction of
-18 ms. Interleaving 2 or 4 rANS states (built, measured, not kept) left these times unchanged, as did search tables
-16 times larger."""
+NOTES = """Notes (2026-12-07, the 22:53 run; both directions are warmed up before they are timed, as in speed.py). Two
+changes since the 19:45 run. Level 1 (21:50) takes its previous-slice context along the first axis longer than 1
+(the same place a step earlier, for climate output), not the last, and has no activity classes (its decoder skips
+the classification sweep, its encoder's pass the classes): from 1.10 / 1.16 / 1.11x SZ3's CR, 0.25-0.28x its
+encode and 0.18-0.20x its decode to 1.20 / 1.26 / 1.15x, 0.30-0.31x and 0.31-0.35x. The CR target (1.15x) is met
+at every eps, narrowly at 1e-4 (1.153); the speed targets (0.8x, 1.0x) are not. With the first axis and the
+classes kept it was 1.27 / 1.30 / 1.18x with a 1.7-1.8x slower decode (payloads alone); the worst field lost 7%
+against the last axis (PRECT at 1e-2). Below level 9 (22:45) interp keeps its context classes only where they save
+5% of the size, not 0.5%, and the temporal decomposition now codes at the chunk's level (it had always asked interp
+for level 9): level 8 moved from 61.19 / 16.47 / 7.37 to 61.03 / 16.30 / 7.30 (within the issue's 0.97x of 61.1 /
+16.5 / 7.4) and its decode from 0.15-0.25x to 0.16-0.33x; level 9 is unchanged to the digit. The default is
+level 8: below level 9 the encoder encodes one of the temporal decomposition and interp, not both, choosing from
+the decomposition's sample estimates (interp is encoded as well only where the decomposition's payload misses its
+estimate by 1.5x). Against issue 26's targets: the default encodes at 0.043-0.053x SZ3 (target 0.3x) and decodes
+at 0.16-0.33x (target 0.8x). Where decoding goes (TREFHT at 1e-3, CPU time, kernels timed one by one, the
+morning's streams): level 9 spends about 10 ms on symbols (11 ns a symbol) and 6 ms on the reconstruction of 18 ms.
+Interleaving 2 or 4 rANS states (built, measured, not kept) left these times unchanged, as did search tables 16
+times larger."""
 
 
 def main() -> None:

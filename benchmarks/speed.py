@@ -368,7 +368,15 @@ saved an order where the pass itself costs 0.25-1.5 ms: 1-2% of the encode); the
 predictions from shared loads (0.95-1.01 of the pass: the compiler shares them already); probing only one of the
 two decompositions on 2-D chunks (which one wins flips from field to field: aodsw's dyadic one 1.75x the gate's
 limit, its packet one 0.96x); the rANS encoder's division replaced by a float quotient corrected to the exact one
-(0.92-1.06 of its time); smaller decoder search tables for small chunks (6-9 bits: no change outside the noise)."""
+(0.92-1.06 of its time); smaller decoder search tables for small chunks (6-9 bits: no change outside the noise).
+Later (22:45-23:00): below level 9 interp keeps its context classes only where they save 5% of the size (0.5%
+before), and the temporal decomposition codes at the chunk's level (it had asked interp for level 9 always). The
+22:56 run: decode 0.37x SZ3 over the 11 fields (0.26x at 22:06), encode 0.053x (0.059x; on ihesp14 TS the
+decomposition now loses its sample, and interp's own encode takes 0.3 s: 0.02x against 0.07x, decode 0.45x against
+0.22x); level 8's CR 61.03 / 16.30 / 7.30 (levels.py). Compress now peaks at 3.03x the 108 MB chunk (2.92x): the
+chunk's interp payload drops its classes (the same peak with the decomposition change undone); where the extra
+11 MB goes was not found. Two threads through to_zarr gave 1.51x in this run (1.81x at 22:06, 1.93x alone):
+this VM's noise."""
 
 
 def main() -> None:

@@ -35,6 +35,8 @@ FULL_SEARCH_LEVEL = 9
 #: level 9 encodes both (:data:`xdiffc.coders.decomposition.MISS`): on the 11 benchmark fields in 12-step chunks,
 #: 0.14-0.16% smaller ratios for an encoder 1.04x / 1.18x / 1.29x as fast at eps 1e-2 / 1e-3 / 1e-4; and a chunk
 #: that a store's archive climatology applies to is coded against it only (:data:`xdiffc.core.REFERENCE_MIN_LEVEL`).
+#: Below the full search interp's context classes must also save 5% of the size to stay (level 9: 0.5%): whole
+#: fields 0.3-1.2% smaller ratios for a decode up to 1.25x as fast (:data:`xdiffc.coders.interp._CLASS_MARGIN`).
 #: Level 5 (no wavelet, no SZ3) loses up to 15% of the ratio of Zarr stores chunked along time at 1e-2
 #: (benchmarks/RESULTS.md, "Levels").
 DEFAULT_LEVEL = 8
