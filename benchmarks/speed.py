@@ -374,8 +374,8 @@ before), and the temporal decomposition codes at the chunk's level (it had asked
 22:56 run: decode 0.37x SZ3 over the 11 fields (0.26x at 22:06), encode 0.053x (0.059x; on ihesp14 TS the
 decomposition now loses its sample, and interp's own encode takes 0.3 s: 0.02x against 0.07x, decode 0.45x against
 0.22x); level 8's CR 61.03 / 16.30 / 7.30 (levels.py). Compress now peaks at 3.03x the 108 MB chunk (2.92x): the
-chunk's interp payload drops its classes (the same peak with the decomposition change undone); where the extra
-11 MB goes was not found. Two threads through to_zarr gave 1.51x in this run (1.81x at 22:06, 1.93x alone):
+chunk's interp payload drops its classes and grows, so the wavelet's gate now lets it through (probe, trial and a
+full encode, which then loses), and the wavelet's steps set the peak, as they do at level 9. Two threads through to_zarr gave 1.51x in this run (1.81x at 22:06, 1.93x alone):
 this VM's noise."""
 
 
