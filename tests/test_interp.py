@@ -92,7 +92,7 @@ def test_the_passes_without_classes_are_those_with_them_but_the_classes(case, co
     assume(values.size and 0 < tol < 1e300)
     keep = None if skip is None else ~skip
     with_, without = (interp._Passes(values.reshape(values.shape or (1,)), None if keep is None else
-                                     keep.reshape(values.shape or (1,)), tol, cost_stride, classed=c)
+                                     keep.reshape(values.shape or (1,)), tol, cost_stride, fine_classes=c)
                       for c in (True, False))
     for name in ("sym", "start", "kinds", "plevel", "unpred"):
         assert np.array_equal(getattr(with_, name), getattr(without, name)), name

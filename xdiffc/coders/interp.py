@@ -181,9 +181,9 @@ class _Passes:
     """What the predictor produced for the kept points of every pass (the origin is pass 0)."""
 
     def __init__(self, values: np.ndarray, keep: np.ndarray | None, tol: float, cost_stride: int = 1,
-                 in_place: bool = False, recon_dtype: type = np.float64, classed: bool = True) -> None:
+                 in_place: bool = False, recon_dtype: type = np.float64, fine_classes: bool = True) -> None:
         """``in_place``: ``values`` (C order, of ``recon_dtype``) becomes the reconstruction, built in
-        ``recon_dtype`` (float32: see :data:`VERSION_F32`). Without ``classed`` every fine class is 0 (level 1
+        ``recon_dtype`` (float32: see :data:`VERSION_F32`). Without ``fine_classes`` every fine class is 0 (level 1
         has no activity classes: the pass then takes 0.77-0.80 of the time on fields without missing values)."""
         shape = np.array(values.shape, np.int64)
         self.levels = kern.n_levels(values.shape)
@@ -198,7 +198,7 @@ class _Passes:
         self.plevel = np.empty(self.n_pass + 1, np.int64)
         flat_keep = keep.reshape(-1) if keep is not None else np.ones(0, bool)
         self.unpred = kern.encode_passes(values.reshape(-1), flat_keep, shape, bins, tol, self.recon, self.sym,
-                                         self.fine, self.start, self.kinds, self.plevel, cost_stride, classed)
+                                         self.fine, self.start, self.kinds, self.plevel, cost_stride, fine_classes)
         self.start = self.start[: self.n_pass + 2]
 
 
@@ -491,11 +491,12 @@ class _CtxPlan:
     :meth:`ctx` gives the symbols' model indices.
 
     Without classes the decoder skips the classification sweep (about a third of its time), so
-    that option wins unless the classes save more than ``class_margin`` of the size (:data:`_CLASS_MARGIN`).
+    that option wins unless the classes save more than ``class_margin`` of the size (:data:`_CLASS_MARGIN` below
+    the full search, :data:`_FULL_SEARCH_CLASS_MARGIN` at it).
     """
 
     def __init__(self, p: _Passes, keep: np.ndarray | None, coded_shape: tuple[int, ...], groups: int,
-                 cuts: list[int], class_margin: float = _CLASS_MARGIN) -> None:
+                 cuts: list[int], class_margin: float) -> None:
         self.groups = groups
         shape = np.array(coded_shape, np.int64)
         masked = keep is not None

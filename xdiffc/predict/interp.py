@@ -151,14 +151,15 @@ def _rows(shape, level, d):
 
 
 @kernel
-def encode_passes(values, keep, shape, bins, tol, recon, sym, fine, pass_start, kinds, plevel, cost_stride, classed):
+def encode_passes(values, keep, shape, bins, tol, recon, sym, fine, pass_start, kinds, plevel, cost_stride,
+                  fine_classes):
     """Predict and quantise every pass of ``values`` (flat, C order of ``shape``), at the points where ``keep``
     (the same size as ``values``; any other size: every point).
 
     Fills ``recon`` (the decoder's reconstruction: float64, or float32 with each value rounded as it is stored,
     as the decoder stores it; it may be ``values`` itself, overwritten: each
     target's value is read before its reconstruction is written, and no value is read after), ``sym`` (uint16 symbol of each kept
-    point, pass by pass in symbol order), ``fine`` (its fine class where ``classed``, else 0), ``pass_start`` (offsets into
+    point, pass by pass in symbol order), ``fine`` (its fine class where ``fine_classes``, else 0), ``pass_start`` (offsets into
     ``sym``; entry 0 is the origin), ``kinds`` (1 = cubic) and ``plevel`` (level of each entry).
     Returns the raw values of the unpredictable kept points (symbol 0), in symbol order. Each pass's
     interpolation (linear or cubic) is the one with the smaller summed residual over every
@@ -227,7 +228,7 @@ def encode_passes(values, keep, shape, bins, tol, recon, sym, fine, pass_start, 
                         continue
                     t = np.float64(values[tgt])
                     s, recon[tgt] = quantize(t, pr, bin_, tol)
-                    f = _fine_class(recon, pb, es, i, n_odd, n_even, inv_bin, edges) if classed else 0
+                    f = _fine_class(recon, pb, es, i, n_odd, n_even, inv_bin, edges) if fine_classes else 0
                     if masked:
                         sym_full[j], fine_full[j] = s, f
                     else:
