@@ -394,9 +394,10 @@ def _trial(x: np.ndarray, keep: np.ndarray | None, wshape: tuple[int, ...], code
     y = _reconstruct(coded.q, coded.step, wshape, coded.packet).reshape(-1)  # dequantised in q's memory
     coded.q = None  # the payload needs the symbols only
     n, raw = _corrections(x, y, keep if keep is not None else np.ones(1, bool), keep is not None, tol)
+    y = narrow(y, dtype)  # before the corrections' frame is made: not the float64 field, its corrections and their frame at once
     frame = deflate(raw, _ZSTD_LEVEL) if n else b""
     del raw
-    return coded.bits + 8.0 * len(frame), coded, narrow(y, dtype), n, frame
+    return coded.bits + 8.0 * len(frame), coded, y, n, frame
 
 
 def _step(values: np.ndarray, fill: np.ndarray | None, x: np.ndarray, keep: np.ndarray | None,
@@ -451,7 +452,10 @@ def encode_reconstruct(values: np.ndarray, tol: float, skip: np.ndarray | None =
             payload = _assemble(run[1], tol, run[3], run[4])
     y = run[2] if won == steps[-1] else None
     del run
-    return payload, (decode(payload, out_shape, skip, dtype) if y is None else y.reshape(out_shape))
+    if y is None:  # the winner's field decoded afresh, the last step's arrays given back first
+        release_freed(8 * x.size)
+        return payload, decode(payload, out_shape, skip, dtype)
+    return payload, y.reshape(out_shape)
 
 
 def _assemble(coded: _Coded, tol: float, n_corrections: int, frame: bytes) -> bytes:
@@ -463,9 +467,12 @@ def _assemble(coded: _Coded, tol: float, n_corrections: int, frame: bytes) -> by
     dense = np.full(sb.N_SYMBOLS, -1, np.int64)
     dense[used] = np.arange(int(used.sum()))
     table, freq = crans.compact_tables(counts[:, used], np.flatnonzero(used), _PREC)
-    # 2 bytes a coefficient (at most 225 models, 129 symbols), as interp's symbols and contexts: one compilation
-    ctx = m_of.astype(np.uint16)[coded.fine]
-    words = crans.encode(coded.sym.astype(np.uint16), ctx, dense, freq, _PREC)
+    # Each coefficient's model (at most 225) in one byte, its fine context dropped: the symbols and models go to
+    # the rANS coder as bytes. Two-byte copies of both (interp's types) had set the compress peak of a 108 MB
+    # float32 chunk at 3.0 times the chunk (np.take into the fine contexts' memory would widen them to intp).
+    ctx = m_of.astype(np.uint8)[coded.fine]
+    coded.fine = None
+    words = crans.encode(coded.sym, ctx, dense, freq, _PREC)
     del ctx
     head = struct.pack("<Bdd", VERSION, tol, coded.step) + bytes([int(coded.packet), groups, int(split), len(cuts), *cuts, _PREC])
     body = (table + uvarint(words.size) + words.astype("<u4").tobytes()
