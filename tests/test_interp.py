@@ -374,3 +374,32 @@ def test_a_header_whose_class_cuts_are_out_of_order_or_range_is_damaged(cuts) ->
     payload[at + 1 : at + 7] = bytes(cuts)
     with pytest.raises(CorruptStreamError, match="header is invalid"):
         interp.decode(bytes(payload), x.shape)
+
+
+@given(st.lists(st.integers(1, 70), min_size=1, max_size=5))
+def test_the_pass_count_is_the_length_of_the_pass_list(shape) -> None:
+    """The decoder counts the passes (their cubic-or-linear bits) without listing them: the same number."""
+    assert interp.kern.n_passes(tuple(shape)) == len(interp.kern.passes(tuple(shape)))
+
+
+@pytest.mark.parametrize("level", [1, 8, 9])
+@pytest.mark.parametrize("masked", [False, True])
+def test_an_unpredictable_origin_decodes_and_needs_its_value(level, masked) -> None:
+    """A constant field far from zero: only the origin (predicted as zero) is unpredictable, every other point
+    follows from it. Its value comes back exactly; without it in the payload, the payload is damaged."""
+    x = np.full((3, 9, 17), 3.0e30)
+    skip = None
+    if masked:
+        skip = np.zeros(x.shape, bool)
+        skip[1, 2:5, 3] = True
+    payload, recon = interp.encode_reconstruct(x, 0.5, skip, level=level)
+    assert np.array_equal(interp.decode(payload, x.shape, skip), recon) and recon.reshape(-1)[0] == 3.0e30
+    from xdiffc.byteio import Reader, uvarint
+
+    r = Reader(payload, "the test payload")
+    interp._Header(r, x.ndim)
+    n_unpred_at = r.pos
+    assert r.uvarint() == 1  # the origin's value alone
+    without = payload[:n_unpred_at] + uvarint(0) + payload[r.pos + 8:]
+    with pytest.raises(CorruptStreamError, match="lacks unpredictable values"):
+        interp.decode(without, x.shape, skip)

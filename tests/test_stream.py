@@ -530,3 +530,14 @@ def test_frames_from_kept_contexts_are_fresh_contexts_frames_in_every_thread(blo
         for frames, back in pool.map(run, range(8)):
             assert frames == expected
             assert back == inputs
+
+
+def test_a_header_is_parsed_once_and_a_damaged_one_raises_each_time() -> None:
+    """Streams with the same header share one parsed (frozen) header; a malformed header is never remembered."""
+    a = xdiffc.compress(np.arange(64.0).reshape(8, 8), tol=0.5)
+    b = xdiffc.compress(np.arange(64.0).reshape(8, 8)[::-1].copy(), tol=0.5)
+    assert Stream.from_bytes(a).header is Stream.from_bytes(b).header
+    bad = Stream(Header("f8", (8, 8), mode="nonsense"), {"raw": b""}).to_bytes()
+    for _ in range(2):
+        with pytest.raises(xdiffc.CorruptStreamError, match="malformed"):
+            Stream.from_bytes(bad)

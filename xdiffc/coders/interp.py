@@ -174,6 +174,21 @@ def _group(level: int, groups: int) -> int:
     return max(1, min(level, groups)) - 1
 
 
+@functools.lru_cache(maxsize=256)
+def classes_of_fine(cuts: tuple[int, ...]) -> np.ndarray:
+    """The context class of every fine activity class under ``cuts`` (uint8; shared: do not write to it)."""
+    return np.searchsorted(np.array(cuts, np.int64), np.arange(N_FINE), side="right").astype(np.uint8)
+
+
+@functools.lru_cache(maxsize=256)
+def _bins(tol: float, alpha: float, beta: float, levels: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`~xdiffc.quantize.level_bins` and their reciprocals (shared: do not write to them), built once per
+    bound: the chunks of one variable share it, and a small chunk's decode is otherwise a few microseconds more."""
+    bins = level_bins(tol, alpha, beta, levels)
+    with np.errstate(over="ignore"):  # a subnormal bin: infinite activity, as in release 0.1.0
+        return bins, 1.0 / bins
+
+
 # ----------------------------------------------------------------------------- encoder
 
 
@@ -469,7 +484,7 @@ def _assemble(p: _Passes, coder: int, tol: float, order: tuple[int, ...], groups
     """The complete payload for one entropy coder (zstd: one model, no classes); ``last`` frees ``p``'s symbols."""
     if coder == CODER_ZSTD:
         groups, cuts = 1, []
-    cls_of_fine = np.searchsorted(np.array(cuts, np.int64), np.arange(N_FINE), side="right").astype(np.uint8)
+    cls_of_fine = classes_of_fine(tuple(cuts))
     if len(cuts):
         sym, lengths, unpred = kern.layout(p.sym, p.fine, p.start, p.unpred, cls_of_fine, len(cuts) + 1)
     else:  # one class: the symbols are already in payload order
@@ -508,7 +523,7 @@ class _CtxPlan:
         best = None  # (bits to compare, bits, axis, k, cuts)
         opts = []
         for opt in options:
-            cls_of_fine = np.searchsorted(np.array(opt, np.int64), np.arange(N_FINE), side="right").astype(np.uint8)
+            cls_of_fine = classes_of_fine(tuple(opt))
             n_gc = groups * (len(opt) + 1)
             kmax = _MAX_K
             while kmax and n_gc * (2 * kmax + 2) * self.n_dense > _MAX_TABLE:
@@ -533,8 +548,7 @@ class _CtxPlan:
                 del ctx
             del prev
         _, self.bits, self.axis, self.k, self.cuts = best
-        self.cls_of_fine = np.searchsorted(np.array(self.cuts, np.int64), np.arange(N_FINE),
-                                           side="right").astype(np.uint8)
+        self.cls_of_fine = classes_of_fine(tuple(self.cuts))
         self.n_cls = len(self.cuts) + 1
         self.keep, self.shape, self.masked = flat_keep, shape, masked
 
@@ -546,7 +560,7 @@ class _CtxPlan:
         plan.dense, plan.n_dense = kern.dense_symbols(p.sym)
         plan.groups, plan.cuts, plan.bits, plan.n_cls = groups, [], math.nan, 1
         plan.axis, plan.k = (axis, k) if k else (0, 0)
-        plan.cls_of_fine = np.zeros(N_FINE, np.uint8)
+        plan.cls_of_fine = classes_of_fine(())
         plan.masked = keep is not None
         plan.keep = keep.reshape(-1) if plan.masked else np.ones(1, bool)
         plan.shape = np.array(coded_shape, np.int64)
@@ -590,15 +604,17 @@ class _Header:
         self.version = r.u8()
         if self.version not in (VERSION, VERSION_CTX, VERSION_COMPACT):
             raise CorruptStreamError("interp payload has an unknown format version")
+        # fields read a few at a time and checked in plain Python: numpy calls on a few bytes took 23 us of each
+        # decode, and a call per field a few more
         if self.version == VERSION_COMPACT:  # no coder byte; alpha and beta are the constants
-            self.coder, self.tol, self.alpha, self.beta = CODER_ANS, r.f64(), _ALPHA, _BETA
+            self.coder, self.alpha, self.beta = CODER_ANS, _ALPHA, _BETA
+            self.tol = r.f64()
         else:
-            self.coder = r.u8()
-            self.tol, self.alpha, self.beta = r.f64(), r.f64(), r.f64()
+            self.coder, self.tol, self.alpha, self.beta = struct.unpack("<Bddd", r.take(25))
         self.order = tuple(r.take(ndim))
-        self.groups, n_cuts = r.u8(), r.u8()
-        cuts = list(r.take(n_cuts))  # checked in plain Python: numpy calls on a few bytes took 23 us of each decode
-        self.cuts = np.array(cuts, np.int64)
+        self.groups, n_cuts = r.take(2)
+        cuts = list(r.take(n_cuts))
+        self.cuts = tuple(cuts)
         valid = (
             self.coder in (CODER_ANS, CODER_ZSTD)
             and math.isfinite(self.tol) and self.tol > 0
@@ -608,7 +624,7 @@ class _Header:
             and all(a < b for a, b in zip(cuts, cuts[1:])) and all(1 <= c < N_FINE for c in cuts)
         )
         if self.version >= VERSION_CTX:
-            self.axis, self.k, self.prec = r.u8(), r.u8(), r.u8()
+            self.axis, self.k, self.prec = r.take(3)
             valid = (valid and self.coder == CODER_ANS and self.axis < ndim and self.k <= 127
                      and 1 <= self.prec <= crans.MAX_PREC)
         if not valid:
@@ -670,9 +686,9 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
             raise CorruptStreamError("interp payload has trailing bytes")
         return np.zeros(shape, dtype or np.float64)
     coded = tuple(coded[i] for i in h.order)
-    plist = kern.passes(coded)
-    kinds = np.unpackbits(np.frombuffer(r.take((len(plist) + 7) // 8), np.uint8))[: len(plist)].astype(bool)
-    n_cls = h.cuts.size + 1
+    n_pass = kern.n_passes(coded)
+    kinds = np.unpackbits(np.frombuffer(r.take((n_pass + 7) // 8), np.uint8))[:n_pass].astype(bool)
+    n_cls = len(h.cuts) + 1
     if h.version >= VERSION_CTX:
         source = _CtxSource(r, h, n_cls, n_keep)
     elif h.coder == CODER_ANS:
@@ -685,11 +701,11 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
         keep = np.ascontiguousarray(keep.transpose(h.order)).reshape(-1)
     else:
         keep = np.ones(1, bool)
-    bins = level_bins(min(h.tol, _MAX_TOL), h.alpha, h.beta, kern.n_levels(coded))
+    bins, inv_bins = _bins(min(h.tol, _MAX_TOL), h.alpha, h.beta, kern.n_levels(coded))
     if h.version >= VERSION_CTX:
-        recon = _reconstruct_ctx(coded, keep, masked, bins, h, kinds, source, unpred, recon_dtype)
+        recon = _reconstruct_ctx(coded, keep, masked, bins, inv_bins, h, kinds, source, unpred, recon_dtype)
     else:
-        recon = _reconstruct(coded, keep, masked, bins, h, kinds, plist, source, unpred, recon_dtype)
+        recon = _reconstruct(coded, keep, masked, bins, inv_bins, h, kinds, source, unpred, recon_dtype)
     source.finish()
     return _in_shape(narrow(recon, dtype), coded, h.order).reshape(shape)
 
@@ -709,10 +725,10 @@ def _code_buffer(n_max: int, size: int) -> np.ndarray:
     return np.empty(n_max, np.int32 if size < 2**31 - 2 else np.int64)
 
 
-def _reconstruct(coded, keep, masked, bins, h, kinds, plist, source, unpred, recon_dtype) -> np.ndarray:
+def _reconstruct(coded, keep, masked, bins, inv_bins, h, kinds, source, unpred, recon_dtype) -> np.ndarray:
     """Replay the encoder's prediction passes, dequantising the decoded symbols."""
-    n_cls = h.cuts.size + 1
-    cls_of_fine = np.searchsorted(h.cuts, np.arange(N_FINE), side="right").astype(np.uint8)
+    n_cls = len(h.cuts) + 1
+    cls_of_fine = classes_of_fine(h.cuts)
     shape = np.array(coded, np.int64)
     recon = np.zeros(math.prod(coded), recon_dtype)
     top = bins.size - 1
@@ -726,10 +742,8 @@ def _reconstruct(coded, keep, masked, bins, h, kinds, plist, source, unpred, rec
     code = _code_buffer(n_max, recon.size)
     counts = np.zeros(n_cls, np.int64)
     seg = np.zeros(n_cls + 1, np.int64)
-    with np.errstate(over="ignore"):  # a subnormal bin: infinite activity, as in release 0.1.0
-        inv_bins = 1.0 / bins
     classed = n_cls > 1 or masked
-    for i, (level, d) in enumerate(plist):
+    for i, (level, d) in enumerate(kern.passes(coded)):
         pas = (shape, level, d, bool(kinds[i]), bins[level], inv_bins[level])  # the kernels' pass tuple
         if classed:
             kern.classify_pass(recon, keep, masked, pas, cls_of_fine, cls, counts)
@@ -775,30 +789,17 @@ def _bucket_map(k: int) -> np.ndarray:
     return out
 
 
-def _reconstruct_ctx(coded, keep, masked, bins, h, kinds, src: _CtxSource, unpred, recon_dtype) -> np.ndarray:
-    """Version 2: decode each pass's symbols in symbol order under their contexts, then reconstruct."""
-    n_cls = h.cuts.size + 1
-    cls_of_fine = np.searchsorted(h.cuts, np.arange(N_FINE), side="right").astype(np.uint8)
-    shape = np.array(coded, np.int64)
+def _reconstruct_ctx(coded, keep, masked, bins, inv_bins, h, kinds, src: _CtxSource, unpred, recon_dtype) -> np.ndarray:
+    """Versions 2 and 3: the origin, then each pass's symbols in symbol order under their contexts, reconstructed
+    (one kernel call)."""
+    n_cls = len(h.cuts) + 1
     recon = np.zeros(math.prod(coded), recon_dtype)
-    top = bins.size - 1
-    upos = 0
-    if not masked or keep[0]:
-        s = crans.decode_one(src.dec, _group(top, h.groups) * n_cls * src.n_b)
-        src.left -= 1
-        if s < 0:
-            raise CorruptStreamError("interp payload: the rANS stream is damaged")
-        recon[0], upos = _origin(s, unpred, bins[top])
     n_max = max(1, recon.size // 2 + 1)
-    cls = np.empty(n_max, np.uint8)
-    code = _code_buffer(n_max, recon.size)
-    counts = np.zeros(n_cls, np.int64)
-    with np.errstate(over="ignore"):
-        inv_bins = 1.0 / bins
-    classed = n_cls > 1 or masked
+    scratch = (np.empty(n_max, np.uint8), np.zeros(n_cls, np.int64), _code_buffer(n_max, recon.size))
     plan = (h.groups, n_cls, src.n_b, h.axis, _bucket_map(h.k))  # the kernel's plan tuple
-    field = (keep, masked, shape, kinds, bins, inv_bins, cls_of_fine, classed)  # the kernel's field tuple
-    upos, src.left = kern.decode_ctx_passes(recon, field, plan, src.dec, unpred, upos, src.left, (cls, counts, code))
+    field = (keep, masked, np.array(coded, np.int64), kinds, bins, inv_bins, classes_of_fine(h.cuts),
+             n_cls > 1 or masked)  # the kernel's field tuple
+    upos, src.left = kern.decode_ctx_passes(recon, field, plan, src.dec, unpred, src.left, scratch)
     if upos == kern.ERR_COUNT:
         raise CorruptStreamError("interp payload: the shape needs a different number of symbols")
     if upos == kern.ERR_SYMBOLS:

@@ -302,8 +302,8 @@ def read_tables(r: Reader, n_models: int, prec: int, n_bins: int, n_symbols: int
             r.pos = at
     if not ok:
         raise CorruptStreamError(f"{what} holds a malformed frequency table")
-    bits = lut_bits(prec, int(np.count_nonzero(nnz > 1)), n_symbols)
-    return Tables(start, nnz, syms, freqs, cums, lookup(start, nnz, cums, prec, bits), prec, prec - bits)
+    lut, sh = lookup(start, nnz, cums, prec, n_symbols)
+    return Tables(start, nnz, syms, freqs, cums, lut, prec, sh)
 
 
 # ----------------------------------------------------------------------------- coding
@@ -356,9 +356,10 @@ LUT_BITS = 11
 _LUT_ENTRIES = 1 << 15
 
 
-def lut_bits(prec: int, n_models: int, n_symbols: int) -> int:
-    """Search-table bits for ``n_models`` models: at most :data:`LUT_BITS`, fewer where the tables would
-    outweigh the symbols to decode."""
+@kernel(inline="always")
+def lut_bits(prec, n_models, n_symbols):
+    """Search-table bits for ``n_models`` models (those with more than one symbol): at most :data:`LUT_BITS`,
+    fewer where the tables would outweigh the ``n_symbols`` symbols to decode."""
     bits = min(LUT_BITS, prec)
     while bits > 4 and n_models << bits > min(max(1 << 12, 2 * n_symbols), _LUT_ENTRIES):
         bits -= 1
@@ -366,12 +367,17 @@ def lut_bits(prec: int, n_models: int, n_symbols: int) -> int:
 
 
 @kernel
-def lookup(start, nnz, cums, prec, bits):
-    """Per model and per top ``bits`` bits of the slot: the last entry whose cum lies at or below the
-    smallest slot with those bits (the decoder scans forward from there)."""
-    shift = prec - bits
+def lookup(start, nnz, cums, prec, n_symbols):
+    """The search table of the decoder of ``n_symbols`` symbols and its shift (``prec`` minus its :func:`lut_bits`):
+    per model and per top bits of the slot, the last entry whose cum lies at or below the smallest slot with
+    those bits (the decoder scans forward from there)."""
     n_models = nnz.size
-    lut = np.zeros((n_models, 1 << bits), np.int32)
+    searched = 0
+    for m in range(n_models):
+        searched += nnz[m] > 1
+    bits = lut_bits(prec, searched, n_symbols)
+    shift = prec - bits
+    lut = np.empty((n_models, 1 << bits), np.int32)
     for m in range(n_models):
         a, k = start[m], nnz[m]
         i = a
@@ -380,7 +386,7 @@ def lookup(start, nnz, cums, prec, bits):
             while i + 1 < a + k and cums[i + 1] <= lo:
                 i += 1
             lut[m, t] = i
-    return lut
+    return lut, shift
 
 
 #: Positions in a decoder tuple (:func:`open_decoder`): the fields of its :class:`Tables`, then the 32-bit words and

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..entropy.crans import STATE, decode_step
+from ..entropy.crans import STATE, decode_one, decode_step
 from ..kernels import grown, kernel
 from ..quantize import RADIUS, dequantize, quantize
 #: Activity (|right - left| neighbour difference, in bins) thresholds of the fine context classes.
@@ -38,6 +38,12 @@ def n_levels(shape: tuple[int, ...]) -> int:
 def passes(shape: tuple[int, ...]) -> list[tuple[int, int]]:
     """(level, dim) of every non-empty pass, in coding order (the origin is not a pass)."""
     return [(lv, d) for lv in range(n_levels(shape), 0, -1) for d in range(len(shape)) if shape[d] > 1 << (lv - 1)]
+
+
+def n_passes(shape: tuple[int, ...]) -> int:
+    """``len(passes(shape))``, without listing them: an axis of extent n has a pass at every level whose half
+    stride lies below n, ``(n - 1).bit_length()`` of them."""
+    return sum((int(n) - 1).bit_length() for n in shape)
 
 
 # ----------------------------------------------------------------------------- pass geometry
@@ -600,8 +606,8 @@ def decode_ctx_pass(recon, pas, cls, classed, dec, ctx, unpred, upos, code):
 
 
 @kernel
-def decode_ctx_passes(recon, field, plan, dec, unpred, upos, left, scratch):
-    """Every pass of a version 2 or 3 payload, coarse to fine (:func:`decode_ctx_pass` each, after
+def decode_ctx_passes(recon, field, plan, dec, unpred, left, scratch):
+    """The origin and every pass of a version 2 or 3 payload, coarse to fine (:func:`decode_ctx_pass` each, after
     :func:`classify_pass` when ``classed``), in one call: a small chunk's decoding is not a Python loop over
     its passes. ``field = (keep, masked, shape, kinds, bins, inv_bins, cls_of_fine, classed)`` (``kinds``: cubic
     or not, per pass), ``plan = (groups, n_cls, n_b, axis, bmap)``, ``scratch = (cls, counts, code)``; ``left``
@@ -611,6 +617,21 @@ def decode_ctx_passes(recon, field, plan, dec, unpred, upos, left, scratch):
     groups, n_cls, n_b, axis, bmap = plan
     cls, counts, code = scratch
     top = bins.size - 1
+    upos = 0
+    if not masked or keep[0]:  # the origin: one symbol under the coarsest group's first model, or unpredictable
+        if left < 1:
+            return ERR_COUNT, left
+        left -= 1
+        s = decode_one(dec, (max(1, min(top, groups)) - 1) * n_cls * n_b)
+        if s < 0:
+            return ERR_SYMBOLS, left
+        if s != 0:
+            recon[0] = (np.float64(s) - RADIUS) * bins[top]
+        elif unpred.size < 1:
+            return ERR_UNPRED, left
+        else:
+            recon[0] = unpred[0]
+            upos = 1
     p = 0
     for level in range(top, 0, -1):
         h = 1 << (level - 1)
