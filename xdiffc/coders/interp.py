@@ -303,14 +303,15 @@ def _ans_body(sym: np.ndarray, lengths: np.ndarray, plevel: np.ndarray, groups: 
     return b"".join(rans.histogram_bytes(nz, c) for nz, c in sparse) + rans.words_bytes(words)
 
 
-def _zstd_body(sym: np.ndarray) -> bytes:
-    """Length-prefixed zstd frame of the interpolation codes (0 = unpredictable, else zigzag(q) + 1).
+def _zstd_body(sym: np.ndarray, smallest: bool) -> bytes:
+    """Length-prefixed zstd frame of the interpolation codes (0 = unpredictable, else zigzag(q) + 1), at zstd's
+    strong level (``smallest``: its strongest, :func:`~xdiffc.entropy.zstd.strong_level`).
 
     zstd's long-range matching finds residual patterns that repeat (e.g. from one time step to
     the next), which the static rANS models cannot.
     """
     planes = codes.offset_planes(sym, RADIUS)
-    return zstd.frame(planes, zstd.strong_level(planes.size))
+    return zstd.frame(planes, zstd.strong_level(planes.size, smallest))
 
 
 def _fast_zstd_bytes(sym: np.ndarray) -> int:
@@ -318,8 +319,9 @@ def _fast_zstd_bytes(sym: np.ndarray) -> int:
     return len(zstd.frame(codes.offset_planes(sym, RADIUS), zstd.FAST_LEVEL))
 
 
-def _strong_zstd_estimate(sym: np.ndarray, fast: int) -> float:
-    """Bytes of the zstd body at the strong level: ``fast`` times the strong/fast ratio on two slices.
+def _strong_zstd_estimate(sym: np.ndarray, fast: int, smallest: bool) -> float:
+    """Bytes of the zstd body at the strong level (:func:`_zstd_body`'s): ``fast`` times the strong/fast ratio on
+    two slices.
 
     The slices are 1/16 of the symbols each (the last, finest ones and the middle ones); measured
     on the benchmark fields, the estimate lies within 4% of the real size, at 1/8 of its cost.
@@ -328,7 +330,7 @@ def _strong_zstd_estimate(sym: np.ndarray, fast: int) -> float:
     ratios = []
     for a in (sym.size - m, (sym.size - m) // 2):
         planes = codes.offset_planes(sym[a : a + m], RADIUS)
-        strong = len(zstd.frame(planes, zstd.strong_level(2 * sym.size)))
+        strong = len(zstd.frame(planes, zstd.strong_level(2 * sym.size, smallest)))
         ratios.append(strong / max(len(zstd.frame(planes, zstd.FAST_LEVEL)), 1))
     return fast * float(np.mean(ratios))
 
@@ -424,6 +426,7 @@ def _encode(values: np.ndarray, tol: float, skip: np.ndarray | None, coder: int 
     elif coder is None or coder == CODER_CTX:
         plan = _CtxPlan.fixed(p, keep, coded_shape, groups, _fixed_slice_axis(coded_shape), FIXED_K)
     del keep
+    smallest = level >= FULL_SEARCH_LEVEL  # zstd's strongest level for its body; below, a faster one (entropy.zstd)
     if coder is None and level < SEARCH_LEVEL:
         coders = [CODER_CTX]
     elif coder is None:
@@ -440,7 +443,7 @@ def _encode(values: np.ndarray, tol: float, skip: np.ndarray | None, coder: int 
         elif _ZSTD_GAIN[1] * fast < ctx_bytes:
             coders = [CODER_ZSTD]
         else:
-            coders = [CODER_ZSTD if _strong_zstd_estimate(p.sym, fast) < ctx_bytes else CODER_CTX]
+            coders = [CODER_ZSTD if _strong_zstd_estimate(p.sym, fast, smallest) < ctx_bytes else CODER_CTX]
     else:
         coders = [coder]
     payloads = []
@@ -449,7 +452,7 @@ def _encode(values: np.ndarray, tol: float, skip: np.ndarray | None, coder: int 
         if c == CODER_CTX:
             payloads.append(_assemble_ctx(p, plan, float(tol), order, last=last))
         else:
-            payloads.append(_assemble(p, c, float(tol), order, groups, cuts, last=last))
+            payloads.append(_assemble(p, c, float(tol), order, groups, cuts, smallest, last=last))
     payload = min(payloads, key=len)
     if margin is not None:
         payload = bytes([VERSION_F32]) + payload
@@ -480,8 +483,9 @@ def _in_shape(flat: np.ndarray, coded_shape: tuple[int, ...], order: tuple[int, 
 
 
 def _assemble(p: _Passes, coder: int, tol: float, order: tuple[int, ...], groups: int, cuts: list[int],
-              last: bool = False) -> bytes:
-    """The complete payload for one entropy coder (zstd: one model, no classes); ``last`` frees ``p``'s symbols."""
+              smallest: bool, last: bool = False) -> bytes:
+    """The complete payload for one entropy coder (zstd: one model, no classes, at its strongest level where
+    ``smallest``); ``last`` frees ``p``'s symbols."""
     if coder == CODER_ZSTD:
         groups, cuts = 1, []
     cls_of_fine = classes_of_fine(tuple(cuts))
@@ -495,7 +499,7 @@ def _assemble(p: _Passes, coder: int, tol: float, order: tuple[int, ...], groups
     mid = uvarint(unpred.size) + unpred.astype("<f8").tobytes() + np.packbits(p.kinds.astype(bool)).tobytes()
     if coder == CODER_ANS:
         return head + mid + _ans_body(sym, lengths, p.plevel, groups, len(cuts) + 1)
-    return head + mid + _zstd_body(sym)
+    return head + mid + _zstd_body(sym, smallest)
 
 
 # ----------------------------------------------------------------------------- version 2 (context rANS)

@@ -2,9 +2,12 @@
 
 Levels were chosen by measurement (benchmarks/speed.py).  On the interpolation coder's symbol
 planes level 19 is 16-28% smaller than level 3 on fields whose residuals repeat from one time
-step to the next (TREFHT annual means), and no lower level keeps that gain (level 9: 8-15%
-larger, btopt with a short search: 3-9% larger), so :data:`LEVEL` stays 19; encoders run it
-only where a :data:`FAST_LEVEL` frame says it may win.
+step to the next (TREFHT annual means), and no level below 17 keeps that gain (level 9: 8-15%
+larger, btopt with a short search: 3-9% larger), so :data:`LEVEL` stays 19 for xdiffc's smallest
+streams. Below that xdiffc level, :data:`FASTER_LEVEL` 17: on the interpolation bodies of the benchmark
+fields (2026-12-08, ihesp14 TS and homme T at eps 1e-3 and 1e-4) the whole encodes took 0.55-0.7x the time
+and its streams were -0.7% to +1.4% the size. Encoders run either only where a :data:`FAST_LEVEL` frame
+says it may win.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from ..byteio import Reader, deflate, inflate, uvarint
 
 #: Level of the frames of coded symbols (interpolation body, L2 blocks).
 LEVEL = 19
+#: ... below xdiffc's smallest level (:data:`~xdiffc.options.FULL_SEARCH_LEVEL`).
+FASTER_LEVEL = 17
 #: Level of the estimates (about 300 MB/s).
 FAST_LEVEL = 3
 #: Inputs up to this many bytes get :data:`SMALL_LEVEL`: on a 16 KB frame level 15 is as small as
@@ -22,9 +27,12 @@ SMALL_BYTES = 1 << 17
 SMALL_LEVEL = 15
 
 
-def strong_level(nbytes: int) -> int:
-    """The level for a frame of ``nbytes`` that should be as small as zstd can make it."""
-    return SMALL_LEVEL if nbytes <= SMALL_BYTES else LEVEL
+def strong_level(nbytes: int, smallest: bool = True) -> int:
+    """The level for a frame of ``nbytes`` that should be as small as zstd can make it (``smallest``), or nearly
+    so in about 0.6x the time."""
+    if nbytes <= SMALL_BYTES:
+        return SMALL_LEVEL
+    return LEVEL if smallest else FASTER_LEVEL
 
 
 def frame(raw: bytes, level: int | None = None) -> bytes:
