@@ -376,7 +376,25 @@ decomposition now loses its sample, and interp's own encode takes 0.3 s: 0.02x a
 0.22x); level 8's CR 61.03 / 16.30 / 7.30 (levels.py). Compress now peaks at 3.03x the 108 MB chunk (2.92x): the
 chunk's interp payload drops its classes and grows, so the wavelet's gate now lets it through (probe, trial and a
 full encode, which then loses), and the wavelet's steps set the peak, as they do at level 9. Two threads through to_zarr gave 1.51x in this run (1.81x at 22:06, 1.93x alone):
-this VM's noise."""
+this VM's noise.
+2026-12-08 (from 23:43 UTC on the 7th; the 00:32 run at 76b4ab0 above, two more at 00:34 and 00:36). Kept: compress
+peaks at 2.83x the 108 MB chunk (3.03x; 2.82-2.83x in all three runs; level 9 2.80x, level 1 2.71x). The wavelet's
+winner, where it is not its last step, is decoded after a heap trim (0.7x the chunk of freed heap had stayed
+resident), each step's reconstruction is narrowed to float32 before its corrections' frame is made, and its rANS
+coder gets one-byte symbols and models, not two-byte copies of both; the same payload bytes. A (1, 64, 128) chunk
+decodes in 0.29 ms (0.289 and 0.291 in the undisturbed runs; 0.35 before): the stream header is parsed once per
+process (cached by its bytes), interp's origin is decoded inside the pass kernel, the pass count needs no pass list,
+the class maps and bins are cached per cuts and bound, and the search table's size is decided in its kernel; the
+kernel itself is 0.15 ms of the 0.29. Interp's zstd body takes zstd level 17 below level 9 (ihesp14 TS 0.016x to
+0.029x SZ3, homme T 0.024x to 0.039x); the lossless floor's estimate reads four slices of 2**16 values. Encode over
+the 11 fields 0.058-0.063x (0.053x), decode 0.331-0.341x (0.371x at 22:56; an A/B of the two commits, 7 fields,
+best of 40 decodes, gave the same times within the noise). Two threads: 1.51x / 2.10x (codec / to_zarr) in the
+recorded run, 2.03x / 1.96x in the last; the middle run was disturbed (small chunk 5.3 / 0.44 ms, codec 1.24x).
+Measured and not kept: search tables sized by a model's widest alphabet (a small chunk's tables shrink 2-4x, its
+decoder then scans more: the same 0.28-0.29 ms a chunk, and whole fields the same); the wavelet's inverse multiplying by
+the reciprocal gains instead of dividing (16.3-19.3 against 16.9-18.4 ms on a TREFHT-sized array: memory-bound,
+and it would change the decoder's bits); a tighter floor for the wavelet probe's merges (the fine contexts' entropy
+plus one table: on the (1, 64, 128) chunk 45 bytes more, not enough to skip its merges)."""
 
 
 def main() -> None:
