@@ -808,3 +808,17 @@ def test_convert_at_a_level_writes_it_in_the_codec_and_keeps_the_bound(tmp_path,
     assert float(abs(y.TREFHT - trefht.TREFHT).max()) <= y.TREFHT.attrs[ATTR_TOL]
     with pytest.raises(ValueError, match="level must be an integer from 1"):
         convert(archive, tmp_path / "bad.zarr", level=10, scheduler=cluster, progress=False)
+
+
+def test_the_workers_let_go_of_the_inputs_when_a_conversion_ends(tmp_path, trefht, cluster):
+    """The worker processes close the files a conversion read once it ends: the files can then be rewritten in
+    place (HDF5's file locking refuses while any process holds one open, and leaves it cut short) and converted
+    again, to the new values."""
+    files = split(trefht, tmp_path / "in", 2, "TREFHT")
+    out = tmp_path / "a.zarr"
+    convert(files, out, rel_tol=1e-3, chunks=CHUNKS, scheduler=cluster, progress=False)
+    warmer = trefht.assign(TREFHT=(trefht.TREFHT + 10).assign_attrs(trefht.TREFHT.attrs))
+    assert split(warmer, tmp_path / "in", 2, "TREFHT") == files  # the same paths, rewritten
+    convert(files, out, rel_tol=1e-3, chunks=CHUNKS, scheduler=cluster, progress=False, overwrite=True)
+    y = xr.open_zarr(out).load()
+    assert float(abs(y.TREFHT - warmer.TREFHT).max()) <= y.TREFHT.attrs[ATTR_TOL]

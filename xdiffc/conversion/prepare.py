@@ -102,7 +102,13 @@ def _set_up(store: Path, inputs: Inputs, options: Options, compress_kwargs: dict
     """Create the store (in the partial folder), marked incomplete and with ``record`` (the conversion's
     fingerprint): all metadata, the index coordinates; returns the arrays left to units. ``compress_kwargs``: the
     other arguments of ``ds.gcdtc.compress``."""
-    ds = open_inputs(inputs)
+    with open_inputs(inputs) as ds:
+        return _write_metadata(store, inputs, ds, options, compress_kwargs, record)
+
+
+def _write_metadata(store: Path, inputs: Inputs, ds, options: Options, compress_kwargs: dict,
+                    record: Mapping) -> list[str]:
+    """:func:`_set_up` on the inputs opened as ``ds``."""
     enc = encode_variables(ds, options, **compress_kwargs)  # an ensemble's Dataset names its member dimension
     if not any(is_lossy(v.attrs) for v in enc.data_vars.values()):
         floats = [str(n) for n, v in ds.data_vars.items() if v.dtype.kind == "f"]

@@ -29,7 +29,7 @@ from ..xarray.writes import quiet_zarr
 from . import append as appending
 from .inputs import (Inputs, default_time_chunk, ignore_dates_beyond_numpy, quiet_dates, resolve_paths, scan, select,
                      stamps, time_decoding, time_steps)
-from .opening import cached_inputs, open_inputs
+from .opening import cached_inputs, open_inputs, release_inputs
 from .lock import locked
 from .members import resolve_members, scan_members
 from .prepare import fingerprint, open_progress, prepare_output
@@ -218,8 +218,8 @@ def _auto_options(given: Options, tol: str, spec: Inputs, model: str | None) -> 
     from ..tuning import suggest_tol
 
     chunks = dict(spec.chunks)
-    ds = open_inputs(replace(spec, chunks=()))
-    suggestion = suggest_tol(ds, variables=spec.variables, model=model, chunks=chunks)
+    with open_inputs(replace(spec, chunks=())) as ds:
+        suggestion = suggest_tol(ds, variables=spec.variables, model=model, chunks=chunks)
     print(suggestion.table.to_string(float_format=lambda v: f"{v:.4g}"), file=sys.stderr)
     mine = given.pw_rel_tol
     relative = {**suggestion.pw_rel_tol, **(mine if isinstance(mine, Mapping) else {})} or mine
@@ -315,6 +315,7 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
         raise ValueError("give either model= or train_model=, not both")
     signature = {**fingerprint(spec, _recorded(options), model, mode, chunks, layout, grid), "train_model": train_model}
     threads = in_process(first.nbytes * (1 if member_dim else len(paths)), scheduler, workers, gpus)
+    first.close()  # as every input this process opens: no file stays open once convert returns (release_inputs)
     with locked(store), _client(scheduler, workers, threads_per_worker, gpus, threads, progress) as client:
         log = open_progress(store, spec, signature, resume, overwrite, options,
                             dict(model=model, chunks=chunks, layout=layout, grid=grid, progress=progress), train_model,
@@ -336,8 +337,11 @@ def _build(client, store: Path, spec: Inputs, log: Progress, units: list[Unit], 
     work = log.path.parent / PARTIAL_STORE
     skipped = len(log.done)
     start = time.perf_counter()
-    stats = _run_units(client, spec if source is None else source, work, units, log, gpus, progress,
-                       write or _write_unit)
+    try:
+        stats = _run_units(client, spec if source is None else source, work, units, log, gpus, progress,
+                           write or _write_unit)
+    finally:
+        _release(client, spec if source is None else source.inputs)
     seconds = time.perf_counter() - start
     summary = summarise(work, store, spec, stats, seconds, skipped, verify=verify, since=since)
     _finish(store)
@@ -409,6 +413,14 @@ def _run_units(client, spec, store: Path, units: list[Unit], log: Progress, gpus
             for i in _take(queue, 1):
                 running.add(submit(i))
     return stats
+
+
+def _release(client, inputs: Inputs) -> None:
+    """The units' inputs closed in every worker process and in this one (in-process workers' threads share its
+    copy), whether the units finished or not. A cluster that is gone holds nothing open."""
+    with contextlib.suppress(Exception):
+        client.run(release_inputs, inputs)
+    release_inputs(inputs)
 
 
 def _take(iterator: Iterator[int], n: int) -> list[int]:

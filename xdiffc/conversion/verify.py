@@ -81,7 +81,8 @@ def verify(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike, 
         spec = scan_members(*resolve_members(arguments), times, member_dim)
     else:
         paths, is_zarr = resolve_paths(arguments)
-        time_dim, _ = scan(paths, is_zarr, times)
+        time_dim, first = scan(paths, is_zarr, times)
+        first.close()
         spec = Inputs(paths, is_zarr, time_dim, times=times)
     return verify_store(spec, store, require_complete=True)
 
@@ -111,7 +112,12 @@ def verify_store(spec: Inputs, store: Path, *, require_complete: bool, since: in
     if since:
         out = out.isel({spec.time_dim: slice(since, None)})
     out.encoding["source"] = str(store)
-    ds = open_inputs(replace(spec, chunks=tuple(chunks.items()), variables=None))
+    with open_inputs(replace(spec, chunks=tuple(chunks.items()), variables=None)) as ds:  # closed as it returns
+        return _compare(store, out, ds, lossy, since)
+
+
+def _compare(store: Path, out: xr.Dataset, ds: xr.Dataset, lossy: list, since: int) -> VerifyReport:
+    """:func:`verify_store`'s checks of the store ``out`` against the inputs ``ds``."""
     problems = [] if since else _attr_problems("global", ds.attrs, out.attrs)
     missing = [str(n) for n in out.variables if n not in ds.variables]
     if missing:
