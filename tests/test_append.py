@@ -260,3 +260,20 @@ def test_an_append_of_many_chunks_groups_them_from_its_first_new_step(tmp_path, 
     assert verify(paths, out).ok
     stored = xr.open_zarr(out).load()
     assert float(abs(stored.TS - ds.TS).max()) <= stored.TS.attrs[ATTR_TOL]
+
+
+def test_an_append_lets_go_of_its_inputs(tmp_path, cluster):
+    """After an append, neither the workers nor this process hold the appended file open: it can be rewritten in
+    place (HDF5's file locking refuses while any process holds it open) and appended again, to the new values."""
+    ds = monthly()
+    paths = files(ds, tmp_path / "h0", MONTHS[:2])
+    out = tmp_path / "a.zarr"
+    convert(paths[:1], out, tol={"TS": 0.05}, scheduler=cluster, progress=False)
+    convert(paths[1:], out, append=True, scheduler=cluster, progress=False)
+    warmer = ds.assign(TS=(ds.TS + 5).assign_attrs(ds.TS.attrs))
+    assert files(warmer, tmp_path / "h0", MONTHS[:2]) == paths  # both rewritten at the same paths
+    shutil.rmtree(out)
+    convert(paths[:1], out, tol={"TS": 0.05}, scheduler=cluster, progress=False)
+    convert(paths[1:], out, append=True, scheduler=cluster, progress=False)
+    y = xr.open_zarr(out).load()
+    assert float(abs(y.TS - warmer.TS.isel(time=slice(0, sum(MONTHS[:2])))).max()) <= 0.05

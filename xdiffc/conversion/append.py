@@ -114,7 +114,8 @@ def plan(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike, sh
         done = summarise(store, store, Inputs(paths, is_zarr, None), {}, 0.0, 0, verify=False)
         return Append(store, base_path, Inputs(paths, is_zarr, None), None, None, None, {}, record, done)
     times = _times(time_decoding(use_cftime, decode_times), record)
-    time_dim, _ = scan(paths, is_zarr, times)
+    time_dim, first = scan(paths, is_zarr, times)
+    first.close()
     base = _open_store(base_path, times)
     if time_dim is None or time_dim not in base.dims:
         raise AppendError(f"cannot append {paths[0]!r} to {str(store)!r}: "

@@ -271,7 +271,8 @@ def convert(inputs: Iterable[str | os.PathLike] | str, store: str | os.PathLike,
                              decode_times=decode_times)
         if job.finished is not None:
             return job.finished
-        with locked(job.store), _client(scheduler, workers, threads_per_worker, gpus) as client:
+        with contextlib.closing(job.new), locked(job.store), _client(scheduler, workers, threads_per_worker,
+                                                                    gpus) as client:  # the new inputs closed at the end
             log = appending.open_progress(job, resume)
             return _build(client, job.store, job.spec, log, appending.units(job, log), gpus, progress, verify,
                           source=job.source, write=appending.write_unit, since=job.source.length)
