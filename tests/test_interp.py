@@ -382,17 +382,19 @@ def test_the_pass_count_is_the_length_of_the_pass_list(shape) -> None:
     assert interp.kern.n_passes(tuple(shape)) == len(interp.kern.passes(tuple(shape)))
 
 
-@pytest.mark.parametrize("level", [1, 8, 9])
+@pytest.mark.parametrize("level, coder", [(1, None), (8, None), (9, None), (8, interp.CODER_ZSTD)])
 @pytest.mark.parametrize("masked", [False, True])
-def test_an_unpredictable_origin_decodes_and_needs_its_value(level, masked) -> None:
+def test_an_unpredictable_origin_decodes_and_needs_its_value(level, coder, masked) -> None:
     """A constant field far from zero: only the origin (predicted as zero) is unpredictable, every other point
-    follows from it. Its value comes back exactly; without it in the payload, the payload is damaged."""
+    follows from it. Its value comes back exactly; without it in the payload, the payload is damaged. Both
+    decoders: the context rANS's kernel and the zstd body's passes."""
     x = np.full((3, 9, 17), 3.0e30)
     skip = None
     if masked:
         skip = np.zeros(x.shape, bool)
         skip[1, 2:5, 3] = True
-    payload, recon = interp.encode_reconstruct(x, 0.5, skip, level=level)
+    payload, recon = interp.encode_reconstruct(x, 0.5, skip, coder=coder, level=level)
+    assert (payload[0] == interp.VERSION) == (coder == interp.CODER_ZSTD)
     assert np.array_equal(interp.decode(payload, x.shape, skip), recon) and recon.reshape(-1)[0] == 3.0e30
     from xdiffc.byteio import Reader, uvarint
 

@@ -714,15 +714,6 @@ def decode(payload: bytes, shape: tuple[int, ...], skip: np.ndarray | None = Non
     return _in_shape(narrow(recon, dtype), coded, h.order).reshape(shape)
 
 
-def _origin(s: int, unpred: np.ndarray, bin_: float) -> tuple[float, int]:
-    """The origin's value from its symbol (0: the first unpredictable value), and how many raw values it used."""
-    if s != 0:
-        return 0.0 + (float(s) - RADIUS) * bin_, 0
-    if unpred.size < 1:
-        raise CorruptStreamError("interp payload lacks unpredictable values")
-    return float(unpred[0]), 1
-
-
 def _code_buffer(n_max: int, size: int) -> np.ndarray:
     """The kernels' ``code`` scratch of one pass (-1, a symbol, or ``-2 - k`` for unpredictable value ``k < size``):
     4 bytes a target where that holds every code (8 would add half the float64 field to the decoder's peak)."""
@@ -739,8 +730,10 @@ def _reconstruct(coded, keep, masked, bins, inv_bins, h, kinds, source, unpred, 
     # the origin: one symbol (class 0) unless skipped
     upos = 0
     if not masked or keep[0]:
-        s = int(source.take(_group(top, h.groups) * n_cls, 1)[0])
-        recon[0], upos = _origin(s, unpred, bins[top])
+        upos = kern.decode_origin(int(source.take(_group(top, h.groups) * n_cls, 1)[0]), recon, unpred,
+                                  float(bins[top]))
+        if upos < 0:
+            raise CorruptStreamError("interp payload lacks unpredictable values")
     n_max = max(1, recon.size // 2 + 1)
     cls = np.empty(n_max, np.uint8)
     code = _code_buffer(n_max, recon.size)

@@ -605,6 +605,19 @@ def decode_ctx_pass(recon, pas, cls, classed, dec, ctx, unpred, upos, code):
     return u
 
 
+@kernel(inline="always")
+def decode_origin(s, recon, unpred, bin_):
+    """Write the origin's value, from its symbol ``s``, into ``recon[0]`` (symbol 0: the first unpredictable value);
+    return how many unpredictable values it used, or ERR_UNPRED where there is none (every payload version)."""
+    if s != 0:
+        recon[0] = (np.float64(s) - RADIUS) * bin_
+        return 0
+    if unpred.size < 1:
+        return ERR_UNPRED
+    recon[0] = unpred[0]
+    return 1
+
+
 @kernel
 def decode_ctx_passes(recon, field, plan, dec, unpred, left, scratch):
     """The origin and every pass of a version 2 or 3 payload, coarse to fine (:func:`decode_ctx_pass` each, after
@@ -625,13 +638,9 @@ def decode_ctx_passes(recon, field, plan, dec, unpred, left, scratch):
         s = decode_one(dec, (max(1, min(top, groups)) - 1) * n_cls * n_b)
         if s < 0:
             return ERR_SYMBOLS, left
-        if s != 0:
-            recon[0] = (np.float64(s) - RADIUS) * bins[top]
-        elif unpred.size < 1:
-            return ERR_UNPRED, left
-        else:
-            recon[0] = unpred[0]
-            upos = 1
+        upos = decode_origin(s, recon, unpred, bins[top])
+        if upos < 0:
+            return upos, left
     p = 0
     for level in range(top, 0, -1):
         h = 1 << (level - 1)
