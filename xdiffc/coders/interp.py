@@ -743,7 +743,7 @@ def _reconstruct(coded, keep, masked, bins, inv_bins, h, kinds, source, unpred, 
     for i, (level, d) in enumerate(kern.passes(coded)):
         pas = (shape, level, d, bool(kinds[i]), bins[level], inv_bins[level])  # the kernels' pass tuple
         if classed:
-            kern.classify_pass(recon, keep, masked, pas, cls_of_fine, cls, counts)
+            kern.classify_pass(recon, keep, masked, pas, cls_of_fine, n_cls, cls, counts)
         else:
             counts[0] = kern.n_targets(coded, level, d)
         base = _group(level, h.groups) * n_cls
@@ -792,7 +792,7 @@ def _reconstruct_ctx(coded, keep, masked, bins, inv_bins, h, kinds, src: _CtxSou
     n_cls = len(h.cuts) + 1
     recon = np.zeros(math.prod(coded), recon_dtype)
     n_max = max(1, recon.size // 2 + 1)
-    scratch = (np.empty(n_max, np.uint8), np.zeros(n_cls, np.int64), _code_buffer(n_max, recon.size))
+    scratch = (np.empty(n_max, np.uint8), _code_buffer(n_max, recon.size))
     plan = (h.groups, n_cls, src.n_b, h.axis, _bucket_map(h.k))  # the kernel's plan tuple
     field = (keep, masked, np.array(coded, np.int64), kinds, bins, inv_bins, classes_of_fine(h.cuts),
              n_cls > 1 or masked)  # the kernel's field tuple
