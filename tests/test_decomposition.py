@@ -243,3 +243,40 @@ def test_cycle_by_cycle_operations_match_a_loop_over_the_cycles(steps, period, r
     keep = rng.random(shape) < 0.7
     assert np.array_equal(decomposition._counts(keep, period),
                           np.stack([keep[p::period].sum(axis=0) for p in range(period)]).astype(np.float64))
+
+
+def _means_by_numpy(values, keep, period):
+    """The per-phase means as the numpy loop over the cycles that :func:`decomposition._means` replaced."""
+    total = np.zeros((period,) + values.shape[1:])
+    count = np.zeros((period,) + values.shape[1:])
+    for start in range(0, values.shape[0], period):
+        stop = min(start + period, values.shape[0])
+        v = values[start:stop].astype(np.float64)
+        k = np.ones(v.shape, bool) if keep is None else keep[start:stop]
+        total[: stop - start] += np.where(k, v, 0.0)
+        count[: stop - start] += k
+    return np.where(count > 0, total / np.maximum(count, 1), 0.0)
+
+
+@settings(deadline=None, max_examples=60)
+@given(steps=st.integers(1, 40), period=st.integers(1, 13), rest=hnp.array_shapes(min_dims=0, max_dims=2, max_side=5),
+       seed=st.integers(0, 2**32 - 1), dtype=st.sampled_from([np.float32, np.float64]), masked=st.booleans(),
+       scale=st.sampled_from([1.0, 1e-30, 1e30]))
+def test_the_phase_statistics_match_numpy(steps, period, rest, seed, dtype, masked, scale):
+    """The per-phase means (climatology) are, to the bit, those of the numpy loop over the cycles the kernel
+    replaced, NaN at skipped points left out; the anomaly variance (which picks the period) matches numpy's. The
+    period is at most the number of steps, as the coder uses it."""
+    period = 1 + (period - 1) % steps
+    rng = np.random.default_rng(seed)
+    shape = (steps,) + tuple(rest)
+    values = (rng.normal(size=shape) * scale).astype(dtype)
+    keep = rng.random(shape) < 0.7 if masked else None
+    if keep is not None:
+        values[~keep] = np.nan
+    means = decomposition._means(values, keep, period)
+    assert means.shape == (period,) + shape[1:]
+    assert means.tobytes() == _means_by_numpy(values, keep, period).tobytes()
+    dev = values.astype(np.float64) - means[np.arange(steps) % period]
+    dev = dev if keep is None else dev[keep]
+    expected = float(np.mean(np.square(dev))) if dev.size else 0.0
+    assert math.isclose(decomposition._anomaly_variance(values, keep, period), expected, rel_tol=1e-12, abs_tol=0.0)
