@@ -9,6 +9,7 @@ in the same run; the summary gives geometric means over the fields.
     python benchmarks/levels.py --levels 1 5 9 --eps 1e-3
     python benchmarks/levels.py --write-results           # also the "levels" section of RESULTS.md
     python benchmarks/levels.py --levels 8 9 --chunk-steps 12   # each field cut into chunks of 12 steps, as stores are
+    python benchmarks/levels.py --from-json benchmarks/out/levels.json --write-results   # section from a saved run
 """
 
 from __future__ import annotations
@@ -170,7 +171,15 @@ def main() -> None:
     ap.add_argument("--chunk-steps", type=int, default=0, metavar="N",
                     help="code each field in chunks of N steps along its first axis (as a store chunked by N does)")
     ap.add_argument("--write-results", action="store_true")
+    ap.add_argument("--from-json", type=Path, help="write the RESULTS.md section of a saved run (no measuring)")
     args = ap.parse_args()
+    if args.from_json:
+        saved = json.loads(args.from_json.read_text())
+        if saved["meta"].get("chunk_steps"):
+            ap.error("--from-json records whole-field runs only")
+        plot(saved["summary"], Path(__file__).resolve().parent / "figures" / "levels.png")
+        write_section("levels", results_text(saved["summary"], saved["meta"]), heading="## Levels: speed against ratio")
+        return
     if args.write_results and args.chunk_steps:
         ap.error("--write-results records the whole-field run; run --chunk-steps without it")
     rows = run(DEFAULT_FIELDS, args.eps, args.levels, args.repeat, args.chunk_steps)
