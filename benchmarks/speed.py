@@ -394,7 +394,39 @@ Measured and not kept: search tables sized by a model's widest alphabet (a small
 decoder then scans more: the same 0.28-0.29 ms a chunk, and whole fields the same); the wavelet's inverse multiplying by
 the reciprocal gains instead of dividing (16.3-19.3 against 16.9-18.4 ms on a TREFHT-sized array: memory-bound,
 and it would change the decoder's bits); a tighter floor for the wavelet probe's merges (the fine contexts' entropy
-plus one table: on the (1, 64, 128) chunk 45 bytes more, not enough to skip its merges)."""
+plus one table: on the (1, 64, 128) chunk 45 bytes more, not enough to skip its merges).
+Early morning (2026-12-08, from 02:32 UTC; three runs at 03:20-03:25 at 31ac448, the third recorded above). Kept,
+each measured in one process against the code before it, every stream byte for byte the same: interp's encoder
+looks up a pass's unpredictable values in symbol order only where the pass has some (that sweep over every symbol
+had been 4.7 of the pass kernel's 17 ms on TREFHT at level 1); the context decoder's activity classification counts
+the kept targets in a register, per class only for version 1 (a counter in memory per target, a chain through
+memory, had been 40% of that sweep: 7.3 against 4.4 ms on PRECT at 1e-2); the wavelet decoder keeps a
+coefficient's west neighbour in a local and builds each band's activity-to-model table once (TREFHT's coefficients
+at 1e-2 in 11.7 ms, not 14.6); the bitmap encoder codes each bit with its state in locals (a 384 x 320 ocean mask
+2.7 to 1.0 ms); packed mask bits go to zstd level 1, not 9 (0.9-1.1x the size in 1/3 to 1/20 of the time); the
+temporal decomposition's per-phase means and anomaly variances are kernels (the means to the bit; an hourly
+121 x 384 field had spent a quarter of its encode on them). An A/B of d4dcc9a against 31ac448 (processes
+alternated twice, best times, TREFHT, PRECT, b003 TS, tos, aodsw and the sea ice at levels 1 and 8 and eps 1e-2
+and 1e-3): level 1 encodes 1.25x faster on the geometric mean (1.07-1.53x) and decodes 1.04x; level 8 encodes
+1.11x (1.0-1.33x) and decodes 1.13x (1.31-1.32x where the stream has context classes: PRECT 18.3 to 14.0 ms, b003
+TS 30.1 to 22.8 ms at 1e-2). Over the 11 fields (speed.py, three runs): encode 0.065-0.068x SZ3, decode 0.32-0.37x;
+a (1, 64, 128) chunk 3.4-3.9 / 0.29-0.31 ms (SZ3 0.20-0.22 / 0.06-0.07); two threads 1.60-1.64x (codec) and
+1.69-2.45x (to_zarr); compress 2.81-2.82x, decompress 1.78x; the first call 43-44 s without a cache, 0.65-0.79 s
+with it. This VM is noisy: SZ3's own decode of one field moved by up to 1.6x between runs.
+Measured and not kept: a direct slot-to-symbol table per model for the context decoder (no search: with uint8
+entries, 0.33 MB for 20 models, 14.5 against 14.8 ms on TREFHT at level 1; with int32, 1.3 MB, 18.6 against 14.0:
+the search is not what limits it); each pass's symbols in memory order, decoded in one sweep per pass (a prototype
+of a new payload version: 1.07-1.15x faster without context classes, 1.5x with them, which the classification fix
+above now gives in today's format; not begun); two interleaved rANS states in that sweep, with a branch-free
+renormalisation (no gain, again); the inverse wavelet's four lifting steps as one pipelined sweep (the same bits,
+19.7 against 17.0 ms); quantising by a multiplication with the bin's reciprocal (1.4 of the pass kernel's 17 ms,
+but not the arithmetic of 0.1.0's reference predictor that the tests compare with); the linear-or-cubic choice
+weighed on every 2nd, 4th or 8th row at level 8 (-0.3 to +0.4% of the CR per eps, single fields moving by -4.3 to
++6.6%: a noisy proxy; the speed within the noise); zstd parameters between levels 9 and 17 for interp's zstd body
+(none within 1% of level 17's size under 0.4x its time, on ihesp14 TS and homme T); zstd level 3 or byte-shuffled
+planes for the exact bytes of missing values (the sea ice's remapped junk: 282 or 454 KB against 257 KB at level
+9); the wavelet's probe on a sample block (its estimate over the full probe's ranged 0.3-2.1 across the fields: too
+loose for a gate); four partial histograms in the context counts (1.23 to 0.96 ms on TREFHT: too little to keep)."""
 
 
 def main() -> None:
