@@ -21,11 +21,14 @@ from .errors import CorruptStreamError
 FILL_THRESHOLD = 1e30
 
 _ZSTD_LEVEL = 9
-#: zstd's level for packed mask bits. Measured (2026-12-08) on the masks of the benchmark fields, 12-step chunks of
-#: them and two synthetic masks: level 1 is 0.9-1.1x level 9's size in 1/3 to 1/20 of the time (a 384 x 320 ocean
-#: mask: 0.05 against 0.96 ms, a tenth of a level-1 encode), and the context-coded bitmap wins wherever the two
-#: differ by more than a few dozen bytes.
+#: zstd's level for packed mask bits, and the frame size up to which its strong level is tried too. Measured
+#: (2026-12-08) on the masks of the benchmark fields, 12-step chunks of them and two synthetic masks: level 1 is
+#: 0.9-1.1x level 9's size in 1/3 to 1/20 of the time (a 384 x 320 ocean mask: 0.05 against 0.96 ms, a tenth of a
+#: level-1 encode), and the context-coded bitmap wins wherever the two differ by more than a few dozen bytes; but a
+#: small frame (a repetitive bitmap) is up to a third smaller at level 9 (42 against 32 bytes), which then takes
+#: 0.01-0.1 ms.
 _BITS_LEVEL = 1
+_BITS_STRONG_BELOW = 1 << 10
 
 
 def special_mask(x: np.ndarray, fill_values: Iterable[float] = (), threshold: float = FILL_THRESHOLD) -> np.ndarray:
@@ -46,7 +49,10 @@ def encode_bits(mask: np.ndarray) -> bytes:
     (:mod:`xdiffc.entropy.bitmap`: coastlines, and rows repeated from the previous slice, cost
     little; on a 384 x 320 ocean mask 45% less than zstd) or zstd of the C-order packed bits
     (long exact repeats); the first byte tells them apart (zstd frames start with 0x28)."""
-    packed = deflate(np.packbits(mask.ravel()).tobytes(), _BITS_LEVEL)
+    raw = np.packbits(mask.ravel()).tobytes()
+    packed = deflate(raw, _BITS_LEVEL)
+    if len(packed) <= _BITS_STRONG_BELOW:
+        packed = min(packed, deflate(raw, _ZSTD_LEVEL), key=len)
     coded = bitmap.encode(mask)
     return coded if len(coded) < len(packed) else packed
 
