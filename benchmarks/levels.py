@@ -144,7 +144,8 @@ Changes since the 00:30 run, each measured in one process against the code befor
 same (the CR of every level is unchanged to the digit): interp's encoder looks up a pass's unpredictable values only
 where the pass has some; the context decoder's classification counts its kept targets in a register (decodes with
 context classes 1.3x faster: PRECT at 1e-2 18.3 to 14.0 ms); the wavelet decoder keeps a coefficient's west
-neighbour in a local; the bitmap encoder keeps its state in locals and packed mask bits go to zstd level 1; the
+neighbour in a local; the bitmap encoder keeps its state in locals and packed mask bits go to zstd level 1 (small
+frames to level 9 too, the smaller kept); the
 temporal decomposition's statistics are kernels. An A/B of the 00:30 code against this run's (6 fields, levels 1
 and 8, eps 1e-2 and 1e-3, processes alternated): level 1 encodes 1.25x faster and decodes 1.04x, level 8 encodes
 1.11x and decodes 1.13x. In this run level 1 encodes at 0.38 / 0.36 / 0.41x SZ3 (0.34 / 0.36 / 0.36x at 00:30) and

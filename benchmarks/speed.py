@@ -403,7 +403,8 @@ the kept targets in a register, per class only for version 1 (a counter in memor
 memory, had been 40% of that sweep: 7.3 against 4.4 ms on PRECT at 1e-2); the wavelet decoder keeps a
 coefficient's west neighbour in a local and builds each band's activity-to-model table once (TREFHT's coefficients
 at 1e-2 in 11.7 ms, not 14.6); the bitmap encoder codes each bit with its state in locals (a 384 x 320 ocean mask
-2.7 to 1.0 ms); packed mask bits go to zstd level 1, not 9 (0.9-1.1x the size in 1/3 to 1/20 of the time); the
+2.7 to 1.0 ms); packed mask bits go to zstd level 1, not 9 (0.9-1.1x the size in 1/3 to 1/20 of the time; a frame of at most
+1 KiB is tried at level 9 too, where it can be a third smaller); the
 temporal decomposition's per-phase means and anomaly variances are kernels (the means to the bit; an hourly
 121 x 384 field had spent a quarter of its encode on them). An A/B of d4dcc9a against 31ac448 (processes
 alternated twice, best times, TREFHT, PRECT, b003 TS, tos, aodsw and the sea ice at levels 1 and 8 and eps 1e-2
