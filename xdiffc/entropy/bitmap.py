@@ -152,12 +152,30 @@ def _shift_low(st, out):
     return out
 
 
+@kernel(inline="always")
+def _decode_bit(code, rng, fa, sl):
+    """The decoder's step: (bit, code, range, fast, slow) from the probability of a 0 ``(fa + sl) / 2``, the two
+    estimates adapted as :func:`_adapt` adapts them.
+
+    The decoder keeps the probability pair of the context in use in locals, ``(lc, fa, sl)``, and stores it back
+    only when the context changes: a mask's contexts come in long runs (a neighbourhood of land or of sea), and
+    adapting the pair in memory at every bit made a chain through memory from bit to bit (a 384 x 320 ocean mask
+    decodes in 0.91 ms, not 1.15; the sea ice's in 4.0, not 4.7). The switch is written out where it is used: a
+    function taking the arrays kept reference counts per bit and was slower than the pair in memory. The encoder
+    keeps the pair in memory: in locals it was 10% slower (1.15 against 1.0 ms on that mask)."""
+    bound = (rng >> 16) * ((fa + sl) >> 1)
+    if code < bound:
+        return 0, code, bound, fa + ((65536 - fa) >> 4), sl + ((65536 - sl) >> 7)
+    return 1, code - bound, rng - bound, fa - (fa >> 4), sl - (sl >> 7)
+
+
 @kernel
 def _decode(buf, T, H, W):
     """The bitmap (T, H, W), whether the stream was consistent, and how many bytes it read.
 
-    The row flag and the bits are decoded by the same steps written out twice, with the coder's state in
-    locals: a shared function holding it in an array decoded 4-6x slower (tos mask 0.8 -> 5.3 ms)."""
+    The coder's state stays in locals, passed to and returned from :func:`_decode_bit` (a shared function holding
+    it in an array decoded 4-6x slower: tos mask 0.8 -> 5.3 ms), and so does the probability pair of the context in
+    use (see :func:`_decode_bit`)."""
     b = np.zeros((T, H, W), np.uint8)
     if buf.size < 5 or buf[0] != 0:
         return b, False, 0
@@ -167,16 +185,14 @@ def _decode(buf, T, H, W):
     pos = 5
     fast = np.full(_N_CTX + 1, 32768, np.int64)
     slow = np.full(_N_CTX + 1, 32768, np.int64)
+    lc, fa, sl = np.int64(0), fast[0], slow[0]
     for t in range(T):
         for i in range(H):
             if t > 0:
-                c = _N_CTX
-                bound = (rng >> 16) * _p0(fast, slow, c)
-                if code < bound:
-                    rng, same = bound, 0
-                else:
-                    code, rng, same = code - bound, rng - bound, 1
-                _adapt(fast, slow, c, same)
+                if lc != _N_CTX:  # the context in use keeps its pair in locals (see _decode_bit)
+                    fast[lc], slow[lc] = fa, sl
+                    lc, fa, sl = _N_CTX, fast[_N_CTX], slow[_N_CTX]
+                same, code, rng, fa, sl = _decode_bit(code, rng, fa, sl)
                 while rng < _TOP:
                     if pos >= buf.size:
                         return b, False, pos
@@ -191,12 +207,10 @@ def _decode(buf, T, H, W):
                     continue
             for j in range(W):
                 c = _context(b, t, i, j, H, W)
-                bound = (rng >> 16) * _p0(fast, slow, c)
-                if code < bound:
-                    rng, bit = bound, 0
-                else:
-                    code, rng, bit = code - bound, rng - bound, 1
-                _adapt(fast, slow, c, bit)
+                if c != lc:
+                    fast[lc], slow[lc] = fa, sl
+                    lc, fa, sl = c, fast[c], slow[c]
+                bit, code, rng, fa, sl = _decode_bit(code, rng, fa, sl)
                 b[t, i, j] = bit
                 while rng < _TOP:
                     if pos >= buf.size:
