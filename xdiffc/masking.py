@@ -47,7 +47,7 @@ def special_mask(x: np.ndarray, fill_values: Iterable[float] = (), threshold: fl
 def encode_bits(mask: np.ndarray) -> bytes:
     """A boolean array as the smaller of two bitmap payloads: context-modelled arithmetic coding
     (:mod:`xdiffc.entropy.bitmap`: coastlines, and rows repeated from the previous slice, cost
-    little; on a 384 x 320 ocean mask 45% less than zstd) or zstd of the C-order packed bits
+    little; on a 384 x 320 ocean mask half the size of zstd's) or zstd of the C-order packed bits
     (long exact repeats); the first byte tells them apart (zstd frames start with 0x28)."""
     raw = np.packbits(mask.ravel()).tobytes()
     packed = deflate(raw, _BITS_LEVEL)

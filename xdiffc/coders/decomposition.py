@@ -79,11 +79,6 @@ def applies(shape: tuple[int, ...]) -> bool:
     return len(shape) >= 2 and shape[0] >= MIN_STEPS
 
 
-def _phases(n: int, period: int):
-    """``(start, stop)`` of each cycle along an axis of ``n`` steps (the last may be partial)."""
-    return ((start, min(start + period, n)) for start in range(0, n, period))
-
-
 def _cycles(a: np.ndarray, period: int) -> tuple[np.ndarray, np.ndarray]:
     """Views of ``a``: its full cycles along the first axis, shape ``(cycles, period) + shape[1:]``, and the last,
     partial cycle (maybe empty). One array operation over the cycles replaces a loop of one per cycle (a period of 1
@@ -113,10 +108,12 @@ def _empty(keep: np.ndarray | None, period: int) -> np.ndarray | None:
 
 def _means(values: np.ndarray, keep: np.ndarray | None, period: int) -> np.ndarray:
     """The per-phase means over the valid points, shape ``(period,) + shape[1:]`` (0 where a phase has none)."""
-    total, count = _phase_sums(*_rows(values, keep), period)
-    total, count = total.reshape((period,) + values.shape[1:]), count.reshape((period,) + values.shape[1:])
-    if keep is None:
-        return total / count
+    return _phase_means(*_rows(values, keep), period).reshape((period,) + values.shape[1:])
+
+
+def _phase_means(values: np.ndarray, keep: np.ndarray, masked: bool, period: int) -> np.ndarray:
+    """:func:`_means` of the (steps, points) rows of :func:`_rows`, shape ``(period, points)``."""
+    total, count = _phase_sums(values, keep, masked, period)
     return np.where(count > 0, total / np.maximum(count, 1), 0.0)
 
 
@@ -226,10 +223,8 @@ def detect_period(values: np.ndarray, keep: np.ndarray | None) -> int:
 
 def _anomaly_variance(values: np.ndarray, keep: np.ndarray | None, period: int) -> float:
     """The mean squared anomaly from the per-phase means over the valid points (inf where it overflows)."""
-    rows, mask, masked = _rows(values, keep)
-    total, count = _phase_sums(rows, mask, masked, period)
-    means = np.where(count > 0, total / np.maximum(count, 1), 0.0)
-    square, n = _square_sum(rows, mask, masked, means)
+    rows = _rows(values, keep)
+    square, n = _square_sum(*rows, _phase_means(*rows, period))
     return square / n if n else 0.0
 
 

@@ -176,17 +176,21 @@ def _group(level: int, groups: int) -> int:
 
 @functools.lru_cache(maxsize=256)
 def classes_of_fine(cuts: tuple[int, ...]) -> np.ndarray:
-    """The context class of every fine activity class under ``cuts`` (uint8; shared: do not write to it)."""
-    return np.searchsorted(np.array(cuts, np.int64), np.arange(N_FINE), side="right").astype(np.uint8)
+    """The context class of every fine activity class under ``cuts`` (uint8; shared, so read-only)."""
+    out = np.searchsorted(np.array(cuts, np.int64), np.arange(N_FINE), side="right").astype(np.uint8)
+    out.flags.writeable = False
+    return out
 
 
 @functools.lru_cache(maxsize=256)
 def _bins(tol: float, alpha: float, beta: float, levels: int) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`~xdiffc.quantize.level_bins` and their reciprocals (shared: do not write to them), built once per
-    bound: the chunks of one variable share it, and a small chunk's decode is otherwise a few microseconds more."""
+    """:func:`~xdiffc.quantize.level_bins` and their reciprocals (shared, so read-only), built once per bound: the
+    chunks of one variable share it, and a small chunk's decode is otherwise a few microseconds more."""
     bins = level_bins(tol, alpha, beta, levels)
     with np.errstate(over="ignore"):  # a subnormal bin: infinite activity, as in release 0.1.0
-        return bins, 1.0 / bins
+        inv = 1.0 / bins
+    bins.flags.writeable = inv.flags.writeable = False
+    return bins, inv
 
 
 # ----------------------------------------------------------------------------- encoder

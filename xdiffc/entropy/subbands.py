@@ -57,9 +57,9 @@ def band_arrays(bands: list, shape3: tuple[int, int, int]) -> tuple[np.ndarray, 
 @kernel(inline="always")
 def _activity(q, f, i0, i1, i2, a0, a1, a2, st0, st1):
     """The activity of coefficient ``f`` at (i0, i1, i2) of the band starting at (a0, a1, a2): ``min(|q'|, 7)`` summed
-    over the neighbours one step back inside the band. Written without branches (an absent neighbour reads
-    ``q[f]`` and counts 0), which lets the compiler drop the reference counts of ``q`` and of the decoder in the
-    decoding loop: 2x faster."""
+    over the neighbours one step back inside the band (the encoder's; :func:`decode` computes the same sum with the
+    west neighbour's share kept in a local). Written without branches (an absent neighbour reads ``q[f]`` and
+    counts 0), which lets the compiler drop the reference counts of ``q`` in the loop: 2x faster."""
     n0 = q[f - st0 if i0 > a0 else f]
     n1 = q[f - st1 if i1 > a1 else f]
     n2 = q[f - 1 if i2 > a2 else f]
